@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Maestro",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "maestro", targets: ["maestro"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        // System-library shims: a module map and a header, nothing else.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .systemLibrary(name: "CZeroMQ", path: "Sources/CZeroMQ"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+
+        // Pure core: no I/O, no clock, no global random generator.
+        .target(name: "Tensors", dependencies: ["CBLAS"]),
+        .target(name: "LowRank", dependencies: ["Tensors"]),
+        .target(name: "Datasets", dependencies: ["CZlib"]),
+
+        .executableTarget(
+            name: "maestro",
+            dependencies: [
+                "Tensors", "LowRank", "Datasets",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/TestSupport"),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
+        .testTarget(name: "LowRankTests", dependencies: ["LowRank", "Tensors", "TestSupport"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

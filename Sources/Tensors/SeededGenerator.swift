@@ -1,0 +1,54 @@
+/// A fast, seedable random number generator (xoshiro256**, Blackman & Vigna 2018)
+/// whose whole state can be saved and restored, so a run can be resumed bit for bit.
+public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable, Codable {
+    private var s0: UInt64
+    private var s1: UInt64
+    private var s2: UInt64
+    private var s3: UInt64
+
+    /// Seeds the state with SplitMix64 from a single integer.
+    public init(seed: UInt64) {
+        var mixer = seed
+        func splitMix() -> UInt64 {
+            mixer &+= 0x9E37_79B9_7F4A_7C15
+            var z = mixer
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        s0 = splitMix()
+        s1 = splitMix()
+        s2 = splitMix()
+        s3 = splitMix()
+    }
+
+    /// The four state words, for saving.
+    public var state: [UInt64] { [s0, s1, s2, s3] }
+
+    /// Restores a saved state.
+    public init(state: [UInt64]) {
+        precondition(state.count == 4 && state.contains { $0 != 0 }, "invalid xoshiro state")
+        (s0, s1, s2, s3) = (state[0], state[1], state[2], state[3])
+    }
+
+    /// A generator for an independent stream derived from a seed and a label (for example
+    /// a client index), so that streams do not depend on the order they are drawn in.
+    public static func derived(seed: UInt64, stream: UInt64) -> SeededGenerator {
+        SeededGenerator(seed: seed ^ (stream &+ 1) &* 0xD1B5_4A32_D192_ED03)
+    }
+
+    public mutating func next() -> UInt64 {
+        let result = rotate(s1 &* 5, 7) &* 9
+        let t = s1 << 17
+        s2 ^= s0
+        s3 ^= s1
+        s1 ^= s2
+        s0 ^= s3
+        s2 ^= t
+        s3 = rotate(s3, 45)
+        return result
+    }
+
+    @inline(__always)
+    private func rotate(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
+}
