@@ -20,7 +20,7 @@ let package = Package(
         // Pure core: no I/O, no clock, no global random generator.
         .target(name: "Tensors", dependencies: ["CBLAS"]),
         .target(name: "LowRank", dependencies: ["Tensors"]),
-        .target(name: "Datasets", dependencies: ["CZlib"]),
+        .target(name: "Datasets", dependencies: ["CZlib", "Tensors"]),
 
         .executableTarget(
             name: "maestro",
@@ -33,7 +33,8 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
         .testTarget(name: "LowRankTests", dependencies: ["LowRank", "Tensors", "TestSupport"]),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TestSupport"]),
+        .testTarget(
+            name: "DatasetsTests", dependencies: ["Datasets", "CZlib", "Tensors", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
