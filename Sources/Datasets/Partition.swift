@@ -1,0 +1,179 @@
+import Tensors
+
+/// How a centralised labelled set is split among clients.
+public enum PartitionScheme: Sendable, Equatable {
+    /// Shuffle, then cut into `clientCount` parts whose sizes differ by at most one.
+    case iid
+    /// Label skew (Hsu, Qi & Brown 2019): each class is spread over the clients with
+    /// proportions drawn from Dir(alpha · 1). Small `alpha` (0.1) gives each client few
+    /// classes; large `alpha` (100) approaches IID.
+    case dirichlet(alpha: Double)
+    /// McMahan et al. 2017 ("Communication-Efficient Learning of Deep Networks from
+    /// Decentralized Data"): sort by label, cut into `clientCount · perClient` shards, deal
+    /// `perClient` random shards to each client (the paper's pathological non-IID uses 2).
+    case shards(perClient: Int)
+}
+
+/// Splits samples among clients: the sample indices of each client, ascending.
+///
+/// The result is a deterministic function of its arguments (no global state, platform
+/// independent), so every client can compute its own part from the dataset's labels, the
+/// seed, the scheme and its index, and no training data needs to cross the wire. Each index
+/// in `0..<labels.count` appears in exactly one client's list.
+///
+/// - `iid`: a seeded shuffle cut into parts of `⌊N / clientCount⌋` or one more samples (the
+///   first `N mod clientCount` clients get the extra one).
+/// - `dirichlet(alpha)`: for each class in turn, its indices are shuffled, proportions
+///   `p ~ Dir(alpha · 1)` over the clients are drawn, and client `j` gets the slice between
+///   `⌊N_c · Σ_{i<j} p_i⌋` and `⌊N_c · Σ_{i≤j} p_i⌋`. As in NIID-Bench (Li et al. 2022), the
+///   whole draw is repeated until every client holds at least `min(10, ⌊N / clientCount⌋)`
+///   samples. After 100 failed draws the last draw is repaired by moving single samples from
+///   the currently largest client to each client still short, so no client is ever below the
+///   minimum. (Measured on 30 000 Fashion-MNIST labels over 100 clients: alpha 0.1 succeeds
+///   within the draws, alpha 0.05 needs the repair, which then leaves several clients at
+///   exactly 10 samples.)
+/// - `shards(perClient)`: indices sorted by (label, index) and cut into
+///   `S = clientCount · perClient` contiguous shards of `⌊N / S⌋` or one more samples; a seeded
+///   permutation of the shards deals shards `perClient · j ..< perClient · (j + 1)` to client
+///   `j`. When every class size is a multiple of the shard size (Fashion-MNIST with 100 clients
+///   and 2 shards each: 6 000 / 300), each shard holds one label, so a client sees at most
+///   `perClient` labels; otherwise a shard may straddle two.
+///
+/// The generator is `SeededGenerator.derived(seed: seed, stream: 0x50_4152_5449_544E)`
+/// ("PARTITN"), a stream of its own so that reusing the seed elsewhere (model initialisation)
+/// draws other numbers.
+///
+/// - Precondition: `clientCount ≥ 1`, `labels.count ≥ clientCount` (no client is empty),
+///   labels in `0..<classCount`, `alpha > 0`, `1 ≤ clientCount · perClient ≤ labels.count`.
+/// - Complexity: O(N) for `iid` and `shards` (plus the sort), O(N · draws) for `dirichlet`.
+public func partition(
+    labels: [Int32], classCount: Int, clientCount: Int, scheme: PartitionScheme, seed: UInt64
+) -> [[Int]] {
+    precondition(clientCount >= 1, "client count \(clientCount) must be positive")
+    precondition(classCount >= 1, "class count \(classCount) must be positive")
+    precondition(
+        labels.count >= clientCount,
+        "\(labels.count) samples cannot give each of \(clientCount) clients one")
+    if let bad = labels.firstIndex(where: { $0 < 0 || Int($0) >= classCount }) {
+        preconditionFailure("label \(labels[bad]) of sample \(bad) is outside 0..<\(classCount)")
+    }
+    var generator = SeededGenerator.derived(seed: seed, stream: partitionStream)
+    var parts: [[Int]]
+    switch scheme {
+    case .iid:
+        parts = iidPartition(sampleCount: labels.count, clientCount: clientCount, using: &generator)
+    case .dirichlet(let alpha):
+        precondition(alpha > 0 && alpha.isFinite, "Dirichlet alpha \(alpha) must be positive")
+        parts = dirichletPartition(
+            labels: labels, classCount: classCount, clientCount: clientCount, alpha: alpha,
+            using: &generator)
+    case .shards(let perClient):
+        precondition(perClient >= 1, "shards per client \(perClient) must be positive")
+        let (shardCount, overflow) = clientCount.multipliedReportingOverflow(by: perClient)
+        precondition(
+            !overflow && shardCount <= labels.count,
+            "\(clientCount) × \(perClient) shards from \(labels.count) samples")
+        parts = shardPartition(
+            labels: labels, clientCount: clientCount, perClient: perClient, using: &generator)
+    }
+    for client in parts.indices { parts[client].sort() }
+    return parts
+}
+
+/// The sample indices of client `client` alone: `partition(...)[client]`, which it computes
+/// (the cost is that of the whole partition, which is cheap next to training).
+public func partitionIndices(
+    forClient client: Int, labels: [Int32], classCount: Int, clientCount: Int,
+    scheme: PartitionScheme, seed: UInt64
+) -> [Int] {
+    precondition(client >= 0 && client < clientCount, "client \(client) of \(clientCount)")
+    return partition(
+        labels: labels, classCount: classCount, clientCount: clientCount, scheme: scheme,
+        seed: seed)[client]
+}
+
+/// The stream label of partition generators, ASCII "PARTITN".
+private let partitionStream: UInt64 = 0x50_4152_5449_544E
+
+private func iidPartition(
+    sampleCount: Int, clientCount: Int, using generator: inout some RandomNumberGenerator
+) -> [[Int]] {
+    var order = Array(0..<sampleCount)
+    order.shuffleReproducibly(using: &generator)
+    let base = sampleCount / clientCount
+    let extra = sampleCount % clientCount
+    var parts: [[Int]] = []
+    var start = 0
+    for client in 0..<clientCount {
+        let size = base + (client < extra ? 1 : 0)
+        parts.append(Array(order[start..<start + size]))
+        start += size
+    }
+    return parts
+}
+
+private func dirichletPartition(
+    labels: [Int32], classCount: Int, clientCount: Int, alpha: Double,
+    using generator: inout some RandomNumberGenerator
+) -> [[Int]] {
+    var byClass = [[Int]](repeating: [], count: classCount)
+    for (index, label) in labels.enumerated() { byClass[Int(label)].append(index) }
+    let minimumSize = min(10, labels.count / clientCount)
+    let maximumDraws = 100
+
+    var parts: [[Int]] = []
+    for _ in 0..<maximumDraws {
+        parts = [[Int]](repeating: [], count: clientCount)
+        for var members in byClass where !members.isEmpty {
+            members.shuffleReproducibly(using: &generator)
+            let proportions = generator.nextDirichlet(concentration: alpha, count: clientCount)
+            var cumulative = 0.0
+            var start = 0
+            for client in 0..<clientCount {
+                cumulative += proportions[client]
+                let end =
+                    client == clientCount - 1
+                    ? members.count
+                    : min(members.count, Int((cumulative * Double(members.count)).rounded(.down)))
+                if end > start { parts[client].append(contentsOf: members[start..<end]) }
+                start = max(start, end)
+            }
+        }
+        if parts.allSatisfy({ $0.count >= minimumSize }) { return parts }
+    }
+    // Repair: move samples one at a time from the largest client to each client still short.
+    for client in 0..<clientCount {
+        while parts[client].count < minimumSize {
+            var largest = 0
+            for other in 1..<clientCount where parts[other].count > parts[largest].count {
+                largest = other
+            }
+            guard parts[largest].count > minimumSize, let moved = parts[largest].popLast() else {
+                break  // unreachable while labels.count ≥ clientCount · minimumSize
+            }
+            parts[client].append(moved)
+        }
+    }
+    return parts
+}
+
+private func shardPartition(
+    labels: [Int32], clientCount: Int, perClient: Int,
+    using generator: inout some RandomNumberGenerator
+) -> [[Int]] {
+    let sorted = labels.indices.sorted { (labels[$0], $0) < (labels[$1], $1) }
+    let shardCount = clientCount * perClient
+    let base = sorted.count / shardCount
+    let extra = sorted.count % shardCount
+    var shardStarts = [0]
+    for shard in 0..<shardCount {
+        shardStarts.append(shardStarts[shard] + base + (shard < extra ? 1 : 0))
+    }
+    var dealt = Array(0..<shardCount)
+    dealt.shuffleReproducibly(using: &generator)
+    return (0..<clientCount).map { client in
+        dealt[client * perClient..<(client + 1) * perClient].flatMap { shard in
+            sorted[shardStarts[shard]..<shardStarts[shard + 1]]
+        }
+    }
+}
