@@ -20,7 +20,7 @@ let package = Package(
         // Pure core: no I/O, no clock, no global random generator.
         .target(name: "Tensors", dependencies: ["CBLAS"]),
         .target(name: "LowRank", dependencies: ["Tensors"]),
-        .target(name: "Datasets", dependencies: ["CZlib", "Tensors"]),
+        .target(name: "Datasets", dependencies: ["CZlib", "Tensors"], exclude: ["README.md"]),
 
         .executableTarget(
             name: "maestro",
