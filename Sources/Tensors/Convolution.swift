@@ -32,28 +32,36 @@ public func im2col(
 ) {
     let (h, w, c, k, p) = (g.height, g.width, g.channels, g.kernelSize, g.padding)
     let (oh, ow) = (g.outputHeight, g.outputWidth)
+    let span = k * c
     var row = patches
     for n in 0..<batch {
         let image = images + n * h * w * c
         for oy in 0..<oh {
             for ox in 0..<ow {
                 var out = row
+                let x0 = ox - p
+                let rowInside = x0 >= 0 && x0 + k <= w
                 for ky in 0..<k {
                     let y = oy + ky - p
                     if y < 0 || y >= h {
-                        out.update(repeating: 0, count: k * c)
-                        out += k * c
-                        continue
-                    }
-                    for kx in 0..<k {
-                        let x = ox + kx - p
-                        if x < 0 || x >= w {
-                            out.update(repeating: 0, count: c)
-                        } else {
-                            out.update(from: image + (y * w + x) * c, count: c)
+                        for i in 0..<span { out[i] = 0 }
+                    } else if rowInside {
+                        // The k·c floats of this kernel row are contiguous in NHWC.
+                        let source = image + (y * w + x0) * c
+                        for i in 0..<span { out[i] = source[i] }
+                    } else {
+                        for kx in 0..<k {
+                            let x = x0 + kx
+                            let target = out + kx * c
+                            if x < 0 || x >= w {
+                                for i in 0..<c { target[i] = 0 }
+                            } else {
+                                let source = image + (y * w + x) * c
+                                for i in 0..<c { target[i] = source[i] }
+                            }
                         }
-                        out += c
                     }
+                    out += span
                 }
                 row += g.patchSize
             }
@@ -69,26 +77,31 @@ public func col2im(
 ) {
     let (h, w, c, k, p) = (g.height, g.width, g.channels, g.kernelSize, g.padding)
     let (oh, ow) = (g.outputHeight, g.outputWidth)
+    let span = k * c
     var row = patches
     for n in 0..<batch {
         let image = images + n * h * w * c
         for oy in 0..<oh {
             for ox in 0..<ow {
                 var source = row
+                let x0 = ox - p
+                let rowInside = x0 >= 0 && x0 + k <= w
                 for ky in 0..<k {
                     let y = oy + ky - p
-                    if y < 0 || y >= h {
-                        source += k * c
-                        continue
-                    }
-                    for kx in 0..<k {
-                        let x = ox + kx - p
-                        if x >= 0 && x < w {
-                            let target = image + (y * w + x) * c
-                            for ch in 0..<c { target[ch] += source[ch] }
+                    if y >= 0 && y < h {
+                        if rowInside {
+                            let target = image + (y * w + x0) * c
+                            for i in 0..<span { target[i] += source[i] }
+                        } else {
+                            for kx in 0..<k {
+                                let x = x0 + kx
+                                guard x >= 0 && x < w else { continue }
+                                let target = image + (y * w + x) * c
+                                for i in 0..<c { target[i] += source[kx * c + i] }
+                            }
                         }
-                        source += c
                     }
+                    source += span
                 }
                 row += g.patchSize
             }

@@ -1,0 +1,108 @@
+import Tensors
+
+extension Network {
+    /// Cuts LoD layer `l` to its first `rank` components: the rest are zeroed and frozen.
+    public mutating func mask(lowRankLayer l: Int, toRank rank: Int) {
+        precondition(rank >= 0 && rank <= keptRanks[l], "mask to \(rank) of kept \(keptRanks[l])")
+        let p = parameterOffset(ofLayer: architecture.lowRankLayerIndices[l])
+        for tensor in [p, p + 1] {
+            let width = parameters[tensor].columns
+            parameters[tensor].scalars.withUnsafeMutableBufferPointer { f in
+                for j in (rank * width)..<f.count { f[j] = 0 }
+            }
+        }
+        keptRanks[l] = rank
+    }
+
+    /// Parameters a model exported at `ranks` holds (a LoD layer counts as dense where
+    /// `(m+n)·k ≥ m·n`).
+    public func parameterCount(ranks: [Int]) -> Int {
+        cost(ranks: ranks, perPosition: false)
+    }
+
+    /// Multiply-accumulates per sample of a model exported at `ranks`.
+    public func macs(ranks: [Int]) -> Int {
+        cost(ranks: ranks, perPosition: true)
+    }
+
+    private func cost(ranks: [Int], perPosition: Bool) -> Int {
+        var total = 0
+        var l = 0
+        let shapes = architecture.activationShapes
+        for (index, layer) in architecture.layers.enumerated() {
+            guard let (outputs, inputs) = layer.matrixShape else {
+                continue
+            }
+            let positions = perPosition ? layer.positions(inputShape: shapes[index]) : 1
+            var matrix = outputs * inputs
+            if layer.isLowRank {
+                matrix = min(matrix, ranks[l] * (outputs + inputs))
+                l += 1
+            }
+            total += positions * matrix + (perPosition ? 0 : outputs)
+        }
+        return total
+    }
+
+    /// A physically smaller network holding only the first `ranks[l]` components of each
+    /// LoD layer; a layer where that is not smaller than its dense matrix becomes dense.
+    public func exported(ranks: [Int]) -> Network {
+        precondition(ranks.count == keptRanks.count && zip(ranks, keptRanks).allSatisfy { $0 <= $1 }, "export ranks \(ranks) vs kept \(keptRanks)")
+        var layers: [LayerSpec] = []
+        var newParameters: [Tensor] = []
+        var newRanks: [Int] = []
+        var l = 0
+        let offsets = architecture.parameterOffsets
+        for (index, layer) in architecture.layers.enumerated() {
+            let p = offsets[index]
+            guard layer.isLowRank, let (outputs, inputs) = layer.matrixShape else {
+                layers.append(layer)
+                newParameters += parameters[p..<(p + layer.parameterShapes.count)]
+                continue
+            }
+            let k = ranks[l]
+            l += 1
+            let up = parameters[p].prefix(rows: k)
+            let down = parameters[p + 1].prefix(rows: k)
+            if k * (outputs + inputs) >= outputs * inputs {
+                // W = Uᵀᵀ·Vᵀ = upᵀ · down, [outputs, inputs].
+                newParameters += [matmul(up, down, lhsTransposition: .transposed), parameters[p + 2]]
+                switch layer {
+                case .lowRankDense: layers.append(.dense(inputs: inputs, outputs: outputs))
+                case .lowRankConvolution(let g, _, _): layers.append(.convolution(geometry: g, outputs: outputs))
+                default: preconditionFailure("not a LoD layer")
+                }
+            } else {
+                newParameters += [up, down, parameters[p + 2]]
+                newRanks.append(k)
+                switch layer {
+                case .lowRankDense: layers.append(.lowRankDense(inputs: inputs, outputs: outputs, maxRank: k))
+                case .lowRankConvolution(let g, _, _):
+                    layers.append(.lowRankConvolution(geometry: g, outputs: outputs, maxRank: k))
+                default: preconditionFailure("not a LoD layer")
+                }
+            }
+        }
+        var architecture = architecture
+        architecture.layers = layers
+        return Network(architecture: architecture, parameters: newParameters, keptRanks: newRanks)
+    }
+
+    /// Accuracy and mean loss over a sample set with LoD layers at `ranks`, in batches.
+    public func evaluate(on samples: TrainingSamples, ranks: [Int]? = nil, batchSize: Int = 500) -> (accuracy: Double, loss: Double) {
+        var correct = 0
+        var lossSum = 0.0
+        var start = 0
+        let order = Array(0..<samples.count)
+        while start < samples.count {
+            let slice = order[start..<min(start + batchSize, samples.count)]
+            let (x, y) = samples.batch(slice)
+            let pass = forward(x, batch: y.count, ranks: ranks)
+            let result = SoftmaxCrossEntropy.lossAndGradient(logits: pass.logits, labels: y, classCount: architecture.classCount)
+            lossSum += result.loss * Double(y.count)
+            correct += SoftmaxCrossEntropy.correctCount(logits: pass.logits, labels: y, classCount: architecture.classCount)
+            start += batchSize
+        }
+        return (Double(correct) / Double(max(samples.count, 1)), lossSum / Double(max(samples.count, 1)))
+    }
+}

@@ -1,0 +1,206 @@
+import Foundation
+import Tensors
+
+/// Hyperparameters of central (or one client's local) training.
+public struct TrainingConfiguration: Sendable, Equatable, Codable {
+    public var epochs: Int = 10
+    public var batchSize: Int = 64
+    /// Peak learning rate; the schedule anneals it.
+    public var learningRate: Float = 0.02
+    public var schedule: LearningRateSchedule = .cosine
+    public var momentum: Float = 0.9
+    public var weightDecay: Float = 1e-4
+    public var sampler: RankSampler = .perLayer
+    /// λ of the hierarchical group lasso (0 = off).
+    public var groupLasso: Float = 0
+    /// ε of progressive shrinking (0 = off); relative to each layer's largest suffix product.
+    public var shrinkThreshold: Double = 0
+    public var shrinkThresholdIsRelative: Bool = true
+    /// Layers whose dense matrix has fewer entries are never shrunk (cutting them saves
+    /// little and costs much accuracy).
+    public var shrinkMinimumEntries: Int = 10_000
+    /// Share of the epochs (from the start) with group lasso and shrinking (phase 1).
+    public var compressionPhase: Double = 1
+    /// In phase 2, the probability that a step samples ranks at all (else full kept rank).
+    public var fineTuneSamplingRate: Double = 1
+    /// Also train each sampled pass on the full-rank pass's softmax (self-distillation).
+    public var selfDistillation: Bool = false
+
+    public init() {}
+
+    public enum LearningRateSchedule: String, Sendable, Equatable, Codable {
+        case constant
+        case cosine
+    }
+
+    /// Learning rate at a fractional epoch `progress ∈ [0, epochs]`.
+    public func learningRate(atProgress progress: Double) -> Float {
+        switch schedule {
+        case .constant: return learningRate
+        case .cosine:
+            let t = min(max(progress / Double(max(epochs, 1)), 0), 1)
+            return learningRate * Float(0.5 * (1 + Foundation.cos(Double.pi * t)))
+        }
+    }
+}
+
+/// What one epoch did.
+public struct EpochReport: Sendable {
+    public var epoch: Int
+    public var loss: Double
+    public var trainingAccuracy: Double
+    public var keptRanks: [Int]
+    public var parameterCount: Int
+    public var learningRate: Float
+    public var seconds: Double
+}
+
+/// A training set in memory: `count` rows of `featureCount` features and a label each.
+public struct TrainingSamples: Sendable {
+    public var features: [Float]
+    public var labels: [Int32]
+    public var featureCount: Int
+
+    public init(features: [Float], labels: [Int32], featureCount: Int) {
+        precondition(features.count == labels.count * featureCount, "features and labels disagree")
+        self.features = features
+        self.labels = labels
+        self.featureCount = featureCount
+    }
+
+    public var count: Int { labels.count }
+
+    /// Copies the rows at `indices` into a contiguous batch.
+    public func batch(_ indices: ArraySlice<Int>) -> (features: [Float], labels: [Int32]) {
+        var x = [Float](repeating: 0, count: indices.count * featureCount)
+        var y = [Int32](repeating: 0, count: indices.count)
+        features.withUnsafeBufferPointer { source in
+            x.withUnsafeMutableBufferPointer { target in
+                for (row, index) in indices.enumerated() {
+                    (target.baseAddress! + row * featureCount).update(
+                        from: source.baseAddress! + index * featureCount, count: featureCount)
+                    y[row] = labels[index]
+                }
+            }
+        }
+        return (x, y)
+    }
+}
+
+/// Trains a network with rank sampling, hierarchical group lasso and progressive shrinking.
+///
+/// All randomness comes from `generator`; the same seed and data give the same model.
+public struct Trainer: Sendable {
+    public private(set) var network: Network
+    public let configuration: TrainingConfiguration
+    public private(set) var optimizer: SGD
+    public private(set) var sampling: RankSamplingState
+    public var generator: SeededGenerator
+    public private(set) var epoch = 0
+    private var gradients: [Tensor]
+
+    public init(network: Network, configuration: TrainingConfiguration, generator: SeededGenerator) {
+        self.network = network
+        self.configuration = configuration
+        self.generator = generator
+        optimizer = SGD(for: network.parameters, momentum: configuration.momentum, weightDecay: configuration.weightDecay)
+        sampling = RankSamplingState(sampler: configuration.sampler)
+        gradients = network.parameters.map { Tensor(zeros: $0.shape) }
+    }
+
+    /// Whether the current epoch is in the compression phase (lasso + shrinking).
+    public var isCompressing: Bool {
+        Double(epoch) < configuration.compressionPhase * Double(configuration.epochs)
+    }
+
+    /// One pass over `samples` in a fresh random order; shrinks at its end in phase 1.
+    public mutating func trainEpoch(on samples: TrainingSamples, clock: () -> Double = { 0 }) -> EpochReport {
+        let start = clock()
+        var order = Array(0..<samples.count)
+        order.shuffle(using: &generator)
+        let batchSize = configuration.batchSize
+        let stepsPerEpoch = (samples.count + batchSize - 1) / batchSize
+        var lossSum = 0.0
+        var correct = 0
+        var learningRate: Float = 0
+        for step in 0..<stepsPerEpoch {
+            let slice = order[(step * batchSize)..<min((step + 1) * batchSize, samples.count)]
+            let (x, y) = samples.batch(slice)
+            learningRate = configuration.learningRate(atProgress: Double(epoch) + Double(step) / Double(stepsPerEpoch))
+            let result = self.step(features: x, labels: y, learningRate: learningRate)
+            lossSum += result.loss * Double(slice.count)
+            correct += result.correct
+        }
+        if isCompressing && configuration.shrinkThreshold > 0 { shrink() }
+        epoch += 1
+        return EpochReport(
+            epoch: epoch, loss: lossSum / Double(max(samples.count, 1)),
+            trainingAccuracy: Double(correct) / Double(max(samples.count, 1)),
+            keptRanks: network.keptRanks, parameterCount: network.parameterCount(ranks: network.keptRanks),
+            learningRate: learningRate, seconds: clock() - start)
+    }
+
+    /// One SGD step on a batch; returns the batch's mean loss and correct count.
+    @discardableResult
+    public mutating func step(features x: [Float], labels y: [Int32], learningRate: Float) -> (loss: Double, correct: Int) {
+        let classCount = network.architecture.classCount
+        let samplesThisStep = isCompressing || generator.nextUnitInterval() < configuration.fineTuneSamplingRate
+        let ranks = samplesThisStep ? sampling.nextRanks(limits: network.keptRanks, using: &generator) : network.keptRanks
+        let pass = network.forward(x, batch: y.count, ranks: ranks)
+        var (loss, outputGradient) = SoftmaxCrossEntropy.lossAndGradient(logits: pass.logits, labels: y, classCount: classCount)
+        var correct = SoftmaxCrossEntropy.correctCount(logits: pass.logits, labels: y, classCount: classCount)
+        if configuration.selfDistillation && ranks != network.keptRanks {
+            // Teacher: the full kept-rank pass on the labels; student: the sampled pass on its softmax.
+            let full = network.forward(x, batch: y.count)
+            let teacher = SoftmaxCrossEntropy.lossAndGradient(logits: full.logits, labels: y, classCount: classCount)
+            network.backward(full, outputGradient: teacher.gradient, into: &gradients)
+            let targets = SoftmaxCrossEntropy.softmax(full.logits, classCount: classCount)
+            let student = SoftmaxCrossEntropy.lossAndGradient(logits: pass.logits, targets: targets, classCount: classCount)
+            var studentGradients = gradients.map { Tensor(zeros: $0.shape) }
+            network.backward(pass, outputGradient: student.gradient, into: &studentGradients)
+            for i in gradients.indices { gradients[i].add(studentGradients[i]) }
+            loss = teacher.loss
+            correct = SoftmaxCrossEntropy.correctCount(logits: full.logits, labels: y, classCount: classCount)
+        } else {
+            network.backward(pass, outputGradient: outputGradient, into: &gradients)
+        }
+        outputGradient = []
+        if isCompressing && configuration.groupLasso > 0 { addGroupLassoGradient() }
+        optimizer.update(&network.parameters, along: gradients, learningRate: learningRate)
+        return (loss, correct)
+    }
+
+    private mutating func addGroupLassoGradient() {
+        let layers = network.architecture.lowRankLayerIndices
+        for (l, layerIndex) in layers.enumerated() {
+            let p = network.parameterOffset(ofLayer: layerIndex)
+            let kept = network.keptRanks[l]
+            GroupLasso.addGradient(of: network.parameters[p], kept: kept, strength: configuration.groupLasso, to: &gradients[p])
+            GroupLasso.addGradient(of: network.parameters[p + 1], kept: kept, strength: configuration.groupLasso, to: &gradients[p + 1])
+        }
+    }
+
+    /// Progressive shrinking: cuts each eligible LoD layer to the prefix whose suffix
+    /// importance passes the threshold, masking (zeroing) the rest.
+    public mutating func shrink() {
+        let layers = network.architecture.lowRankLayerIndices
+        for (l, layerIndex) in layers.enumerated() {
+            let layer = network.architecture.layers[layerIndex]
+            guard let (outputs, inputs) = layer.matrixShape, outputs * inputs >= configuration.shrinkMinimumEntries else { continue }
+            let p = network.parameterOffset(ofLayer: layerIndex)
+            let kept = network.keptRanks[l]
+            let newRank = GroupLasso.keptRank(
+                up: network.parameters[p], down: network.parameters[p + 1], kept: kept,
+                threshold: configuration.shrinkThreshold, relative: configuration.shrinkThresholdIsRelative)
+            guard newRank < kept else { continue }
+            network.mask(lowRankLayer: l, toRank: newRank)
+            optimizer.resetRows(ofTensor: p, from: newRank)
+            optimizer.resetRows(ofTensor: p + 1, from: newRank)
+        }
+    }
+}
+
+extension RandomNumberGenerator {
+    /// A uniform deviate in [0, 1).
+    public mutating func nextUnitInterval() -> Double { Double.random(in: 0..<1, using: &self) }
+}

@@ -1,0 +1,84 @@
+import ArgumentParser
+import Foundation
+import Tensors
+
+@main
+struct Entry {
+    static func main() async {
+        KernelSelection.ensureBestKernel()
+        BLASKernel.setThreadCount(1)
+        await Maestro.main()
+    }
+}
+
+struct Maestro: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "maestro",
+        abstract: "Federated learning with low-rank ordered (LoD) models.",
+        discussion: """
+            Every dense or convolutional layer is factored as W = U Vᵀ with components ordered by \
+            importance, so any prefix of the components is a working smaller model.
+            """,
+        version: "0.1.0",
+        subcommands: [Train.self, Evaluate.self, Export.self, Bench.self]
+    )
+}
+
+/// A fatal error of a command, already phrased for the user (names the file or flag).
+struct CommandError: Error, CustomStringConvertible {
+    let description: String
+
+    init(_ description: String) { self.description = description }
+}
+
+/// Seconds since an arbitrary origin, for progress lines and benchmarks.
+func monotonicSeconds() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
+}
+
+/// Writes a file atomically: temporary file in the same folder, fsync, rename.
+func writeAtomically(_ bytes: [UInt8], to path: String) throws(CommandError) {
+    let url = URL(fileURLWithPath: path)
+    let directory = url.deletingLastPathComponent().path
+    let temporary = "\(directory)/.\(url.lastPathComponent).tmp-\(getpid())"
+    let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    guard descriptor >= 0 else { throw CommandError("\(path): cannot write (\(String(cString: strerror(errno))))") }
+    var written = 0
+    let failure: String? = bytes.withUnsafeBytes { buffer in
+        while written < buffer.count {
+            let n = write(descriptor, buffer.baseAddress! + written, buffer.count - written)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return String(cString: strerror(errno))
+            }
+            written += n
+        }
+        return fsync(descriptor) == 0 ? nil : String(cString: strerror(errno))
+    }
+    close(descriptor)
+    if let failure {
+        unlink(temporary)
+        throw CommandError("\(path): write failed (\(failure)); nothing was replaced")
+    }
+    guard rename(temporary, path) == 0 else {
+        let reason = String(cString: strerror(errno))
+        unlink(temporary)
+        throw CommandError("\(path): cannot move the new file in place (\(reason))")
+    }
+}
+
+/// Reads a whole file or fails naming it.
+func readFile(_ path: String) throws(CommandError) -> [UInt8] {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        let reason = FileManager.default.fileExists(atPath: path) ? "unreadable" : "no such file"
+        throw CommandError("\(path): \(reason)")
+    }
+    return Array(data)
+}
+
+/// Flushes standard output so progress lines appear at once when piped.
+func flushOutput() {
+    fflush(nil)
+}

@@ -1,0 +1,161 @@
+import ArgumentParser
+import Foundation
+import LowRank
+import Tensors
+
+extension ModelKind: ExpressibleByArgument {}
+extension Initialization: ExpressibleByArgument {}
+extension Factorization: ExpressibleByArgument {}
+
+extension RankSampler: ExpressibleByArgument {
+    public init?(argument: String) { self.init(name: argument) }
+    public static var allValueStrings: [String] { ["perLayer", "acrossLayers", "sharedFraction", "fixed:P", "none"] }
+}
+
+struct Train: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a model centrally and save it.",
+        discussion: """
+            By default builds the LoD model and trains it with the recipe measured best \
+            (README, "Central training recipe"): rank sampling, hierarchical group lasso and \
+            progressive shrinking in a first phase, then fine-tuning of the kept ranks. \
+            --dense trains the dense model of the same architecture.
+            """)
+
+    @OptionGroup var data: DataOptions
+
+    @Option(help: "Model: mlp (784-300-100-10), lenet (LeNet-5) or logistic.")
+    var model: ModelKind = .lenet
+
+    @Flag(help: "Train the dense model instead of the LoD one.")
+    var dense = false
+
+    @Option(help: "Passes over the training set.")
+    var epochs = 10
+
+    @Option(help: "Rank sampler: perLayer, acrossLayers, sharedFraction, fixed[:P] or none.")
+    var sampler: RankSampler?
+
+    @Option(name: .customLong("group-lasso"), help: "λ of the hierarchical group lasso (0 = off).")
+    var groupLasso: Float?
+
+    @Option(name: .customLong("shrink-threshold"), help: "ε of progressive shrinking, relative to each layer's largest suffix product (0 = off).")
+    var shrinkThreshold: Double?
+
+    @Option(name: .customLong("learning-rate"), help: "Peak learning rate (cosine schedule).")
+    var learningRate: Float?
+
+    @Option(name: .customLong("batch-size"), help: "Mini-batch size.")
+    var batchSize = 64
+
+    @Option(name: .customLong("compression-phase"), help: "Share of epochs with group lasso and shrinking (then fine-tuning).")
+    var compressionPhase: Double?
+
+    @Option(name: .customLong("fine-tune-sampling"), help: "Probability that a fine-tuning step samples ranks (keeps sub-models nested).")
+    var fineTuneSampling: Double?
+
+    @Flag(name: .customLong("self-distillation"), help: "Train sampled passes on the full pass's softmax (≈2× compute).")
+    var selfDistillation = false
+
+    @Option(help: "Initialisation of the dense weights: he or uniform.")
+    var initialization: Initialization = .he
+
+    @Option(help: "Factorisation of LoD layers at init: svd or random.")
+    var factorization: Factorization = .svd
+
+    @Option(help: "Random seed (data order, init, sampling).")
+    var seed: UInt64 = 1
+
+    @Option(help: "Where to save the trained model.")
+    var out: String = "model.maestro"
+
+    @Flag(help: "Print the BLAS kernel and the full configuration.")
+    var verbose = false
+
+    func validate() throws {
+        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1 (got \(epochs))") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1 (got \(batchSize))") }
+        if let groupLasso, !(groupLasso >= 0) { throw ValidationError("--group-lasso must be ≥ 0 (got \(groupLasso))") }
+        if let shrinkThreshold, !(shrinkThreshold >= 0 && shrinkThreshold < 1) {
+            throw ValidationError("--shrink-threshold must be in [0, 1) (got \(shrinkThreshold))")
+        }
+        if let learningRate, !(learningRate > 0) { throw ValidationError("--learning-rate must be > 0 (got \(learningRate))") }
+        if let compressionPhase, !(0...1).contains(compressionPhase) {
+            throw ValidationError("--compression-phase must be in [0, 1] (got \(compressionPhase))")
+        }
+        if let fineTuneSampling, !(0...1).contains(fineTuneSampling) {
+            throw ValidationError("--fine-tune-sampling must be in [0, 1] (got \(fineTuneSampling))")
+        }
+    }
+
+    /// The configuration: the measured recipe, overridden by any flag given.
+    var trainingConfiguration: TrainingConfiguration {
+        var configuration = Recipe.central(model: model, dense: dense)
+        configuration.epochs = epochs
+        configuration.batchSize = batchSize
+        if let sampler { configuration.sampler = sampler }
+        if let groupLasso { configuration.groupLasso = groupLasso }
+        if let shrinkThreshold { configuration.shrinkThreshold = shrinkThreshold }
+        if let learningRate { configuration.learningRate = learningRate }
+        if let compressionPhase { configuration.compressionPhase = compressionPhase }
+        if let fineTuneSampling { configuration.fineTuneSamplingRate = fineTuneSampling }
+        if selfDistillation { configuration.selfDistillation = true }
+        if dense {
+            configuration.sampler = .none
+            configuration.groupLasso = 0
+            configuration.shrinkThreshold = 0
+        }
+        return configuration
+    }
+
+    func run() async throws {
+        let started = monotonicSeconds()
+        let (train, test, inputShape, classCount) = try data.load(seed: seed)
+        let configuration = trainingConfiguration
+        var generator = SeededGenerator(seed: seed)
+        let architecture = Architecture.make(model, lowRank: !dense, inputShape: inputShape, classCount: classCount)
+        let network = Network(architecture: architecture, initialization: initialization, factorization: factorization, using: &generator)
+        let denseCount = Network(architecture: .make(model, lowRank: false, inputShape: inputShape, classCount: classCount),
+            using: &generator).parameterCount(ranks: [])
+        if verbose {
+            print("BLAS kernel: \(BLASKernel.coreName)")
+            print("configuration: \(configuration)")
+        }
+        print("training \(dense ? "dense" : "LoD") \(model.rawValue) on \(data.dataset.rawValue): \(train.count) train / \(test.count) test samples, loaded in \(String(format: "%.1f", monotonicSeconds() - started)) s")
+        var trainer = Trainer(network: network, configuration: configuration, generator: generator)
+        for _ in 0..<epochs {
+            let report = trainer.trainEpoch(on: train, clock: monotonicSeconds)
+            let accuracy = trainer.network.evaluate(on: test).accuracy
+            let phase = trainer.configuration.compressionPhase * Double(epochs) > Double(report.epoch - 1) ? "compress" : "fine-tune"
+            print(String(format: "epoch %2d/%d  %@  lr %.4f  loss %.4f  train %.2f%%  test %.2f%%  ranks %@  params %d (%.0f%% of dense)  %.1fs",
+                report.epoch, epochs, phase, report.learningRate, report.loss, 100 * report.trainingAccuracy, 100 * accuracy,
+                report.keptRanks.map(String.init).joined(separator: "/"), report.parameterCount,
+                100 * Double(report.parameterCount) / Double(denseCount), report.seconds))
+            flushOutput()
+        }
+        let metadata = [
+            "dataset": data.dataset.rawValue, "dataDirectory": data.dataDirectory, "model": model.rawValue,
+            "variant": dense ? "dense" : "lod", "seed": "\(seed)", "epochs": "\(epochs)",
+            "configuration": "\(configuration)",
+        ]
+        try writeAtomically(ModelFile.encode(trainer.network, metadata: metadata), to: out)
+        print("saved \(out) (\(trainer.network.parameterCount(ranks: trainer.network.keptRanks)) parameters at kept ranks) in \(String(format: "%.0f", monotonicSeconds() - started)) s")
+    }
+}
+
+/// The training settings measured best for each model (see the README).
+enum Recipe {
+    static func central(model: ModelKind, dense: Bool) -> TrainingConfiguration {
+        var configuration = TrainingConfiguration()
+        configuration.learningRate = 0.02
+        configuration.schedule = .cosine
+        configuration.momentum = 0.9
+        configuration.weightDecay = 1e-4
+        configuration.sampler = .perLayer
+        configuration.groupLasso = 1e-4
+        configuration.shrinkThreshold = 0.05
+        configuration.compressionPhase = 0.6
+        configuration.fineTuneSamplingRate = 0.5
+        return configuration
+    }
+}

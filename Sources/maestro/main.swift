@@ -1,2 +1,0 @@
-import Tensors
-print(BLASKernel.coreName, BLASKernel.sgemmMatchesReference())

@@ -1,0 +1,170 @@
+import LowRank
+import Tensors
+import TestSupport
+import Testing
+
+@Suite("Models, export and the model file")
+struct ModelTests {
+    static func trainedLeNet(seed: UInt64 = 1) -> Network {
+        var generator = SeededGenerator(seed: seed)
+        return Network(architecture: .make(.lenet, lowRank: true), using: &generator)
+    }
+
+    @Test("Shipped architectures have the expected shapes and dense parameter counts")
+    func shapes() {
+        var generator = SeededGenerator(seed: 1)
+        let lenet = Network(architecture: .make(.lenet, lowRank: false), using: &generator)
+        #expect(lenet.parameterCount(ranks: []) == 61_706)
+        #expect(lenet.architecture.activationShapes.last == [10])
+        let mlp = Network(architecture: .make(.mlp, lowRank: false), using: &generator)
+        #expect(mlp.parameterCount(ranks: []) == 266_610)
+        let lod = Network(architecture: .make(.lenet, lowRank: true), using: &generator)
+        #expect(lod.maxRanks == [6, 16, 120, 84, 10])
+        // At full rank every LoD layer is cheaper dense: counts equal the dense model.
+        #expect(lod.parameterCount(ranks: lod.keptRanks) == 61_706)
+        #expect(lod.macs(ranks: lod.keptRanks) == lenet.macs(ranks: []))
+    }
+
+    @Test("SVD initialisation reproduces the dense initial weight (√σ on each side)")
+    func svdInitialisation() {
+        var a = SeededGenerator(seed: 5)
+        var b = SeededGenerator(seed: 5)
+        let dense = Network(architecture: .make(.mlp, lowRank: false), using: &a)
+        let lod = Network(architecture: .make(.mlp, lowRank: true), using: &b)
+        let product = matmul(lod.parameters[0], lod.parameters[1], lhsTransposition: .transposed)
+        #expect(isClose(product, dense.parameters[0], tolerance: 1e-4))
+    }
+
+    @Test("Full-rank forward of a LoD net equals the dense net it was factored from")
+    func factoredForward() {
+        var a = SeededGenerator(seed: 6)
+        var b = SeededGenerator(seed: 6)
+        let dense = Network(architecture: .make(.lenet, lowRank: false), using: &a)
+        let lod = Network(architecture: .make(.lenet, lowRank: true), using: &b)
+        let input = Tensor.randomNormal(shape: [2 * 784], using: &a).scalars
+        let y1 = Tensor(shape: [20], scalars: dense.forward(input, batch: 2).logits)
+        let y2 = Tensor(shape: [20], scalars: lod.forward(input, batch: 2).logits)
+        #expect(isClose(y2, y1, tolerance: 1e-4))
+    }
+
+    @Test("Export at a fraction is physically smaller and computes what the truncated model computes", arguments: [0.125, 0.5, 1.0])
+    func export(fraction: Double) {
+        let network = Self.trainedLeNet()
+        let ranks = network.ranks(atFraction: fraction)
+        let small = network.exported(ranks: ranks)
+        var generator = SeededGenerator(seed: 9)
+        let input = Tensor.randomNormal(shape: [3 * 784], using: &generator).scalars
+        let truncated = Tensor(shape: [30], scalars: network.forward(input, batch: 3, ranks: ranks).logits)
+        let exported = Tensor(shape: [30], scalars: small.forward(input, batch: 3).logits)
+        #expect(isClose(exported, truncated, tolerance: 1e-4))
+        let stored = small.parameters.reduce(0) { $0 + $1.count }
+        #expect(stored == network.parameterCount(ranks: ranks))
+        #expect(small.macs(ranks: small.keptRanks) == network.macs(ranks: ranks))
+        if fraction == 1.0 {
+            // Full rank is cheaper dense everywhere: the export is a dense LeNet.
+            #expect(small.keptRanks.isEmpty)
+        }
+    }
+
+    @Test("Masking zeroes the cut components and lowers the counts")
+    func masking() {
+        var network = Self.trainedLeNet()
+        let before = network.parameterCount(ranks: network.keptRanks)
+        network.mask(lowRankLayer: 2, toRank: 30)
+        #expect(network.keptRanks == [6, 16, 30, 84, 10])
+        #expect(network.parameterCount(ranks: network.keptRanks) == before - 48_000 - 120 + 30 * 520 + 120)
+        let up = network.parameters[network.parameterOffset(ofLayer: network.architecture.lowRankLayerIndices[2])]
+        #expect(up.scalars[(30 * 120)...].allSatisfy { $0 == 0 })
+    }
+
+    @Test("Model file round trip is bit-exact")
+    func roundTrip() throws {
+        var network = Self.trainedLeNet()
+        network.mask(lowRankLayer: 3, toRank: 20)
+        let bytes = ModelFile.encode(network, metadata: ["seed": "1"])
+        let (decoded, metadata) = try ModelFile.decode(bytes)
+        #expect(decoded == network)
+        #expect(metadata == ["seed": "1"])
+        #expect(ModelFile.encode(decoded, metadata: metadata) == bytes)
+    }
+
+    @Test("Truncated, corrupted, foreign and newer files are refused with the reason")
+    func refusals() throws {
+        let bytes = ModelFile.encode(Self.trainedLeNet())
+        for length in [0, 7, 19, 100, bytes.count / 2, bytes.count - 1] {
+            #expect(throws: ModelFile.Error.self) { try ModelFile.decode(Array(bytes.prefix(length))) }
+        }
+        var flipped = bytes
+        flipped[bytes.count / 2] ^= 0x10
+        #expect(throws: ModelFile.Error.self) { try ModelFile.decode(flipped) }
+        do {
+            _ = try ModelFile.decode(flipped)
+        } catch {
+            #expect(error.description.contains("checksum"))
+        }
+        var foreign = bytes
+        foreign[0] = UInt8(ascii: "X")
+        #expect(throws: ModelFile.Error.badMagic) { try ModelFile.decode(foreign) }
+        var newer = bytes
+        newer[8] = 2
+        #expect(throws: ModelFile.Error.newerVersion(found: 2, supported: 1)) { try ModelFile.decode(newer) }
+        var padded = bytes
+        padded.append(0)
+        #expect(throws: ModelFile.Error.self) { try ModelFile.decode(padded) }
+    }
+}
+
+@Suite("Rank samplers")
+struct SamplerTests {
+    @Test("perLayer visits every (layer, rank) pair exactly once per sweep")
+    func perLayerSweep() {
+        var state = RankSamplingState(sampler: .perLayer)
+        var generator = SeededGenerator(seed: 1)
+        let limits = [3, 5, 2]
+        var seen: [String: Int] = [:]
+        for _ in 0..<10 {
+            let ranks = state.nextRanks(limits: limits, using: &generator)
+            let truncated = zip(ranks, limits).enumerated().filter { $0.element.0 < $0.element.1 }
+            #expect(truncated.count <= 1)
+            // Exactly one layer may be cut (or a layer at its full rank, which leaves all full).
+            let layer = truncated.first?.offset
+            let key = layer.map { "\($0):\(ranks[$0])" } ?? "full"
+            seen[key, default: 0] += 1
+        }
+        // 10 pairs: 3 + 5 + 2; the 3 full-rank pairs look identical ("full").
+        #expect(seen["full"] == 3)
+        #expect(seen.count == 8 && seen.values.reduce(0, +) == 10)
+    }
+
+    @Test("Samplers stay inside the limits; fixed and sharedFraction use ceil(p·r)")
+    func limits() {
+        var generator = SeededGenerator(seed: 2)
+        let limits = [6, 16, 40, 0]
+        for sampler in [RankSampler.perLayer, .acrossLayers, .sharedFraction(fractions: [0.25, 1]), .fixed(fraction: 0.125), .none] {
+            var state = RankSamplingState(sampler: sampler)
+            for _ in 0..<200 {
+                let ranks = state.nextRanks(limits: limits, using: &generator)
+                #expect(zip(ranks, limits).allSatisfy { $0.0 <= $0.1 && ($0.1 == 0 || $0.0 >= 1) })
+            }
+        }
+        var fixed = RankSamplingState(sampler: .fixed(fraction: 0.125))
+        #expect(fixed.nextRanks(limits: limits, using: &generator) == [1, 2, 5, 0])
+        #expect(RankSampler(name: "fixed:0.25") == .fixed(fraction: 0.25))
+        #expect(RankSampler(name: "sometimes") == nil)
+    }
+
+    @Test("Shrinking keeps the prefix whose suffix importance passes the threshold")
+    func shrinking() {
+        // Components with norms 4, 2, 1, 1e-3 on both sides: suffix norms are √21, √5, 1,
+        // 1e-3, so suffix products are 21, 5, 1, 1e-6. Relative 1e-3 keeps 3; absolute 1.5 keeps 2.
+        var up = Tensor(zeros: [4, 2])
+        var down = Tensor(zeros: [4, 3])
+        for (i, norm) in [4, 2, 1, 1e-3].enumerated() {
+            up[i, 0] = Float(norm)
+            down[i, 1] = Float(norm)
+        }
+        #expect(GroupLasso.keptRank(up: up, down: down, kept: 4, threshold: 1e-3, relative: true) == 3)
+        #expect(GroupLasso.keptRank(up: up, down: down, kept: 4, threshold: 0, relative: true) == 4)
+        #expect(GroupLasso.keptRank(up: up, down: down, kept: 4, threshold: 1.5, relative: false) == 2)
+    }
+}
