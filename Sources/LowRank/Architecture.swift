@@ -216,3 +216,46 @@ public struct Architecture: Sendable, Equatable, Codable {
         return names
     }
 }
+
+extension Architecture {
+    /// Why this architecture cannot run, or `nil` when every layer fits the one before it.
+    ///
+    /// Architectures built in code are valid by construction; this guards ones read from
+    /// files, so that a forged header is refused instead of trapping in `forward`.
+    public var inconsistency: String? {
+        let limit = 1 << 24
+        guard classCount >= 1, classCount < limit else { return "class count \(classCount)" }
+        guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 >= 1 && $0 < limit }), inputShape.reduce(1, *) < limit else {
+            return "input shape \(inputShape)"
+        }
+        var shape = inputShape
+        for (index, layer) in layers.enumerated() {
+            let problem: String? = {
+                switch layer {
+                case .dense(let inputs, let outputs), .lowRankDense(let inputs, let outputs, _):
+                    guard shape == [inputs] else { return "takes [\(inputs)], gets \(shape)" }
+                    guard outputs >= 1 && outputs < limit else { return "\(outputs) outputs" }
+                case .convolution(let g, let outputs), .lowRankConvolution(let g, let outputs, _):
+                    guard shape == [g.height, g.width, g.channels] else { return "takes \([g.height, g.width, g.channels]), gets \(shape)" }
+                    guard g.kernelSize >= 1, g.kernelSize < 64, g.padding >= 0, g.padding < g.kernelSize,
+                        g.outputHeight >= 1, g.outputWidth >= 1, outputs >= 1, outputs < limit
+                    else { return "bad geometry \(g) with \(outputs) outputs" }
+                case .maxPool(let h, let w, let c):
+                    guard shape == [h, w, c], h >= 2, w >= 2 else { return "pools \([h, w, c]), gets \(shape)" }
+                case .relu, .flatten:
+                    break
+                }
+                if let rank = layer.maxRank, let (outputs, inputs) = layer.matrixShape,
+                    rank < 0 || rank > min(outputs, inputs)
+                {
+                    return "rank \(rank) outside 0…\(min(outputs, inputs))"
+                }
+                return nil
+            }()
+            if let problem { return "layer \(index) (\(layer.kindName)): \(problem)" }
+            shape = layer.outputShape(inputShape: shape)
+        }
+        guard shape == [classCount] else { return "the network outputs \(shape), not [\(classCount)] classes" }
+        return nil
+    }
+}

@@ -90,10 +90,8 @@ public enum ModelFile {
         } catch {
             throw stored != computed ? .checksumMismatch(stored: stored, computed: computed) : .badHeader(reason: "\(error)")
         }
+        if let problem = header.architecture.inconsistency { throw .inconsistent(reason: problem) }
         let shapes = header.architecture.parameterShapes
-        guard shapes.allSatisfy({ $0.allSatisfy { $0 >= 0 && $0 < 1 << 24 } }) else {
-            throw .badHeader(reason: "absurd tensor extents")
-        }
         let floatCount = shapes.reduce(0) { $0 + $1.reduce(1, *) }
         let expected = 16 + headerLength + 4 * floatCount + 4
         guard expected == bytes.count else { throw .sizeMismatch(expected: expected, found: bytes.count) }

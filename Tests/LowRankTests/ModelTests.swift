@@ -112,6 +112,31 @@ struct ModelTests {
         padded.append(0)
         #expect(throws: ModelFile.Error.self) { try ModelFile.decode(padded) }
     }
+
+    @Test("A well-formed file whose architecture does not chain is refused, not run")
+    func forgedArchitecture() throws {
+        var generator = SeededGenerator(seed: 3)
+        let good = Architecture(name: "t", inputShape: [4], classCount: 2, layers: [.dense(inputs: 4, outputs: 2)])
+        #expect(good.inconsistency == nil)
+        #expect(Architecture.make(.lenet, lowRank: true).inconsistency == nil)
+        let forged = Architecture(name: "t", inputShape: [5], classCount: 2, layers: [.dense(inputs: 4, outputs: 2)])
+        #expect(forged.inconsistency?.contains("layer 0") == true)
+        let network = Network(architecture: good, using: &generator)
+        // Re-label the input shape in the JSON header and fix up the checksum: still refused.
+        var bytes = ModelFile.encode(network)
+        let text = String(decoding: bytes, as: UTF8.self)
+        let needle = Array("\"inputShape\":[4]".utf8)
+        let replacement = Array("\"inputShape\":[5]".utf8)
+        guard let range = bytes.firstRange(of: needle) else {
+            Issue.record("header has no inputShape in \(text.prefix(200))")
+            return
+        }
+        bytes.replaceSubrange(range, with: replacement)
+        bytes.removeLast(4)
+        let crc = CRC32C.checksum(bytes)
+        bytes += [UInt8(crc & 0xFF), UInt8((crc >> 8) & 0xFF), UInt8((crc >> 16) & 0xFF), UInt8(crc >> 24)]
+        #expect(throws: ModelFile.Error.self) { try ModelFile.decode(bytes) }
+    }
 }
 
 @Suite("Rank samplers")
