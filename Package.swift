@@ -21,6 +21,9 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["CBLAS"]),
         .target(name: "LowRank", dependencies: ["Tensors"]),
         .target(name: "Datasets", dependencies: ["CZlib", "Tensors"], exclude: ["README.md"]),
+        .target(
+            name: "Fleet", dependencies: [.product(name: "Yams", package: "Yams")],
+            exclude: ["README.md"]),
 
         .executableTarget(
             name: "maestro",
@@ -35,6 +38,7 @@ let package = Package(
         .testTarget(name: "LowRankTests", dependencies: ["LowRank", "Tensors", "TestSupport"]),
         .testTarget(
             name: "DatasetsTests", dependencies: ["Datasets", "CZlib", "Tensors", "TestSupport"]),
+        .testTarget(name: "FleetTests", dependencies: ["Fleet", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,250 @@
+/// A federated-learning experiment as a researcher wrote it: data, model, training, fleet.
+///
+/// A `Scenario` is a trusted value: the only ways to get one are ``parse(yaml:path:)``,
+/// ``load(path:)``, ``overriding(_:)`` and `Decodable`, and all of them run the same
+/// validator, so every field is in range and every cross-field rule holds (see
+/// `Scenarios/README.md` for the schema, defaults and ranges). Optional keys the file left
+/// out hold their defaults here, so ``yaml()`` writes the scenario exactly as it runs.
+public struct Scenario: Sendable, Equatable {
+    /// Identifies the scenario in run folders and reports: letters, digits, `.`, `_`, `-`.
+    public let name: String
+    /// Seeds every random choice of a run (partition, initialisation, selection, sampling).
+    public let seed: UInt64
+    /// Fleet size: client indices are `0..<clients`.
+    public let clients: Int
+    /// Number of federated rounds.
+    public let rounds: Int
+    /// Updates the server aggregates per round, `1...clients`.
+    public let clientsPerRound: Int
+    /// Factor ≥ 1 on `clientsPerRound` for how many clients a round selects
+    /// (`ceil(clientsPerRound · overSelection) ≤ clients`); 1 selects exactly `clientsPerRound`.
+    public let overSelection: Double
+    /// Fewest updates a round needs to count, `1...clientsPerRound`.
+    public let minimumUpdates: Int
+    /// What a round that gets fewer than `minimumUpdates` updates does.
+    public let roundFailurePolicy: RoundFailurePolicy
+    /// Virtual seconds a selected client has to download, train and upload.
+    ///
+    /// A client that would take longer is dropped from that round. `nil`: no deadline.
+    public let deadlineSeconds: Double?
+    /// Where the clients' data comes from.
+    public let dataset: Dataset
+    /// Architecture and federated strategy.
+    public let model: Model
+    /// Client-side training and server-side optimiser.
+    public let training: Training
+    /// Server-side progressive shrinking of the global ranks.
+    public let shrinking: Shrinking
+    /// How often the global model is evaluated (at every tier's budget).
+    public let evaluation: Evaluation
+    /// Transport security requirements.
+    public let security: Security
+    /// Device tiers in file order; they partition the fleet (see ``fleet()``).
+    public let tiers: [Tier]
+}
+
+extension Scenario {
+    /// What a round does when fewer than `minimumUpdates` updates arrived in time.
+    public enum RoundFailurePolicy: String, Sendable, Equatable, CaseIterable {
+        /// Run the round again with a fresh selection (the round number does not advance).
+        case retry
+        /// Keep the global model unchanged and go on with the next round.
+        case skip
+        /// Stop the run with an error.
+        case abort
+    }
+
+    /// The clients' data.
+    public enum Dataset: Sendable, Equatable {
+        /// Fashion-MNIST (60k train / 10k test, gzip'd IDX files in `directory`), split over
+        /// the clients by `partition`.
+        case fashionMNIST(directory: String, partition: Partition)
+        /// FedProx Synthetic(α, β): one generated device per client (α, β are the standard
+        /// deviations of the per-device model and input means; Li et al., MLSys 2020).
+        case synthetic(alpha: Double, beta: Double)
+        /// FedProx Synthetic IID: one shared model, zero input means.
+        case syntheticIID
+
+        /// The `dataset.name` key: `fashion-mnist` or `synthetic`.
+        public var name: String {
+            switch self {
+            case .fashionMNIST: "fashion-mnist"
+            case .synthetic, .syntheticIID: "synthetic"
+            }
+        }
+
+        /// Default location of the Debian package `dataset-fashion-mnist`.
+        public static let defaultFashionMNISTDirectory = "/usr/share/datasets/fashion-mnist"
+        /// Training images in Fashion-MNIST, the bound for partitions.
+        public static let fashionMNISTTrainingCount = 60_000
+    }
+
+    /// How a centralised training set is split over the clients.
+    public enum Partition: Sendable, Equatable {
+        /// Uniformly at random, equal sizes.
+        case iid
+        /// Label skew: each client's class proportions ~ Dirichlet(α); smaller α, more skew.
+        case dirichlet(alpha: Double)
+        /// McMahan et al. (2017): sort by label, cut into `clients · perClient` shards, give
+        /// each client `perClient` of them.
+        case shards(perClient: Int)
+    }
+
+    /// The network every client and the server build.
+    public struct Model: Sendable, Equatable {
+        /// The layer stack.
+        public let architecture: Architecture
+        /// The federated strategy: ordered low-rank sub-models or the dense baseline.
+        public let strategy: Strategy
+    }
+
+    /// The layer stack; shapes come from the model code.
+    public enum Architecture: String, Sendable, Equatable, CaseIterable {
+        /// LeNet-5 on 28×28 images: conv 1→6, conv 6→16, fc 400→120→84→10.
+        case leNet = "lenet"
+        /// Multilayer perceptron 784-300-100-10.
+        case mlp
+        /// A single LoD layer (multinomial logistic regression), for the synthetic data.
+        case logistic
+    }
+
+    /// Who trains what and how the server combines it.
+    public enum Strategy: String, Sendable, Equatable, CaseIterable {
+        /// Each tier trains its rank prefix; the server aggregates column by column.
+        case orderedLoD
+        /// Every client trains the whole dense model; plain (or server-optimised) FedAvg.
+        case denseFedAvg
+    }
+
+    /// Client-side training of one round, and the server optimiser.
+    public struct Training: Sendable, Equatable {
+        /// Passes over the client's local data per round.
+        public let localEpochs: Int
+        /// Mini-batch size of local SGD.
+        public let batchSize: Int
+        /// Client SGD learning rate.
+        public let learningRate: Double
+        /// How each local step picks the ranks it trains, within the client's budget.
+        public let sampler: RankSampler
+        /// λ of the hierarchical group lasso (0: off).
+        public let groupLasso: Double
+        /// How the server applies the aggregated update.
+        public let server: ServerOptimizer
+    }
+
+    /// Rank sampling for one local step, always restricted to the client's budget k_l.
+    public enum RankSampler: Sendable, Equatable {
+        /// One (layer, rank) pair per step from a shuffled list of all pairs (the paper's).
+        case perLayer
+        /// Every layer draws its rank uniformly in the same step.
+        case acrossLayers
+        /// One fraction p from `fractions` per step, every layer at ceil(p · r_l) (FjORD).
+        case sharedFraction(fractions: [Double])
+        /// A constant fraction of each layer's rank, capped at the budget (Pufferfish-like).
+        case fixed(fraction: Double)
+        /// No sampling: every step trains the whole budget (`none` in YAML).
+        case unsampled
+
+        /// The `kind` name in YAML.
+        public var kind: String {
+            switch self {
+            case .perLayer: "perLayer"
+            case .acrossLayers: "acrossLayers"
+            case .sharedFraction: "sharedFraction"
+            case .fixed: "fixed"
+            case .unsampled: "none"
+            }
+        }
+
+        static let kinds = ["perLayer", "acrossLayers", "sharedFraction", "fixed", "none"]
+    }
+
+    /// The server step applied to the aggregated pseudo-gradient Δ (Reddi et al., ICLR 2021).
+    public enum ServerOptimizer: Sendable, Equatable {
+        /// `w ← w + η Δ`.
+        case fedAvg(learningRate: Double)
+        /// `m ← β m + Δ; w ← w + η m` (Hsu et al., 2019).
+        case fedAvgM(learningRate: Double, momentum: Double)
+        /// Adam on Δ with adaptivity τ = `epsilon`.
+        case fedAdam(learningRate: Double, beta1: Double, beta2: Double, epsilon: Double)
+
+        /// The `optimizer` name in YAML.
+        public var name: String {
+            switch self {
+            case .fedAvg: "fedAvg"
+            case .fedAvgM: "fedAvgM"
+            case .fedAdam: "fedAdam"
+            }
+        }
+
+        /// Server learning rate η.
+        public var learningRate: Double {
+            switch self {
+            case .fedAvg(let rate), .fedAvgM(let rate, _), .fedAdam(let rate, _, _, _): rate
+            }
+        }
+
+        static let names = ["fedAvg", "fedAvgM", "fedAdam"]
+    }
+
+    /// Server-side progressive shrinking with a relative threshold.
+    public struct Shrinking: Sendable, Equatable {
+        /// ε relative to each layer's largest suffix product; 0 turns shrinking off.
+        public let threshold: Double
+        /// Shrink every `period` rounds.
+        public let period: Int
+
+        /// Whether the server shrinks at all.
+        public var isEnabled: Bool { threshold > 0 }
+    }
+
+    /// Evaluation schedule.
+    public struct Evaluation: Sendable, Equatable {
+        /// Evaluate every `period` rounds.
+        public let period: Int
+    }
+
+    /// Transport security requirements.
+    public struct Security: Sendable, Equatable {
+        /// Refuse to run unless the transport uses ZeroMQ CURVE with client authentication.
+        public let requireCurve: Bool
+    }
+
+    /// A class of devices: its sub-model size, speed, links and availability.
+    public struct Tier: Sendable, Equatable, Hashable {
+        /// Unique among the scenario's tiers: letters, digits, `.`, `_`, `-`.
+        public let name: String
+        /// How many clients the tier holds, as written.
+        public let population: Population
+        /// p in (0, 1]: per low-rank layer the tier holds the first ceil(p · r_l) components.
+        public let rankFraction: Double
+        /// Sustained compute speed in GFLOP/s.
+        public let gflops: Double
+        /// Uplink bandwidth in Mbit/s (10⁶ bit/s).
+        public let uplinkMbps: Double
+        /// Downlink bandwidth in Mbit/s (10⁶ bit/s).
+        public let downlinkMbps: Double
+        /// One-way latency in milliseconds.
+        public let latencyMs: Double
+        /// Probability in [0, 1] that a client of this tier is online in a given round.
+        public let availability: Double
+
+        /// The tier's size: a share of the fleet or an exact count.
+        public enum Population: Sendable, Equatable, Hashable {
+            /// A fraction of `clients`; shares of all tiers sum to 1.
+            case share(Double)
+            /// An exact number of clients; counts of all tiers sum to `clients`.
+            case count(Int)
+        }
+
+        /// The budget k = ceil(p · rank) of a layer whose current rank is `rank`: at least 1,
+        /// at most `rank` (0 for a layer with no components left).
+        ///
+        /// A tolerance of 1e-9 absorbs binary rounding, so `0.7 · 10` keeps 7, not 8.
+        public func keptRank(outOf rank: Int) -> Int {
+            guard rank > 0 else { return 0 }
+            let kept = Int((rankFraction * Double(rank) - 1e-9).rounded(.up))
+            return min(rank, max(1, kept))
+        }
+    }
+}

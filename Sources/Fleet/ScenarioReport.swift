@@ -1,0 +1,303 @@
+import Foundation
+
+/// The shape of one model layer as the wire sees it; supplied by the model code.
+///
+/// A conv layer is its `outputs × (inputs · k · k)` matrix: pass `inputs = c_in · k · k`.
+public struct LayerShape: Sendable, Equatable, Hashable {
+    /// Layer name for tables: `conv1`, `fc2`.
+    public var name: String
+    /// m: rows of the weight matrix (output features or channels).
+    public var outputs: Int
+    /// n: columns of the weight matrix (input features, or c_in · k · k).
+    public var inputs: Int
+    /// Whether the layer is factored as U Vᵀ (sent as column prefixes) or dense.
+    public var isLowRank: Bool
+    /// Current global rank r_l (after shrinking); ignored for dense layers.
+    public var rank: Int
+    /// Parameters sent whole to every client (bias, normalisation), as one tensor if > 0.
+    public var sharedParameterCount: Int
+
+    public init(
+        name: String, outputs: Int, inputs: Int, isLowRank: Bool, rank: Int,
+        sharedParameterCount: Int
+    ) {
+        self.name = name
+        self.outputs = outputs
+        self.inputs = inputs
+        self.isLowRank = isLowRank
+        self.rank = rank
+        self.sharedParameterCount = sharedParameterCount
+    }
+
+    /// Parameters of the dense layer: `outputs · inputs + sharedParameterCount`.
+    public var denseParameterCount: Int { outputs * inputs + sharedParameterCount }
+}
+
+/// Bytes a message costs beyond its float32 payload: framing, header, tensor descriptors.
+///
+/// The wire codec defines the real values; a message carrying `t` tensors costs
+/// `perMessage + perTensor · t` bytes on top of `4 ·` its parameters.
+public struct MessageOverhead: Sendable, Equatable, Hashable {
+    public var perMessage: Int
+    public var perTensor: Int
+
+    public init(perMessage: Int, perTensor: Int) {
+        self.perMessage = perMessage
+        self.perTensor = perTensor
+    }
+
+    /// Payload only.
+    public static let none = MessageOverhead(perMessage: 0, perTensor: 0)
+
+    /// Overhead of one message with `tensorCount` tensors.
+    public func bytes(tensorCount: Int) -> Int { perMessage + perTensor * tensorCount }
+}
+
+/// What one client moves in one round: the model down, the same shapes up.
+public struct Traffic: Sendable, Equatable, Hashable {
+    /// Float32 values in each direction.
+    public let parameters: Int
+    /// Tensors in each message (U and V slices, shared tensors, dense matrices).
+    public let tensors: Int
+    /// Bytes of the download message: `4 · parameters` plus overhead.
+    public let downloadBytes: Int
+    /// Bytes of the upload message (same shapes as the download).
+    public let uploadBytes: Int
+
+    /// Download plus upload.
+    public var bytesPerRound: Int { downloadBytes + uploadBytes }
+
+    init(parameters: Int, tensors: Int, overhead: MessageOverhead) {
+        self.parameters = parameters
+        self.tensors = tensors
+        let message = 4 * parameters + overhead.bytes(tensorCount: tensors)
+        self.downloadBytes = message
+        self.uploadBytes = message
+    }
+}
+
+/// One tier's budgets and traffic.
+public struct TierTraffic: Sendable, Equatable, Hashable {
+    /// The tier as in the scenario.
+    public let tier: Scenario.Tier
+    /// Clients the fleet gives the tier.
+    public let clients: Int
+    /// Per layer, in layer order: k_l = ceil(p · r_l) for a low-rank layer, `nil` for a layer
+    /// sent dense (a dense layer, or every layer under `denseFedAvg`).
+    public let budgets: [Int?]
+    /// Bytes per round of one client of this tier.
+    public let traffic: Traffic
+    /// `traffic.bytesPerRound` over dense FedAvg's.
+    public let ratioToDense: Double
+    /// Seconds to download at the downlink, upload at the uplink, plus one latency each way.
+    public let transferSeconds: Double
+}
+
+/// Per-tier budgets and bytes per round for a scenario and a model's layer shapes: what
+/// `maestro scenario show` prints.
+///
+/// Pure arithmetic on value inputs. Per tier with rank fraction p, a low-rank layer sends
+/// k_l = ``Scenario/Tier/keptRank(outOf:)`` columns of U and V, `k_l · (m + n)` values,
+/// plus its shared parameters; a dense layer sends `m · n` plus shared. Dense FedAvg sends
+/// every layer dense. Downloads and uploads have the same shapes (SPEC §2).
+public struct ScenarioReport: Sendable, Equatable {
+    public let scenario: Scenario
+    public let layers: [LayerShape]
+    public let overhead: MessageOverhead
+    /// One entry per tier, in scenario order.
+    public let tiers: [TierTraffic]
+    /// Dense FedAvg on the same model, per client.
+    public let dense: Traffic
+    /// Expected bytes of one round: `clientsPerRound · Σ_t (n_t / N) · bytes_t`.
+    ///
+    /// Clients are drawn by fleet share; over-selection, availability and deadline drops are
+    /// not modelled.
+    public let expectedBytesPerRound: Double
+    /// Dense FedAvg with the same clients per round: `clientsPerRound · dense.bytesPerRound`.
+    public let expectedDenseBytesPerRound: Double
+
+    /// `expectedBytesPerRound / expectedDenseBytesPerRound`.
+    public var ratioToDense: Double { expectedBytesPerRound / expectedDenseBytesPerRound }
+
+    public init(scenario: Scenario, layers: [LayerShape], overhead: MessageOverhead = .none) {
+        self.scenario = scenario
+        self.layers = layers
+        self.overhead = overhead
+        let dense = Self.traffic(
+            layers: layers, budgets: layers.map { _ in nil }, overhead: overhead)
+        self.dense = dense
+        let sizes = scenario.clientsPerTier
+        self.tiers = zip(scenario.tiers, sizes).map { tier, clients in
+            let budgets: [Int?] = layers.map { layer in
+                guard layer.isLowRank, scenario.model.strategy == .orderedLoD else { return nil }
+                return tier.keptRank(outOf: layer.rank)
+            }
+            let traffic = Self.traffic(layers: layers, budgets: budgets, overhead: overhead)
+            let transfer =
+                Double(traffic.downloadBytes) * 8 / (tier.downlinkMbps * 1e6)
+                + Double(traffic.uploadBytes) * 8 / (tier.uplinkMbps * 1e6) + 2 * tier.latencyMs
+                / 1000
+            return TierTraffic(
+                tier: tier, clients: clients, budgets: budgets, traffic: traffic,
+                ratioToDense: Double(traffic.bytesPerRound) / Double(max(1, dense.bytesPerRound)),
+                transferSeconds: transfer)
+        }
+        let fleetBytes = tiers.reduce(0) { $0 + $1.clients * $1.traffic.bytesPerRound }
+        self.expectedBytesPerRound =
+            Double(scenario.clientsPerRound) * Double(fleetBytes) / Double(scenario.clients)
+        self.expectedDenseBytesPerRound = Double(scenario.clientsPerRound * dense.bytesPerRound)
+    }
+
+    static func traffic(layers: [LayerShape], budgets: [Int?], overhead: MessageOverhead) -> Traffic
+    {
+        var parameters = 0
+        var tensors = 0
+        for (layer, budget) in zip(layers, budgets) {
+            if let budget {
+                parameters += budget * (layer.outputs + layer.inputs)
+                tensors += 2
+            } else {
+                parameters += layer.outputs * layer.inputs
+                tensors += 1
+            }
+            parameters += layer.sharedParameterCount
+            tensors += layer.sharedParameterCount > 0 ? 1 : 0
+        }
+        return Traffic(parameters: parameters, tensors: tensors, overhead: overhead)
+    }
+
+    // MARK: Rendering
+
+    /// Three text tables: the fleet, each tier's budget per layer, bytes per round per tier
+    /// against dense FedAvg; then the expected traffic of a round.
+    public func render() -> String {
+        var out: [String] = []
+        out.append(
+            "Scenario \(scenario.name): \(datasetSummary), \(scenario.model.architecture.rawValue), "
+                + "\(scenario.model.strategy.rawValue)")
+        var line =
+            "\(scenario.clients) clients, \(scenario.clientsPerRound) per round, "
+            + "\(scenario.rounds) rounds"
+        if let deadline = scenario.deadlineSeconds { line += ", deadline \(format(deadline)) s" }
+        out.append(line)
+
+        out.append("")
+        out.append("Fleet")
+        var fleet = TextTable(
+            header: [
+                "tier", "clients", "indices", "p", "GFLOP/s", "up Mbit/s", "down Mbit/s",
+                "latency ms", "availability",
+            ],
+            rightAligned: [false, true, false, true, true, true, true, true, true])
+        for (tier, range) in zip(tiers, scenario.tierRanges) {
+            fleet.append([
+                tier.tier.name, "\(tier.clients)",
+                range.isEmpty ? "-" : "\(range.lowerBound)-\(range.upperBound - 1)",
+                format(tier.tier.rankFraction), format(tier.tier.gflops),
+                format(tier.tier.uplinkMbps),
+                format(tier.tier.downlinkMbps), format(tier.tier.latencyMs),
+                String(format: "%.2f", tier.tier.availability),
+            ])
+        }
+        out += fleet.lines()
+
+        out.append("")
+        out.append("Budget per layer (k_l kept of the current rank r_l; dense = sent whole)")
+        var budgets = TextTable(
+            header: ["layer", "shape", "r_l"] + tiers.map(\.tier.name),
+            rightAligned: [false, false, true] + tiers.map { _ in true })
+        for (index, layer) in layers.enumerated() {
+            budgets.append(
+                [
+                    layer.name, "\(layer.outputs)×\(layer.inputs)",
+                    layer.isLowRank ? "\(layer.rank)" : "-",
+                ]
+                    + tiers.map { $0.budgets[index].map(String.init) ?? "dense" })
+        }
+        out += budgets.lines()
+
+        out.append("")
+        out.append(
+            "Bytes per round per client (float32 down + up; overhead \(overhead.perMessage) B/message "
+                + "+ \(overhead.perTensor) B/tensor)")
+        var bytes = TextTable(
+            header: [
+                "tier", "parameters", "download B", "upload B", "total B", "vs dense", "transfer s",
+            ],
+            rightAligned: [false, true, true, true, true, true, true])
+        for tier in tiers {
+            bytes.append([
+                tier.tier.name, grouped(tier.traffic.parameters),
+                grouped(tier.traffic.downloadBytes),
+                grouped(tier.traffic.uploadBytes), grouped(tier.traffic.bytesPerRound),
+                String(format: "%.3f", tier.ratioToDense),
+                String(format: "%.2f", tier.transferSeconds),
+            ])
+        }
+        bytes.append([
+            "dense FedAvg", grouped(dense.parameters), grouped(dense.downloadBytes),
+            grouped(dense.uploadBytes), grouped(dense.bytesPerRound), "1.000", "",
+        ])
+        out += bytes.lines()
+
+        out.append("")
+        out.append(
+            "Expected per round (\(scenario.clientsPerRound) clients by fleet share): "
+                + "\(grouped(Int(expectedBytesPerRound.rounded()))) B vs dense FedAvg "
+                + "\(grouped(Int(expectedDenseBytesPerRound.rounded()))) B "
+                + "(\(String(format: "%.3f", ratioToDense)))")
+        if let deadline = scenario.deadlineSeconds {
+            for tier in tiers where tier.transferSeconds > deadline {
+                out.append(
+                    "Warning: tier \(tier.tier.name) needs \(String(format: "%.1f", tier.transferSeconds)) s "
+                        + "to transfer alone, over the \(format(deadline)) s deadline")
+            }
+        }
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    private var datasetSummary: String {
+        switch scenario.dataset {
+        case .fashionMNIST(_, .iid): "fashion-mnist (IID)"
+        case .fashionMNIST(_, .dirichlet(let alpha)):
+            "fashion-mnist (Dirichlet α = \(format(alpha)))"
+        case .fashionMNIST(_, .shards(let perClient)):
+            "fashion-mnist (\(perClient) shards per client)"
+        case .synthetic(let alpha, let beta): "synthetic(\(format(alpha)), \(format(beta)))"
+        case .syntheticIID: "synthetic IID"
+        }
+    }
+}
+
+/// `1234567` → `1,234,567`.
+func grouped(_ value: Int) -> String {
+    let digits = String(value.magnitude)
+    var out = ""
+    for (offset, digit) in digits.enumerated() {
+        if offset > 0, (digits.count - offset) % 3 == 0 { out.append(",") }
+        out.append(digit)
+    }
+    return value < 0 ? "-" + out : out
+}
+
+/// Columns padded to their widest cell, two spaces apart.
+struct TextTable {
+    var header: [String]
+    var rightAligned: [Bool]
+    var rows: [[String]] = []
+
+    mutating func append(_ row: [String]) { rows.append(row) }
+
+    func lines() -> [String] {
+        let all = [header] + rows
+        let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+        return all.map { row in
+            row.indices.map { column in
+                let padding = String(repeating: " ", count: widths[column] - row[column].count)
+                return rightAligned[column] ? padding + row[column] : row[column] + padding
+            }
+            .joined(separator: "  ")
+            .replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
+        }
+    }
+}

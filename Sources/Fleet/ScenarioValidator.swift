@@ -1,0 +1,854 @@
+/// Reads an untyped ``ScenarioNode`` tree into a ``Scenario``, collecting every problem.
+///
+/// Each reader reports what is wrong at its own key and returns `nil` for that value, then
+/// the caller goes on, so one pass finds every problem. Cross-field rules run only when
+/// the values they compare were themselves valid, so one mistake is reported once.
+struct ScenarioValidator {
+    private(set) var problems: [ScenarioProblem] = []
+
+    /// Every problem found in one document.
+    struct Failure: Error {
+        var problems: [ScenarioProblem]
+    }
+
+    /// The scenario, or every problem found.
+    static func validate(_ root: ScenarioNode?) -> Result<Scenario, Failure> {
+        var validator = ScenarioValidator()
+        let scenario = validator.scenario(from: root)
+        if let scenario, validator.problems.isEmpty { return .success(scenario) }
+        return .failure(Failure(problems: validator.problems))
+    }
+
+    mutating func report(_ keyPath: String, _ reason: String) {
+        problems.append(
+            ScenarioProblem(keyPath: keyPath.isEmpty ? "(root)" : keyPath, reason: reason))
+    }
+
+    // MARK: Schema
+
+    static let topLevelKeys = [
+        "name", "seed", "clients", "rounds", "clientsPerRound", "overSelection", "minimumUpdates",
+        "roundFailurePolicy", "deadlineSeconds", "dataset", "model", "training", "shrinking",
+        "evaluation", "security", "tiers",
+    ]
+    static let datasetKeys = ["name", "directory", "partition", "synthetic"]
+    static let partitionKeys = ["scheme", "alpha", "perClient"]
+    static let syntheticKeys = ["alpha", "beta", "iid"]
+    static let modelKeys = ["architecture", "strategy"]
+    static let trainingKeys = [
+        "localEpochs", "batchSize", "learningRate", "sampler", "groupLasso", "server",
+    ]
+    static let samplerKeys = ["kind", "fractions", "fraction"]
+    static let serverKeys = ["optimizer", "learningRate", "momentum", "beta1", "beta2", "epsilon"]
+    static let shrinkingKeys = ["threshold", "period"]
+    static let evaluationKeys = ["period"]
+    static let securityKeys = ["requireCurve"]
+    static let tierKeys = [
+        "name", "share", "count", "rankFraction", "gflops", "uplinkMbps", "downlinkMbps",
+        "latencyMs", "availability",
+    ]
+
+    /// Tolerance on the sum of tier shares.
+    static let shareTolerance = 1e-6
+
+    // MARK: Top level
+
+    private mutating func scenario(from root: ScenarioNode?) -> Scenario? {
+        guard let root, root != .null else {
+            report("", "the document is empty; expected a mapping of scenario keys")
+            return nil
+        }
+        guard let top = fields(root, at: "", known: Self.topLevelKeys) else { return nil }
+
+        let name = required(top, "name", .identifier)
+        let seed = required(top, "seed", .seed)
+        let clients = required(top, "clients", .integer(atLeast: 1))
+        let rounds = required(top, "rounds", .integer(atLeast: 1))
+        let clientsPerRound = required(top, "clientsPerRound", .integer(atLeast: 1))
+        let overSelection = optional(top, "overSelection", .number(.atLeast(1)), default: 1.0)
+        let minimumUpdates = optional(top, "minimumUpdates", .integer(atLeast: 1), default: 1)
+        let roundFailurePolicy = optional(
+            top, "roundFailurePolicy", .choice(Scenario.RoundFailurePolicy.self), default: .skip)
+        let deadlineSeconds = optional(
+            top, "deadlineSeconds", Field.number(.positive).map { Optional($0) }, default: nil)
+
+        if let clients, let clientsPerRound, clientsPerRound > clients {
+            report(
+                "clientsPerRound",
+                "out of range: must be at most clients (\(clients)), found \(clientsPerRound)")
+        }
+        if let clientsPerRound, let minimumUpdates, minimumUpdates > clientsPerRound {
+            report(
+                "minimumUpdates",
+                "out of range: must be at most clientsPerRound (\(clientsPerRound)), "
+                    + "found \(minimumUpdates)")
+        }
+        if let clients, let clientsPerRound, let overSelection, clientsPerRound <= clients {
+            let selected = Int((Double(clientsPerRound) * overSelection - 1e-9).rounded(.up))
+            if selected > clients {
+                report(
+                    "overSelection",
+                    "out of range: selects ceil(\(clientsPerRound) × \(format(overSelection))) = "
+                        + "\(selected) clients per round but the fleet has \(clients)")
+            }
+        }
+
+        let dataset = self.dataset(top, clients: clients)
+        let model = self.model(
+            top, datasetName: dataset?.name ?? top.node("dataset")?["name"]?.text)
+        let training = self.training(top, strategy: model?.strategy)
+        let shrinking = self.shrinking(top, strategy: model?.strategy)
+        let evaluation = self.evaluation(top)
+        let security = self.security(top)
+        let tiers = self.tiers(top, clients: clients)
+
+        guard let name, let seed, let clients, let rounds, let clientsPerRound, let overSelection,
+            let minimumUpdates, let roundFailurePolicy, let deadlineSeconds, let dataset,
+            let model, var training, let shrinking, let evaluation, let security, let tiers
+        else { return nil }
+
+        if case .sharedFraction(let fractions) = training.sampler, fractions.isEmpty {
+            // Default: the distinct rank fractions of the tiers, smallest first.
+            let tierFractions = Set(tiers.map(\.rankFraction)).sorted()
+            training = Scenario.Training(
+                localEpochs: training.localEpochs, batchSize: training.batchSize,
+                learningRate: training.learningRate,
+                sampler: .sharedFraction(fractions: tierFractions),
+                groupLasso: training.groupLasso, server: training.server)
+        }
+        return Scenario(
+            name: name, seed: seed, clients: clients, rounds: rounds,
+            clientsPerRound: clientsPerRound, overSelection: overSelection,
+            minimumUpdates: minimumUpdates, roundFailurePolicy: roundFailurePolicy,
+            deadlineSeconds: deadlineSeconds, dataset: dataset, model: model, training: training,
+            shrinking: shrinking, evaluation: evaluation, security: security, tiers: tiers)
+    }
+
+    // MARK: Dataset
+
+    private mutating func dataset(_ top: Fields, clients: Int?) -> Scenario.Dataset? {
+        guard let node = requiredNode(top, "dataset"),
+            let fields = fields(node, at: "dataset", known: Self.datasetKeys)
+        else { return nil }
+        let name = required(fields, "name", .choice(["fashion-mnist", "synthetic"]))
+        switch name {
+        case "fashion-mnist":
+            let directory = optional(
+                fields, "directory", .nonEmptyText,
+                default: Scenario.Dataset.defaultFashionMNISTDirectory)
+            if fields.has("synthetic") {
+                report("dataset.synthetic", "only allowed with name: synthetic")
+            }
+            let partition = requiredNode(fields, "partition").flatMap {
+                self.partition($0, at: "dataset.partition", clients: clients)
+            }
+            guard let directory, let partition else { return nil }
+            return .fashionMNIST(directory: directory, partition: partition)
+        case "synthetic":
+            if let partition = fields.node("partition") {
+                _ = self.partition(partition, at: "dataset.partition", clients: nil)
+                report(
+                    "dataset.partition",
+                    "not allowed for synthetic data: each client is one generated device")
+            }
+            if fields.has("directory") {
+                report("dataset.directory", "not allowed for synthetic data: it is generated")
+            }
+            return requiredNode(fields, "synthetic").flatMap { self.synthetic($0) }
+        default:
+            // Unknown name: still check what is inside, without cross-field rules.
+            if let node = fields.node("partition") {
+                _ = self.partition(node, at: "dataset.partition", clients: nil)
+            }
+            if let node = fields.node("synthetic") { _ = self.synthetic(node) }
+            if let node = fields.node("directory") {
+                _ = read(node, at: "dataset.directory", .nonEmptyText)
+            }
+            return nil
+        }
+    }
+
+    private mutating func partition(
+        _ node: ScenarioNode, at path: String, clients: Int?
+    ) -> Scenario.Partition? {
+        // `partition: iid` is short for `partition: {scheme: iid}`.
+        let schemes = ["iid", "dirichlet", "shards"]
+        let fields: Fields
+        let scheme: String?
+        if case .scalar = node {
+            fields = Fields(path: path, entries: [])
+            scheme = read(node, at: path, .choice(schemes))
+        } else {
+            guard let mapping = self.fields(node, at: path, known: Self.partitionKeys) else {
+                return nil
+            }
+            fields = mapping
+            scheme = required(fields, "scheme", .choice(schemes))
+        }
+        let capacity = Scenario.Dataset.fashionMNISTTrainingCount
+        switch scheme {
+        case "iid", "dirichlet":
+            rejectUnused(fields, ["perClient"], because: "scheme \(scheme ?? "")")
+            if let clients, clients > capacity {
+                report(
+                    "clients",
+                    "out of range: \(clients) clients exceed the \(capacity) training images")
+            }
+            if scheme == "iid" {
+                rejectUnused(fields, ["alpha"], because: "scheme iid")
+                return .iid
+            }
+            return required(fields, "alpha", .number(.positive)).map { .dirichlet(alpha: $0) }
+        case "shards":
+            rejectUnused(fields, ["alpha"], because: "scheme shards")
+            let perClient = optional(fields, "perClient", .integer(atLeast: 1), default: 2)
+            if let clients, let perClient, clients * perClient > capacity {
+                report(
+                    fields.keyPath("perClient"),
+                    "out of range: \(clients) clients × \(perClient) shards exceed the "
+                        + "\(capacity) training images")
+            }
+            return perClient.map { .shards(perClient: $0) }
+        default:
+            if let node = fields.node("alpha") {
+                _ = read(node, at: fields.keyPath("alpha"), .number(.positive))
+            }
+            if let node = fields.node("perClient") {
+                _ = read(node, at: fields.keyPath("perClient"), .integer(atLeast: 1))
+            }
+            return nil
+        }
+    }
+
+    private mutating func synthetic(_ node: ScenarioNode) -> Scenario.Dataset? {
+        guard let fields = fields(node, at: "dataset.synthetic", known: Self.syntheticKeys) else {
+            return nil
+        }
+        guard let isIID = optional(fields, "iid", .boolean, default: false) else { return nil }
+        if isIID {
+            rejectUnused(fields, ["alpha", "beta"], because: "iid: true")
+            return .syntheticIID
+        }
+        let alpha = required(fields, "alpha", .number(.nonNegative))
+        let beta = required(fields, "beta", .number(.nonNegative))
+        guard let alpha, let beta else { return nil }
+        return .synthetic(alpha: alpha, beta: beta)
+    }
+
+    // MARK: Model and training
+
+    private mutating func model(_ top: Fields, datasetName: String?) -> Scenario.Model? {
+        guard let node = requiredNode(top, "model"),
+            let fields = fields(node, at: "model", known: Self.modelKeys)
+        else { return nil }
+        let architecture = required(fields, "architecture", .choice(Scenario.Architecture.self))
+        let strategy = required(fields, "strategy", .choice(Scenario.Strategy.self))
+        if datasetName == "synthetic", let architecture, architecture != .logistic {
+            report(
+                "model.architecture",
+                "\(architecture.rawValue) needs 28×28 images; synthetic data has 60 features "
+                    + "(use logistic)")
+        }
+        guard let architecture, let strategy else { return nil }
+        return Scenario.Model(architecture: architecture, strategy: strategy)
+    }
+
+    private mutating func training(
+        _ top: Fields, strategy: Scenario.Strategy?
+    ) -> Scenario.Training? {
+        guard let node = requiredNode(top, "training"),
+            let fields = fields(node, at: "training", known: Self.trainingKeys)
+        else { return nil }
+        let localEpochs = required(fields, "localEpochs", .integer(atLeast: 1))
+        let batchSize = required(fields, "batchSize", .integer(atLeast: 1))
+        let learningRate = required(fields, "learningRate", .number(.positive))
+        let sampler: Scenario.RankSampler? =
+            if let node = fields.node("sampler") {
+                self.sampler(node, strategy: strategy)
+            } else {
+                strategy == .denseFedAvg ? .unsampled : .perLayer
+            }
+        let groupLasso = optional(fields, "groupLasso", .number(.nonNegative), default: 0)
+        if strategy == .denseFedAvg, let groupLasso, groupLasso > 0 {
+            report(
+                "training.groupLasso",
+                "must be 0 with denseFedAvg: the group lasso acts on low-rank factors")
+        }
+        let server: Scenario.ServerOptimizer? =
+            if let node = fields.node("server") { self.server(node) } else {
+                .fedAvg(learningRate: 1)
+            }
+        guard let localEpochs, let batchSize, let learningRate, let sampler, let groupLasso,
+            let server
+        else { return nil }
+        return Scenario.Training(
+            localEpochs: localEpochs, batchSize: batchSize, learningRate: learningRate,
+            sampler: sampler, groupLasso: groupLasso, server: server)
+    }
+
+    private mutating func sampler(
+        _ node: ScenarioNode, strategy: Scenario.Strategy?
+    ) -> Scenario.RankSampler? {
+        let path = "training.sampler"
+        // `sampler: perLayer` is short for `sampler: {kind: perLayer}`.
+        let fields: Fields
+        let kind: String?
+        if case .scalar = node {
+            fields = Fields(path: path, entries: [])
+            kind = read(node, at: path, .choice(Scenario.RankSampler.kinds))
+        } else {
+            guard let mapping = self.fields(node, at: path, known: Self.samplerKeys) else {
+                return nil
+            }
+            fields = mapping
+            kind = required(fields, "kind", .choice(Scenario.RankSampler.kinds))
+        }
+        guard let kind else { return nil }
+        if strategy == .denseFedAvg, kind != "none" {
+            report(path, "must be none with denseFedAvg: the dense model has no ranks to sample")
+        }
+        switch kind {
+        case "sharedFraction":
+            rejectUnused(fields, ["fraction"], because: "sampler sharedFraction")
+            guard let node = fields.node("fractions") else { return .sharedFraction(fractions: []) }
+            let fractions = read(
+                node, at: fields.keyPath("fractions"), .list(of: .number(.unitOpenClosed)))
+            if let fractions, fractions.isEmpty {
+                report(fields.keyPath("fractions"), "must list at least one fraction")
+                return nil
+            }
+            return fractions.map { .sharedFraction(fractions: $0) }
+        case "fixed":
+            rejectUnused(fields, ["fractions"], because: "sampler fixed")
+            return required(fields, "fraction", .number(.unitOpenClosed)).map {
+                .fixed(fraction: $0)
+            }
+        default:
+            rejectUnused(fields, ["fraction", "fractions"], because: "sampler \(kind)")
+            return switch kind {
+            case "perLayer": .perLayer
+            case "acrossLayers": .acrossLayers
+            default: .unsampled
+            }
+        }
+    }
+
+    private mutating func server(_ node: ScenarioNode) -> Scenario.ServerOptimizer? {
+        guard let fields = fields(node, at: "training.server", known: Self.serverKeys),
+            let optimizer = required(fields, "optimizer", .choice(Scenario.ServerOptimizer.names))
+        else { return nil }
+        let unused = ["momentum", "beta1", "beta2", "epsilon"]
+        switch optimizer {
+        case "fedAvg":
+            rejectUnused(fields, unused, because: "optimizer fedAvg")
+            return optional(fields, "learningRate", .number(.positive), default: 1)
+                .map { .fedAvg(learningRate: $0) }
+        case "fedAvgM":
+            rejectUnused(fields, ["beta1", "beta2", "epsilon"], because: "optimizer fedAvgM")
+            let learningRate = optional(fields, "learningRate", .number(.positive), default: 1)
+            let momentum = optional(fields, "momentum", .number(.unitClosedOpen), default: 0.9)
+            guard let learningRate, let momentum else { return nil }
+            return .fedAvgM(learningRate: learningRate, momentum: momentum)
+        default:
+            rejectUnused(fields, ["momentum"], because: "optimizer fedAdam")
+            let learningRate = required(fields, "learningRate", .number(.positive))
+            let beta1 = optional(fields, "beta1", .number(.unitClosedOpen), default: 0.9)
+            let beta2 = optional(fields, "beta2", .number(.unitClosedOpen), default: 0.99)
+            let epsilon = optional(fields, "epsilon", .number(.positive), default: 1e-3)
+            guard let learningRate, let beta1, let beta2, let epsilon else { return nil }
+            return .fedAdam(
+                learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon)
+        }
+    }
+
+    private mutating func shrinking(
+        _ top: Fields, strategy: Scenario.Strategy?
+    ) -> Scenario.Shrinking? {
+        guard let node = top.node("shrinking") else {
+            return Scenario.Shrinking(threshold: 0, period: 10)
+        }
+        guard let fields = fields(node, at: "shrinking", known: Self.shrinkingKeys) else {
+            return nil
+        }
+        let threshold = optional(fields, "threshold", .number(.unitClosedOpen), default: 0)
+        let period = optional(fields, "period", .integer(atLeast: 1), default: 10)
+        if strategy == .denseFedAvg, let threshold, threshold > 0 {
+            report(
+                "shrinking.threshold",
+                "must be 0 with denseFedAvg: the dense model has no components to shrink")
+        }
+        guard let threshold, let period else { return nil }
+        return Scenario.Shrinking(threshold: threshold, period: period)
+    }
+
+    private mutating func evaluation(_ top: Fields) -> Scenario.Evaluation? {
+        guard let node = top.node("evaluation") else { return Scenario.Evaluation(period: 10) }
+        guard let fields = fields(node, at: "evaluation", known: Self.evaluationKeys) else {
+            return nil
+        }
+        return optional(fields, "period", .integer(atLeast: 1), default: 10)
+            .map(Scenario.Evaluation.init(period:))
+    }
+
+    private mutating func security(_ top: Fields) -> Scenario.Security? {
+        guard let node = top.node("security") else { return Scenario.Security(requireCurve: false) }
+        guard let fields = fields(node, at: "security", known: Self.securityKeys) else {
+            return nil
+        }
+        return optional(fields, "requireCurve", .boolean, default: false)
+            .map(Scenario.Security.init(requireCurve:))
+    }
+
+    // MARK: Tiers
+
+    private mutating func tiers(_ top: Fields, clients: Int?) -> [Scenario.Tier]? {
+        guard let node = requiredNode(top, "tiers") else { return nil }
+        guard case .sequence(let items, _) = node else {
+            report(
+                "tiers", "wrong type: expected a sequence of tiers, found \(node.kindDescription)")
+            return nil
+        }
+        guard !items.isEmpty else {
+            report("tiers", "must list at least one tier")
+            return nil
+        }
+        var tiers: [Scenario.Tier?] = []
+        var firstUse: [String: Int] = [:]
+        var sharesAt: [Int] = []
+        var countsAt: [Int] = []
+        for (index, item) in items.enumerated() {
+            let path = "tiers[\(index)]"
+            guard let fields = fields(item, at: path, known: Self.tierKeys) else {
+                tiers.append(nil)
+                continue
+            }
+            let name = required(fields, "name", .identifier)
+            if let name {
+                if let first = firstUse[name] {
+                    report(
+                        fields.keyPath("name"),
+                        "duplicate tier name '\(name)' (first used by tiers[\(first)])")
+                } else {
+                    firstUse[name] = index
+                }
+            }
+            var population: Scenario.Tier.Population?
+            switch (fields.node("share"), fields.node("count")) {
+            case (.some, .some):
+                report(path, "has both share and count; give one")
+                sharesAt.append(index)
+                countsAt.append(index)
+            case (.some(let share), nil):
+                sharesAt.append(index)
+                population = read(share, at: fields.keyPath("share"), .number(.unitOpenClosed))
+                    .map { .share($0) }
+            case (nil, .some(let count)):
+                countsAt.append(index)
+                population = read(count, at: fields.keyPath("count"), .integer(atLeast: 1))
+                    .map { .count($0) }
+            case (nil, nil):
+                report(path, "missing share or count (give one)")
+            }
+            let rankFraction = required(fields, "rankFraction", .number(.unitOpenClosed))
+            let gflops = required(fields, "gflops", .number(.positive))
+            let uplinkMbps = required(fields, "uplinkMbps", .number(.positive))
+            let downlinkMbps = required(fields, "downlinkMbps", .number(.positive))
+            let latencyMs = optional(fields, "latencyMs", .number(.nonNegative), default: 0)
+            let availability = optional(fields, "availability", .number(.unit), default: 1)
+            guard let name, let population, let rankFraction, let gflops, let uplinkMbps,
+                let downlinkMbps, let latencyMs, let availability
+            else {
+                tiers.append(nil)
+                continue
+            }
+            tiers.append(
+                Scenario.Tier(
+                    name: name, population: population, rankFraction: rankFraction,
+                    gflops: gflops, uplinkMbps: uplinkMbps, downlinkMbps: downlinkMbps,
+                    latencyMs: latencyMs, availability: availability))
+        }
+
+        let onlyShares = Set(sharesAt).subtracting(countsAt).sorted()
+        let onlyCounts = Set(countsAt).subtracting(sharesAt).sorted()
+        if !onlyShares.isEmpty, !onlyCounts.isEmpty {
+            func list(_ indices: [Int]) -> String {
+                indices.map { "tiers[\($0)]" }.joined(separator: ", ")
+            }
+            report(
+                "tiers",
+                "mixes share (\(list(onlyShares))) and count (\(list(onlyCounts))); "
+                    + "use one of them for every tier")
+            return nil
+        }
+        let valid = tiers.compactMap { $0 }
+        guard valid.count == items.count else { return nil }
+
+        let shares = valid.compactMap { if case .share(let s) = $0.population { s } else { nil } }
+        let counts = valid.compactMap { if case .count(let c) = $0.population { c } else { nil } }
+        if !shares.isEmpty {
+            let sum = shares.reduce(0, +)
+            if abs(sum - 1) > Self.shareTolerance {
+                report("tiers", "shares sum to \(format(sum)), expected 1")
+                return nil
+            }
+            if let clients {
+                let sizes = Scenario.apportion(clients, shares: shares)
+                for (index, size) in sizes.enumerated() where size == 0 {
+                    report(
+                        "tiers[\(index)].share",
+                        "\(format(shares[index])) of \(clients) clients rounds to no client")
+                }
+            }
+        } else if let clients, counts.reduce(0, +) != clients {
+            report("tiers", "counts sum to \(counts.reduce(0, +)), expected clients (\(clients))")
+            return nil
+        }
+        return valid
+    }
+
+    // MARK: Reading helpers
+
+    /// The entries of a mapping under `path`, with unknown keys already reported.
+    struct Fields {
+        let path: String
+        let entries: [ScenarioNode.Entry]
+
+        func keyPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+        /// The value of `key`; `nil` when the key is absent or its value is null.
+        func node(_ key: String) -> ScenarioNode? {
+            guard let value = entries.first(where: { $0.key == key })?.value, value != .null else {
+                return nil
+            }
+            return value
+        }
+
+        func has(_ key: String) -> Bool { node(key) != nil }
+    }
+
+    private mutating func fields(_ node: ScenarioNode, at path: String, known: [String]) -> Fields?
+    {
+        guard case .mapping(let entries, _) = node else {
+            report(path, "wrong type: expected a mapping, found \(node.kindDescription)")
+            return nil
+        }
+        let fields = Fields(path: path, entries: entries)
+        for entry in entries where !known.contains(entry.key) {
+            var reason = "unknown key"
+            if let suggestion = closestMatch(to: entry.key, among: known) {
+                reason += "; did you mean '\(suggestion)'?"
+            } else {
+                reason += "; expected one of " + known.joined(separator: ", ")
+            }
+            report(fields.keyPath(entry.key), reason)
+        }
+        return fields
+    }
+
+    private mutating func requiredNode(_ fields: Fields, _ key: String) -> ScenarioNode? {
+        guard let node = fields.node(key) else {
+            report(fields.keyPath(key), "missing required key")
+            return nil
+        }
+        return node
+    }
+
+    private mutating func required<Value>(
+        _ fields: Fields, _ key: String, _ field: Field<Value>
+    ) -> Value? {
+        requiredNode(fields, key).flatMap { read($0, at: fields.keyPath(key), field) }
+    }
+
+    /// The value of an optional key: its default when absent, `nil` when invalid.
+    private mutating func optional<Value>(
+        _ fields: Fields, _ key: String, _ field: Field<Value>, default value: Value
+    ) -> Value? {
+        guard let node = fields.node(key) else { return value }
+        return read(node, at: fields.keyPath(key), field)
+    }
+
+    private mutating func read<Value>(
+        _ node: ScenarioNode, at path: String, _ field: Field<Value>
+    ) -> Value? {
+        switch field.read(node) {
+        case .success(let value):
+            return value
+        case .failure(let problem):
+            report(path, problem.reason)
+            return nil
+        }
+    }
+
+    /// Reports each of `keys` present in `fields` as not applying in this context.
+    private mutating func rejectUnused(_ fields: Fields, _ keys: [String], because context: String)
+    {
+        for key in keys where fields.has(key) {
+            report(fields.keyPath(key), "not used by \(context)")
+        }
+    }
+}
+
+// MARK: - Fields: how one scalar or list is read and checked
+
+/// The reason a value was rejected.
+struct FieldProblem: Error {
+    var reason: String
+}
+
+/// Reads one node as a typed, range-checked value.
+struct Field<Value> {
+    let read: (ScenarioNode) -> Result<Value, FieldProblem>
+
+    func map<Other>(_ transform: @escaping (Value) -> Other) -> Field<Other> {
+        Field<Other> { node in read(node).map(transform) }
+    }
+}
+
+extension ScenarioNode {
+    /// The scalar's text, whatever its style.
+    var text: String? {
+        if case .scalar(let text, _) = self { text } else { nil }
+    }
+
+    /// The text of a plain scalar, the only kind that may spell a number or a Boolean.
+    var plainText: String? {
+        if case .scalar(let text, true) = self { text } else { nil }
+    }
+
+    /// What was found, for "wrong type" messages: quoted strings say so.
+    var foundDescription: String {
+        if case .scalar(let text, false) = self { return "the string \"\(text)\"" }
+        return kindDescription
+    }
+}
+
+/// An interval of real numbers, for range checks and their messages.
+struct Interval {
+    var lower: Double?
+    var lowerIncluded = true
+    var upper: Double?
+    var upperIncluded = true
+
+    static let positive = Interval(lower: 0, lowerIncluded: false)
+    static let nonNegative = Interval(lower: 0)
+    static let unit = Interval(lower: 0, upper: 1)
+    static let unitOpenClosed = Interval(lower: 0, lowerIncluded: false, upper: 1)
+    static let unitClosedOpen = Interval(lower: 0, upper: 1, upperIncluded: false)
+    static func atLeast(_ bound: Double) -> Interval { Interval(lower: bound) }
+
+    func contains(_ x: Double) -> Bool {
+        if let lower, lowerIncluded ? x < lower : x <= lower { return false }
+        if let upper, upperIncluded ? x > upper : x >= upper { return false }
+        return true
+    }
+
+    /// "in (0, 1]", "greater than 0", "at least 1".
+    var phrase: String {
+        switch (lower, upper) {
+        case (let lower?, let upper?):
+            "in \(lowerIncluded ? "[" : "(")\(format(lower)), \(format(upper))\(upperIncluded ? "]" : ")")"
+        case (let lower?, nil):
+            lowerIncluded ? "at least \(format(lower))" : "greater than \(format(lower))"
+        case (nil, let upper?):
+            upperIncluded ? "at most \(format(upper))" : "less than \(format(upper))"
+        case (nil, nil): "finite"
+        }
+    }
+}
+
+extension Field where Value == Double {
+    /// A finite number (plain scalar) inside `interval`.
+    static func number(_ interval: Interval) -> Field {
+        Field { node in
+            guard let text = node.plainText, let value = Double(text), value.isFinite else {
+                return .failure(
+                    .init(reason: "wrong type: expected a number, found \(node.foundDescription)"))
+            }
+            guard interval.contains(value) else {
+                return .failure(
+                    .init(reason: "out of range: must be \(interval.phrase), found \(text)"))
+            }
+            return .success(value)
+        }
+    }
+}
+
+extension Field where Value == Int {
+    /// An integer (plain scalar) of at least `lower`.
+    static func integer(atLeast lower: Int) -> Field {
+        Field { node in
+            guard let text = node.plainText, let value = Int(text) else {
+                return .failure(
+                    .init(reason: "wrong type: expected an integer, found \(node.foundDescription)")
+                )
+            }
+            guard value >= lower else {
+                return .failure(
+                    .init(reason: "out of range: must be at least \(lower), found \(text)"))
+            }
+            return .success(value)
+        }
+    }
+}
+
+extension Field where Value == UInt64 {
+    /// A seed: an integer in 0...2⁶⁴−1.
+    static var seed: Field {
+        Field { node in
+            guard let text = node.plainText, Int64(text) != nil || UInt64(text) != nil else {
+                return .failure(
+                    .init(reason: "wrong type: expected an integer, found \(node.foundDescription)")
+                )
+            }
+            guard let value = UInt64(text) else {
+                return .failure(
+                    .init(reason: "out of range: must be in [0, 2^64 - 1], found \(text)"))
+            }
+            return .success(value)
+        }
+    }
+}
+
+extension Field where Value == Bool {
+    /// `true` or `false` (plain scalar).
+    static var boolean: Field {
+        Field { node in
+            switch node.plainText {
+            case "true", "True", "TRUE": .success(true)
+            case "false", "False", "FALSE": .success(false)
+            default:
+                .failure(
+                    .init(
+                        reason: "wrong type: expected true or false, found \(node.foundDescription)"
+                    ))
+            }
+        }
+    }
+}
+
+extension Field where Value == String {
+    /// Any non-empty scalar, quoted or not.
+    static var nonEmptyText: Field {
+        Field { node in
+            guard let text = node.text else {
+                return .failure(
+                    .init(reason: "wrong type: expected a string, found \(node.kindDescription)"))
+            }
+            guard !text.isEmpty else { return .failure(.init(reason: "must not be empty")) }
+            return .success(text)
+        }
+    }
+
+    /// A name usable in file names: ASCII letters, digits, `.`, `_`, `-`.
+    static var identifier: Field {
+        Field { node in
+            guard let text = node.text else {
+                return .failure(
+                    .init(reason: "wrong type: expected a name, found \(node.kindDescription)"))
+            }
+            let allowed = text.unicodeScalars.allSatisfy {
+                $0.isASCII
+                    && ($0.properties.isAlphabetic || ("0"..."9").contains($0)
+                        || "._-".unicodeScalars.contains($0))
+            }
+            guard !text.isEmpty, allowed else {
+                return .failure(
+                    .init(reason: "invalid name \"\(text)\": use letters, digits, '.', '_' and '-'")
+                )
+            }
+            return .success(text)
+        }
+    }
+
+    /// One of `choices`, spelled exactly; a near miss gets a suggestion.
+    static func choice(_ choices: [String]) -> Field {
+        Field { node in
+            guard let text = node.text else {
+                return .failure(
+                    .init(
+                        reason:
+                            "wrong type: expected one of \(choices.joined(separator: ", ")), found \(node.kindDescription)"
+                    ))
+            }
+            guard choices.contains(text) else {
+                var reason =
+                    "unknown value '\(text)'; expected one of \(choices.joined(separator: ", "))"
+                if let suggestion = closestMatch(to: text, among: choices) {
+                    reason += " (did you mean '\(suggestion)'?)"
+                }
+                return .failure(.init(reason: reason))
+            }
+            return .success(text)
+        }
+    }
+}
+
+extension Field where Value: RawRepresentable<String> & CaseIterable {
+    /// A case of `type`, by raw value.
+    static func choice(_ type: Value.Type) -> Field {
+        Field<String>.choice(type.allCases.map(\.rawValue)).map { Value(rawValue: $0)! }
+    }
+}
+
+extension Field {
+    /// A sequence whose every element reads as `element`; reports the first bad element.
+    static func list<Element>(of element: Field<Element>) -> Field where Value == [Element] {
+        Field { node in
+            guard case .sequence(let items, _) = node else {
+                return .failure(
+                    .init(reason: "wrong type: expected a sequence, found \(node.kindDescription)"))
+            }
+            var values: [Element] = []
+            for (index, item) in items.enumerated() {
+                switch element.read(item) {
+                case .success(let value): values.append(value)
+                case .failure(let problem):
+                    return .failure(.init(reason: "element \(index): \(problem.reason)"))
+                }
+            }
+            return .success(values)
+        }
+    }
+}
+
+/// `x` as written in YAML: integral values without a fraction (`2`, not `2.0`).
+func format(_ x: Double) -> String {
+    if x == x.rounded(), abs(x) < 1e15 { return String(Int(x)) }
+    return "\(x)"
+}
+
+// MARK: - Suggestions
+
+/// The candidate nearest to `word` by case-insensitive edit distance (adjacent swaps count
+/// one), if it is at most 2 edits away; ties go to the earlier candidate.
+func closestMatch(to word: String, among candidates: [String]) -> String? {
+    var best: (candidate: String, distance: Int)?
+    for candidate in candidates {
+        let distance = editDistance(word.lowercased(), candidate.lowercased())
+        if distance <= 2, distance < (best?.distance ?? .max) {
+            best = (candidate, distance)
+        }
+    }
+    return best?.candidate
+}
+
+/// Optimal-string-alignment distance: insertions, deletions, substitutions and swaps of
+/// adjacent characters each cost 1 (Damerau, 1964).
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a)
+    let b = Array(b)
+    if a.isEmpty || b.isEmpty { return max(a.count, b.count) }
+    var table = [[Int]](repeating: [Int](repeating: 0, count: b.count + 1), count: a.count + 1)
+    for i in 0...a.count { table[i][0] = i }
+    for j in 0...b.count { table[0][j] = j }
+    for i in 1...a.count {
+        for j in 1...b.count {
+            let cost = a[i - 1] == b[j - 1] ? 0 : 1
+            table[i][j] = min(table[i - 1][j] + 1, table[i][j - 1] + 1, table[i - 1][j - 1] + cost)
+            if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] {
+                table[i][j] = min(table[i][j], table[i - 2][j - 2] + 1)
+            }
+        }
+    }
+    return table[a.count][b.count]
+}

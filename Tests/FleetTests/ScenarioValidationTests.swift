@@ -1,0 +1,432 @@
+import Fleet
+import Foundation
+import Testing
+
+/// A small valid scenario; variants below break it on purpose.
+let minimalYAML = """
+    name: tiny
+    seed: 7
+    clients: 10
+    rounds: 3
+    clientsPerRound: 4
+    dataset:
+      name: fashion-mnist
+      partition: {scheme: iid}
+    model: {architecture: mlp, strategy: orderedLoD}
+    training: {localEpochs: 1, batchSize: 16, learningRate: 0.1}
+    tiers:
+      - {name: small, share: 0.5, rankFraction: 0.25, gflops: 1, uplinkMbps: 1, downlinkMbps: 2}
+      - {name: large, share: 0.5, rankFraction: 1, gflops: 4, uplinkMbps: 4, downlinkMbps: 8}
+
+    """
+
+/// The problems `body` throws, or an issue if it does not throw `.invalid`.
+func problems(_ body: () throws(ScenarioError) -> Scenario) -> [ScenarioProblem] {
+    do {
+        let scenario = try body()
+        Issue.record("expected problems, got a valid scenario \(scenario.name)")
+    } catch {
+        if case .invalid(_, let problems) = error { return problems }
+        Issue.record("expected .invalid, got \(error)")
+    }
+    return []
+}
+
+func problems(in yaml: String) -> [ScenarioProblem] {
+    problems { () throws(ScenarioError) in try Scenario.parse(yaml: yaml, path: "broken.yaml") }
+}
+
+func problems(
+    overriding assignments: [(keyPath: String, value: String)]
+) throws -> [ScenarioProblem] {
+    let base = try Scenario.parse(yaml: minimalYAML)
+    return problems { () throws(ScenarioError) in try base.overriding(assignments) }
+}
+
+@Suite("Scenario validation")
+struct ScenarioValidationTests {
+    @Test("Optional keys take their documented defaults")
+    func defaults() throws {
+        let scenario = try Scenario.parse(yaml: minimalYAML)
+        #expect(scenario.overSelection == 1)
+        #expect(scenario.minimumUpdates == 1)
+        #expect(scenario.roundFailurePolicy == .skip)
+        #expect(scenario.deadlineSeconds == nil)
+        #expect(
+            scenario.dataset
+                == .fashionMNIST(directory: "/usr/share/datasets/fashion-mnist", partition: .iid))
+        #expect(scenario.training.sampler == .perLayer)
+        #expect(scenario.training.groupLasso == 0)
+        #expect(scenario.training.server == .fedAvg(learningRate: 1))
+        #expect(scenario.shrinking.period == 10)
+        #expect(scenario.shrinking.threshold == 0)
+        #expect(scenario.evaluation.period == 10)
+        #expect(scenario.security.requireCurve == false)
+        #expect(scenario.tiers[0].latencyMs == 0)
+        #expect(scenario.tiers[0].availability == 1)
+        #expect(scenario.tiers[0].population == .share(0.5))
+    }
+
+    @Test("Out-of-range values: every one reported at its key path, in schema order")
+    func outOfRange() {
+        let found = problems(
+            in: """
+                name: ranges
+                seed: -1
+                clients: 10
+                rounds: 0
+                clientsPerRound: 12
+                overSelection: 0.5
+                minimumUpdates: 0
+                roundFailurePolicy: retry
+                deadlineSeconds: -5
+                dataset:
+                  name: fashion-mnist
+                  partition: {scheme: dirichlet, alpha: 0}
+                model: {architecture: lenet, strategy: orderedLoD}
+                training: {localEpochs: 0, batchSize: 16, learningRate: -0.1, groupLasso: -1}
+                shrinking: {threshold: 1.5, period: 0}
+                evaluation: {period: 0}
+                tiers:
+                  - {name: a, share: 0.5, rankFraction: 0, gflops: 0, uplinkMbps: -1, downlinkMbps: 2, latencyMs: -3, availability: 1.2}
+                  - {name: b, share: 0.5, rankFraction: 1.5, gflops: 4, uplinkMbps: 4, downlinkMbps: 0, availability: -0.1}
+                """)
+        #expect(
+            found.map(\.keyPath) == [
+                "seed", "rounds", "overSelection", "minimumUpdates", "deadlineSeconds",
+                "clientsPerRound",
+                "dataset.partition.alpha", "training.localEpochs", "training.learningRate",
+                "training.groupLasso", "shrinking.threshold", "shrinking.period",
+                "evaluation.period",
+                "tiers[0].rankFraction", "tiers[0].gflops", "tiers[0].uplinkMbps",
+                "tiers[0].latencyMs",
+                "tiers[0].availability", "tiers[1].rankFraction", "tiers[1].downlinkMbps",
+                "tiers[1].availability",
+            ])
+        #expect(found.allSatisfy { $0.reason.hasPrefix("out of range") })
+        let reasons = Dictionary(
+            found.map { ($0.keyPath, $0.reason) }, uniquingKeysWith: { a, _ in a })
+        #expect(reasons["tiers[1].rankFraction"] == "out of range: must be in (0, 1], found 1.5")
+        #expect(reasons["tiers[0].availability"] == "out of range: must be in [0, 1], found 1.2")
+        #expect(reasons["tiers[0].gflops"] == "out of range: must be greater than 0, found 0")
+        #expect(
+            reasons["clientsPerRound"] == "out of range: must be at most clients (10), found 12")
+        #expect(reasons["shrinking.threshold"] == "out of range: must be in [0, 1), found 1.5")
+        #expect(reasons["rounds"] == "out of range: must be at least 1, found 0")
+    }
+
+    @Test("Missing keys, wrong types, unknown keys, duplicates and misplaced sections together")
+    func structure() {
+        let found = problems(
+            in: """
+                colour: blue
+                name: structure
+                seed: 1
+                clients: many
+                clientsPerRound: "4"
+                dataset:
+                  name: synthetic
+                  partition: {scheme: iid}
+                  synthetic: {alpha: 1}
+                model: {architecture: lenet}
+                training: {localEpochs: 1, batchSize: 3.5, learningRate: 0.1, sampler: perlayer}
+                tiers:
+                  - {name: a, share: 0.5, rankFracton: 0.5, gflops: 1, uplinkMbps: 1, downlinkMbps: 2}
+                  - {name: a, share: 0.5, rankFraction: 1, gflops: 4, uplinkMbps: 4, downlinkMbps: 8}
+                  - fast
+                """)
+        #expect(
+            found.map(\.keyPath) == [
+                "colour", "clients", "rounds", "clientsPerRound", "dataset.partition",
+                "dataset.synthetic.beta", "model.strategy", "model.architecture",
+                "training.batchSize",
+                "training.sampler", "tiers[0].rankFracton", "tiers[0].rankFraction",
+                "tiers[1].name",
+                "tiers[2]",
+            ])
+        let reasons = Dictionary(
+            found.map { ($0.keyPath, $0.reason) }, uniquingKeysWith: { a, _ in a })
+        #expect(
+            reasons["colour"]?.hasPrefix("unknown key; expected one of name, seed, clients") == true
+        )
+        #expect(reasons["clients"] == "wrong type: expected an integer, found 'many'")
+        #expect(reasons["rounds"] == "missing required key")
+        #expect(
+            reasons["clientsPerRound"] == "wrong type: expected an integer, found the string \"4\"")
+        #expect(
+            reasons["dataset.partition"]
+                == "not allowed for synthetic data: each client is one generated device")
+        #expect(reasons["model.architecture"]?.hasPrefix("lenet needs 28×28 images") == true)
+        #expect(reasons["training.batchSize"] == "wrong type: expected an integer, found '3.5'")
+        #expect(reasons["training.sampler"]?.hasSuffix("(did you mean 'perLayer'?)") == true)
+        #expect(reasons["tiers[0].rankFracton"] == "unknown key; did you mean 'rankFraction'?")
+        #expect(reasons["tiers[1].name"] == "duplicate tier name 'a' (first used by tiers[0])")
+        #expect(reasons["tiers[2]"] == "wrong type: expected a mapping, found 'fast'")
+    }
+
+    @Test(
+        "Tier populations: sums, mixing, both, neither, empty tiers",
+        arguments: [
+            (
+                "- {name: a, share: 0.5, rankFraction: 1, gflops: 1, uplinkMbps: 1, downlinkMbps: 1}\n"
+                    + "- {name: b, share: 0.4, rankFraction: 1, gflops: 1, uplinkMbps: 1, downlinkMbps: 1}",
+                [ScenarioProblem(keyPath: "tiers", reason: "shares sum to 0.9, expected 1")]
+            ),
+            (
+                "- {name: a, count: 3, rankFraction: 1, gflops: 1, uplinkMbps: 1, downlinkMbps: 1}\n"
+                    + "- {name: b, count: 4, rankFraction: 1, gflops: 1, uplinkMbps: 1, downlinkMbps: 1}",
+                [
+                    ScenarioProblem(
+                        keyPath: "tiers", reason: "counts sum to 7, expected clients (10)")
+                ]
+            ),
+            (
+                "- {name: a, share: 0.5, rankFraction: 1, gflops: 1, uplinkMbps: 1, downlinkMbps: 1}\n"
+                    + "- {name: b, count: 5, rankFraction: 1, gflops: 1, uplinkMbps: 1, downlinkMbps: 1}",
+                [
+                    ScenarioProblem(
+                        keyPath: "tiers",
+                        reason:
+                            "mixes share (tiers[0]) and count (tiers[1]); use one of them for every tier"
+                    )
+                ]
+            ),
+            (
+                "- {name: a, share: 0.5, count: 5, rankFraction: 1, gflops: 1, uplinkMbps: 1, downlinkMbps: 1}\n"
+                    + "- {name: b, rankFraction: 1, gflops: 1, uplinkMbps: 1, downlinkMbps: 1}",
+                [
+                    ScenarioProblem(
+                        keyPath: "tiers[0]", reason: "has both share and count; give one"),
+                    ScenarioProblem(
+                        keyPath: "tiers[1]", reason: "missing share or count (give one)"),
+                ]
+            ),
+            (
+                "- {name: a, share: 0.98, rankFraction: 1, gflops: 1, uplinkMbps: 1, downlinkMbps: 1}\n"
+                    + "- {name: b, share: 0.02, rankFraction: 1, gflops: 1, uplinkMbps: 1, downlinkMbps: 1}",
+                [
+                    ScenarioProblem(
+                        keyPath: "tiers[1].share", reason: "0.02 of 10 clients rounds to no client")
+                ]
+            ),
+            ("[]", [ScenarioProblem(keyPath: "tiers", reason: "must list at least one tier")]),
+            (
+                "{name: a}",
+                [
+                    ScenarioProblem(
+                        keyPath: "tiers",
+                        reason: "wrong type: expected a sequence of tiers, found a mapping")
+                ]
+            ),
+        ])
+    func tierPopulations(tiers: String, expected: [ScenarioProblem]) {
+        let yaml =
+            minimalYAML.components(separatedBy: "tiers:\n")[0] + "tiers:\n"
+            + tiers.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
+        #expect(problems(in: yaml) == expected)
+    }
+
+    @Test("Shares within 1e-6 of 1 are accepted")
+    func shareTolerance() throws {
+        let yaml = minimalYAML.replacingOccurrences(
+            of: "share: 0.5, rankFraction: 1,", with: "share: 0.5000005, rankFraction: 1,")
+        #expect(try Scenario.parse(yaml: yaml).clientsPerTier == [5, 5])
+    }
+
+    @Test("denseFedAvg refuses rank sampling, group lasso and shrinking")
+    func denseRestrictions() throws {
+        let found = try problems(overriding: [
+            ("model.strategy", "denseFedAvg"), ("training.sampler", "perLayer"),
+            ("training.groupLasso", "0.001"),
+            ("shrinking", "{threshold: 0.01}"),
+        ])
+        #expect(
+            found.map(\.keyPath) == [
+                "training.sampler", "training.groupLasso", "shrinking.threshold",
+            ])
+        // Without an explicit sampler, denseFedAvg defaults to none.
+        let yaml = minimalYAML.replacingOccurrences(
+            of: "strategy: orderedLoD", with: "strategy: denseFedAvg")
+        #expect(try Scenario.parse(yaml: yaml).training.sampler == .unsampled)
+    }
+
+    @Test(
+        "Sampler and server variants",
+        arguments: [
+            ("training.sampler", "fixed", "training.sampler.fraction: missing required key"),
+            (
+                "training.sampler", "{kind: perLayer, fraction: 0.5}",
+                "training.sampler.fraction: not used by sampler perLayer"
+            ),
+            (
+                "training.sampler", "{kind: sharedFraction, fractions: [0.5, 2]}",
+                "training.sampler.fractions: element 1: out of range: must be in (0, 1], found 2"
+            ),
+            (
+                "training.sampler", "{kind: sharedFraction, fractions: []}",
+                "training.sampler.fractions: must list at least one fraction"
+            ),
+            (
+                "training.server", "{optimizer: fedAdam}",
+                "training.server.learningRate: missing required key"
+            ),
+            (
+                "training.server", "{optimizer: fedAvg, momentum: 0.9}",
+                "training.server.momentum: not used by optimizer fedAvg"
+            ),
+            (
+                "training.server", "{optimizer: fedAvgM, momentum: 1}",
+                "training.server.momentum: out of range: must be in [0, 1), found 1"
+            ),
+            (
+                "training.server", "fedAvg",
+                "training.server: wrong type: expected a mapping, found 'fedAvg'"
+            ),
+            ("dataset.partition", "dirichlet", "dataset.partition.alpha: missing required key"),
+            (
+                "dataset.partition", "{scheme: iid, alpha: 1}",
+                "dataset.partition.alpha: not used by scheme iid"
+            ),
+            (
+                "dataset.partition", "{scheme: shards, perClient: 7000}",
+                "dataset.partition.perClient: out of range: 10 clients × 7000 shards exceed the 60000 training images"
+            ),
+            (
+                "dataset.partition", "shard",
+                "dataset.partition: unknown value 'shard'; expected one of iid, dirichlet, shards (did you mean 'shards'?)"
+            ),
+            (
+                "dataset.synthetic", "{alpha: 1, beta: 1}",
+                "dataset.synthetic: only allowed with name: synthetic"
+            ),
+            (
+                "overSelection", "3",
+                "overSelection: out of range: selects ceil(4 × 3) = 12 clients per round but the fleet has 10"
+            ),
+            (
+                "minimumUpdates", "5",
+                "minimumUpdates: out of range: must be at most clientsPerRound (4), found 5"
+            ),
+            (
+                "roundFailurePolicy", "retyr",
+                "roundFailurePolicy: unknown value 'retyr'; expected one of retry, skip, abort (did you mean 'retry'?)"
+            ),
+            (
+                "security.requireCurve", "yes",
+                "security.requireCurve: wrong type: expected true or false, found 'yes'"
+            ),
+            (
+                "name", "my run",
+                "name: invalid name \"my run\": use letters, digits, '.', '_' and '-'"
+            ),
+            ("clients", "1e3", "clients: wrong type: expected an integer, found '1e3'"),
+            (
+                "training.learningRate", ".nan",
+                "training.learningRate: wrong type: expected a number, found '.nan'"
+            ),
+        ])
+    func variants(keyPath: String, value: String, expected: String) throws {
+        let found = try problems(overriding: [(keyPath, value)])
+        #expect(found.map(\.description) == [expected])
+    }
+
+    @Test("Valid sampler and server forms read as the documented values")
+    func validVariants() throws {
+        let base = try Scenario.parse(yaml: minimalYAML)
+        #expect(
+            try base.overriding([("training.sampler", "{kind: fixed, fraction: 0.5}")]).training
+                .sampler == .fixed(fraction: 0.5))
+        #expect(
+            try base.overriding([("training.sampler", "sharedFraction")]).training.sampler
+                == .sharedFraction(fractions: [0.25, 1]))
+        #expect(
+            try base.overriding([("training.sampler", "acrossLayers")]).training.sampler
+                == .acrossLayers)
+        #expect(
+            try base.overriding([("training.server", "{optimizer: fedAdam, learningRate: 0.01}")])
+                .training.server
+                == .fedAdam(learningRate: 0.01, beta1: 0.9, beta2: 0.99, epsilon: 0.001))
+        #expect(
+            try base.overriding([("dataset.partition", "{scheme: shards}")]).dataset
+                == .fashionMNIST(
+                    directory: "/usr/share/datasets/fashion-mnist", partition: .shards(perClient: 2)
+                ))
+        let synthetic = try base.overriding([
+            ("dataset", "{name: synthetic, synthetic: {iid: true}}"),
+            ("model.architecture", "logistic"),
+        ])
+        #expect(synthetic.dataset == .syntheticIID)
+        #expect(
+            try problems(overriding: [
+                ("dataset", "{name: synthetic, synthetic: {iid: true, alpha: 1}}"),
+                ("model.architecture", "logistic"),
+            ]).map(\.description) == ["dataset.synthetic.alpha: not used by iid: true"])
+    }
+
+    @Test("An unknown key suggests the known key within two edits, case-insensitively")
+    func suggestions() throws {
+        let found = problems(
+            in: minimalYAML + "clientsPerRuond: 4\nEvaluation: {period: 2}\nseeed: 3\nzzz: 1\n")
+        #expect(
+            found.map(\.description) == [
+                "clientsPerRuond: unknown key; did you mean 'clientsPerRound'?",
+                "Evaluation: unknown key; did you mean 'evaluation'?",
+                "seeed: unknown key; did you mean 'seed'?",
+                "zzz: unknown key; expected one of name, seed, clients, rounds, clientsPerRound, overSelection, "
+                    + "minimumUpdates, roundFailurePolicy, deadlineSeconds, dataset, model, training, shrinking, "
+                    + "evaluation, security, tiers",
+            ])
+    }
+
+    @Test("Quoted numbers are strings, so a quoted count is a wrong type")
+    func quotedNumbers() {
+        let found = problems(
+            in: minimalYAML.replacingOccurrences(of: "rounds: 3", with: "rounds: '3'"))
+        #expect(
+            found == [
+                ScenarioProblem(
+                    keyPath: "rounds",
+                    reason: "wrong type: expected an integer, found the string \"3\"")
+            ])
+    }
+
+    @Test("Empty documents and non-mapping roots are reported at (root)")
+    func roots() {
+        #expect(
+            problems(in: "") == [
+                ScenarioProblem(
+                    keyPath: "(root)",
+                    reason: "the document is empty; expected a mapping of scenario keys")
+            ])
+        #expect(problems(in: "# only a comment\n").map(\.keyPath) == ["(root)"])
+        #expect(
+            problems(in: "- a\n- b\n") == [
+                ScenarioProblem(
+                    keyPath: "(root)", reason: "wrong type: expected a mapping, found a sequence")
+            ])
+    }
+
+    @Test("A null value counts as absent: default for optional keys, missing for required ones")
+    func nulls() throws {
+        let yaml = minimalYAML.replacingOccurrences(
+            of: "rounds: 3", with: "rounds:\nminimumUpdates: ~")
+        #expect(
+            problems(in: yaml) == [
+                ScenarioProblem(keyPath: "rounds", reason: "missing required key")
+            ])
+    }
+
+    @Test("YAML anchors and merge keys share tier settings")
+    func mergeKeys() throws {
+        let yaml =
+            minimalYAML.components(separatedBy: "tiers:\n")[0] + """
+                tiers:
+                  - &phone {name: small, share: 0.5, rankFraction: 0.25, gflops: 2, uplinkMbps: 5, downlinkMbps: 20}
+                  - {<<: *phone, name: large, rankFraction: 1, gflops: 8}
+                """
+        let scenario = try Scenario.parse(yaml: yaml)
+        #expect(scenario.tiers.map(\.gflops) == [2, 8])
+        #expect(scenario.tiers.map(\.uplinkMbps) == [5, 5])
+        #expect(scenario.tiers.map(\.name) == ["small", "large"])
+    }
+}

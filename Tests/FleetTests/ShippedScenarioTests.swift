@@ -1,0 +1,114 @@
+import Fleet
+import Foundation
+import Testing
+
+/// The repository's `Scenarios/` folder, found from this file's location.
+let scenariosDirectory = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("Scenarios")
+
+func shipped(_ name: String) throws -> Scenario {
+    try Scenario.load(path: scenariosDirectory.appendingPathComponent("\(name).yaml").path)
+}
+
+@Suite("Shipped scenario files")
+struct ShippedScenarioTests {
+    static let required = ["default", "dense-fedavg", "fjord-uniform5", "synthetic", "smoke"]
+
+    @Test("The required scenario files are shipped")
+    func requiredFilesExist() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: scenariosDirectory.path)
+        for name in Self.required { #expect(files.contains("\(name).yaml"), "\(name).yaml") }
+        #expect(files.contains("README.md"))
+    }
+
+    @Test("Every file in Scenarios/ loads, names itself after its file and round-trips")
+    func everyFileLoads() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: scenariosDirectory.path)
+            .filter { $0.hasSuffix(".yaml") }.sorted()
+        #expect(files.count >= Self.required.count)
+        for file in files {
+            let path = scenariosDirectory.appendingPathComponent(file).path
+            do {
+                let scenario = try Scenario.load(path: path)
+                #expect(scenario.name + ".yaml" == file)
+                #expect(try Scenario.parse(yaml: scenario.yaml()) == scenario, "\(file)")
+                #expect(scenario.fleet().count == scenario.clients)
+            } catch {
+                Issue.record("\(error)")
+            }
+        }
+    }
+
+    @Test("default.yaml: Fashion-MNIST, LeNet, 100 clients, Dirichlet 0.5, tiers 40/30/20/10 %")
+    func defaultScenario() throws {
+        let scenario = try shipped("default")
+        #expect(scenario.seed == 1)
+        #expect(scenario.clients == 100)
+        #expect(scenario.clientsPerRound == 10)
+        #expect(scenario.rounds == 200)
+        #expect(
+            scenario.dataset
+                == .fashionMNIST(
+                    directory: "/usr/share/datasets/fashion-mnist",
+                    partition: .dirichlet(alpha: 0.5)))
+        #expect(scenario.model.architecture == .leNet)
+        #expect(scenario.model.strategy == .orderedLoD)
+        #expect(scenario.training.sampler == .perLayer)
+        #expect(scenario.training.learningRate == 0.05)
+        #expect(scenario.training.server == .fedAvgM(learningRate: 1, momentum: 0.9))
+        #expect(!scenario.shrinking.isEnabled)
+        #expect(scenario.evaluation.period == 10)
+        #expect(scenario.deadlineSeconds == 600)
+        #expect(scenario.tiers.map(\.name) == ["low", "mid", "high", "full"])
+        #expect(scenario.tiers.map(\.rankFraction) == [0.125, 0.25, 0.5, 1.0])
+        #expect(scenario.clientsPerTier == [40, 30, 20, 10])
+        #expect(scenario.overSelection == 1)
+        #expect(scenario.minimumUpdates == 1)
+        #expect(scenario.roundFailurePolicy == .skip)
+        #expect(scenario.security.requireCurve == false)
+    }
+
+    @Test("dense-fedavg.yaml equals default.yaml except name, strategy and sampler")
+    func denseBaselineMatchesDefault() throws {
+        let dense = try shipped("dense-fedavg")
+        let expected = try shipped("default").overriding([
+            ("name", "dense-fedavg"), ("model.strategy", "denseFedAvg"),
+            ("training.sampler", "none"),
+        ])
+        #expect(dense == expected)
+        #expect(dense.training.sampler == .unsampled)
+    }
+
+    @Test("fjord-uniform5.yaml: five equal tiers p = 0.2 … 1.0")
+    func fjordUniform5() throws {
+        let scenario = try shipped("fjord-uniform5")
+        #expect(scenario.tiers.map(\.rankFraction) == [0.2, 0.4, 0.6, 0.8, 1.0])
+        #expect(scenario.clientsPerTier == [20, 20, 20, 20, 20])
+    }
+
+    @Test("synthetic.yaml: FedProx Synthetic(1, 1), logistic, 30 clients, 10 per round")
+    func synthetic() throws {
+        let scenario = try shipped("synthetic")
+        #expect(scenario.dataset == .synthetic(alpha: 1, beta: 1))
+        #expect(scenario.model.architecture == .logistic)
+        #expect(scenario.clients == 30)
+        #expect(scenario.clientsPerRound == 10)
+        #expect(scenario.clientsPerTier.reduce(0, +) == 30)
+    }
+
+    @Test("smoke.yaml: tiny IID MLP run, 6 clients, 3 per round, 8 rounds, evaluated every round")
+    func smoke() throws {
+        let scenario = try shipped("smoke")
+        #expect(
+            scenario.dataset
+                == .fashionMNIST(directory: "/usr/share/datasets/fashion-mnist", partition: .iid))
+        #expect(scenario.model.architecture == .mlp)
+        #expect(scenario.clients == 6)
+        #expect(scenario.clientsPerRound == 3)
+        #expect(scenario.rounds == 8)
+        #expect(scenario.evaluation.period == 1)
+        #expect(scenario.tiers.map(\.rankFraction) == [0.25, 1.0])
+        #expect(scenario.training.localEpochs == 1)
+    }
+}
