@@ -21,6 +21,7 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["CBLAS"]),
         .target(name: "LowRank", dependencies: ["Tensors"]),
         .target(name: "Datasets", dependencies: ["CZlib", "Tensors"], exclude: ["README.md"]),
+        .target(name: "Federation", dependencies: ["Tensors", "LowRank"]),
         .target(
             name: "Fleet", dependencies: [.product(name: "Yams", package: "Yams")],
             exclude: ["README.md"]),
@@ -39,6 +40,7 @@ let package = Package(
         .testTarget(
             name: "DatasetsTests", dependencies: ["Datasets", "CZlib", "Tensors", "TestSupport"]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "TestSupport"]),
+        .testTarget(name: "FederationTests", dependencies: ["Federation", "LowRank", "Tensors", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

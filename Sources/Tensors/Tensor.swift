@@ -5,7 +5,7 @@ import Foundation
 /// Storage is a copy-on-write `[Float]`; element `[i₀, i₁, …]` lives at
 /// `Σ iₖ · strideₖ` with the last axis contiguous. A tensor's number of axes is its
 /// `dimensionCount` ("rank" is kept for matrix rank).
-public struct Tensor: Sendable, Equatable {
+public struct Tensor: Sendable, Equatable, Codable {
     /// Extent of each axis.
     public private(set) var shape: [Int]
     /// The elements in row-major order; `scalars.count == shape.reduce(1, *)`.

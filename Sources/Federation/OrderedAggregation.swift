@@ -1,0 +1,154 @@
+import Foundation
+import LowRank
+import Tensors
+
+/// One client's trained slice and how many samples it trained on.
+public struct ClientContribution: Sendable, Equatable {
+    public var clientID: Int
+    public var sampleCount: Int
+    public var slice: ModelSlice
+
+    public init(clientID: Int, sampleCount: Int, slice: ModelSlice) {
+        self.clientID = clientID
+        self.sampleCount = sampleCount
+        self.slice = slice
+    }
+}
+
+/// The server's optimiser over the round's pseudo-gradient `Δ = global − aggregate`.
+public enum ServerOptimizer: Sendable, Equatable, Codable {
+    /// `w ← w − η·Δ`; with η = 1 the global model becomes the aggregate (FedAvg).
+    case fedAvg(learningRate: Float)
+    /// Heavy-ball server momentum (FedAvgM, Hsu et al. 2019): `m ← β·m + Δ`, `w ← w − η·m`.
+    case fedAvgM(learningRate: Float, momentum: Float)
+    /// FedAdam (Reddi et al. 2021), without bias correction:
+    /// `m ← β₁m + (1−β₁)Δ`, `v ← β₂v + (1−β₂)Δ²`, `w ← w − η·m/(√v + ε)`.
+    case fedAdam(learningRate: Float, beta1: Float, beta2: Float, epsilon: Float)
+}
+
+/// The server optimiser's buffers, one per parameter tensor (saved in checkpoints).
+public struct ServerOptimizerState: Sendable, Equatable, Codable {
+    public var firstMoment: [Tensor]
+    public var secondMoment: [Tensor]
+
+    public init(for parameters: [Tensor]) {
+        firstMoment = parameters.map { Tensor(zeros: $0.shape) }
+        secondMoment = parameters.map { Tensor(zeros: $0.shape) }
+    }
+
+    /// Clears the buffers of rows `row...` of tensor `index` (components cut by shrinking).
+    public mutating func resetRows(ofTensor index: Int, from row: Int) {
+        for buffer in [\ServerOptimizerState.firstMoment, \.secondMoment] {
+            let width = self[keyPath: buffer][index].shape.dropFirst().reduce(1, *)
+            self[keyPath: buffer][index].scalars.withUnsafeMutableBufferPointer { values in
+                for j in (row * width)..<values.count { values[j] = 0 }
+            }
+        }
+    }
+}
+
+/// Ordered aggregation of LoD factors (SPEC §2; FjORD's nested rule along the rank axis).
+///
+/// Component `i` of LoD layer `l` is averaged, weighted by sample count, over the clients
+/// of the round whose budget covers it; components no client covered keep their value.
+/// Shared parameters are averaged over every client. Sums run in client-ID order in double
+/// precision, so the result does not depend on the order updates arrived in.
+public enum OrderedAggregation {
+    /// The round's pseudo-gradient `Δ = global − aggregate`, one tensor per parameter.
+    ///
+    /// With `coverageDamping`, component `i`'s `Δ` is scaled by the share of the round's
+    /// samples held by clients that trained it (clients without it count as zero update),
+    /// so rarely trained tail components move less under server momentum.
+    public static func pseudoGradient(
+        global: Network, contributions: [ClientContribution], coverageDamping: Bool
+    ) -> [Tensor] {
+        let ordered = contributions.sorted { $0.clientID < $1.clientID }
+        let layout = ParameterLayout(global.architecture)
+        var delta = global.parameters.map { Tensor(zeros: $0.shape) }
+        let totalSamples = ordered.reduce(0.0) { $0 + Double($1.sampleCount) }
+        guard totalSamples > 0 else { return delta }
+        for (l, indices) in layout.factorIndices.enumerated() {
+            for (tensorIndex, side) in [(indices.up, 0), (indices.down, 1)] {
+                let width = global.parameters[tensorIndex].columns
+                let kept = global.keptRanks[l]
+                let slices = ordered.map { side == 0 ? $0.slice.factors[l].up : $0.slice.factors[l].down }
+                accumulateRows(
+                    global: global.parameters[tensorIndex], rows: kept, width: width, contributions: ordered,
+                    slices: slices, budgets: ordered.map { $0.slice.budgets[l] }, totalSamples: totalSamples,
+                    coverageDamping: coverageDamping, into: &delta[tensorIndex])
+            }
+        }
+        for (position, tensorIndex) in layout.sharedIndices.enumerated() {
+            let tensor = global.parameters[tensorIndex]
+            let rows = tensor.shape.first ?? 1
+            let width = tensor.count / max(rows, 1)
+            accumulateRows(
+                global: tensor, rows: rows, width: width, contributions: ordered,
+                slices: ordered.map { $0.slice.shared[position] }, budgets: ordered.map { _ in rows },
+                totalSamples: totalSamples, coverageDamping: false, into: &delta[tensorIndex])
+        }
+        return delta
+    }
+
+    /// `Δ` rows `0..<rows` of one tensor: `global_i − Σ_{c covers i} n_c x_{c,i} / Σ n_c`.
+    private static func accumulateRows(
+        global: Tensor, rows: Int, width: Int, contributions: [ClientContribution], slices: [Tensor],
+        budgets: [Int], totalSamples: Double, coverageDamping: Bool, into delta: inout Tensor
+    ) {
+        var sum = [Double](repeating: 0, count: width)
+        let maxBudget = budgets.max() ?? 0
+        delta.scalars.withUnsafeMutableBufferPointer { d in
+            global.scalars.withUnsafeBufferPointer { g in
+                for row in 0..<min(rows, maxBudget) {
+                    for j in 0..<width { sum[j] = 0 }
+                    var weight = 0.0
+                    for (c, contribution) in contributions.enumerated() where budgets[c] > row {
+                        let n = Double(contribution.sampleCount)
+                        weight += n
+                        slices[c].scalars.withUnsafeBufferPointer { x in
+                            let base = row * width
+                            for j in 0..<width { sum[j] += n * Double(x[base + j]) }
+                        }
+                    }
+                    guard weight > 0 else { continue }
+                    let damping = coverageDamping ? weight / totalSamples : 1
+                    let base = row * width
+                    for j in 0..<width {
+                        d[base + j] = Float((Double(g[base + j]) - sum[j] / weight) * damping)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies the server optimiser to the global parameters along `delta`.
+    public static func apply(
+        _ delta: [Tensor], to parameters: inout [Tensor], optimizer: ServerOptimizer, state: inout ServerOptimizerState
+    ) {
+        for i in parameters.indices {
+            parameters[i].scalars.withUnsafeMutableBufferPointer { w in
+                delta[i].scalars.withUnsafeBufferPointer { d in
+                    state.firstMoment[i].scalars.withUnsafeMutableBufferPointer { m in
+                        state.secondMoment[i].scalars.withUnsafeMutableBufferPointer { v in
+                            switch optimizer {
+                            case .fedAvg(let rate):
+                                for j in 0..<w.count { w[j] -= rate * d[j] }
+                            case .fedAvgM(let rate, let beta):
+                                for j in 0..<w.count {
+                                    m[j] = beta * m[j] + d[j]
+                                    w[j] -= rate * m[j]
+                                }
+                            case .fedAdam(let rate, let beta1, let beta2, let epsilon):
+                                for j in 0..<w.count {
+                                    m[j] = beta1 * m[j] + (1 - beta1) * d[j]
+                                    v[j] = beta2 * v[j] + (1 - beta2) * d[j] * d[j]
+                                    w[j] -= rate * m[j] / (v[j].squareRoot() + epsilon)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
