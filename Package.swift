@@ -21,6 +21,9 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["CBLAS"]),
         .target(name: "LowRank", dependencies: ["Tensors"]),
         .target(name: "Datasets", dependencies: ["CZlib"]),
+        // CRC32C: SSE4.2 instruction chosen at run time, portable slicing-by-8 otherwise.
+        .target(name: "CChecksum"),
+        .target(name: "Federation", dependencies: ["Tensors", "CChecksum"]),
 
         .executableTarget(
             name: "maestro",
@@ -34,6 +37,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
         .testTarget(name: "LowRankTests", dependencies: ["LowRank", "Tensors", "TestSupport"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TestSupport"]),
+        .testTarget(name: "FederationTests", dependencies: ["Federation", "Tensors", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
