@@ -23,7 +23,8 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["CZlib"]),
         // CRC32C: SSE4.2 instruction chosen at run time, portable slicing-by-8 otherwise.
         .target(name: "CChecksum"),
-        .target(name: "Federation", dependencies: ["Tensors", "CChecksum"]),
+        .target(name: "Federation", dependencies: ["Tensors", "CChecksum"], exclude: ["WIRE.md"]),
+        .target(name: "Transport", dependencies: ["CZeroMQ"], exclude: ["README.md"]),
 
         .executableTarget(
             name: "maestro",
@@ -38,6 +39,7 @@ let package = Package(
         .testTarget(name: "LowRankTests", dependencies: ["LowRank", "Tensors", "TestSupport"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TestSupport"]),
         .testTarget(name: "FederationTests", dependencies: ["Federation", "Tensors", "TestSupport"]),
+        .testTarget(name: "TransportTests", dependencies: ["Transport", "CZeroMQ", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
