@@ -140,8 +140,10 @@ struct WireReader {
         }
         try need(length, field())
         let utf8 = UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + length)])
-        guard let text = String(validating: utf8.bindMemory(to: UInt8.self), as: UTF8.self)
-        else { throw .invalidUTF8(field: field()) }
+        // Decoding repairs invalid sequences with U+FFFD, so a changed byte sequence means
+        // invalid input (`String(validating:)` would need macOS 15).
+        let text = String(decoding: utf8, as: UTF8.self)
+        guard text.utf8.elementsEqual(utf8) else { throw .invalidUTF8(field: field()) }
         offset += length
         return text
     }
