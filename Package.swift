@@ -16,20 +16,24 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CZeroMQ", path: "Sources/CZeroMQ"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // CRC32C: SSE4.2 instruction chosen at run time, portable slicing-by-8 otherwise.
+        .target(name: "CChecksum"),
 
         // Pure core: no I/O, no clock, no global random generator.
-        .target(name: "Tensors", dependencies: ["CBLAS"]),
+        .target(name: "Tensors", dependencies: ["CBLAS", "CChecksum"]),
         .target(name: "LowRank", dependencies: ["Tensors"]),
         .target(name: "Datasets", dependencies: ["CZlib", "Tensors"], exclude: ["README.md"]),
-        .target(name: "Federation", dependencies: ["Tensors", "LowRank"]),
+        .target(name: "Federation", dependencies: ["Tensors", "LowRank"], exclude: ["WIRE.md"]),
+
+        // Effects at the edge.
+        .target(name: "Transport", dependencies: ["CZeroMQ"], exclude: ["README.md"]),
         .target(
             name: "Fleet", dependencies: [.product(name: "Yams", package: "Yams")],
             exclude: ["README.md"]),
-
         .executableTarget(
             name: "maestro",
             dependencies: [
-                "Tensors", "LowRank", "Datasets",
+                "Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -39,8 +43,10 @@ let package = Package(
         .testTarget(name: "LowRankTests", dependencies: ["LowRank", "Tensors", "TestSupport"]),
         .testTarget(
             name: "DatasetsTests", dependencies: ["Datasets", "CZlib", "Tensors", "TestSupport"]),
+        .testTarget(
+            name: "FederationTests", dependencies: ["Federation", "LowRank", "Tensors", "TestSupport"]),
+        .testTarget(name: "TransportTests", dependencies: ["Transport", "CZeroMQ", "TestSupport"]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "TestSupport"]),
-        .testTarget(name: "FederationTests", dependencies: ["Federation", "LowRank", "Tensors", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -13,16 +13,6 @@ public struct ModelSlice: Sendable, Equatable {
     public var factors: [FactorPair]
     public var shared: [Tensor]
 
-    public struct FactorPair: Sendable, Equatable {
-        public var up: Tensor
-        public var down: Tensor
-
-        public init(up: Tensor, down: Tensor) {
-            self.up = up
-            self.down = down
-        }
-    }
-
     public init(budgets: [Int], factors: [FactorPair], shared: [Tensor]) {
         self.budgets = budgets
         self.factors = factors
@@ -76,7 +66,7 @@ extension Network {
             "budgets \(budgets) vs kept ranks \(keptRanks)")
         let layout = ParameterLayout(architecture)
         let factors = zip(layout.factorIndices, budgets).map { indices, k in
-            ModelSlice.FactorPair(up: parameters[indices.up].prefix(rows: k), down: parameters[indices.down].prefix(rows: k))
+            FactorPair(up: parameters[indices.up].prefix(rows: k), down: parameters[indices.down].prefix(rows: k))
         }
         return ModelSlice(budgets: budgets, factors: factors, shared: layout.sharedIndices.map { parameters[$0] })
     }

@@ -1,0 +1,277 @@
+import Tensors
+
+/// The message kinds of the Maestro protocol, with their wire codes (header byte 6).
+public enum MessageType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+    case register = 1
+    case registered = 2
+    case train = 3
+    case update = 4
+    case evaluate = 5
+    case evaluation = 6
+    case shutdown = 7
+    case error = 8
+    case heartbeat = 9
+
+    public var description: String {
+        switch self {
+        case .register: "register"
+        case .registered: "registered"
+        case .train: "train"
+        case .update: "update"
+        case .evaluate: "evaluate"
+        case .evaluation: "evaluation"
+        case .shutdown: "shutdown"
+        case .error: "error"
+        case .heartbeat: "heartbeat"
+        }
+    }
+}
+
+/// One message of the Maestro protocol.
+///
+/// The round and the sender travel in the frame header (see ``Envelope``), not in the message.
+public enum Message: Sendable, Equatable {
+    /// Client → coordinator: a client introduces itself.
+    case register(Registration)
+    /// Coordinator → client: the client's identity for this run.
+    case registered(RegistrationAccepted)
+    /// Coordinator → client: train the attached sub-model for one round.
+    case train(TrainingTask)
+    /// Client → coordinator: the locally trained sub-model.
+    case update(TrainingUpdate)
+    /// Coordinator → client: evaluate the attached sub-model at several budgets.
+    case evaluate(EvaluationTask)
+    /// Client → coordinator: the results of an ``EvaluationTask``, one per budget vector.
+    case evaluation(EvaluationReport)
+    /// Either way: the sender stops; the receiver should stop talking to it.
+    case shutdown(Shutdown)
+    /// Either way: the previous message was refused (too large, malformed, unexpected).
+    case error(ErrorReport)
+    /// Either way: liveness only, no payload.
+    case heartbeat
+
+    /// The wire code of this message.
+    public var type: MessageType {
+        switch self {
+        case .register: .register
+        case .registered: .registered
+        case .train: .train
+        case .update: .update
+        case .evaluate: .evaluate
+        case .evaluation: .evaluation
+        case .shutdown: .shutdown
+        case .error: .error
+        case .heartbeat: .heartbeat
+        }
+    }
+}
+
+/// The factors of one LoD layer truncated to a budget `k`, both stored with the component
+/// index as the first axis so that a budget is a prefix of rows.
+///
+/// Shapes: `up` is `[k, outputs]` (the first `k` columns of U, transposed), `down` is
+/// `[k, inputs]` (the first `k` columns of V, transposed). `k` may be 0.
+public struct FactorPair: Sendable, Equatable {
+    /// Uᵀ truncated to `k` rows: `[k, outputs]`.
+    public var up: Tensor
+    /// Vᵀ truncated to `k` rows: `[k, inputs]`.
+    public var down: Tensor
+
+    public init(up: Tensor, down: Tensor) {
+        self.up = up
+        self.down = down
+    }
+}
+
+/// The rank sampler a client uses during local training (SPEC §1), by wire code.
+public enum SamplerKind: UInt8, Sendable, CaseIterable {
+    case perLayer = 0
+    case acrossLayers = 1
+    case sharedFraction = 2
+    case fixed = 3
+    case none = 4
+}
+
+/// `register`: a client introduces itself to the coordinator.
+public struct Registration: Sendable, Equatable {
+    /// The device tier's name (UTF-8, at most ``WireLimits/tierNameBytes`` bytes on the wire).
+    public var tierName: String
+    /// Measured compute speed in GFLOP/s.
+    public var capability: Float
+    /// Number of local training samples.
+    public var sampleCount: UInt32
+    /// Chosen at random by each client process, so that a restarted client is told apart
+    /// from its previous incarnation.
+    public var instanceNonce: UInt64
+
+    public init(tierName: String, capability: Float, sampleCount: UInt32, instanceNonce: UInt64) {
+        self.tierName = tierName
+        self.capability = capability
+        self.sampleCount = sampleCount
+        self.instanceNonce = instanceNonce
+    }
+}
+
+/// `registered`: the coordinator accepts a client.
+public struct RegistrationAccepted: Sendable, Equatable {
+    /// The identity the client puts in the header's sender field from now on.
+    public var clientID: UInt32
+    /// The coordinator's run, so a client can tell a restarted coordinator apart.
+    public var runID: UInt64
+
+    public init(clientID: UInt32, runID: UInt64) {
+        self.clientID = clientID
+        self.runID = runID
+    }
+}
+
+/// `train`: one round of local training on the attached sub-model.
+public struct TrainingTask: Sendable, Equatable {
+    /// Kept rank per LoD layer (`k_l`); `factors[l]` holds `budgets[l]` components.
+    public var budgets: [UInt32]
+    /// The truncated factors, one pair per LoD layer.
+    public var factors: [FactorPair]
+    /// Parameters every client holds in full (biases, dense layers).
+    public var shared: [Tensor]
+    public var localEpochs: UInt16
+    public var batchSize: UInt16
+    public var learningRate: Float
+    public var sampler: SamplerKind
+    /// Group-lasso weight λ (0 for none).
+    public var groupLasso: Float
+    /// Seed of the client's sampling and shuffling for this round.
+    public var seed: UInt64
+
+    public init(
+        budgets: [UInt32], factors: [FactorPair], shared: [Tensor], localEpochs: UInt16,
+        batchSize: UInt16, learningRate: Float, sampler: SamplerKind, groupLasso: Float,
+        seed: UInt64
+    ) {
+        self.budgets = budgets
+        self.factors = factors
+        self.shared = shared
+        self.localEpochs = localEpochs
+        self.batchSize = batchSize
+        self.learningRate = learningRate
+        self.sampler = sampler
+        self.groupLasso = groupLasso
+        self.seed = seed
+    }
+}
+
+/// `update`: the locally trained sub-model, in the shapes the client received.
+public struct TrainingUpdate: Sendable, Equatable {
+    public var factors: [FactorPair]
+    public var shared: [Tensor]
+    /// Samples seen in this round (the aggregation weight).
+    public var sampleCount: UInt32
+    /// Mean training loss over the round.
+    public var trainingLoss: Float
+    /// Wall-clock seconds spent training.
+    public var computeSeconds: Float
+
+    public init(
+        factors: [FactorPair], shared: [Tensor], sampleCount: UInt32, trainingLoss: Float,
+        computeSeconds: Float
+    ) {
+        self.factors = factors
+        self.shared = shared
+        self.sampleCount = sampleCount
+        self.trainingLoss = trainingLoss
+        self.computeSeconds = computeSeconds
+    }
+}
+
+/// `evaluate`: evaluate the attached sub-model at each budget vector.
+public struct EvaluationTask: Sendable, Equatable {
+    /// Each element is one budget per LoD layer; every vector fits inside `factors`.
+    public var budgets: [[UInt32]]
+    public var factors: [FactorPair]
+    public var shared: [Tensor]
+
+    public init(budgets: [[UInt32]], factors: [FactorPair], shared: [Tensor]) {
+        self.budgets = budgets
+        self.factors = factors
+        self.shared = shared
+    }
+}
+
+/// The result of evaluating at one budget vector.
+public struct BudgetEvaluation: Sendable, Equatable {
+    public var sampleCount: UInt32
+    public var correct: UInt32
+    /// Sum (not mean) of the per-sample losses, so that reports add up across clients.
+    public var lossSum: Float
+
+    public init(sampleCount: UInt32, correct: UInt32, lossSum: Float) {
+        self.sampleCount = sampleCount
+        self.correct = correct
+        self.lossSum = lossSum
+    }
+}
+
+/// `evaluation`: one result per budget vector of the ``EvaluationTask``, in its order.
+public struct EvaluationReport: Sendable, Equatable {
+    public var results: [BudgetEvaluation]
+
+    public init(results: [BudgetEvaluation]) {
+        self.results = results
+    }
+}
+
+/// `shutdown`: the sender stops.
+public struct Shutdown: Sendable, Equatable {
+    /// Why (UTF-8; the encoder clips it to ``WireLimits/textBytes`` bytes).
+    public var reason: String
+
+    public init(reason: String) {
+        self.reason = reason
+    }
+}
+
+/// `error`: the sender refused the previous message.
+public struct ErrorReport: Sendable, Equatable {
+    /// Machine-readable reason; codes this version does not know still decode.
+    public var code: Code
+    /// Human-readable details (UTF-8; the encoder clips it to ``WireLimits/textBytes`` bytes).
+    public var message: String
+
+    public init(code: Code, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    /// An error code (UInt16 on the wire).
+    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+        public var rawValue: UInt16
+        public init(rawValue: UInt16) { self.rawValue = rawValue }
+
+        /// The frame was larger than the receiver accepts.
+        public static let messageTooLarge = Code(rawValue: 1)
+        /// The frame did not decode (see the message for the ``WireError``).
+        public static let malformed = Code(rawValue: 2)
+        /// The message decoded but was not expected now (wrong round, wrong type).
+        public static let unexpected = Code(rawValue: 3)
+        /// Tensors had the wrong count or shape.
+        public static let shapeMismatch = Code(rawValue: 4)
+        /// The sender id is not registered.
+        public static let unknownClient = Code(rawValue: 5)
+        /// The peer speaks another protocol version.
+        public static let unsupportedVersion = Code(rawValue: 6)
+        /// Something failed inside the sender.
+        public static let internalFailure = Code(rawValue: 7)
+
+        public var description: String {
+            switch self {
+            case .messageTooLarge: "messageTooLarge"
+            case .malformed: "malformed"
+            case .unexpected: "unexpected"
+            case .shapeMismatch: "shapeMismatch"
+            case .unknownClient: "unknownClient"
+            case .unsupportedVersion: "unsupportedVersion"
+            case .internalFailure: "internalFailure"
+            default: "code \(rawValue)"
+            }
+        }
+    }
+}

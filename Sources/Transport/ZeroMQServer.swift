@@ -1,0 +1,106 @@
+import CZeroMQ
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The coordinator's end: a ZeroMQ ROUTER socket bound to an endpoint, addressing each
+/// connected client by its routing identity.
+///
+/// Configured with `ZMQ_ROUTER_MANDATORY` (sending to a peer that is not connected throws
+/// ``TransportError/unknownPeer(_:)`` instead of dropping silently) and
+/// `ZMQ_ROUTER_HANDOVER` (a client that reconnects with its identity takes it over), plus
+/// the ``ZeroMQOptions``. Not `Sendable`: the owner (one actor or thread) is the only user.
+public final class ZeroMQServer: MessageTransport {
+    /// The bound endpoint, with the port the OS chose for `tcp://host:*`.
+    public let endpoint: String
+    public let options: ZeroMQOptions
+    public private(set) var statistics = TransportStatistics()
+    private let socket: ZeroMQSocket
+    private var authenticator: ZAPAuthenticator?
+
+    /// Binds a ROUTER socket to `address`, such as `tcp://127.0.0.1:*`.
+    ///
+    /// With `curve`, connections must use CURVE encryption and client keys are checked
+    /// against an allow-list.
+    public init(
+        bindingTo address: String, options: ZeroMQOptions = ZeroMQOptions(),
+        curve: CurveServerConfiguration? = nil, context: ZeroMQContext? = nil
+    ) throws(TransportError) {
+        let context = try ZeroMQContext.existing(context)
+        let socket = try ZeroMQSocket(context: context, type: ZMQ_ROUTER, endpoint: address)
+        try options.apply(to: socket)
+        try socket.set(ZMQ_ROUTER_MANDATORY, Int32(1), "ZMQ_ROUTER_MANDATORY")
+        try socket.set(ZMQ_ROUTER_HANDOVER, Int32(1), "ZMQ_ROUTER_HANDOVER")
+        if let curve {
+            // The ZAP handler must be bound in this context before any handshake starts.
+            authenticator = try ZAPAuthenticator(
+                context: context, allowedClientKeys: curve.allowedClientKeys,
+                onRefusal: curve.onRefusal)
+            try socket.set(ZMQ_CURVE_SERVER, Int32(1), "ZMQ_CURVE_SERVER")
+            try socket.set(
+                ZMQ_CURVE_SECRETKEY, try curve.keyPair.secretKeyBytes(), "ZMQ_CURVE_SECRETKEY")
+            try socket.set(ZMQ_ZAP_DOMAIN, Array("maestro".utf8), "ZMQ_ZAP_DOMAIN")
+        }
+        self.endpoint = try socket.bind(address)
+        self.socket = socket
+        self.options = options
+    }
+
+    deinit { close() }
+
+    /// Sends one frame to a connected client.
+    ///
+    /// Throws ``TransportError/unknownPeer(_:)`` for an identity with no connection,
+    /// ``TransportError/sendTimedOut(peer:timeout:)`` when the peer's queue stays full,
+    /// ``TransportError/messageTooLarge(peer:size:maximum:)`` above
+    /// `options.maximumMessageSize` (the client would drop the connection).
+    public func send(_ bytes: [UInt8], to peer: PeerID) throws(TransportError) {
+        guard bytes.count <= options.maximumMessageSize else {
+            throw .messageTooLarge(
+                peer: peer, size: bytes.count, maximum: options.maximumMessageSize)
+        }
+        guard !peer.bytes.isEmpty else { throw .unknownPeer(peer) }
+        try check(try socket.sendPart(peer.bytes, more: true), peer)
+        try check(try socket.sendPart(bytes, more: false), peer)
+        statistics.recordSent(bytes.count)
+    }
+
+    private func check(_ code: Int32, _ peer: PeerID) throws(TransportError) {
+        switch code {
+        case 0: return
+        case EHOSTUNREACH: throw .unknownPeer(peer)
+        case EAGAIN: throw .sendTimedOut(peer: peer, timeout: options.sendTimeout)
+        case ETERM: throw .closed(endpoint: endpoint)
+        default: throw .sendFailed(peer: peer, reason: zmqReason(code))
+        }
+    }
+
+    /// The next frame from any client, or `nil` after `timeout`.
+    ///
+    /// A message that is not exactly [identity, payload] is discarded and reported as
+    /// ``TransportError/malformedEnvelope(peer:partCount:)``; the server stays usable.
+    public func receive(timeout: Duration) throws(TransportError) -> ReceivedFrame? {
+        try untilDeadline(timeout) { (remaining) throws(TransportError) -> ReceivedFrame? in
+            guard try socket.waitReadable(timeout: remaining),
+                let (parts, count) = try socket.receiveParts(limit: 2)
+            else { return nil }
+            let peer = parts.first.map { PeerID(bytes: $0) }
+            guard count == 2, let peer else {
+                throw .malformedEnvelope(peer: peer, partCount: count)
+            }
+            statistics.recordReceived(parts[1].count)
+            return ReceivedFrame(peer: peer, bytes: parts[1])
+        }
+    }
+
+    /// Closes the socket (queued frames get `options.linger` to leave) and stops the ZAP
+    /// handler.
+    public func close() {
+        socket.close()
+        authenticator?.stop()
+        authenticator = nil
+    }
+}
