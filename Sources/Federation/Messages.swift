@@ -103,12 +103,19 @@ public struct Registration: Sendable, Equatable {
     /// Chosen at random by each client process, so that a restarted client is told apart
     /// from its previous incarnation.
     public var instanceNonce: UInt64
+    /// The client ID the client asks for (its index in a simulated fleet, so that selection
+    /// and aggregation order are reproducible), or `nil` to be assigned one.
+    public var requestedClientID: UInt32?
 
-    public init(tierName: String, capability: Float, sampleCount: UInt32, instanceNonce: UInt64) {
+    public init(
+        tierName: String, capability: Float, sampleCount: UInt32, instanceNonce: UInt64,
+        requestedClientID: UInt32? = nil
+    ) {
         self.tierName = tierName
         self.capability = capability
         self.sampleCount = sampleCount
         self.instanceNonce = instanceNonce
+        self.requestedClientID = requestedClientID
     }
 }
 
@@ -141,11 +148,20 @@ public struct TrainingTask: Sendable, Equatable {
     public var groupLasso: Float
     /// Seed of the client's sampling and shuffling for this round.
     public var seed: UInt64
+    /// Client SGD momentum and weight decay.
+    public var momentum: Float
+    public var weightDecay: Float
+    /// Fractions for `sharedFraction`, or the one fraction of `fixed` (empty otherwise).
+    public var samplerFractions: [Float]
+    /// Probability that a local step runs at the whole budget instead of a sampled rank
+    /// (sampling biased to the client's own budget, SPEC §5).
+    public var fullBudgetProbability: Float
 
     public init(
         budgets: [UInt32], factors: [FactorPair], shared: [Tensor], localEpochs: UInt16,
         batchSize: UInt16, learningRate: Float, sampler: SamplerKind, groupLasso: Float,
-        seed: UInt64
+        seed: UInt64, momentum: Float = 0, weightDecay: Float = 0, samplerFractions: [Float] = [],
+        fullBudgetProbability: Float = 0
     ) {
         self.budgets = budgets
         self.factors = factors
@@ -156,6 +172,10 @@ public struct TrainingTask: Sendable, Equatable {
         self.sampler = sampler
         self.groupLasso = groupLasso
         self.seed = seed
+        self.momentum = momentum
+        self.weightDecay = weightDecay
+        self.samplerFractions = samplerFractions
+        self.fullBudgetProbability = fullBudgetProbability
     }
 }
 

@@ -209,6 +209,12 @@ struct WireReader {
         return tensors
     }
 
+    /// A UInt32 identifier where `UInt32.max` means none.
+    mutating func readOptionalID(_ field: @autoclosure () -> String) throws(WireError) -> UInt32? {
+        let value = try read(UInt32.self, field())
+        return value == UInt32.max ? nil : value
+    }
+
     mutating func readBudgets(_ field: @autoclosure () -> String) throws(WireError) -> [UInt32] {
         let count = try readCount(minimumElementSize: 4, field())
         var budgets = [UInt32]()

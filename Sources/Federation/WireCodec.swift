@@ -112,11 +112,12 @@ public enum WireCodec {
     static func payloadSize(of message: Message) -> Int {
         switch message {
         case .register(let body):
-            return WireSize.text(body.tierName, maximum: WireLimits.tierNameBytes) + 4 + 4 + 8
+            return WireSize.text(body.tierName, maximum: WireLimits.tierNameBytes) + 4 + 4 + 8 + 4
         case .registered:
             return 4 + 8
         case .train(let body):
-            return 2 + 2 + 4 + 4 + 8 + 1 + 4 + 4 * body.budgets.count
+            return 2 + 2 + 4 + 4 + 8 + 1 + 4 + 4 + 4 + 4 + 4 * body.samplerFractions.count
+                + 4 + 4 * body.budgets.count
                 + WireSize.factorsAndShared(body.factors, body.shared)
         case .update(let body):
             return 4 + 4 + 4 + WireSize.factorsAndShared(body.factors, body.shared)
@@ -142,6 +143,7 @@ public enum WireCodec {
             writer.write(body.capability)
             writer.write(body.sampleCount)
             writer.write(body.instanceNonce)
+            writer.write(body.requestedClientID ?? UInt32.max)
         case .registered(let body):
             writer.write(body.clientID)
             writer.write(body.runID)
@@ -152,6 +154,11 @@ public enum WireCodec {
             writer.write(body.groupLasso)
             writer.write(body.seed)
             writer.write(body.sampler.rawValue)
+            writer.write(body.momentum)
+            writer.write(body.weightDecay)
+            writer.write(body.fullBudgetProbability)
+            writer.write(count: body.samplerFractions.count)
+            for fraction in body.samplerFractions { writer.write(fraction) }
             writer.write(count: body.budgets.count)
             for budget in body.budgets { writer.write(budget) }
             writer.write(body.factors, body.shared)
@@ -300,7 +307,8 @@ public enum WireCodec {
                     tierName: tierName,
                     capability: try reader.readFloat("register.capability"),
                     sampleCount: try reader.read(UInt32.self, "register.sampleCount"),
-                    instanceNonce: try reader.read(UInt64.self, "register.instanceNonce")))
+                    instanceNonce: try reader.read(UInt64.self, "register.instanceNonce"),
+                    requestedClientID: try reader.readOptionalID("register.requestedClientID")))
         case .registered:
             return .registered(
                 RegistrationAccepted(
@@ -316,6 +324,10 @@ public enum WireCodec {
             guard let sampler = SamplerKind(rawValue: samplerCode) else {
                 throw .invalidValue(field: "train.sampler", value: UInt64(samplerCode))
             }
+            let momentum = try reader.readFloat("train.momentum")
+            let weightDecay = try reader.readFloat("train.weightDecay")
+            let fullBudgetProbability = try reader.readFloat("train.fullBudgetProbability")
+            let fractions = try reader.readBudgets("train.samplerFractions").map(Float.init(bitPattern:))
             let budgets = try reader.readBudgets("train.budgets")
             let factors = try reader.readFactors("train.factors")
             let shared = try reader.readTensors("train.shared")
@@ -323,7 +335,8 @@ public enum WireCodec {
                 TrainingTask(
                     budgets: budgets, factors: factors, shared: shared, localEpochs: localEpochs,
                     batchSize: batchSize, learningRate: learningRate, sampler: sampler,
-                    groupLasso: groupLasso, seed: seed))
+                    groupLasso: groupLasso, seed: seed, momentum: momentum, weightDecay: weightDecay,
+                    samplerFractions: fractions, fullBudgetProbability: fullBudgetProbability))
         case .update:
             let sampleCount = try reader.read(UInt32.self, "update.sampleCount")
             let trainingLoss = try reader.readFloat("update.trainingLoss")

@@ -50,7 +50,8 @@ enum RandomMessages {
                 Registration(
                     tierName: text(maximumScalars: 20, using: &generator),
                     capability: float(using: &generator), sampleCount: generator.next(),
-                    instanceNonce: generator.next()))
+                    instanceNonce: generator.next(),
+                    requestedClientID: Bool.random(using: &generator) ? nil : UInt32.random(in: 0..<UInt32.max, using: &generator)))
         case .registered:
             return .registered(
                 RegistrationAccepted(clientID: generator.next(), runID: generator.next()))
@@ -61,7 +62,10 @@ enum RandomMessages {
                     shared: shared(using: &generator), localEpochs: generator.next(),
                     batchSize: generator.next(), learningRate: float(using: &generator),
                     sampler: SamplerKind.allCases.randomElement(using: &generator)!,
-                    groupLasso: float(using: &generator), seed: generator.next()))
+                    groupLasso: float(using: &generator), seed: generator.next(),
+                    momentum: float(using: &generator), weightDecay: float(using: &generator),
+                    samplerFractions: (0..<Int.random(in: 0...4, using: &generator)).map { _ in float(using: &generator) },
+                    fullBudgetProbability: float(using: &generator)))
         case .update:
             return .update(
                 TrainingUpdate(

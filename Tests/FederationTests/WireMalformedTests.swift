@@ -192,10 +192,12 @@ struct WireMalformedTests {
             decodeError(
                 handmadeFrame(type: 7, payload: [0x01, 0x10] + [UInt8](repeating: 65, count: 4097)))
                 == .stringTooLong(field: "shutdown.reason", byteCount: 4097, maximum: 4096))
-        var train = [UInt8](repeating: 0, count: 20) + [9]  // scalars, then sampler code 9
+        // Scalars, sampler code 9, momentum, weight decay, full-budget probability, then
+        // empty lists of sampler fractions, budgets, factors and shared tensors.
+        var train = [UInt8](repeating: 0, count: 20) + [9] + [UInt8](repeating: 0, count: 12)
         train +=
             littleEndianBytes(UInt32(0)) + littleEndianBytes(UInt32(0))
-            + littleEndianBytes(UInt32(0))
+            + littleEndianBytes(UInt32(0)) + littleEndianBytes(UInt32(0))
         #expect(
             decodeError(handmadeFrame(type: 3, payload: train))
                 == .invalidValue(field: "train.sampler", value: 9))
