@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// How raw pixel bytes `0…255` become features.
 public enum PixelNormalization: Sendable, Equatable {
     /// `p / 255`, in `[0, 1]`.
@@ -64,7 +68,8 @@ public enum MNISTFormat {
     /// the sources in errors.
     public static func dataset(
         images: IDXFile, imagesPath: String, labels: IDXFile, labelsPath: String,
-        normalization: PixelNormalization = .unitInterval, classCount: Int? = nil
+        normalization: PixelNormalization = .unitInterval, classCount: Int? = nil,
+        selecting selection: [Int]? = nil
     ) throws(DatasetError) -> LabeledDataset {
         try images.require(.unsignedByte, dimensions: [nil, nil, nil], path: imagesPath)
         try labels.require(.unsignedByte, dimensions: [nil], path: labelsPath)
@@ -91,18 +96,28 @@ public enum MNISTFormat {
 
         let table = normalization.lookupTable()
         let pixels = images.payload
-        let features = [Float](unsafeUninitializedCapacity: pixels.count) { buffer, count in
+        let rowSize = rows * columns
+        // Only the selected samples are converted to floats: a federated client holds its
+        // own partition, not the whole set.
+        let selected = selection ?? Array(0..<images.itemCount)
+        precondition(selected.allSatisfy { $0 >= 0 && $0 < images.itemCount }, "selection outside 0..<\(images.itemCount)")
+        let features = [Float](unsafeUninitializedCapacity: selected.count * rowSize) { buffer, count in
             table.withUnsafeBufferPointer { table in
                 pixels.withUnsafeBufferPointer { pixels in
-                    for i in 0..<pixels.count {
-                        buffer.initializeElement(at: i, to: table[Int(pixels[i])])
+                    for (row, sample) in selected.enumerated() {
+                        let source = sample * rowSize
+                        let target = row * rowSize
+                        for i in 0..<rowSize {
+                            buffer.initializeElement(at: target + i, to: table[Int(pixels[source + i])])
+                        }
                     }
                 }
             }
-            count = pixels.count
+            count = selected.count * rowSize
         }
+        let allLabels = Array(rawLabels)
         return LabeledDataset(
-            features: features, labels: rawLabels.map { Int32($0) },
+            features: features, labels: selected.map { Int32(allLabels[$0]) },
             featureShape: [rows, columns, 1], classCount: resolvedClassCount)
     }
 }
@@ -143,9 +158,27 @@ public enum FashionMNIST {
     ) -> (images: String, labels: String) {
         let prefix = split == .train ? "train" : "t10k"
         let folder = directory.hasSuffix("/") ? String(directory.dropLast()) : directory
-        return (
-            "\(folder)/\(prefix)-images-idx3-ubyte.gz", "\(folder)/\(prefix)-labels-idx1-ubyte.gz"
-        )
+        // Prefer the gzip'd files; fall back to plain ones a user unpacked.
+        func path(_ name: String) -> String {
+            let compressed = "\(folder)/\(name).gz"
+            let plain = "\(folder)/\(name)"
+            if access(compressed, F_OK) != 0 && access(plain, F_OK) == 0 {
+                return plain
+            }
+            return compressed
+        }
+        return (path("\(prefix)-images-idx3-ubyte"), path("\(prefix)-labels-idx1-ubyte"))
+    }
+
+    /// The labels of one split alone (cheap: a client needs them to find its partition).
+    public static func labels(split: Split, directory: String = defaultDirectory) throws(DatasetError) -> [Int32] {
+        let path = paths(split: split, directory: directory).labels
+        let file = try IDXFile.read(path: path)
+        try file.require(.unsignedByte, dimensions: [nil], path: path)
+        if let bad = file.payload.firstIndex(where: { Int($0) >= classCount }) {
+            throw .labelOutOfRange(path: path, index: bad - file.payload.startIndex, label: Int(file.payload[bad]), classCount: classCount)
+        }
+        return file.payload.map { Int32($0) }
     }
 
     /// Loads one split, pixels scaled to `[0, 1]` then standardized with the train-set
@@ -154,7 +187,7 @@ public enum FashionMNIST {
     /// - Throws: the errors of `MNISTFormat.load`, and `unexpectedDimensions` unless the
     ///   images are 28 × 28.
     public static func load(
-        split: Split, directory: String = defaultDirectory
+        split: Split, directory: String = defaultDirectory, selecting selection: [Int]? = nil
     ) throws(DatasetError) -> LabeledDataset {
         let paths = paths(split: split, directory: directory)
         let images = try IDXFile.read(path: paths.images)
@@ -162,6 +195,6 @@ public enum FashionMNIST {
         let labels = try IDXFile.read(path: paths.labels)
         return try MNISTFormat.dataset(
             images: images, imagesPath: paths.images, labels: labels, labelsPath: paths.labels,
-            normalization: .fashionMNIST, classCount: classCount)
+            normalization: .fashionMNIST, classCount: classCount, selecting: selection)
     }
 }

@@ -197,6 +197,10 @@ extension Scenario.Training {
             ("localEpochs", .number(localEpochs)), ("batchSize", .number(batchSize)),
             ("learningRate", .number(learningRate)), ("sampler", samplerNode),
             ("groupLasso", .number(groupLasso)), ("server", serverNode),
+            ("momentum", .number(momentum)), ("weightDecay", .number(weightDecay)),
+            ("fullBudgetProbability", .number(fullBudgetProbability)),
+            ("coverageDamping", .boolean(coverageDamping)),
+            ("learningRateSchedule", .text(learningRateSchedule.rawValue)),
         ])
     }
 }

@@ -130,6 +130,22 @@ extension Scenario {
         public let groupLasso: Double
         /// How the server applies the aggregated update.
         public let server: ServerOptimizer
+        /// Client SGD momentum (0: plain SGD) and L2 weight decay.
+        public var momentum: Double = 0
+        public var weightDecay: Double = 0
+        /// Probability that a local step trains the client's whole budget instead of a
+        /// sampled rank (sampling biased to the client's own budget, SPEC §5).
+        public var fullBudgetProbability: Double = 0
+        /// Scale component j's pseudo-gradient by the share of the round's samples whose
+        /// clients hold j (SPEC §5), so rarely trained tail components move less.
+        public var coverageDamping: Bool = false
+        /// Client learning rate over rounds: constant, or cosine-annealed to 0 at the last round.
+        public var learningRateSchedule: LearningRateSchedule = .constant
+
+        public enum LearningRateSchedule: String, Sendable, Equatable, CaseIterable {
+            case constant
+            case cosine
+        }
     }
 
     /// Rank sampling for one local step, always restricted to the client's budget k_l.

@@ -37,6 +37,7 @@ struct ScenarioValidator {
     static let modelKeys = ["architecture", "strategy"]
     static let trainingKeys = [
         "localEpochs", "batchSize", "learningRate", "sampler", "groupLasso", "server",
+        "momentum", "weightDecay", "fullBudgetProbability", "coverageDamping", "learningRateSchedule",
     ]
     static let samplerKeys = ["kind", "fractions", "fraction"]
     static let serverKeys = ["optimizer", "learningRate", "momentum", "beta1", "beta2", "epsilon"]
@@ -110,11 +111,17 @@ struct ScenarioValidator {
         if case .sharedFraction(let fractions) = training.sampler, fractions.isEmpty {
             // Default: the distinct rank fractions of the tiers, smallest first.
             let tierFractions = Set(tiers.map(\.rankFraction)).sorted()
-            training = Scenario.Training(
+            var defaulted = Scenario.Training(
                 localEpochs: training.localEpochs, batchSize: training.batchSize,
                 learningRate: training.learningRate,
                 sampler: .sharedFraction(fractions: tierFractions),
                 groupLasso: training.groupLasso, server: training.server)
+            defaulted.momentum = training.momentum
+            defaulted.weightDecay = training.weightDecay
+            defaulted.fullBudgetProbability = training.fullBudgetProbability
+            defaulted.coverageDamping = training.coverageDamping
+            defaulted.learningRateSchedule = training.learningRateSchedule
+            training = defaulted
         }
         return Scenario(
             name: name, seed: seed, clients: clients, rounds: rounds,
@@ -278,12 +285,24 @@ struct ScenarioValidator {
             if let node = fields.node("server") { self.server(node) } else {
                 .fedAvg(learningRate: 1)
             }
+        let momentum = optional(fields, "momentum", .number(.unitClosedOpen), default: 0)
+        let weightDecay = optional(fields, "weightDecay", .number(.nonNegative), default: 0)
+        let fullBudgetProbability = optional(fields, "fullBudgetProbability", .number(.unit), default: 0)
+        let coverageDamping = optional(fields, "coverageDamping", .boolean, default: false)
+        let schedule = optional(
+            fields, "learningRateSchedule", .choice(Scenario.Training.LearningRateSchedule.self), default: .constant)
         guard let localEpochs, let batchSize, let learningRate, let sampler, let groupLasso,
-            let server
+            let server, let momentum, let weightDecay, let fullBudgetProbability, let coverageDamping, let schedule
         else { return nil }
-        return Scenario.Training(
+        var training = Scenario.Training(
             localEpochs: localEpochs, batchSize: batchSize, learningRate: learningRate,
             sampler: sampler, groupLasso: groupLasso, server: server)
+        training.momentum = momentum
+        training.weightDecay = weightDecay
+        training.fullBudgetProbability = fullBudgetProbability
+        training.coverageDamping = coverageDamping
+        training.learningRateSchedule = schedule
+        return training
     }
 
     private mutating func sampler(

@@ -25,6 +25,9 @@ public struct TrainingConfiguration: Sendable, Equatable, Codable {
     public var fineTuneSamplingRate: Double = 1
     /// Also train each sampled pass on the full-rank pass's softmax (self-distillation).
     public var selfDistillation: Bool = false
+    /// Probability that a sampling step runs at the full limits instead (sampling biased
+    /// to a federated client's own budget, SPEC §5); 0 = always sample.
+    public var fullRankProbability: Double = 0
 
     public init() {}
 
@@ -144,7 +147,10 @@ public struct Trainer: Sendable {
     @discardableResult
     public mutating func step(features x: [Float], labels y: [Int32], learningRate: Float) -> (loss: Double, correct: Int) {
         let classCount = network.architecture.classCount
-        let samplesThisStep = isCompressing || generator.nextUnitInterval() < configuration.fineTuneSamplingRate
+        var samplesThisStep = isCompressing || generator.nextUnitInterval() < configuration.fineTuneSamplingRate
+        if samplesThisStep && configuration.fullRankProbability > 0 {
+            samplesThisStep = generator.nextUnitInterval() >= configuration.fullRankProbability
+        }
         let ranks = samplesThisStep ? sampling.nextRanks(limits: network.keptRanks, using: &generator) : network.keptRanks
         let pass = network.forward(x, batch: y.count, ranks: ranks)
         var (loss, outputGradient) = SoftmaxCrossEntropy.lossAndGradient(logits: pass.logits, labels: y, classCount: classCount)

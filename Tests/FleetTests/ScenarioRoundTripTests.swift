@@ -47,6 +47,11 @@ struct ScenarioRoundTripTests {
             )
         ],
         [("seed", "18446744073709551615"), ("tiers[1].name", "true")],
+        [
+            ("training.momentum", "0.5"), ("training.weightDecay", "1e-4"),
+            ("training.fullBudgetProbability", "0.5"), ("training.coverageDamping", "true"),
+            ("training.learningRateSchedule", "cosine"),
+        ],
     ]
 
     @Test("parse(yaml()) gives back the same scenario", arguments: 0..<variants.count)
@@ -85,6 +90,11 @@ struct ScenarioRoundTripTests {
                   sampler: perLayer
                   groupLasso: 0
                   server: {optimizer: fedAvg, learningRate: 1}
+                  momentum: 0
+                  weightDecay: 0
+                  fullBudgetProbability: 0
+                  coverageDamping: false
+                  learningRateSchedule: constant
                 shrinking: {threshold: 0, period: 10}
                 evaluation: {period: 10}
                 security: {requireCurve: false}
