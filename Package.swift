@@ -30,10 +30,13 @@ let package = Package(
         .target(
             name: "Fleet", dependencies: [.product(name: "Yams", package: "Yams")],
             exclude: ["README.md"]),
+        .target(
+            name: "Runtime",
+            dependencies: ["Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet"]),
         .executableTarget(
             name: "maestro",
             dependencies: [
-                "Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet",
+                "Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet", "Runtime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

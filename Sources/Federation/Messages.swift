@@ -125,10 +125,14 @@ public struct RegistrationAccepted: Sendable, Equatable {
     public var clientID: UInt32
     /// The coordinator's run, so a client can tell a restarted coordinator apart.
     public var runID: UInt64
+    /// The model the run trains (JSON of `LowRank.Architecture`), so a client needs only
+    /// the address, its tier and its data.
+    public var modelDescription: String
 
-    public init(clientID: UInt32, runID: UInt64) {
+    public init(clientID: UInt32, runID: UInt64, modelDescription: String = "") {
         self.clientID = clientID
         self.runID = runID
+        self.modelDescription = modelDescription
     }
 }
 

@@ -14,6 +14,8 @@ public enum WireLimits {
     public static let tierNameBytes = 255
     /// Longest shutdown reason or error message, in UTF-8 bytes.
     public static let textBytes = 4096
+    /// Longest model description (JSON of the architecture) in a `registered` reply.
+    public static let modelDescriptionBytes = 60_000
 }
 
 /// The fixed header of a frame (layout in `WIRE.md`).
@@ -113,8 +115,8 @@ public enum WireCodec {
         switch message {
         case .register(let body):
             return WireSize.text(body.tierName, maximum: WireLimits.tierNameBytes) + 4 + 4 + 8 + 4
-        case .registered:
-            return 4 + 8
+        case .registered(let body):
+            return 4 + 8 + WireSize.text(body.modelDescription, maximum: WireLimits.modelDescriptionBytes)
         case .train(let body):
             return 2 + 2 + 4 + 4 + 8 + 1 + 4 + 4 + 4 + 4 + 4 * body.samplerFractions.count
                 + 4 + 4 * body.budgets.count
@@ -147,6 +149,7 @@ public enum WireCodec {
         case .registered(let body):
             writer.write(body.clientID)
             writer.write(body.runID)
+            writer.write(text: body.modelDescription, maximum: WireLimits.modelDescriptionBytes)
         case .train(let body):
             writer.write(body.localEpochs)
             writer.write(body.batchSize)
@@ -313,7 +316,9 @@ public enum WireCodec {
             return .registered(
                 RegistrationAccepted(
                     clientID: try reader.read(UInt32.self, "registered.clientID"),
-                    runID: try reader.read(UInt64.self, "registered.runID")))
+                    runID: try reader.read(UInt64.self, "registered.runID"),
+                    modelDescription: try reader.readText(
+                        maximum: WireLimits.modelDescriptionBytes, "registered.modelDescription")))
         case .train:
             let localEpochs = try reader.read(UInt16.self, "train.localEpochs")
             let batchSize = try reader.read(UInt16.self, "train.batchSize")

@@ -23,6 +23,8 @@ public struct TrainingConfiguration: Sendable, Equatable, Codable {
     public var compressionPhase: Double = 1
     /// In phase 2, the probability that a step samples ranks at all (else full kept rank).
     public var fineTuneSamplingRate: Double = 1
+    /// The sampler of phase 2 (`nil`: the same as phase 1).
+    public var fineTuneSampler: RankSampler? = nil
     /// Also train each sampled pass on the full-rank pass's softmax (self-distillation).
     public var selfDistillation: Bool = false
     /// Probability that a sampling step runs at the full limits instead (sampling biased
@@ -98,6 +100,7 @@ public struct Trainer: Sendable {
     public let configuration: TrainingConfiguration
     public private(set) var optimizer: SGD
     public private(set) var sampling: RankSamplingState
+    public private(set) var fineTuneSampling: RankSamplingState
     public var generator: SeededGenerator
     public private(set) var epoch = 0
     private var gradients: [Tensor]
@@ -108,6 +111,7 @@ public struct Trainer: Sendable {
         self.generator = generator
         optimizer = SGD(for: network.parameters, momentum: configuration.momentum, weightDecay: configuration.weightDecay)
         sampling = RankSamplingState(sampler: configuration.sampler)
+        fineTuneSampling = RankSamplingState(sampler: configuration.fineTuneSampler ?? configuration.sampler)
         gradients = network.parameters.map { Tensor(zeros: $0.shape) }
     }
 
@@ -151,7 +155,14 @@ public struct Trainer: Sendable {
         if samplesThisStep && configuration.fullRankProbability > 0 {
             samplesThisStep = generator.nextUnitInterval() >= configuration.fullRankProbability
         }
-        let ranks = samplesThisStep ? sampling.nextRanks(limits: network.keptRanks, using: &generator) : network.keptRanks
+        let ranks: [Int]
+        if !samplesThisStep {
+            ranks = network.keptRanks
+        } else if isCompressing || configuration.fineTuneSampler == nil {
+            ranks = sampling.nextRanks(limits: network.keptRanks, using: &generator)
+        } else {
+            ranks = fineTuneSampling.nextRanks(limits: network.keptRanks, using: &generator)
+        }
         let pass = network.forward(x, batch: y.count, ranks: ranks)
         var (loss, outputGradient) = SoftmaxCrossEntropy.lossAndGradient(logits: pass.logits, labels: y, classCount: classCount)
         var correct = SoftmaxCrossEntropy.correctCount(logits: pass.logits, labels: y, classCount: classCount)

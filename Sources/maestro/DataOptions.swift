@@ -1,6 +1,7 @@
 import ArgumentParser
 import Datasets
 import LowRank
+import Runtime
 
 enum DatasetName: String, ExpressibleByArgument, CaseIterable, Codable {
     case fashionMNIST = "fashion-mnist"
@@ -35,11 +36,5 @@ struct DataOptions: ParsableArguments {
             }
             return (pooled(devices.map(\.train)), pooled(devices.map(\.test)), [60], 10)
         }
-    }
-}
-
-extension LabeledDataset {
-    var samples: TrainingSamples {
-        TrainingSamples(features: features, labels: labels, featureCount: featureCount)
     }
 }

@@ -36,6 +36,9 @@ struct Train: AsyncParsableCommand {
     @Option(help: "Rank sampler: perLayer, acrossLayers, sharedFraction, fixed[:P] or none.")
     var sampler: RankSampler?
 
+    @Option(name: .customLong("fine-tune-sampler"), help: "Sampler of the fine-tuning phase (default: the same as --sampler).")
+    var fineTuneSampler: RankSampler?
+
     @Option(name: .customLong("group-lasso"), help: "λ of the hierarchical group lasso (0 = off).")
     var groupLasso: Float?
 
@@ -94,6 +97,7 @@ struct Train: AsyncParsableCommand {
         configuration.epochs = epochs
         configuration.batchSize = batchSize
         if let sampler { configuration.sampler = sampler }
+        if let fineTuneSampler { configuration.fineTuneSampler = fineTuneSampler }
         if let groupLasso { configuration.groupLasso = groupLasso }
         if let shrinkThreshold { configuration.shrinkThreshold = shrinkThreshold }
         if let learningRate { configuration.learningRate = learningRate }

@@ -54,7 +54,9 @@ enum RandomMessages {
                     requestedClientID: Bool.random(using: &generator) ? nil : UInt32.random(in: 0..<UInt32.max, using: &generator)))
         case .registered:
             return .registered(
-                RegistrationAccepted(clientID: generator.next(), runID: generator.next()))
+                RegistrationAccepted(
+                    clientID: generator.next(), runID: generator.next(),
+                    modelDescription: text(maximumScalars: 200, using: &generator)))
         case .train:
             return .train(
                 TrainingTask(

@@ -67,16 +67,17 @@ struct WireCodecTests {
         #expect(Array(bytes[4..<8]) == [1, 0, MessageType.registered.rawValue, 0])
         #expect(Array(bytes[8..<12]) == [0xD0, 0xC0, 0xB0, 0xA0])
         #expect(Array(bytes[12..<16]) == [0x44, 0x33, 0x22, 0x11])
-        #expect(Array(bytes[16..<24]) == [12, 0, 0, 0, 0, 0, 0, 0])
+        #expect(Array(bytes[16..<24]) == [14, 0, 0, 0, 0, 0, 0, 0])
         let payloadCRC = CRC32C.checksum(Array(bytes[32...]))
         let headerCRC = CRC32C.checksum(Array(bytes[0..<28]))
         #expect(Array(bytes[24..<28]) == littleEndianBytes(payloadCRC))
         #expect(Array(bytes[28..<32]) == littleEndianBytes(headerCRC))
-        #expect(Array(bytes[32...]) == [4, 3, 2, 1, 7, 0, 0, 0, 0, 0, 0, 0])
+        // clientID, runID, then an empty model description (u16 length 0).
+        #expect(Array(bytes[32...]) == [4, 3, 2, 1, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0])
         let header = try bytes.withUnsafeBytes {
             try WireCodec.decodeHeader($0, maximumSize: 100)
         }
-        #expect(header.type == .registered && header.payloadLength == 12 && header.frameSize == 44)
+        #expect(header.type == .registered && header.payloadLength == 14 && header.frameSize == 46)
     }
 
     @Test("Text longer than its limit is clipped at a UTF-8 scalar boundary")

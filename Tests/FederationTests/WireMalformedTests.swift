@@ -123,7 +123,7 @@ struct WireMalformedTests {
         #expect(
             decodeError(handmadeFrame(type: 9, payload: [1, 2]))
                 == .trailingPayloadBytes(type: .heartbeat, count: 2))
-        let registered = littleEndianBytes(UInt32(1)) + littleEndianBytes(UInt64(2)) + [0]
+        let registered = littleEndianBytes(UInt32(1)) + littleEndianBytes(UInt64(2)) + [0, 0] + [0]
         #expect(
             decodeError(handmadeFrame(type: 2, payload: registered))
                 == .trailingPayloadBytes(type: .registered, count: 1))

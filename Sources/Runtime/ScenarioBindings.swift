@@ -1,0 +1,136 @@
+import Datasets
+import Federation
+import Fleet
+import LowRank
+import Foundation
+import Tensors
+
+/// How a scenario's plain values become the model, samplers, optimisers and data of a run.
+extension Scenario {
+    /// The shipped model the scenario names.
+    public var modelKind: ModelKind {
+        switch model.architecture {
+        case .leNet: .lenet
+        case .mlp: .mlp
+        case .logistic: .logistic
+        }
+    }
+
+    /// Whether the run ships LoD factors (ordered LoD) or dense weights (the baseline).
+    public var isLowRank: Bool { model.strategy == .orderedLoD }
+
+    /// Per-sample input shape and class count of the scenario's data.
+    public var inputShape: [Int] {
+        switch dataset {
+        case .fashionMNIST: [28, 28, 1]
+        case .synthetic, .syntheticIID: [60]
+        }
+    }
+
+    public var classCount: Int { 10 }
+
+    /// The architecture every participant builds.
+    public var networkArchitecture: LowRank.Architecture {
+        .make(modelKind, lowRank: isLowRank, inputShape: inputShape, classCount: classCount)
+    }
+
+    /// The initial global model: He-initialised dense weights, factored by SVD for LoD, from
+    /// a generator derived from the scenario seed (so both strategies start from the same
+    /// dense weights).
+    public func initialNetwork() -> Network {
+        var generator = SeededGenerator.derived(seed: seed, stream: RandomStream.initialModel)
+        return Network(architecture: networkArchitecture, initialization: .he, factorization: .svd, using: &generator)
+    }
+
+    /// The server optimiser of the scenario.
+    public var serverOptimizer: Federation.ServerOptimizer {
+        switch training.server {
+        case .fedAvg(let rate): .fedAvg(learningRate: Float(rate))
+        case .fedAvgM(let rate, let momentum): .fedAvgM(learningRate: Float(rate), momentum: Float(momentum))
+        case .fedAdam(let rate, let beta1, let beta2, let epsilon):
+            .fedAdam(learningRate: Float(rate), beta1: Float(beta1), beta2: Float(beta2), epsilon: Float(epsilon))
+        }
+    }
+
+    /// The sampler code and fractions that travel in a TRAIN message.
+    public var samplerOnWire: (kind: SamplerKind, fractions: [Float]) {
+        switch training.sampler {
+        case .perLayer: (.perLayer, [])
+        case .acrossLayers: (.acrossLayers, [])
+        case .sharedFraction(let fractions): (.sharedFraction, fractions.map(Float.init))
+        case .fixed(let fraction): (.fixed, [Float(fraction)])
+        case .unsampled: (.none, [])
+        }
+    }
+
+    /// The client learning rate of round `round` (1-based).
+    public func learningRate(round: Int) -> Float {
+        switch training.learningRateSchedule {
+        case .constant: return Float(training.learningRate)
+        case .cosine:
+            let progress = Double(round - 1) / Double(max(rounds, 1))
+            return Float(training.learningRate * 0.5 * (1 + cos(Double.pi * progress)))
+        }
+    }
+
+    /// The partition scheme of a centralised data set.
+    var partitionScheme: PartitionScheme? {
+        guard case .fashionMNIST(_, let partition) = dataset else { return nil }
+        switch partition {
+        case .iid: return .iid
+        case .dirichlet(let alpha): return .dirichlet(alpha: alpha)
+        case .shards(let perClient): return .shards(perClient: perClient)
+        }
+    }
+
+    private var syntheticGenerator: FedProxSynthetic? {
+        switch dataset {
+        case .fashionMNIST: nil
+        case .synthetic(let alpha, let beta): FedProxSynthetic(alpha: alpha, beta: beta, deviceCount: clients)
+        case .syntheticIID: .iid(deviceCount: clients)
+        }
+    }
+
+    /// The training samples of fleet client `index`, derived from (dataset, seed, partition,
+    /// index) alone: no training data crosses the wire.
+    public func clientSamples(index: Int) throws(DatasetError) -> TrainingSamples {
+        precondition(index >= 0 && index < clients, "client index \(index) outside 0..<\(clients)")
+        switch dataset {
+        case .fashionMNIST(let directory, _):
+            let labels = try FashionMNIST.labels(split: .train, directory: directory)
+            let indices = partitionIndices(
+                forClient: index, labels: labels, classCount: classCount, clientCount: clients,
+                scheme: partitionScheme ?? .iid, seed: seed)
+            return try FashionMNIST.load(split: .train, directory: directory, selecting: indices).samples
+        case .synthetic, .syntheticIID:
+            return syntheticGenerator!.device(index, seed: seed).train.samples
+        }
+    }
+
+    /// The held-out set the coordinator evaluates every tier's budget on: the Fashion-MNIST
+    /// test split, or the union of the synthetic devices' test splits.
+    public func evaluationSamples() throws(DatasetError) -> TrainingSamples {
+        switch dataset {
+        case .fashionMNIST(let directory, _):
+            return try FashionMNIST.load(split: .test, directory: directory).samples
+        case .synthetic, .syntheticIID:
+            let tests = syntheticGenerator!.generate(seed: seed).map(\.test)
+            return TrainingSamples(
+                features: tests.flatMap(\.features), labels: tests.flatMap(\.labels), featureCount: 60)
+        }
+    }
+}
+
+/// Labels of the independent random streams derived from a scenario seed.
+public enum RandomStream {
+    public static let initialModel: UInt64 = 0x4D4F_4445_4C
+    public static let selection: UInt64 = 0x5345_4C45_4354
+    public static let clientTraining: UInt64 = 0x434C_4945_4E54
+}
+
+extension LabeledDataset {
+    /// The samples in the form the trainer takes.
+    public var samples: TrainingSamples {
+        TrainingSamples(features: features, labels: labels, featureCount: featureCount)
+    }
+}
