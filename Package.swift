@@ -18,6 +18,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // CRC32C: SSE4.2 instruction chosen at run time, portable slicing-by-8 otherwise.
         .target(name: "CChecksum"),
+        // Linux calls Swift cannot import directly (variadic prctl).
+        .target(name: "CPlatform"),
 
         // Pure core: no I/O, no clock, no global random generator.
         .target(name: "Tensors", dependencies: ["CBLAS", "CChecksum"]),
@@ -36,7 +38,7 @@ let package = Package(
         .executableTarget(
             name: "maestro",
             dependencies: [
-                "Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet", "Runtime",
+                "Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet", "Runtime", "CPlatform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

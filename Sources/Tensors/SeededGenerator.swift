@@ -52,3 +52,12 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable, Codab
     @inline(__always)
     private func rotate(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
 }
+
+extension SeededGenerator {
+    /// The first output of the stream derived from `seed` and `stream`: a reproducible
+    /// 64-bit value for labels such as run IDs and per-task seeds.
+    public static func value(seed: UInt64, stream: UInt64) -> UInt64 {
+        var generator = derived(seed: seed, stream: stream)
+        return generator.next()
+    }
+}

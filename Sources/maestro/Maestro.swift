@@ -20,7 +20,10 @@ struct Maestro: AsyncParsableCommand {
             importance, so any prefix of the components is a working smaller model.
             """,
         version: "0.1.0",
-        subcommands: [Train.self, Evaluate.self, Export.self, Bench.self]
+        subcommands: [
+            Train.self, Evaluate.self, Export.self, FleetCommand.self, CoordinatorCommand.self, ClientCommand.self,
+            ScenarioCommand.self, Bench.self,
+        ]
     )
 }
 

@@ -1,0 +1,53 @@
+import Federation
+import LowRank
+import Tensors
+
+/// What a client does with one TRAIN message: pure, so it is tested without sockets.
+public enum LocalTraining {
+    /// Trains the received slice on the client's samples within its budget and returns the
+    /// update (same shapes as received), the mean training loss and the steps taken.
+    ///
+    /// Ranks are sampled inside the budget by the task's sampler (with probability
+    /// `fullBudgetProbability` a step runs at the whole budget); the group lasso applies to
+    /// the held components; nothing is shrunk on the client.
+    public static func run(
+        _ task: TrainingTask, architecture: Architecture, samples: TrainingSamples
+    ) -> (slice: ModelSlice, loss: Double, steps: Int) {
+        let slice = ModelSlice(budgets: task.budgets.map(Int.init), factors: task.factors, shared: task.shared)
+        let network = Network(architecture: architecture, slice: slice)
+        var configuration = TrainingConfiguration()
+        configuration.epochs = Int(task.localEpochs)
+        configuration.batchSize = Int(task.batchSize)
+        configuration.learningRate = task.learningRate
+        configuration.schedule = .constant
+        configuration.momentum = task.momentum
+        configuration.weightDecay = task.weightDecay
+        configuration.groupLasso = task.groupLasso
+        configuration.shrinkThreshold = 0
+        configuration.compressionPhase = 1
+        configuration.fullRankProbability = Double(task.fullBudgetProbability)
+        configuration.sampler = sampler(task)
+        var trainer = Trainer(network: network, configuration: configuration, generator: SeededGenerator(seed: task.seed))
+        var lossSum = 0.0
+        var steps = 0
+        for _ in 0..<configuration.epochs where samples.count > 0 {
+            let report = trainer.trainEpoch(on: samples)
+            lossSum += report.loss
+            steps += (samples.count + configuration.batchSize - 1) / configuration.batchSize
+        }
+        let trained = trainer.network
+        return (trained.slice(budgets: slice.budgets), lossSum / Double(max(configuration.epochs, 1)), steps)
+    }
+
+    /// The task's sampler in the trainer's terms.
+    static func sampler(_ task: TrainingTask) -> RankSampler {
+        switch task.sampler {
+        case .perLayer: .perLayer
+        case .acrossLayers: .acrossLayers
+        case .sharedFraction:
+            .sharedFraction(fractions: task.samplerFractions.isEmpty ? RankSampler.defaultFractions : task.samplerFractions.map(Double.init))
+        case .fixed: .fixed(fraction: Double(task.samplerFractions.first ?? 1))
+        case .none: .none
+        }
+    }
+}

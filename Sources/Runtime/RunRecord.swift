@@ -1,0 +1,240 @@
+import Foundation
+
+/// One row of `ledger.csv`: a frame that crossed the coordinator's socket.
+public struct LedgerEntry: Sendable, Equatable {
+    public enum Direction: String, Sendable {
+        /// Coordinator → client.
+        case down
+        /// Client → coordinator.
+        case up
+    }
+
+    public var round: Int
+    /// The client ID, or -1 for a peer that is not a registered client.
+    public var client: Int
+    public var tier: String
+    public var direction: Direction
+    public var message: String
+    public var bytes: Int
+
+    public static let header = "round,client,tier,direction,message,wire_bytes"
+
+    public var csvLine: String { "\(round),\(client),\(tier),\(direction.rawValue),\(message),\(bytes)" }
+}
+
+/// What `metrics.jsonl` holds for one round.
+public struct RoundMetrics: Codable, Sendable {
+    public struct TierBytes: Codable, Sendable {
+        public var down = 0
+        public var up = 0
+        public var denseEquivalent = 0
+    }
+
+    public var round: Int
+    public var selected: [Int] = []
+    public var participants: [Int] = []
+    public var droppedDeadline: [Int] = []
+    public var droppedTimeout: [Int] = []
+    public var bytesDown = 0
+    public var bytesUp = 0
+    public var denseEquivalentBytes = 0
+    public var bytesByTier: [String: TierBytes] = [:]
+    public var cumulativeBytes = 0
+    public var cumulativeDenseEquivalentBytes = 0
+    public var ranks: [Int] = []
+    public var trainingLoss: Double?
+    public var accuracyByTier: [String: Double]?
+    public var lossByTier: [String: Double]?
+    public var virtualSeconds = 0.0
+    public var virtualTime = 0.0
+    public var wallSeconds = 0.0
+    public var learningRate = 0.0
+    public var rejected: [String: Int] = [:]
+    public var lateUpdates = 0
+}
+
+/// What `summary.json` holds.
+public struct RunSummary: Codable, Sendable {
+    public struct TierSummary: Codable, Sendable {
+        public var tier: String
+        public var rankFraction: Double
+        public var clients: Int
+        public var participations: Int
+        public var bytes: Int
+        public var denseEquivalentBytes: Int
+        public var accuracy: Double?
+        public var ranks: [Int]
+        public var parameters: Int
+    }
+
+    public var scenario: String
+    public var strategy: String
+    public var rounds: Int
+    public var seed: UInt64
+    public var finalAccuracyByTier: [String: Double]
+    public var bytesUp: Int
+    public var bytesDown: Int
+    public var denseEquivalentBytes: Int
+    /// Fraction of the dense-equivalent bytes saved: `1 − (up + down) / dense_equivalent`.
+    public var savingsRatio: Double
+    public var wallSeconds: Double
+    public var virtualSeconds: Double
+    public var finalRanks: [Int]
+    public var tiers: [TierSummary]
+    public var rejectedMessages: [String: Int]
+    public var lateUpdates: Int
+    public var transportBytesSent: Int
+    public var transportBytesReceived: Int
+    public var modelFile: String
+}
+
+/// The files of a run directory, written as the run goes.
+///
+/// `metrics.jsonl` and `ledger.csv` are appended and flushed once per round; `summary.json`
+/// and the final model are written atomically at the end.
+public final class RunRecorder {
+    public let directory: URL
+    private let metrics: FileHandle
+    private let ledger: FileHandle
+    private var pendingLedger: [String] = []
+
+    public enum Error: Swift.Error, CustomStringConvertible {
+        case cannotCreate(path: String, reason: String)
+        case cannotWrite(path: String, reason: String)
+
+        public var description: String {
+            switch self {
+            case .cannotCreate(let path, let reason): "\(path): cannot create (\(reason))"
+            case .cannotWrite(let path, let reason): "\(path): cannot write (\(reason))"
+            }
+        }
+    }
+
+    public static let metricsFile = "metrics.jsonl"
+    public static let ledgerFile = "ledger.csv"
+    public static let summaryFile = "summary.json"
+    public static let scenarioFile = "scenario.yaml"
+    public static let finalModelFile = "final.maestro"
+
+    /// Creates (or reuses) the run directory and opens its append-only files.
+    public init(directory: String, scenarioYAML: String) throws(Error) {
+        let url = URL(fileURLWithPath: directory)
+        do {
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        } catch {
+            throw .cannotCreate(path: directory, reason: error.localizedDescription)
+        }
+        self.directory = url
+        try Self.writeAtomically(Array(scenarioYAML.utf8), to: url.appendingPathComponent(Self.scenarioFile).path)
+        metrics = try Self.openForAppend(url.appendingPathComponent(Self.metricsFile).path, header: nil)
+        ledger = try Self.openForAppend(url.appendingPathComponent(Self.ledgerFile).path, header: LedgerEntry.header)
+    }
+
+    deinit {
+        try? metrics.close()
+        try? ledger.close()
+    }
+
+    /// Queues a ledger row (written with the round's metrics).
+    public func record(_ entry: LedgerEntry) {
+        pendingLedger.append(entry.csvLine)
+    }
+
+    /// Appends the queued ledger rows and one metrics line, then flushes both files.
+    public func finishRound(_ round: RoundMetrics) throws(Error) {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys]
+        let line: Data
+        do {
+            line = try encoder.encode(round) + Data("\n".utf8)
+        } catch {
+            throw .cannotWrite(path: Self.metricsFile, reason: "\(error)")
+        }
+        try flushLedger()
+        do {
+            try metrics.write(contentsOf: line)
+            try metrics.synchronize()
+        } catch {
+            throw .cannotWrite(path: directory.appendingPathComponent(Self.metricsFile).path, reason: error.localizedDescription)
+        }
+    }
+
+    /// Appends the queued ledger rows now (at the end of the run).
+    public func flushLedger() throws(Error) {
+        guard !pendingLedger.isEmpty else { return }
+        let text = pendingLedger.joined(separator: "\n") + "\n"
+        pendingLedger.removeAll(keepingCapacity: true)
+        do {
+            try ledger.write(contentsOf: Data(text.utf8))
+            try ledger.synchronize()
+        } catch {
+            throw .cannotWrite(path: directory.appendingPathComponent(Self.ledgerFile).path, reason: error.localizedDescription)
+        }
+    }
+
+    /// Writes `summary.json` atomically.
+    public func writeSummary(_ summary: RunSummary) throws(Error) {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        guard let data = try? encoder.encode(summary) else {
+            throw .cannotWrite(path: Self.summaryFile, reason: "summary does not encode")
+        }
+        try Self.writeAtomically(Array(data), to: directory.appendingPathComponent(Self.summaryFile).path)
+    }
+
+    /// Writes a file of the run directory atomically.
+    public func write(_ bytes: [UInt8], named name: String) throws(Error) {
+        try Self.writeAtomically(bytes, to: directory.appendingPathComponent(name).path)
+    }
+
+    private static func openForAppend(_ path: String, header: String?) throws(Error) -> FileHandle {
+        let exists = FileManager.default.fileExists(atPath: path)
+        if !exists {
+            guard FileManager.default.createFile(atPath: path, contents: header.map { Data(($0 + "\n").utf8) }) else {
+                throw .cannotCreate(path: path, reason: "permission denied or no such folder")
+            }
+        }
+        guard let handle = FileHandle(forWritingAtPath: path) else {
+            throw .cannotCreate(path: path, reason: "cannot open for writing")
+        }
+        do {
+            try handle.seekToEnd()
+        } catch {
+            throw .cannotWrite(path: path, reason: error.localizedDescription)
+        }
+        return handle
+    }
+
+    /// Temporary file in the same folder, fsync, rename: a crash leaves the old file or the
+    /// new one, never half of one.
+    public static func writeAtomically(_ bytes: [UInt8], to path: String) throws(Error) {
+        let url = URL(fileURLWithPath: path)
+        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())").path
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard descriptor >= 0 else { throw .cannotWrite(path: path, reason: String(cString: strerror(errno))) }
+        var written = 0
+        let failure: String? = bytes.withUnsafeBytes { buffer in
+            while written < buffer.count {
+                let n = Foundation.write(descriptor, buffer.baseAddress! + written, buffer.count - written)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return String(cString: strerror(errno))
+                }
+                written += n
+            }
+            return fsync(descriptor) == 0 ? nil : String(cString: strerror(errno))
+        }
+        close(descriptor)
+        if let failure {
+            unlink(temporary)
+            throw .cannotWrite(path: path, reason: "\(failure); nothing was replaced")
+        }
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw .cannotWrite(path: path, reason: reason)
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import ArgumentParser
+import CPlatform
+import Datasets
+import Fleet
+import Foundation
+import LowRank
+import Runtime
+import Transport
+
+struct ClientCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "client",
+        abstract: "Run one federated client against a coordinator.",
+        discussion: """
+            The client needs only the coordinator's address, its tier and its data: either \
+            MNIST-format files of its own (--data), or its partition of a scenario's data set \
+            (--partition-of with --index), derived locally. No training data crosses the wire.
+            """)
+
+    @Option(help: "Coordinator address, e.g. tcp://192.0.2.10:5555.")
+    var connect: String
+
+    @Option(help: "This device's tier (a tier name of the coordinator's scenario).")
+    var tier: String
+
+    @Option(help: "Folder with train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] of this device.")
+    var data: String?
+
+    @Option(name: .customLong("partition-of"), help: "A scenario file whose data partition this client takes (with --index).")
+    var partitionOf: String?
+
+    @Option(help: "This client's index in the scenario's fleet (also its requested client ID).")
+    var index: Int?
+
+    @Option(help: "Compute speed reported at registration (GFLOP/s).")
+    var gflops: Float = 1
+
+    @Option(name: .customLong("idle-timeout"), help: "Exit after this many seconds without a message from the coordinator.")
+    var idleTimeout: Double = 600
+
+    @Flag(name: .customLong("exit-with-parent"), help: "Exit when the launching process dies (used by `maestro fleet`).")
+    var exitWithParent = false
+
+    @Flag(help: "Log registration and errors to standard error.")
+    var verbose = false
+
+    func validate() throws {
+        guard (data == nil) != (partitionOf == nil) else {
+            throw ValidationError("give exactly one of --data DIR or --partition-of SCENARIO --index I")
+        }
+        if partitionOf != nil && index == nil { throw ValidationError("--partition-of needs --index") }
+        if let index, index < 0 { throw ValidationError("--index must be ≥ 0 (got \(index))") }
+        guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be > 0") }
+    }
+
+    func run() throws {
+        if exitWithParent { exitWhenParentDies() }
+        let samples: TrainingSamples
+        do {
+            if let partitionOf, let index {
+                let scenario = try loadScenario(partitionOf)
+                guard index < scenario.clients else {
+                    throw CommandError("--index \(index): the scenario \(partitionOf) has \(scenario.clients) clients")
+                }
+                samples = try scenario.clientSamples(index: index)
+            } else {
+                samples = try FashionMNIST.load(split: .train, directory: data!).samples
+            }
+        } catch let error as DatasetError {
+            throw CommandError("\(error)")
+        }
+        let verbose = self.verbose
+        let label = index.map { "client \($0)" } ?? "client"
+        var options = FederatedClient.Options(
+            coordinator: connect, tierName: tier, gflops: gflops, requestedClientID: index.map(UInt32.init))
+        options.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
+        options.log = { message in
+            if verbose { FileHandle.standardError.write(Data("\(label): \(message)\n".utf8)) }
+        }
+        let transport: ZeroMQClient
+        do {
+            transport = try ZeroMQClient(connectingTo: connect)
+        } catch {
+            throw CommandError("\(connect): \(error)")
+        }
+        defer { transport.close() }
+        let client = FederatedClient(transport: transport, samples: samples, options: options)
+        switch try client.run() {
+        case .shutdown(let reason): options.log("shutdown: \(reason)")
+        case .idle: throw CommandError("\(label): nothing from \(connect) for \(Int(idleTimeout)) s; giving up")
+        }
+    }
+}
+
+/// Asks Linux to send SIGTERM when the parent exits, so fleet clients never outlive it.
+func exitWhenParentDies() {
+    _ = maestro_set_parent_death_signal(SIGTERM)
+    // The parent may have died before the call: then init (1) or a subreaper adopted us.
+    if getppid() == 1 { exit(1) }
+}

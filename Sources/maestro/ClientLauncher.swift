@@ -1,0 +1,77 @@
+import Foundation
+
+/// Starts `maestro client` processes and makes sure none outlives the fleet.
+///
+/// Children inherit the environment (with the BLAS kernel chosen at start-up) plus one BLAS
+/// thread each, append their output to one log file, and get SIGTERM if this process dies
+/// (`--exit-with-parent`). `stopAll` terminates and reaps whatever is still running.
+final class ClientLauncher {
+    private(set) var children: [pid_t] = []
+    private let executable: String
+    private let logDescriptor: Int32
+
+    init(logPath: String) throws {
+        executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        logDescriptor = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard logDescriptor >= 0 else {
+            throw CommandError("\(logPath): cannot open the clients' log (\(String(cString: strerror(errno))))")
+        }
+    }
+
+    deinit { close(logDescriptor) }
+
+    /// Spawns `maestro ARGUMENTS`.
+    func launch(arguments: [String]) throws {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, logDescriptor, 1)
+        posix_spawn_file_actions_adddup2(&actions, logDescriptor, 2)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        var environment = ProcessInfo.processInfo.environment
+        environment["OPENBLAS_NUM_THREADS"] = "1"
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let status = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        guard status == 0 else {
+            throw CommandError("cannot start a client process (\(executable)): \(String(cString: strerror(status)))")
+        }
+        children.append(pid)
+    }
+
+    /// Reaps children that exited; returns how many are still running.
+    @discardableResult
+    func reap() -> Int {
+        children = children.filter { pid in
+            var status: Int32 = 0
+            return waitpid(pid, &status, WNOHANG) == 0
+        }
+        return children.count
+    }
+
+    /// Waits up to `timeout` for every child to exit by itself.
+    func waitForExit(timeout: Duration) {
+        let deadline = ContinuousClock.now + timeout
+        while reap() > 0 && ContinuousClock.now < deadline {
+            usleep(20_000)
+        }
+    }
+
+    /// SIGTERM to every child, SIGKILL to those still there after two seconds, and reap all.
+    func stopAll() {
+        guard reap() > 0 else { return }
+        for pid in children { kill(pid, SIGTERM) }
+        waitForExit(timeout: .seconds(2))
+        for pid in children { kill(pid, SIGKILL) }
+        for pid in children {
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
+        children.removeAll()
+    }
+}

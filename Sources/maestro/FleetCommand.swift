@@ -1,0 +1,201 @@
+import ArgumentParser
+import Fleet
+import Foundation
+import LowRank
+import Runtime
+import Synchronization
+import Transport
+
+/// Set by SIGINT/SIGTERM; the coordinator polls it between frames.
+let stopRequested = Atomic<Bool>(false)
+
+func installStopHandlers() {
+    for signalNumber in [SIGINT, SIGTERM] {
+        signal(signalNumber) { _ in stopRequested.store(true, ordering: .relaxed) }
+    }
+}
+
+/// Options shared by `fleet` and `coordinator`.
+struct RunOptions: ParsableArguments {
+    @Option(help: "Run directory (default: runs/<scenario>-<time>).")
+    var out: String?
+
+    @Option(help: "Override the scenario's number of rounds.")
+    var rounds: Int?
+
+    @Option(help: "Override the scenario's seed.")
+    var seed: UInt64?
+
+    @Option(name: .customLong("round-timeout"), help: "Wall-clock seconds to wait for a round's updates before dropping silent clients.")
+    var roundTimeout: Double = 120
+
+    @Option(name: .customLong("registration-timeout"), help: "Wall-clock seconds to wait for the clients to register.")
+    var registrationTimeout: Double = 120
+
+    @Flag(help: "Print only the final table.")
+    var quiet = false
+
+    func validate() throws {
+        if let rounds, rounds < 1 { throw ValidationError("--rounds must be at least 1 (got \(rounds))") }
+        guard roundTimeout > 0 else { throw ValidationError("--round-timeout must be > 0") }
+        guard registrationTimeout > 0 else { throw ValidationError("--registration-timeout must be > 0") }
+    }
+
+    var overrides: [(keyPath: String, value: String)] {
+        var list: [(keyPath: String, value: String)] = []
+        if let rounds { list.append(("rounds", "\(rounds)")) }
+        if let seed { list.append(("seed", "\(seed)")) }
+        return list
+    }
+
+    func runDirectory(for scenario: Scenario) -> String {
+        if let out { return out }
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyyMMdd-HHmmss"
+        return "runs/\(scenario.name)-\(formatter.string(from: Date()))"
+    }
+
+    func coordinatorOptions(expectedClients: Int?) -> Coordinator.Options {
+        var options = Coordinator.Options()
+        options.expectedClients = expectedClients
+        options.roundTimeout = .milliseconds(Int64(roundTimeout * 1000))
+        options.registrationTimeout = .milliseconds(Int64(registrationTimeout * 1000))
+        options.shouldStop = { stopRequested.load(ordering: .relaxed) }
+        let quiet = self.quiet
+        options.log = { message in
+            if !quiet { FileHandle.standardError.write(Data("coordinator: \(message)\n".utf8)) }
+        }
+        return options
+    }
+}
+
+/// Builds everything a coordinator needs from a scenario file and runs it.
+func runCoordinator(
+    scenario: Scenario, directory: String, server: ZeroMQServer, options: Coordinator.Options, quiet: Bool
+) throws -> RunSummary {
+    let recorder: RunRecorder
+    do {
+        recorder = try RunRecorder(directory: directory, scenarioYAML: scenario.yaml())
+    } catch {
+        throw CommandError("\(error)")
+    }
+    let evaluationSet: TrainingSamples
+    do {
+        evaluationSet = try scenario.evaluationSamples()
+    } catch {
+        throw CommandError("\(error)")
+    }
+    var options = options
+    let progress = ProgressPrinter(scenario: scenario, quiet: quiet)
+    options.onRound = { progress.print($0) }
+    let coordinator = Coordinator(
+        scenario: scenario, transport: server, recorder: recorder, evaluationSet: evaluationSet, options: options)
+    do {
+        return try coordinator.run()
+    } catch {
+        coordinator.abandon(reason: "coordinator stopped: \(error)")
+        if case .stopped = error { throw ExitCode(130) }
+        throw CommandError("\(error)")
+    }
+}
+
+struct FleetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fleet",
+        abstract: "Simulate a fleet on this machine: a coordinator and one client process per device.",
+        discussion: """
+            Starts the coordinator in this process and one `maestro client` process per client \
+            of the scenario on loopback (or on --bind, so that real devices can join), shows a \
+            line per round, stops every process at the end or on Ctrl-C, and prints the savings \
+            table against dense FedAvg.
+            """)
+
+    @Argument(help: "Scenario file (YAML), e.g. Scenarios/default.yaml.")
+    var scenarioFile: String
+
+    @OptionGroup var runOptions: RunOptions
+
+    @Option(help: "Address to listen on (default: tcp://127.0.0.1 on a free port).")
+    var bind: String?
+
+    func run() throws {
+        installStopHandlers()
+        let scenario = try loadScenario(scenarioFile, overrides: runOptions.overrides)
+        let directory = runOptions.runDirectory(for: scenario)
+        let server: ZeroMQServer
+        do {
+            server = try ZeroMQServer(bindingTo: bind ?? "tcp://127.0.0.1:*")
+        } catch {
+            throw CommandError("\(error)")
+        }
+        defer { server.close() }
+        let endpoint = loopbackEndpoint(server.endpoint)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // Clients read the scenario as run (with overrides) from the run directory.
+        let scenarioPath = URL(fileURLWithPath: directory).appendingPathComponent(RunRecorder.scenarioFile).path
+        try RunRecorder.writeAtomically(Array(scenario.yaml().utf8), to: scenarioPath)
+        if !runOptions.quiet {
+            print("fleet \(scenario.name): \(scenario.clients) clients (\(zip(scenario.tiers, scenario.clientsPerTier).map { "\($0.1) \($0.0.name)" }.joined(separator: ", "))), \(scenario.rounds) rounds, \(scenario.model.strategy.rawValue) \(scenario.modelKind.rawValue); coordinator on \(server.endpoint); run directory \(directory)")
+            flushOutput()
+        }
+        let launcher = try ClientLauncher(logPath: URL(fileURLWithPath: directory).appendingPathComponent("clients.log").path)
+        defer { launcher.stopAll() }
+        for client in scenario.fleet() {
+            try launcher.launch(arguments: [
+                "client", "--connect", endpoint, "--tier", client.tier.name, "--partition-of", scenarioPath,
+                "--index", "\(client.index)", "--gflops", "\(client.tier.gflops)", "--exit-with-parent",
+            ])
+        }
+        let summary = try runCoordinator(
+            scenario: scenario, directory: directory, server: server,
+            options: runOptions.coordinatorOptions(expectedClients: scenario.clients), quiet: runOptions.quiet)
+        launcher.waitForExit(timeout: .seconds(10))
+        print(SavingsTable(summary: summary).render())
+    }
+}
+
+struct CoordinatorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Run a coordinator that waits for clients (on this or other machines) and runs a scenario.")
+
+    @Option(help: "Scenario file (YAML).")
+    var scenario: String
+
+    @Option(help: "Address to listen on, e.g. tcp://*:5555.")
+    var bind: String
+
+    @Option(help: "Clients to wait for before round 1 (default: the scenario's fleet size).")
+    var expect: Int?
+
+    @OptionGroup var runOptions: RunOptions
+
+    func run() throws {
+        installStopHandlers()
+        let loaded = try loadScenario(scenario, overrides: runOptions.overrides)
+        if let expect, expect < 1 || expect > loaded.clients {
+            throw ValidationError("--expect must be in 1…\(loaded.clients) (got \(expect))")
+        }
+        let server: ZeroMQServer
+        do {
+            server = try ZeroMQServer(bindingTo: bind)
+        } catch {
+            throw CommandError("\(error)")
+        }
+        defer { server.close() }
+        let directory = runOptions.runDirectory(for: loaded)
+        if !runOptions.quiet { print("coordinator \(loaded.name) listening on \(server.endpoint); run directory \(directory)") }
+        let summary = try runCoordinator(
+            scenario: loaded, directory: directory, server: server,
+            options: runOptions.coordinatorOptions(expectedClients: expect ?? loaded.clients), quiet: runOptions.quiet)
+        print(SavingsTable(summary: summary).render())
+    }
+}
+
+/// `tcp://0.0.0.0:P` or `tcp://*:P` as an address local clients can connect to.
+func loopbackEndpoint(_ endpoint: String) -> String {
+    for wildcard in ["tcp://0.0.0.0:", "tcp://*:", "tcp://[::]:"] where endpoint.hasPrefix(wildcard) {
+        return "tcp://127.0.0.1:" + endpoint.dropFirst(wildcard.count)
+    }
+    return endpoint
+}

@@ -1,0 +1,76 @@
+import ArgumentParser
+import Federation
+import Fleet
+import Foundation
+import LowRank
+import Runtime
+
+struct ScenarioCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scenario", abstract: "Check and describe scenario files.",
+        subcommands: [Validate.self, Show.self])
+
+    struct Validate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Report every problem of a scenario file with its key path and reason.")
+
+        @Argument(help: "Scenario files (YAML).")
+        var files: [String]
+
+        func run() throws {
+            var failed = false
+            for file in files {
+                do {
+                    let scenario = try Scenario.load(path: file)
+                    print("\(file): valid (\(scenario.clients) clients in \(scenario.tiers.count) tiers, \(scenario.rounds) rounds, \(scenario.model.strategy.rawValue))")
+                } catch {
+                    failed = true
+                    FileHandle.standardError.write(Data("\(error)\n".utf8))
+                }
+            }
+            if failed { throw ExitCode(1) }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the fleet, each tier's budget per layer and the expected bytes per round vs dense.")
+
+        @Argument(help: "A scenario file (YAML).")
+        var file: String
+
+        func run() throws {
+            let scenario = try loadScenario(file)
+            print(report(for: scenario).render())
+        }
+    }
+}
+
+/// The traffic report of a scenario, with the wire's real per-message and per-tensor overhead.
+func report(for scenario: Scenario) -> ScenarioReport {
+    let network = scenario.initialNetwork()
+    let names = network.architecture.linearLayerNames
+    var l = 0
+    var layers: [LayerShape] = []
+    for (index, layer) in network.architecture.layers.enumerated() {
+        guard let (outputs, inputs) = layer.matrixShape else { continue }
+        let rank = layer.isLowRank ? network.keptRanks[l] : min(outputs, inputs)
+        if layer.isLowRank { l += 1 }
+        layers.append(LayerShape(
+            name: names[index] ?? "layer\(index)", outputs: outputs, inputs: inputs, isLowRank: layer.isLowRank,
+            rank: rank, sharedParameterCount: outputs))
+    }
+    // A 2-D tensor costs 1 + 2·4 bytes of header, a message 32 bytes plus its fixed fields.
+    let overhead = MessageOverhead(perMessage: WireLimits.headerSize + 48, perTensor: 9)
+    return ScenarioReport(scenario: scenario, layers: layers, overhead: overhead)
+}
+
+/// Loads a scenario or fails with every problem, one per line.
+func loadScenario(_ path: String, overrides: [(keyPath: String, value: String)] = []) throws -> Scenario {
+    do {
+        let scenario = try Scenario.load(path: path)
+        return overrides.isEmpty ? scenario : try scenario.overriding(overrides, source: "command-line options")
+    } catch {
+        throw CommandError("\(error)")
+    }
+}
