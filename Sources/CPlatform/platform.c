@@ -10,3 +10,14 @@ int maestro_set_parent_death_signal(int signal) {
     return -1;
 }
 #endif
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+
+void maestro_keep_large_allocations_on_heap(void) {
+    mallopt(M_MMAP_THRESHOLD, 256 << 20);
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
+}
+#else
+void maestro_keep_large_allocations_on_heap(void) {}
+#endif

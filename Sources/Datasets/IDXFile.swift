@@ -52,6 +52,16 @@ public struct IDXFile: Sendable, Equatable {
     /// Number of items (the first extent).
     public var itemCount: Int { dimensions[0] }
 
+    /// The file as plain (uncompressed) IDX bytes: header, then payload.
+    public var plainBytes: [UInt8] {
+        var bytes: [UInt8] = [0, 0, dataType.rawValue, UInt8(dimensions.count)]
+        for extent in dimensions {
+            bytes += [UInt8(truncatingIfNeeded: extent >> 24), UInt8(truncatingIfNeeded: extent >> 16),
+                UInt8(truncatingIfNeeded: extent >> 8), UInt8(truncatingIfNeeded: extent)]
+        }
+        return bytes + payload
+    }
+
     /// Reads and validates the file at `path`, decompressing it if it is gzip'd.
     ///
     /// This is the module's only I/O. The whole file is read into memory.

@@ -360,12 +360,17 @@ public final class Coordinator {
         let expected = global.sliceShapes(budgets: budgets)
         let got = update.factors.flatMap { [$0.up.shape, $0.down.shape] } + update.shared.map(\.shape)
         guard got == expected else {
+            // The client answered, wrongly: it leaves the round (no waiting for the timeout).
+            pending[id] = nil
+            metrics.droppedInvalid.append(Int(id))
             reject("shape_mismatch", peer: peer, bytes: bytes, message: "update",
                 reply: ErrorReport(code: .shapeMismatch, message: "update shapes \(got) differ from the budget's \(expected)"))
             return nil
         }
         let tensors = update.factors.flatMap { [$0.up, $0.down] } + update.shared
         guard tensors.allSatisfy({ $0.scalars.allSatisfy { $0.isFinite && abs($0) < 1e6 } }) else {
+            pending[id] = nil
+            metrics.droppedInvalid.append(Int(id))
             reject("non_finite_or_absurd", peer: peer, bytes: bytes, message: "update",
                 reply: ErrorReport(code: .shapeMismatch, message: "update holds NaN, Inf or values beyond 1e6"))
             return nil

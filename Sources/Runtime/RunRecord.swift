@@ -35,6 +35,8 @@ public struct RoundMetrics: Codable, Sendable {
     public var participants: [Int] = []
     public var droppedDeadline: [Int] = []
     public var droppedTimeout: [Int] = []
+    /// Selected clients whose update was refused (wrong shapes, NaN or absurd values).
+    public var droppedInvalid: [Int] = []
     public var bytesDown = 0
     public var bytesUp = 0
     public var denseEquivalentBytes = 0

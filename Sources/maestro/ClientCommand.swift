@@ -32,6 +32,9 @@ struct ClientCommand: ParsableCommand {
     @Option(help: "This client's index in the scenario's fleet (also its requested client ID).")
     var index: Int?
 
+    @Option(name: .customLong("data-dir"), help: "With --partition-of: read the scenario's data files from this folder instead.")
+    var dataDirectory: String?
+
     @Option(help: "Compute speed reported at registration (GFLOP/s).")
     var gflops: Float = 1
 
@@ -58,7 +61,9 @@ struct ClientCommand: ParsableCommand {
         let samples: TrainingSamples
         do {
             if let partitionOf, let index {
-                let scenario = try loadScenario(partitionOf)
+                var overrides: [(keyPath: String, value: String)] = []
+                if let dataDirectory { overrides.append(("dataset.directory", dataDirectory)) }
+                let scenario = try loadScenario(partitionOf, overrides: overrides)
                 guard index < scenario.clients else {
                     throw CommandError("--index \(index): the scenario \(partitionOf) has \(scenario.clients) clients")
                 }

@@ -26,6 +26,9 @@ struct RunOptions: ParsableArguments {
     @Option(help: "Override the scenario's seed.")
     var seed: UInt64?
 
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override any scenario key, e.g. --set training.learningRate=0.02 (repeatable).", valueName: "key.path=value"))
+    var assignments: [String] = []
+
     @Option(name: .customLong("round-timeout"), help: "Wall-clock seconds to wait for a round's updates before dropping silent clients.")
     var roundTimeout: Double = 120
 
@@ -39,12 +42,19 @@ struct RunOptions: ParsableArguments {
         if let rounds, rounds < 1 { throw ValidationError("--rounds must be at least 1 (got \(rounds))") }
         guard roundTimeout > 0 else { throw ValidationError("--round-timeout must be > 0") }
         guard registrationTimeout > 0 else { throw ValidationError("--registration-timeout must be > 0") }
+        for assignment in assignments where !assignment.contains("=") {
+            throw ValidationError("--set \(assignment): expected key.path=value")
+        }
     }
 
     var overrides: [(keyPath: String, value: String)] {
         var list: [(keyPath: String, value: String)] = []
         if let rounds { list.append(("rounds", "\(rounds)")) }
         if let seed { list.append(("seed", "\(seed)")) }
+        for assignment in assignments {
+            let parts = assignment.split(separator: "=", maxSplits: 1).map(String.init)
+            list.append((parts[0], parts.count > 1 ? parts[1] : ""))
+        }
         return list
     }
 
@@ -140,11 +150,20 @@ struct FleetCommand: ParsableCommand {
         }
         let launcher = try ClientLauncher(logPath: URL(fileURLWithPath: directory).appendingPathComponent("clients.log").path)
         defer { launcher.stopAll() }
+        // Clients read plain copies of the training files (inflated once, here).
+        var dataArguments: [String] = []
+        if case .fashionMNIST(let dataDirectory, _) = scenario.dataset {
+            do {
+                dataArguments = ["--data-dir", try DataCache.plainTrainingFiles(of: dataDirectory)]
+            } catch {
+                throw CommandError("\(error)")
+            }
+        }
         for client in scenario.fleet() {
             try launcher.launch(arguments: [
                 "client", "--connect", endpoint, "--tier", client.tier.name, "--partition-of", scenarioPath,
                 "--index", "\(client.index)", "--gflops", "\(client.tier.gflops)", "--exit-with-parent",
-            ])
+            ] + dataArguments)
         }
         let summary = try runCoordinator(
             scenario: scenario, directory: directory, server: server,

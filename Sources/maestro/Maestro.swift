@@ -1,4 +1,5 @@
 import ArgumentParser
+import CPlatform
 import Foundation
 import Tensors
 
@@ -7,6 +8,9 @@ struct Entry {
     static func main() async {
         KernelSelection.ensureBestKernel()
         BLASKernel.setThreadCount(1)
+        // Training allocates the same large activation buffers every step: keep them on the
+        // heap (reused) instead of fresh mmap'd pages (a page fault per 4 KiB each time).
+        maestro_keep_large_allocations_on_heap()
         await Maestro.main()
     }
 }

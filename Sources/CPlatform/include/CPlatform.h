@@ -4,3 +4,7 @@
 /// Asks the kernel to send `signal` to this process when its parent dies (Linux
 /// PR_SET_PDEATHSIG). Returns 0 on success, -1 where unsupported.
 int maestro_set_parent_death_signal(int signal);
+
+/// Keeps allocations up to 256 MiB on the heap, where freed blocks are reused, instead of
+/// fresh mmap'd pages that fault on every first touch (glibc M_MMAP_THRESHOLD); no-op elsewhere.
+void maestro_keep_large_allocations_on_heap(void);
