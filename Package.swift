@@ -52,6 +52,9 @@ let package = Package(
             name: "FederationTests", dependencies: ["Federation", "LowRank", "Tensors", "TestSupport"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "CZeroMQ", "TestSupport"]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "TestSupport"]),
+        .testTarget(
+            name: "RuntimeTests",
+            dependencies: ["Runtime", "Federation", "Fleet", "LowRank", "Transport", "Tensors", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

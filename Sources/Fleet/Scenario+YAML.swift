@@ -108,7 +108,7 @@ extension Scenario {
             top.append(.init(key: "deadlineSeconds", value: .number(deadlineSeconds)))
         }
         top += [
-            .init(key: "dataset", value: dataset.node),
+            .init(key: "dataset", value: dataset.node(samplesPerClient: samplesPerClient)),
             .init(
                 key: "model",
                 value: .block([
@@ -132,6 +132,12 @@ extension Scenario {
 }
 
 extension Scenario.Dataset {
+    func node(samplesPerClient: Int?) -> ScenarioNode {
+        guard let samplesPerClient, case .mapping(var entries, let isFlow) = node else { return node }
+        entries.append(.init(key: "samplesPerClient", value: .number(samplesPerClient)))
+        return .mapping(entries, isFlow: isFlow)
+    }
+
     var node: ScenarioNode {
         switch self {
         case .fashionMNIST(let directory, let partition):

@@ -41,6 +41,9 @@ public struct Scenario: Sendable, Equatable {
     public let security: Security
     /// Device tiers in file order; they partition the fleet (see ``fleet()``).
     public let tiers: [Tier]
+    /// At most this many training samples per client (`dataset.samplesPerClient`; nil: all of
+    /// its partition). Keeps test scenarios small; the first samples of the partition are kept.
+    public internal(set) var samplesPerClient: Int? = nil
 }
 
 extension Scenario {

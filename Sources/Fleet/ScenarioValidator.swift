@@ -31,7 +31,7 @@ struct ScenarioValidator {
         "roundFailurePolicy", "deadlineSeconds", "dataset", "model", "training", "shrinking",
         "evaluation", "security", "tiers",
     ]
-    static let datasetKeys = ["name", "directory", "partition", "synthetic"]
+    static let datasetKeys = ["name", "directory", "partition", "synthetic", "samplesPerClient"]
     static let partitionKeys = ["scheme", "alpha", "perClient"]
     static let syntheticKeys = ["alpha", "beta", "iid"]
     static let modelKeys = ["architecture", "strategy"]
@@ -95,6 +95,10 @@ struct ScenarioValidator {
         }
 
         let dataset = self.dataset(top, clients: clients)
+        var samplesPerClient: Int?? = .some(nil)
+        if let node = top.node("dataset")?["samplesPerClient"] {
+            samplesPerClient = read(node, at: "dataset.samplesPerClient", .integer(atLeast: 1)).map { .some($0) }
+        }
         let model = self.model(
             top, datasetName: dataset?.name ?? top.node("dataset")?["name"]?.text)
         let training = self.training(top, strategy: model?.strategy)
@@ -123,12 +127,15 @@ struct ScenarioValidator {
             defaulted.learningRateSchedule = training.learningRateSchedule
             training = defaulted
         }
-        return Scenario(
+        guard let samplesPerClient else { return nil }
+        var scenario = Scenario(
             name: name, seed: seed, clients: clients, rounds: rounds,
             clientsPerRound: clientsPerRound, overSelection: overSelection,
             minimumUpdates: minimumUpdates, roundFailurePolicy: roundFailurePolicy,
             deadlineSeconds: deadlineSeconds, dataset: dataset, model: model, training: training,
             shrinking: shrinking, evaluation: evaluation, security: security, tiers: tiers)
+        scenario.samplesPerClient = samplesPerClient
+        return scenario
     }
 
     // MARK: Dataset

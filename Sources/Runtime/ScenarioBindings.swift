@@ -101,9 +101,12 @@ extension Scenario {
             let indices = partitionIndices(
                 forClient: index, labels: labels, classCount: classCount, clientCount: clients,
                 scheme: partitionScheme ?? .iid, seed: seed)
-            return try FashionMNIST.load(split: .train, directory: directory, selecting: indices).samples
+            return try FashionMNIST.load(
+                split: .train, directory: directory, selecting: Array(indices.prefix(samplesPerClient ?? indices.count))
+            ).samples
         case .synthetic, .syntheticIID:
-            return syntheticGenerator!.device(index, seed: seed).train.samples
+            let train = syntheticGenerator!.device(index, seed: seed).train
+            return train.subset(Array(0..<min(train.count, samplesPerClient ?? train.count))).samples
         }
     }
 
