@@ -52,6 +52,8 @@ let package = Package(
             name: "FederationTests", dependencies: ["Federation", "LowRank", "Tensors", "TestSupport"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "CZeroMQ", "TestSupport"]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "TestSupport"]),
+        // Runs the built `maestro` executable as a user would: real processes and sockets.
+        .testTarget(name: "MaestroTests", dependencies: ["maestro", "LowRank", "TestSupport"]),
         .testTarget(
             name: "RuntimeTests",
             dependencies: ["Runtime", "Federation", "Fleet", "LowRank", "Transport", "Tensors", "TestSupport"]),

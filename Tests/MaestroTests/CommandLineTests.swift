@@ -1,0 +1,144 @@
+import Foundation
+import LowRank
+import Testing
+
+/// The `maestro` executable next to the test bundle.
+let maestroPath: String = {
+    let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for candidate in [bundle, bundle.deletingLastPathComponent()] {
+        let path = candidate.appendingPathComponent("maestro").path
+        if FileManager.default.isExecutableFile(atPath: path) { return path }
+    }
+    return URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(".build/debug/maestro").path
+}()
+
+/// The repository root (for Scenarios/).
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+struct CommandResult {
+    var status: Int32
+    var output: String
+    var error: String
+}
+
+/// Runs `maestro ARGUMENTS` to completion (bounded by `timeout` seconds).
+func maestro(_ arguments: [String], timeout: Double = 300) throws -> CommandResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: maestroPath)
+    process.arguments = arguments
+    process.currentDirectoryURL = repositoryRoot
+    let output = Pipe()
+    let error = Pipe()
+    process.standardOutput = output
+    process.standardError = error
+    try process.run()
+    let deadline = Date().addingTimeInterval(timeout)
+    // Drain both pipes while waiting so a chatty child never blocks on a full pipe.
+    let outputData = LockedData()
+    let errorData = LockedData()
+    let readers = [(output, outputData), (error, errorData)].map { pipe, sink in
+        Thread {
+            sink.append(pipe.fileHandleForReading.readDataToEndOfFile())
+        }
+    }
+    readers.forEach { $0.start() }
+    while process.isRunning && Date() < deadline { usleep(20_000) }
+    if process.isRunning {
+        process.terminate()
+        process.waitUntilExit()
+        Issue.record("maestro \(arguments.joined(separator: " ")) did not finish within \(timeout) s")
+    }
+    process.waitUntilExit()
+    while !(outputData.isClosed && errorData.isClosed) { usleep(5_000) }
+    return CommandResult(
+        status: process.terminationStatus, output: String(decoding: outputData.data, as: UTF8.self),
+        error: String(decoding: errorData.data, as: UTF8.self))
+}
+
+final class LockedData: @unchecked Sendable {
+    // Every access holds `lock`.
+    private let lock = NSLock()
+    private var stored = Data()
+    private var closed = false
+
+    func append(_ data: Data) {
+        lock.withLock {
+            stored.append(data)
+            closed = true
+        }
+    }
+
+    var data: Data { lock.withLock { stored } }
+    var isClosed: Bool { lock.withLock { closed } }
+}
+
+func temporaryDirectory() -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("maestro-test-\(UUID().uuidString)").path
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+@Suite("The maestro command line")
+struct CommandLineTests {
+    @Test("Bad flags are refused with the flag named and a non-zero exit")
+    func badFlags() throws {
+        let epochs = try maestro(["train", "--epochs", "0"])
+        #expect(epochs.status != 0)
+        #expect(epochs.error.contains("--epochs"))
+        let sampler = try maestro(["train", "--sampler", "sometimes"])
+        #expect(sampler.status != 0)
+        #expect(sampler.error.contains("sampler"))
+        let fractions = try maestro(["eval", "x.maestro", "--rank-fractions", "0.5,2"])
+        #expect(fractions.status != 0)
+    }
+
+    @Test("A missing or corrupt model file is named in the error")
+    func badModelFiles() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let missing = try maestro(["eval", "\(directory)/none.maestro"])
+        #expect(missing.status != 0)
+        #expect(missing.error.contains("none.maestro") && missing.error.contains("no such file"))
+        let corrupt = "\(directory)/corrupt.maestro"
+        try Data("MAESTRO\0 not really a model".utf8).write(to: URL(fileURLWithPath: corrupt))
+        let result = try maestro(["eval", corrupt])
+        #expect(result.status != 0)
+        #expect(result.error.contains("corrupt.maestro"))
+    }
+
+    @Test("A missing data folder is named in the error")
+    func missingData() throws {
+        let result = try maestro(["train", "--model", "mlp", "--epochs", "1", "--data-dir", "/nonexistent/fmnist"])
+        #expect(result.status != 0)
+        #expect(result.error.contains("/nonexistent/fmnist"))
+    }
+
+    @Test("scenario validate lists every problem with its key path; show prints budgets")
+    func scenarioCommands() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let bad = "\(directory)/bad.yaml"
+        try """
+            name: bad
+            seed: 1
+            clients: 10
+            rounds: 0
+            clientsPerRound: 20
+            dataset: {name: fashion-mnist, partition: {scheme: dirichlet, alpha: -1}}
+            model: {architecture: lenet, strategy: orderedLoD}
+            training: {localEpochs: 1, batchSize: 32, learningRate: 0.05, sampler: perLayr}
+            tiers:
+              - {name: a, share: 0.5, rankFraction: 1.5, gflops: 1, uplinkMbps: 1, downlinkMbps: 1}
+            """.write(toFile: bad, atomically: true, encoding: .utf8)
+        let result = try maestro(["scenario", "validate", bad])
+        #expect(result.status != 0)
+        for keyPath in ["rounds", "clientsPerRound", "dataset.partition.alpha", "training.sampler", "tiers[0].rankFraction"] {
+            #expect(result.error.contains("bad.yaml: \(keyPath)"), "no problem reported at \(keyPath):\n\(result.error)")
+        }
+        let valid = try maestro(["scenario", "validate", "Scenarios/default.yaml", "Scenarios/smoke.yaml"])
+        #expect(valid.status == 0, "\(valid.error)")
+        let show = try maestro(["scenario", "show", "Scenarios/default.yaml"])
+        #expect(show.status == 0)
+        #expect(show.output.contains("low") && show.output.contains("fc1"))
+    }
+}
