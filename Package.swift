@@ -38,7 +38,8 @@ let package = Package(
         .executableTarget(
             name: "maestro",
             dependencies: [
-                "Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet", "Runtime", "CPlatform",
+                "Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet", "Runtime",
+                "CPlatform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -49,14 +50,17 @@ let package = Package(
         .testTarget(
             name: "DatasetsTests", dependencies: ["Datasets", "CZlib", "Tensors", "TestSupport"]),
         .testTarget(
-            name: "FederationTests", dependencies: ["Federation", "LowRank", "Tensors", "TestSupport"]),
+            name: "FederationTests",
+            dependencies: ["Federation", "LowRank", "Tensors", "TestSupport"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "CZeroMQ", "TestSupport"]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "TestSupport"]),
         // Runs the built `maestro` executable as a user would: real processes and sockets.
         .testTarget(name: "MaestroTests", dependencies: ["maestro", "LowRank", "TestSupport"]),
         .testTarget(
             name: "RuntimeTests",
-            dependencies: ["Runtime", "Federation", "Fleet", "LowRank", "Transport", "Tensors", "TestSupport"]),
+            dependencies: [
+                "Runtime", "Federation", "Fleet", "LowRank", "Transport", "Tensors", "TestSupport",
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

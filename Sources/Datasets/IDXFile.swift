@@ -56,8 +56,10 @@ public struct IDXFile: Sendable, Equatable {
     public var plainBytes: [UInt8] {
         var bytes: [UInt8] = [0, 0, dataType.rawValue, UInt8(dimensions.count)]
         for extent in dimensions {
-            bytes += [UInt8(truncatingIfNeeded: extent >> 24), UInt8(truncatingIfNeeded: extent >> 16),
-                UInt8(truncatingIfNeeded: extent >> 8), UInt8(truncatingIfNeeded: extent)]
+            bytes += [
+                UInt8(truncatingIfNeeded: extent >> 24), UInt8(truncatingIfNeeded: extent >> 16),
+                UInt8(truncatingIfNeeded: extent >> 8), UInt8(truncatingIfNeeded: extent),
+            ]
         }
         return bytes + payload
     }

@@ -100,15 +100,19 @@ public enum MNISTFormat {
         // Only the selected samples are converted to floats: a federated client holds its
         // own partition, not the whole set.
         let selected = selection ?? Array(0..<images.itemCount)
-        precondition(selected.allSatisfy { $0 >= 0 && $0 < images.itemCount }, "selection outside 0..<\(images.itemCount)")
-        let features = [Float](unsafeUninitializedCapacity: selected.count * rowSize) { buffer, count in
+        precondition(
+            selected.allSatisfy { $0 >= 0 && $0 < images.itemCount },
+            "selection outside 0..<\(images.itemCount)")
+        let features = [Float](unsafeUninitializedCapacity: selected.count * rowSize) {
+            buffer, count in
             table.withUnsafeBufferPointer { table in
                 pixels.withUnsafeBufferPointer { pixels in
                     for (row, sample) in selected.enumerated() {
                         let source = sample * rowSize
                         let target = row * rowSize
                         for i in 0..<rowSize {
-                            buffer.initializeElement(at: target + i, to: table[Int(pixels[source + i])])
+                            buffer.initializeElement(
+                                at: target + i, to: table[Int(pixels[source + i])])
                         }
                     }
                 }
@@ -171,12 +175,16 @@ public enum FashionMNIST {
     }
 
     /// The labels of one split alone (cheap: a client needs them to find its partition).
-    public static func labels(split: Split, directory: String = defaultDirectory) throws(DatasetError) -> [Int32] {
+    public static func labels(
+        split: Split, directory: String = defaultDirectory
+    ) throws(DatasetError) -> [Int32] {
         let path = paths(split: split, directory: directory).labels
         let file = try IDXFile.read(path: path)
         try file.require(.unsignedByte, dimensions: [nil], path: path)
         if let bad = file.payload.firstIndex(where: { Int($0) >= classCount }) {
-            throw .labelOutOfRange(path: path, index: bad - file.payload.startIndex, label: Int(file.payload[bad]), classCount: classCount)
+            throw .labelOutOfRange(
+                path: path, index: bad - file.payload.startIndex, label: Int(file.payload[bad]),
+                classCount: classCount)
         }
         return file.payload.map { Int32($0) }
     }

@@ -55,20 +55,26 @@ public struct ParameterLayout: Sendable, Equatable {
 
     public static func == (lhs: ParameterLayout, rhs: ParameterLayout) -> Bool {
         lhs.sharedIndices == rhs.sharedIndices
-            && lhs.factorIndices.map { [$0.up, $0.down] } == rhs.factorIndices.map { [$0.up, $0.down] }
+            && lhs.factorIndices.map { [$0.up, $0.down] }
+                == rhs.factorIndices.map { [$0.up, $0.down] }
     }
 }
 
 extension Network {
     /// The slice a client with per-layer `budgets` receives (each `≤ keptRanks[l]`).
     public func slice(budgets: [Int]) -> ModelSlice {
-        precondition(budgets.count == keptRanks.count && zip(budgets, keptRanks).allSatisfy { $0 >= 0 && $0 <= $1 },
+        precondition(
+            budgets.count == keptRanks.count
+                && zip(budgets, keptRanks).allSatisfy { $0 >= 0 && $0 <= $1 },
             "budgets \(budgets) vs kept ranks \(keptRanks)")
         let layout = ParameterLayout(architecture)
         let factors = zip(layout.factorIndices, budgets).map { indices, k in
-            FactorPair(up: parameters[indices.up].prefix(rows: k), down: parameters[indices.down].prefix(rows: k))
+            FactorPair(
+                up: parameters[indices.up].prefix(rows: k),
+                down: parameters[indices.down].prefix(rows: k))
         }
-        return ModelSlice(budgets: budgets, factors: factors, shared: layout.sharedIndices.map { parameters[$0] })
+        return ModelSlice(
+            budgets: budgets, factors: factors, shared: layout.sharedIndices.map { parameters[$0] })
     }
 
     /// The expected tensor shapes of the slice at `budgets`, factors first (as on the wire).
@@ -91,10 +97,12 @@ extension Network {
         for layer in architecture.layers {
             switch layer {
             case .lowRankDense(let inputs, let outputs, _):
-                layers.append(.lowRankDense(inputs: inputs, outputs: outputs, maxRank: slice.budgets[l]))
+                layers.append(
+                    .lowRankDense(inputs: inputs, outputs: outputs, maxRank: slice.budgets[l]))
                 l += 1
             case .lowRankConvolution(let g, let outputs, _):
-                layers.append(.lowRankConvolution(geometry: g, outputs: outputs, maxRank: slice.budgets[l]))
+                layers.append(
+                    .lowRankConvolution(geometry: g, outputs: outputs, maxRank: slice.budgets[l]))
                 l += 1
             default:
                 layers.append(layer)
@@ -103,12 +111,15 @@ extension Network {
         var truncated = architecture
         truncated.layers = layers
         let layout = ParameterLayout(truncated)
-        var parameters = [Tensor](repeating: Tensor(zeros: [0]), count: truncated.parameterShapes.count)
+        var parameters = [Tensor](
+            repeating: Tensor(zeros: [0]), count: truncated.parameterShapes.count)
         for (indices, pair) in zip(layout.factorIndices, slice.factors) {
             parameters[indices.up] = pair.up
             parameters[indices.down] = pair.down
         }
-        for (index, tensor) in zip(layout.sharedIndices, slice.shared) { parameters[index] = tensor }
+        for (index, tensor) in zip(layout.sharedIndices, slice.shared) {
+            parameters[index] = tensor
+        }
         self.init(architecture: truncated, parameters: parameters, keptRanks: slice.budgets)
     }
 }

@@ -71,10 +71,14 @@ public enum OrderedAggregation {
             for (tensorIndex, side) in [(indices.up, 0), (indices.down, 1)] {
                 let width = global.parameters[tensorIndex].columns
                 let kept = global.keptRanks[l]
-                let slices = ordered.map { side == 0 ? $0.slice.factors[l].up : $0.slice.factors[l].down }
+                let slices = ordered.map {
+                    side == 0 ? $0.slice.factors[l].up : $0.slice.factors[l].down
+                }
                 accumulateRows(
-                    global: global.parameters[tensorIndex], rows: kept, width: width, contributions: ordered,
-                    slices: slices, budgets: ordered.map { $0.slice.budgets[l] }, totalSamples: totalSamples,
+                    global: global.parameters[tensorIndex], rows: kept, width: width,
+                    contributions: ordered,
+                    slices: slices, budgets: ordered.map { $0.slice.budgets[l] },
+                    totalSamples: totalSamples,
                     coverageDamping: coverageDamping, into: &delta[tensorIndex])
             }
         }
@@ -84,7 +88,8 @@ public enum OrderedAggregation {
             let width = tensor.count / max(rows, 1)
             accumulateRows(
                 global: tensor, rows: rows, width: width, contributions: ordered,
-                slices: ordered.map { $0.slice.shared[position] }, budgets: ordered.map { _ in rows },
+                slices: ordered.map { $0.slice.shared[position] },
+                budgets: ordered.map { _ in rows },
                 totalSamples: totalSamples, coverageDamping: false, into: &delta[tensorIndex])
         }
         return delta
@@ -92,7 +97,8 @@ public enum OrderedAggregation {
 
     /// `Δ` rows `0..<rows` of one tensor: `global_i − Σ_{c covers i} n_c x_{c,i} / Σ n_c`.
     private static func accumulateRows(
-        global: Tensor, rows: Int, width: Int, contributions: [ClientContribution], slices: [Tensor],
+        global: Tensor, rows: Int, width: Int, contributions: [ClientContribution],
+        slices: [Tensor],
         budgets: [Int], totalSamples: Double, coverageDamping: Bool, into delta: inout Tensor
     ) {
         var sum = [Double](repeating: 0, count: width)
@@ -123,7 +129,8 @@ public enum OrderedAggregation {
 
     /// Applies the server optimiser to the global parameters along `delta`.
     public static func apply(
-        _ delta: [Tensor], to parameters: inout [Tensor], optimizer: ServerOptimizer, state: inout ServerOptimizerState
+        _ delta: [Tensor], to parameters: inout [Tensor], optimizer: ServerOptimizer,
+        state: inout ServerOptimizerState
     ) {
         for i in parameters.indices {
             parameters[i].scalars.withUnsafeMutableBufferPointer { w in

@@ -116,7 +116,8 @@ public enum WireCodec {
         case .register(let body):
             return WireSize.text(body.tierName, maximum: WireLimits.tierNameBytes) + 4 + 4 + 8 + 4
         case .registered(let body):
-            return 4 + 8 + WireSize.text(body.modelDescription, maximum: WireLimits.modelDescriptionBytes)
+            return 4 + 8
+                + WireSize.text(body.modelDescription, maximum: WireLimits.modelDescriptionBytes)
         case .train(let body):
             return 2 + 2 + 4 + 4 + 8 + 1 + 4 + 4 + 4 + 4 + 4 * body.samplerFractions.count
                 + 4 + 4 * body.budgets.count
@@ -332,7 +333,8 @@ public enum WireCodec {
             let momentum = try reader.readFloat("train.momentum")
             let weightDecay = try reader.readFloat("train.weightDecay")
             let fullBudgetProbability = try reader.readFloat("train.fullBudgetProbability")
-            let fractions = try reader.readBudgets("train.samplerFractions").map(Float.init(bitPattern:))
+            let fractions = try reader.readBudgets("train.samplerFractions").map(
+                Float.init(bitPattern:))
             let budgets = try reader.readBudgets("train.budgets")
             let factors = try reader.readFactors("train.factors")
             let shared = try reader.readTensors("train.shared")
@@ -340,7 +342,8 @@ public enum WireCodec {
                 TrainingTask(
                     budgets: budgets, factors: factors, shared: shared, localEpochs: localEpochs,
                     batchSize: batchSize, learningRate: learningRate, sampler: sampler,
-                    groupLasso: groupLasso, seed: seed, momentum: momentum, weightDecay: weightDecay,
+                    groupLasso: groupLasso, seed: seed, momentum: momentum,
+                    weightDecay: weightDecay,
                     samplerFractions: fractions, fullBudgetProbability: fullBudgetProbability))
         case .update:
             let sampleCount = try reader.read(UInt32.self, "update.sampleCount")

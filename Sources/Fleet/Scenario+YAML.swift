@@ -133,7 +133,9 @@ extension Scenario {
 
 extension Scenario.Dataset {
     func node(samplesPerClient: Int?) -> ScenarioNode {
-        guard let samplesPerClient, case .mapping(var entries, let isFlow) = node else { return node }
+        guard let samplesPerClient, case .mapping(var entries, let isFlow) = node else {
+            return node
+        }
         entries.append(.init(key: "samplesPerClient", value: .number(samplesPerClient)))
         return .mapping(entries, isFlow: isFlow)
     }

@@ -37,7 +37,8 @@ struct ScenarioValidator {
     static let modelKeys = ["architecture", "strategy"]
     static let trainingKeys = [
         "localEpochs", "batchSize", "learningRate", "sampler", "groupLasso", "server",
-        "momentum", "weightDecay", "fullBudgetProbability", "coverageDamping", "learningRateSchedule",
+        "momentum", "weightDecay", "fullBudgetProbability", "coverageDamping",
+        "learningRateSchedule",
     ]
     static let samplerKeys = ["kind", "fractions", "fraction"]
     static let serverKeys = ["optimizer", "learningRate", "momentum", "beta1", "beta2", "epsilon"]
@@ -97,7 +98,8 @@ struct ScenarioValidator {
         let dataset = self.dataset(top, clients: clients)
         var samplesPerClient: Int?? = .some(nil)
         if let node = top.node("dataset")?["samplesPerClient"] {
-            samplesPerClient = read(node, at: "dataset.samplesPerClient", .integer(atLeast: 1)).map { .some($0) }
+            samplesPerClient = read(node, at: "dataset.samplesPerClient", .integer(atLeast: 1)).map
+            { .some($0) }
         }
         let model = self.model(
             top, datasetName: dataset?.name ?? top.node("dataset")?["name"]?.text)
@@ -294,12 +296,15 @@ struct ScenarioValidator {
             }
         let momentum = optional(fields, "momentum", .number(.unitClosedOpen), default: 0)
         let weightDecay = optional(fields, "weightDecay", .number(.nonNegative), default: 0)
-        let fullBudgetProbability = optional(fields, "fullBudgetProbability", .number(.unit), default: 0)
+        let fullBudgetProbability = optional(
+            fields, "fullBudgetProbability", .number(.unit), default: 0)
         let coverageDamping = optional(fields, "coverageDamping", .boolean, default: false)
         let schedule = optional(
-            fields, "learningRateSchedule", .choice(Scenario.Training.LearningRateSchedule.self), default: .constant)
+            fields, "learningRateSchedule", .choice(Scenario.Training.LearningRateSchedule.self),
+            default: .constant)
         guard let localEpochs, let batchSize, let learningRate, let sampler, let groupLasso,
-            let server, let momentum, let weightDecay, let fullBudgetProbability, let coverageDamping, let schedule
+            let server, let momentum, let weightDecay, let fullBudgetProbability,
+            let coverageDamping, let schedule
         else { return nil }
         var training = Scenario.Training(
             localEpochs: localEpochs, batchSize: batchSize, learningRate: learningRate,

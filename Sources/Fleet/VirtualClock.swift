@@ -13,7 +13,8 @@ public struct ClientRoundTime: Sendable, Equatable {
     /// The time of one client's round on `tier`.
     public init(tier: Scenario.Tier, trainingFLOPs: Double, downloadBytes: Int, uploadBytes: Int) {
         computeSeconds = trainingFLOPs / (tier.gflops * 1e9)
-        downloadSeconds = Double(downloadBytes) * 8 / (tier.downlinkMbps * 1e6) + tier.latencyMs / 1000
+        downloadSeconds =
+            Double(downloadBytes) * 8 / (tier.downlinkMbps * 1e6) + tier.latencyMs / 1000
         uploadSeconds = Double(uploadBytes) * 8 / (tier.uplinkMbps * 1e6) + tier.latencyMs / 1000
     }
 }

@@ -60,7 +60,8 @@ public enum LayerSpec: Sendable, Equatable, Codable {
     /// Number of rows of the layer's matrix product per sample (output positions).
     public func positions(inputShape: [Int]) -> Int {
         switch self {
-        case .convolution(let g, _), .lowRankConvolution(let g, _, _): g.outputHeight * g.outputWidth
+        case .convolution(let g, _), .lowRankConvolution(let g, _, _):
+            g.outputHeight * g.outputWidth
         default: 1
         }
     }
@@ -69,9 +70,11 @@ public enum LayerSpec: Sendable, Equatable, Codable {
     public var parameterShapes: [[Int]] {
         switch self {
         case .dense(let inputs, let outputs): [[outputs, inputs], [outputs]]
-        case .lowRankDense(let inputs, let outputs, let r): [[r, outputs], [r, inputs], [outputs]]
+        case .lowRankDense(let inputs, let outputs, let r):
+            [[r, outputs], [r, inputs], [outputs]]
         case .convolution(let g, let outputs): [[outputs, g.patchSize], [outputs]]
-        case .lowRankConvolution(let g, let outputs, let r): [[r, outputs], [r, g.patchSize], [outputs]]
+        case .lowRankConvolution(let g, let outputs, let r):
+            [[r, outputs], [r, g.patchSize], [outputs]]
         default: []
         }
     }
@@ -137,7 +140,8 @@ public struct Architecture: Sendable, Equatable, Codable {
         }
         func convolution(_ g: ConvolutionGeometry, _ outputs: Int) -> LayerSpec {
             lowRank
-                ? .lowRankConvolution(geometry: g, outputs: outputs, maxRank: min(outputs, g.patchSize))
+                ? .lowRankConvolution(
+                    geometry: g, outputs: outputs, maxRank: min(outputs, g.patchSize))
                 : .convolution(geometry: g, outputs: outputs)
         }
         let inputCount = inputShape.reduce(1, *)
@@ -156,15 +160,19 @@ public struct Architecture: Sendable, Equatable, Codable {
         case .lenet:
             precondition(inputShape.count == 3, "LeNet takes HWC images, got \(inputShape)")
             let (h, w, c) = (inputShape[0], inputShape[1], inputShape[2])
-            let g1 = ConvolutionGeometry(height: h, width: w, channels: c, kernelSize: 5, padding: 2)
+            let g1 = ConvolutionGeometry(
+                height: h, width: w, channels: c, kernelSize: 5, padding: 2)
             let (h1, w1) = (g1.outputHeight / 2, g1.outputWidth / 2)
-            let g2 = ConvolutionGeometry(height: h1, width: w1, channels: 6, kernelSize: 5, padding: 0)
+            let g2 = ConvolutionGeometry(
+                height: h1, width: w1, channels: 6, kernelSize: 5, padding: 0)
             let (h2, w2) = (g2.outputHeight / 2, g2.outputWidth / 2)
             return Architecture(
                 name: "lenet", inputShape: inputShape, classCount: classCount,
                 layers: [
-                    convolution(g1, 6), .relu, .maxPool(height: g1.outputHeight, width: g1.outputWidth, channels: 6),
-                    convolution(g2, 16), .relu, .maxPool(height: g2.outputHeight, width: g2.outputWidth, channels: 16),
+                    convolution(g1, 6), .relu,
+                    .maxPool(height: g1.outputHeight, width: g1.outputWidth, channels: 6),
+                    convolution(g2, 16), .relu,
+                    .maxPool(height: g2.outputHeight, width: g2.outputWidth, channels: 16),
                     .flatten, linear(h2 * w2 * 16, 120), .relu, linear(120, 84), .relu,
                     linear(84, classCount),
                 ])
@@ -225,7 +233,9 @@ extension Architecture {
     public var inconsistency: String? {
         let limit = 1 << 24
         guard classCount >= 1, classCount < limit else { return "class count \(classCount)" }
-        guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 >= 1 && $0 < limit }), inputShape.reduce(1, *) < limit else {
+        guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 >= 1 && $0 < limit }),
+            inputShape.reduce(1, *) < limit
+        else {
             return "input shape \(inputShape)"
         }
         var shape = inputShape
@@ -236,12 +246,17 @@ extension Architecture {
                     guard shape == [inputs] else { return "takes [\(inputs)], gets \(shape)" }
                     guard outputs >= 1 && outputs < limit else { return "\(outputs) outputs" }
                 case .convolution(let g, let outputs), .lowRankConvolution(let g, let outputs, _):
-                    guard shape == [g.height, g.width, g.channels] else { return "takes \([g.height, g.width, g.channels]), gets \(shape)" }
-                    guard g.kernelSize >= 1, g.kernelSize < 64, g.padding >= 0, g.padding < g.kernelSize,
+                    guard shape == [g.height, g.width, g.channels] else {
+                        return "takes \([g.height, g.width, g.channels]), gets \(shape)"
+                    }
+                    guard g.kernelSize >= 1, g.kernelSize < 64, g.padding >= 0,
+                        g.padding < g.kernelSize,
                         g.outputHeight >= 1, g.outputWidth >= 1, outputs >= 1, outputs < limit
                     else { return "bad geometry \(g) with \(outputs) outputs" }
                 case .maxPool(let h, let w, let c):
-                    guard shape == [h, w, c], h >= 2, w >= 2 else { return "pools \([h, w, c]), gets \(shape)" }
+                    guard shape == [h, w, c], h >= 2, w >= 2 else {
+                        return "pools \([h, w, c]), gets \(shape)"
+                    }
                 case .relu, .flatten:
                     break
                 }
@@ -255,7 +270,9 @@ extension Architecture {
             if let problem { return "layer \(index) (\(layer.kindName)): \(problem)" }
             shape = layer.outputShape(inputShape: shape)
         }
-        guard shape == [classCount] else { return "the network outputs \(shape), not [\(classCount)] classes" }
+        guard shape == [classCount] else {
+            return "the network outputs \(shape), not [\(classCount)] classes"
+        }
         return nil
     }
 }

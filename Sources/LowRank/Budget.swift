@@ -47,7 +47,9 @@ extension Network {
     /// A physically smaller network holding only the first `ranks[l]` components of each
     /// LoD layer; a layer where that is not smaller than its dense matrix becomes dense.
     public func exported(ranks: [Int]) -> Network {
-        precondition(ranks.count == keptRanks.count && zip(ranks, keptRanks).allSatisfy { $0 <= $1 }, "export ranks \(ranks) vs kept \(keptRanks)")
+        precondition(
+            ranks.count == keptRanks.count && zip(ranks, keptRanks).allSatisfy { $0 <= $1 },
+            "export ranks \(ranks) vs kept \(keptRanks)")
         var layers: [LayerSpec] = []
         var newParameters: [Tensor] = []
         var newRanks: [Int] = []
@@ -66,17 +68,21 @@ extension Network {
             let down = parameters[p + 1].prefix(rows: k)
             if k * (outputs + inputs) >= outputs * inputs {
                 // W = Uᵀᵀ·Vᵀ = upᵀ · down, [outputs, inputs].
-                newParameters += [matmul(up, down, lhsTransposition: .transposed), parameters[p + 2]]
+                newParameters += [
+                    matmul(up, down, lhsTransposition: .transposed), parameters[p + 2],
+                ]
                 switch layer {
                 case .lowRankDense: layers.append(.dense(inputs: inputs, outputs: outputs))
-                case .lowRankConvolution(let g, _, _): layers.append(.convolution(geometry: g, outputs: outputs))
+                case .lowRankConvolution(let g, _, _):
+                    layers.append(.convolution(geometry: g, outputs: outputs))
                 default: preconditionFailure("not a LoD layer")
                 }
             } else {
                 newParameters += [up, down, parameters[p + 2]]
                 newRanks.append(k)
                 switch layer {
-                case .lowRankDense: layers.append(.lowRankDense(inputs: inputs, outputs: outputs, maxRank: k))
+                case .lowRankDense:
+                    layers.append(.lowRankDense(inputs: inputs, outputs: outputs, maxRank: k))
                 case .lowRankConvolution(let g, _, _):
                     layers.append(.lowRankConvolution(geometry: g, outputs: outputs, maxRank: k))
                 default: preconditionFailure("not a LoD layer")
@@ -89,7 +95,9 @@ extension Network {
     }
 
     /// Accuracy and mean loss over a sample set with LoD layers at `ranks`, in batches.
-    public func evaluate(on samples: TrainingSamples, ranks: [Int]? = nil, batchSize: Int = 128) -> (accuracy: Double, loss: Double) {
+    public func evaluate(
+        on samples: TrainingSamples, ranks: [Int]? = nil, batchSize: Int = 128
+    ) -> (accuracy: Double, loss: Double) {
         var correct = 0
         var lossSum = 0.0
         var start = 0
@@ -98,11 +106,15 @@ extension Network {
             let slice = order[start..<min(start + batchSize, samples.count)]
             let (x, y) = samples.batch(slice)
             let pass = forward(x, batch: y.count, ranks: ranks)
-            let result = SoftmaxCrossEntropy.lossAndGradient(logits: pass.logits, labels: y, classCount: architecture.classCount)
+            let result = SoftmaxCrossEntropy.lossAndGradient(
+                logits: pass.logits, labels: y, classCount: architecture.classCount)
             lossSum += result.loss * Double(y.count)
-            correct += SoftmaxCrossEntropy.correctCount(logits: pass.logits, labels: y, classCount: architecture.classCount)
+            correct += SoftmaxCrossEntropy.correctCount(
+                logits: pass.logits, labels: y, classCount: architecture.classCount)
             start += batchSize
         }
-        return (Double(correct) / Double(max(samples.count, 1)), lossSum / Double(max(samples.count, 1)))
+        return (
+            Double(correct) / Double(max(samples.count, 1)), lossSum / Double(max(samples.count, 1))
+        )
     }
 }

@@ -17,7 +17,10 @@ extension Network {
                 let b = Double(ranks[l])
                 l += 1
                 // forward x·V_b, h·U_b; backward ∂U, ∂h, ∂V (+ ∂x).
-                total += 2 * rows * b * (Double(inputs + outputs) * 2 + Double(outputs) + inputGradient * Double(inputs))
+                total +=
+                    2 * rows * b
+                    * (Double(inputs + outputs) * 2 + Double(outputs) + inputGradient
+                        * Double(inputs))
             } else {
                 total += 2 * rows * Double(outputs * inputs) * (2 + inputGradient)
             }

@@ -34,7 +34,9 @@ public enum GroupLasso {
     ///
     /// Row `i` gets `row_i · Σ_{b ≤ i} 1/norm_b`. The gradient of a norm is undefined at
     /// zero; a group whose norm is below `1e-12` contributes nothing (its subgradient 0).
-    public static func addGradient(of factor: Tensor, kept: Int, strength: Float, to gradient: inout Tensor) {
+    public static func addGradient(
+        of factor: Tensor, kept: Int, strength: Float, to gradient: inout Tensor
+    ) {
         guard strength != 0, kept > 0 else { return }
         let norms = suffixNorms(factor, kept: kept)
         let width = factor.columns
@@ -62,7 +64,9 @@ public enum GroupLasso {
     ///
     /// With `relative`, the threshold is a fraction of `imp_0` (the whole layer's product),
     /// which keeps shrinking meaningful as weights and learning rate change scale.
-    public static func keptRank(up: Tensor, down: Tensor, kept: Int, threshold: Double, relative: Bool) -> Int {
+    public static func keptRank(
+        up: Tensor, down: Tensor, kept: Int, threshold: Double, relative: Bool
+    ) -> Int {
         let importance = suffixImportance(up: up, down: down, kept: kept)
         guard let first = importance.first, first > 0 else { return kept }
         let cut = relative ? threshold * first : threshold

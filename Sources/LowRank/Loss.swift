@@ -7,7 +7,8 @@ public enum SoftmaxCrossEntropy {
         logits: [Float], labels: some Collection<Int32>, classCount: Int
     ) -> (loss: Double, gradient: [Float]) {
         let batch = labels.count
-        precondition(logits.count == batch * classCount, "\(logits.count) logits for \(batch)×\(classCount)")
+        precondition(
+            logits.count == batch * classCount, "\(logits.count) logits for \(batch)×\(classCount)")
         var gradient = softmax(logits, classCount: classCount)
         var loss = 0.0
         let scale = 1 / Float(batch)
@@ -56,7 +57,9 @@ public enum SoftmaxCrossEntropy {
     }
 
     /// Number of rows whose largest logit is at the label.
-    public static func correctCount(logits: [Float], labels: some Collection<Int32>, classCount: Int) -> Int {
+    public static func correctCount(
+        logits: [Float], labels: some Collection<Int32>, classCount: Int
+    ) -> Int {
         var correct = 0
         for (row, label) in labels.enumerated() {
             let base = row * classCount

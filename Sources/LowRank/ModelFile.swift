@@ -53,7 +53,8 @@ public enum ModelFile {
 
     /// Serialises a network with free-form metadata (training settings, provenance).
     public static func encode(_ network: Network, metadata: [String: String] = [:]) -> [UInt8] {
-        let header = Header(architecture: network.architecture, keptRanks: network.keptRanks, metadata: metadata)
+        let header = Header(
+            architecture: network.architecture, keptRanks: network.keptRanks, metadata: metadata)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         // Encoding plain Codable values of our own types cannot fail.
@@ -72,52 +73,76 @@ public enum ModelFile {
     }
 
     /// Reads a network back, refusing anything truncated, corrupted or from a newer version.
-    public static func decode(_ bytes: [UInt8]) throws(Error) -> (network: Network, metadata: [String: String]) {
+    public static func decode(
+        _ bytes: [UInt8]
+    ) throws(Error) -> (network: Network, metadata: [String: String]) {
         guard bytes.count >= 20 else { throw .tooShort(bytes: bytes.count) }
         guard Array(bytes[0..<8]) == magic else { throw .badMagic }
         let fileVersion = readUInt32(bytes, at: 8)
-        guard fileVersion <= version else { throw .newerVersion(found: fileVersion, supported: version) }
+        guard fileVersion <= version else {
+            throw .newerVersion(found: fileVersion, supported: version)
+        }
         guard fileVersion >= 1 else { throw .badHeader(reason: "version 0") }
         let headerLength = Int(readUInt32(bytes, at: 12))
         guard headerLength <= maximumHeaderLength, 16 + headerLength + 4 <= bytes.count else {
             throw .sizeMismatch(expected: 16 + headerLength + 4, found: bytes.count)
         }
         let stored = readUInt32(bytes, at: bytes.count - 4)
-        let computed = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<(bytes.count - 4)])) }
+        let computed = bytes.withUnsafeBytes {
+            CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<(bytes.count - 4)]))
+        }
         let header: Header
         do {
-            header = try JSONDecoder().decode(Header.self, from: Data(bytes[16..<(16 + headerLength)]))
+            header = try JSONDecoder().decode(
+                Header.self, from: Data(bytes[16..<(16 + headerLength)]))
         } catch {
-            throw stored != computed ? .checksumMismatch(stored: stored, computed: computed) : .badHeader(reason: "\(error)")
+            throw stored != computed
+                ? .checksumMismatch(stored: stored, computed: computed)
+                : .badHeader(reason: "\(error)")
         }
         if let problem = header.architecture.inconsistency { throw .inconsistent(reason: problem) }
         let shapes = header.architecture.parameterShapes
         let floatCount = shapes.reduce(0) { $0 + $1.reduce(1, *) }
         let expected = 16 + headerLength + 4 * floatCount + 4
-        guard expected == bytes.count else { throw .sizeMismatch(expected: expected, found: bytes.count) }
-        guard stored == computed else { throw .checksumMismatch(stored: stored, computed: computed) }
-        let maxRanks = header.architecture.lowRankLayerIndices.map { header.architecture.layers[$0].maxRank ?? 0 }
+        guard expected == bytes.count else {
+            throw .sizeMismatch(expected: expected, found: bytes.count)
+        }
+        guard stored == computed else {
+            throw .checksumMismatch(stored: stored, computed: computed)
+        }
+        let maxRanks = header.architecture.lowRankLayerIndices.map {
+            header.architecture.layers[$0].maxRank ?? 0
+        }
         guard header.keptRanks.count == maxRanks.count,
             zip(header.keptRanks, maxRanks).allSatisfy({ $0 >= 0 && $0 <= $1 })
-        else { throw .inconsistent(reason: "kept ranks \(header.keptRanks) do not fit max ranks \(maxRanks)") }
+        else {
+            throw .inconsistent(
+                reason: "kept ranks \(header.keptRanks) do not fit max ranks \(maxRanks)")
+        }
         var offset = 16 + headerLength
         var parameters: [Tensor] = []
         for shape in shapes {
             let count = shape.reduce(1, *)
             var values = [Float](repeating: 0, count: count)
-            for i in 0..<count { values[i] = Float(bitPattern: readUInt32(bytes, at: offset + 4 * i)) }
+            for i in 0..<count {
+                values[i] = Float(bitPattern: readUInt32(bytes, at: offset + 4 * i))
+            }
             offset += 4 * count
             parameters.append(Tensor(shape: shape, scalars: values))
         }
         guard parameters.allSatisfy({ $0.scalars.allSatisfy(\.isFinite) }) else {
             throw .inconsistent(reason: "non-finite weights")
         }
-        let network = Network(architecture: header.architecture, parameters: parameters, keptRanks: header.keptRanks)
+        let network = Network(
+            architecture: header.architecture, parameters: parameters, keptRanks: header.keptRanks)
         return (network, header.metadata)
     }
 
     private static func append(_ value: UInt32, to bytes: inout [UInt8]) {
-        bytes += [UInt8(value & 0xFF), UInt8((value >> 8) & 0xFF), UInt8((value >> 16) & 0xFF), UInt8(value >> 24)]
+        bytes += [
+            UInt8(value & 0xFF), UInt8((value >> 8) & 0xFF), UInt8((value >> 16) & 0xFF),
+            UInt8(value >> 24),
+        ]
     }
 
     private static func readUInt32(_ bytes: [UInt8], at offset: Int) -> UInt32 {

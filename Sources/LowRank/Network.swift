@@ -29,9 +29,12 @@ public struct Network: Sendable, Equatable {
     /// Wraps existing weights; shapes must match the architecture.
     public init(architecture: Architecture, parameters: [Tensor], keptRanks: [Int]) {
         let shapes = architecture.parameterShapes
-        precondition(parameters.map(\.shape) == shapes, "parameters \(parameters.map(\.shape)) vs \(shapes)")
+        precondition(
+            parameters.map(\.shape) == shapes, "parameters \(parameters.map(\.shape)) vs \(shapes)")
         let maxRanks = architecture.lowRankLayerIndices.map { architecture.layers[$0].maxRank! }
-        precondition(keptRanks.count == maxRanks.count && zip(keptRanks, maxRanks).allSatisfy { $0 >= 0 && $0 <= $1 },
+        precondition(
+            keptRanks.count == maxRanks.count
+                && zip(keptRanks, maxRanks).allSatisfy { $0 >= 0 && $0 <= $1 },
             "kept ranks \(keptRanks) vs max ranks \(maxRanks)")
         self.architecture = architecture
         self.parameters = parameters
@@ -53,18 +56,21 @@ public struct Network: Sendable, Equatable {
             switch initialization {
             case .he:
                 dense = Tensor.randomNormal(
-                    shape: [outputs, inputs], standardDeviation: (gain / Float(inputs)).squareRoot(),
+                    shape: [outputs, inputs],
+                    standardDeviation: (gain / Float(inputs)).squareRoot(),
                     using: &generator)
             case .uniform:
                 let bound = 1 / Float(inputs).squareRoot()
-                dense = Tensor.randomUniform(shape: [outputs, inputs], in: -bound...bound, using: &generator)
+                dense = Tensor.randomUniform(
+                    shape: [outputs, inputs], in: -bound...bound, using: &generator)
                 bias = Tensor.randomUniform(shape: [outputs], in: -bound...bound, using: &generator)
             }
             guard let rank = layer.maxRank else {
                 parameters += [dense, bias]
                 continue
             }
-            let (up, down) = Network.factor(dense, rank: rank, factorization: factorization, using: &generator)
+            let (up, down) = Network.factor(
+                dense, rank: rank, factorization: factorization, using: &generator)
             parameters += [up, down, bias]
         }
         let keptRanks = architecture.lowRankLayerIndices.map { architecture.layers[$0].maxRank! }
@@ -98,8 +104,10 @@ public struct Network: Sendable, Equatable {
             variance /= Double(max(weight.count, 1))
             let deviation = Float((variance.squareRoot() / Double(rank).squareRoot()).squareRoot())
             return (
-                Tensor.randomNormal(shape: [rank, outputs], standardDeviation: deviation, using: &generator),
-                Tensor.randomNormal(shape: [rank, inputs], standardDeviation: deviation, using: &generator)
+                Tensor.randomNormal(
+                    shape: [rank, outputs], standardDeviation: deviation, using: &generator),
+                Tensor.randomNormal(
+                    shape: [rank, inputs], standardDeviation: deviation, using: &generator)
             )
         }
     }
@@ -108,7 +116,9 @@ public struct Network: Sendable, Equatable {
     public var lowRankLayerCount: Int { keptRanks.count }
 
     /// Current maximal rank of each LoD layer (rows of its factors).
-    public var maxRanks: [Int] { architecture.lowRankLayerIndices.map { architecture.layers[$0].maxRank! } }
+    public var maxRanks: [Int] {
+        architecture.lowRankLayerIndices.map { architecture.layers[$0].maxRank! }
+    }
 
     /// Per-layer ranks `ceil(p · kept)` (at least 1 where anything is kept) for a rank fraction `p`.
     public func ranks(atFraction fraction: Double) -> [Int] {

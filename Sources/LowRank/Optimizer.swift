@@ -16,9 +16,12 @@ public struct SGD: Sendable, Equatable {
 
     /// Applies one step with learning rate `learningRate · scales[i]` for tensor `i`.
     public mutating func update(
-        _ parameters: inout [Tensor], along gradients: [Tensor], learningRate: Float, scales: [Float]? = nil
+        _ parameters: inout [Tensor], along gradients: [Tensor], learningRate: Float,
+        scales: [Float]? = nil
     ) {
-        precondition(parameters.count == gradients.count && parameters.count == velocities.count, "tensor counts differ")
+        precondition(
+            parameters.count == gradients.count && parameters.count == velocities.count,
+            "tensor counts differ")
         let (mu, decay) = (momentum, weightDecay)
         for i in parameters.indices {
             let rate = learningRate * (scales?[i] ?? 1)

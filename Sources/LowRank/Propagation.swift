@@ -28,14 +28,21 @@ extension Network {
     ///   - ranks: one rank per LoD layer, each `≤ keptRanks[l]`; `nil` means the kept ranks.
     public func forward(_ input: [Float], batch: Int, ranks: [Int]? = nil) -> ForwardPass {
         let ranks = ranks ?? keptRanks
-        precondition(ranks.count == keptRanks.count, "\(ranks.count) ranks for \(keptRanks.count) LoD layers")
-        precondition(zip(ranks, keptRanks).allSatisfy { $0 >= 0 && $0 <= $1 }, "ranks \(ranks) exceed kept \(keptRanks)")
+        precondition(
+            ranks.count == keptRanks.count, "\(ranks.count) ranks for \(keptRanks.count) LoD layers"
+        )
+        precondition(
+            zip(ranks, keptRanks).allSatisfy { $0 >= 0 && $0 <= $1 },
+            "ranks \(ranks) exceed kept \(keptRanks)")
         let shapes = architecture.activationShapes
-        precondition(input.count == batch * shapes[0].reduce(1, *), "input of \(input.count) floats for batch \(batch) of \(shapes[0])")
+        precondition(
+            input.count == batch * shapes[0].reduce(1, *),
+            "input of \(input.count) floats for batch \(batch) of \(shapes[0])")
         let layerCount = architecture.layers.count
         var pass = ForwardPass(
             batch: batch, ranks: ranks, activations: [input],
-            inner: Array(repeating: [], count: layerCount), patches: Array(repeating: [], count: layerCount),
+            inner: Array(repeating: [], count: layerCount),
+            patches: Array(repeating: [], count: layerCount),
             poolSources: Array(repeating: [], count: layerCount))
         pass.activations.reserveCapacity(layerCount + 1)
         let offsets = architecture.parameterOffsets
@@ -47,7 +54,9 @@ extension Network {
             let p = offsets[index]
             switch layer {
             case .dense(let inputs, let outputs):
-                denseForward(x, rows: batch, inputs: inputs, outputs: outputs, weight: parameters[p], bias: parameters[p + 1], into: &y)
+                denseForward(
+                    x, rows: batch, inputs: inputs, outputs: outputs, weight: parameters[p],
+                    bias: parameters[p + 1], into: &y)
             case .lowRankDense(let inputs, let outputs, _):
                 pass.inner[index] = lowRankForward(
                     x, rows: batch, inputs: inputs, outputs: outputs, rank: ranks[lowRankIndex],
@@ -55,20 +64,25 @@ extension Network {
                 lowRankIndex += 1
             case .convolution(let g, let outputs):
                 let cols = lower(x, batch: batch, geometry: g)
-                denseForward(cols, rows: batch * g.outputHeight * g.outputWidth, inputs: g.patchSize, outputs: outputs,
+                denseForward(
+                    cols, rows: batch * g.outputHeight * g.outputWidth, inputs: g.patchSize,
+                    outputs: outputs,
                     weight: parameters[p], bias: parameters[p + 1], into: &y)
                 pass.patches[index] = cols
             case .lowRankConvolution(let g, let outputs, _):
                 let cols = lower(x, batch: batch, geometry: g)
                 pass.inner[index] = lowRankForward(
-                    cols, rows: batch * g.outputHeight * g.outputWidth, inputs: g.patchSize, outputs: outputs,
-                    rank: ranks[lowRankIndex], up: parameters[p], down: parameters[p + 1], bias: parameters[p + 2], into: &y)
+                    cols, rows: batch * g.outputHeight * g.outputWidth, inputs: g.patchSize,
+                    outputs: outputs,
+                    rank: ranks[lowRankIndex], up: parameters[p], down: parameters[p + 1],
+                    bias: parameters[p + 2], into: &y)
                 pass.patches[index] = cols
                 lowRankIndex += 1
             case .relu:
                 for i in 0..<outputCount { y[i] = max(x[i], 0) }
             case .maxPool(let h, let w, let c):
-                pass.poolSources[index] = maxPoolForward(x, batch: batch, height: h, width: w, channels: c, into: &y)
+                pass.poolSources[index] = maxPoolForward(
+                    x, batch: batch, height: h, width: w, channels: c, into: &y)
             case .flatten:
                 y = x
             }
@@ -82,10 +96,15 @@ extension Network {
     ///
     /// Components of a LoD layer beyond the rank it ran at receive a zero gradient. The
     /// gradient with respect to the network input is not computed.
-    public func backward(_ pass: ForwardPass, outputGradient: [Float], into gradients: inout [Tensor]) {
-        precondition(gradients.map(\.shape) == parameters.map(\.shape), "gradient shapes differ from parameters")
+    public func backward(
+        _ pass: ForwardPass, outputGradient: [Float], into gradients: inout [Tensor]
+    ) {
+        precondition(
+            gradients.map(\.shape) == parameters.map(\.shape),
+            "gradient shapes differ from parameters")
         let offsets = architecture.parameterOffsets
-        let firstWithParameters = architecture.layers.firstIndex { !$0.parameterShapes.isEmpty } ?? 0
+        let firstWithParameters =
+            architecture.layers.firstIndex { !$0.parameterShapes.isEmpty } ?? 0
         var lowRankIndex = keptRanks.count
         var dy = outputGradient
         let batch = pass.batch
@@ -97,23 +116,28 @@ extension Network {
             let p = offsets[index]
             switch layer {
             case .dense(let inputs, let outputs):
-                dx = denseBackward(x, dy, rows: batch, inputs: inputs, outputs: outputs, weight: parameters[p],
+                dx = denseBackward(
+                    x, dy, rows: batch, inputs: inputs, outputs: outputs, weight: parameters[p],
                     gradients: &gradients, at: p, needsInput: needsInput)
             case .lowRankDense(let inputs, let outputs, _):
                 lowRankIndex -= 1
-                dx = lowRankBackward(x, pass.inner[index], dy, rows: batch, inputs: inputs, outputs: outputs,
+                dx = lowRankBackward(
+                    x, pass.inner[index], dy, rows: batch, inputs: inputs, outputs: outputs,
                     rank: pass.ranks[lowRankIndex], up: parameters[p], down: parameters[p + 1],
                     gradients: &gradients, at: p, needsInput: needsInput)
             case .convolution(let g, let outputs):
                 let rows = batch * g.outputHeight * g.outputWidth
-                let dcols = denseBackward(pass.patches[index], dy, rows: rows, inputs: g.patchSize, outputs: outputs,
+                let dcols = denseBackward(
+                    pass.patches[index], dy, rows: rows, inputs: g.patchSize, outputs: outputs,
                     weight: parameters[p], gradients: &gradients, at: p, needsInput: needsInput)
                 if needsInput { dx = raise(dcols, batch: batch, geometry: g) }
             case .lowRankConvolution(let g, let outputs, _):
                 lowRankIndex -= 1
                 let rows = batch * g.outputHeight * g.outputWidth
-                let dcols = lowRankBackward(pass.patches[index], pass.inner[index], dy, rows: rows, inputs: g.patchSize,
-                    outputs: outputs, rank: pass.ranks[lowRankIndex], up: parameters[p], down: parameters[p + 1],
+                let dcols = lowRankBackward(
+                    pass.patches[index], pass.inner[index], dy, rows: rows, inputs: g.patchSize,
+                    outputs: outputs, rank: pass.ranks[lowRankIndex], up: parameters[p],
+                    down: parameters[p + 1],
                     gradients: &gradients, at: p, needsInput: needsInput)
                 if needsInput { dx = raise(dcols, batch: batch, geometry: g) }
             case .relu:
@@ -139,13 +163,16 @@ extension Network {
 
 /// `y = x·Wᵀ + c` for `x` `[rows, inputs]`, `W` `[outputs, inputs]`.
 private func denseForward(
-    _ x: [Float], rows: Int, inputs: Int, outputs: Int, weight: Tensor, bias: Tensor, into y: inout [Float]
+    _ x: [Float], rows: Int, inputs: Int, outputs: Int, weight: Tensor, bias: Tensor,
+    into y: inout [Float]
 ) {
     y.withUnsafeMutableBufferPointer { yp in
         broadcastRows(bias.scalars, rows: rows, into: yp.baseAddress!)
         x.withUnsafeBufferPointer { xp in
             weight.scalars.withUnsafeBufferPointer { wp in
-                sgemm(.none, .transposed, m: rows, n: outputs, k: inputs, xp.baseAddress!, lda: inputs,
+                sgemm(
+                    .none, .transposed, m: rows, n: outputs, k: inputs, xp.baseAddress!,
+                    lda: inputs,
                     wp.baseAddress!, ldb: inputs, beta: 1, yp.baseAddress!, ldc: outputs)
             }
         }
@@ -154,14 +181,16 @@ private func denseForward(
 
 /// `h = x·V_bᵀᵀ` (`[rows, b]`), `y = h·U_bᵀ + c`; returns `h`.
 private func lowRankForward(
-    _ x: [Float], rows: Int, inputs: Int, outputs: Int, rank b: Int, up: Tensor, down: Tensor, bias: Tensor,
+    _ x: [Float], rows: Int, inputs: Int, outputs: Int, rank b: Int, up: Tensor, down: Tensor,
+    bias: Tensor,
     into y: inout [Float]
 ) -> [Float] {
     var h = [Float](repeating: 0, count: rows * b)
     x.withUnsafeBufferPointer { xp in
         down.scalars.withUnsafeBufferPointer { vp in
             h.withUnsafeMutableBufferPointer { hp in
-                sgemm(.none, .transposed, m: rows, n: b, k: inputs, xp.baseAddress!, lda: inputs,
+                sgemm(
+                    .none, .transposed, m: rows, n: b, k: inputs, xp.baseAddress!, lda: inputs,
                     vp.baseAddress!, ldb: inputs, hp.baseAddress!, ldc: b)
             }
         }
@@ -170,7 +199,8 @@ private func lowRankForward(
         broadcastRows(bias.scalars, rows: rows, into: yp.baseAddress!)
         h.withUnsafeBufferPointer { hp in
             up.scalars.withUnsafeBufferPointer { up in
-                sgemm(.none, .none, m: rows, n: outputs, k: b, hp.baseAddress!, lda: b,
+                sgemm(
+                    .none, .none, m: rows, n: outputs, k: b, hp.baseAddress!, lda: b,
                     up.baseAddress!, ldb: outputs, beta: 1, yp.baseAddress!, ldc: outputs)
             }
         }
@@ -186,7 +216,9 @@ private func denseBackward(
     dy.withUnsafeBufferPointer { dyp in
         x.withUnsafeBufferPointer { xp in
             gradients[p].scalars.withUnsafeMutableBufferPointer { gp in
-                sgemm(.transposed, .none, m: outputs, n: inputs, k: rows, dyp.baseAddress!, lda: outputs,
+                sgemm(
+                    .transposed, .none, m: outputs, n: inputs, k: rows, dyp.baseAddress!,
+                    lda: outputs,
                     xp.baseAddress!, ldb: inputs, gp.baseAddress!, ldc: inputs)
             }
         }
@@ -196,7 +228,8 @@ private func denseBackward(
     dy.withUnsafeBufferPointer { dyp in
         weight.scalars.withUnsafeBufferPointer { wp in
             dx.withUnsafeMutableBufferPointer { dxp in
-                sgemm(.none, .none, m: rows, n: inputs, k: outputs, dyp.baseAddress!, lda: outputs,
+                sgemm(
+                    .none, .none, m: rows, n: inputs, k: outputs, dyp.baseAddress!, lda: outputs,
                     wp.baseAddress!, ldb: inputs, dxp.baseAddress!, ldc: inputs)
             }
         }
@@ -214,14 +247,16 @@ private func lowRankBackward(
         h.withUnsafeBufferPointer { hp in
             gradients[p].scalars.withUnsafeMutableBufferPointer { gp in
                 // ∂U_bᵀ = hᵀ·dy; rows ≥ b get no task gradient.
-                sgemm(.transposed, .none, m: b, n: outputs, k: rows, hp.baseAddress!, lda: b,
+                sgemm(
+                    .transposed, .none, m: b, n: outputs, k: rows, hp.baseAddress!, lda: b,
                     dyp.baseAddress!, ldb: outputs, gp.baseAddress!, ldc: outputs)
                 (gp.baseAddress! + b * outputs).update(repeating: 0, count: gp.count - b * outputs)
             }
         }
         up.scalars.withUnsafeBufferPointer { upp in
             dh.withUnsafeMutableBufferPointer { dhp in
-                sgemm(.none, .transposed, m: rows, n: b, k: outputs, dyp.baseAddress!, lda: outputs,
+                sgemm(
+                    .none, .transposed, m: rows, n: b, k: outputs, dyp.baseAddress!, lda: outputs,
                     upp.baseAddress!, ldb: outputs, dhp.baseAddress!, ldc: b)
             }
         }
@@ -229,7 +264,8 @@ private func lowRankBackward(
     dh.withUnsafeBufferPointer { dhp in
         x.withUnsafeBufferPointer { xp in
             gradients[p + 1].scalars.withUnsafeMutableBufferPointer { gp in
-                sgemm(.transposed, .none, m: b, n: inputs, k: rows, dhp.baseAddress!, lda: b,
+                sgemm(
+                    .transposed, .none, m: b, n: inputs, k: rows, dhp.baseAddress!, lda: b,
                     xp.baseAddress!, ldb: inputs, gp.baseAddress!, ldc: inputs)
                 (gp.baseAddress! + b * inputs).update(repeating: 0, count: gp.count - b * inputs)
             }
@@ -240,7 +276,8 @@ private func lowRankBackward(
     dh.withUnsafeBufferPointer { dhp in
         down.scalars.withUnsafeBufferPointer { vp in
             dx.withUnsafeMutableBufferPointer { dxp in
-                sgemm(.none, .none, m: rows, n: inputs, k: b, dhp.baseAddress!, lda: b,
+                sgemm(
+                    .none, .none, m: rows, n: inputs, k: b, dhp.baseAddress!, lda: b,
                     vp.baseAddress!, ldb: inputs, dxp.baseAddress!, ldc: inputs)
             }
         }
@@ -301,7 +338,9 @@ private func maxPoolForward(
                     for oy in 0..<oh {
                         for ox in 0..<ow {
                             let topLeft = ((n * h + 2 * oy) * w + 2 * ox) * c
-                            let candidates = (topLeft, topLeft + c, topLeft + w * c, topLeft + w * c + c)
+                            let candidates = (
+                                topLeft, topLeft + c, topLeft + w * c, topLeft + w * c + c
+                            )
                             for ch in 0..<c {
                                 var best = candidates.0 + ch
                                 if xp[candidates.1 + ch] > xp[best] { best = candidates.1 + ch }

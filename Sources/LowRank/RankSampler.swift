@@ -61,7 +61,9 @@ public struct RankSamplingState: Sendable, Equatable, Codable {
     /// Ranks for the next step, each within `1…limits[l]` (a layer with limit 0 gets 0).
     ///
     /// `limits` are the kept ranks centrally, or a client's budgets under federation.
-    public mutating func nextRanks(limits: [Int], using generator: inout some RandomNumberGenerator) -> [Int] {
+    public mutating func nextRanks(
+        limits: [Int], using generator: inout some RandomNumberGenerator
+    ) -> [Int] {
         switch sampler {
         case .none:
             return limits

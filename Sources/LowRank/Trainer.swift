@@ -105,13 +105,17 @@ public struct Trainer: Sendable {
     public private(set) var epoch = 0
     private var gradients: [Tensor]
 
-    public init(network: Network, configuration: TrainingConfiguration, generator: SeededGenerator) {
+    public init(network: Network, configuration: TrainingConfiguration, generator: SeededGenerator)
+    {
         self.network = network
         self.configuration = configuration
         self.generator = generator
-        optimizer = SGD(for: network.parameters, momentum: configuration.momentum, weightDecay: configuration.weightDecay)
+        optimizer = SGD(
+            for: network.parameters, momentum: configuration.momentum,
+            weightDecay: configuration.weightDecay)
         sampling = RankSamplingState(sampler: configuration.sampler)
-        fineTuneSampling = RankSamplingState(sampler: configuration.fineTuneSampler ?? configuration.sampler)
+        fineTuneSampling = RankSamplingState(
+            sampler: configuration.fineTuneSampler ?? configuration.sampler)
         gradients = network.parameters.map { Tensor(zeros: $0.shape) }
     }
 
@@ -121,7 +125,9 @@ public struct Trainer: Sendable {
     }
 
     /// One pass over `samples` in a fresh random order; shrinks at its end in phase 1.
-    public mutating func trainEpoch(on samples: TrainingSamples, clock: () -> Double = { 0 }) -> EpochReport {
+    public mutating func trainEpoch(
+        on samples: TrainingSamples, clock: () -> Double = { 0 }
+    ) -> EpochReport {
         let start = clock()
         var order = Array(0..<samples.count)
         order.shuffle(using: &generator)
@@ -133,7 +139,8 @@ public struct Trainer: Sendable {
         for step in 0..<stepsPerEpoch {
             let slice = order[(step * batchSize)..<min((step + 1) * batchSize, samples.count)]
             let (x, y) = samples.batch(slice)
-            learningRate = configuration.learningRate(atProgress: Double(epoch) + Double(step) / Double(stepsPerEpoch))
+            learningRate = configuration.learningRate(
+                atProgress: Double(epoch) + Double(step) / Double(stepsPerEpoch))
             let result = self.step(features: x, labels: y, learningRate: learningRate)
             lossSum += result.loss * Double(slice.count)
             correct += result.correct
@@ -143,15 +150,19 @@ public struct Trainer: Sendable {
         return EpochReport(
             epoch: epoch, loss: lossSum / Double(max(samples.count, 1)),
             trainingAccuracy: Double(correct) / Double(max(samples.count, 1)),
-            keptRanks: network.keptRanks, parameterCount: network.parameterCount(ranks: network.keptRanks),
+            keptRanks: network.keptRanks,
+            parameterCount: network.parameterCount(ranks: network.keptRanks),
             learningRate: learningRate, seconds: clock() - start)
     }
 
     /// One SGD step on a batch; returns the batch's mean loss and correct count.
     @discardableResult
-    public mutating func step(features x: [Float], labels y: [Int32], learningRate: Float) -> (loss: Double, correct: Int) {
+    public mutating func step(
+        features x: [Float], labels y: [Int32], learningRate: Float
+    ) -> (loss: Double, correct: Int) {
         let classCount = network.architecture.classCount
-        var samplesThisStep = isCompressing || generator.nextUnitInterval() < configuration.fineTuneSamplingRate
+        var samplesThisStep =
+            isCompressing || generator.nextUnitInterval() < configuration.fineTuneSamplingRate
         if samplesThisStep && configuration.fullRankProbability > 0 {
             samplesThisStep = generator.nextUnitInterval() >= configuration.fullRankProbability
         }
@@ -164,20 +175,25 @@ public struct Trainer: Sendable {
             ranks = fineTuneSampling.nextRanks(limits: network.keptRanks, using: &generator)
         }
         let pass = network.forward(x, batch: y.count, ranks: ranks)
-        var (loss, outputGradient) = SoftmaxCrossEntropy.lossAndGradient(logits: pass.logits, labels: y, classCount: classCount)
-        var correct = SoftmaxCrossEntropy.correctCount(logits: pass.logits, labels: y, classCount: classCount)
+        var (loss, outputGradient) = SoftmaxCrossEntropy.lossAndGradient(
+            logits: pass.logits, labels: y, classCount: classCount)
+        var correct = SoftmaxCrossEntropy.correctCount(
+            logits: pass.logits, labels: y, classCount: classCount)
         if configuration.selfDistillation && ranks != network.keptRanks {
             // Teacher: the full kept-rank pass on the labels; student: the sampled pass on its softmax.
             let full = network.forward(x, batch: y.count)
-            let teacher = SoftmaxCrossEntropy.lossAndGradient(logits: full.logits, labels: y, classCount: classCount)
+            let teacher = SoftmaxCrossEntropy.lossAndGradient(
+                logits: full.logits, labels: y, classCount: classCount)
             network.backward(full, outputGradient: teacher.gradient, into: &gradients)
             let targets = SoftmaxCrossEntropy.softmax(full.logits, classCount: classCount)
-            let student = SoftmaxCrossEntropy.lossAndGradient(logits: pass.logits, targets: targets, classCount: classCount)
+            let student = SoftmaxCrossEntropy.lossAndGradient(
+                logits: pass.logits, targets: targets, classCount: classCount)
             var studentGradients = gradients.map { Tensor(zeros: $0.shape) }
             network.backward(pass, outputGradient: student.gradient, into: &studentGradients)
             for i in gradients.indices { gradients[i].add(studentGradients[i]) }
             loss = teacher.loss
-            correct = SoftmaxCrossEntropy.correctCount(logits: full.logits, labels: y, classCount: classCount)
+            correct = SoftmaxCrossEntropy.correctCount(
+                logits: full.logits, labels: y, classCount: classCount)
         } else {
             network.backward(pass, outputGradient: outputGradient, into: &gradients)
         }
@@ -192,8 +208,12 @@ public struct Trainer: Sendable {
         for (l, layerIndex) in layers.enumerated() {
             let p = network.parameterOffset(ofLayer: layerIndex)
             let kept = network.keptRanks[l]
-            GroupLasso.addGradient(of: network.parameters[p], kept: kept, strength: configuration.groupLasso, to: &gradients[p])
-            GroupLasso.addGradient(of: network.parameters[p + 1], kept: kept, strength: configuration.groupLasso, to: &gradients[p + 1])
+            GroupLasso.addGradient(
+                of: network.parameters[p], kept: kept, strength: configuration.groupLasso,
+                to: &gradients[p])
+            GroupLasso.addGradient(
+                of: network.parameters[p + 1], kept: kept, strength: configuration.groupLasso,
+                to: &gradients[p + 1])
         }
     }
 
@@ -203,12 +223,15 @@ public struct Trainer: Sendable {
         let layers = network.architecture.lowRankLayerIndices
         for (l, layerIndex) in layers.enumerated() {
             let layer = network.architecture.layers[layerIndex]
-            guard let (outputs, inputs) = layer.matrixShape, outputs * inputs >= configuration.shrinkMinimumEntries else { continue }
+            guard let (outputs, inputs) = layer.matrixShape,
+                outputs * inputs >= configuration.shrinkMinimumEntries
+            else { continue }
             let p = network.parameterOffset(ofLayer: layerIndex)
             let kept = network.keptRanks[l]
             let newRank = GroupLasso.keptRank(
                 up: network.parameters[p], down: network.parameters[p + 1], kept: kept,
-                threshold: configuration.shrinkThreshold, relative: configuration.shrinkThresholdIsRelative)
+                threshold: configuration.shrinkThreshold,
+                relative: configuration.shrinkThresholdIsRelative)
             guard newRank < kept else { continue }
             network.mask(lowRankLayer: l, toRank: newRank)
             optimizer.resetRows(ofTensor: p, from: newRank)

@@ -1,6 +1,6 @@
-import Foundation
 import Federation
 import Fleet
+import Foundation
 import LowRank
 import Tensors
 import Transport
@@ -92,17 +92,25 @@ public final class Coordinator {
         runID = SeededGenerator.value(seed: scenario.seed, stream: 0x52_554E)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        modelDescription = (try? encoder.encode(global.architecture)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        modelDescription =
+            (try? encoder.encode(global.architecture)).map { String(decoding: $0, as: UTF8.self) }
+            ?? ""
         // What dense FedAvg of the same architecture would move per participation.
         var generator = SeededGenerator(seed: 0)
         let dense = Network(
-            architecture: .make(scenario.modelKind, lowRank: false, inputShape: scenario.inputShape, classCount: scenario.classCount),
+            architecture: .make(
+                scenario.modelKind, lowRank: false, inputShape: scenario.inputShape,
+                classCount: scenario.classCount),
             using: &generator)
         let denseSlice = dense.slice(budgets: [])
         denseMessageBytes = (
-            WireCodec.encodedSize(of: .train(Self.task(for: denseSlice, scenario: scenario, round: 1, client: 0))),
-            WireCodec.encodedSize(of: .update(TrainingUpdate(
-                factors: [], shared: denseSlice.shared, sampleCount: 0, trainingLoss: 0, computeSeconds: 0)))
+            WireCodec.encodedSize(
+                of: .train(Self.task(for: denseSlice, scenario: scenario, round: 1, client: 0))),
+            WireCodec.encodedSize(
+                of: .update(
+                    TrainingUpdate(
+                        factors: [], shared: denseSlice.shared, sampleCount: 0, trainingLoss: 0,
+                        computeSeconds: 0)))
         )
     }
 
@@ -133,7 +141,8 @@ public final class Coordinator {
         while clients.count < needed {
             if options.shouldStop() { throw .stopped }
             if ContinuousClock.now > deadline {
-                throw .notEnoughClients(registered: clients.count, needed: needed, waited: options.registrationTimeout)
+                throw .notEnoughClients(
+                    registered: clients.count, needed: needed, waited: options.registrationTimeout)
             }
             try receiveAndHandle(timeout: .milliseconds(200))
         }
@@ -141,10 +150,18 @@ public final class Coordinator {
         try recorder.flushLedgerOrThrow()
     }
 
-    private func handleRegistration(_ registration: Registration, from peer: PeerID, bytes: Int) throws(CoordinatorError) {
-        guard let tierIndex = scenario.tiers.firstIndex(where: { $0.name == registration.tierName }) else {
-            reject("unknown_tier", peer: peer, bytes: bytes, message: "register",
-                reply: ErrorReport(code: .unexpected, message: "unknown tier '\(registration.tierName)'; this run has \(scenario.tiers.map(\.name).joined(separator: ", "))"))
+    private func handleRegistration(
+        _ registration: Registration, from peer: PeerID, bytes: Int
+    ) throws(CoordinatorError) {
+        guard let tierIndex = scenario.tiers.firstIndex(where: { $0.name == registration.tierName })
+        else {
+            reject(
+                "unknown_tier", peer: peer, bytes: bytes, message: "register",
+                reply: ErrorReport(
+                    code: .unexpected,
+                    message:
+                        "unknown tier '\(registration.tierName)'; this run has \(scenario.tiers.map(\.name).joined(separator: ", "))"
+                ))
             return
         }
         let id: UInt32
@@ -159,9 +176,13 @@ public final class Coordinator {
             options.log("client \(id) re-registered from \(peer) (restarted)")
         }
         clients[id] = ClientRecord(
-            id: id, peer: peer, tierIndex: tierIndex, sampleCount: Int(registration.sampleCount), nonce: registration.instanceNonce)
+            id: id, peer: peer, tierIndex: tierIndex, sampleCount: Int(registration.sampleCount),
+            nonce: registration.instanceNonce)
         recordLedger(client: Int(id), direction: .up, message: "register", bytes: bytes)
-        try send(.registered(RegistrationAccepted(clientID: id, runID: runID, modelDescription: modelDescription)), to: id)
+        try send(
+            .registered(
+                RegistrationAccepted(clientID: id, runID: runID, modelDescription: modelDescription)
+            ), to: id)
     }
 
     // MARK: - Rounds
@@ -182,12 +203,22 @@ public final class Coordinator {
             let slice = global.slice(budgets: budgets)
             let task = Self.task(for: slice, scenario: scenario, round: round, client: id)
             let downloadBytes = WireCodec.encodedSize(of: .train(task))
-            let uploadBytes = WireCodec.encodedSize(of: .update(TrainingUpdate(
-                factors: slice.factors, shared: slice.shared, sampleCount: 0, trainingLoss: 0, computeSeconds: 0)))
-            let steps = scenario.training.localEpochs * ((client.sampleCount + scenario.training.batchSize - 1) / scenario.training.batchSize)
-            let flops = Double(steps) * global.trainingStepFLOPs(batch: scenario.training.batchSize, ranks: budgets.isEmpty ? nil : budgets)
+            let uploadBytes = WireCodec.encodedSize(
+                of: .update(
+                    TrainingUpdate(
+                        factors: slice.factors, shared: slice.shared, sampleCount: 0,
+                        trainingLoss: 0, computeSeconds: 0)))
+            let steps =
+                scenario.training.localEpochs
+                * ((client.sampleCount + scenario.training.batchSize - 1)
+                    / scenario.training.batchSize)
+            let flops =
+                Double(steps)
+                * global.trainingStepFLOPs(
+                    batch: scenario.training.batchSize, ranks: budgets.isEmpty ? nil : budgets)
             let time = ClientRoundTime(
-                tier: scenario.tiers[client.tierIndex], trainingFLOPs: flops, downloadBytes: downloadBytes, uploadBytes: uploadBytes)
+                tier: scenario.tiers[client.tierIndex], trainingFLOPs: flops,
+                downloadBytes: downloadBytes, uploadBytes: uploadBytes)
             if scenario.meetsDeadline(time) {
                 planned.append((id, time, budgets))
             } else {
@@ -203,7 +234,9 @@ public final class Coordinator {
 
         var expected: [UInt32: [Int]] = [:]
         for plan in planned {
-            let task = Self.task(for: global.slice(budgets: plan.budgets), scenario: scenario, round: round, client: plan.id)
+            let task = Self.task(
+                for: global.slice(budgets: plan.budgets), scenario: scenario, round: round,
+                client: plan.id)
             do {
                 try send(.train(task), to: plan.id)
                 expected[plan.id] = plan.budgets
@@ -215,27 +248,39 @@ public final class Coordinator {
         let contributions = try collectUpdates(expected: expected)
         let participants = contributions.map(\.contribution)
         metrics.participants = participants.map(\.clientID)
-        let times = planned.filter { plan in participants.contains { $0.clientID == Int(plan.id) } }.map(\.time)
-        metrics.virtualSeconds = scenario.roundSeconds(participants: times, anyDropped: !metrics.droppedDeadline.isEmpty)
+        let times = planned.filter { plan in participants.contains { $0.clientID == Int(plan.id) } }
+            .map(\.time)
+        metrics.virtualSeconds = scenario.roundSeconds(
+            participants: times, anyDropped: !metrics.droppedDeadline.isEmpty)
         totals.virtual += metrics.virtualSeconds
         metrics.virtualTime = totals.virtual
         if !contributions.isEmpty {
             let samples = contributions.reduce(0.0) { $0 + Double($1.contribution.sampleCount) }
-            metrics.trainingLoss = contributions.reduce(0.0) { $0 + $1.loss * Double($1.contribution.sampleCount) } / max(samples, 1)
+            metrics.trainingLoss =
+                contributions.reduce(0.0) { $0 + $1.loss * Double($1.contribution.sampleCount) }
+                / max(samples, 1)
         }
         if participants.count >= max(scenario.minimumUpdates, 1) {
             let delta = OrderedAggregation.pseudoGradient(
-                global: global, contributions: participants, coverageDamping: scenario.training.coverageDamping)
-            OrderedAggregation.apply(delta, to: &global.parameters, optimizer: scenario.serverOptimizer, state: &serverState)
+                global: global, contributions: participants,
+                coverageDamping: scenario.training.coverageDamping)
+            OrderedAggregation.apply(
+                delta, to: &global.parameters, optimizer: scenario.serverOptimizer,
+                state: &serverState)
             for id in participants.map(\.clientID) {
                 participations[scenario.tiers[clients[UInt32(id)]!.tierIndex].name, default: 0] += 1
             }
         } else if scenario.roundFailurePolicy == .abort {
-            throw .roundFailed(round: round, updates: participants.count, needed: scenario.minimumUpdates)
+            throw .roundFailed(
+                round: round, updates: participants.count, needed: scenario.minimumUpdates)
         } else {
-            options.log("round \(round): \(participants.count) updates < minimumUpdates \(scenario.minimumUpdates): model unchanged")
+            options.log(
+                "round \(round): \(participants.count) updates < minimumUpdates \(scenario.minimumUpdates): model unchanged"
+            )
         }
-        if scenario.isLowRank && scenario.shrinking.isEnabled && round % scenario.shrinking.period == 0 {
+        if scenario.isLowRank && scenario.shrinking.isEnabled
+            && round % scenario.shrinking.period == 0
+        {
             shrink()
         }
         if round % scenario.evaluation.period == 0 || round == scenario.rounds {
@@ -258,11 +303,14 @@ public final class Coordinator {
     /// (one seeded draw per client, in ID order), then `ceil(clientsPerRound · overSelection)`
     /// of the online ones are drawn uniformly. Depends only on seed, round and the fleet.
     func selectClients() -> [UInt32] {
-        var generator = SeededGenerator.derived(seed: scenario.seed, stream: RandomStream.selection &+ UInt64(round))
+        var generator = SeededGenerator.derived(
+            seed: scenario.seed, stream: RandomStream.selection &+ UInt64(round))
         let online = clients.keys.sorted().filter { id in
             generator.nextUnitInterval() < scenario.tiers[clients[id]!.tierIndex].availability
         }
-        let target = min(online.count, Int((Double(scenario.clientsPerRound) * scenario.overSelection).rounded(.up)))
+        let target = min(
+            online.count,
+            Int((Double(scenario.clientsPerRound) * scenario.overSelection).rounded(.up)))
         return Array(online.shuffled(using: &generator).prefix(target)).sorted()
     }
 
@@ -276,11 +324,15 @@ public final class Coordinator {
             if options.shouldStop() { throw .stopped }
             let now = ContinuousClock.now
             if now > deadline {
-                options.log("round \(round): no update from \(pending.keys.sorted().map(String.init).joined(separator: ", ")) within \(options.roundTimeout); dropped")
+                options.log(
+                    "round \(round): no update from \(pending.keys.sorted().map(String.init).joined(separator: ", ")) within \(options.roundTimeout); dropped"
+                )
                 metrics.droppedTimeout += pending.keys.sorted().map(Int.init)
                 break
             }
-            if let update = try receiveAndHandle(timeout: min(deadline - now, .milliseconds(200)), pending: &pending) {
+            if let update = try receiveAndHandle(
+                timeout: min(deadline - now, .milliseconds(200)), pending: &pending)
+            {
                 received.append(update)
             }
         }
@@ -310,7 +362,8 @@ public final class Coordinator {
         do {
             envelope = try WireCodec.decode(frame.bytes, maximumSize: options.maximumMessageSize)
         } catch {
-            reject("malformed", peer: frame.peer, bytes: bytes, message: "garbage",
+            reject(
+                "malformed", peer: frame.peer, bytes: bytes, message: "garbage",
                 reply: ErrorReport(code: .malformed, message: "\(error)"))
             return nil
         }
@@ -318,17 +371,26 @@ public final class Coordinator {
         case .register(let registration):
             try handleRegistration(registration, from: frame.peer, bytes: bytes)
         case .update(let update):
-            return try handleUpdate(update, envelope: envelope, peer: frame.peer, bytes: bytes, pending: &pending)
+            return try handleUpdate(
+                update, envelope: envelope, peer: frame.peer, bytes: bytes, pending: &pending)
         case .heartbeat:
-            recordLedger(client: clientID(of: frame.peer), direction: .up, message: "heartbeat", bytes: bytes)
+            recordLedger(
+                client: clientID(of: frame.peer), direction: .up, message: "heartbeat", bytes: bytes
+            )
         case .error(let report):
-            recordLedger(client: clientID(of: frame.peer), direction: .up, message: "error", bytes: bytes)
+            recordLedger(
+                client: clientID(of: frame.peer), direction: .up, message: "error", bytes: bytes)
             options.log("client \(envelope.sender) (\(frame.peer)) reported: \(report.message)")
         case .evaluation:
-            recordLedger(client: clientID(of: frame.peer), direction: .up, message: "evaluation", bytes: bytes)
+            recordLedger(
+                client: clientID(of: frame.peer), direction: .up, message: "evaluation",
+                bytes: bytes)
         case .registered, .train, .evaluate, .shutdown:
-            reject("wrong_type", peer: frame.peer, bytes: bytes, message: envelope.message.type.description,
-                reply: ErrorReport(code: .unexpected, message: "a client may not send \(envelope.message.type)"))
+            reject(
+                "wrong_type", peer: frame.peer, bytes: bytes,
+                message: envelope.message.type.description,
+                reply: ErrorReport(
+                    code: .unexpected, message: "a client may not send \(envelope.message.type)"))
         }
         return nil
     }
@@ -339,40 +401,54 @@ public final class Coordinator {
     }
 
     private func handleUpdate(
-        _ update: TrainingUpdate, envelope: Envelope, peer: PeerID, bytes: Int, pending: inout [UInt32: [Int]]
+        _ update: TrainingUpdate, envelope: Envelope, peer: PeerID, bytes: Int,
+        pending: inout [UInt32: [Int]]
     ) throws(CoordinatorError) -> (contribution: ClientContribution, loss: Double)? {
         let id = envelope.sender
         guard let client = clients[id], client.peer == peer else {
-            reject("unknown_client", peer: peer, bytes: bytes, message: "update",
-                reply: ErrorReport(code: .unknownClient, message: "client \(id) is not registered from \(peer)"))
+            reject(
+                "unknown_client", peer: peer, bytes: bytes, message: "update",
+                reply: ErrorReport(
+                    code: .unknownClient, message: "client \(id) is not registered from \(peer)"))
             return nil
         }
         guard Int(envelope.round) == round else {
             if Int(envelope.round) < round { metrics.lateUpdates += 1 }
-            reject(Int(envelope.round) < round ? "late" : "wrong_round", peer: peer, bytes: bytes, message: "update", reply: nil)
+            reject(
+                Int(envelope.round) < round ? "late" : "wrong_round", peer: peer, bytes: bytes,
+                message: "update", reply: nil)
             return nil
         }
         guard let budgets = pending[id] else {
-            reject("not_selected_or_duplicate", peer: peer, bytes: bytes, message: "update",
-                reply: ErrorReport(code: .unexpected, message: "no update expected from client \(id) in round \(round)"))
+            reject(
+                "not_selected_or_duplicate", peer: peer, bytes: bytes, message: "update",
+                reply: ErrorReport(
+                    code: .unexpected,
+                    message: "no update expected from client \(id) in round \(round)"))
             return nil
         }
         let expected = global.sliceShapes(budgets: budgets)
-        let got = update.factors.flatMap { [$0.up.shape, $0.down.shape] } + update.shared.map(\.shape)
+        let got =
+            update.factors.flatMap { [$0.up.shape, $0.down.shape] } + update.shared.map(\.shape)
         guard got == expected else {
             // The client answered, wrongly: it leaves the round (no waiting for the timeout).
             pending[id] = nil
             metrics.droppedInvalid.append(Int(id))
-            reject("shape_mismatch", peer: peer, bytes: bytes, message: "update",
-                reply: ErrorReport(code: .shapeMismatch, message: "update shapes \(got) differ from the budget's \(expected)"))
+            reject(
+                "shape_mismatch", peer: peer, bytes: bytes, message: "update",
+                reply: ErrorReport(
+                    code: .shapeMismatch,
+                    message: "update shapes \(got) differ from the budget's \(expected)"))
             return nil
         }
         let tensors = update.factors.flatMap { [$0.up, $0.down] } + update.shared
         guard tensors.allSatisfy({ $0.scalars.allSatisfy { $0.isFinite && abs($0) < 1e6 } }) else {
             pending[id] = nil
             metrics.droppedInvalid.append(Int(id))
-            reject("non_finite_or_absurd", peer: peer, bytes: bytes, message: "update",
-                reply: ErrorReport(code: .shapeMismatch, message: "update holds NaN, Inf or values beyond 1e6"))
+            reject(
+                "non_finite_or_absurd", peer: peer, bytes: bytes, message: "update",
+                reply: ErrorReport(
+                    code: .shapeMismatch, message: "update holds NaN, Inf or values beyond 1e6"))
             return nil
         }
         pending[id] = nil
@@ -380,17 +456,25 @@ public final class Coordinator {
         countDenseEquivalent(denseMessageBytes.update, client: Int(id))
         let samples = min(Int(update.sampleCount), client.sampleCount)
         let slice = ModelSlice(budgets: budgets, factors: update.factors, shared: update.shared)
-        return (ClientContribution(clientID: Int(id), sampleCount: max(samples, 1), slice: slice), Double(update.trainingLoss))
+        return (
+            ClientContribution(clientID: Int(id), sampleCount: max(samples, 1), slice: slice),
+            Double(update.trainingLoss)
+        )
     }
 
-    private func reject(_ reason: String, peer: PeerID, bytes: Int, message: String, reply: ErrorReport?) {
+    private func reject(
+        _ reason: String, peer: PeerID, bytes: Int, message: String, reply: ErrorReport?
+    ) {
         metrics.rejected[reason, default: 0] += 1
         recordLedger(client: clientID(of: peer), direction: .up, message: message, bytes: bytes)
-        options.log("rejected \(message) from \(peer): \(reason)\(reply.map { " (\($0.message))" } ?? "")")
+        options.log(
+            "rejected \(message) from \(peer): \(reason)\(reply.map { " (\($0.message))" } ?? "")")
         if let reply {
             let frame = WireCodec.encode(.error(reply), round: UInt32(round), sender: 0)
             if (try? transport.send(frame, to: peer)) != nil {
-                recordLedger(client: clientID(of: peer), direction: .down, message: "error", bytes: frame.count)
+                recordLedger(
+                    client: clientID(of: peer), direction: .down, message: "error",
+                    bytes: frame.count)
             }
         }
     }
@@ -408,13 +492,22 @@ public final class Coordinator {
             if error.isPeerFault { throw .transport(error) }
             throw .transport(error)
         }
-        recordLedger(client: Int(id), direction: .down, message: message.type.description, bytes: frame.count)
+        recordLedger(
+            client: Int(id), direction: .down, message: message.type.description, bytes: frame.count
+        )
         if case .train = message { countDenseEquivalent(denseMessageBytes.train, client: Int(id)) }
     }
 
-    private func recordLedger(client: Int, direction: LedgerEntry.Direction, message: String, bytes: Int) {
-        let tier = client >= 0 ? clients[UInt32(client)].map { scenario.tiers[$0.tierIndex].name } ?? "-" : "-"
-        recorder.record(LedgerEntry(round: round, client: client, tier: tier, direction: direction, message: message, bytes: bytes))
+    private func recordLedger(
+        client: Int, direction: LedgerEntry.Direction, message: String, bytes: Int
+    ) {
+        let tier =
+            client >= 0
+            ? clients[UInt32(client)].map { scenario.tiers[$0.tierIndex].name } ?? "-" : "-"
+        recorder.record(
+            LedgerEntry(
+                round: round, client: client, tier: tier, direction: direction, message: message,
+                bytes: bytes))
         switch direction {
         case .up:
             metrics.bytesUp += bytes
@@ -438,7 +531,9 @@ public final class Coordinator {
     }
 
     private func tierBytes(client: Int, _ update: (inout RoundMetrics.TierBytes) -> Void) {
-        let tier = client >= 0 ? clients[UInt32(client)].map { scenario.tiers[$0.tierIndex].name } ?? "-" : "-"
+        let tier =
+            client >= 0
+            ? clients[UInt32(client)].map { scenario.tiers[$0.tierIndex].name } ?? "-" : "-"
         update(&metrics.bytesByTier[tier, default: RoundMetrics.TierBytes()])
         update(&tierTotals[tier, default: RoundMetrics.TierBytes()])
     }
@@ -446,17 +541,23 @@ public final class Coordinator {
     // MARK: - Model
 
     /// The TRAIN task for a slice (the seed makes local training reproducible).
-    static func task(for slice: ModelSlice, scenario: Scenario, round: Int, client: UInt32) -> TrainingTask {
+    static func task(
+        for slice: ModelSlice, scenario: Scenario, round: Int, client: UInt32
+    ) -> TrainingTask {
         let sampler = scenario.samplerOnWire
         let seed = SeededGenerator.value(
-            seed: scenario.seed, stream: RandomStream.clientTraining &+ UInt64(round) << 20 &+ UInt64(client))
+            seed: scenario.seed,
+            stream: RandomStream.clientTraining &+ UInt64(round) << 20 &+ UInt64(client))
         return TrainingTask(
             budgets: slice.budgets.map(UInt32.init), factors: slice.factors, shared: slice.shared,
-            localEpochs: UInt16(scenario.training.localEpochs), batchSize: UInt16(scenario.training.batchSize),
+            localEpochs: UInt16(scenario.training.localEpochs),
+            batchSize: UInt16(scenario.training.batchSize),
             learningRate: scenario.learningRate(round: round), sampler: sampler.kind,
             groupLasso: Float(scenario.training.groupLasso), seed: seed,
-            momentum: Float(scenario.training.momentum), weightDecay: Float(scenario.training.weightDecay),
-            samplerFractions: sampler.fractions, fullBudgetProbability: Float(scenario.training.fullBudgetProbability))
+            momentum: Float(scenario.training.momentum),
+            weightDecay: Float(scenario.training.weightDecay),
+            samplerFractions: sampler.fractions,
+            fullBudgetProbability: Float(scenario.training.fullBudgetProbability))
     }
 
     /// Server-side progressive shrinking with the scenario's relative threshold, on the
@@ -487,7 +588,9 @@ public final class Coordinator {
         var cache: [[Int]: (Double, Double)] = [:]
         for (index, tier) in scenario.tiers.enumerated() {
             let ranks = scenario.isLowRank ? budgets(tierIndex: index) : []
-            let result = cache[ranks] ?? global.evaluate(on: evaluationSet, ranks: scenario.isLowRank ? ranks : nil)
+            let result =
+                cache[ranks]
+                ?? global.evaluate(on: evaluationSet, ranks: scenario.isLowRank ? ranks : nil)
             cache[ranks] = result
             accuracy[tier.name] = result.0
             loss[tier.name] = result.1
@@ -517,12 +620,15 @@ public final class Coordinator {
 
     private func finish() throws(CoordinatorError) -> RunSummary {
         let metadata = [
-            "dataset": scenario.dataset.name, "dataDirectory": scenario.dataDirectory, "model": scenario.modelKind.rawValue,
-            "variant": scenario.isLowRank ? "lod" : "dense", "seed": "\(scenario.seed)", "scenario": scenario.name,
+            "dataset": scenario.dataset.name, "dataDirectory": scenario.dataDirectory,
+            "model": scenario.modelKind.rawValue,
+            "variant": scenario.isLowRank ? "lod" : "dense", "seed": "\(scenario.seed)",
+            "scenario": scenario.name,
             "rounds": "\(scenario.rounds)",
         ]
         do {
-            try recorder.write(ModelFile.encode(global, metadata: metadata), named: RunRecorder.finalModelFile)
+            try recorder.write(
+                ModelFile.encode(global, metadata: metadata), named: RunRecorder.finalModelFile)
         } catch {
             throw .recording(error)
         }
@@ -533,18 +639,23 @@ public final class Coordinator {
             return RunSummary.TierSummary(
                 tier: tier.name, rankFraction: tier.rankFraction, clients: counts[index],
                 participations: participations[tier.name] ?? 0, bytes: bytes.up + bytes.down,
-                denseEquivalentBytes: bytes.denseEquivalent, accuracy: lastAccuracy[tier.name], ranks: ranks,
+                denseEquivalentBytes: bytes.denseEquivalent, accuracy: lastAccuracy[tier.name],
+                ranks: ranks,
                 parameters: global.parameterCount(ranks: scenario.isLowRank ? ranks : []))
         }
         let statistics = transport.statistics
         let summary = RunSummary(
-            scenario: scenario.name, strategy: scenario.model.strategy.rawValue, rounds: round, seed: scenario.seed,
+            scenario: scenario.name, strategy: scenario.model.strategy.rawValue, rounds: round,
+            seed: scenario.seed,
             finalAccuracyByTier: lastAccuracy, bytesUp: totals.up, bytesDown: totals.down,
             denseEquivalentBytes: totals.dense,
-            savingsRatio: totals.dense > 0 ? 1 - Double(totals.up + totals.down) / Double(totals.dense) : 0,
+            savingsRatio: totals.dense > 0
+                ? 1 - Double(totals.up + totals.down) / Double(totals.dense) : 0,
             wallSeconds: (ContinuousClock.now - started).seconds, virtualSeconds: totals.virtual,
-            finalRanks: global.keptRanks, tiers: tiers, rejectedMessages: rejectedTotals, lateUpdates: lateTotal,
-            transportBytesSent: Int(statistics.bytesSent), transportBytesReceived: Int(statistics.bytesReceived),
+            finalRanks: global.keptRanks, tiers: tiers, rejectedMessages: rejectedTotals,
+            lateUpdates: lateTotal,
+            transportBytesSent: Int(statistics.bytesSent),
+            transportBytesReceived: Int(statistics.bytesReceived),
             modelFile: RunRecorder.finalModelFile)
         do {
             try recorder.writeSummary(summary)

@@ -12,20 +12,25 @@ public enum DataCache {
     /// `directory` itself when its files are already plain.
     public static func plainTrainingFiles(of directory: String) throws(DatasetError) -> String {
         let paths = FashionMNIST.paths(split: .train, directory: directory)
-        guard paths.images.hasSuffix(".gz") || paths.labels.hasSuffix(".gz") else { return directory }
+        guard paths.images.hasSuffix(".gz") || paths.labels.hasSuffix(".gz") else {
+            return directory
+        }
         let key = String(UInt64(truncatingIfNeeded: directory.hashValueStable), radix: 16)
-        let cache = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("maestro-data-cache/\(key)")
+        let cache = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent(
+            "maestro-data-cache/\(key)")
         do {
             try FileManager.default.createDirectory(at: cache, withIntermediateDirectories: true)
         } catch {
             return directory  // no cache: clients read the originals
         }
         for source in [paths.images, paths.labels] {
-            let name = URL(fileURLWithPath: source).lastPathComponent.replacingOccurrences(of: ".gz", with: "")
+            let name = URL(fileURLWithPath: source).lastPathComponent.replacingOccurrences(
+                of: ".gz", with: "")
             let target = cache.appendingPathComponent(name).path
             let stamp = target + ".source"
             let attributes = try? FileManager.default.attributesOfItem(atPath: source)
-            let signature = "\(source) \(attributes?[.size] ?? 0) \(attributes?[.modificationDate] ?? "")"
+            let signature =
+                "\(source) \(attributes?[.size] ?? 0) \(attributes?[.modificationDate] ?? "")"
             if (try? String(contentsOfFile: stamp, encoding: .utf8)) == signature,
                 FileManager.default.fileExists(atPath: target)
             {
@@ -33,7 +38,8 @@ public enum DataCache {
             }
             let file = try IDXFile.read(path: source)
             let temporary = target + ".tmp-\(getpid())"
-            guard FileManager.default.createFile(atPath: temporary, contents: Data(file.plainBytes)),
+            guard
+                FileManager.default.createFile(atPath: temporary, contents: Data(file.plainBytes)),
                 rename(temporary, target) == 0
             else {
                 unlink(temporary)

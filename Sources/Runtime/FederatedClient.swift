@@ -1,5 +1,5 @@
-import Foundation
 import Federation
+import Foundation
 import LowRank
 import Tensors
 import Transport
@@ -21,8 +21,10 @@ public enum ClientError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case .transport(let error): "\(error)"
-        case .refused(let coordinator, let reason): "coordinator \(coordinator) refused this client: \(reason)"
-        case .badModelDescription(let reason): "the coordinator's model description is unusable: \(reason)"
+        case .refused(let coordinator, let reason):
+            "coordinator \(coordinator) refused this client: \(reason)"
+        case .badModelDescription(let reason):
+            "the coordinator's model description is unusable: \(reason)"
         }
     }
 }
@@ -42,7 +44,9 @@ public final class FederatedClient {
         public var maximumMessageSize: Int = 64 << 20
         public var log: @Sendable (String) -> Void = { _ in }
 
-        public init(coordinator: String, tierName: String, gflops: Float, requestedClientID: UInt32?) {
+        public init(
+            coordinator: String, tierName: String, gflops: Float, requestedClientID: UInt32?
+        ) {
             self.coordinator = coordinator
             self.tierName = tierName
             self.gflops = gflops
@@ -90,7 +94,8 @@ public final class FederatedClient {
             lastHeard = now
             let envelope: Envelope
             do {
-                envelope = try WireCodec.decode(frame.bytes, maximumSize: options.maximumMessageSize)
+                envelope = try WireCodec.decode(
+                    frame.bytes, maximumSize: options.maximumMessageSize)
             } catch {
                 options.log("discarded a malformed frame from the coordinator: \(error)")
                 continue
@@ -122,7 +127,8 @@ public final class FederatedClient {
 
     private func register() throws(ClientError) {
         let registration = Registration(
-            tierName: options.tierName, capability: options.gflops, sampleCount: UInt32(samples.count),
+            tierName: options.tierName, capability: options.gflops,
+            sampleCount: UInt32(samples.count),
             instanceNonce: nonce, requestedClientID: options.requestedClientID)
         try send(.register(registration), round: 0)
     }
@@ -140,68 +146,96 @@ public final class FederatedClient {
         if let problem = decoded.inconsistency { throw .badModelDescription(reason: problem) }
         guard decoded.inputShape.reduce(1, *) == samples.featureCount else {
             throw .badModelDescription(
-                reason: "the model takes \(decoded.inputShape) inputs, this client's data has \(samples.featureCount) features")
+                reason:
+                    "the model takes \(decoded.inputShape) inputs, this client's data has \(samples.featureCount) features"
+            )
         }
         architecture = decoded
         clientID = accepted.clientID
-        options.log("registered as client \(clientID) (\(options.tierName), \(samples.count) samples)")
+        options.log(
+            "registered as client \(clientID) (\(options.tierName), \(samples.count) samples)")
     }
 
-    private func train(_ task: TrainingTask, round: UInt32, architecture: Architecture) throws(ClientError) {
+    private func train(
+        _ task: TrainingTask, round: UInt32, architecture: Architecture
+    ) throws(ClientError) {
         let start = ContinuousClock.now
-        guard Self.sliceFits(task.budgets, factors: task.factors, shared: task.shared, architecture: architecture) else {
-            try send(.error(ErrorReport(code: .shapeMismatch, message: "TRAIN shapes do not fit the model")), round: round)
+        guard
+            Self.sliceFits(
+                task.budgets, factors: task.factors, shared: task.shared, architecture: architecture
+            )
+        else {
+            try send(
+                .error(
+                    ErrorReport(code: .shapeMismatch, message: "TRAIN shapes do not fit the model")),
+                round: round)
             return
         }
         let result = LocalTraining.run(task, architecture: architecture, samples: samples)
         let elapsed = ContinuousClock.now - start
-        let seconds = Float(elapsed.components.seconds) + Float(elapsed.components.attoseconds) * 1e-18
+        let seconds =
+            Float(elapsed.components.seconds) + Float(elapsed.components.attoseconds) * 1e-18
         let update = TrainingUpdate(
-            factors: result.slice.factors, shared: result.slice.shared, sampleCount: UInt32(samples.count),
+            factors: result.slice.factors, shared: result.slice.shared,
+            sampleCount: UInt32(samples.count),
             trainingLoss: Float(result.loss), computeSeconds: seconds)
         try send(.update(update), round: round)
     }
 
-    private func evaluate(_ task: EvaluationTask, round: UInt32, architecture: Architecture) throws(ClientError) {
+    private func evaluate(
+        _ task: EvaluationTask, round: UInt32, architecture: Architecture
+    ) throws(ClientError) {
         var results: [BudgetEvaluation] = []
         for budgets in task.budgets {
             let ranks = budgets.map(Int.init)
             let full = task.factors.map { Int($0.up.shape.first ?? 0) }
             guard ranks.count == full.count, zip(ranks, full).allSatisfy({ $0 <= $1 }),
-                Self.sliceFits(full.map(UInt32.init), factors: task.factors, shared: task.shared, architecture: architecture)
+                Self.sliceFits(
+                    full.map(UInt32.init), factors: task.factors, shared: task.shared,
+                    architecture: architecture)
             else {
                 results.append(BudgetEvaluation(sampleCount: 0, correct: 0, lossSum: 0))
                 continue
             }
-            let network = Network(architecture: architecture, slice: ModelSlice(budgets: full, factors: task.factors, shared: task.shared))
+            let network = Network(
+                architecture: architecture,
+                slice: ModelSlice(budgets: full, factors: task.factors, shared: task.shared))
             let (accuracy, loss) = network.evaluate(on: samples, ranks: ranks)
-            results.append(BudgetEvaluation(
-                sampleCount: UInt32(samples.count), correct: UInt32((accuracy * Double(samples.count)).rounded()),
-                lossSum: Float(loss * Double(samples.count))))
+            results.append(
+                BudgetEvaluation(
+                    sampleCount: UInt32(samples.count),
+                    correct: UInt32((accuracy * Double(samples.count)).rounded()),
+                    lossSum: Float(loss * Double(samples.count))))
         }
         try send(.evaluation(EvaluationReport(results: results)), round: round)
     }
 
     /// Whether received tensors have exactly the shapes the model has at these budgets.
-    static func sliceFits(_ budgets: [UInt32], factors: [FactorPair], shared: [Tensor], architecture: Architecture) -> Bool {
+    static func sliceFits(
+        _ budgets: [UInt32], factors: [FactorPair], shared: [Tensor], architecture: Architecture
+    ) -> Bool {
         let lowRank = architecture.lowRankLayerIndices
         guard budgets.count == lowRank.count, factors.count == lowRank.count else { return false }
         for (l, index) in lowRank.enumerated() {
             guard let (outputs, inputs) = architecture.layers[index].matrixShape,
                 let maxRank = architecture.layers[index].maxRank, Int(budgets[l]) <= maxRank,
-                factors[l].up.shape == [Int(budgets[l]), outputs], factors[l].down.shape == [Int(budgets[l]), inputs]
+                factors[l].up.shape == [Int(budgets[l]), outputs],
+                factors[l].down.shape == [Int(budgets[l]), inputs]
             else { return false }
         }
         let layout = ParameterLayout(architecture)
         let shapes = architecture.parameterShapes
         return shared.map(\.shape) == layout.sharedIndices.map { shapes[$0] }
             && shared.allSatisfy { $0.scalars.allSatisfy(\.isFinite) }
-            && factors.allSatisfy { $0.up.scalars.allSatisfy(\.isFinite) && $0.down.scalars.allSatisfy(\.isFinite) }
+            && factors.allSatisfy {
+                $0.up.scalars.allSatisfy(\.isFinite) && $0.down.scalars.allSatisfy(\.isFinite)
+            }
     }
 
     private func send(_ message: Message, round: UInt32) throws(ClientError) {
         do {
-            try transport.send(WireCodec.encode(message, round: round, sender: clientID), to: .coordinator)
+            try transport.send(
+                WireCodec.encode(message, round: round, sender: clientID), to: .coordinator)
         } catch {
             throw .transport(error)
         }

@@ -13,7 +13,8 @@ public enum LocalTraining {
     public static func run(
         _ task: TrainingTask, architecture: Architecture, samples: TrainingSamples
     ) -> (slice: ModelSlice, loss: Double, steps: Int) {
-        let slice = ModelSlice(budgets: task.budgets.map(Int.init), factors: task.factors, shared: task.shared)
+        let slice = ModelSlice(
+            budgets: task.budgets.map(Int.init), factors: task.factors, shared: task.shared)
         let network = Network(architecture: architecture, slice: slice)
         var configuration = TrainingConfiguration()
         configuration.epochs = Int(task.localEpochs)
@@ -27,7 +28,9 @@ public enum LocalTraining {
         configuration.compressionPhase = 1
         configuration.fullRankProbability = Double(task.fullBudgetProbability)
         configuration.sampler = sampler(task)
-        var trainer = Trainer(network: network, configuration: configuration, generator: SeededGenerator(seed: task.seed))
+        var trainer = Trainer(
+            network: network, configuration: configuration,
+            generator: SeededGenerator(seed: task.seed))
         var lossSum = 0.0
         var steps = 0
         for _ in 0..<configuration.epochs where samples.count > 0 {
@@ -36,7 +39,10 @@ public enum LocalTraining {
             steps += (samples.count + configuration.batchSize - 1) / configuration.batchSize
         }
         let trained = trainer.network
-        return (trained.slice(budgets: slice.budgets), lossSum / Double(max(configuration.epochs, 1)), steps)
+        return (
+            trained.slice(budgets: slice.budgets), lossSum / Double(max(configuration.epochs, 1)),
+            steps
+        )
     }
 
     /// The task's sampler in the trainer's terms.
@@ -45,7 +51,9 @@ public enum LocalTraining {
         case .perLayer: .perLayer
         case .acrossLayers: .acrossLayers
         case .sharedFraction:
-            .sharedFraction(fractions: task.samplerFractions.isEmpty ? RankSampler.defaultFractions : task.samplerFractions.map(Double.init))
+            .sharedFraction(
+                fractions: task.samplerFractions.isEmpty
+                    ? RankSampler.defaultFractions : task.samplerFractions.map(Double.init))
         case .fixed: .fixed(fraction: Double(task.samplerFractions.first ?? 1))
         case .none: .none
         }

@@ -19,7 +19,9 @@ public struct LedgerEntry: Sendable, Equatable {
 
     public static let header = "round,client,tier,direction,message,wire_bytes"
 
-    public var csvLine: String { "\(round),\(client),\(tier),\(direction.rawValue),\(message),\(bytes)" }
+    public var csvLine: String {
+        "\(round),\(client),\(tier),\(direction.rawValue),\(message),\(bytes)"
+    }
 }
 
 /// What `metrics.jsonl` holds for one round.
@@ -127,9 +129,12 @@ public final class RunRecorder {
             throw .cannotCreate(path: directory, reason: error.localizedDescription)
         }
         self.directory = url
-        try Self.writeAtomically(Array(scenarioYAML.utf8), to: url.appendingPathComponent(Self.scenarioFile).path)
-        metrics = try Self.openForAppend(url.appendingPathComponent(Self.metricsFile).path, header: nil)
-        ledger = try Self.openForAppend(url.appendingPathComponent(Self.ledgerFile).path, header: LedgerEntry.header)
+        try Self.writeAtomically(
+            Array(scenarioYAML.utf8), to: url.appendingPathComponent(Self.scenarioFile).path)
+        metrics = try Self.openForAppend(
+            url.appendingPathComponent(Self.metricsFile).path, header: nil)
+        ledger = try Self.openForAppend(
+            url.appendingPathComponent(Self.ledgerFile).path, header: LedgerEntry.header)
     }
 
     deinit {
@@ -158,7 +163,9 @@ public final class RunRecorder {
             try metrics.write(contentsOf: line)
             try metrics.synchronize()
         } catch {
-            throw .cannotWrite(path: directory.appendingPathComponent(Self.metricsFile).path, reason: error.localizedDescription)
+            throw .cannotWrite(
+                path: directory.appendingPathComponent(Self.metricsFile).path,
+                reason: error.localizedDescription)
         }
     }
 
@@ -171,7 +178,9 @@ public final class RunRecorder {
             try ledger.write(contentsOf: Data(text.utf8))
             try ledger.synchronize()
         } catch {
-            throw .cannotWrite(path: directory.appendingPathComponent(Self.ledgerFile).path, reason: error.localizedDescription)
+            throw .cannotWrite(
+                path: directory.appendingPathComponent(Self.ledgerFile).path,
+                reason: error.localizedDescription)
         }
     }
 
@@ -183,7 +192,8 @@ public final class RunRecorder {
         guard let data = try? encoder.encode(summary) else {
             throw .cannotWrite(path: Self.summaryFile, reason: "summary does not encode")
         }
-        try Self.writeAtomically(Array(data), to: directory.appendingPathComponent(Self.summaryFile).path)
+        try Self.writeAtomically(
+            Array(data), to: directory.appendingPathComponent(Self.summaryFile).path)
     }
 
     /// Writes a file of the run directory atomically.
@@ -194,7 +204,10 @@ public final class RunRecorder {
     private static func openForAppend(_ path: String, header: String?) throws(Error) -> FileHandle {
         let exists = FileManager.default.fileExists(atPath: path)
         if !exists {
-            guard FileManager.default.createFile(atPath: path, contents: header.map { Data(($0 + "\n").utf8) }) else {
+            guard
+                FileManager.default.createFile(
+                    atPath: path, contents: header.map { Data(($0 + "\n").utf8) })
+            else {
                 throw .cannotCreate(path: path, reason: "permission denied or no such folder")
             }
         }
@@ -213,13 +226,18 @@ public final class RunRecorder {
     /// new one, never half of one.
     public static func writeAtomically(_ bytes: [UInt8], to path: String) throws(Error) {
         let url = URL(fileURLWithPath: path)
-        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())").path
+        let temporary = url.deletingLastPathComponent().appendingPathComponent(
+            ".\(url.lastPathComponent).tmp-\(getpid())"
+        ).path
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard descriptor >= 0 else { throw .cannotWrite(path: path, reason: String(cString: strerror(errno))) }
+        guard descriptor >= 0 else {
+            throw .cannotWrite(path: path, reason: String(cString: strerror(errno)))
+        }
         var written = 0
         let failure: String? = bytes.withUnsafeBytes { buffer in
             while written < buffer.count {
-                let n = Foundation.write(descriptor, buffer.baseAddress! + written, buffer.count - written)
+                let n = Foundation.write(
+                    descriptor, buffer.baseAddress! + written, buffer.count - written)
                 if n < 0 {
                     if errno == EINTR { continue }
                     return String(cString: strerror(errno))

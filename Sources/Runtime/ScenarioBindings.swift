@@ -1,8 +1,8 @@
 import Datasets
 import Federation
 import Fleet
-import LowRank
 import Foundation
+import LowRank
 import Tensors
 
 /// How a scenario's plain values become the model, samplers, optimisers and data of a run.
@@ -39,16 +39,21 @@ extension Scenario {
     /// dense weights).
     public func initialNetwork() -> Network {
         var generator = SeededGenerator.derived(seed: seed, stream: RandomStream.initialModel)
-        return Network(architecture: networkArchitecture, initialization: .he, factorization: .svd, using: &generator)
+        return Network(
+            architecture: networkArchitecture, initialization: .he, factorization: .svd,
+            using: &generator)
     }
 
     /// The server optimiser of the scenario.
     public var serverOptimizer: Federation.ServerOptimizer {
         switch training.server {
         case .fedAvg(let rate): .fedAvg(learningRate: Float(rate))
-        case .fedAvgM(let rate, let momentum): .fedAvgM(learningRate: Float(rate), momentum: Float(momentum))
+        case .fedAvgM(let rate, let momentum):
+            .fedAvgM(learningRate: Float(rate), momentum: Float(momentum))
         case .fedAdam(let rate, let beta1, let beta2, let epsilon):
-            .fedAdam(learningRate: Float(rate), beta1: Float(beta1), beta2: Float(beta2), epsilon: Float(epsilon))
+            .fedAdam(
+                learningRate: Float(rate), beta1: Float(beta1), beta2: Float(beta2),
+                epsilon: Float(epsilon))
         }
     }
 
@@ -86,7 +91,8 @@ extension Scenario {
     private var syntheticGenerator: FedProxSynthetic? {
         switch dataset {
         case .fashionMNIST: nil
-        case .synthetic(let alpha, let beta): FedProxSynthetic(alpha: alpha, beta: beta, deviceCount: clients)
+        case .synthetic(let alpha, let beta):
+            FedProxSynthetic(alpha: alpha, beta: beta, deviceCount: clients)
         case .syntheticIID: .iid(deviceCount: clients)
         }
     }
@@ -102,11 +108,13 @@ extension Scenario {
                 forClient: index, labels: labels, classCount: classCount, clientCount: clients,
                 scheme: partitionScheme ?? .iid, seed: seed)
             return try FashionMNIST.load(
-                split: .train, directory: directory, selecting: Array(indices.prefix(samplesPerClient ?? indices.count))
+                split: .train, directory: directory,
+                selecting: Array(indices.prefix(samplesPerClient ?? indices.count))
             ).samples
         case .synthetic, .syntheticIID:
             let train = syntheticGenerator!.device(index, seed: seed).train
-            return train.subset(Array(0..<min(train.count, samplesPerClient ?? train.count))).samples
+            return train.subset(Array(0..<min(train.count, samplesPerClient ?? train.count)))
+                .samples
         }
     }
 
@@ -119,7 +127,8 @@ extension Scenario {
         case .synthetic, .syntheticIID:
             let tests = syntheticGenerator!.generate(seed: seed).map(\.test)
             return TrainingSamples(
-                features: tests.flatMap(\.features), labels: tests.flatMap(\.labels), featureCount: 60)
+                features: tests.flatMap(\.features), labels: tests.flatMap(\.labels),
+                featureCount: 60)
         }
     }
 }

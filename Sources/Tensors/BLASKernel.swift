@@ -27,12 +27,16 @@ public enum BLASKernel {
         for (m, k, n) in shapes {
             for transA in [Transposition.none, .transposed] {
                 for transB in [Transposition.none, .transposed] {
-                    let a = Tensor.randomNormal(shape: transA == .none ? [m, k] : [k, m], using: &generator)
-                    let b = Tensor.randomNormal(shape: transB == .none ? [k, n] : [n, k], using: &generator)
+                    let a = Tensor.randomNormal(
+                        shape: transA == .none ? [m, k] : [k, m], using: &generator)
+                    let b = Tensor.randomNormal(
+                        shape: transB == .none ? [k, n] : [n, k], using: &generator)
                     let fast = matmul(a, b, lhsTransposition: transA, rhsTransposition: transB)
-                    let slow = referenceMatmul(a, b, lhsTransposition: transA, rhsTransposition: transB)
+                    let slow = referenceMatmul(
+                        a, b, lhsTransposition: transA, rhsTransposition: transB)
                     let tolerance = 1e-4 * Float(k).squareRoot() * 4
-                    for i in 0..<fast.count where !(abs(fast.scalars[i] - slow.scalars[i]) <= tolerance) {
+                    for i in 0..<fast.count
+                    where !(abs(fast.scalars[i] - slow.scalars[i]) <= tolerance) {
                         return false
                     }
                 }

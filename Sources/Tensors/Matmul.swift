@@ -40,10 +40,14 @@ public func matmul(
     _ lhs: Tensor, _ rhs: Tensor,
     lhsTransposition: Transposition = .none, rhsTransposition: Transposition = .none
 ) -> Tensor {
-    precondition(lhs.dimensionCount == 2 && rhs.dimensionCount == 2, "matmul of \(lhs.shape) · \(rhs.shape)")
+    precondition(
+        lhs.dimensionCount == 2 && rhs.dimensionCount == 2, "matmul of \(lhs.shape) · \(rhs.shape)")
     let (m, k) = lhsTransposition == .none ? (lhs.rows, lhs.columns) : (lhs.columns, lhs.rows)
     let (k2, n) = rhsTransposition == .none ? (rhs.rows, rhs.columns) : (rhs.columns, rhs.rows)
-    precondition(k == k2, "inner extents differ: \(lhs.shape) · \(rhs.shape) (\(lhsTransposition), \(rhsTransposition))")
+    precondition(
+        k == k2,
+        "inner extents differ: \(lhs.shape) · \(rhs.shape) (\(lhsTransposition), \(rhsTransposition))"
+    )
     var result = [Float](repeating: 0, count: m * n)
     lhs.scalars.withUnsafeBufferPointer { a in
         rhs.scalars.withUnsafeBufferPointer { b in

@@ -28,7 +28,9 @@ public enum SVDError: Error, Equatable, CustomStringConvertible {
 ///
 /// A row-major `m×n` matrix is the column-major `n×m` matrix `Aᵀ = V S Uᵀ`, so LAPACK's
 /// outputs read back row-major are exactly our `Vᵀ` and `U`: no transposition is needed.
-public func singularValueDecomposition(_ matrix: Tensor) throws(SVDError) -> SingularValueDecomposition {
+public func singularValueDecomposition(
+    _ matrix: Tensor
+) throws(SVDError) -> SingularValueDecomposition {
     let (m, n) = (matrix.rows, matrix.columns)
     let k = min(m, n)
     guard matrix.scalars.allSatisfy({ $0.isFinite }) else { throw .notFinite }
@@ -51,10 +53,13 @@ public func singularValueDecomposition(_ matrix: Tensor) throws(SVDError) -> Sin
     var info: Int32 = 0
     var lwork: Int32 = -1
     var workSize: Float = 0
-    sgesdd_(&jobz, &rowsB, &colsB, &b, &ldb, &s, &ub, &ldu, &vtb, &ldvt, &workSize, &lwork, &iwork, &info)
+    sgesdd_(
+        &jobz, &rowsB, &colsB, &b, &ldb, &s, &ub, &ldu, &vtb, &ldvt, &workSize, &lwork, &iwork,
+        &info)
     lwork = Int32(workSize) + 1
     var work = [Float](repeating: 0, count: Int(lwork))
-    sgesdd_(&jobz, &rowsB, &colsB, &b, &ldb, &s, &ub, &ldu, &vtb, &ldvt, &work, &lwork, &iwork, &info)
+    sgesdd_(
+        &jobz, &rowsB, &colsB, &b, &ldb, &s, &ub, &ldu, &vtb, &ldvt, &work, &lwork, &iwork, &info)
     guard info == 0 else { throw .didNotConverge(info: info) }
     return SingularValueDecomposition(
         u: Tensor(shape: [m, k], scalars: vtb), singularValues: s,

@@ -29,22 +29,30 @@ struct Bench: AsyncParsableCommand {
             ("lenet conv2 patches·Wᵀ", batchSize * 100, 16, 150, .none, .transposed),
         ]
         for (name, m, n, k, ta, tb) in shapes {
-            results.sgemmShapes.append(.init(name: name, m: m, n: n, k: k, gflops: sgemmRate(m: m, n: n, k: k, transA: ta, transB: tb)))
+            results.sgemmShapes.append(
+                .init(
+                    name: name, m: m, n: n, k: k,
+                    gflops: sgemmRate(m: m, n: n, k: k, transA: ta, transB: tb)))
         }
         var generator = SeededGenerator(seed: 1)
         for (model, variant, fraction) in [
             (ModelKind.mlp, "dense", 1.0), (.mlp, "lod", 1.0), (.mlp, "lod", 0.125),
             (.lenet, "dense", 1.0), (.lenet, "lod", 1.0), (.lenet, "lod", 0.125),
         ] {
-            let full = Network(architecture: .make(model, lowRank: variant == "lod"), using: &generator)
+            let full = Network(
+                architecture: .make(model, lowRank: variant == "lod"), using: &generator)
             // A tier-p client trains the physically truncated model at its whole budget.
-            let network = fraction < 1 ? full.exported(ranks: full.ranks(atFraction: fraction)) : full
+            let network =
+                fraction < 1 ? full.exported(ranks: full.ranks(atFraction: fraction)) : full
             let timing = stepTime(network, generator: &generator)
             let flops = network.trainingStepFLOPs(batch: batchSize)
-            results.trainingSteps.append(.init(
-                model: model.rawValue, variant: variant, rankFraction: variant == "lod" ? fraction : nil,
-                batch: batchSize, seconds: timing, gflops: flops / timing / 1e9,
-                ranks: network.keptRanks, parameters: network.parameterCount(ranks: network.keptRanks)))
+            results.trainingSteps.append(
+                .init(
+                    model: model.rawValue, variant: variant,
+                    rankFraction: variant == "lod" ? fraction : nil,
+                    batch: batchSize, seconds: timing, gflops: flops / timing / 1e9,
+                    ranks: network.keptRanks,
+                    parameters: network.parameterCount(ranks: network.keptRanks)))
         }
         if json {
             let encoder = JSONEncoder()
@@ -57,7 +65,9 @@ struct Bench: AsyncParsableCommand {
     }
 
     /// Median-of-runs GFLOP/s of one sgemm shape on one thread.
-    func sgemmRate(m: Int, n: Int, k: Int, transA: Transposition = .none, transB: Transposition = .none) -> Double {
+    func sgemmRate(
+        m: Int, n: Int, k: Int, transA: Transposition = .none, transB: Transposition = .none
+    ) -> Double {
         var generator = SeededGenerator(seed: 2)
         let a = Tensor.randomNormal(shape: [m * k], using: &generator).scalars
         let b = Tensor.randomNormal(shape: [k * n], using: &generator).scalars
@@ -68,7 +78,9 @@ struct Bench: AsyncParsableCommand {
             a.withUnsafeBufferPointer { ap in
                 b.withUnsafeBufferPointer { bp in
                     c.withUnsafeMutableBufferPointer { cp in
-                        sgemm(transA, transB, m: m, n: n, k: k, ap.baseAddress!, lda: lda, bp.baseAddress!, ldb: ldb,
+                        sgemm(
+                            transA, transB, m: m, n: n, k: k, ap.baseAddress!, lda: lda,
+                            bp.baseAddress!, ldb: ldb,
                             cp.baseAddress!, ldc: n)
                     }
                 }
@@ -137,18 +149,29 @@ struct BenchResults: Encodable {
     var trainingSteps: [Step] = []
 
     var table: String {
-        var lines = ["BLAS kernel: \(kernel) (one thread)", String(format: "sgemm 1024³: %.1f GFLOP/s", sgemmGflopsSingleThread), ""]
+        var lines = [
+            "BLAS kernel: \(kernel) (one thread)",
+            String(format: "sgemm 1024³: %.1f GFLOP/s", sgemmGflopsSingleThread), "",
+        ]
         lines.append("sgemm shape                        m      n      k   GFLOP/s")
         for s in sgemmShapes {
-            lines.append(s.name.padding(toLength: 30, withPad: " ", startingAt: 0) + String(format: " %6d %6d %6d   %7.1f", s.m, s.n, s.k, s.gflops))
+            lines.append(
+                s.name.padding(toLength: 30, withPad: " ", startingAt: 0)
+                    + String(format: " %6d %6d %6d   %7.1f", s.m, s.n, s.k, s.gflops))
         }
         lines.append("")
-        lines.append("training step (batch \(trainingSteps.first?.batch ?? 0))   fraction   ms/step   GFLOP/s   %sgemm   parameters")
+        lines.append(
+            "training step (batch \(trainingSteps.first?.batch ?? 0))   fraction   ms/step   GFLOP/s   %sgemm   parameters"
+        )
         for s in trainingSteps {
             let label = "\(s.model) \(s.variant)".padding(toLength: 25, withPad: " ", startingAt: 0)
-            let fraction = (s.rankFraction.map { String($0) } ?? "-").padding(toLength: 8, withPad: " ", startingAt: 0)
-            lines.append(label + fraction + String(format: "  %8.3f  %8.1f   %5.0f%%   %10d", s.seconds * 1e3, s.gflops,
-                100 * s.gflops / sgemmGflopsSingleThread, s.parameters))
+            let fraction = (s.rankFraction.map { String($0) } ?? "-").padding(
+                toLength: 8, withPad: " ", startingAt: 0)
+            lines.append(
+                label + fraction
+                    + String(
+                        format: "  %8.3f  %8.1f   %5.0f%%   %10d", s.seconds * 1e3, s.gflops,
+                        100 * s.gflops / sgemmGflopsSingleThread, s.parameters))
         }
         return lines.joined(separator: "\n")
     }

@@ -23,25 +23,36 @@ struct ClientCommand: ParsableCommand {
     @Option(help: "This device's tier (a tier name of the coordinator's scenario).")
     var tier: String
 
-    @Option(help: "Folder with train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] of this device.")
+    @Option(
+        help:
+            "Folder with train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] of this device."
+    )
     var data: String?
 
-    @Option(name: .customLong("partition-of"), help: "A scenario file whose data partition this client takes (with --index).")
+    @Option(
+        name: .customLong("partition-of"),
+        help: "A scenario file whose data partition this client takes (with --index).")
     var partitionOf: String?
 
     @Option(help: "This client's index in the scenario's fleet (also its requested client ID).")
     var index: Int?
 
-    @Option(name: .customLong("data-dir"), help: "With --partition-of: read the scenario's data files from this folder instead.")
+    @Option(
+        name: .customLong("data-dir"),
+        help: "With --partition-of: read the scenario's data files from this folder instead.")
     var dataDirectory: String?
 
     @Option(help: "Compute speed reported at registration (GFLOP/s).")
     var gflops: Float = 1
 
-    @Option(name: .customLong("idle-timeout"), help: "Exit after this many seconds without a message from the coordinator.")
+    @Option(
+        name: .customLong("idle-timeout"),
+        help: "Exit after this many seconds without a message from the coordinator.")
     var idleTimeout: Double = 600
 
-    @Flag(name: .customLong("exit-with-parent"), help: "Exit when the launching process dies (used by `maestro fleet`).")
+    @Flag(
+        name: .customLong("exit-with-parent"),
+        help: "Exit when the launching process dies (used by `maestro fleet`).")
     var exitWithParent = false
 
     @Flag(help: "Log registration and errors to standard error.")
@@ -49,9 +60,12 @@ struct ClientCommand: ParsableCommand {
 
     func validate() throws {
         guard (data == nil) != (partitionOf == nil) else {
-            throw ValidationError("give exactly one of --data DIR or --partition-of SCENARIO --index I")
+            throw ValidationError(
+                "give exactly one of --data DIR or --partition-of SCENARIO --index I")
         }
-        if partitionOf != nil && index == nil { throw ValidationError("--partition-of needs --index") }
+        if partitionOf != nil && index == nil {
+            throw ValidationError("--partition-of needs --index")
+        }
         if let index, index < 0 { throw ValidationError("--index must be ≥ 0 (got \(index))") }
         guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be > 0") }
     }
@@ -65,7 +79,9 @@ struct ClientCommand: ParsableCommand {
                 if let dataDirectory { overrides.append(("dataset.directory", dataDirectory)) }
                 let scenario = try loadScenario(partitionOf, overrides: overrides)
                 guard index < scenario.clients else {
-                    throw CommandError("--index \(index): the scenario \(partitionOf) has \(scenario.clients) clients")
+                    throw CommandError(
+                        "--index \(index): the scenario \(partitionOf) has \(scenario.clients) clients"
+                    )
                 }
                 samples = try scenario.clientSamples(index: index)
             } else {
@@ -77,7 +93,8 @@ struct ClientCommand: ParsableCommand {
         let verbose = self.verbose
         let label = index.map { "client \($0)" } ?? "client"
         var options = FederatedClient.Options(
-            coordinator: connect, tierName: tier, gflops: gflops, requestedClientID: index.map(UInt32.init))
+            coordinator: connect, tierName: tier, gflops: gflops,
+            requestedClientID: index.map(UInt32.init))
         options.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
         options.log = { message in
             if verbose { FileHandle.standardError.write(Data("\(label): \(message)\n".utf8)) }
@@ -92,7 +109,9 @@ struct ClientCommand: ParsableCommand {
         let client = FederatedClient(transport: transport, samples: samples, options: options)
         switch try client.run() {
         case .shutdown(let reason): options.log("shutdown: \(reason)")
-        case .idle: throw CommandError("\(label): nothing from \(connect) for \(Int(idleTimeout)) s; giving up")
+        case .idle:
+            throw CommandError(
+                "\(label): nothing from \(connect) for \(Int(idleTimeout)) s; giving up")
         }
     }
 }

@@ -11,10 +11,13 @@ final class ClientLauncher {
     private let logDescriptor: Int32
 
     init(logPath: String) throws {
-        executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        executable =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0]
         logDescriptor = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard logDescriptor >= 0 else {
-            throw CommandError("\(logPath): cannot open the clients' log (\(String(cString: strerror(errno))))")
+            throw CommandError(
+                "\(logPath): cannot open the clients' log (\(String(cString: strerror(errno))))")
         }
     }
 
@@ -39,7 +42,9 @@ final class ClientLauncher {
         var pid: pid_t = 0
         let status = posix_spawn(&pid, executable, &actions, nil, argv, envp)
         guard status == 0 else {
-            throw CommandError("cannot start a client process (\(executable)): \(String(cString: strerror(status)))")
+            throw CommandError(
+                "cannot start a client process (\(executable)): \(String(cString: strerror(status)))"
+            )
         }
         children.append(pid)
     }

@@ -10,14 +10,21 @@ enum DatasetName: String, ExpressibleByArgument, CaseIterable, Codable {
 
 /// Options that choose the data a command trains or evaluates on.
 struct DataOptions: ParsableArguments {
-    @Option(help: "Dataset: fashion-mnist (real files) or synthetic (FedProx Synthetic(1,1), generated).")
+    @Option(
+        help:
+            "Dataset: fashion-mnist (real files) or synthetic (FedProx Synthetic(1,1), generated).")
     var dataset: DatasetName = .fashionMNIST
 
-    @Option(name: .customLong("data-dir"), help: "Folder with the MNIST-format .gz or plain IDX files.")
+    @Option(
+        name: .customLong("data-dir"), help: "Folder with the MNIST-format .gz or plain IDX files.")
     var dataDirectory: String = FashionMNIST.defaultDirectory
 
     /// Training and test samples, with the per-sample input shape and class count.
-    func load(seed: UInt64) throws(CommandError) -> (train: TrainingSamples, test: TrainingSamples, inputShape: [Int], classCount: Int) {
+    func load(
+        seed: UInt64
+    ) throws(CommandError) -> (
+        train: TrainingSamples, test: TrainingSamples, inputShape: [Int], classCount: Int
+    ) {
         switch dataset {
         case .fashionMNIST:
             do {

@@ -26,22 +26,34 @@ struct RunOptions: ParsableArguments {
     @Option(help: "Override the scenario's seed.")
     var seed: UInt64?
 
-    @Option(name: .customLong("set"), help: ArgumentHelp("Override any scenario key, e.g. --set training.learningRate=0.02 (repeatable).", valueName: "key.path=value"))
+    @Option(
+        name: .customLong("set"),
+        help: ArgumentHelp(
+            "Override any scenario key, e.g. --set training.learningRate=0.02 (repeatable).",
+            valueName: "key.path=value"))
     var assignments: [String] = []
 
-    @Option(name: .customLong("round-timeout"), help: "Wall-clock seconds to wait for a round's updates before dropping silent clients.")
+    @Option(
+        name: .customLong("round-timeout"),
+        help: "Wall-clock seconds to wait for a round's updates before dropping silent clients.")
     var roundTimeout: Double = 120
 
-    @Option(name: .customLong("registration-timeout"), help: "Wall-clock seconds to wait for the clients to register.")
+    @Option(
+        name: .customLong("registration-timeout"),
+        help: "Wall-clock seconds to wait for the clients to register.")
     var registrationTimeout: Double = 120
 
     @Flag(help: "Print only the final table.")
     var quiet = false
 
     func validate() throws {
-        if let rounds, rounds < 1 { throw ValidationError("--rounds must be at least 1 (got \(rounds))") }
+        if let rounds, rounds < 1 {
+            throw ValidationError("--rounds must be at least 1 (got \(rounds))")
+        }
         guard roundTimeout > 0 else { throw ValidationError("--round-timeout must be > 0") }
-        guard registrationTimeout > 0 else { throw ValidationError("--registration-timeout must be > 0") }
+        guard registrationTimeout > 0 else {
+            throw ValidationError("--registration-timeout must be > 0")
+        }
         for assignment in assignments where !assignment.contains("=") {
             throw ValidationError("--set \(assignment): expected key.path=value")
         }
@@ -81,7 +93,8 @@ struct RunOptions: ParsableArguments {
 
 /// Builds everything a coordinator needs from a scenario file and runs it.
 func runCoordinator(
-    scenario: Scenario, directory: String, server: ZeroMQServer, options: Coordinator.Options, quiet: Bool
+    scenario: Scenario, directory: String, server: ZeroMQServer, options: Coordinator.Options,
+    quiet: Bool
 ) throws -> RunSummary {
     let recorder: RunRecorder
     do {
@@ -99,7 +112,8 @@ func runCoordinator(
     let progress = ProgressPrinter(scenario: scenario, quiet: quiet)
     options.onRound = { progress.print($0) }
     let coordinator = Coordinator(
-        scenario: scenario, transport: server, recorder: recorder, evaluationSet: evaluationSet, options: options)
+        scenario: scenario, transport: server, recorder: recorder, evaluationSet: evaluationSet,
+        options: options)
     do {
         return try coordinator.run()
     } catch {
@@ -112,7 +126,8 @@ func runCoordinator(
 struct FleetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fleet",
-        abstract: "Simulate a fleet on this machine: a coordinator and one client process per device.",
+        abstract:
+            "Simulate a fleet on this machine: a coordinator and one client process per device.",
         discussion: """
             Starts the coordinator in this process and one `maestro client` process per client \
             of the scenario on loopback (or on --bind, so that real devices can join), shows a \
@@ -140,15 +155,21 @@ struct FleetCommand: ParsableCommand {
         }
         defer { server.close() }
         let endpoint = loopbackEndpoint(server.endpoint)
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true)
         // Clients read the scenario as run (with overrides) from the run directory.
-        let scenarioPath = URL(fileURLWithPath: directory).appendingPathComponent(RunRecorder.scenarioFile).path
+        let scenarioPath = URL(fileURLWithPath: directory).appendingPathComponent(
+            RunRecorder.scenarioFile
+        ).path
         try RunRecorder.writeAtomically(Array(scenario.yaml().utf8), to: scenarioPath)
         if !runOptions.quiet {
-            print("fleet \(scenario.name): \(scenario.clients) clients (\(zip(scenario.tiers, scenario.clientsPerTier).map { "\($0.1) \($0.0.name)" }.joined(separator: ", "))), \(scenario.rounds) rounds, \(scenario.model.strategy.rawValue) \(scenario.modelKind.rawValue); coordinator on \(server.endpoint); run directory \(directory)")
+            print(
+                "fleet \(scenario.name): \(scenario.clients) clients (\(zip(scenario.tiers, scenario.clientsPerTier).map { "\($0.1) \($0.0.name)" }.joined(separator: ", "))), \(scenario.rounds) rounds, \(scenario.model.strategy.rawValue) \(scenario.modelKind.rawValue); coordinator on \(server.endpoint); run directory \(directory)"
+            )
             flushOutput()
         }
-        let launcher = try ClientLauncher(logPath: URL(fileURLWithPath: directory).appendingPathComponent("clients.log").path)
+        let launcher = try ClientLauncher(
+            logPath: URL(fileURLWithPath: directory).appendingPathComponent("clients.log").path)
         defer { launcher.stopAll() }
         // Clients read plain copies of the training files (inflated once, here).
         var dataArguments: [String] = []
@@ -160,14 +181,18 @@ struct FleetCommand: ParsableCommand {
             }
         }
         for client in scenario.fleet() {
-            try launcher.launch(arguments: [
-                "client", "--connect", endpoint, "--tier", client.tier.name, "--partition-of", scenarioPath,
-                "--index", "\(client.index)", "--gflops", "\(client.tier.gflops)", "--exit-with-parent",
-            ] + dataArguments)
+            try launcher.launch(
+                arguments: [
+                    "client", "--connect", endpoint, "--tier", client.tier.name, "--partition-of",
+                    scenarioPath,
+                    "--index", "\(client.index)", "--gflops", "\(client.tier.gflops)",
+                    "--exit-with-parent",
+                ] + dataArguments)
         }
         let summary = try runCoordinator(
             scenario: scenario, directory: directory, server: server,
-            options: runOptions.coordinatorOptions(expectedClients: scenario.clients), quiet: runOptions.quiet)
+            options: runOptions.coordinatorOptions(expectedClients: scenario.clients),
+            quiet: runOptions.quiet)
         launcher.waitForExit(timeout: .seconds(10))
         print(SavingsTable(summary: summary).render())
     }
@@ -176,7 +201,9 @@ struct FleetCommand: ParsableCommand {
 struct CoordinatorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coordinator",
-        abstract: "Run a coordinator that waits for clients (on this or other machines) and runs a scenario.")
+        abstract:
+            "Run a coordinator that waits for clients (on this or other machines) and runs a scenario."
+    )
 
     @Option(help: "Scenario file (YAML).")
     var scenario: String
@@ -203,17 +230,23 @@ struct CoordinatorCommand: ParsableCommand {
         }
         defer { server.close() }
         let directory = runOptions.runDirectory(for: loaded)
-        if !runOptions.quiet { print("coordinator \(loaded.name) listening on \(server.endpoint); run directory \(directory)") }
+        if !runOptions.quiet {
+            print(
+                "coordinator \(loaded.name) listening on \(server.endpoint); run directory \(directory)"
+            )
+        }
         let summary = try runCoordinator(
             scenario: loaded, directory: directory, server: server,
-            options: runOptions.coordinatorOptions(expectedClients: expect ?? loaded.clients), quiet: runOptions.quiet)
+            options: runOptions.coordinatorOptions(expectedClients: expect ?? loaded.clients),
+            quiet: runOptions.quiet)
         print(SavingsTable(summary: summary).render())
     }
 }
 
 /// `tcp://0.0.0.0:P` or `tcp://*:P` as an address local clients can connect to.
 func loopbackEndpoint(_ endpoint: String) -> String {
-    for wildcard in ["tcp://0.0.0.0:", "tcp://*:", "tcp://[::]:"] where endpoint.hasPrefix(wildcard) {
+    for wildcard in ["tcp://0.0.0.0:", "tcp://*:", "tcp://[::]:"] where endpoint.hasPrefix(wildcard)
+    {
         return "tcp://127.0.0.1:" + endpoint.dropFirst(wildcard.count)
     }
     return endpoint

@@ -15,7 +15,10 @@ enum KernelSelection {
     static let rejectedVariable = "MAESTRO_BLAS_REJECTED"
 
     /// Kernels from slowest to fastest for single-precision GEMM on x86-64.
-    static let ladder = ["Prescott", "Core2", "Penryn", "Nehalem", "Sandybridge", "Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids"]
+    static let ladder = [
+        "Prescott", "Core2", "Penryn", "Nehalem", "Sandybridge", "Haswell", "Zen", "SkylakeX",
+        "Cooperlake", "SapphireRapids",
+    ]
 
     /// Re-executes the process with a better kernel when one is available, or verifies the
     /// kernel after such a re-execution. Returns only when the process keeps running.
@@ -25,7 +28,10 @@ enum KernelSelection {
             unsetenv(verifyVariable)
             let chosen = environment[coreTypeVariable] ?? "?"
             if BLASKernel.sgemmMatchesReference() { return }
-            FileHandle.standardError.write(Data("maestro: OpenBLAS kernel \(chosen) failed the sgemm check; using the library default\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "maestro: OpenBLAS kernel \(chosen) failed the sgemm check; using the library default\n"
+                        .utf8))
             unsetenv(coreTypeVariable)
             setenv(rejectedVariable, chosen, 1)
             reexecute()
@@ -34,7 +40,8 @@ enum KernelSelection {
         if environment[coreTypeVariable] != nil { return }
         guard let best = bestCoreType(), environment[rejectedVariable] != best else { return }
         let current = BLASKernel.coreName
-        let currentRank = ladder.firstIndex { $0.caseInsensitiveCompare(current) == .orderedSame } ?? 0
+        let currentRank =
+            ladder.firstIndex { $0.caseInsensitiveCompare(current) == .orderedSame } ?? 0
         guard let bestRank = ladder.firstIndex(of: best), bestRank > currentRank else { return }
         setenv(coreTypeVariable, best, 1)
         setenv(verifyVariable, "1", 1)
@@ -63,6 +70,9 @@ enum KernelSelection {
         let arguments = CommandLine.unsafeArgv
         execv("/proc/self/exe", arguments)
         // execv returns only on failure: keep running with the current kernel.
-        FileHandle.standardError.write(Data("maestro: could not re-execute to select the BLAS kernel (\(String(cString: strerror(errno))))\n".utf8))
+        FileHandle.standardError.write(
+            Data(
+                "maestro: could not re-execute to select the BLAS kernel (\(String(cString: strerror(errno))))\n"
+                    .utf8))
     }
 }

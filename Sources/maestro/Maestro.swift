@@ -1,6 +1,7 @@
 import ArgumentParser
 import CPlatform
 import Foundation
+import Runtime
 import Tensors
 
 @main
@@ -25,7 +26,8 @@ struct Maestro: AsyncParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [
-            Train.self, Evaluate.self, Export.self, FleetCommand.self, CoordinatorCommand.self, ClientCommand.self,
+            Train.self, Evaluate.self, Export.self, FleetCommand.self, CoordinatorCommand.self,
+            ClientCommand.self,
             ScenarioCommand.self, Bench.self,
         ]
     )
@@ -45,34 +47,12 @@ func monotonicSeconds() -> Double {
     return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
 }
 
-/// Writes a file atomically: temporary file in the same folder, fsync, rename.
+/// Writes a file atomically (temporary file, fsync, rename) or fails naming it.
 func writeAtomically(_ bytes: [UInt8], to path: String) throws(CommandError) {
-    let url = URL(fileURLWithPath: path)
-    let directory = url.deletingLastPathComponent().path
-    let temporary = "\(directory)/.\(url.lastPathComponent).tmp-\(getpid())"
-    let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    guard descriptor >= 0 else { throw CommandError("\(path): cannot write (\(String(cString: strerror(errno))))") }
-    var written = 0
-    let failure: String? = bytes.withUnsafeBytes { buffer in
-        while written < buffer.count {
-            let n = write(descriptor, buffer.baseAddress! + written, buffer.count - written)
-            if n < 0 {
-                if errno == EINTR { continue }
-                return String(cString: strerror(errno))
-            }
-            written += n
-        }
-        return fsync(descriptor) == 0 ? nil : String(cString: strerror(errno))
-    }
-    close(descriptor)
-    if let failure {
-        unlink(temporary)
-        throw CommandError("\(path): write failed (\(failure)); nothing was replaced")
-    }
-    guard rename(temporary, path) == 0 else {
-        let reason = String(cString: strerror(errno))
-        unlink(temporary)
-        throw CommandError("\(path): cannot move the new file in place (\(reason))")
+    do {
+        try RunRecorder.writeAtomically(bytes, to: path)
+    } catch {
+        throw CommandError("\(error)")
     }
 }
 

@@ -11,11 +11,18 @@ struct ProgressPrinter: Sendable {
         guard !quiet else { return }
         var line = String(format: "round %3d/%d", round.round, scenario.rounds)
         if let accuracy = round.accuracyByTier {
-            line += "  acc " + scenario.tiers.map { String(format: "%@ %.1f%%", $0.name, 100 * (accuracy[$0.name] ?? 0)) }.joined(separator: " ")
+            line +=
+                "  acc "
+                + scenario.tiers.map {
+                    String(format: "%@ %.1f%%", $0.name, 100 * (accuracy[$0.name] ?? 0))
+                }.joined(separator: " ")
         }
         if let loss = round.trainingLoss { line += String(format: "  loss %.3f", loss) }
-        let saved = round.cumulativeDenseEquivalentBytes > 0
-            ? 100 * (1 - Double(round.cumulativeBytes) / Double(round.cumulativeDenseEquivalentBytes)) : 0
+        let saved =
+            round.cumulativeDenseEquivalentBytes > 0
+            ? 100
+                * (1 - Double(round.cumulativeBytes) / Double(round.cumulativeDenseEquivalentBytes))
+            : 0
         line += "  bytes " + formatBytes(round.bytesUp + round.bytesDown)
         line += String(format: "  saved %.1f%%", saved)
         line += "  clients \(round.participants.count)/\(round.selected.count)"
@@ -24,7 +31,9 @@ struct ProgressPrinter: Sendable {
         }
         line += "  virtual " + formatDuration(round.virtualTime)
         line += String(format: "  wall %.1fs", round.wallSeconds)
-        if scenario.isLowRank { line += "  ranks " + round.ranks.map(String.init).joined(separator: "/") }
+        if scenario.isLowRank {
+            line += "  ranks " + round.ranks.map(String.init).joined(separator: "/")
+        }
         Swift.print(line)
         flushOutput()
     }
@@ -41,22 +50,37 @@ struct SavingsTable {
             "tier        p   clients  rounds trained       bytes   dense FedAvg   ratio   accuracy   parameters",
         ]
         for tier in summary.tiers {
-            let ratio = tier.denseEquivalentBytes > 0 ? Double(tier.bytes) / Double(tier.denseEquivalentBytes) : 0
+            let ratio =
+                tier.denseEquivalentBytes > 0
+                ? Double(tier.bytes) / Double(tier.denseEquivalentBytes) : 0
             let accuracy = tier.accuracy.map { String(format: "%.2f%%", 100 * $0) } ?? "-"
             lines.append(
-                pad(tier.tier, 8) + String(format: " %5.3f  %7d  %14d", tier.rankFraction, tier.clients, tier.participations)
-                    + pad(formatBytes(tier.bytes), 12, right: true) + pad(formatBytes(tier.denseEquivalentBytes), 15, right: true)
+                pad(tier.tier, 8)
+                    + String(
+                        format: " %5.3f  %7d  %14d", tier.rankFraction, tier.clients,
+                        tier.participations)
+                    + pad(formatBytes(tier.bytes), 12, right: true)
+                    + pad(formatBytes(tier.denseEquivalentBytes), 15, right: true)
                     + String(format: "  %5.1f%%", 100 * ratio) + pad(accuracy, 11, right: true)
                     + String(format: "  %11d", tier.parameters))
         }
         let total = summary.bytesUp + summary.bytesDown
-        lines.append(String(format: "total: %@ (up %@, down %@) vs %@ dense-equivalent: %.1f%% of dense, %.1f%% saved",
-            formatBytes(total) as NSString, formatBytes(summary.bytesUp) as NSString, formatBytes(summary.bytesDown) as NSString,
-            formatBytes(summary.denseEquivalentBytes) as NSString,
-            summary.denseEquivalentBytes > 0 ? 100 * Double(total) / Double(summary.denseEquivalentBytes) : 0,
-            100 * summary.savingsRatio))
+        lines.append(
+            String(
+                format:
+                    "total: %@ (up %@, down %@) vs %@ dense-equivalent: %.1f%% of dense, %.1f%% saved",
+                formatBytes(total) as NSString, formatBytes(summary.bytesUp) as NSString,
+                formatBytes(summary.bytesDown) as NSString,
+                formatBytes(summary.denseEquivalentBytes) as NSString,
+                summary.denseEquivalentBytes > 0
+                    ? 100 * Double(total) / Double(summary.denseEquivalentBytes) : 0,
+                100 * summary.savingsRatio))
         if !summary.rejectedMessages.isEmpty {
-            lines.append("rejected messages: " + summary.rejectedMessages.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            lines.append(
+                "rejected messages: "
+                    + summary.rejectedMessages.sorted { $0.key < $1.key }.map {
+                        "\($0.key) \($0.value)"
+                    }.joined(separator: ", "))
         }
         return lines.joined(separator: "\n")
     }

@@ -22,7 +22,9 @@ struct ScenarioCommand: ParsableCommand {
             for file in files {
                 do {
                     let scenario = try Scenario.load(path: file)
-                    print("\(file): valid (\(scenario.clients) clients in \(scenario.tiers.count) tiers, \(scenario.rounds) rounds, \(scenario.model.strategy.rawValue))")
+                    print(
+                        "\(file): valid (\(scenario.clients) clients in \(scenario.tiers.count) tiers, \(scenario.rounds) rounds, \(scenario.model.strategy.rawValue))"
+                    )
                 } catch {
                     failed = true
                     FileHandle.standardError.write(Data("\(error)\n".utf8))
@@ -34,7 +36,9 @@ struct ScenarioCommand: ParsableCommand {
 
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print the fleet, each tier's budget per layer and the expected bytes per round vs dense.")
+            abstract:
+                "Print the fleet, each tier's budget per layer and the expected bytes per round vs dense."
+        )
 
         @Argument(help: "A scenario file (YAML).")
         var file: String
@@ -56,9 +60,11 @@ func report(for scenario: Scenario) -> ScenarioReport {
         guard let (outputs, inputs) = layer.matrixShape else { continue }
         let rank = layer.isLowRank ? network.keptRanks[l] : min(outputs, inputs)
         if layer.isLowRank { l += 1 }
-        layers.append(LayerShape(
-            name: names[index] ?? "layer\(index)", outputs: outputs, inputs: inputs, isLowRank: layer.isLowRank,
-            rank: rank, sharedParameterCount: outputs))
+        layers.append(
+            LayerShape(
+                name: names[index] ?? "layer\(index)", outputs: outputs, inputs: inputs,
+                isLowRank: layer.isLowRank,
+                rank: rank, sharedParameterCount: outputs))
     }
     // A 2-D tensor costs 1 + 2·4 bytes of header, a message 32 bytes plus its fixed fields.
     let overhead = MessageOverhead(perMessage: WireLimits.headerSize + 48, perTensor: 9)
@@ -66,10 +72,13 @@ func report(for scenario: Scenario) -> ScenarioReport {
 }
 
 /// Loads a scenario or fails with every problem, one per line.
-func loadScenario(_ path: String, overrides: [(keyPath: String, value: String)] = []) throws -> Scenario {
+func loadScenario(
+    _ path: String, overrides: [(keyPath: String, value: String)] = []
+) throws -> Scenario {
     do {
         let scenario = try Scenario.load(path: path)
-        return overrides.isEmpty ? scenario : try scenario.overriding(overrides, source: "command-line options")
+        return overrides.isEmpty
+            ? scenario : try scenario.overriding(overrides, source: "command-line options")
     } catch {
         throw CommandError("\(error)")
     }

@@ -9,7 +9,9 @@ extension Factorization: ExpressibleByArgument {}
 
 extension RankSampler: ExpressibleByArgument {
     public init?(argument: String) { self.init(name: argument) }
-    public static var allValueStrings: [String] { ["perLayer", "acrossLayers", "sharedFraction", "fixed:P", "none"] }
+    public static var allValueStrings: [String] {
+        ["perLayer", "acrossLayers", "sharedFraction", "fixed:P", "none"]
+    }
 }
 
 struct Train: AsyncParsableCommand {
@@ -36,13 +38,19 @@ struct Train: AsyncParsableCommand {
     @Option(help: "Rank sampler: perLayer, acrossLayers, sharedFraction, fixed[:P] or none.")
     var sampler: RankSampler?
 
-    @Option(name: .customLong("fine-tune-sampler"), help: "Sampler of the fine-tuning phase (default: the same as --sampler).")
+    @Option(
+        name: .customLong("fine-tune-sampler"),
+        help: "Sampler of the fine-tuning phase (default: the same as --sampler).")
     var fineTuneSampler: RankSampler?
 
     @Option(name: .customLong("group-lasso"), help: "λ of the hierarchical group lasso (0 = off).")
     var groupLasso: Float?
 
-    @Option(name: .customLong("shrink-threshold"), help: "ε of progressive shrinking, relative to each layer's largest suffix product (0 = off).")
+    @Option(
+        name: .customLong("shrink-threshold"),
+        help:
+            "ε of progressive shrinking, relative to each layer's largest suffix product (0 = off)."
+    )
     var shrinkThreshold: Double?
 
     @Option(name: .customLong("learning-rate"), help: "Peak learning rate (cosine schedule).")
@@ -51,13 +59,19 @@ struct Train: AsyncParsableCommand {
     @Option(name: .customLong("batch-size"), help: "Mini-batch size.")
     var batchSize = 64
 
-    @Option(name: .customLong("compression-phase"), help: "Share of epochs with group lasso and shrinking (then fine-tuning).")
+    @Option(
+        name: .customLong("compression-phase"),
+        help: "Share of epochs with group lasso and shrinking (then fine-tuning).")
     var compressionPhase: Double?
 
-    @Option(name: .customLong("fine-tune-sampling"), help: "Probability that a fine-tuning step samples ranks (keeps sub-models nested).")
+    @Option(
+        name: .customLong("fine-tune-sampling"),
+        help: "Probability that a fine-tuning step samples ranks (keeps sub-models nested).")
     var fineTuneSampling: Double?
 
-    @Flag(name: .customLong("self-distillation"), help: "Train sampled passes on the full pass's softmax (≈2× compute).")
+    @Flag(
+        name: .customLong("self-distillation"),
+        help: "Train sampled passes on the full pass's softmax (≈2× compute).")
     var selfDistillation = false
 
     @Option(help: "Initialisation of the dense weights: he or uniform.")
@@ -76,18 +90,27 @@ struct Train: AsyncParsableCommand {
     var verbose = false
 
     func validate() throws {
-        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1 (got \(epochs))") }
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1 (got \(batchSize))") }
-        if let groupLasso, !(groupLasso >= 0) { throw ValidationError("--group-lasso must be ≥ 0 (got \(groupLasso))") }
+        guard epochs >= 1 else {
+            throw ValidationError("--epochs must be at least 1 (got \(epochs))")
+        }
+        guard batchSize >= 1 else {
+            throw ValidationError("--batch-size must be at least 1 (got \(batchSize))")
+        }
+        if let groupLasso, !(groupLasso >= 0) {
+            throw ValidationError("--group-lasso must be ≥ 0 (got \(groupLasso))")
+        }
         if let shrinkThreshold, !(shrinkThreshold >= 0 && shrinkThreshold < 1) {
             throw ValidationError("--shrink-threshold must be in [0, 1) (got \(shrinkThreshold))")
         }
-        if let learningRate, !(learningRate > 0) { throw ValidationError("--learning-rate must be > 0 (got \(learningRate))") }
+        if let learningRate, !(learningRate > 0) {
+            throw ValidationError("--learning-rate must be > 0 (got \(learningRate))")
+        }
         if let compressionPhase, !(0...1).contains(compressionPhase) {
             throw ValidationError("--compression-phase must be in [0, 1] (got \(compressionPhase))")
         }
         if let fineTuneSampling, !(0...1).contains(fineTuneSampling) {
-            throw ValidationError("--fine-tune-sampling must be in [0, 1] (got \(fineTuneSampling))")
+            throw ValidationError(
+                "--fine-tune-sampling must be in [0, 1] (got \(fineTuneSampling))")
         }
     }
 
@@ -117,33 +140,52 @@ struct Train: AsyncParsableCommand {
         let (train, test, inputShape, classCount) = try data.load(seed: seed)
         let configuration = trainingConfiguration
         var generator = SeededGenerator(seed: seed)
-        let architecture = Architecture.make(model, lowRank: !dense, inputShape: inputShape, classCount: classCount)
-        let network = Network(architecture: architecture, initialization: initialization, factorization: factorization, using: &generator)
-        let denseCount = Network(architecture: .make(model, lowRank: false, inputShape: inputShape, classCount: classCount),
-            using: &generator).parameterCount(ranks: [])
+        let architecture = Architecture.make(
+            model, lowRank: !dense, inputShape: inputShape, classCount: classCount)
+        let network = Network(
+            architecture: architecture, initialization: initialization,
+            factorization: factorization, using: &generator)
+        let denseCount = Network(
+            architecture: .make(
+                model, lowRank: false, inputShape: inputShape, classCount: classCount),
+            using: &generator
+        ).parameterCount(ranks: [])
         if verbose {
             print("BLAS kernel: \(BLASKernel.coreName)")
             print("configuration: \(configuration)")
         }
-        print("training \(dense ? "dense" : "LoD") \(model.rawValue) on \(data.dataset.rawValue): \(train.count) train / \(test.count) test samples, loaded in \(String(format: "%.1f", monotonicSeconds() - started)) s")
+        print(
+            "training \(dense ? "dense" : "LoD") \(model.rawValue) on \(data.dataset.rawValue): \(train.count) train / \(test.count) test samples, loaded in \(String(format: "%.1f", monotonicSeconds() - started)) s"
+        )
         var trainer = Trainer(network: network, configuration: configuration, generator: generator)
         for _ in 0..<epochs {
             let report = trainer.trainEpoch(on: train, clock: monotonicSeconds)
             let accuracy = trainer.network.evaluate(on: test).accuracy
-            let phase = trainer.configuration.compressionPhase * Double(epochs) > Double(report.epoch - 1) ? "compress" : "fine-tune"
-            print(String(format: "epoch %2d/%d  %@  lr %.4f  loss %.4f  train %.2f%%  test %.2f%%  ranks %@  params %d (%.0f%% of dense)  %.1fs",
-                report.epoch, epochs, phase, report.learningRate, report.loss, 100 * report.trainingAccuracy, 100 * accuracy,
-                report.keptRanks.map(String.init).joined(separator: "/"), report.parameterCount,
-                100 * Double(report.parameterCount) / Double(denseCount), report.seconds))
+            let phase =
+                dense
+                ? "dense"
+                : trainer.configuration.compressionPhase * Double(epochs) > Double(report.epoch - 1)
+                    ? "compress" : "fine-tune"
+            print(
+                String(
+                    format:
+                        "epoch %2d/%d  %@  lr %.4f  loss %.4f  train %.2f%%  test %.2f%%  ranks %@  params %d (%.0f%% of dense)  %.1fs",
+                    report.epoch, epochs, phase, report.learningRate, report.loss,
+                    100 * report.trainingAccuracy, 100 * accuracy,
+                    report.keptRanks.map(String.init).joined(separator: "/"), report.parameterCount,
+                    100 * Double(report.parameterCount) / Double(denseCount), report.seconds))
             flushOutput()
         }
         let metadata = [
-            "dataset": data.dataset.rawValue, "dataDirectory": data.dataDirectory, "model": model.rawValue,
+            "dataset": data.dataset.rawValue, "dataDirectory": data.dataDirectory,
+            "model": model.rawValue,
             "variant": dense ? "dense" : "lod", "seed": "\(seed)", "epochs": "\(epochs)",
             "configuration": "\(configuration)",
         ]
         try writeAtomically(ModelFile.encode(trainer.network, metadata: metadata), to: out)
-        print("saved \(out) (\(trainer.network.parameterCount(ranks: trainer.network.keptRanks)) parameters at kept ranks) in \(String(format: "%.0f", monotonicSeconds() - started)) s")
+        print(
+            "saved \(out) (\(trainer.network.parameterCount(ranks: trainer.network.keptRanks)) parameters at kept ranks) in \(String(format: "%.0f", monotonicSeconds() - started)) s"
+        )
     }
 }
 

@@ -9,16 +9,24 @@ struct OrderedAggregationTests {
     /// A one-layer LoD network `y = Uᵀᵀ Vᵀ x + c` with 3 inputs, 2 outputs, rank 2, whose
     /// parameters are all `value`.
     static func network(value: Float) -> Network {
-        let architecture = Architecture(name: "t", inputShape: [3], classCount: 2, layers: [
-            .lowRankDense(inputs: 3, outputs: 2, maxRank: 2),
-        ])
-        return Network(architecture: architecture, parameters: [
-            Tensor(repeating: value, shape: [2, 2]), Tensor(repeating: value, shape: [2, 3]), Tensor(repeating: value, shape: [2]),
-        ], keptRanks: [2])
+        let architecture = Architecture(
+            name: "t", inputShape: [3], classCount: 2,
+            layers: [
+                .lowRankDense(inputs: 3, outputs: 2, maxRank: 2)
+            ])
+        return Network(
+            architecture: architecture,
+            parameters: [
+                Tensor(repeating: value, shape: [2, 2]), Tensor(repeating: value, shape: [2, 3]),
+                Tensor(repeating: value, shape: [2]),
+            ], keptRanks: [2])
     }
 
-    static func contribution(id: Int, samples: Int, budget: Int, value: Float) -> ClientContribution {
-        ClientContribution(clientID: id, sampleCount: samples, slice: network(value: value).slice(budgets: [budget]))
+    static func contribution(id: Int, samples: Int, budget: Int, value: Float) -> ClientContribution
+    {
+        ClientContribution(
+            clientID: id, sampleCount: samples,
+            slice: network(value: value).slice(budgets: [budget]))
     }
 
     @Test("Hand-computed: component means over holders only; uncovered components keep their value")
@@ -33,8 +41,10 @@ struct OrderedAggregationTests {
         ]
         var parameters = global.parameters
         var state = ServerOptimizerState(for: parameters)
-        let delta = OrderedAggregation.pseudoGradient(global: global, contributions: updates, coverageDamping: false)
-        OrderedAggregation.apply(delta, to: &parameters, optimizer: .fedAvg(learningRate: 1), state: &state)
+        let delta = OrderedAggregation.pseudoGradient(
+            global: global, contributions: updates, coverageDamping: false)
+        OrderedAggregation.apply(
+            delta, to: &parameters, optimizer: .fedAvg(learningRate: 1), state: &state)
         // Component 1: (10·1 + 30·5)/40 = 4. Component 2: nobody holds it: unchanged.
         #expect(parameters[0].scalars == [4, 4, 9, 9])
         #expect(parameters[1].scalars == [4, 4, 4, 7, 7, 7])
@@ -42,17 +52,21 @@ struct OrderedAggregationTests {
         #expect(parameters[2].scalars == [4, 4])
     }
 
-    @Test("Tail components average over fewer clients; coverage damping scales by holders' sample share")
+    @Test(
+        "Tail components average over fewer clients; coverage damping scales by holders' sample share"
+    )
     func nested() {
         let global = Self.network(value: 0)
         let updates = [
             Self.contribution(id: 1, samples: 10, budget: 1, value: 1),
             Self.contribution(id: 2, samples: 30, budget: 2, value: 5),
         ]
-        let plain = OrderedAggregation.pseudoGradient(global: global, contributions: updates, coverageDamping: false)
+        let plain = OrderedAggregation.pseudoGradient(
+            global: global, contributions: updates, coverageDamping: false)
         // Δ = global − mean: component 1 → −4 (both), component 2 → −5 (client 2 only).
         #expect(plain[0].scalars == [-4, -4, -5, -5])
-        let damped = OrderedAggregation.pseudoGradient(global: global, contributions: updates, coverageDamping: true)
+        let damped = OrderedAggregation.pseudoGradient(
+            global: global, contributions: updates, coverageDamping: true)
         // Component 2 is held by 30 of the 40 samples: −5 · 0.75.
         #expect(damped[0].scalars == [-4, -4, -3.75, -3.75])
         #expect(damped[2].scalars == [-4, -4])
@@ -67,15 +81,25 @@ struct OrderedAggregationTests {
         for id in 0..<7 {
             var local = global
             for i in local.parameters.indices {
-                local.parameters[i].add(Tensor.randomNormal(shape: local.parameters[i].shape, standardDeviation: 0.1, using: &generator))
+                local.parameters[i].add(
+                    Tensor.randomNormal(
+                        shape: local.parameters[i].shape, standardDeviation: 0.1, using: &generator)
+                )
             }
-            let budgets = global.keptRanks.map { RankBudget.rank(fraction: [0.125, 0.5, 1][id % 3], of: $0) }
-            updates.append(ClientContribution(clientID: id, sampleCount: 17 + 13 * id, slice: local.slice(budgets: budgets)))
+            let budgets = global.keptRanks.map {
+                RankBudget.rank(fraction: [0.125, 0.5, 1][id % 3], of: $0)
+            }
+            updates.append(
+                ClientContribution(
+                    clientID: id, sampleCount: 17 + 13 * id, slice: local.slice(budgets: budgets)))
         }
-        let reference = OrderedAggregation.pseudoGradient(global: global, contributions: updates, coverageDamping: true)
+        let reference = OrderedAggregation.pseudoGradient(
+            global: global, contributions: updates, coverageDamping: true)
         for _ in 0..<5 {
             updates.shuffle(using: &generator)
-            #expect(OrderedAggregation.pseudoGradient(global: global, contributions: updates, coverageDamping: true) == reference)
+            #expect(
+                OrderedAggregation.pseudoGradient(
+                    global: global, contributions: updates, coverageDamping: true) == reference)
         }
     }
 
@@ -84,8 +108,12 @@ struct OrderedAggregationTests {
         var parameters = [Tensor(repeating: 1, shape: [2])]
         var state = ServerOptimizerState(for: parameters)
         let delta = [Tensor(repeating: 0.5, shape: [2])]
-        OrderedAggregation.apply(delta, to: &parameters, optimizer: .fedAvgM(learningRate: 1, momentum: 0.5), state: &state)
-        OrderedAggregation.apply(delta, to: &parameters, optimizer: .fedAvgM(learningRate: 1, momentum: 0.5), state: &state)
+        OrderedAggregation.apply(
+            delta, to: &parameters, optimizer: .fedAvgM(learningRate: 1, momentum: 0.5),
+            state: &state)
+        OrderedAggregation.apply(
+            delta, to: &parameters, optimizer: .fedAvgM(learningRate: 1, momentum: 0.5),
+            state: &state)
         // m₁ = 0.5 → w = 0.5; m₂ = 0.25 + 0.5 = 0.75 → w = −0.25.
         #expect(parameters[0].scalars == [-0.25, -0.25])
     }
@@ -101,7 +129,9 @@ struct OrderedAggregationTests {
         #expect(local.keptRanks == budgets)
         #expect(local.slice(budgets: budgets) == slice)
         let input = Tensor.randomNormal(shape: [2 * 784], using: &generator).scalars
-        #expect(local.forward(input, batch: 2).logits == global.forward(input, batch: 2, ranks: budgets).logits)
+        #expect(
+            local.forward(input, batch: 2).logits
+                == global.forward(input, batch: 2, ranks: budgets).logits)
     }
 }
 
@@ -114,15 +144,21 @@ struct FederatedLinearTests {
         // A with random singular vectors and evenly spaced singular values 10, 9, …, 1:
         // the rate at which nested training separates components i and i+1 grows with
         // σᵢ² − σᵢ₊₁², so well-separated values keep the test short.
-        let left = try singularValueDecomposition(Tensor.randomNormal(shape: [m, n], using: &generator)).u
-        let right = try singularValueDecomposition(Tensor.randomNormal(shape: [n, n], using: &generator)).vt
+        let left = try singularValueDecomposition(
+            Tensor.randomNormal(shape: [m, n], using: &generator)
+        ).u
+        let right = try singularValueDecomposition(
+            Tensor.randomNormal(shape: [n, n], using: &generator)
+        ).vt
         var scaled = left
         for i in 0..<m { for j in 0..<n { scaled[i, j] *= Float(n - j) } }
         let a = matmul(scaled, right)
         let svd = try singularValueDecomposition(a)
-        let architecture = Architecture(name: "linear", inputShape: [n], classCount: m, layers: [
-            .lowRankDense(inputs: n, outputs: m, maxRank: n),
-        ])
+        let architecture = Architecture(
+            name: "linear", inputShape: [n], classCount: m,
+            layers: [
+                .lowRankDense(inputs: n, outputs: m, maxRank: n)
+            ])
         var global = Network(architecture: architecture, factorization: .random, using: &generator)
         let fractions = [0.2, 0.4, 0.6, 0.8, 1.0]
         let tierOfClient = (0..<20).map { $0 % 5 }
@@ -135,27 +171,36 @@ struct FederatedLinearTests {
             var contributions: [ClientContribution] = []
             for client in selected {
                 let budget = RankBudget.rank(fraction: fractions[tierOfClient[client]], of: n)
-                var local = Network(architecture: architecture, slice: global.slice(budgets: [budget]))
+                var local = Network(
+                    architecture: architecture, slice: global.slice(budgets: [budget]))
                 var gradients = local.parameters.map { Tensor(zeros: $0.shape) }
                 for _ in 0..<5 {
                     let b = Int.random(in: 1...budget, using: &generator)
                     let pass = local.forward(inputs, batch: n, ranks: [b])
                     var residual = pass.logits
-                    for i in residual.indices { residual[i] = (residual[i] - targets[i]) / Float(n) }
+                    for i in residual.indices {
+                        residual[i] = (residual[i] - targets[i]) / Float(n)
+                    }
                     local.backward(pass, outputGradient: residual, into: &gradients)
                     local.parameters[0].add(gradients[0], scaledBy: -0.05)
                     local.parameters[1].add(gradients[1], scaledBy: -0.05)
                 }
                 // The bias is not part of the linear map: keep it at zero.
                 local.parameters[2] = Tensor(zeros: [m])
-                contributions.append(ClientContribution(clientID: client, sampleCount: n, slice: local.slice(budgets: [budget])))
+                contributions.append(
+                    ClientContribution(
+                        clientID: client, sampleCount: n, slice: local.slice(budgets: [budget])))
             }
-            let delta = OrderedAggregation.pseudoGradient(global: global, contributions: contributions, coverageDamping: false)
-            OrderedAggregation.apply(delta, to: &global.parameters, optimizer: .fedAvg(learningRate: 1), state: &state)
+            let delta = OrderedAggregation.pseudoGradient(
+                global: global, contributions: contributions, coverageDamping: false)
+            OrderedAggregation.apply(
+                delta, to: &global.parameters, optimizer: .fedAvg(learningRate: 1), state: &state)
         }
         for fraction in fractions {
             let k = RankBudget.rank(fraction: fraction, of: n)
-            let product = matmul(global.parameters[0].prefix(rows: k), global.parameters[1].prefix(rows: k), lhsTransposition: .transposed)
+            let product = matmul(
+                global.parameters[0].prefix(rows: k), global.parameters[1].prefix(rows: k),
+                lhsTransposition: .transposed)
             var left = svd.u
             for i in 0..<m { for j in 0..<n { left[i, j] *= j < k ? svd.singularValues[j] : 0 } }
             let error = relativeError(product, matmul(left, svd.vt))

@@ -51,7 +51,8 @@ enum RandomMessages {
                     tierName: text(maximumScalars: 20, using: &generator),
                     capability: float(using: &generator), sampleCount: generator.next(),
                     instanceNonce: generator.next(),
-                    requestedClientID: Bool.random(using: &generator) ? nil : UInt32.random(in: 0..<UInt32.max, using: &generator)))
+                    requestedClientID: Bool.random(using: &generator)
+                        ? nil : UInt32.random(in: 0..<UInt32.max, using: &generator)))
         case .registered:
             return .registered(
                 RegistrationAccepted(
@@ -66,7 +67,9 @@ enum RandomMessages {
                     sampler: SamplerKind.allCases.randomElement(using: &generator)!,
                     groupLasso: float(using: &generator), seed: generator.next(),
                     momentum: float(using: &generator), weightDecay: float(using: &generator),
-                    samplerFractions: (0..<Int.random(in: 0...4, using: &generator)).map { _ in float(using: &generator) },
+                    samplerFractions: (0..<Int.random(in: 0...4, using: &generator)).map { _ in
+                        float(using: &generator)
+                    },
                     fullBudgetProbability: float(using: &generator)))
         case .update:
             return .update(

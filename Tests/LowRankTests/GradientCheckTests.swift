@@ -4,13 +4,17 @@ import TestSupport
 import Testing
 
 /// Loss `Σ logits ⊙ R` for a fixed random `R`, so ∂loss/∂logits = R.
-private func projectionLoss(_ network: Network, input: [Float], batch: Int, ranks: [Int], projection: [Float]) -> Double {
+private func projectionLoss(
+    _ network: Network, input: [Float], batch: Int, ranks: [Int], projection: [Float]
+) -> Double {
     let logits = network.forward(input, batch: batch, ranks: ranks).logits
     return zip(logits, projection).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
 }
 
 /// Checks every parameter gradient of `network` at `ranks` against central differences.
-private func checkGradients(_ network: Network, ranks: [Int], batch: Int, seed: UInt64, step: Float = 1e-2) {
+private func checkGradients(
+    _ network: Network, ranks: [Int], batch: Int, seed: UInt64, step: Float = 1e-2
+) {
     var generator = SeededGenerator(seed: seed)
     let inputCount = network.architecture.inputShape.reduce(1, *)
     let input = Tensor.randomNormal(shape: [batch * inputCount], using: &generator).scalars
@@ -23,10 +27,13 @@ private func checkGradients(_ network: Network, ranks: [Int], batch: Int, seed: 
         let numeric = numericalGradient(at: network.parameters[index], step: step) { probe in
             var perturbed = network
             perturbed.parameters[index] = probe
-            return projectionLoss(perturbed, input: input, batch: batch, ranks: ranks, projection: projection)
+            return projectionLoss(
+                perturbed, input: input, batch: batch, ranks: ranks, projection: projection)
         }
-        #expect(isClose(gradients[index], numeric, tolerance: Tolerance.gradient),
-            "tensor \(index) \(network.parameters[index].shape) at ranks \(ranks): relative error \(relativeError(gradients[index], numeric))")
+        #expect(
+            isClose(gradients[index], numeric, tolerance: Tolerance.gradient),
+            "tensor \(index) \(network.parameters[index].shape) at ranks \(ranks): relative error \(relativeError(gradients[index], numeric))"
+        )
     }
 }
 
@@ -35,19 +42,26 @@ struct GradientCheckTests {
     @Test("Dense → ReLU → Dense")
     func dense() {
         var generator = SeededGenerator(seed: 1)
-        let architecture = Architecture(name: "t", inputShape: [7], classCount: 3, layers: [
-            .dense(inputs: 7, outputs: 5), .relu, .dense(inputs: 5, outputs: 3),
-        ])
+        let architecture = Architecture(
+            name: "t", inputShape: [7], classCount: 3,
+            layers: [
+                .dense(inputs: 7, outputs: 5), .relu, .dense(inputs: 5, outputs: 3),
+            ])
         let network = Network(architecture: architecture, using: &generator)
         checkGradients(network, ranks: [], batch: 4, seed: 2)
     }
 
-    @Test("LoDDense at every rank; components beyond the rank get zero gradient", arguments: [1, 3, 5])
+    @Test(
+        "LoDDense at every rank; components beyond the rank get zero gradient",
+        arguments: [1, 3, 5])
     func lowRankDense(rank: Int) {
         var generator = SeededGenerator(seed: 3)
-        let architecture = Architecture(name: "t", inputShape: [7], classCount: 3, layers: [
-            .lowRankDense(inputs: 7, outputs: 5, maxRank: 5), .relu, .lowRankDense(inputs: 5, outputs: 3, maxRank: 3),
-        ])
+        let architecture = Architecture(
+            name: "t", inputShape: [7], classCount: 3,
+            layers: [
+                .lowRankDense(inputs: 7, outputs: 5, maxRank: 5), .relu,
+                .lowRankDense(inputs: 5, outputs: 3, maxRank: 3),
+            ])
         let network = Network(architecture: architecture, using: &generator)
         checkGradients(network, ranks: [rank, min(rank, 3)], batch: 4, seed: 4)
     }
@@ -57,10 +71,13 @@ struct GradientCheckTests {
         var generator = SeededGenerator(seed: 5)
         let g = ConvolutionGeometry(height: 6, width: 6, channels: 2, kernelSize: 3, padding: 1)
         let g2 = ConvolutionGeometry(height: 3, width: 3, channels: 3, kernelSize: 3, padding: 0)
-        let architecture = Architecture(name: "t", inputShape: [6, 6, 2], classCount: 2, layers: [
-            .convolution(geometry: g, outputs: 3), .relu, .maxPool(height: 6, width: 6, channels: 3),
-            .convolution(geometry: g2, outputs: 4), .flatten, .dense(inputs: 4, outputs: 2),
-        ])
+        let architecture = Architecture(
+            name: "t", inputShape: [6, 6, 2], classCount: 2,
+            layers: [
+                .convolution(geometry: g, outputs: 3), .relu,
+                .maxPool(height: 6, width: 6, channels: 3),
+                .convolution(geometry: g2, outputs: 4), .flatten, .dense(inputs: 4, outputs: 2),
+            ])
         let network = Network(architecture: architecture, using: &generator)
         checkGradients(network, ranks: [], batch: 2, seed: 6, step: 1e-3)
     }
@@ -70,13 +87,16 @@ struct GradientCheckTests {
         var generator = SeededGenerator(seed: 7)
         let g = ConvolutionGeometry(height: 5, width: 5, channels: 2, kernelSize: 3, padding: 1)
         let g2 = ConvolutionGeometry(height: 5, width: 5, channels: 4, kernelSize: 3, padding: 0)
-        let architecture = Architecture(name: "t", inputShape: [5, 5, 2], classCount: 3, layers: [
-            .lowRankConvolution(geometry: g, outputs: 4, maxRank: 4), .relu,
-            .lowRankConvolution(geometry: g2, outputs: 3, maxRank: 3), .flatten,
-            .lowRankDense(inputs: 27, outputs: 3, maxRank: 3),
-        ])
+        let architecture = Architecture(
+            name: "t", inputShape: [5, 5, 2], classCount: 3,
+            layers: [
+                .lowRankConvolution(geometry: g, outputs: 4, maxRank: 4), .relu,
+                .lowRankConvolution(geometry: g2, outputs: 3, maxRank: 3), .flatten,
+                .lowRankDense(inputs: 27, outputs: 3, maxRank: 3),
+            ])
         let network = Network(architecture: architecture, using: &generator)
-        checkGradients(network, ranks: [rank, min(rank, 3), min(rank, 3)], batch: 2, seed: 8, step: 1e-3)
+        checkGradients(
+            network, ranks: [rank, min(rank, 3), min(rank, 3)], batch: 2, seed: 8, step: 1e-3)
     }
 
     @Test("Softmax cross-entropy gradient")
@@ -84,17 +104,28 @@ struct GradientCheckTests {
         var generator = SeededGenerator(seed: 9)
         let logits = Tensor.randomNormal(shape: [3, 4], using: &generator)
         let labels: [Int32] = [0, 3, 1]
-        let analytic = SoftmaxCrossEntropy.lossAndGradient(logits: logits.scalars, labels: labels, classCount: 4).gradient
+        let analytic = SoftmaxCrossEntropy.lossAndGradient(
+            logits: logits.scalars, labels: labels, classCount: 4
+        ).gradient
         let numeric = numericalGradient(at: logits, step: 1e-3) {
-            SoftmaxCrossEntropy.lossAndGradient(logits: $0.scalars, labels: labels, classCount: 4).loss
+            SoftmaxCrossEntropy.lossAndGradient(logits: $0.scalars, labels: labels, classCount: 4)
+                .loss
         }
-        #expect(isClose(Tensor(shape: [3, 4], scalars: analytic), numeric, tolerance: Tolerance.gradient))
-        let targets = SoftmaxCrossEntropy.softmax(Tensor.randomNormal(shape: [12], using: &generator).scalars, classCount: 4)
-        let soft = SoftmaxCrossEntropy.lossAndGradient(logits: logits.scalars, targets: targets, classCount: 4).gradient
+        #expect(
+            isClose(
+                Tensor(shape: [3, 4], scalars: analytic), numeric, tolerance: Tolerance.gradient))
+        let targets = SoftmaxCrossEntropy.softmax(
+            Tensor.randomNormal(shape: [12], using: &generator).scalars, classCount: 4)
+        let soft = SoftmaxCrossEntropy.lossAndGradient(
+            logits: logits.scalars, targets: targets, classCount: 4
+        ).gradient
         let softNumeric = numericalGradient(at: logits, step: 1e-3) {
-            SoftmaxCrossEntropy.lossAndGradient(logits: $0.scalars, targets: targets, classCount: 4).loss
+            SoftmaxCrossEntropy.lossAndGradient(logits: $0.scalars, targets: targets, classCount: 4)
+                .loss
         }
-        #expect(isClose(Tensor(shape: [3, 4], scalars: soft), softNumeric, tolerance: Tolerance.gradient))
+        #expect(
+            isClose(
+                Tensor(shape: [3, 4], scalars: soft), softNumeric, tolerance: Tolerance.gradient))
     }
 
     @Test("Hierarchical group lasso gradient, and no NaN at zero components", arguments: [2, 5])
@@ -103,7 +134,9 @@ struct GradientCheckTests {
         var factor = Tensor.randomNormal(shape: [5, 3], using: &generator)
         var analytic = Tensor(zeros: factor.shape)
         GroupLasso.addGradient(of: factor, kept: kept, strength: 1, to: &analytic)
-        let numeric = numericalGradient(at: factor, step: 1e-3) { GroupLasso.penalty($0, kept: kept) }
+        let numeric = numericalGradient(at: factor, step: 1e-3) {
+            GroupLasso.penalty($0, kept: kept)
+        }
         #expect(isClose(analytic, numeric, tolerance: Tolerance.gradient))
         for j in 0..<3 { factor[4, j] = 0 }
         var guarded = Tensor(zeros: factor.shape)

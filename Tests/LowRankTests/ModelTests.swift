@@ -47,14 +47,17 @@ struct ModelTests {
         #expect(isClose(y2, y1, tolerance: 1e-4))
     }
 
-    @Test("Export at a fraction is physically smaller and computes what the truncated model computes", arguments: [0.125, 0.5, 1.0])
+    @Test(
+        "Export at a fraction is physically smaller and computes what the truncated model computes",
+        arguments: [0.125, 0.5, 1.0])
     func export(fraction: Double) {
         let network = Self.trainedLeNet()
         let ranks = network.ranks(atFraction: fraction)
         let small = network.exported(ranks: ranks)
         var generator = SeededGenerator(seed: 9)
         let input = Tensor.randomNormal(shape: [3 * 784], using: &generator).scalars
-        let truncated = Tensor(shape: [30], scalars: network.forward(input, batch: 3, ranks: ranks).logits)
+        let truncated = Tensor(
+            shape: [30], scalars: network.forward(input, batch: 3, ranks: ranks).logits)
         let exported = Tensor(shape: [30], scalars: small.forward(input, batch: 3).logits)
         #expect(isClose(exported, truncated, tolerance: 1e-4))
         let stored = small.parameters.reduce(0) { $0 + $1.count }
@@ -72,8 +75,11 @@ struct ModelTests {
         let before = network.parameterCount(ranks: network.keptRanks)
         network.mask(lowRankLayer: 2, toRank: 30)
         #expect(network.keptRanks == [6, 16, 30, 84, 10])
-        #expect(network.parameterCount(ranks: network.keptRanks) == before - 48_000 - 120 + 30 * 520 + 120)
-        let up = network.parameters[network.parameterOffset(ofLayer: network.architecture.lowRankLayerIndices[2])]
+        #expect(
+            network.parameterCount(ranks: network.keptRanks) == before - 48_000 - 120 + 30 * 520
+                + 120)
+        let up = network.parameters[
+            network.parameterOffset(ofLayer: network.architecture.lowRankLayerIndices[2])]
         #expect(up.scalars[(30 * 120)...].allSatisfy { $0 == 0 })
     }
 
@@ -92,7 +98,9 @@ struct ModelTests {
     func refusals() throws {
         let bytes = ModelFile.encode(Self.trainedLeNet())
         for length in [0, 7, 19, 100, bytes.count / 2, bytes.count - 1] {
-            #expect(throws: ModelFile.Error.self) { try ModelFile.decode(Array(bytes.prefix(length))) }
+            #expect(throws: ModelFile.Error.self) {
+                try ModelFile.decode(Array(bytes.prefix(length)))
+            }
         }
         var flipped = bytes
         flipped[bytes.count / 2] ^= 0x10
@@ -107,7 +115,9 @@ struct ModelTests {
         #expect(throws: ModelFile.Error.badMagic) { try ModelFile.decode(foreign) }
         var newer = bytes
         newer[8] = 2
-        #expect(throws: ModelFile.Error.newerVersion(found: 2, supported: 1)) { try ModelFile.decode(newer) }
+        #expect(throws: ModelFile.Error.newerVersion(found: 2, supported: 1)) {
+            try ModelFile.decode(newer)
+        }
         var padded = bytes
         padded.append(0)
         #expect(throws: ModelFile.Error.self) { try ModelFile.decode(padded) }
@@ -116,10 +126,12 @@ struct ModelTests {
     @Test("A well-formed file whose architecture does not chain is refused, not run")
     func forgedArchitecture() throws {
         var generator = SeededGenerator(seed: 3)
-        let good = Architecture(name: "t", inputShape: [4], classCount: 2, layers: [.dense(inputs: 4, outputs: 2)])
+        let good = Architecture(
+            name: "t", inputShape: [4], classCount: 2, layers: [.dense(inputs: 4, outputs: 2)])
         #expect(good.inconsistency == nil)
         #expect(Architecture.make(.lenet, lowRank: true).inconsistency == nil)
-        let forged = Architecture(name: "t", inputShape: [5], classCount: 2, layers: [.dense(inputs: 4, outputs: 2)])
+        let forged = Architecture(
+            name: "t", inputShape: [5], classCount: 2, layers: [.dense(inputs: 4, outputs: 2)])
         #expect(forged.inconsistency?.contains("layer 0") == true)
         let network = Network(architecture: good, using: &generator)
         // Re-label the input shape in the JSON header and fix up the checksum: still refused.
@@ -134,7 +146,10 @@ struct ModelTests {
         bytes.replaceSubrange(range, with: replacement)
         bytes.removeLast(4)
         let crc = CRC32C.checksum(bytes)
-        bytes += [UInt8(crc & 0xFF), UInt8((crc >> 8) & 0xFF), UInt8((crc >> 16) & 0xFF), UInt8(crc >> 24)]
+        bytes += [
+            UInt8(crc & 0xFF), UInt8((crc >> 8) & 0xFF), UInt8((crc >> 16) & 0xFF),
+            UInt8(crc >> 24),
+        ]
         #expect(throws: ModelFile.Error.self) { try ModelFile.decode(bytes) }
     }
 }
@@ -165,7 +180,10 @@ struct SamplerTests {
     func limits() {
         var generator = SeededGenerator(seed: 2)
         let limits = [6, 16, 40, 0]
-        for sampler in [RankSampler.perLayer, .acrossLayers, .sharedFraction(fractions: [0.25, 1]), .fixed(fraction: 0.125), .none] {
+        for sampler in [
+            RankSampler.perLayer, .acrossLayers, .sharedFraction(fractions: [0.25, 1]),
+            .fixed(fraction: 0.125), .none,
+        ] {
             var state = RankSamplingState(sampler: sampler)
             for _ in 0..<200 {
                 let ranks = state.nextRanks(limits: limits, using: &generator)
@@ -188,8 +206,10 @@ struct SamplerTests {
             up[i, 0] = Float(norm)
             down[i, 1] = Float(norm)
         }
-        #expect(GroupLasso.keptRank(up: up, down: down, kept: 4, threshold: 1e-3, relative: true) == 3)
+        #expect(
+            GroupLasso.keptRank(up: up, down: down, kept: 4, threshold: 1e-3, relative: true) == 3)
         #expect(GroupLasso.keptRank(up: up, down: down, kept: 4, threshold: 0, relative: true) == 4)
-        #expect(GroupLasso.keptRank(up: up, down: down, kept: 4, threshold: 1.5, relative: false) == 2)
+        #expect(
+            GroupLasso.keptRank(up: up, down: down, kept: 4, threshold: 1.5, relative: false) == 2)
     }
 }

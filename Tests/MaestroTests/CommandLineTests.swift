@@ -9,11 +9,14 @@ let maestroPath: String = {
         let path = candidate.appendingPathComponent("maestro").path
         if FileManager.default.isExecutableFile(atPath: path) { return path }
     }
-    return URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(".build/debug/maestro").path
+    return URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(
+        ".build/debug/maestro"
+    ).path
 }()
 
 /// The repository root (for Scenarios/).
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent()
 
 struct CommandResult {
     var status: Int32
@@ -46,7 +49,8 @@ func maestro(_ arguments: [String], timeout: Double = 300) throws -> CommandResu
     if process.isRunning {
         process.terminate()
         process.waitUntilExit()
-        Issue.record("maestro \(arguments.joined(separator: " ")) did not finish within \(timeout) s")
+        Issue.record(
+            "maestro \(arguments.joined(separator: " ")) did not finish within \(timeout) s")
     }
     process.waitUntilExit()
     while !(outputData.isClosed && errorData.isClosed) { usleep(5_000) }
@@ -73,7 +77,9 @@ final class LockedData: @unchecked Sendable {
 }
 
 func temporaryDirectory() -> String {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("maestro-test-\(UUID().uuidString)").path
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "maestro-test-\(UUID().uuidString)"
+    ).path
     try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
 }
@@ -108,7 +114,9 @@ struct CommandLineTests {
 
     @Test("A missing data folder is named in the error")
     func missingData() throws {
-        let result = try maestro(["train", "--model", "mlp", "--epochs", "1", "--data-dir", "/nonexistent/fmnist"])
+        let result = try maestro([
+            "train", "--model", "mlp", "--epochs", "1", "--data-dir", "/nonexistent/fmnist",
+        ])
         #expect(result.status != 0)
         #expect(result.error.contains("/nonexistent/fmnist"))
     }
@@ -119,23 +127,30 @@ struct CommandLineTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let bad = "\(directory)/bad.yaml"
         try """
-            name: bad
-            seed: 1
-            clients: 10
-            rounds: 0
-            clientsPerRound: 20
-            dataset: {name: fashion-mnist, partition: {scheme: dirichlet, alpha: -1}}
-            model: {architecture: lenet, strategy: orderedLoD}
-            training: {localEpochs: 1, batchSize: 32, learningRate: 0.05, sampler: perLayr}
-            tiers:
-              - {name: a, share: 0.5, rankFraction: 1.5, gflops: 1, uplinkMbps: 1, downlinkMbps: 1}
-            """.write(toFile: bad, atomically: true, encoding: .utf8)
+        name: bad
+        seed: 1
+        clients: 10
+        rounds: 0
+        clientsPerRound: 20
+        dataset: {name: fashion-mnist, partition: {scheme: dirichlet, alpha: -1}}
+        model: {architecture: lenet, strategy: orderedLoD}
+        training: {localEpochs: 1, batchSize: 32, learningRate: 0.05, sampler: perLayr}
+        tiers:
+          - {name: a, share: 0.5, rankFraction: 1.5, gflops: 1, uplinkMbps: 1, downlinkMbps: 1}
+        """.write(toFile: bad, atomically: true, encoding: .utf8)
         let result = try maestro(["scenario", "validate", bad])
         #expect(result.status != 0)
-        for keyPath in ["rounds", "clientsPerRound", "dataset.partition.alpha", "training.sampler", "tiers[0].rankFraction"] {
-            #expect(result.error.contains("bad.yaml: \(keyPath)"), "no problem reported at \(keyPath):\n\(result.error)")
+        for keyPath in [
+            "rounds", "clientsPerRound", "dataset.partition.alpha", "training.sampler",
+            "tiers[0].rankFraction",
+        ] {
+            #expect(
+                result.error.contains("bad.yaml: \(keyPath)"),
+                "no problem reported at \(keyPath):\n\(result.error)")
         }
-        let valid = try maestro(["scenario", "validate", "Scenarios/default.yaml", "Scenarios/smoke.yaml"])
+        let valid = try maestro([
+            "scenario", "validate", "Scenarios/default.yaml", "Scenarios/smoke.yaml",
+        ])
         #expect(valid.status == 0, "\(valid.error)")
         let show = try maestro(["scenario", "show", "Scenarios/default.yaml"])
         #expect(show.status == 0)

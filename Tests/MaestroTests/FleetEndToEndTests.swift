@@ -13,7 +13,10 @@ struct FleetEndToEndTests {
         #expect(result.status == 0, "\(result.error.suffix(2000))")
         #expect(result.output.contains("dense FedAvg"))
 
-        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/summary.json"))) as! [String: Any]
+        let summary =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: "\(run)/summary.json")))
+            as! [String: Any]
         #expect(summary["rounds"] as? Int == 12)
         let accuracy = summary["final_accuracy_by_tier"] as? [String: Double] ?? [:]
         #expect(Set(accuracy.keys) == ["low", "full"])
@@ -23,13 +26,16 @@ struct FleetEndToEndTests {
         let ledger = try String(contentsOfFile: "\(run)/ledger.csv", encoding: .utf8)
         let rows = ledger.split(separator: "\n").dropFirst()
         #expect(rows.reduce(0) { $0 + Int($1.split(separator: ",").last!)! } == up + down)
-        #expect(summary["transport_bytes_sent"] as! Int + (summary["transport_bytes_received"] as! Int) == up + down)
+        #expect(
+            summary["transport_bytes_sent"] as! Int + (summary["transport_bytes_received"] as! Int)
+                == up + down)
         #expect((summary["savings_ratio"] as! Double) > 0)
         for key in ["dense_equivalent_bytes", "wall_seconds", "virtual_seconds", "seed"] {
             #expect(summary[key] != nil, "summary.json has no \(key)")
         }
 
-        let metrics = try String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        let metrics = try String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8).split(
+            separator: "\n")
         #expect(metrics.count == 12)
         let model = try Data(contentsOf: URL(fileURLWithPath: "\(run)/final.maestro"))
         let (network, metadata) = try ModelFile.decode(Array(model))
@@ -37,8 +43,11 @@ struct FleetEndToEndTests {
         #expect(metadata["scenario"] == "smoke")
 
         // Every client process exited: none still has this run directory on its command line.
-        let leftovers = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { entry in
-            guard Int(entry) != nil, let line = try? String(contentsOfFile: "/proc/\(entry)/cmdline", encoding: .utf8) else { return false }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter {
+            entry in
+            guard Int(entry) != nil,
+                let line = try? String(contentsOfFile: "/proc/\(entry)/cmdline", encoding: .utf8)
+            else { return false }
             return line.contains(run)
         }
         #expect(leftovers.isEmpty, "client processes left: \(leftovers)")
@@ -49,7 +58,8 @@ struct FleetEndToEndTests {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let file = "\(directory)/broken.yaml"
-        try "name: broken\nseed: 1\nclients: -3\n".write(toFile: file, atomically: true, encoding: .utf8)
+        try "name: broken\nseed: 1\nclients: -3\n".write(
+            toFile: file, atomically: true, encoding: .utf8)
         let result = try maestro(["fleet", file, "--out", "\(directory)/run"])
         #expect(result.status != 0)
         #expect(result.error.contains("broken.yaml: clients"))

@@ -55,10 +55,14 @@ func startThread(_ body: @escaping @Sendable () -> Void) {
 
 /// Runs the coordinator and every client in this process over the in-memory transport.
 /// `startOrder` decides in which order clients start (and so the order updates arrive).
-func runInProcess(_ scenario: Scenario, startOrder: [Int], delayMicroseconds: [UInt32]) throws -> RunResult {
+func runInProcess(
+    _ scenario: Scenario, startOrder: [Int], delayMicroseconds: [UInt32]
+) throws -> RunResult {
     let network = InMemoryNetwork()
     let server = try network.bind("inproc://coordinator")
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("maestro-run-\(UUID().uuidString)").path
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "maestro-run-\(UUID().uuidString)"
+    ).path
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let outcome = Box<Result<RunSummary, CoordinatorError>?>(nil)
     let group = DispatchGroup()
@@ -73,7 +77,8 @@ func runInProcess(_ scenario: Scenario, startOrder: [Int], delayMicroseconds: [U
             options.roundTimeout = .seconds(30)
             options.registrationTimeout = .seconds(30)
             let coordinator = Coordinator(
-                scenario: scenario, transport: server, recorder: recorder, evaluationSet: evaluation, options: options)
+                scenario: scenario, transport: server, recorder: recorder,
+                evaluationSet: evaluation, options: options)
             outcome.value = .success(try coordinator.run())
         } catch let error as CoordinatorError {
             outcome.value = .failure(error)
@@ -93,15 +98,23 @@ func runInProcess(_ scenario: Scenario, startOrder: [Int], delayMicroseconds: [U
             usleep(delay)
             let client = FederatedClient(
                 transport: transport, samples: samples,
-                options: .init(coordinator: "inproc", tierName: spec.tier.name, gflops: 1, requestedClientID: UInt32(index)))
+                options: .init(
+                    coordinator: "inproc", tierName: spec.tier.name, gflops: 1,
+                    requestedClientID: UInt32(index)))
             _ = try? client.run()
         }
     }
     group.wait()
     let summary = try outcome.value!.get()
-    let model = try Array(Data(contentsOf: URL(fileURLWithPath: directory).appendingPathComponent(RunRecorder.finalModelFile)))
-    let ledger = try String(contentsOfFile: "\(directory)/\(RunRecorder.ledgerFile)", encoding: .utf8)
-    let ledgerBytes = ledger.split(separator: "\n").dropFirst().reduce(0) { $0 + Int($1.split(separator: ",").last!)! }
+    let model = try Array(
+        Data(
+            contentsOf: URL(fileURLWithPath: directory).appendingPathComponent(
+                RunRecorder.finalModelFile)))
+    let ledger = try String(
+        contentsOfFile: "\(directory)/\(RunRecorder.ledgerFile)", encoding: .utf8)
+    let ledgerBytes = ledger.split(separator: "\n").dropFirst().reduce(0) {
+        $0 + Int($1.split(separator: ",").last!)!
+    }
     let statistics = server.statistics
     return RunResult(
         modelBytes: model, summary: summary, ledgerBytes: ledgerBytes,
@@ -114,7 +127,9 @@ struct FederatedRunTests {
     func determinism() throws {
         let scenario = try Scenario.parse(yaml: syntheticScenarioYAML)
         let first = try runInProcess(scenario, startOrder: Array(0..<8), delayMicroseconds: [0])
-        let second = try runInProcess(scenario, startOrder: [7, 3, 5, 0, 6, 2, 1, 4], delayMicroseconds: [3000, 0, 7000, 1000])
+        let second = try runInProcess(
+            scenario, startOrder: [7, 3, 5, 0, 6, 2, 1, 4],
+            delayMicroseconds: [3000, 0, 7000, 1000])
         #expect(first.modelBytes == second.modelBytes)
         #expect(first.summary.finalAccuracyByTier == second.summary.finalAccuracyByTier)
         #expect(first.summary.rounds == 4)
@@ -131,6 +146,8 @@ struct FederatedRunTests {
         // The small tier moves fewer bytes per participation than the large one.
         let small = result.summary.tiers.first { $0.tier == "small" }!
         let large = result.summary.tiers.first { $0.tier == "large" }!
-        #expect(Double(small.bytes) / Double(max(small.participations, 1)) < Double(large.bytes) / Double(max(large.participations, 1)))
+        #expect(
+            Double(small.bytes) / Double(max(small.participations, 1)) < Double(large.bytes)
+                / Double(max(large.participations, 1)))
     }
 }

@@ -1,10 +1,12 @@
-import Testing
-import TestSupport
 import Tensors
+import TestSupport
+import Testing
 
 @Suite("sgemm against a plain-loop reference")
 struct MatmulTests {
-    static let shapes: [(Int, Int, Int)] = [(1, 1, 1), (7, 5, 3), (3, 1, 9), (17, 33, 2), (64, 129, 31)]
+    static let shapes: [(Int, Int, Int)] = [
+        (1, 1, 1), (7, 5, 3), (3, 1, 9), (17, 33, 2), (64, 129, 31),
+    ]
 
     @Test("Every transposition on odd shapes", arguments: [0, 1, 2, 3, 4])
     func matchesReference(shapeIndex: Int) {
@@ -12,12 +14,16 @@ struct MatmulTests {
         var generator = SeededGenerator(seed: 7)
         for transA in [Transposition.none, .transposed] {
             for transB in [Transposition.none, .transposed] {
-                let a = Tensor.randomNormal(shape: transA == .none ? [m, k] : [k, m], using: &generator)
-                let b = Tensor.randomNormal(shape: transB == .none ? [k, n] : [n, k], using: &generator)
+                let a = Tensor.randomNormal(
+                    shape: transA == .none ? [m, k] : [k, m], using: &generator)
+                let b = Tensor.randomNormal(
+                    shape: transB == .none ? [k, n] : [n, k], using: &generator)
                 let fast = matmul(a, b, lhsTransposition: transA, rhsTransposition: transB)
                 let slow = referenceMatmul(a, b, lhsTransposition: transA, rhsTransposition: transB)
                 #expect(fast.shape == [m, n])
-                #expect(isClose(fast, slow, tolerance: Tolerance.blas), "\(m)x\(k)x\(n) \(transA) \(transB)")
+                #expect(
+                    isClose(fast, slow, tolerance: Tolerance.blas),
+                    "\(m)x\(k)x\(n) \(transA) \(transB)")
             }
         }
     }
@@ -31,13 +37,18 @@ struct MatmulTests {
         x.scalars.withUnsafeBufferPointer { a in
             wide.scalars.withUnsafeBufferPointer { b in
                 out.withUnsafeMutableBufferPointer { c in
-                    sgemm(.none, .none, m: 5, n: 4, k: 9, a.baseAddress!, lda: 9, b.baseAddress!, ldb: 6, c.baseAddress!, ldc: 4)
+                    sgemm(
+                        .none, .none, m: 5, n: 4, k: 9, a.baseAddress!, lda: 9, b.baseAddress!,
+                        ldb: 6, c.baseAddress!, ldc: 4)
                 }
             }
         }
         var narrow = Tensor(zeros: [9, 4])
         for i in 0..<9 { for j in 0..<4 { narrow[i, j] = wide[i, j] } }
-        #expect(isClose(Tensor(shape: [5, 4], scalars: out), referenceMatmul(x, narrow), tolerance: Tolerance.blas))
+        #expect(
+            isClose(
+                Tensor(shape: [5, 4], scalars: out), referenceMatmul(x, narrow),
+                tolerance: Tolerance.blas))
     }
 
     @Test("k = 0 gives β·C, not garbage")
@@ -54,7 +65,9 @@ struct MatmulTests {
 
 @Suite("LAPACK SVD")
 struct SVDTests {
-    @Test("U S Vᵀ reconstructs the matrix; factors are orthonormal", arguments: [[1, 1], [8, 6], [6, 8], [31, 7]])
+    @Test(
+        "U S Vᵀ reconstructs the matrix; factors are orthonormal",
+        arguments: [[1, 1], [8, 6], [6, 8], [31, 7]])
     func reconstruction(shape: [Int]) throws {
         var generator = SeededGenerator(seed: 3)
         let a = Tensor.randomNormal(shape: shape, using: &generator)
@@ -65,9 +78,16 @@ struct SVDTests {
         for i in 0..<shape[0] { for j in 0..<k { scaled[i, j] *= svd.singularValues[j] } }
         #expect(isClose(referenceMatmul(scaled, svd.vt), a, tolerance: 1e-5))
         #expect(zip(svd.singularValues, svd.singularValues.dropFirst()).allSatisfy { $0 >= $1 })
-        let identity = Tensor(shape: [k, k], scalars: (0..<(k * k)).map { $0 / k == $0 % k ? 1 : 0 })
-        #expect(isClose(referenceMatmul(svd.u, svd.u, lhsTransposition: .transposed), identity, tolerance: 1e-5))
-        #expect(isClose(referenceMatmul(svd.vt, svd.vt, rhsTransposition: .transposed), identity, tolerance: 1e-5))
+        let identity = Tensor(
+            shape: [k, k], scalars: (0..<(k * k)).map { $0 / k == $0 % k ? 1 : 0 })
+        #expect(
+            isClose(
+                referenceMatmul(svd.u, svd.u, lhsTransposition: .transposed), identity,
+                tolerance: 1e-5))
+        #expect(
+            isClose(
+                referenceMatmul(svd.vt, svd.vt, rhsTransposition: .transposed), identity,
+                tolerance: 1e-5))
     }
 
     @Test("NaN input is refused, not decomposed")
@@ -86,7 +106,8 @@ struct ConvolutionLoweringTests {
         let g = ConvolutionGeometry(height: 6, width: 5, channels: 3, kernelSize: 3, padding: 1)
         let batch = 2
         let outC = 4
-        let images = Tensor.randomNormal(shape: [batch, g.height, g.width, g.channels], using: &generator)
+        let images = Tensor.randomNormal(
+            shape: [batch, g.height, g.width, g.channels], using: &generator)
         let kernel = Tensor.randomNormal(shape: [outC, g.patchSize], using: &generator)
         let rows = batch * g.outputHeight * g.outputWidth
         var patches = Tensor(zeros: [rows, g.patchSize])
@@ -108,7 +129,9 @@ struct ConvolutionLoweringTests {
                                 let x = ox + kx - 1
                                 guard y >= 0, y < g.height, x >= 0, x < g.width else { continue }
                                 for c in 0..<g.channels {
-                                    sum += images.scalars[((n * g.height + y) * g.width + x) * g.channels + c]
+                                    sum +=
+                                        images.scalars[
+                                            ((n * g.height + y) * g.width + x) * g.channels + c]
                                         * kernel[o, (ky * 3 + kx) * g.channels + c]
                                 }
                             }
@@ -128,7 +151,9 @@ struct ConvolutionLoweringTests {
                 col2im(src.baseAddress!, batch: batch, geometry: g, into: dst.baseAddress!)
             }
         }
-        let lhs = zip(patches.scalars, probe.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        let lhs = zip(patches.scalars, probe.scalars).reduce(0.0) {
+            $0 + Double($1.0) * Double($1.1)
+        }
         let rhs = zip(images.scalars, back.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
         #expect(abs(lhs - rhs) <= 1e-4 * abs(lhs))
     }
