@@ -97,7 +97,7 @@ struct ShippedScenarioTests {
         #expect(scenario.clientsPerTier.reduce(0, +) == 30)
     }
 
-    @Test("smoke.yaml: tiny IID MLP run, 6 clients, 3 per round, 8 rounds, evaluated every round")
+    @Test("smoke.yaml: tiny IID MLP run, 6 clients of 1000 images, 3 per round, 12 rounds, evaluated every round")
     func smoke() throws {
         let scenario = try shipped("smoke")
         #expect(
@@ -106,7 +106,8 @@ struct ShippedScenarioTests {
         #expect(scenario.model.architecture == .mlp)
         #expect(scenario.clients == 6)
         #expect(scenario.clientsPerRound == 3)
-        #expect(scenario.rounds == 8)
+        #expect(scenario.rounds == 12)
+        #expect(scenario.samplesPerClient == 1000)
         #expect(scenario.evaluation.period == 1)
         #expect(scenario.tiers.map(\.rankFraction) == [0.25, 1.0])
         #expect(scenario.training.localEpochs == 1)
