@@ -118,10 +118,11 @@ extension Scenario {
             .init(key: "training", value: training.node),
             .init(
                 key: "shrinking",
-                value: .flow([
-                    ("threshold", .number(shrinking.threshold)),
-                    ("period", .number(shrinking.period)),
-                ])),
+                value: .flow(
+                    [
+                        ("threshold", .number(shrinking.threshold)),
+                        ("period", .number(shrinking.period)),
+                    ] + (shrinking.until.map { [("until", .number($0))] } ?? []))),
             .init(key: "evaluation", value: .flow([("period", .number(evaluation.period))])),
             .init(
                 key: "security", value: .flow([("requireCurve", .boolean(security.requireCurve))])),

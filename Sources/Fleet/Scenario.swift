@@ -212,6 +212,9 @@ extension Scenario {
         public let threshold: Double
         /// Shrink every `period` rounds.
         public let period: Int
+        /// Last round at which the server shrinks (nil: until the end). A relative threshold
+        /// keeps cutting a fraction of every tail, so shrinking needs an end.
+        public var until: Int? = nil
 
         /// Whether the server shrinks at all.
         public var isEnabled: Bool { threshold > 0 }

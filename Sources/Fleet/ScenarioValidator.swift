@@ -42,7 +42,7 @@ struct ScenarioValidator {
     ]
     static let samplerKeys = ["kind", "fractions", "fraction"]
     static let serverKeys = ["optimizer", "learningRate", "momentum", "beta1", "beta2", "epsilon"]
-    static let shrinkingKeys = ["threshold", "period"]
+    static let shrinkingKeys = ["threshold", "period", "until"]
     static let evaluationKeys = ["period"]
     static let securityKeys = ["requireCurve"]
     static let tierKeys = [
@@ -408,8 +408,14 @@ struct ScenarioValidator {
                 "shrinking.threshold",
                 "must be 0 with denseFedAvg: the dense model has no components to shrink")
         }
-        guard let threshold, let period else { return nil }
-        return Scenario.Shrinking(threshold: threshold, period: period)
+        var until: Int?? = .some(nil)
+        if let node = fields.node("until") {
+            until = read(node, at: "shrinking.until", .integer(atLeast: 1)).map { .some($0) }
+        }
+        guard let threshold, let period, let until else { return nil }
+        var shrinking = Scenario.Shrinking(threshold: threshold, period: period)
+        shrinking.until = until
+        return shrinking
     }
 
     private mutating func evaluation(_ top: Fields) -> Scenario.Evaluation? {

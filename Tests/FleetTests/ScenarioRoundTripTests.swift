@@ -51,6 +51,7 @@ struct ScenarioRoundTripTests {
             ("training.momentum", "0.5"), ("training.weightDecay", "1e-4"),
             ("training.fullBudgetProbability", "0.5"), ("training.coverageDamping", "true"),
             ("training.learningRateSchedule", "cosine"),
+            ("shrinking", "{threshold: 0.05, period: 5, until: 30}"),
         ],
     ]
 
