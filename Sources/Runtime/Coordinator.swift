@@ -53,6 +53,9 @@ public final class Coordinator {
         public var log: @Sendable (String) -> Void = { _ in }
         /// Polled between frames; returning true stops the run.
         public var shouldStop: @Sendable () -> Bool = { false }
+        /// Polled between frames: IDs of clients known to be gone (a fleet's dead child
+        /// processes), so a round does not wait for them.
+        public var lostClients: @Sendable () -> [UInt32] = { [] }
 
         public init() {}
     }
@@ -72,6 +75,10 @@ public final class Coordinator {
     private var participations: [String: Int] = [:]
     private var rejectedTotals: [String: Int] = [:]
     private var lateTotal = 0
+    private var computeTotal = 0.0
+    /// Clients that missed a round's timeout or are known gone: not selected again until
+    /// they send something (a restarted client re-registers).
+    private var unresponsive: Set<UInt32> = []
     private var lastAccuracy: [String: Double] = [:]
     private let denseMessageBytes: (train: Int, update: Int)
     private let runID: UInt64
@@ -175,6 +182,7 @@ public final class Coordinator {
         if let previous = clients[id], previous.nonce != registration.instanceNonce {
             options.log("client \(id) re-registered from \(peer) (restarted)")
         }
+        unresponsive.remove(id)
         clients[id] = ClientRecord(
             id: id, peer: peer, tierIndex: tierIndex, sampleCount: Int(registration.sampleCount),
             nonce: registration.instanceNonce)
@@ -305,9 +313,11 @@ public final class Coordinator {
     func selectClients() -> [UInt32] {
         var generator = SeededGenerator.derived(
             seed: scenario.seed, stream: RandomStream.selection &+ UInt64(round))
+        // One availability draw per registered client, so the stream does not depend on who
+        // is unresponsive; unresponsive clients are then left out.
         let online = clients.keys.sorted().filter { id in
             generator.nextUnitInterval() < scenario.tiers[clients[id]!.tierIndex].availability
-        }
+        }.filter { !unresponsive.contains($0) }
         let target = min(
             online.count,
             Int((Double(scenario.clientsPerRound) * scenario.overSelection).rounded(.up)))
@@ -328,7 +338,15 @@ public final class Coordinator {
                     "round \(round): no update from \(pending.keys.sorted().map(String.init).joined(separator: ", ")) within \(options.roundTimeout); dropped"
                 )
                 metrics.droppedTimeout += pending.keys.sorted().map(Int.init)
+                unresponsive.formUnion(pending.keys)
                 break
+            }
+            for id in options.lostClients() {
+                unresponsive.insert(id)
+                if pending.removeValue(forKey: id) != nil {
+                    options.log("round \(round): client \(id) is gone; dropped from the round")
+                    metrics.droppedTimeout.append(Int(id))
+                }
             }
             if let update = try receiveAndHandle(
                 timeout: min(deadline - now, .milliseconds(200)), pending: &pending)
@@ -452,6 +470,8 @@ public final class Coordinator {
             return nil
         }
         pending[id] = nil
+        metrics.clientComputeSeconds += Double(update.computeSeconds)
+        computeTotal += Double(update.computeSeconds)
         recordLedger(client: Int(id), direction: .up, message: "update", bytes: bytes)
         countDenseEquivalent(denseMessageBytes.update, client: Int(id))
         let samples = min(Int(update.sampleCount), client.sampleCount)
@@ -644,16 +664,17 @@ public final class Coordinator {
                 parameters: global.parameterCount(ranks: scenario.isLowRank ? ranks : []))
         }
         let statistics = transport.statistics
+        let moved = Double(totals.up + totals.down)
+        let savings: Double = totals.dense > 0 ? 1 - moved / Double(totals.dense) : 0
         let summary = RunSummary(
             scenario: scenario.name, strategy: scenario.model.strategy.rawValue, rounds: round,
             seed: scenario.seed,
             finalAccuracyByTier: lastAccuracy, bytesUp: totals.up, bytesDown: totals.down,
             denseEquivalentBytes: totals.dense,
-            savingsRatio: totals.dense > 0
-                ? 1 - Double(totals.up + totals.down) / Double(totals.dense) : 0,
+            savingsRatio: savings,
             wallSeconds: (ContinuousClock.now - started).seconds, virtualSeconds: totals.virtual,
             finalRanks: global.keptRanks, tiers: tiers, rejectedMessages: rejectedTotals,
-            lateUpdates: lateTotal,
+            lateUpdates: lateTotal, clientComputeSeconds: computeTotal,
             transportBytesSent: Int(statistics.bytesSent),
             transportBytesReceived: Int(statistics.bytesReceived),
             modelFile: RunRecorder.finalModelFile)

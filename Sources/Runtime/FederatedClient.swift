@@ -159,7 +159,6 @@ public final class FederatedClient {
     private func train(
         _ task: TrainingTask, round: UInt32, architecture: Architecture
     ) throws(ClientError) {
-        let start = ContinuousClock.now
         guard
             Self.sliceFits(
                 task.budgets, factors: task.factors, shared: task.shared, architecture: architecture
@@ -171,10 +170,10 @@ public final class FederatedClient {
                 round: round)
             return
         }
+        // CPU time, not wall time: on a loaded machine the wall clock would count waiting.
+        let cpuStart = processCPUSeconds()
         let result = LocalTraining.run(task, architecture: architecture, samples: samples)
-        let elapsed = ContinuousClock.now - start
-        let seconds =
-            Float(elapsed.components.seconds) + Float(elapsed.components.attoseconds) * 1e-18
+        let seconds = Float(processCPUSeconds() - cpuStart)
         let update = TrainingUpdate(
             factors: result.slice.factors, shared: result.slice.shared,
             sampleCount: UInt32(samples.count),
@@ -240,4 +239,11 @@ public final class FederatedClient {
             throw .transport(error)
         }
     }
+}
+
+/// CPU seconds this process has used so far.
+func processCPUSeconds() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
 }

@@ -47,6 +47,8 @@ public struct RoundMetrics: Codable, Sendable {
     public var cumulativeDenseEquivalentBytes = 0
     public var ranks: [Int] = []
     public var trainingLoss: Double?
+    /// Seconds the round's participants spent in local training (as they reported).
+    public var clientComputeSeconds = 0.0
     public var accuracyByTier: [String: Double]?
     public var lossByTier: [String: Double]?
     public var virtualSeconds = 0.0
@@ -87,6 +89,8 @@ public struct RunSummary: Codable, Sendable {
     public var tiers: [TierSummary]
     public var rejectedMessages: [String: Int]
     public var lateUpdates: Int
+    /// Seconds all clients spent in local training over the run (as they reported).
+    public var clientComputeSeconds: Double
     public var transportBytesSent: Int
     public var transportBytesReceived: Int
     public var modelFile: String

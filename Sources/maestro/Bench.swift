@@ -1,6 +1,8 @@
 import ArgumentParser
+import Federation
 import Foundation
 import LowRank
+import Runtime
 import Tensors
 
 struct Bench: AsyncParsableCommand {
@@ -16,6 +18,12 @@ struct Bench: AsyncParsableCommand {
 
     @Option(name: .customLong("batch-size"), help: "Mini-batch of the training-step cases.")
     var batchSize = 64
+
+    @Option(help: "Scenario whose fleet run measures the CPU share of client training ('none' to skip).")
+    var fleet = "Scenarios/smoke.yaml"
+
+    @Option(name: .customLong("fleet-rounds"), help: "Rounds of that fleet run (default: the scenario's).")
+    var fleetRounds: Int?
 
     func run() async throws {
         var results = BenchResults(kernel: BLASKernel.coreName)
@@ -54,6 +62,8 @@ struct Bench: AsyncParsableCommand {
                     ranks: network.keptRanks,
                     parameters: network.parameterCount(ranks: network.keptRanks)))
         }
+        measureFederation(into: &results, generator: &generator)
+        if fleet != "none" { results.fleet = try measureFleet() }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -62,6 +72,80 @@ struct Bench: AsyncParsableCommand {
         } else {
             print(results.table)
         }
+    }
+
+    /// Codec and ordered-aggregation throughput on MLP-sized LoD payloads.
+    func measureFederation(into results: inout BenchResults, generator: inout SeededGenerator) {
+        let global = Network(architecture: .make(.mlp, lowRank: true), using: &generator)
+        let slice = global.slice(budgets: global.keptRanks)
+        let task = TrainingTask(
+            budgets: slice.budgets.map(UInt32.init), factors: slice.factors, shared: slice.shared, localEpochs: 1,
+            batchSize: 32, learningRate: 0.05, sampler: .perLayer, groupLasso: 0, seed: 1)
+        let message = Message.train(task)
+        var frame: [UInt8] = []
+        let encode = medianTime { frame = WireCodec.encode(message, round: 1, sender: 0) }
+        let decode = medianTime { _ = try? WireCodec.decode(frame, maximumSize: 64 << 20) }
+        results.codecFrameBytes = frame.count
+        results.codecEncodeGBPerSecond = Double(frame.count) / encode / 1e9
+        results.codecDecodeGBPerSecond = Double(frame.count) / decode / 1e9
+        // Ten clients at the default scenario's tier fractions, each a perturbed copy.
+        var contributions: [ClientContribution] = []
+        for client in 0..<10 {
+            let fraction = [0.125, 0.125, 0.125, 0.125, 0.25, 0.25, 0.25, 0.5, 0.5, 1][client]
+            let budgets = global.ranks(atFraction: fraction)
+            var local = global.slice(budgets: budgets)
+            for i in local.shared.indices { local.shared[i].scalars[0] += Float(client) }
+            contributions.append(ClientContribution(clientID: client, sampleCount: 100 + client, slice: local))
+        }
+        let payload = contributions.reduce(0) { $0 + 4 * $1.slice.scalarCount }
+        var parameters = global.parameters
+        var state = ServerOptimizerState(for: parameters)
+        let aggregate = medianTime {
+            let delta = OrderedAggregation.pseudoGradient(global: global, contributions: contributions, coverageDamping: true)
+            OrderedAggregation.apply(delta, to: &parameters, optimizer: .fedAvgM(learningRate: 1, momentum: 0.9), state: &state)
+        }
+        results.aggregationPayloadBytes = payload
+        results.aggregationGBPerSecond = Double(payload) / aggregate / 1e9
+    }
+
+    /// Runs a fleet and splits its CPU time into client training and everything else.
+    func measureFleet() throws -> BenchResults.FleetShare {
+        guard FileManager.default.fileExists(atPath: fleet) else {
+            throw CommandError("\(fleet): no such scenario file (give --fleet FILE or --fleet none)")
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("maestro-bench-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var arguments = ["fleet", fleet, "--out", directory, "--quiet"]
+        if let fleetRounds { arguments += ["--rounds", "\(fleetRounds)"] }
+        let before = childrenCPUSeconds()
+        let start = monotonicSeconds()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw CommandError("the benchmark fleet run of \(fleet) failed (exit \(process.terminationStatus))")
+        }
+        let wall = monotonicSeconds() - start
+        let cpu = childrenCPUSeconds() - before
+        let data = try Data(contentsOf: URL(fileURLWithPath: directory).appendingPathComponent(RunRecorder.summaryFile))
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let summary = try decoder.decode(RunSummary.self, from: data)
+        return .init(
+            scenario: fleet, rounds: summary.rounds, wallSeconds: wall, cpuSeconds: cpu,
+            trainingCPUSeconds: summary.clientComputeSeconds, trainingShare: summary.clientComputeSeconds / max(cpu, 1e-9))
+    }
+
+    /// User + system CPU seconds of this process's waited-for descendants.
+    func childrenCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_CHILDREN.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) * 1e-6 + Double(usage.ru_stime.tv_sec)
+            + Double(usage.ru_stime.tv_usec) * 1e-6
     }
 
     /// Median-of-runs GFLOP/s of one sgemm shape on one thread.
@@ -143,8 +227,23 @@ struct BenchResults: Encodable {
         var parameters: Int
     }
 
+    struct FleetShare: Encodable {
+        var scenario: String
+        var rounds: Int
+        var wallSeconds: Double
+        var cpuSeconds: Double
+        var trainingCPUSeconds: Double
+        var trainingShare: Double
+    }
+
     var kernel: String
     var sgemmGflopsSingleThread = 0.0
+    var codecFrameBytes = 0
+    var codecEncodeGBPerSecond = 0.0
+    var codecDecodeGBPerSecond = 0.0
+    var aggregationPayloadBytes = 0
+    var aggregationGBPerSecond = 0.0
+    var fleet: FleetShare?
     var sgemmShapes: [Shape] = []
     var trainingSteps: [Step] = []
 
@@ -172,6 +271,15 @@ struct BenchResults: Encodable {
                     + String(
                         format: "  %8.3f  %8.1f   %5.0f%%   %10d", s.seconds * 1e3, s.gflops,
                         100 * s.gflops / sgemmGflopsSingleThread, s.parameters))
+        }
+        lines.append("")
+        lines.append(String(format: "wire codec (%.2f MB TRAIN frame): encode %.2f GB/s, decode %.2f GB/s",
+            Double(codecFrameBytes) / 1e6, codecEncodeGBPerSecond, codecDecodeGBPerSecond))
+        lines.append(String(format: "ordered aggregation (10 clients, %.2f MB of updates): %.2f GB/s",
+            Double(aggregationPayloadBytes) / 1e6, aggregationGBPerSecond))
+        if let fleet {
+            lines.append(String(format: "fleet %@ (%d rounds): %.1f s wall, %.1f CPU s, of which client training %.1f s = %.0f%%",
+                fleet.scenario, fleet.rounds, fleet.wallSeconds, fleet.cpuSeconds, fleet.trainingCPUSeconds, 100 * fleet.trainingShare))
         }
         return lines.joined(separator: "\n")
     }

@@ -5,8 +5,13 @@ import Foundation
 /// Children inherit the environment (with the BLAS kernel chosen at start-up) plus one BLAS
 /// thread each, append their output to one log file, and get SIGTERM if this process dies
 /// (`--exit-with-parent`). `stopAll` terminates and reaps whatever is still running.
-final class ClientLauncher {
-    private(set) var children: [pid_t] = []
+///
+/// Used from the fleet's thread and polled by the coordinator between frames; every access to
+/// the child table holds `lock`, which makes it safe to share (`@unchecked Sendable`).
+final class ClientLauncher: @unchecked Sendable {
+    private let lock = NSLock()
+    private var children: [pid_t: Int] = [:]
+    private var exited: [Int] = []
     private let executable: String
     private let logDescriptor: Int32
 
@@ -23,8 +28,8 @@ final class ClientLauncher {
 
     deinit { close(logDescriptor) }
 
-    /// Spawns `maestro ARGUMENTS`.
-    func launch(arguments: [String]) throws {
+    /// Spawns `maestro ARGUMENTS` for fleet client `index`.
+    func launch(index: Int, arguments: [String]) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -46,17 +51,31 @@ final class ClientLauncher {
                 "cannot start a client process (\(executable)): \(String(cString: strerror(status)))"
             )
         }
-        children.append(pid)
+        lock.withLock { children[pid] = index }
+    }
+
+    /// Fleet indices of clients whose process exited since the last call.
+    func exitedClients() -> [UInt32] {
+        reap()
+        return lock.withLock {
+            defer { exited.removeAll() }
+            return exited.map(UInt32.init)
+        }
     }
 
     /// Reaps children that exited; returns how many are still running.
     @discardableResult
     func reap() -> Int {
-        children = children.filter { pid in
-            var status: Int32 = 0
-            return waitpid(pid, &status, WNOHANG) == 0
+        lock.withLock {
+            for (pid, index) in children {
+                var status: Int32 = 0
+                if waitpid(pid, &status, WNOHANG) != 0 {
+                    children[pid] = nil
+                    exited.append(index)
+                }
+            }
+            return children.count
         }
-        return children.count
     }
 
     /// Waits up to `timeout` for every child to exit by itself.
@@ -70,13 +89,14 @@ final class ClientLauncher {
     /// SIGTERM to every child, SIGKILL to those still there after two seconds, and reap all.
     func stopAll() {
         guard reap() > 0 else { return }
-        for pid in children { kill(pid, SIGTERM) }
+        for pid in lock.withLock({ Array(children.keys) }) { kill(pid, SIGTERM) }
         waitForExit(timeout: .seconds(2))
-        for pid in children { kill(pid, SIGKILL) }
-        for pid in children {
+        let remaining = lock.withLock { Array(children.keys) }
+        for pid in remaining { kill(pid, SIGKILL) }
+        for pid in remaining {
             var status: Int32 = 0
             waitpid(pid, &status, 0)
         }
-        children.removeAll()
+        lock.withLock { children.removeAll() }
     }
 }

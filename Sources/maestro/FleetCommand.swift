@@ -182,6 +182,7 @@ struct FleetCommand: ParsableCommand {
         }
         for client in scenario.fleet() {
             try launcher.launch(
+                index: client.index,
                 arguments: [
                     "client", "--connect", endpoint, "--tier", client.tier.name, "--partition-of",
                     scenarioPath,
@@ -189,9 +190,10 @@ struct FleetCommand: ParsableCommand {
                     "--exit-with-parent",
                 ] + dataArguments)
         }
+        var options = runOptions.coordinatorOptions(expectedClients: scenario.clients)
+        options.lostClients = { launcher.exitedClients() }
         let summary = try runCoordinator(
-            scenario: scenario, directory: directory, server: server,
-            options: runOptions.coordinatorOptions(expectedClients: scenario.clients),
+            scenario: scenario, directory: directory, server: server, options: options,
             quiet: runOptions.quiet)
         launcher.waitForExit(timeout: .seconds(10))
         print(SavingsTable(summary: summary).render())
