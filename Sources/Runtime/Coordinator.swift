@@ -11,6 +11,7 @@ public enum CoordinatorError: Error, CustomStringConvertible {
     case recording(RunRecorder.Error)
     case notEnoughClients(registered: Int, needed: Int, waited: Duration)
     case roundFailed(round: Int, updates: Int, needed: Int)
+    case checkpointMismatch(reason: String)
     case stopped
 
     public var description: String {
@@ -21,6 +22,7 @@ public enum CoordinatorError: Error, CustomStringConvertible {
             "only \(registered) of the \(needed) clients registered within \(waited)"
         case .roundFailed(let round, let updates, let needed):
             "round \(round) got \(updates) updates, fewer than minimumUpdates = \(needed) (roundFailurePolicy: abort)"
+        case .checkpointMismatch(let reason): "cannot resume: \(reason)"
         case .stopped: "stopped"
         }
     }
@@ -84,11 +86,14 @@ public final class Coordinator {
     private let runID: UInt64
     private let modelDescription: String
     private let started = ContinuousClock.now
+    /// Wall seconds and transport bytes of the run before it was resumed.
+    private var earlier = (wall: 0.0, sent: 0, received: 0)
 
     public init(
         scenario: Scenario, transport: any MessageTransport, recorder: RunRecorder,
-        evaluationSet: TrainingSamples, options: Options = Options()
-    ) {
+        evaluationSet: TrainingSamples, options: Options = Options(),
+        resumingFrom checkpoint: CoordinatorCheckpoint? = nil
+    ) throws(CoordinatorError) {
         self.scenario = scenario
         self.transport = transport
         self.recorder = recorder
@@ -119,6 +124,26 @@ public final class Coordinator {
                         factors: [], shared: denseSlice.shared, sampleCount: 0, trainingLoss: 0,
                         computeSeconds: 0)))
         )
+        if let checkpoint {
+            let header = checkpoint.header
+            guard header.architecture == global.architecture else {
+                throw .checkpointMismatch(reason: "the checkpoint's model is not the scenario's \(scenario.modelKind.rawValue)")
+            }
+            guard header.round <= scenario.rounds else {
+                throw .checkpointMismatch(reason: "the checkpoint is at round \(header.round), the scenario has \(scenario.rounds)")
+            }
+            global = Network(architecture: header.architecture, parameters: checkpoint.parameters, keptRanks: header.keptRanks)
+            serverState = checkpoint.serverState
+            round = header.round
+            totals = (header.bytesUp, header.bytesDown, header.denseEquivalentBytes, header.virtualSeconds)
+            tierTotals = header.tierBytes
+            participations = header.participations
+            rejectedTotals = header.rejected
+            lateTotal = header.lateUpdates
+            computeTotal = header.clientComputeSeconds
+            lastAccuracy = header.lastAccuracy
+            earlier = (header.wallSeconds, header.transportBytesSent, header.transportBytesReceived)
+        }
     }
 
     /// Budgets of each tier for the current global ranks.
@@ -301,6 +326,7 @@ public final class Coordinator {
         lateTotal += metrics.lateUpdates
         do {
             try recorder.finishRound(metrics)
+            try recorder.write(checkpoint().encoded(), named: CoordinatorCheckpoint.fileName)
         } catch {
             throw .recording(error)
         }
@@ -622,6 +648,20 @@ public final class Coordinator {
 
     // MARK: - End
 
+    /// The state after the current round, for `--resume`.
+    func checkpoint() -> CoordinatorCheckpoint {
+        let statistics = transport.statistics
+        let header = CoordinatorCheckpoint.Header(
+            round: round, architecture: global.architecture, keptRanks: global.keptRanks,
+            bytesUp: totals.up, bytesDown: totals.down, denseEquivalentBytes: totals.dense,
+            virtualSeconds: totals.virtual, wallSeconds: earlier.wall + (ContinuousClock.now - started).seconds,
+            clientComputeSeconds: computeTotal, transportBytesSent: earlier.sent + Int(statistics.bytesSent),
+            transportBytesReceived: earlier.received + Int(statistics.bytesReceived), tierBytes: tierTotals,
+            participations: participations, rejected: rejectedTotals, lateUpdates: lateTotal,
+            lastAccuracy: lastAccuracy)
+        return CoordinatorCheckpoint(header: header, parameters: global.parameters, serverState: serverState)
+    }
+
     private func shutdownClients(reason: String) throws(CoordinatorError) {
         for id in clients.keys.sorted() {
             try? send(.shutdown(Shutdown(reason: reason)), to: id)
@@ -672,11 +712,11 @@ public final class Coordinator {
             finalAccuracyByTier: lastAccuracy, bytesUp: totals.up, bytesDown: totals.down,
             denseEquivalentBytes: totals.dense,
             savingsRatio: savings,
-            wallSeconds: (ContinuousClock.now - started).seconds, virtualSeconds: totals.virtual,
+            wallSeconds: earlier.wall + (ContinuousClock.now - started).seconds, virtualSeconds: totals.virtual,
             finalRanks: global.keptRanks, tiers: tiers, rejectedMessages: rejectedTotals,
             lateUpdates: lateTotal, clientComputeSeconds: computeTotal,
-            transportBytesSent: Int(statistics.bytesSent),
-            transportBytesReceived: Int(statistics.bytesReceived),
+            transportBytesSent: earlier.sent + Int(statistics.bytesSent),
+            transportBytesReceived: earlier.received + Int(statistics.bytesReceived),
             modelFile: RunRecorder.finalModelFile)
         do {
             try recorder.writeSummary(summary)

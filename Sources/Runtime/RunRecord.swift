@@ -26,7 +26,7 @@ public struct LedgerEntry: Sendable, Equatable {
 
 /// What `metrics.jsonl` holds for one round.
 public struct RoundMetrics: Codable, Sendable {
-    public struct TierBytes: Codable, Sendable {
+    public struct TierBytes: Codable, Sendable, Equatable {
         public var down = 0
         public var up = 0
         public var denseEquivalent = 0
@@ -125,7 +125,10 @@ public final class RunRecorder {
     public static let finalModelFile = "final.maestro"
 
     /// Creates (or reuses) the run directory and opens its append-only files.
-    public init(directory: String, scenarioYAML: String) throws(Error) {
+    ///
+    /// When resuming after round `r`, rows and lines of later rounds (written after the last
+    /// checkpoint, before a crash) are dropped first, so nothing is lost or counted twice.
+    public init(directory: String, scenarioYAML: String, resumingAfter round: Int? = nil) throws(Error) {
         let url = URL(fileURLWithPath: directory)
         do {
             try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
@@ -133,8 +136,17 @@ public final class RunRecorder {
             throw .cannotCreate(path: directory, reason: error.localizedDescription)
         }
         self.directory = url
-        try Self.writeAtomically(
-            Array(scenarioYAML.utf8), to: url.appendingPathComponent(Self.scenarioFile).path)
+        if let round {
+            try Self.truncate(url.appendingPathComponent(Self.metricsFile).path, keepingHeader: false) { line in
+                Self.round(ofMetricsLine: line).map { $0 <= round } ?? false
+            }
+            try Self.truncate(url.appendingPathComponent(Self.ledgerFile).path, keepingHeader: true) { line in
+                line.split(separator: ",", maxSplits: 1).first.flatMap { Int($0) }.map { $0 <= round } ?? false
+            }
+        } else {
+            try Self.writeAtomically(
+                Array(scenarioYAML.utf8), to: url.appendingPathComponent(Self.scenarioFile).path)
+        }
         metrics = try Self.openForAppend(
             url.appendingPathComponent(Self.metricsFile).path, header: nil)
         ledger = try Self.openForAppend(
@@ -203,6 +215,22 @@ public final class RunRecorder {
     /// Writes a file of the run directory atomically.
     public func write(_ bytes: [UInt8], named name: String) throws(Error) {
         try Self.writeAtomically(bytes, to: directory.appendingPathComponent(name).path)
+    }
+
+    /// Rewrites a line file atomically, keeping the lines `keep` accepts (and the header).
+    private static func truncate(_ path: String, keepingHeader: Bool, keep: (Substring) -> Bool) throws(Error) {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return }
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: true)
+        let header = keepingHeader && !lines.isEmpty ? [lines.removeFirst()] : []
+        let kept = header + lines.filter(keep)
+        try writeAtomically(Array((kept.joined(separator: "\n") + (kept.isEmpty ? "" : "\n")).utf8), to: path)
+    }
+
+    private static func round(ofMetricsLine line: Substring) -> Int? {
+        guard let data = line.data(using: .utf8),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { return nil }
+        return object["round"] as? Int
     }
 
     private static func openForAppend(_ path: String, header: String?) throws(Error) -> FileHandle {

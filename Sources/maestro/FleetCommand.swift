@@ -94,11 +94,24 @@ struct RunOptions: ParsableArguments {
 /// Builds everything a coordinator needs from a scenario file and runs it.
 func runCoordinator(
     scenario: Scenario, directory: String, server: ZeroMQServer, options: Coordinator.Options,
-    quiet: Bool
+    quiet: Bool, resuming: Bool = false
 ) throws -> RunSummary {
+    var checkpoint: CoordinatorCheckpoint?
+    if resuming {
+        do {
+            checkpoint = try CoordinatorCheckpoint.load(directory: directory)
+        } catch CoordinatorCheckpoint.Error.unreadable {
+            checkpoint = nil  // killed before its first round completed: start over
+        } catch {
+            throw CommandError("\(error)")
+        }
+        if !quiet { print("resuming \(directory) after round \(checkpoint?.header.round ?? 0)") }
+    }
     let recorder: RunRecorder
     do {
-        recorder = try RunRecorder(directory: directory, scenarioYAML: scenario.yaml())
+        recorder = try RunRecorder(
+            directory: directory, scenarioYAML: scenario.yaml(),
+            resumingAfter: resuming ? (checkpoint?.header.round ?? -1) : nil)
     } catch {
         throw CommandError("\(error)")
     }
@@ -111,9 +124,14 @@ func runCoordinator(
     var options = options
     let progress = ProgressPrinter(scenario: scenario, quiet: quiet)
     options.onRound = { progress.print($0) }
-    let coordinator = Coordinator(
-        scenario: scenario, transport: server, recorder: recorder, evaluationSet: evaluationSet,
-        options: options)
+    let coordinator: Coordinator
+    do {
+        coordinator = try Coordinator(
+            scenario: scenario, transport: server, recorder: recorder, evaluationSet: evaluationSet,
+            options: options, resumingFrom: checkpoint)
+    } catch {
+        throw CommandError("\(directory): \(error)")
+    }
     do {
         return try coordinator.run()
     } catch {
@@ -135,18 +153,37 @@ struct FleetCommand: ParsableCommand {
             table against dense FedAvg.
             """)
 
-    @Argument(help: "Scenario file (YAML), e.g. Scenarios/default.yaml.")
-    var scenarioFile: String
+    @Argument(help: "Scenario file (YAML), e.g. Scenarios/default.yaml (not with --resume).")
+    var scenarioFile: String?
 
     @OptionGroup var runOptions: RunOptions
 
     @Option(help: "Address to listen on (default: tcp://127.0.0.1 on a free port).")
     var bind: String?
 
+    @Option(help: "Continue the run in this directory from its last completed round.")
+    var resume: String?
+
+    func validate() throws {
+        guard (scenarioFile == nil) != (resume == nil) else {
+            throw ValidationError("give a scenario file, or --resume RUNDIR (not both)")
+        }
+        if resume != nil && !runOptions.overrides.isEmpty {
+            throw ValidationError("--resume continues the scenario as run: no --rounds, --seed or --set")
+        }
+    }
+
     func run() throws {
         installStopHandlers()
-        let scenario = try loadScenario(scenarioFile, overrides: runOptions.overrides)
-        let directory = runOptions.runDirectory(for: scenario)
+        let scenario: Scenario
+        let directory: String
+        if let resume {
+            scenario = try loadScenario(URL(fileURLWithPath: resume).appendingPathComponent(RunRecorder.scenarioFile).path)
+            directory = resume
+        } else {
+            scenario = try loadScenario(scenarioFile!, overrides: runOptions.overrides)
+            directory = runOptions.runDirectory(for: scenario)
+        }
         let server: ZeroMQServer
         do {
             server = try ZeroMQServer(bindingTo: bind ?? "tcp://127.0.0.1:*")
@@ -194,7 +231,7 @@ struct FleetCommand: ParsableCommand {
         options.lostClients = { launcher.exitedClients() }
         let summary = try runCoordinator(
             scenario: scenario, directory: directory, server: server, options: options,
-            quiet: runOptions.quiet)
+            quiet: runOptions.quiet, resuming: resume != nil)
         launcher.waitForExit(timeout: .seconds(10))
         print(SavingsTable(summary: summary).render())
     }
@@ -216,10 +253,14 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Clients to wait for before round 1 (default: the scenario's fleet size).")
     var expect: Int?
 
+    @Flag(help: "Continue the run in --out from its last completed round.")
+    var resume = false
+
     @OptionGroup var runOptions: RunOptions
 
     func run() throws {
         installStopHandlers()
+        if resume && runOptions.out == nil { throw ValidationError("--resume needs --out RUNDIR") }
         let loaded = try loadScenario(scenario, overrides: runOptions.overrides)
         if let expect, expect < 1 || expect > loaded.clients {
             throw ValidationError("--expect must be in 1…\(loaded.clients) (got \(expect))")
@@ -240,7 +281,7 @@ struct CoordinatorCommand: ParsableCommand {
         let summary = try runCoordinator(
             scenario: loaded, directory: directory, server: server,
             options: runOptions.coordinatorOptions(expectedClients: expect ?? loaded.clients),
-            quiet: runOptions.quiet)
+            quiet: runOptions.quiet, resuming: resume)
         print(SavingsTable(summary: summary).render())
     }
 }

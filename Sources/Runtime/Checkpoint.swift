@@ -1,0 +1,141 @@
+import Federation
+import Foundation
+import LowRank
+import Tensors
+
+/// Everything the coordinator needs to continue a run after the last completed round.
+///
+/// Selection and local-training seeds derive from (seed, round, client), clients keep no
+/// state between rounds, and the model and server-optimiser buffers are stored bit for bit,
+/// so a resumed run produces the same final model as an uninterrupted one.
+///
+/// File layout (little-endian): `MAESTROC`, format version (UInt32), JSON header length
+/// (UInt32), JSON `Header`, then float32 tensors: global parameters, server first moments,
+/// server second moments (shapes from the header's architecture), then CRC-32C of all
+/// preceding bytes.
+public struct CoordinatorCheckpoint: Sendable, Equatable {
+    public struct Header: Codable, Sendable, Equatable {
+        public var round: Int
+        public var architecture: Architecture
+        public var keptRanks: [Int]
+        public var bytesUp: Int
+        public var bytesDown: Int
+        public var denseEquivalentBytes: Int
+        public var virtualSeconds: Double
+        public var wallSeconds: Double
+        public var clientComputeSeconds: Double
+        public var transportBytesSent: Int
+        public var transportBytesReceived: Int
+        public var tierBytes: [String: RoundMetrics.TierBytes]
+        public var participations: [String: Int]
+        public var rejected: [String: Int]
+        public var lateUpdates: Int
+        public var lastAccuracy: [String: Double]
+    }
+
+    public var header: Header
+    public var parameters: [Tensor]
+    public var serverState: ServerOptimizerState
+
+    public static let fileName = "checkpoint.bin"
+    static let magic: [UInt8] = Array("MAESTROC".utf8)
+    static let version: UInt32 = 1
+
+    public enum Error: Swift.Error, CustomStringConvertible, Equatable {
+        case unreadable(path: String)
+        case corrupt(path: String, reason: String)
+
+        public var description: String {
+            switch self {
+            case .unreadable(let path): "\(path): no checkpoint to resume from (no completed round, or not a run directory)"
+            case .corrupt(let path, let reason): "\(path): corrupt checkpoint (\(reason))"
+            }
+        }
+    }
+
+    public func encoded() -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let json = (try? encoder.encode(header)).map(Array.init) ?? []
+        var bytes = Self.magic
+        bytes.appendLittleEndian(Self.version)
+        bytes.appendLittleEndian(UInt32(json.count))
+        bytes += json
+        for tensor in parameters + serverState.firstMoment + serverState.secondMoment {
+            tensor.scalars.withUnsafeBytes { bytes.append(contentsOf: $0) }
+        }
+        bytes.appendLittleEndian(CRC32C.checksum(bytes))
+        return bytes
+    }
+
+    public init(header: Header, parameters: [Tensor], serverState: ServerOptimizerState) {
+        self.header = header
+        self.parameters = parameters
+        self.serverState = serverState
+    }
+
+    /// Reads a checkpoint, refusing anything truncated, corrupted or inconsistent.
+    public init(bytes: [UInt8], path: String) throws(Error) {
+        guard bytes.count >= 24, Array(bytes[0..<8]) == Self.magic else {
+            throw .corrupt(path: path, reason: "not a Maestro checkpoint")
+        }
+        let stored = bytes.readLittleEndianUInt32(at: bytes.count - 4)
+        let computed = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<(bytes.count - 4)])) }
+        guard stored == computed else { throw .corrupt(path: path, reason: "checksum mismatch (truncated or damaged)") }
+        guard bytes.readLittleEndianUInt32(at: 8) == Self.version else {
+            throw .corrupt(path: path, reason: "unsupported version \(bytes.readLittleEndianUInt32(at: 8))")
+        }
+        let headerLength = Int(bytes.readLittleEndianUInt32(at: 12))
+        guard 16 + headerLength <= bytes.count - 4 else { throw .corrupt(path: path, reason: "header length") }
+        let decoded: Header
+        do {
+            decoded = try JSONDecoder().decode(Header.self, from: Data(bytes[16..<(16 + headerLength)]))
+        } catch {
+            throw .corrupt(path: path, reason: "\(error)")
+        }
+        if let problem = decoded.architecture.inconsistency { throw .corrupt(path: path, reason: problem) }
+        let shapes = decoded.architecture.parameterShapes
+        let floats = shapes.reduce(0) { $0 + $1.reduce(1, *) }
+        guard 16 + headerLength + 3 * 4 * floats + 4 == bytes.count else {
+            throw .corrupt(path: path, reason: "size does not match the architecture")
+        }
+        var offset = 16 + headerLength
+        func readTensors() -> [Tensor] {
+            shapes.map { shape in
+                let count = shape.reduce(1, *)
+                let values = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                    bytes.withUnsafeBytes { raw in
+                        UnsafeMutableRawBufferPointer(buffer).copyMemory(
+                            from: UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + 4 * count)]))
+                    }
+                    initialized = count
+                }
+                offset += 4 * count
+                return Tensor(shape: shape, scalars: values)
+            }
+        }
+        header = decoded
+        parameters = readTensors()
+        var state = ServerOptimizerState(for: parameters)
+        state.firstMoment = readTensors()
+        state.secondMoment = readTensors()
+        serverState = state
+    }
+
+    /// Loads the checkpoint of a run directory.
+    public static func load(directory: String) throws(Error) -> CoordinatorCheckpoint {
+        let path = URL(fileURLWithPath: directory).appendingPathComponent(fileName).path
+        guard let data = FileManager.default.contents(atPath: path) else { throw .unreadable(path: path) }
+        return try CoordinatorCheckpoint(bytes: Array(data), path: path)
+    }
+}
+
+extension [UInt8] {
+    mutating func appendLittleEndian(_ value: UInt32) {
+        append(contentsOf: [UInt8(value & 0xFF), UInt8((value >> 8) & 0xFF), UInt8((value >> 16) & 0xFF), UInt8(value >> 24)])
+    }
+
+    func readLittleEndianUInt32(at offset: Int) -> UInt32 {
+        UInt32(self[offset]) | UInt32(self[offset + 1]) << 8 | UInt32(self[offset + 2]) << 16 | UInt32(self[offset + 3]) << 24
+    }
+}
