@@ -31,6 +31,30 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
         public var rejected: [String: Int]
         public var lateUpdates: Int
         public var lastAccuracy: [String: Double]
+
+        public init(
+            round: Int, architecture: Architecture, keptRanks: [Int], bytesUp: Int, bytesDown: Int,
+            denseEquivalentBytes: Int, virtualSeconds: Double, wallSeconds: Double, clientComputeSeconds: Double,
+            transportBytesSent: Int, transportBytesReceived: Int, tierBytes: [String: RoundMetrics.TierBytes],
+            participations: [String: Int], rejected: [String: Int], lateUpdates: Int, lastAccuracy: [String: Double]
+        ) {
+            self.round = round
+            self.architecture = architecture
+            self.keptRanks = keptRanks
+            self.bytesUp = bytesUp
+            self.bytesDown = bytesDown
+            self.denseEquivalentBytes = denseEquivalentBytes
+            self.virtualSeconds = virtualSeconds
+            self.wallSeconds = wallSeconds
+            self.clientComputeSeconds = clientComputeSeconds
+            self.transportBytesSent = transportBytesSent
+            self.transportBytesReceived = transportBytesReceived
+            self.tierBytes = tierBytes
+            self.participations = participations
+            self.rejected = rejected
+            self.lateUpdates = lateUpdates
+            self.lastAccuracy = lastAccuracy
+        }
     }
 
     public var header: Header

@@ -78,6 +78,8 @@ public final class Coordinator {
     private var rejectedTotals: [String: Int] = [:]
     private var lateTotal = 0
     private var computeTotal = 0.0
+    /// The last round whose metrics and checkpoint are written.
+    private var completedRound = 0
     /// Clients that missed a round's timeout or are known gone: not selected again until
     /// they send something (a restarted client re-registers).
     private var unresponsive: Set<UInt32> = []
@@ -142,6 +144,7 @@ public final class Coordinator {
             lateTotal = header.lateUpdates
             computeTotal = header.clientComputeSeconds
             lastAccuracy = header.lastAccuracy
+            completedRound = header.round
             earlier = (header.wallSeconds, header.transportBytesSent, header.transportBytesReceived)
         }
     }
@@ -330,6 +333,7 @@ public final class Coordinator {
         } catch {
             throw .recording(error)
         }
+        completedRound = round
         options.onRound(metrics)
     }
 
@@ -674,7 +678,11 @@ public final class Coordinator {
     }
 
     /// Tells every client to stop (used when the run is interrupted).
+    ///
+    /// These frames belong to the unfinished next round: on `--resume` they are dropped from
+    /// the ledger together with that round, as the checkpoint's totals do not count them.
     public func abandon(reason: String) {
+        if round == completedRound { round += 1 }
         try? shutdownClients(reason: reason)
     }
 

@@ -56,14 +56,14 @@ func startThread(_ body: @escaping @Sendable () -> Void) {
 /// Runs the coordinator and every client in this process over the in-memory transport.
 /// `startOrder` decides in which order clients start (and so the order updates arrive).
 func runInProcess(
-    _ scenario: Scenario, startOrder: [Int], delayMicroseconds: [UInt32]
+    _ scenario: Scenario, startOrder: [Int], delayMicroseconds: [UInt32], directory given: String? = nil,
+    stopAfterRound: Int? = nil, resume: Bool = false
 ) throws -> RunResult {
     let network = InMemoryNetwork()
     let server = try network.bind("inproc://coordinator")
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-        "maestro-run-\(UUID().uuidString)"
-    ).path
-    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let directory =
+        given ?? FileManager.default.temporaryDirectory.appendingPathComponent("maestro-run-\(UUID().uuidString)").path
+    defer { if given == nil { try? FileManager.default.removeItem(atPath: directory) } }
     let outcome = Box<Result<RunSummary, CoordinatorError>?>(nil)
     let group = DispatchGroup()
     let evaluation = try scenario.evaluationSamples()
@@ -72,18 +72,33 @@ func runInProcess(
     startThread {
         defer { group.leave() }
         do {
-            let recorder = try RunRecorder(directory: directory, scenarioYAML: yaml)
+            let checkpoint = resume ? try CoordinatorCheckpoint.load(directory: directory) : nil
+            let recorder = try RunRecorder(
+                directory: directory, scenarioYAML: yaml, resumingAfter: checkpoint?.header.round)
             var options = Coordinator.Options()
             options.roundTimeout = .seconds(30)
             options.registrationTimeout = .seconds(30)
-            let coordinator = Coordinator(
-                scenario: scenario, transport: server, recorder: recorder,
-                evaluationSet: evaluation, options: options)
-            outcome.value = .success(try coordinator.run())
+            if let stopAfterRound {
+                // Stop once that round's metrics (and checkpoint) are written: a crash after it.
+                let path = "\(directory)/\(RunRecorder.metricsFile)"
+                options.shouldStop = {
+                    ((try? String(contentsOfFile: path, encoding: .utf8))?.split(separator: "\n").count ?? 0)
+                        >= stopAfterRound
+                }
+            }
+            let coordinator = try Coordinator(
+                scenario: scenario, transport: server, recorder: recorder, evaluationSet: evaluation,
+                options: options, resumingFrom: checkpoint)
+            do {
+                outcome.value = .success(try coordinator.run())
+            } catch {
+                coordinator.abandon(reason: "stopped")
+                throw error
+            }
         } catch let error as CoordinatorError {
             outcome.value = .failure(error)
         } catch {
-            outcome.value = .failure(.stopped)
+            outcome.value = .failure(.recording(.cannotWrite(path: directory, reason: "\(error)")))
         }
     }
     let fleet = scenario.fleet()
@@ -105,6 +120,10 @@ func runInProcess(
         }
     }
     group.wait()
+    if stopAfterRound != nil {
+        if case .failure(.stopped) = outcome.value { throw CoordinatorError.stopped }
+        Issue.record("the run did not stop after round \(stopAfterRound!)")
+    }
     let summary = try outcome.value!.get()
     let model = try Array(
         Data(
@@ -149,5 +168,46 @@ struct FederatedRunTests {
         #expect(
             Double(small.bytes) / Double(max(small.participations, 1)) < Double(large.bytes)
                 / Double(max(large.participations, 1)))
+    }
+}
+
+@Suite("Checkpoint and resume", .serialized)
+struct ResumeTests {
+    @Test("Stopped after round 2 and resumed: the same final model bytes and metrics as an uninterrupted run")
+    func resumeIsBitwiseIdentical() throws {
+        let scenario = try Scenario.parse(yaml: syntheticScenarioYAML)
+        let reference = try runInProcess(scenario, startOrder: Array(0..<8), delayMicroseconds: [0])
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("maestro-resume-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(throws: CoordinatorError.self) {
+            try runInProcess(scenario, startOrder: Array(0..<8), delayMicroseconds: [0], directory: directory, stopAfterRound: 2)
+        }
+        let checkpoint = try CoordinatorCheckpoint.load(directory: directory)
+        #expect(checkpoint.header.round >= 2 && checkpoint.header.round < 4)
+        let resumed = try runInProcess(
+            scenario, startOrder: Array((0..<8).reversed()), delayMicroseconds: [0, 2000], directory: directory, resume: true)
+        #expect(resumed.modelBytes == reference.modelBytes)
+        let lines = try String(contentsOfFile: "\(directory)/\(RunRecorder.metricsFile)", encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 4)
+        #expect(resumed.summary.bytesUp + resumed.summary.bytesDown == resumed.ledgerBytes)
+    }
+
+    @Test("A damaged checkpoint is refused with the reason")
+    func damagedCheckpoint() throws {
+        var generator = SeededGenerator(seed: 1)
+        let network = Network(architecture: .make(.logistic, lowRank: true, inputShape: [6], classCount: 3), using: &generator)
+        let header = CoordinatorCheckpoint.Header(
+            round: 3, architecture: network.architecture, keptRanks: network.keptRanks, bytesUp: 1, bytesDown: 2,
+            denseEquivalentBytes: 3, virtualSeconds: 4, wallSeconds: 5, clientComputeSeconds: 6, transportBytesSent: 7,
+            transportBytesReceived: 8, tierBytes: [:], participations: ["a": 1], rejected: [:], lateUpdates: 0,
+            lastAccuracy: ["a": 0.5])
+        let checkpoint = CoordinatorCheckpoint(
+            header: header, parameters: network.parameters, serverState: ServerOptimizerState(for: network.parameters))
+        let bytes = checkpoint.encoded()
+        #expect(try CoordinatorCheckpoint(bytes: bytes, path: "c") == checkpoint)
+        var damaged = bytes
+        damaged[damaged.count / 2] ^= 1
+        #expect(throws: CoordinatorCheckpoint.Error.self) { try CoordinatorCheckpoint(bytes: damaged, path: "c") }
+        #expect(throws: CoordinatorCheckpoint.Error.self) { try CoordinatorCheckpoint(bytes: Array(bytes.dropLast(9)), path: "c") }
     }
 }
