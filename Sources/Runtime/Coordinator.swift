@@ -325,8 +325,6 @@ public final class Coordinator {
         metrics.wallSeconds = (ContinuousClock.now - roundStart).seconds
         metrics.cumulativeBytes = totals.up + totals.down
         metrics.cumulativeDenseEquivalentBytes = totals.dense
-        for (reason, count) in metrics.rejected { rejectedTotals[reason, default: 0] += count }
-        lateTotal += metrics.lateUpdates
         do {
             try recorder.finishRound(metrics)
             try recorder.write(checkpoint().encoded(), named: CoordinatorCheckpoint.fileName)
@@ -400,6 +398,7 @@ public final class Coordinator {
         } catch {
             if error.isPeerFault {
                 metrics.rejected["malformed_envelope", default: 0] += 1
+                rejectedTotals["malformed_envelope", default: 0] += 1
                 return nil
             }
             throw .transport(error)
@@ -461,7 +460,10 @@ public final class Coordinator {
             return nil
         }
         guard Int(envelope.round) == round else {
-            if Int(envelope.round) < round { metrics.lateUpdates += 1 }
+            if Int(envelope.round) < round {
+                metrics.lateUpdates += 1
+                lateTotal += 1
+            }
             reject(
                 Int(envelope.round) < round ? "late" : "wrong_round", peer: peer, bytes: bytes,
                 message: "update", reply: nil)
@@ -516,6 +518,7 @@ public final class Coordinator {
         _ reason: String, peer: PeerID, bytes: Int, message: String, reply: ErrorReport?
     ) {
         metrics.rejected[reason, default: 0] += 1
+        rejectedTotals[reason, default: 0] += 1
         recordLedger(client: clientID(of: peer), direction: .up, message: message, bytes: bytes)
         options.log(
             "rejected \(message) from \(peer): \(reason)\(reply.map { " (\($0.message))" } ?? "")")

@@ -81,6 +81,9 @@ struct RunOptions: ParsableArguments {
         var options = Coordinator.Options()
         options.expectedClients = expectedClients
         options.roundTimeout = .milliseconds(Int64(roundTimeout * 1000))
+        // Half the transport's ZMQ_MAXMSGSIZE: frames in between decode to an error that gets
+        // a reply (`messageTooLarge`) instead of a silently dropped connection.
+        options.maximumMessageSize = ZeroMQOptions().maximumMessageSize / 2
         options.registrationTimeout = .milliseconds(Int64(registrationTimeout * 1000))
         options.shouldStop = { stopRequested.load(ordering: .relaxed) }
         let quiet = self.quiet

@@ -57,7 +57,8 @@ func startThread(_ body: @escaping @Sendable () -> Void) {
 /// `startOrder` decides in which order clients start (and so the order updates arrive).
 func runInProcess(
     _ scenario: Scenario, startOrder: [Int], delayMicroseconds: [UInt32], directory given: String? = nil,
-    stopAfterRound: Int? = nil, resume: Bool = false
+    stopAfterRound: Int? = nil, resume: Bool = false,
+    attacker: (@Sendable (InMemoryClient) -> Void)? = nil
 ) throws -> RunResult {
     let network = InMemoryNetwork()
     let server = try network.bind("inproc://coordinator")
@@ -117,6 +118,14 @@ func runInProcess(
                     coordinator: "inproc", tierName: spec.tier.name, gflops: 1,
                     requestedClientID: UInt32(index)))
             _ = try? client.run()
+        }
+    }
+    if let attacker {
+        let transport = try network.connect(to: "inproc://coordinator", routingID: "intruder")
+        group.enter()
+        startThread {
+            defer { group.leave() }
+            attacker(transport)
         }
     }
     group.wait()
@@ -209,5 +218,44 @@ struct ResumeTests {
         damaged[damaged.count / 2] ^= 1
         #expect(throws: CoordinatorCheckpoint.Error.self) { try CoordinatorCheckpoint(bytes: damaged, path: "c") }
         #expect(throws: CoordinatorCheckpoint.Error.self) { try CoordinatorCheckpoint(bytes: Array(bytes.dropLast(9)), path: "c") }
+    }
+}
+
+@Suite("Hostile input", .serialized)
+struct HostileInputTests {
+    @Test("A foreign peer spraying garbage, spoofed and out-of-place messages changes nothing; every one is counted")
+    func sprayedRun() throws {
+        let scenario = try Scenario.parse(yaml: syntheticScenarioYAML)
+        let reference = try runInProcess(scenario, startOrder: Array(0..<8), delayMicroseconds: [0])
+        let attacked = try runInProcess(scenario, startOrder: Array(0..<8), delayMicroseconds: [0]) { transport in
+            var generator = SeededGenerator(seed: 99)
+            var frames: [[UInt8]] = []
+            // Garbage, a wrong version, a message type clients may not send, a spoofed update from
+            // client 0's ID with absurd shapes, an update for a far round, an unknown tier.
+            frames.append((0..<64).map { _ in UInt8.random(in: 0...255, using: &generator) })
+            var wrongVersion = WireCodec.encode(.heartbeat, round: 0, sender: 0)
+            wrongVersion[4] = 9
+            frames.append(wrongVersion)
+            frames.append(WireCodec.encode(.shutdown(Shutdown(reason: "bye")), round: 1, sender: 0))
+            let spoof = TrainingUpdate(
+                factors: [FactorPair(up: Tensor(zeros: [1, 1]), down: Tensor(zeros: [1, 1]))], shared: [],
+                sampleCount: 1_000_000, trainingLoss: 0, computeSeconds: 0)
+            frames.append(WireCodec.encode(.update(spoof), round: 1, sender: 0))
+            frames.append(WireCodec.encode(.update(spoof), round: 77, sender: 3))
+            frames.append(WireCodec.encode(
+                .register(Registration(tierName: "mainframe", capability: 1, sampleCount: 1, instanceNonce: 5)),
+                round: 0, sender: 0))
+            for _ in 0..<5 {
+                for frame in frames { try? transport.send(frame) }
+                usleep(20_000)
+            }
+        }
+        #expect(attacked.modelBytes == reference.modelBytes)
+        let rejected = attacked.summary.rejectedMessages
+        #expect(rejected.values.reduce(0, +) >= 30, "\(rejected)")
+        for reason in ["malformed", "wrong_type", "unknown_client", "unknown_tier"] {
+            #expect((rejected[reason] ?? 0) > 0, "no \(reason) in \(rejected)")
+        }
+        #expect(attacked.ledgerBytes == attacked.transportBytes)
     }
 }
