@@ -58,6 +58,12 @@ struct ClientCommand: ParsableCommand {
     @Flag(help: "Log registration and errors to standard error.")
     var verbose = false
 
+    @Option(name: .customLong("server-key"), help: "The coordinator's CURVE public key file (turns CURVE on).")
+    var serverKey: String?
+
+    @Option(name: .customLong("client-key"), help: "This client's CURVE secret key file (with --server-key).")
+    var clientKey: String?
+
     func validate() throws {
         guard (data == nil) != (partitionOf == nil) else {
             throw ValidationError(
@@ -99,9 +105,19 @@ struct ClientCommand: ParsableCommand {
         options.log = { message in
             if verbose { FileHandle.standardError.write(Data("\(label): \(message)\n".utf8)) }
         }
+        var curve: CurveClientConfiguration?
+        if let serverKey {
+            guard let clientKey else { throw ValidationError("--server-key needs --client-key (this client's secret key)") }
+            do {
+                let pair = try CurveKeyPair(secretKey: try readKey(clientKey, what: "secret key"))
+                curve = CurveClientConfiguration(serverPublicKey: try readKey(serverKey, what: "server public key"), keyPair: pair)
+            } catch let error as TransportError {
+                throw CommandError("\(clientKey): \(error)")
+            }
+        }
         let transport: ZeroMQClient
         do {
-            transport = try ZeroMQClient(connectingTo: connect)
+            transport = try ZeroMQClient(connectingTo: connect, curve: curve)
         } catch {
             throw CommandError("\(connect): \(error)")
         }

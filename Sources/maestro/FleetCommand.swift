@@ -187,9 +187,12 @@ struct FleetCommand: ParsableCommand {
             scenario = try loadScenario(scenarioFile!, overrides: runOptions.overrides)
             directory = runOptions.runDirectory(for: scenario)
         }
+        // With security.requireCurve the fleet makes a key pair for the coordinator and one
+        // per client (in RUNDIR/keys) and allows exactly those.
+        let keys = scenario.security.requireCurve ? try FleetKeys(directory: directory, clients: scenario.clients) : nil
         let server: ZeroMQServer
         do {
-            server = try ZeroMQServer(bindingTo: bind ?? "tcp://127.0.0.1:*")
+            server = try ZeroMQServer(bindingTo: bind ?? "tcp://127.0.0.1:*", curve: keys?.serverConfiguration)
         } catch {
             throw CommandError("\(error)")
         }
@@ -228,7 +231,7 @@ struct FleetCommand: ParsableCommand {
                     scenarioPath,
                     "--index", "\(client.index)", "--gflops", "\(client.tier.gflops)",
                     "--exit-with-parent",
-                ] + dataArguments)
+                ] + dataArguments + (keys?.clientArguments(index: client.index) ?? []))
         }
         var options = runOptions.coordinatorOptions(expectedClients: scenario.clients)
         options.lostClients = { launcher.exitedClients() }
@@ -259,6 +262,8 @@ struct CoordinatorCommand: ParsableCommand {
     @Flag(help: "Continue the run in --out from its last completed round.")
     var resume = false
 
+    @OptionGroup var security: ServerSecurityOptions
+
     @OptionGroup var runOptions: RunOptions
 
     func run() throws {
@@ -270,7 +275,8 @@ struct CoordinatorCommand: ParsableCommand {
         }
         let server: ZeroMQServer
         do {
-            server = try ZeroMQServer(bindingTo: bind)
+            server = try ZeroMQServer(
+                bindingTo: bind, curve: try security.configuration(required: loaded.security.requireCurve))
         } catch {
             throw CommandError("\(error)")
         }
@@ -296,4 +302,35 @@ func loopbackEndpoint(_ endpoint: String) -> String {
         return "tcp://127.0.0.1:" + endpoint.dropFirst(wildcard.count)
     }
     return endpoint
+}
+
+/// Key pairs of a CURVE-secured simulated fleet, written to RUNDIR/keys (secret files 600).
+struct FleetKeys {
+    let directory: String
+    let serverConfiguration: CurveServerConfiguration
+
+    init(directory runDirectory: String, clients: Int) throws {
+        let folder = URL(fileURLWithPath: runDirectory).appendingPathComponent("keys").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        func pair(_ name: String) throws -> CurveKeyPair {
+            let secret = "\(folder)/\(name).key"
+            if let existing = try? readKey(secret, what: "secret key") {  // a resumed run keeps its keys
+                return try CurveKeyPair(secretKey: existing)
+            }
+            let pair = try CurveKeyPair.generate()
+            try writeAtomically(Array((pair.secretKey + "\n").utf8), to: secret)
+            chmod(secret, 0o600)
+            try writeAtomically(Array((pair.publicKey + "\n").utf8), to: "\(folder)/\(name).pub")
+            return pair
+        }
+        directory = folder
+        let server = try pair("coordinator")
+        var allowed: Set<String> = []
+        for index in 0..<clients { allowed.insert(try pair("client-\(index)").publicKey) }
+        serverConfiguration = CurveServerConfiguration(keyPair: server, allowedClientKeys: allowed)
+    }
+
+    func clientArguments(index: Int) -> [String] {
+        ["--server-key", "\(directory)/coordinator.pub", "--client-key", "\(directory)/client-\(index).key"]
+    }
 }

@@ -28,7 +28,7 @@ struct Maestro: AsyncParsableCommand {
         subcommands: [
             Train.self, Evaluate.self, Export.self, FleetCommand.self, CoordinatorCommand.self,
             ClientCommand.self,
-            ScenarioCommand.self, Bench.self,
+            ScenarioCommand.self, KeysCommand.self, Bench.self,
         ]
     )
 }

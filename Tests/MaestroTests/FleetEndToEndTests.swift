@@ -66,3 +66,35 @@ struct FleetEndToEndTests {
         #expect(!FileManager.default.fileExists(atPath: "\(directory)/run/metrics.jsonl"))
     }
 }
+
+@Suite("CURVE security from the command line", .serialized)
+struct SecurityCommandTests {
+    @Test("keys generate writes a secret key only its owner can read, and never overwrites it")
+    func generateKeys() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let first = try maestro(["keys", "generate", "--out", directory, "--name", "board1"])
+        #expect(first.status == 0, "\(first.error)")
+        let attributes = try FileManager.default.attributesOfItem(atPath: "\(directory)/board1.key")
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        let publicKey = try String(contentsOfFile: "\(directory)/board1.pub", encoding: .utf8)
+        #expect(publicKey.trimmingCharacters(in: .whitespacesAndNewlines).count == 40)
+        let again = try maestro(["keys", "generate", "--out", directory, "--name", "board1"])
+        #expect(again.status != 0 && again.error.contains("board1.key"))
+    }
+
+    @Test("A fleet that requires CURVE runs with its generated keys; a coordinator without keys refuses to start")
+    func curveFleet() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let run = try maestro(
+            ["fleet", "Scenarios/smoke.yaml", "--out", "\(directory)/run", "--rounds", "3", "--quiet", "--set", "security.requireCurve=true"],
+            timeout: 600)
+        #expect(run.status == 0, "\(run.error.suffix(1500))")
+        #expect(FileManager.default.fileExists(atPath: "\(directory)/run/keys/client-5.key"))
+        let refused = try maestro(
+            ["coordinator", "--scenario", "\(directory)/run/scenario.yaml", "--bind", "tcp://127.0.0.1:0", "--out", "\(directory)/c"])
+        #expect(refused.status != 0)
+        #expect(refused.error.contains("requireCurve"))
+    }
+}

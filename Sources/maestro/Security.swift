@@ -1,0 +1,100 @@
+import ArgumentParser
+import Foundation
+import Transport
+
+struct KeysCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keys", abstract: "CURVE key pairs for authenticated, encrypted federations.",
+        subcommands: [Generate.self])
+
+    struct Generate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write NAME.key (secret, mode 600) and NAME.pub (public) into a folder.",
+            discussion: """
+                Give the coordinator its .key and a folder of the clients' .pub files \
+                (--allow-keys); give each client its own .key and the coordinator's .pub.
+                """)
+
+        @Option(help: "Folder to write the keys into (created if missing).")
+        var out: String
+
+        @Option(help: "Base name of the files.")
+        var name = "maestro"
+
+        func run() throws {
+            guard CurveKeyPair.isAvailable else { throw CommandError("this libzmq was built without CURVE") }
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            let pair: CurveKeyPair
+            do {
+                pair = try CurveKeyPair.generate()
+            } catch {
+                throw CommandError("\(error)")
+            }
+            let secret = URL(fileURLWithPath: out).appendingPathComponent("\(name).key").path
+            let publicFile = URL(fileURLWithPath: out).appendingPathComponent("\(name).pub").path
+            guard !FileManager.default.fileExists(atPath: secret) else {
+                throw CommandError("\(secret): exists; not overwriting a secret key")
+            }
+            try writeAtomically(Array((pair.secretKey + "\n").utf8), to: secret)
+            chmod(secret, 0o600)
+            try writeAtomically(Array((pair.publicKey + "\n").utf8), to: publicFile)
+            print("wrote \(secret) (secret) and \(publicFile) (public key \(pair.publicKey))")
+        }
+    }
+}
+
+/// Reads a Z85 key file (40 characters, surrounding whitespace ignored).
+func readKey(_ path: String, what: String) throws -> String {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        throw CommandError("\(path): cannot read the \(what)")
+    }
+    let key = text.trimmingCharacters(in: .whitespacesAndNewlines)
+    guard key.count == 40 else { throw CommandError("\(path): not a CURVE key (expected 40 Z85 characters)") }
+    return key
+}
+
+/// Public keys from a folder of `*.pub` files or from one file with a key per line.
+func readAllowList(_ path: String) throws -> Set<String> {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        throw CommandError("\(path): no such allow-list file or folder")
+    }
+    if isDirectory.boolValue {
+        let files = try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".pub") }.sorted()
+        return Set(try files.map { try readKey(URL(fileURLWithPath: path).appendingPathComponent($0).path, what: "public key") })
+    }
+    let lines = try String(contentsOfFile: path, encoding: .utf8).split(whereSeparator: \.isNewline)
+        .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+    for line in lines where line.count != 40 {
+        throw CommandError("\(path): '\(line)' is not a CURVE public key (40 Z85 characters)")
+    }
+    return Set(lines)
+}
+
+/// Coordinator-side security options.
+struct ServerSecurityOptions: ParsableArguments {
+    @Option(name: .customLong("curve-secret-key"), help: "The coordinator's CURVE secret key file (turns CURVE on).")
+    var secretKey: String?
+
+    @Option(name: .customLong("allow-keys"), help: "Folder of clients' .pub files, or a file of public keys, allowed to connect.")
+    var allowKeys: String?
+
+    /// The CURVE configuration, or nil for plaintext; `required` (scenario security) refuses plaintext.
+    func configuration(required: Bool) throws -> CurveServerConfiguration? {
+        guard let secretKey else {
+            if required {
+                throw CommandError("the scenario requires CURVE (security.requireCurve): give --curve-secret-key and --allow-keys")
+            }
+            if allowKeys != nil { throw ValidationError("--allow-keys needs --curve-secret-key") }
+            return nil
+        }
+        guard let allowKeys else { throw ValidationError("--curve-secret-key needs --allow-keys (the clients' public keys)") }
+        let pair: CurveKeyPair
+        do {
+            pair = try CurveKeyPair(secretKey: try readKey(secretKey, what: "secret key"))
+        } catch let error as TransportError {
+            throw CommandError("\(secretKey): \(error)")
+        }
+        return CurveServerConfiguration(keyPair: pair, allowedClientKeys: try readAllowList(allowKeys))
+    }
+}
