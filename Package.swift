@@ -64,3 +64,12 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// libFuzzer targets exist only when tools/fuzz asks for them (MAESTRO_FUZZ=1): they have no
+// `main` of their own, so ordinary builds must not link them.
+if Context.environment["MAESTRO_FUZZ"] == "1" {
+    package.targets += [
+        .executableTarget(name: "WireFuzzer", dependencies: ["Federation"], path: "Fuzz/WireFuzzer"),
+        .executableTarget(name: "ScenarioFuzzer", dependencies: ["Fleet"], path: "Fuzz/ScenarioFuzzer"),
+    ]
+}

@@ -56,8 +56,9 @@ struct ShippedScenarioTests {
         #expect(scenario.model.strategy == .orderedLoD)
         #expect(scenario.training.sampler == .perLayer)
         #expect(scenario.training.learningRate == 0.05)
-        #expect(scenario.training.server == .fedAvgM(learningRate: 1, momentum: 0.9))
-        #expect(!scenario.shrinking.isEnabled)
+        #expect(scenario.training.server == .fedAdam(learningRate: 0.01, beta1: 0.9, beta2: 0.99, epsilon: 1e-3))
+        #expect(scenario.training.learningRateSchedule == .cosine)
+        #expect(scenario.shrinking.isEnabled && scenario.shrinking.until == 60)
         #expect(scenario.evaluation.period == 10)
         #expect(scenario.deadlineSeconds == 600)
         #expect(scenario.tiers.map(\.name) == ["low", "mid", "high", "full"])
@@ -69,12 +70,16 @@ struct ShippedScenarioTests {
         #expect(scenario.security.requireCurve == false)
     }
 
-    @Test("dense-fedavg.yaml equals default.yaml except name, strategy and sampler")
+    @Test("dense-fedavg.yaml equals default.yaml except name, strategy and the LoD-only keys")
     func denseBaselineMatchesDefault() throws {
+        // Same fleet, data, rounds, client and server optimisers and schedule: the baseline
+        // gets every improvement; only what acts on low-rank factors is off.
         let dense = try shipped("dense-fedavg")
         let expected = try shipped("default").overriding([
             ("name", "dense-fedavg"), ("model.strategy", "denseFedAvg"),
-            ("training.sampler", "none"),
+            ("training.sampler", "none"), ("training.groupLasso", "0"),
+            ("training.fullBudgetProbability", "0"), ("training.coverageDamping", "false"),
+            ("shrinking.threshold", "0"),
         ])
         #expect(dense == expected)
         #expect(dense.training.sampler == .unsampled)
