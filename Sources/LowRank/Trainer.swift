@@ -25,7 +25,8 @@ public struct TrainingConfiguration: Sendable, Equatable, Codable {
     public var fineTuneSamplingRate: Double = 1
     /// The sampler of phase 2 (`nil`: the same as phase 1).
     public var fineTuneSampler: RankSampler? = nil
-    /// Also train each sampled pass on the full-rank pass's softmax (self-distillation).
+    /// In phase 2, also train each sampled pass on the full-rank pass's softmax
+    /// (self-distillation); phase 1 trains sampled passes on the labels only.
     public var selfDistillation: Bool = false
     /// Probability that a sampling step runs at the full limits instead (sampling biased
     /// to a federated client's own budget, SPEC §5); 0 = always sample.
@@ -179,7 +180,7 @@ public struct Trainer: Sendable {
             logits: pass.logits, labels: y, classCount: classCount)
         var correct = SoftmaxCrossEntropy.correctCount(
             logits: pass.logits, labels: y, classCount: classCount)
-        if configuration.selfDistillation && ranks != network.keptRanks {
+        if configuration.selfDistillation && !isCompressing && ranks != network.keptRanks {
             // Teacher: the full kept-rank pass on the labels; student: the sampled pass on its softmax.
             let full = network.forward(x, batch: y.count)
             let teacher = SoftmaxCrossEntropy.lossAndGradient(

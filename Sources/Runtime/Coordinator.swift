@@ -228,8 +228,74 @@ public final class Coordinator {
         metrics = RoundMetrics(round: round)
         metrics.ranks = global.keptRanks
         metrics.learningRate = Double(scenario.learningRate(round: round))
-        let selected = selectClients()
-        metrics.selected = selected.map(Int.init)
+        // With roundFailurePolicy retry, a round that misses minimumUpdates is run again with a
+        // new selection (at most twice more); skip keeps the model, abort stops the run.
+        var attempt = 0
+        var contributions: [(contribution: ClientContribution, loss: Double)] = []
+        while true {
+            contributions = try attemptRound(attempt: attempt)
+            if contributions.count >= max(scenario.minimumUpdates, 1) || scenario.roundFailurePolicy != .retry
+                || attempt >= 2
+            {
+                break
+            }
+            attempt += 1
+            metrics.retries += 1
+            options.log("round \(round): \(contributions.count) updates < minimumUpdates \(scenario.minimumUpdates); retrying with a new selection")
+        }
+        let participants = contributions.map(\.contribution)
+        if !contributions.isEmpty {
+            let samples = contributions.reduce(0.0) { $0 + Double($1.contribution.sampleCount) }
+            metrics.trainingLoss =
+                contributions.reduce(0.0) { $0 + $1.loss * Double($1.contribution.sampleCount) }
+                / max(samples, 1)
+        }
+        if participants.count >= max(scenario.minimumUpdates, 1) {
+            let delta = OrderedAggregation.pseudoGradient(
+                global: global, contributions: participants,
+                coverageDamping: scenario.training.coverageDamping)
+            OrderedAggregation.apply(
+                delta, to: &global.parameters, optimizer: scenario.serverOptimizer,
+                state: &serverState)
+            for id in participants.map(\.clientID) {
+                participations[scenario.tiers[clients[UInt32(id)]!.tierIndex].name, default: 0] += 1
+            }
+        } else if scenario.roundFailurePolicy == .abort {
+            throw .roundFailed(
+                round: round, updates: participants.count, needed: scenario.minimumUpdates)
+        } else {
+            options.log(
+                "round \(round): \(participants.count) updates < minimumUpdates \(scenario.minimumUpdates): model unchanged"
+            )
+        }
+        if scenario.isLowRank && scenario.shrinking.isEnabled
+            && round % scenario.shrinking.period == 0
+        {
+            shrink()
+        }
+        if round % scenario.evaluation.period == 0 || round == scenario.rounds {
+            evaluate()
+        }
+        metrics.wallSeconds = (ContinuousClock.now - roundStart).seconds
+        metrics.cumulativeBytes = totals.up + totals.down
+        metrics.cumulativeDenseEquivalentBytes = totals.dense
+        do {
+            try recorder.finishRound(metrics)
+            try recorder.write(checkpoint().encoded(), named: CoordinatorCheckpoint.fileName)
+        } catch {
+            throw .recording(error)
+        }
+        completedRound = round
+        options.onRound(metrics)
+    }
+
+    /// Selects, plans (virtual clock, deadline), sends TRAIN and collects the updates of one
+    /// attempt at the current round.
+    private func attemptRound(
+        attempt: Int
+    ) throws(CoordinatorError) -> [(contribution: ClientContribution, loss: Double)] {
+        let selected = selectClients(attempt: attempt)
+        metrics.selected += selected.map(Int.init)
         // Plan each selected client's virtual time; those who would miss the deadline are
         // dropped before anything is sent (FedAvg semantics).
         var planned: [(id: UInt32, time: ClientRoundTime, budgets: [Int])] = []
@@ -283,64 +349,22 @@ public final class Coordinator {
         }
         let contributions = try collectUpdates(expected: expected)
         let participants = contributions.map(\.contribution)
-        metrics.participants = participants.map(\.clientID)
+        metrics.participants += participants.map(\.clientID)
         let times = planned.filter { plan in participants.contains { $0.clientID == Int(plan.id) } }
             .map(\.time)
         metrics.virtualSeconds = scenario.roundSeconds(
             participants: times, anyDropped: !metrics.droppedDeadline.isEmpty)
         totals.virtual += metrics.virtualSeconds
         metrics.virtualTime = totals.virtual
-        if !contributions.isEmpty {
-            let samples = contributions.reduce(0.0) { $0 + Double($1.contribution.sampleCount) }
-            metrics.trainingLoss =
-                contributions.reduce(0.0) { $0 + $1.loss * Double($1.contribution.sampleCount) }
-                / max(samples, 1)
-        }
-        if participants.count >= max(scenario.minimumUpdates, 1) {
-            let delta = OrderedAggregation.pseudoGradient(
-                global: global, contributions: participants,
-                coverageDamping: scenario.training.coverageDamping)
-            OrderedAggregation.apply(
-                delta, to: &global.parameters, optimizer: scenario.serverOptimizer,
-                state: &serverState)
-            for id in participants.map(\.clientID) {
-                participations[scenario.tiers[clients[UInt32(id)]!.tierIndex].name, default: 0] += 1
-            }
-        } else if scenario.roundFailurePolicy == .abort {
-            throw .roundFailed(
-                round: round, updates: participants.count, needed: scenario.minimumUpdates)
-        } else {
-            options.log(
-                "round \(round): \(participants.count) updates < minimumUpdates \(scenario.minimumUpdates): model unchanged"
-            )
-        }
-        if scenario.isLowRank && scenario.shrinking.isEnabled
-            && round % scenario.shrinking.period == 0
-        {
-            shrink()
-        }
-        if round % scenario.evaluation.period == 0 || round == scenario.rounds {
-            evaluate()
-        }
-        metrics.wallSeconds = (ContinuousClock.now - roundStart).seconds
-        metrics.cumulativeBytes = totals.up + totals.down
-        metrics.cumulativeDenseEquivalentBytes = totals.dense
-        do {
-            try recorder.finishRound(metrics)
-            try recorder.write(checkpoint().encoded(), named: CoordinatorCheckpoint.fileName)
-        } catch {
-            throw .recording(error)
-        }
-        completedRound = round
-        options.onRound(metrics)
+        return contributions
     }
 
     /// The round's selection: each registered client is online with its tier's availability
     /// (one seeded draw per client, in ID order), then `ceil(clientsPerRound · overSelection)`
     /// of the online ones are drawn uniformly. Depends only on seed, round and the fleet.
-    func selectClients() -> [UInt32] {
+    func selectClients(attempt: Int = 0) -> [UInt32] {
         var generator = SeededGenerator.derived(
-            seed: scenario.seed, stream: RandomStream.selection &+ UInt64(round))
+            seed: scenario.seed, stream: RandomStream.selection &+ UInt64(round) &+ UInt64(attempt) << 32)
         // One availability draw per registered client, so the stream does not depend on who
         // is unresponsive; unresponsive clients are then left out.
         let online = clients.keys.sorted().filter { id in

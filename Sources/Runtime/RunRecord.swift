@@ -57,6 +57,8 @@ public struct RoundMetrics: Codable, Sendable {
     public var learningRate = 0.0
     public var rejected: [String: Int] = [:]
     public var lateUpdates = 0
+    /// Extra selections made because the round missed `minimumUpdates` (policy retry).
+    public var retries = 0
 }
 
 /// What `summary.json` holds.

@@ -39,8 +39,10 @@ final class Box<Value: Sendable>: @unchecked Sendable {
     }
 }
 
-struct RunResult: Sendable {
+struct RunResult: @unchecked Sendable {
     var modelBytes: [UInt8]
+    /// The lines of metrics.jsonl, parsed.
+    var metrics: [[String: Any]]
     var summary: RunSummary
     var ledgerBytes: Int
     var transportBytes: Int
@@ -57,7 +59,7 @@ func startThread(_ body: @escaping @Sendable () -> Void) {
 /// `startOrder` decides in which order clients start (and so the order updates arrive).
 func runInProcess(
     _ scenario: Scenario, startOrder: [Int], delayMicroseconds: [UInt32], directory given: String? = nil,
-    stopAfterRound: Int? = nil, resume: Bool = false,
+    stopAfterRound: Int? = nil, resume: Bool = false, roundTimeout: Duration = .seconds(30),
     attacker: (@Sendable (InMemoryClient) -> Void)? = nil
 ) throws -> RunResult {
     let network = InMemoryNetwork()
@@ -77,7 +79,7 @@ func runInProcess(
             let recorder = try RunRecorder(
                 directory: directory, scenarioYAML: yaml, resumingAfter: checkpoint?.header.round)
             var options = Coordinator.Options()
-            options.roundTimeout = .seconds(30)
+            options.roundTimeout = roundTimeout
             options.registrationTimeout = .seconds(30)
             if let stopAfterRound {
                 // Stop once that round's metrics (and checkpoint) are written: a crash after it.
@@ -144,8 +146,12 @@ func runInProcess(
         $0 + Int($1.split(separator: ",").last!)!
     }
     let statistics = server.statistics
+    let metricsText = try String(contentsOfFile: "\(directory)/\(RunRecorder.metricsFile)", encoding: .utf8)
+    let metrics = metricsText.split(separator: "\n").compactMap {
+        try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+    }
     return RunResult(
-        modelBytes: model, summary: summary, ledgerBytes: ledgerBytes,
+        modelBytes: model, metrics: metrics, summary: summary, ledgerBytes: ledgerBytes,
         transportBytes: Int(statistics.bytesSent + statistics.bytesReceived))
 }
 
@@ -257,5 +263,33 @@ struct HostileInputTests {
             #expect((rejected[reason] ?? 0) > 0, "no \(reason) in \(rejected)")
         }
         #expect(attacked.ledgerBytes == attacked.transportBytes)
+    }
+}
+
+@Suite("Rounds that miss their minimum", .serialized)
+struct RoundFailureTests {
+    @Test("retry: a round whose selection includes a silent client is run again without it")
+    func retry() throws {
+        let scenario = try Scenario.parse(yaml: syntheticScenarioYAML).overriding([
+            ("minimumUpdates", "4"), ("roundFailurePolicy", "retry"), ("rounds", "3"),
+        ])
+        // Client 7 registers and then never answers: every round that selects it gets 3 updates.
+        let result = try runInProcess(scenario, startOrder: Array(0..<7), delayMicroseconds: [0], roundTimeout: .seconds(2)) {
+            transport in
+            let registration = Registration(tierName: "large", capability: 1, sampleCount: 50, instanceNonce: 7, requestedClientID: 7)
+            try? transport.send(WireCodec.encode(.register(registration), round: 0, sender: 7))
+            while let frame = try? transport.receive(timeout: .seconds(20)) {
+                if case .shutdown = (try? WireCodec.decode(frame.bytes, maximumSize: 1 << 26))?.message { return }
+            }
+        }
+        #expect(result.summary.rounds == 3)
+        let metrics = result.metrics
+        let retried = metrics.filter { ($0["retries"] as? Int ?? 0) > 0 }
+        let selectedSilent = metrics.filter { ($0["selected"] as? [Int] ?? []).contains(7) }
+        #expect(!selectedSilent.isEmpty, "client 7 was never selected: the test proves nothing")
+        #expect(!retried.isEmpty)
+        for line in metrics {
+            #expect((line["participants"] as? [Int] ?? []).count >= 4, "\(line)")
+        }
     }
 }
