@@ -19,6 +19,9 @@ struct Bench: AsyncParsableCommand {
     @Option(name: .customLong("batch-size"), help: "Mini-batch of the training-step cases.")
     var batchSize = 64
 
+    @Option(help: "Only these training-step cases, e.g. mlp/lod/0.125,lenet/dense (default: all).")
+    var cases: String?
+
     @Option(help: "Scenario whose fleet run measures the CPU share of client training ('none' to skip).")
     var fleet = "Scenarios/smoke.yaml"
 
@@ -46,7 +49,7 @@ struct Bench: AsyncParsableCommand {
         for (model, variant, fraction) in [
             (ModelKind.mlp, "dense", 1.0), (.mlp, "lod", 1.0), (.mlp, "lod", 0.125),
             (.lenet, "dense", 1.0), (.lenet, "lod", 1.0), (.lenet, "lod", 0.125),
-        ] {
+        ] where isSelected(model: model, variant: variant, fraction: fraction) {
             let full = Network(
                 architecture: .make(model, lowRank: variant == "lod"), using: &generator)
             // A tier-p client trains the physically truncated model at its whole budget.
@@ -71,6 +74,16 @@ struct Bench: AsyncParsableCommand {
             print(String(decoding: try encoder.encode(results), as: UTF8.self))
         } else {
             print(results.table)
+        }
+    }
+
+    /// Whether `--cases` includes this training-step case.
+    func isSelected(model: ModelKind, variant: String, fraction: Double) -> Bool {
+        guard let cases else { return true }
+        return cases.split(separator: ",").contains { item in
+            let parts = item.split(separator: "/").map(String.init)
+            return parts[0] == model.rawValue && (parts.count < 2 || parts[1] == variant)
+                && (parts.count < 3 || Double(parts[2]) == fraction)
         }
     }
 
