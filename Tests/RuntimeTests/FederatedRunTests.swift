@@ -43,6 +43,8 @@ struct RunResult: @unchecked Sendable {
     var modelBytes: [UInt8]
     /// The lines of metrics.jsonl, parsed.
     var metrics: [[String: Any]]
+    /// The rows of ledger.csv, split into fields.
+    var ledgerRows: [[String]]
     var summary: RunSummary
     var ledgerBytes: Int
     var transportBytes: Int
@@ -151,7 +153,8 @@ func runInProcess(
         try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
     }
     return RunResult(
-        modelBytes: model, metrics: metrics, summary: summary, ledgerBytes: ledgerBytes,
+        modelBytes: model, metrics: metrics,
+        ledgerRows: ledger.split(separator: "\n").dropFirst().map { $0.split(separator: ",").map(String.init) }, summary: summary, ledgerBytes: ledgerBytes,
         transportBytes: Int(statistics.bytesSent + statistics.bytesReceived))
 }
 
@@ -251,6 +254,10 @@ struct HostileInputTests {
             frames.append(WireCodec.encode(
                 .register(Registration(tierName: "mainframe", capability: 1, sampleCount: 1, instanceNonce: 5)),
                 round: 0, sender: 0))
+            // Wait until the coordinator answers the first frame (its error reply), so the
+            // spray lands while the run is going on, then send everything five times.
+            try? transport.send(frames[5])
+            _ = try? transport.receive(timeout: .seconds(20))
             for _ in 0..<5 {
                 for frame in frames { try? transport.send(frame) }
                 usleep(20_000)
@@ -258,7 +265,11 @@ struct HostileInputTests {
         }
         #expect(attacked.modelBytes == reference.modelBytes)
         let rejected = attacked.summary.rejectedMessages
-        #expect(rejected.values.reduce(0, +) >= 30, "\(rejected)")
+        // Every frame that reached the coordinator from the intruder (ledger rows of peer -1)
+        // was refused and counted; at least the first answered one and one burst got there.
+        let intruderFrames = attacked.ledgerRows.filter { $0[1] == "-1" && $0[3] == "up" }.count
+        #expect(rejected.values.reduce(0, +) == intruderFrames, "\(rejected) vs \(intruderFrames) frames")
+        #expect(intruderFrames >= 7)
         for reason in ["malformed", "wrong_type", "unknown_client", "unknown_tier"] {
             #expect((rejected[reason] ?? 0) > 0, "no \(reason) in \(rejected)")
         }
