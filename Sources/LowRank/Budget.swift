@@ -96,7 +96,7 @@ extension Network {
 
     /// Accuracy and mean loss over a sample set with LoD layers at `ranks`, in batches.
     public func evaluate(
-        on samples: TrainingSamples, ranks: [Int]? = nil, batchSize: Int = 128
+        on samples: TrainingSamples, ranks: [Int]? = nil, batchSize: Int = 32
     ) -> (accuracy: Double, loss: Double) {
         var correct = 0
         var lossSum = 0.0
