@@ -215,10 +215,16 @@ public final class Coordinator {
             id: id, peer: peer, tierIndex: tierIndex, sampleCount: Int(registration.sampleCount),
             nonce: registration.instanceNonce)
         recordLedger(client: Int(id), direction: .up, message: "register", bytes: bytes)
-        try send(
-            .registered(
-                RegistrationAccepted(clientID: id, runID: runID, modelDescription: modelDescription)
-            ), to: id)
+        do {
+            try send(
+                .registered(
+                    RegistrationAccepted(clientID: id, runID: runID, modelDescription: modelDescription)
+                ), to: id)
+        } catch .transport(let error) where error.isPeerFault {
+            // The client vanished right after registering: it misses rounds until it returns.
+            options.log("cannot answer client \(id)'s registration: \(error)")
+            unresponsive.insert(id)
+        }
     }
 
     // MARK: - Rounds
@@ -566,7 +572,6 @@ public final class Coordinator {
         do {
             try transport.send(frame, to: client.peer)
         } catch {
-            if error.isPeerFault { throw .transport(error) }
             throw .transport(error)
         }
         recordLedger(
