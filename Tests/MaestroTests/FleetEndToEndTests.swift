@@ -98,3 +98,76 @@ struct SecurityCommandTests {
         #expect(refused.error.contains("requireCurve"))
     }
 }
+
+/// Process IDs and command lines of the running client processes of a run directory.
+func clientProcesses(of run: String) -> [(pid: Int32, arguments: [String])] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap { entry in
+        guard let pid = Int32(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { return nil }
+        let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        guard arguments.count > 1, arguments[1] == "client", arguments.contains(where: { $0.contains(run) }) else { return nil }
+        return (pid, arguments)
+    }.sorted { $0.pid < $1.pid }
+}
+
+func metricsLines(_ run: String) -> Int {
+    ((try? String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8))?.split(separator: "\n").count) ?? 0
+}
+
+func bestAccuracy(_ run: String) throws -> Double {
+    let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/summary.json"))) as! [String: Any]
+    return (summary["final_accuracy_by_tier"] as? [String: Double] ?? [:]).values.max() ?? 0
+}
+
+@Suite("Fault injection over real processes", .serialized)
+struct FaultInjectionTests {
+    @Test("A third of the clients SIGKILLed mid-run (one restarted): every round completes, accuracy within 2 points")
+    func killedClients() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // 24 rounds (the cosine schedule then anneals over them): long enough for the final
+        // accuracy to settle, so that the comparison measures the faults, not the noise.
+        let reference = try maestro(
+            ["fleet", "Scenarios/smoke.yaml", "--out", "\(directory)/reference", "--quiet", "--rounds", "24"], timeout: 600)
+        #expect(reference.status == 0, "\(reference.error.suffix(1000))")
+
+        let run = "\(directory)/faults"
+        let fleet = Process()
+        fleet.executableURL = URL(fileURLWithPath: maestroPath)
+        fleet.arguments = ["fleet", "Scenarios/smoke.yaml", "--out", run, "--quiet", "--rounds", "24"]
+        fleet.currentDirectoryURL = repositoryRoot
+        fleet.standardOutput = FileHandle.nullDevice
+        fleet.standardError = FileHandle.nullDevice
+        try fleet.run()
+        var restarted: Process?
+        defer {
+            if fleet.isRunning { fleet.terminate() }
+            restarted?.terminate()
+        }
+        // Kill client processes at two moments: two after round 1, and restart one of them.
+        let deadline = Date().addingTimeInterval(300)
+        while metricsLines(run) < 1 && fleet.isRunning && Date() < deadline { usleep(20_000) }
+        let clients = clientProcesses(of: run)
+        #expect(clients.count == 6, "expected one process per client, found \(clients.count)")
+        let victims = clients.enumerated().filter { $0.offset % 3 == 2 }.map(\.element)
+        for victim in victims { kill(victim.pid, SIGKILL) }
+        while metricsLines(run) < 3 && fleet.isRunning && Date() < deadline { usleep(20_000) }
+        if let victim = victims.first {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: maestroPath)
+            process.arguments = Array(victim.arguments.dropFirst()).filter { $0 != "--exit-with-parent" }
+            process.currentDirectoryURL = repositoryRoot
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            restarted = process
+        }
+        while fleet.isRunning && Date() < deadline { usleep(50_000) }
+        #expect(!fleet.isRunning, "the fleet did not finish within 300 s")
+        #expect(fleet.terminationStatus == 0)
+        #expect(metricsLines(run) == 24)
+        let faultFree = try bestAccuracy("\(directory)/reference")
+        let faulty = try bestAccuracy(run)
+        #expect(abs(faultFree - faulty) <= 0.02, "best tier \(faulty) with faults vs \(faultFree) without")
+    }
+}
