@@ -80,9 +80,13 @@ public final class Coordinator {
     private var computeTotal = 0.0
     /// The last round whose metrics and checkpoint are written.
     private var completedRound = 0
-    /// Clients that missed a round's timeout or are known gone: not selected again until
-    /// they send something (a restarted client re-registers).
+    /// Clients known to be gone (a fleet's dead processes, a peer that vanished): not
+    /// selected again until they register again (a restarted client does).
     private var unresponsive: Set<UInt32> = []
+    /// Clients that missed a round's deadline: not selected before this round unless they
+    /// send something first (a partition heals, a slow device catches up).
+    private var cooldownUntil: [UInt32: Int] = [:]
+    static let timeoutCooldownRounds = 3
     private var lastAccuracy: [String: Double] = [:]
     private let denseMessageBytes: (train: Int, update: Int)
     private let runID: UInt64
@@ -211,6 +215,7 @@ public final class Coordinator {
             options.log("client \(id) re-registered from \(peer) (restarted)")
         }
         unresponsive.remove(id)
+        cooldownUntil[id] = nil
         clients[id] = ClientRecord(
             id: id, peer: peer, tierIndex: tierIndex, sampleCount: Int(registration.sampleCount),
             nonce: registration.instanceNonce)
@@ -375,7 +380,7 @@ public final class Coordinator {
         // is unresponsive; unresponsive clients are then left out.
         let online = clients.keys.sorted().filter { id in
             generator.nextUnitInterval() < scenario.tiers[clients[id]!.tierIndex].availability
-        }.filter { !unresponsive.contains($0) }
+        }.filter { !unresponsive.contains($0) && (cooldownUntil[$0] ?? 0) <= round }
         let target = min(
             online.count,
             Int((Double(scenario.clientsPerRound) * scenario.overSelection).rounded(.up)))
@@ -396,7 +401,7 @@ public final class Coordinator {
                     "round \(round): no update from \(pending.keys.sorted().map(String.init).joined(separator: ", ")) within \(options.roundTimeout); dropped"
                 )
                 metrics.droppedTimeout += pending.keys.sorted().map(Int.init)
-                unresponsive.formUnion(pending.keys)
+                for id in pending.keys { cooldownUntil[id] = round + Self.timeoutCooldownRounds }
                 break
             }
             for id in options.lostClients() {
@@ -434,6 +439,8 @@ public final class Coordinator {
             throw .transport(error)
         }
         guard let frame else { return nil }
+        // Anything from a registered peer proves it is reachable again.
+        if let id = clients.values.first(where: { $0.peer == frame.peer })?.id { cooldownUntil[id] = nil }
         let bytes = frame.bytes.count
         let envelope: Envelope
         do {
