@@ -281,6 +281,7 @@ public final class Coordinator {
         }
         if scenario.isLowRank && scenario.shrinking.isEnabled
             && round % scenario.shrinking.period == 0
+            && round <= (scenario.shrinking.until ?? scenario.rounds)
         {
             shrink()
         }

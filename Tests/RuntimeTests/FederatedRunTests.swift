@@ -304,3 +304,35 @@ struct RoundFailureTests {
         }
     }
 }
+
+@Suite("Server shrinking", .serialized)
+struct ServerShrinkingTests {
+    @Test("Shrinks every period until shrinking.until, then never again; budgets follow the kept ranks")
+    func shrinkingStops() throws {
+        let scenario = try Scenario.parse(
+            yaml: """
+                name: shrink
+                seed: 2
+                clients: 4
+                rounds: 5
+                clientsPerRound: 2
+                dataset: {name: fashion-mnist, partition: {scheme: iid}, samplesPerClient: 64}
+                model: {architecture: mlp, strategy: orderedLoD}
+                training: {localEpochs: 1, batchSize: 32, learningRate: 0.02, groupLasso: 1.0e-3}
+                shrinking: {threshold: 0.3, period: 1, until: 2}
+                evaluation: {period: 5}
+                tiers:
+                  - {name: half, count: 2, rankFraction: 0.5, gflops: 1, uplinkMbps: 1, downlinkMbps: 1}
+                  - {name: full, count: 2, rankFraction: 1.0, gflops: 1, uplinkMbps: 1, downlinkMbps: 1}
+                """)
+        let result = try runInProcess(scenario, startOrder: Array(0..<4), delayMicroseconds: [0])
+        // `ranks` in metrics are the kept ranks a round starts from.
+        let ranks = result.metrics.map { $0["ranks"] as? [Int] ?? [] }
+        #expect(ranks.count == 5)
+        #expect(ranks[1][0] < ranks[0][0] && ranks[2][0] < ranks[1][0], "\(ranks)")
+        #expect(ranks[2] == ranks[3] && ranks[3] == ranks[4], "shrank after round 2: \(ranks)")
+        #expect(result.summary.finalRanks == ranks[4])
+        // The small layer (100 × 10 weights) is never shrunk.
+        #expect(ranks.allSatisfy { $0[2] == 10 })
+    }
+}
