@@ -69,7 +69,9 @@ let package = Package(
 // `main` of their own, so ordinary builds must not link them.
 if Context.environment["MAESTRO_FUZZ"] == "1" {
     package.targets += [
-        .executableTarget(name: "WireFuzzer", dependencies: ["Federation"], path: "Fuzz/WireFuzzer"),
-        .executableTarget(name: "ScenarioFuzzer", dependencies: ["Fleet"], path: "Fuzz/ScenarioFuzzer"),
+        .executableTarget(
+            name: "WireFuzzer", dependencies: ["Federation"], path: "Fuzz/WireFuzzer"),
+        .executableTarget(
+            name: "ScenarioFuzzer", dependencies: ["Fleet"], path: "Fuzz/ScenarioFuzzer"),
     ]
 }

@@ -34,9 +34,12 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
 
         public init(
             round: Int, architecture: Architecture, keptRanks: [Int], bytesUp: Int, bytesDown: Int,
-            denseEquivalentBytes: Int, virtualSeconds: Double, wallSeconds: Double, clientComputeSeconds: Double,
-            transportBytesSent: Int, transportBytesReceived: Int, tierBytes: [String: RoundMetrics.TierBytes],
-            participations: [String: Int], rejected: [String: Int], lateUpdates: Int, lastAccuracy: [String: Double]
+            denseEquivalentBytes: Int, virtualSeconds: Double, wallSeconds: Double,
+            clientComputeSeconds: Double,
+            transportBytesSent: Int, transportBytesReceived: Int,
+            tierBytes: [String: RoundMetrics.TierBytes],
+            participations: [String: Int], rejected: [String: Int], lateUpdates: Int,
+            lastAccuracy: [String: Double]
         ) {
             self.round = round
             self.architecture = architecture
@@ -71,7 +74,8 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
 
         public var description: String {
             switch self {
-            case .unreadable(let path): "\(path): no checkpoint to resume from (no completed round, or not a run directory)"
+            case .unreadable(let path):
+                "\(path): no checkpoint to resume from (no completed round, or not a run directory)"
             case .corrupt(let path, let reason): "\(path): corrupt checkpoint (\(reason))"
             }
         }
@@ -104,20 +108,30 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
             throw .corrupt(path: path, reason: "not a Maestro checkpoint")
         }
         let stored = bytes.readLittleEndianUInt32(at: bytes.count - 4)
-        let computed = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<(bytes.count - 4)])) }
-        guard stored == computed else { throw .corrupt(path: path, reason: "checksum mismatch (truncated or damaged)") }
+        let computed = bytes.withUnsafeBytes {
+            CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<(bytes.count - 4)]))
+        }
+        guard stored == computed else {
+            throw .corrupt(path: path, reason: "checksum mismatch (truncated or damaged)")
+        }
         guard bytes.readLittleEndianUInt32(at: 8) == Self.version else {
-            throw .corrupt(path: path, reason: "unsupported version \(bytes.readLittleEndianUInt32(at: 8))")
+            throw .corrupt(
+                path: path, reason: "unsupported version \(bytes.readLittleEndianUInt32(at: 8))")
         }
         let headerLength = Int(bytes.readLittleEndianUInt32(at: 12))
-        guard 16 + headerLength <= bytes.count - 4 else { throw .corrupt(path: path, reason: "header length") }
+        guard 16 + headerLength <= bytes.count - 4 else {
+            throw .corrupt(path: path, reason: "header length")
+        }
         let decoded: Header
         do {
-            decoded = try JSONDecoder().decode(Header.self, from: Data(bytes[16..<(16 + headerLength)]))
+            decoded = try JSONDecoder().decode(
+                Header.self, from: Data(bytes[16..<(16 + headerLength)]))
         } catch {
             throw .corrupt(path: path, reason: "\(error)")
         }
-        if let problem = decoded.architecture.inconsistency { throw .corrupt(path: path, reason: problem) }
+        if let problem = decoded.architecture.inconsistency {
+            throw .corrupt(path: path, reason: problem)
+        }
         let shapes = decoded.architecture.parameterShapes
         let floats = shapes.reduce(0) { $0 + $1.reduce(1, *) }
         guard 16 + headerLength + 3 * 4 * floats + 4 == bytes.count else {
@@ -130,7 +144,8 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
                 let values = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
                     bytes.withUnsafeBytes { raw in
                         UnsafeMutableRawBufferPointer(buffer).copyMemory(
-                            from: UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + 4 * count)]))
+                            from: UnsafeRawBufferPointer(
+                                rebasing: raw[offset..<(offset + 4 * count)]))
                     }
                     initialized = count
                 }
@@ -149,17 +164,23 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
     /// Loads the checkpoint of a run directory.
     public static func load(directory: String) throws(Error) -> CoordinatorCheckpoint {
         let path = URL(fileURLWithPath: directory).appendingPathComponent(fileName).path
-        guard let data = FileManager.default.contents(atPath: path) else { throw .unreadable(path: path) }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw .unreadable(path: path)
+        }
         return try CoordinatorCheckpoint(bytes: Array(data), path: path)
     }
 }
 
 extension [UInt8] {
     mutating func appendLittleEndian(_ value: UInt32) {
-        append(contentsOf: [UInt8(value & 0xFF), UInt8((value >> 8) & 0xFF), UInt8((value >> 16) & 0xFF), UInt8(value >> 24)])
+        append(contentsOf: [
+            UInt8(value & 0xFF), UInt8((value >> 8) & 0xFF), UInt8((value >> 16) & 0xFF),
+            UInt8(value >> 24),
+        ])
     }
 
     func readLittleEndianUInt32(at offset: Int) -> UInt32 {
-        UInt32(self[offset]) | UInt32(self[offset + 1]) << 8 | UInt32(self[offset + 2]) << 16 | UInt32(self[offset + 3]) << 24
+        UInt32(self[offset]) | UInt32(self[offset + 1]) << 8 | UInt32(self[offset + 2]) << 16
+            | UInt32(self[offset + 3]) << 24
     }
 }

@@ -133,15 +133,25 @@ public final class Coordinator {
         if let checkpoint {
             let header = checkpoint.header
             guard header.architecture == global.architecture else {
-                throw .checkpointMismatch(reason: "the checkpoint's model is not the scenario's \(scenario.modelKind.rawValue)")
+                throw .checkpointMismatch(
+                    reason:
+                        "the checkpoint's model is not the scenario's \(scenario.modelKind.rawValue)"
+                )
             }
             guard header.round <= scenario.rounds else {
-                throw .checkpointMismatch(reason: "the checkpoint is at round \(header.round), the scenario has \(scenario.rounds)")
+                throw .checkpointMismatch(
+                    reason:
+                        "the checkpoint is at round \(header.round), the scenario has \(scenario.rounds)"
+                )
             }
-            global = Network(architecture: header.architecture, parameters: checkpoint.parameters, keptRanks: header.keptRanks)
+            global = Network(
+                architecture: header.architecture, parameters: checkpoint.parameters,
+                keptRanks: header.keptRanks)
             serverState = checkpoint.serverState
             round = header.round
-            totals = (header.bytesUp, header.bytesDown, header.denseEquivalentBytes, header.virtualSeconds)
+            totals = (
+                header.bytesUp, header.bytesDown, header.denseEquivalentBytes, header.virtualSeconds
+            )
             tierTotals = header.tierBytes
             participations = header.participations
             rejectedTotals = header.rejected
@@ -223,7 +233,8 @@ public final class Coordinator {
         do {
             try send(
                 .registered(
-                    RegistrationAccepted(clientID: id, runID: runID, modelDescription: modelDescription)
+                    RegistrationAccepted(
+                        clientID: id, runID: runID, modelDescription: modelDescription)
                 ), to: id)
         } catch .transport(let error) where error.isPeerFault {
             // The client vanished right after registering: it misses rounds until it returns.
@@ -245,14 +256,17 @@ public final class Coordinator {
         var contributions: [(contribution: ClientContribution, loss: Double)] = []
         while true {
             contributions = try attemptRound(attempt: attempt)
-            if contributions.count >= max(scenario.minimumUpdates, 1) || scenario.roundFailurePolicy != .retry
+            if contributions.count >= max(scenario.minimumUpdates, 1)
+                || scenario.roundFailurePolicy != .retry
                 || attempt >= 2
             {
                 break
             }
             attempt += 1
             metrics.retries += 1
-            options.log("round \(round): \(contributions.count) updates < minimumUpdates \(scenario.minimumUpdates); retrying with a new selection")
+            options.log(
+                "round \(round): \(contributions.count) updates < minimumUpdates \(scenario.minimumUpdates); retrying with a new selection"
+            )
         }
         let participants = contributions.map(\.contribution)
         if !contributions.isEmpty {
@@ -376,7 +390,8 @@ public final class Coordinator {
     /// of the online ones are drawn uniformly. Depends only on seed, round and the fleet.
     func selectClients(attempt: Int = 0) -> [UInt32] {
         var generator = SeededGenerator.derived(
-            seed: scenario.seed, stream: RandomStream.selection &+ UInt64(round) &+ UInt64(attempt) << 32)
+            seed: scenario.seed,
+            stream: RandomStream.selection &+ UInt64(round) &+ UInt64(attempt) << 32)
         // One availability draw per registered client, so the stream does not depend on who
         // is unresponsive; unresponsive clients are then left out.
         let online = clients.keys.sorted().filter { id in
@@ -441,7 +456,9 @@ public final class Coordinator {
         }
         guard let frame else { return nil }
         // Anything from a registered peer proves it is reachable again.
-        if let id = clients.values.first(where: { $0.peer == frame.peer })?.id { cooldownUntil[id] = nil }
+        if let id = clients.values.first(where: { $0.peer == frame.peer })?.id {
+            cooldownUntil[id] = nil
+        }
         let bytes = frame.bytes.count
         let envelope: Envelope
         do {
@@ -698,12 +715,16 @@ public final class Coordinator {
         let header = CoordinatorCheckpoint.Header(
             round: round, architecture: global.architecture, keptRanks: global.keptRanks,
             bytesUp: totals.up, bytesDown: totals.down, denseEquivalentBytes: totals.dense,
-            virtualSeconds: totals.virtual, wallSeconds: earlier.wall + (ContinuousClock.now - started).seconds,
-            clientComputeSeconds: computeTotal, transportBytesSent: earlier.sent + Int(statistics.bytesSent),
-            transportBytesReceived: earlier.received + Int(statistics.bytesReceived), tierBytes: tierTotals,
+            virtualSeconds: totals.virtual,
+            wallSeconds: earlier.wall + (ContinuousClock.now - started).seconds,
+            clientComputeSeconds: computeTotal,
+            transportBytesSent: earlier.sent + Int(statistics.bytesSent),
+            transportBytesReceived: earlier.received + Int(statistics.bytesReceived),
+            tierBytes: tierTotals,
             participations: participations, rejected: rejectedTotals, lateUpdates: lateTotal,
             lastAccuracy: lastAccuracy)
-        return CoordinatorCheckpoint(header: header, parameters: global.parameters, serverState: serverState)
+        return CoordinatorCheckpoint(
+            header: header, parameters: global.parameters, serverState: serverState)
     }
 
     private func shutdownClients(reason: String) throws(CoordinatorError) {
@@ -760,7 +781,8 @@ public final class Coordinator {
             finalAccuracyByTier: lastAccuracy, bytesUp: totals.up, bytesDown: totals.down,
             denseEquivalentBytes: totals.dense,
             savingsRatio: savings,
-            wallSeconds: earlier.wall + (ContinuousClock.now - started).seconds, virtualSeconds: totals.virtual,
+            wallSeconds: earlier.wall + (ContinuousClock.now - started).seconds,
+            virtualSeconds: totals.virtual,
             finalRanks: global.keptRanks, tiers: tiers, rejectedMessages: rejectedTotals,
             lateUpdates: lateTotal, clientComputeSeconds: computeTotal,
             transportBytesSent: earlier.sent + Int(statistics.bytesSent),

@@ -130,7 +130,9 @@ public final class RunRecorder {
     ///
     /// When resuming after round `r`, rows and lines of later rounds (written after the last
     /// checkpoint, before a crash) are dropped first, so nothing is lost or counted twice.
-    public init(directory: String, scenarioYAML: String, resumingAfter round: Int? = nil) throws(Error) {
+    public init(
+        directory: String, scenarioYAML: String, resumingAfter round: Int? = nil
+    ) throws(Error) {
         let url = URL(fileURLWithPath: directory)
         do {
             try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
@@ -139,11 +141,16 @@ public final class RunRecorder {
         }
         self.directory = url
         if let round {
-            try Self.truncate(url.appendingPathComponent(Self.metricsFile).path, keepingHeader: false) { line in
+            try Self.truncate(
+                url.appendingPathComponent(Self.metricsFile).path, keepingHeader: false
+            ) { line in
                 Self.round(ofMetricsLine: line).map { $0 <= round } ?? false
             }
-            try Self.truncate(url.appendingPathComponent(Self.ledgerFile).path, keepingHeader: true) { line in
-                line.split(separator: ",", maxSplits: 1).first.flatMap { Int($0) }.map { $0 <= round } ?? false
+            try Self.truncate(url.appendingPathComponent(Self.ledgerFile).path, keepingHeader: true)
+            { line in
+                line.split(separator: ",", maxSplits: 1).first.flatMap { Int($0) }.map {
+                    $0 <= round
+                } ?? false
             }
         } else {
             try Self.writeAtomically(
@@ -220,12 +227,15 @@ public final class RunRecorder {
     }
 
     /// Rewrites a line file atomically, keeping the lines `keep` accepts (and the header).
-    private static func truncate(_ path: String, keepingHeader: Bool, keep: (Substring) -> Bool) throws(Error) {
+    private static func truncate(
+        _ path: String, keepingHeader: Bool, keep: (Substring) -> Bool
+    ) throws(Error) {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return }
         var lines = text.split(separator: "\n", omittingEmptySubsequences: true)
         let header = keepingHeader && !lines.isEmpty ? [lines.removeFirst()] : []
         let kept = header + lines.filter(keep)
-        try writeAtomically(Array((kept.joined(separator: "\n") + (kept.isEmpty ? "" : "\n")).utf8), to: path)
+        try writeAtomically(
+            Array((kept.joined(separator: "\n") + (kept.isEmpty ? "" : "\n")).utf8), to: path)
     }
 
     private static func round(ofMetricsLine line: Substring) -> Int? {

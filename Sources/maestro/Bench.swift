@@ -22,10 +22,14 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Only these training-step cases, e.g. mlp/lod/0.125,lenet/dense (default: all).")
     var cases: String?
 
-    @Option(help: "Scenario whose fleet run measures the CPU share of client training ('none' to skip).")
+    @Option(
+        help: "Scenario whose fleet run measures the CPU share of client training ('none' to skip)."
+    )
     var fleet = "Scenarios/smoke.yaml"
 
-    @Option(name: .customLong("fleet-rounds"), help: "Rounds of that fleet run (default: the scenario's).")
+    @Option(
+        name: .customLong("fleet-rounds"),
+        help: "Rounds of that fleet run (default: the scenario's).")
     var fleetRounds: Int?
 
     func run() async throws {
@@ -92,7 +96,8 @@ struct Bench: AsyncParsableCommand {
         let global = Network(architecture: .make(.mlp, lowRank: true), using: &generator)
         let slice = global.slice(budgets: global.keptRanks)
         let task = TrainingTask(
-            budgets: slice.budgets.map(UInt32.init), factors: slice.factors, shared: slice.shared, localEpochs: 1,
+            budgets: slice.budgets.map(UInt32.init), factors: slice.factors, shared: slice.shared,
+            localEpochs: 1,
             batchSize: 32, learningRate: 0.05, sampler: .perLayer, groupLasso: 0, seed: 1)
         let message = Message.train(task)
         var frame: [UInt8] = []
@@ -108,14 +113,18 @@ struct Bench: AsyncParsableCommand {
             let budgets = global.ranks(atFraction: fraction)
             var local = global.slice(budgets: budgets)
             for i in local.shared.indices { local.shared[i].scalars[0] += Float(client) }
-            contributions.append(ClientContribution(clientID: client, sampleCount: 100 + client, slice: local))
+            contributions.append(
+                ClientContribution(clientID: client, sampleCount: 100 + client, slice: local))
         }
         let payload = contributions.reduce(0) { $0 + 4 * $1.slice.scalarCount }
         var parameters = global.parameters
         var state = ServerOptimizerState(for: parameters)
         let aggregate = medianTime {
-            let delta = OrderedAggregation.pseudoGradient(global: global, contributions: contributions, coverageDamping: true)
-            OrderedAggregation.apply(delta, to: &parameters, optimizer: .fedAvgM(learningRate: 1, momentum: 0.9), state: &state)
+            let delta = OrderedAggregation.pseudoGradient(
+                global: global, contributions: contributions, coverageDamping: true)
+            OrderedAggregation.apply(
+                delta, to: &parameters, optimizer: .fedAvgM(learningRate: 1, momentum: 0.9),
+                state: &state)
         }
         results.aggregationPayloadBytes = payload
         results.aggregationGBPerSecond = Double(payload) / aggregate / 1e9
@@ -124,11 +133,16 @@ struct Bench: AsyncParsableCommand {
     /// Runs a fleet and splits its CPU time into client training and everything else.
     func measureFleet() throws -> BenchResults.FleetShare {
         guard FileManager.default.fileExists(atPath: fleet) else {
-            throw CommandError("\(fleet): no such scenario file (give --fleet FILE or --fleet none)")
+            throw CommandError(
+                "\(fleet): no such scenario file (give --fleet FILE or --fleet none)")
         }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("maestro-bench-\(getpid())").path
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "maestro-bench-\(getpid())"
+        ).path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let executable =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0]
         var arguments = ["fleet", fleet, "--out", directory, "--quiet"]
         if let fleetRounds { arguments += ["--rounds", "\(fleetRounds)"] }
         let before = childrenCPUSeconds()
@@ -140,24 +154,29 @@ struct Bench: AsyncParsableCommand {
         try process.run()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw CommandError("the benchmark fleet run of \(fleet) failed (exit \(process.terminationStatus))")
+            throw CommandError(
+                "the benchmark fleet run of \(fleet) failed (exit \(process.terminationStatus))")
         }
         let wall = monotonicSeconds() - start
         let cpu = childrenCPUSeconds() - before
-        let data = try Data(contentsOf: URL(fileURLWithPath: directory).appendingPathComponent(RunRecorder.summaryFile))
+        let data = try Data(
+            contentsOf: URL(fileURLWithPath: directory).appendingPathComponent(
+                RunRecorder.summaryFile))
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         let summary = try decoder.decode(RunSummary.self, from: data)
         return .init(
             scenario: fleet, rounds: summary.rounds, wallSeconds: wall, cpuSeconds: cpu,
-            trainingCPUSeconds: summary.clientComputeSeconds, trainingShare: summary.clientComputeSeconds / max(cpu, 1e-9))
+            trainingCPUSeconds: summary.clientComputeSeconds,
+            trainingShare: summary.clientComputeSeconds / max(cpu, 1e-9))
     }
 
     /// User + system CPU seconds of this process's waited-for descendants.
     func childrenCPUSeconds() -> Double {
         var usage = rusage()
         getrusage(RUSAGE_CHILDREN.rawValue, &usage)
-        return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) * 1e-6 + Double(usage.ru_stime.tv_sec)
+        return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) * 1e-6
+            + Double(usage.ru_stime.tv_sec)
             + Double(usage.ru_stime.tv_usec) * 1e-6
     }
 
@@ -286,13 +305,21 @@ struct BenchResults: Encodable {
                         100 * s.gflops / sgemmGflopsSingleThread, s.parameters))
         }
         lines.append("")
-        lines.append(String(format: "wire codec (%.2f MB TRAIN frame): encode %.2f GB/s, decode %.2f GB/s",
-            Double(codecFrameBytes) / 1e6, codecEncodeGBPerSecond, codecDecodeGBPerSecond))
-        lines.append(String(format: "ordered aggregation (10 clients, %.2f MB of updates): %.2f GB/s",
-            Double(aggregationPayloadBytes) / 1e6, aggregationGBPerSecond))
+        lines.append(
+            String(
+                format: "wire codec (%.2f MB TRAIN frame): encode %.2f GB/s, decode %.2f GB/s",
+                Double(codecFrameBytes) / 1e6, codecEncodeGBPerSecond, codecDecodeGBPerSecond))
+        lines.append(
+            String(
+                format: "ordered aggregation (10 clients, %.2f MB of updates): %.2f GB/s",
+                Double(aggregationPayloadBytes) / 1e6, aggregationGBPerSecond))
         if let fleet {
-            lines.append(String(format: "fleet %@ (%d rounds): %.1f s wall, %.1f CPU s, of which client training %.1f s = %.0f%%",
-                fleet.scenario, fleet.rounds, fleet.wallSeconds, fleet.cpuSeconds, fleet.trainingCPUSeconds, 100 * fleet.trainingShare))
+            lines.append(
+                String(
+                    format:
+                        "fleet %@ (%d rounds): %.1f s wall, %.1f CPU s, of which client training %.1f s = %.0f%%",
+                    fleet.scenario, fleet.rounds, fleet.wallSeconds, fleet.cpuSeconds,
+                    fleet.trainingCPUSeconds, 100 * fleet.trainingShare))
         }
         return lines.joined(separator: "\n")
     }

@@ -58,10 +58,14 @@ struct ClientCommand: ParsableCommand {
     @Flag(help: "Log registration and errors to standard error.")
     var verbose = false
 
-    @Option(name: .customLong("server-key"), help: "The coordinator's CURVE public key file (turns CURVE on).")
+    @Option(
+        name: .customLong("server-key"),
+        help: "The coordinator's CURVE public key file (turns CURVE on).")
     var serverKey: String?
 
-    @Option(name: .customLong("client-key"), help: "This client's CURVE secret key file (with --server-key).")
+    @Option(
+        name: .customLong("client-key"),
+        help: "This client's CURVE secret key file (with --server-key).")
     var clientKey: String?
 
     func validate() throws {
@@ -107,10 +111,14 @@ struct ClientCommand: ParsableCommand {
         }
         var curve: CurveClientConfiguration?
         if let serverKey {
-            guard let clientKey else { throw ValidationError("--server-key needs --client-key (this client's secret key)") }
+            guard let clientKey else {
+                throw ValidationError("--server-key needs --client-key (this client's secret key)")
+            }
             do {
                 let pair = try CurveKeyPair(secretKey: try readKey(clientKey, what: "secret key"))
-                curve = CurveClientConfiguration(serverPublicKey: try readKey(serverKey, what: "server public key"), keyPair: pair)
+                curve = CurveClientConfiguration(
+                    serverPublicKey: try readKey(serverKey, what: "server public key"),
+                    keyPair: pair)
             } catch let error as TransportError {
                 throw CommandError("\(clientKey): \(error)")
             }

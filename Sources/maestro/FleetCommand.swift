@@ -172,7 +172,8 @@ struct FleetCommand: ParsableCommand {
             throw ValidationError("give a scenario file, or --resume RUNDIR (not both)")
         }
         if resume != nil && !runOptions.overrides.isEmpty {
-            throw ValidationError("--resume continues the scenario as run: no --rounds, --seed or --set")
+            throw ValidationError(
+                "--resume continues the scenario as run: no --rounds, --seed or --set")
         }
     }
 
@@ -181,7 +182,8 @@ struct FleetCommand: ParsableCommand {
         let scenario: Scenario
         let directory: String
         if let resume {
-            scenario = try loadScenario(URL(fileURLWithPath: resume).appendingPathComponent(RunRecorder.scenarioFile).path)
+            scenario = try loadScenario(
+                URL(fileURLWithPath: resume).appendingPathComponent(RunRecorder.scenarioFile).path)
             directory = resume
         } else {
             scenario = try loadScenario(scenarioFile!, overrides: runOptions.overrides)
@@ -189,10 +191,13 @@ struct FleetCommand: ParsableCommand {
         }
         // With security.requireCurve the fleet makes a key pair for the coordinator and one
         // per client (in RUNDIR/keys) and allows exactly those.
-        let keys = scenario.security.requireCurve ? try FleetKeys(directory: directory, clients: scenario.clients) : nil
+        let keys =
+            scenario.security.requireCurve
+            ? try FleetKeys(directory: directory, clients: scenario.clients) : nil
         let server: ZeroMQServer
         do {
-            server = try ZeroMQServer(bindingTo: bind ?? "tcp://127.0.0.1:*", curve: keys?.serverConfiguration)
+            server = try ZeroMQServer(
+                bindingTo: bind ?? "tcp://127.0.0.1:*", curve: keys?.serverConfiguration)
         } catch {
             throw CommandError("\(error)")
         }
@@ -276,7 +281,8 @@ struct CoordinatorCommand: ParsableCommand {
         let server: ZeroMQServer
         do {
             server = try ZeroMQServer(
-                bindingTo: bind, curve: try security.configuration(required: loaded.security.requireCurve))
+                bindingTo: bind,
+                curve: try security.configuration(required: loaded.security.requireCurve))
         } catch {
             throw CommandError("\(error)")
         }
@@ -331,6 +337,9 @@ struct FleetKeys {
     }
 
     func clientArguments(index: Int) -> [String] {
-        ["--server-key", "\(directory)/coordinator.pub", "--client-key", "\(directory)/client-\(index).key"]
+        [
+            "--server-key", "\(directory)/coordinator.pub", "--client-key",
+            "\(directory)/client-\(index).key",
+        ]
     }
 }

@@ -22,7 +22,9 @@ struct KeysCommand: ParsableCommand {
         var name = "maestro"
 
         func run() throws {
-            guard CurveKeyPair.isAvailable else { throw CommandError("this libzmq was built without CURVE") }
+            guard CurveKeyPair.isAvailable else {
+                throw CommandError("this libzmq was built without CURVE")
+            }
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             let pair: CurveKeyPair
             do {
@@ -49,7 +51,9 @@ func readKey(_ path: String, what: String) throws -> String {
         throw CommandError("\(path): cannot read the \(what)")
     }
     let key = text.trimmingCharacters(in: .whitespacesAndNewlines)
-    guard key.count == 40 else { throw CommandError("\(path): not a CURVE key (expected 40 Z85 characters)") }
+    guard key.count == 40 else {
+        throw CommandError("\(path): not a CURVE key (expected 40 Z85 characters)")
+    }
     return key
 }
 
@@ -60,11 +64,19 @@ func readAllowList(_ path: String) throws -> Set<String> {
         throw CommandError("\(path): no such allow-list file or folder")
     }
     if isDirectory.boolValue {
-        let files = try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".pub") }.sorted()
-        return Set(try files.map { try readKey(URL(fileURLWithPath: path).appendingPathComponent($0).path, what: "public key") })
+        let files = try FileManager.default.contentsOfDirectory(atPath: path).filter {
+            $0.hasSuffix(".pub")
+        }.sorted()
+        return Set(
+            try files.map {
+                try readKey(
+                    URL(fileURLWithPath: path).appendingPathComponent($0).path, what: "public key")
+            })
     }
     let lines = try String(contentsOfFile: path, encoding: .utf8).split(whereSeparator: \.isNewline)
-        .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        .map { $0.trimmingCharacters(in: .whitespaces) }.filter {
+            !$0.isEmpty && !$0.hasPrefix("#")
+        }
     for line in lines where line.count != 40 {
         throw CommandError("\(path): '\(line)' is not a CURVE public key (40 Z85 characters)")
     }
@@ -73,28 +85,38 @@ func readAllowList(_ path: String) throws -> Set<String> {
 
 /// Coordinator-side security options.
 struct ServerSecurityOptions: ParsableArguments {
-    @Option(name: .customLong("curve-secret-key"), help: "The coordinator's CURVE secret key file (turns CURVE on).")
+    @Option(
+        name: .customLong("curve-secret-key"),
+        help: "The coordinator's CURVE secret key file (turns CURVE on).")
     var secretKey: String?
 
-    @Option(name: .customLong("allow-keys"), help: "Folder of clients' .pub files, or a file of public keys, allowed to connect.")
+    @Option(
+        name: .customLong("allow-keys"),
+        help: "Folder of clients' .pub files, or a file of public keys, allowed to connect.")
     var allowKeys: String?
 
     /// The CURVE configuration, or nil for plaintext; `required` (scenario security) refuses plaintext.
     func configuration(required: Bool) throws -> CurveServerConfiguration? {
         guard let secretKey else {
             if required {
-                throw CommandError("the scenario requires CURVE (security.requireCurve): give --curve-secret-key and --allow-keys")
+                throw CommandError(
+                    "the scenario requires CURVE (security.requireCurve): give --curve-secret-key and --allow-keys"
+                )
             }
             if allowKeys != nil { throw ValidationError("--allow-keys needs --curve-secret-key") }
             return nil
         }
-        guard let allowKeys else { throw ValidationError("--curve-secret-key needs --allow-keys (the clients' public keys)") }
+        guard let allowKeys else {
+            throw ValidationError(
+                "--curve-secret-key needs --allow-keys (the clients' public keys)")
+        }
         let pair: CurveKeyPair
         do {
             pair = try CurveKeyPair(secretKey: try readKey(secretKey, what: "secret key"))
         } catch let error as TransportError {
             throw CommandError("\(secretKey): \(error)")
         }
-        return CurveServerConfiguration(keyPair: pair, allowedClientKeys: try readAllowList(allowKeys))
+        return CurveServerConfiguration(
+            keyPair: pair, allowedClientKeys: try readAllowList(allowKeys))
     }
 }

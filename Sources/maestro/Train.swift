@@ -71,7 +71,8 @@ struct Train: AsyncParsableCommand {
 
     @Option(
         name: .customLong("self-distillation"),
-        help: "In fine-tuning, also train sampled passes on the full pass's softmax: true or false.")
+        help: "In fine-tuning, also train sampled passes on the full pass's softmax: true or false."
+    )
     var selfDistillation: Bool?
 
     @Option(help: "Initialisation of the dense weights: he or uniform.")

@@ -7,7 +7,8 @@ import Testing
 /// refused with a typed error, and what decodes re-encodes to the same size.
 @Suite("Wire fuzzing corpus replay")
 struct WireCorpusTests {
-    static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent()
         .appendingPathComponent("FuzzCorpus/wire")
 
     @Test("Every corpus input is decoded or refused, never a crash")
@@ -24,7 +25,10 @@ struct WireCorpusTests {
             }
             if let envelope = try? WireCodec.decode(bytes, maximumSize: 1 << 20) {
                 decoded += 1
-                #expect(WireCodec.encode(envelope.message, round: envelope.round, sender: envelope.sender).count == bytes.count)
+                #expect(
+                    WireCodec.encode(
+                        envelope.message, round: envelope.round, sender: envelope.sender
+                    ).count == bytes.count)
             }
         }
         #expect(decoded >= 1)
@@ -34,7 +38,9 @@ struct WireCorpusTests {
     func resealed(_ input: [UInt8]) -> [UInt8] {
         var bytes = input
         let payloadLength = UInt64(bytes.count - WireLimits.headerSize)
-        for i in 0..<8 { bytes[16 + i] = UInt8(truncatingIfNeeded: payloadLength >> (8 * UInt64(i))) }
+        for i in 0..<8 {
+            bytes[16 + i] = UInt8(truncatingIfNeeded: payloadLength >> (8 * UInt64(i)))
+        }
         let payloadCRC = CRC32C.checksum(Array(bytes[32...]))
         for i in 0..<4 { bytes[24 + i] = UInt8(truncatingIfNeeded: payloadCRC >> (8 * UInt32(i))) }
         let headerCRC = CRC32C.checksum(Array(bytes[0..<28]))

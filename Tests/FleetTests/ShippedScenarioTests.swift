@@ -56,7 +56,9 @@ struct ShippedScenarioTests {
         #expect(scenario.model.strategy == .orderedLoD)
         #expect(scenario.training.sampler == .perLayer)
         #expect(scenario.training.learningRate == 0.05)
-        #expect(scenario.training.server == .fedAdam(learningRate: 0.01, beta1: 0.9, beta2: 0.99, epsilon: 1e-3))
+        #expect(
+            scenario.training.server
+                == .fedAdam(learningRate: 0.01, beta1: 0.9, beta2: 0.99, epsilon: 1e-3))
         #expect(scenario.training.learningRateSchedule == .cosine)
         #expect(scenario.shrinking.isEnabled && scenario.shrinking.until == 60)
         #expect(scenario.evaluation.period == 10)
@@ -102,7 +104,9 @@ struct ShippedScenarioTests {
         #expect(scenario.clientsPerTier.reduce(0, +) == 30)
     }
 
-    @Test("smoke.yaml: tiny IID MLP run, 6 clients of 1000 images, 3 per round, 12 rounds, evaluated every round")
+    @Test(
+        "smoke.yaml: tiny IID MLP run, 6 clients of 1000 images, 3 per round, 12 rounds, evaluated every round"
+    )
     func smoke() throws {
         let scenario = try shipped("smoke")
         #expect(

@@ -83,17 +83,25 @@ struct SecurityCommandTests {
         #expect(again.status != 0 && again.error.contains("board1.key"))
     }
 
-    @Test("A fleet that requires CURVE runs with its generated keys; a coordinator without keys refuses to start")
+    @Test(
+        "A fleet that requires CURVE runs with its generated keys; a coordinator without keys refuses to start"
+    )
     func curveFleet() throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let run = try maestro(
-            ["fleet", "Scenarios/smoke.yaml", "--out", "\(directory)/run", "--rounds", "3", "--quiet", "--set", "security.requireCurve=true"],
+            [
+                "fleet", "Scenarios/smoke.yaml", "--out", "\(directory)/run", "--rounds", "3",
+                "--quiet", "--set", "security.requireCurve=true",
+            ],
             timeout: 600)
         #expect(run.status == 0, "\(run.error.suffix(1500))")
         #expect(FileManager.default.fileExists(atPath: "\(directory)/run/keys/client-5.key"))
         let refused = try maestro(
-            ["coordinator", "--scenario", "\(directory)/run/scenario.yaml", "--bind", "tcp://127.0.0.1:0", "--out", "\(directory)/c"])
+            [
+                "coordinator", "--scenario", "\(directory)/run/scenario.yaml", "--bind",
+                "tcp://127.0.0.1:0", "--out", "\(directory)/c",
+            ])
         #expect(refused.status != 0)
         #expect(refused.error.contains("requireCurve"))
     }
@@ -103,38 +111,52 @@ struct SecurityCommandTests {
 func clientProcesses(of run: String) -> [(pid: Int32, arguments: [String])] {
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
     return entries.compactMap { entry in
-        guard let pid = Int32(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { return nil }
+        guard let pid = Int32(entry),
+            let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
+        else { return nil }
         let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-        guard arguments.count > 1, arguments[1] == "client", arguments.contains(where: { $0.contains(run) }) else { return nil }
+        guard arguments.count > 1, arguments[1] == "client",
+            arguments.contains(where: { $0.contains(run) })
+        else { return nil }
         return (pid, arguments)
     }.sorted { $0.pid < $1.pid }
 }
 
 func metricsLines(_ run: String) -> Int {
-    ((try? String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8))?.split(separator: "\n").count) ?? 0
+    ((try? String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8))?.split(separator: "\n")
+        .count) ?? 0
 }
 
 func bestAccuracy(_ run: String) throws -> Double {
-    let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(run)/summary.json"))) as! [String: Any]
+    let summary =
+        try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: "\(run)/summary.json"))) as! [String: Any]
     return (summary["final_accuracy_by_tier"] as? [String: Double] ?? [:]).values.max() ?? 0
 }
 
 @Suite("Fault injection over real processes", .serialized)
 struct FaultInjectionTests {
-    @Test("A third of the clients SIGKILLed mid-run (one restarted): every round completes, accuracy within 2 points")
+    @Test(
+        "A third of the clients SIGKILLed mid-run (one restarted): every round completes, accuracy within 2 points"
+    )
     func killedClients() throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         // 24 rounds (the cosine schedule then anneals over them): long enough for the final
         // accuracy to settle, so that the comparison measures the faults, not the noise.
         let reference = try maestro(
-            ["fleet", "Scenarios/smoke.yaml", "--out", "\(directory)/reference", "--quiet", "--rounds", "24"], timeout: 600)
+            [
+                "fleet", "Scenarios/smoke.yaml", "--out", "\(directory)/reference", "--quiet",
+                "--rounds", "24",
+            ], timeout: 600)
         #expect(reference.status == 0, "\(reference.error.suffix(1000))")
 
         let run = "\(directory)/faults"
         let fleet = Process()
         fleet.executableURL = URL(fileURLWithPath: maestroPath)
-        fleet.arguments = ["fleet", "Scenarios/smoke.yaml", "--out", run, "--quiet", "--rounds", "24"]
+        fleet.arguments = [
+            "fleet", "Scenarios/smoke.yaml", "--out", run, "--quiet", "--rounds", "24",
+        ]
         fleet.currentDirectoryURL = repositoryRoot
         fleet.standardOutput = FileHandle.nullDevice
         fleet.standardError = FileHandle.nullDevice
@@ -155,7 +177,9 @@ struct FaultInjectionTests {
         if let victim = victims.first {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: maestroPath)
-            process.arguments = Array(victim.arguments.dropFirst()).filter { $0 != "--exit-with-parent" }
+            process.arguments = Array(victim.arguments.dropFirst()).filter {
+                $0 != "--exit-with-parent"
+            }
             process.currentDirectoryURL = repositoryRoot
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
@@ -168,6 +192,8 @@ struct FaultInjectionTests {
         #expect(metricsLines(run) == 24)
         let faultFree = try bestAccuracy("\(directory)/reference")
         let faulty = try bestAccuracy(run)
-        #expect(abs(faultFree - faulty) <= 0.02, "best tier \(faulty) with faults vs \(faultFree) without")
+        #expect(
+            abs(faultFree - faulty) <= 0.02,
+            "best tier \(faulty) with faults vs \(faultFree) without")
     }
 }

@@ -48,7 +48,10 @@ struct PartitionTests {
             ["ip", "link", "add", coordinatorLink, "type", "veth", "peer", "name", clientLink],
             ["ip", "link", "set", coordinatorLink, "netns", coordinatorNS],
             ["ip", "link", "set", clientLink, "netns", clientNS],
-            ["ip", "-n", coordinatorNS, "addr", "add", "\(coordinatorAddress)/24", "dev", coordinatorLink],
+            [
+                "ip", "-n", coordinatorNS, "addr", "add", "\(coordinatorAddress)/24", "dev",
+                coordinatorLink,
+            ],
             ["ip", "-n", clientNS, "addr", "add", "\(clientAddress)/24", "dev", clientLink],
             ["ip", "-n", coordinatorNS, "link", "set", coordinatorLink, "up"],
             ["ip", "-n", clientNS, "link", "set", clientLink, "up"],
@@ -71,20 +74,27 @@ struct PartitionTests {
             try process.run()
             return process
         }
-        let coordinator = try inNamespace(coordinatorNS, [
-            "coordinator", "--scenario", "Scenarios/smoke.yaml", "--bind", endpoint, "--out", run, "--quiet",
-            "--round-timeout", "15",
-        ])
+        let coordinator = try inNamespace(
+            coordinatorNS,
+            [
+                "coordinator", "--scenario", "Scenarios/smoke.yaml", "--bind", endpoint, "--out",
+                run, "--quiet",
+                "--round-timeout", "15",
+            ])
         var clients: [Process] = []
         defer {
             for client in clients where client.isRunning { client.terminate() }
             if coordinator.isRunning { coordinator.terminate() }
         }
         for index in 0..<6 {
-            clients.append(try inNamespace(clientNS, [
-                "client", "--connect", endpoint, "--tier", index < 3 ? "low" : "full", "--partition-of",
-                "Scenarios/smoke.yaml", "--index", "\(index)", "--idle-timeout", "120",
-            ]))
+            clients.append(
+                try inNamespace(
+                    clientNS,
+                    [
+                        "client", "--connect", endpoint, "--tier", index < 3 ? "low" : "full",
+                        "--partition-of",
+                        "Scenarios/smoke.yaml", "--index", "\(index)", "--idle-timeout", "120",
+                    ]))
         }
         let deadline = Date().addingTimeInterval(400)
         while metricsLines(run) < 2 && coordinator.isRunning && Date() < deadline { usleep(20_000) }

@@ -60,14 +60,18 @@ func startThread(_ body: @escaping @Sendable () -> Void) {
 /// Runs the coordinator and every client in this process over the in-memory transport.
 /// `startOrder` decides in which order clients start (and so the order updates arrive).
 func runInProcess(
-    _ scenario: Scenario, startOrder: [Int], delayMicroseconds: [UInt32], directory given: String? = nil,
+    _ scenario: Scenario, startOrder: [Int], delayMicroseconds: [UInt32],
+    directory given: String? = nil,
     stopAfterRound: Int? = nil, resume: Bool = false, roundTimeout: Duration = .seconds(30),
     attacker: (@Sendable (InMemoryClient) -> Void)? = nil
 ) throws -> RunResult {
     let network = InMemoryNetwork()
     let server = try network.bind("inproc://coordinator")
     let directory =
-        given ?? FileManager.default.temporaryDirectory.appendingPathComponent("maestro-run-\(UUID().uuidString)").path
+        given
+        ?? FileManager.default.temporaryDirectory.appendingPathComponent(
+            "maestro-run-\(UUID().uuidString)"
+        ).path
     defer { if given == nil { try? FileManager.default.removeItem(atPath: directory) } }
     let outcome = Box<Result<RunSummary, CoordinatorError>?>(nil)
     let group = DispatchGroup()
@@ -87,12 +91,14 @@ func runInProcess(
                 // Stop once that round's metrics (and checkpoint) are written: a crash after it.
                 let path = "\(directory)/\(RunRecorder.metricsFile)"
                 options.shouldStop = {
-                    ((try? String(contentsOfFile: path, encoding: .utf8))?.split(separator: "\n").count ?? 0)
+                    ((try? String(contentsOfFile: path, encoding: .utf8))?.split(separator: "\n")
+                        .count ?? 0)
                         >= stopAfterRound
                 }
             }
             let coordinator = try Coordinator(
-                scenario: scenario, transport: server, recorder: recorder, evaluationSet: evaluation,
+                scenario: scenario, transport: server, recorder: recorder,
+                evaluationSet: evaluation,
                 options: options, resumingFrom: checkpoint)
             do {
                 outcome.value = .success(try coordinator.run())
@@ -148,13 +154,16 @@ func runInProcess(
         $0 + Int($1.split(separator: ",").last!)!
     }
     let statistics = server.statistics
-    let metricsText = try String(contentsOfFile: "\(directory)/\(RunRecorder.metricsFile)", encoding: .utf8)
+    let metricsText = try String(
+        contentsOfFile: "\(directory)/\(RunRecorder.metricsFile)", encoding: .utf8)
     let metrics = metricsText.split(separator: "\n").compactMap {
         try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
     }
     return RunResult(
         modelBytes: model, metrics: metrics,
-        ledgerRows: ledger.split(separator: "\n").dropFirst().map { $0.split(separator: ",").map(String.init) }, summary: summary, ledgerBytes: ledgerBytes,
+        ledgerRows: ledger.split(separator: "\n").dropFirst().map {
+            $0.split(separator: ",").map(String.init)
+        }, summary: summary, ledgerBytes: ledgerBytes,
         transportBytes: Int(statistics.bytesSent + statistics.bytesReceived))
 }
 
@@ -191,21 +200,30 @@ struct FederatedRunTests {
 
 @Suite("Checkpoint and resume", .serialized)
 struct ResumeTests {
-    @Test("Stopped after round 2 and resumed: the same final model bytes and metrics as an uninterrupted run")
+    @Test(
+        "Stopped after round 2 and resumed: the same final model bytes and metrics as an uninterrupted run"
+    )
     func resumeIsBitwiseIdentical() throws {
         let scenario = try Scenario.parse(yaml: syntheticScenarioYAML)
         let reference = try runInProcess(scenario, startOrder: Array(0..<8), delayMicroseconds: [0])
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("maestro-resume-\(UUID().uuidString)").path
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "maestro-resume-\(UUID().uuidString)"
+        ).path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         #expect(throws: CoordinatorError.self) {
-            try runInProcess(scenario, startOrder: Array(0..<8), delayMicroseconds: [0], directory: directory, stopAfterRound: 2)
+            try runInProcess(
+                scenario, startOrder: Array(0..<8), delayMicroseconds: [0], directory: directory,
+                stopAfterRound: 2)
         }
         let checkpoint = try CoordinatorCheckpoint.load(directory: directory)
         #expect(checkpoint.header.round >= 2 && checkpoint.header.round < 4)
         let resumed = try runInProcess(
-            scenario, startOrder: Array((0..<8).reversed()), delayMicroseconds: [0, 2000], directory: directory, resume: true)
+            scenario, startOrder: Array((0..<8).reversed()), delayMicroseconds: [0, 2000],
+            directory: directory, resume: true)
         #expect(resumed.modelBytes == reference.modelBytes)
-        let lines = try String(contentsOfFile: "\(directory)/\(RunRecorder.metricsFile)", encoding: .utf8).split(separator: "\n")
+        let lines = try String(
+            contentsOfFile: "\(directory)/\(RunRecorder.metricsFile)", encoding: .utf8
+        ).split(separator: "\n")
         #expect(lines.count == 4)
         #expect(resumed.summary.bytesUp + resumed.summary.bytesDown == resumed.ledgerBytes)
     }
@@ -213,30 +231,43 @@ struct ResumeTests {
     @Test("A damaged checkpoint is refused with the reason")
     func damagedCheckpoint() throws {
         var generator = SeededGenerator(seed: 1)
-        let network = Network(architecture: .make(.logistic, lowRank: true, inputShape: [6], classCount: 3), using: &generator)
+        let network = Network(
+            architecture: .make(.logistic, lowRank: true, inputShape: [6], classCount: 3),
+            using: &generator)
         let header = CoordinatorCheckpoint.Header(
-            round: 3, architecture: network.architecture, keptRanks: network.keptRanks, bytesUp: 1, bytesDown: 2,
-            denseEquivalentBytes: 3, virtualSeconds: 4, wallSeconds: 5, clientComputeSeconds: 6, transportBytesSent: 7,
-            transportBytesReceived: 8, tierBytes: [:], participations: ["a": 1], rejected: [:], lateUpdates: 0,
+            round: 3, architecture: network.architecture, keptRanks: network.keptRanks, bytesUp: 1,
+            bytesDown: 2,
+            denseEquivalentBytes: 3, virtualSeconds: 4, wallSeconds: 5, clientComputeSeconds: 6,
+            transportBytesSent: 7,
+            transportBytesReceived: 8, tierBytes: [:], participations: ["a": 1], rejected: [:],
+            lateUpdates: 0,
             lastAccuracy: ["a": 0.5])
         let checkpoint = CoordinatorCheckpoint(
-            header: header, parameters: network.parameters, serverState: ServerOptimizerState(for: network.parameters))
+            header: header, parameters: network.parameters,
+            serverState: ServerOptimizerState(for: network.parameters))
         let bytes = checkpoint.encoded()
         #expect(try CoordinatorCheckpoint(bytes: bytes, path: "c") == checkpoint)
         var damaged = bytes
         damaged[damaged.count / 2] ^= 1
-        #expect(throws: CoordinatorCheckpoint.Error.self) { try CoordinatorCheckpoint(bytes: damaged, path: "c") }
-        #expect(throws: CoordinatorCheckpoint.Error.self) { try CoordinatorCheckpoint(bytes: Array(bytes.dropLast(9)), path: "c") }
+        #expect(throws: CoordinatorCheckpoint.Error.self) {
+            try CoordinatorCheckpoint(bytes: damaged, path: "c")
+        }
+        #expect(throws: CoordinatorCheckpoint.Error.self) {
+            try CoordinatorCheckpoint(bytes: Array(bytes.dropLast(9)), path: "c")
+        }
     }
 }
 
 @Suite("Hostile input", .serialized)
 struct HostileInputTests {
-    @Test("A foreign peer spraying garbage, spoofed and out-of-place messages changes nothing; every one is counted")
+    @Test(
+        "A foreign peer spraying garbage, spoofed and out-of-place messages changes nothing; every one is counted"
+    )
     func sprayedRun() throws {
         let scenario = try Scenario.parse(yaml: syntheticScenarioYAML)
         let reference = try runInProcess(scenario, startOrder: Array(0..<8), delayMicroseconds: [0])
-        let attacked = try runInProcess(scenario, startOrder: Array(0..<8), delayMicroseconds: [0]) { transport in
+        let attacked = try runInProcess(scenario, startOrder: Array(0..<8), delayMicroseconds: [0])
+        { transport in
             var generator = SeededGenerator(seed: 99)
             var frames: [[UInt8]] = []
             // Garbage, a wrong version, a message type clients may not send, a spoofed update from
@@ -247,13 +278,17 @@ struct HostileInputTests {
             frames.append(wrongVersion)
             frames.append(WireCodec.encode(.shutdown(Shutdown(reason: "bye")), round: 1, sender: 0))
             let spoof = TrainingUpdate(
-                factors: [FactorPair(up: Tensor(zeros: [1, 1]), down: Tensor(zeros: [1, 1]))], shared: [],
+                factors: [FactorPair(up: Tensor(zeros: [1, 1]), down: Tensor(zeros: [1, 1]))],
+                shared: [],
                 sampleCount: 1_000_000, trainingLoss: 0, computeSeconds: 0)
             frames.append(WireCodec.encode(.update(spoof), round: 1, sender: 0))
             frames.append(WireCodec.encode(.update(spoof), round: 77, sender: 3))
-            frames.append(WireCodec.encode(
-                .register(Registration(tierName: "mainframe", capability: 1, sampleCount: 1, instanceNonce: 5)),
-                round: 0, sender: 0))
+            frames.append(
+                WireCodec.encode(
+                    .register(
+                        Registration(
+                            tierName: "mainframe", capability: 1, sampleCount: 1, instanceNonce: 5)),
+                    round: 0, sender: 0))
             // Wait until the coordinator answers the first frame (its error reply), so the
             // spray lands while the run is going on, then send everything five times.
             try? transport.send(frames[5])
@@ -268,7 +303,9 @@ struct HostileInputTests {
         // Every frame that reached the coordinator from the intruder (ledger rows of peer -1)
         // was refused and counted; at least the first answered one and one burst got there.
         let intruderFrames = attacked.ledgerRows.filter { $0[1] == "-1" && $0[3] == "up" }.count
-        #expect(rejected.values.reduce(0, +) == intruderFrames, "\(rejected) vs \(intruderFrames) frames")
+        #expect(
+            rejected.values.reduce(0, +) == intruderFrames,
+            "\(rejected) vs \(intruderFrames) frames")
         #expect(intruderFrames >= 7)
         for reason in ["malformed", "wrong_type", "unknown_client", "unknown_tier"] {
             #expect((rejected[reason] ?? 0) > 0, "no \(reason) in \(rejected)")
@@ -285,12 +322,20 @@ struct RoundFailureTests {
             ("minimumUpdates", "4"), ("roundFailurePolicy", "retry"), ("rounds", "3"),
         ])
         // Client 7 registers and then never answers: every round that selects it gets 3 updates.
-        let result = try runInProcess(scenario, startOrder: Array(0..<7), delayMicroseconds: [0], roundTimeout: .seconds(2)) {
+        let result = try runInProcess(
+            scenario, startOrder: Array(0..<7), delayMicroseconds: [0], roundTimeout: .seconds(2)
+        ) {
             transport in
-            let registration = Registration(tierName: "large", capability: 1, sampleCount: 50, instanceNonce: 7, requestedClientID: 7)
+            let registration = Registration(
+                tierName: "large", capability: 1, sampleCount: 50, instanceNonce: 7,
+                requestedClientID: 7)
             try? transport.send(WireCodec.encode(.register(registration), round: 0, sender: 7))
             while let frame = try? transport.receive(timeout: .seconds(20)) {
-                if case .shutdown = (try? WireCodec.decode(frame.bytes, maximumSize: 1 << 26))?.message { return }
+                if case .shutdown = (try? WireCodec.decode(frame.bytes, maximumSize: 1 << 26))?
+                    .message
+                {
+                    return
+                }
             }
         }
         #expect(result.summary.rounds == 3)
@@ -307,7 +352,9 @@ struct RoundFailureTests {
 
 @Suite("Server shrinking", .serialized)
 struct ServerShrinkingTests {
-    @Test("Shrinks every period until shrinking.until, then never again; budgets follow the kept ranks")
+    @Test(
+        "Shrinks every period until shrinking.until, then never again; budgets follow the kept ranks"
+    )
     func shrinkingStops() throws {
         let scenario = try Scenario.parse(
             yaml: """
