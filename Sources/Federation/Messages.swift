@@ -160,12 +160,14 @@ public struct TrainingTask: Sendable, Equatable {
     /// Probability that a local step runs at the whole budget instead of a sampled rank
     /// (sampling biased to the client's own budget, SPEC §5).
     public var fullBudgetProbability: Float
+    /// Whether sampled local steps also learn the full-budget pass's softmax.
+    public var selfDistillation: Bool
 
     public init(
         budgets: [UInt32], factors: [FactorPair], shared: [Tensor], localEpochs: UInt16,
         batchSize: UInt16, learningRate: Float, sampler: SamplerKind, groupLasso: Float,
         seed: UInt64, momentum: Float = 0, weightDecay: Float = 0, samplerFractions: [Float] = [],
-        fullBudgetProbability: Float = 0
+        fullBudgetProbability: Float = 0, selfDistillation: Bool = false
     ) {
         self.budgets = budgets
         self.factors = factors
@@ -180,6 +182,7 @@ public struct TrainingTask: Sendable, Equatable {
         self.weightDecay = weightDecay
         self.samplerFractions = samplerFractions
         self.fullBudgetProbability = fullBudgetProbability
+        self.selfDistillation = selfDistillation
     }
 }
 

@@ -119,7 +119,7 @@ public enum WireCodec {
             return 4 + 8
                 + WireSize.text(body.modelDescription, maximum: WireLimits.modelDescriptionBytes)
         case .train(let body):
-            return 2 + 2 + 4 + 4 + 8 + 1 + 4 + 4 + 4 + 4 + 4 * body.samplerFractions.count
+            return 2 + 2 + 4 + 4 + 8 + 1 + 4 + 4 + 4 + 1 + 4 + 4 * body.samplerFractions.count
                 + 4 + 4 * body.budgets.count
                 + WireSize.factorsAndShared(body.factors, body.shared)
         case .update(let body):
@@ -161,6 +161,7 @@ public enum WireCodec {
             writer.write(body.momentum)
             writer.write(body.weightDecay)
             writer.write(body.fullBudgetProbability)
+            writer.write(UInt8(body.selfDistillation ? 1 : 0))
             writer.write(count: body.samplerFractions.count)
             for fraction in body.samplerFractions { writer.write(fraction) }
             writer.write(count: body.budgets.count)
@@ -333,6 +334,10 @@ public enum WireCodec {
             let momentum = try reader.readFloat("train.momentum")
             let weightDecay = try reader.readFloat("train.weightDecay")
             let fullBudgetProbability = try reader.readFloat("train.fullBudgetProbability")
+            let distillationCode = try reader.read(UInt8.self, "train.selfDistillation")
+            guard distillationCode <= 1 else {
+                throw .invalidValue(field: "train.selfDistillation", value: UInt64(distillationCode))
+            }
             let fractions = try reader.readBudgets("train.samplerFractions").map(
                 Float.init(bitPattern:))
             let budgets = try reader.readBudgets("train.budgets")
@@ -344,7 +349,8 @@ public enum WireCodec {
                     batchSize: batchSize, learningRate: learningRate, sampler: sampler,
                     groupLasso: groupLasso, seed: seed, momentum: momentum,
                     weightDecay: weightDecay,
-                    samplerFractions: fractions, fullBudgetProbability: fullBudgetProbability))
+                    samplerFractions: fractions, fullBudgetProbability: fullBudgetProbability,
+                    selfDistillation: distillationCode == 1))
         case .update:
             let sampleCount = try reader.read(UInt32.self, "update.sampleCount")
             let trainingLoss = try reader.readFloat("update.trainingLoss")

@@ -209,6 +209,7 @@ extension Scenario.Training {
             ("momentum", .number(momentum)), ("weightDecay", .number(weightDecay)),
             ("fullBudgetProbability", .number(fullBudgetProbability)),
             ("coverageDamping", .boolean(coverageDamping)),
+            ("selfDistillation", .boolean(selfDistillation)),
             ("learningRateSchedule", .text(learningRateSchedule.rawValue)),
         ])
     }

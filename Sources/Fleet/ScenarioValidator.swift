@@ -37,7 +37,7 @@ struct ScenarioValidator {
     static let modelKeys = ["architecture", "strategy"]
     static let trainingKeys = [
         "localEpochs", "batchSize", "learningRate", "sampler", "groupLasso", "server",
-        "momentum", "weightDecay", "fullBudgetProbability", "coverageDamping",
+        "momentum", "weightDecay", "fullBudgetProbability", "coverageDamping", "selfDistillation",
         "learningRateSchedule",
     ]
     static let samplerKeys = ["kind", "fractions", "fraction"]
@@ -126,6 +126,7 @@ struct ScenarioValidator {
             defaulted.weightDecay = training.weightDecay
             defaulted.fullBudgetProbability = training.fullBudgetProbability
             defaulted.coverageDamping = training.coverageDamping
+            defaulted.selfDistillation = training.selfDistillation
             defaulted.learningRateSchedule = training.learningRateSchedule
             training = defaulted
         }
@@ -299,12 +300,13 @@ struct ScenarioValidator {
         let fullBudgetProbability = optional(
             fields, "fullBudgetProbability", .number(.unit), default: 0)
         let coverageDamping = optional(fields, "coverageDamping", .boolean, default: false)
+        let selfDistillation = optional(fields, "selfDistillation", .boolean, default: false)
         let schedule = optional(
             fields, "learningRateSchedule", .choice(Scenario.Training.LearningRateSchedule.self),
             default: .constant)
         guard let localEpochs, let batchSize, let learningRate, let sampler, let groupLasso,
             let server, let momentum, let weightDecay, let fullBudgetProbability,
-            let coverageDamping, let schedule
+            let coverageDamping, let selfDistillation, let schedule
         else { return nil }
         var training = Scenario.Training(
             localEpochs: localEpochs, batchSize: batchSize, learningRate: learningRate,
@@ -313,6 +315,7 @@ struct ScenarioValidator {
         training.weightDecay = weightDecay
         training.fullBudgetProbability = fullBudgetProbability
         training.coverageDamping = coverageDamping
+        training.selfDistillation = selfDistillation
         training.learningRateSchedule = schedule
         return training
     }

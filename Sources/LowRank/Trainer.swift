@@ -28,6 +28,8 @@ public struct TrainingConfiguration: Sendable, Equatable, Codable {
     /// In phase 2, also train each sampled pass on the full-rank pass's softmax
     /// (self-distillation); phase 1 trains sampled passes on the labels only.
     public var selfDistillation: Bool = false
+    /// Distil in phase 1 too (federated clients, whose local training is all phase 1).
+    public var selfDistillationWhileCompressing: Bool = false
     /// Probability that a sampling step runs at the full limits instead (sampling biased
     /// to a federated client's own budget, SPEC §5); 0 = always sample.
     public var fullRankProbability: Double = 0
@@ -180,7 +182,8 @@ public struct Trainer: Sendable {
             logits: pass.logits, labels: y, classCount: classCount)
         var correct = SoftmaxCrossEntropy.correctCount(
             logits: pass.logits, labels: y, classCount: classCount)
-        if configuration.selfDistillation && !isCompressing && ranks != network.keptRanks {
+        let distils = configuration.selfDistillation && (!isCompressing || configuration.selfDistillationWhileCompressing)
+        if distils && ranks != network.keptRanks {
             // Teacher: the full kept-rank pass on the labels; student: the sampled pass on its softmax.
             let full = network.forward(x, batch: y.count)
             let teacher = SoftmaxCrossEntropy.lossAndGradient(

@@ -664,7 +664,8 @@ public final class Coordinator {
             momentum: Float(scenario.training.momentum),
             weightDecay: Float(scenario.training.weightDecay),
             samplerFractions: sampler.fractions,
-            fullBudgetProbability: Float(scenario.training.fullBudgetProbability))
+            fullBudgetProbability: Float(scenario.training.fullBudgetProbability),
+            selfDistillation: scenario.training.selfDistillation)
     }
 
     /// Server-side progressive shrinking with the scenario's relative threshold, on the

@@ -27,6 +27,8 @@ public enum LocalTraining {
         configuration.shrinkThreshold = 0
         configuration.compressionPhase = 1
         configuration.fullRankProbability = Double(task.fullBudgetProbability)
+        configuration.selfDistillation = task.selfDistillation
+        configuration.selfDistillationWhileCompressing = true
         configuration.sampler = sampler(task)
         var trainer = Trainer(
             network: network, configuration: configuration,

@@ -70,7 +70,8 @@ enum RandomMessages {
                     samplerFractions: (0..<Int.random(in: 0...4, using: &generator)).map { _ in
                         float(using: &generator)
                     },
-                    fullBudgetProbability: float(using: &generator)))
+                    fullBudgetProbability: float(using: &generator),
+                    selfDistillation: Bool.random(using: &generator)))
         case .update:
             return .update(
                 TrainingUpdate(

@@ -192,9 +192,9 @@ struct WireMalformedTests {
             decodeError(
                 handmadeFrame(type: 7, payload: [0x01, 0x10] + [UInt8](repeating: 65, count: 4097)))
                 == .stringTooLong(field: "shutdown.reason", byteCount: 4097, maximum: 4096))
-        // Scalars, sampler code 9, momentum, weight decay, full-budget probability, then
-        // empty lists of sampler fractions, budgets, factors and shared tensors.
-        var train = [UInt8](repeating: 0, count: 20) + [9] + [UInt8](repeating: 0, count: 12)
+        // Scalars, sampler code 9, momentum, weight decay, full-budget probability, the
+        // distillation flag, then empty lists of sampler fractions, budgets, factors, shared.
+        var train = [UInt8](repeating: 0, count: 20) + [9] + [UInt8](repeating: 0, count: 13)
         train +=
             littleEndianBytes(UInt32(0)) + littleEndianBytes(UInt32(0))
             + littleEndianBytes(UInt32(0)) + littleEndianBytes(UInt32(0))

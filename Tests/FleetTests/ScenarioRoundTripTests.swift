@@ -50,6 +50,7 @@ struct ScenarioRoundTripTests {
         [
             ("training.momentum", "0.5"), ("training.weightDecay", "1e-4"),
             ("training.fullBudgetProbability", "0.5"), ("training.coverageDamping", "true"),
+            ("training.selfDistillation", "true"),
             ("training.learningRateSchedule", "cosine"),
             ("shrinking", "{threshold: 0.05, period: 5, until: 30}"),
         ],
@@ -95,6 +96,7 @@ struct ScenarioRoundTripTests {
                   weightDecay: 0
                   fullBudgetProbability: 0
                   coverageDamping: false
+                  selfDistillation: false
                   learningRateSchedule: constant
                 shrinking: {threshold: 0, period: 10}
                 evaluation: {period: 10}
