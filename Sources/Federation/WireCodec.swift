@@ -336,7 +336,8 @@ public enum WireCodec {
             let fullBudgetProbability = try reader.readFloat("train.fullBudgetProbability")
             let distillationCode = try reader.read(UInt8.self, "train.selfDistillation")
             guard distillationCode <= 1 else {
-                throw .invalidValue(field: "train.selfDistillation", value: UInt64(distillationCode))
+                throw .invalidValue(
+                    field: "train.selfDistillation", value: UInt64(distillationCode))
             }
             let fractions = try reader.readBudgets("train.samplerFractions").map(
                 Float.init(bitPattern:))

@@ -60,15 +60,15 @@ public enum ModelFile {
         // Encoding plain Codable values of our own types cannot fail.
         let json = (try? encoder.encode(header)).map(Array.init) ?? []
         var bytes = magic
-        append(version, to: &bytes)
-        append(UInt32(json.count), to: &bytes)
+        bytes.appendLittleEndian(version)
+        bytes.appendLittleEndian(UInt32(json.count))
         bytes += json
         let floatCount = network.parameters.reduce(0) { $0 + $1.count }
         bytes.reserveCapacity(bytes.count + 4 * floatCount + 4)
         for tensor in network.parameters {
-            for value in tensor.scalars { append(value.bitPattern, to: &bytes) }
+            for value in tensor.scalars { bytes.appendLittleEndian(value.bitPattern) }
         }
-        append(CRC32C.checksum(bytes), to: &bytes)
+        bytes.appendLittleEndian(CRC32C.checksum(bytes))
         return bytes
     }
 
@@ -78,16 +78,16 @@ public enum ModelFile {
     ) throws(Error) -> (network: Network, metadata: [String: String]) {
         guard bytes.count >= 20 else { throw .tooShort(bytes: bytes.count) }
         guard Array(bytes[0..<8]) == magic else { throw .badMagic }
-        let fileVersion = readUInt32(bytes, at: 8)
+        let fileVersion = bytes.readLittleEndianUInt32(at: 8)
         guard fileVersion <= version else {
             throw .newerVersion(found: fileVersion, supported: version)
         }
         guard fileVersion >= 1 else { throw .badHeader(reason: "version 0") }
-        let headerLength = Int(readUInt32(bytes, at: 12))
+        let headerLength = Int(bytes.readLittleEndianUInt32(at: 12))
         guard headerLength <= maximumHeaderLength, 16 + headerLength + 4 <= bytes.count else {
             throw .sizeMismatch(expected: 16 + headerLength + 4, found: bytes.count)
         }
-        let stored = readUInt32(bytes, at: bytes.count - 4)
+        let stored = bytes.readLittleEndianUInt32(at: bytes.count - 4)
         let computed = bytes.withUnsafeBytes {
             CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<(bytes.count - 4)]))
         }
@@ -125,7 +125,7 @@ public enum ModelFile {
             let count = shape.reduce(1, *)
             var values = [Float](repeating: 0, count: count)
             for i in 0..<count {
-                values[i] = Float(bitPattern: readUInt32(bytes, at: offset + 4 * i))
+                values[i] = Float(bitPattern: bytes.readLittleEndianUInt32(at: offset + 4 * i))
             }
             offset += 4 * count
             parameters.append(Tensor(shape: shape, scalars: values))
@@ -136,17 +136,5 @@ public enum ModelFile {
         let network = Network(
             architecture: header.architecture, parameters: parameters, keptRanks: header.keptRanks)
         return (network, header.metadata)
-    }
-
-    private static func append(_ value: UInt32, to bytes: inout [UInt8]) {
-        bytes += [
-            UInt8(value & 0xFF), UInt8((value >> 8) & 0xFF), UInt8((value >> 16) & 0xFF),
-            UInt8(value >> 24),
-        ]
-    }
-
-    private static func readUInt32(_ bytes: [UInt8], at offset: Int) -> UInt32 {
-        UInt32(bytes[offset]) | UInt32(bytes[offset + 1]) << 8 | UInt32(bytes[offset + 2]) << 16
-            | UInt32(bytes[offset + 3]) << 24
     }
 }

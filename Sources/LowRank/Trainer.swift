@@ -182,7 +182,9 @@ public struct Trainer: Sendable {
             logits: pass.logits, labels: y, classCount: classCount)
         var correct = SoftmaxCrossEntropy.correctCount(
             logits: pass.logits, labels: y, classCount: classCount)
-        let distils = configuration.selfDistillation && (!isCompressing || configuration.selfDistillationWhileCompressing)
+        let distils =
+            configuration.selfDistillation
+            && (!isCompressing || configuration.selfDistillationWhileCompressing)
         if distils && ranks != network.keptRanks {
             // Teacher: the full kept-rank pass on the labels; student: the sampled pass on its softmax.
             let full = network.forward(x, batch: y.count)

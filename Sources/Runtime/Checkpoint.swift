@@ -170,17 +170,3 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
         return try CoordinatorCheckpoint(bytes: Array(data), path: path)
     }
 }
-
-extension [UInt8] {
-    mutating func appendLittleEndian(_ value: UInt32) {
-        append(contentsOf: [
-            UInt8(value & 0xFF), UInt8((value >> 8) & 0xFF), UInt8((value >> 16) & 0xFF),
-            UInt8(value >> 24),
-        ])
-    }
-
-    func readLittleEndianUInt32(at offset: Int) -> UInt32 {
-        UInt32(self[offset]) | UInt32(self[offset + 1]) << 8 | UInt32(self[offset + 2]) << 16
-            | UInt32(self[offset + 3]) << 24
-    }
-}
