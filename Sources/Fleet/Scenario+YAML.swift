@@ -111,10 +111,14 @@ extension Scenario {
             .init(key: "dataset", value: dataset.node(samplesPerClient: samplesPerClient)),
             .init(
                 key: "model",
-                value: .block([
-                    ("architecture", .text(model.architecture.rawValue)),
-                    ("strategy", .text(model.strategy.rawValue)),
-                ])),
+                value: .block(
+                    [
+                        ("architecture", .text(model.architecture.rawValue)),
+                        ("strategy", .text(model.strategy.rawValue)),
+                    ]
+                        + (model.factoredMinimumWeights > 0
+                            ? [("factoredMinimumWeights", .number(model.factoredMinimumWeights))]
+                            : []))),
             .init(key: "training", value: training.node),
             .init(
                 key: "shrinking",

@@ -99,6 +99,16 @@ extension Scenario {
         public let architecture: Architecture
         /// The federated strategy: ordered low-rank sub-models or the dense baseline.
         public let strategy: Strategy
+        /// Weight layers with fewer weights than this stay dense under `orderedLoD`: every
+        /// tier holds them whole and they are averaged like biases. 0 factors every layer.
+        public let factoredMinimumWeights: Int
+
+        public init(architecture: Architecture, strategy: Strategy, factoredMinimumWeights: Int = 0)
+        {
+            self.architecture = architecture
+            self.strategy = strategy
+            self.factoredMinimumWeights = factoredMinimumWeights
+        }
     }
 
     /// The layer stack; shapes come from the model code.

@@ -34,7 +34,7 @@ struct ScenarioValidator {
     static let datasetKeys = ["name", "directory", "partition", "synthetic", "samplesPerClient"]
     static let partitionKeys = ["scheme", "alpha", "perClient"]
     static let syntheticKeys = ["alpha", "beta", "iid"]
-    static let modelKeys = ["architecture", "strategy"]
+    static let modelKeys = ["architecture", "strategy", "factoredMinimumWeights"]
     static let trainingKeys = [
         "localEpochs", "batchSize", "learningRate", "sampler", "groupLasso", "server",
         "momentum", "weightDecay", "fullBudgetProbability", "coverageDamping", "selfDistillation",
@@ -266,8 +266,16 @@ struct ScenarioValidator {
                 "\(architecture.rawValue) needs 28×28 images; synthetic data has 60 features "
                     + "(use logistic)")
         }
-        guard let architecture, let strategy else { return nil }
-        return Scenario.Model(architecture: architecture, strategy: strategy)
+        let minimum = optional(
+            fields, "factoredMinimumWeights", .integer(atLeast: 0), default: 0)
+        if strategy == .denseFedAvg, let minimum, minimum > 0 {
+            report(
+                "model.factoredMinimumWeights",
+                "must be 0 with denseFedAvg: every layer of the baseline is dense")
+        }
+        guard let architecture, let strategy, let minimum else { return nil }
+        return Scenario.Model(
+            architecture: architecture, strategy: strategy, factoredMinimumWeights: minimum)
     }
 
     private mutating func training(

@@ -129,17 +129,21 @@ public struct Architecture: Sendable, Equatable, Codable {
         self.layers = layers
     }
 
-    /// One of the shipped models, dense or with every weight layer factored (LoD).
+    /// One of the shipped models, dense or with its weight layers factored (LoD).
+    ///
+    /// With `lowRank`, a weight layer with fewer than `factoredMinimumWeights` weights stays
+    /// dense (0: every weight layer is factored).
     public static func make(
-        _ kind: ModelKind, lowRank: Bool, inputShape: [Int] = [28, 28, 1], classCount: Int = 10
+        _ kind: ModelKind, lowRank: Bool, inputShape: [Int] = [28, 28, 1], classCount: Int = 10,
+        factoredMinimumWeights: Int = 0
     ) -> Architecture {
         func linear(_ inputs: Int, _ outputs: Int) -> LayerSpec {
-            lowRank
+            lowRank && inputs * outputs >= factoredMinimumWeights
                 ? .lowRankDense(inputs: inputs, outputs: outputs, maxRank: min(inputs, outputs))
                 : .dense(inputs: inputs, outputs: outputs)
         }
         func convolution(_ g: ConvolutionGeometry, _ outputs: Int) -> LayerSpec {
-            lowRank
+            lowRank && g.patchSize * outputs >= factoredMinimumWeights
                 ? .lowRankConvolution(
                     geometry: g, outputs: outputs, maxRank: min(outputs, g.patchSize))
                 : .convolution(geometry: g, outputs: outputs)

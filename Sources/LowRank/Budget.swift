@@ -98,23 +98,52 @@ extension Network {
     public func evaluate(
         on samples: TrainingSamples, ranks: [Int]? = nil, batchSize: Int = 32
     ) -> (accuracy: Double, loss: Double) {
-        var correct = 0
-        var lossSum = 0.0
+        evaluate(on: samples, rankSets: [ranks ?? keptRanks], batchSize: batchSize)[0]
+    }
+
+    /// Accuracy and mean loss at each of several budgets, in one sweep over the samples.
+    ///
+    /// The layers before the first LoD layer whose rank differs between the sets (all the
+    /// dense convolutions of a partly factored LeNet, say) run once per batch; only the rest
+    /// runs once per distinct set. Results are identical to evaluating each set on its own.
+    public func evaluate(
+        on samples: TrainingSamples, rankSets: [[Int]], batchSize: Int = 32
+    ) -> [(accuracy: Double, loss: Double)] {
+        precondition(
+            rankSets.allSatisfy { ranks in
+                ranks.count == keptRanks.count
+                    && zip(ranks, keptRanks).allSatisfy { $0 >= 0 && $0 <= $1 }
+            }, "rank sets \(rankSets) vs kept ranks \(keptRanks)")
+        let distinct = Array(Set(rankSets))
+        let lowRank = architecture.lowRankLayerIndices
+        let firstDiffering =
+            keptRanks.indices.first { l in Set(distinct.map { $0[l] }).count > 1 }
+        let split = firstDiffering.map { lowRank[$0] } ?? architecture.layers.count
+        var correct = [Int](repeating: 0, count: distinct.count)
+        var lossSum = [Double](repeating: 0, count: distinct.count)
+        var noRecording: ForwardPass? = nil
         var start = 0
-        let order = Array(0..<samples.count)
         while start < samples.count {
-            let slice = order[start..<min(start + batchSize, samples.count)]
-            let (x, y) = samples.batch(slice)
-            let pass = forward(x, batch: y.count, ranks: ranks)
-            let result = SoftmaxCrossEntropy.lossAndGradient(
-                logits: pass.logits, labels: y, classCount: architecture.classCount)
-            lossSum += result.loss * Double(y.count)
-            correct += SoftmaxCrossEntropy.correctCount(
-                logits: pass.logits, labels: y, classCount: architecture.classCount)
+            let (x, y) = samples.batch(start..<min(start + batchSize, samples.count))
+            let shared = run(
+                layers: 0..<split, x, batch: y.count, ranks: distinct[0],
+                recording: &noRecording)
+            for (set, ranks) in distinct.enumerated() {
+                let logits = run(
+                    layers: split..<architecture.layers.count, shared, batch: y.count,
+                    ranks: ranks, recording: &noRecording)
+                let result = SoftmaxCrossEntropy.lossAndGradient(
+                    logits: logits, labels: y, classCount: architecture.classCount)
+                lossSum[set] += result.loss * Double(y.count)
+                correct[set] += SoftmaxCrossEntropy.correctCount(
+                    logits: logits, labels: y, classCount: architecture.classCount)
+            }
             start += batchSize
         }
-        return (
-            Double(correct) / Double(max(samples.count, 1)), lossSum / Double(max(samples.count, 1))
-        )
+        let count = Double(max(samples.count, 1))
+        return rankSets.map { ranks in
+            let set = distinct.firstIndex(of: ranks)!
+            return (Double(correct[set]) / count, lossSum[set] / count)
+        }
     }
 }

@@ -45,10 +45,23 @@ extension Network {
             patches: Array(repeating: [], count: layerCount),
             poolSources: Array(repeating: [], count: layerCount))
         pass.activations.reserveCapacity(layerCount + 1)
+        var recording: ForwardPass? = consume pass
+        _ = run(layers: 0..<layerCount, input, batch: batch, ranks: ranks, recording: &recording)
+        return recording!
+    }
+
+    /// Runs layers `range` on `input` (the input of layer `range.lowerBound`) and returns the
+    /// output of the last one. With a `recording` pass, stores what `backward` needs in it.
+    func run(
+        layers range: Range<Int>, _ input: [Float], batch: Int, ranks: [Int],
+        recording pass: inout ForwardPass?
+    ) -> [Float] {
+        let shapes = architecture.activationShapes
         let offsets = architecture.parameterOffsets
-        var lowRankIndex = 0
-        for (index, layer) in architecture.layers.enumerated() {
-            let x = pass.activations[index]
+        var lowRankIndex = architecture.layers[..<range.lowerBound].count(where: \.isLowRank)
+        var x = input
+        for index in range {
+            let layer = architecture.layers[index]
             let outputCount = batch * shapes[index + 1].reduce(1, *)
             var y = [Float](repeating: 0, count: outputCount)
             let p = offsets[index]
@@ -58,9 +71,10 @@ extension Network {
                     x, rows: batch, inputs: inputs, outputs: outputs, weight: parameters[p],
                     bias: parameters[p + 1], into: &y)
             case .lowRankDense(let inputs, let outputs, _):
-                pass.inner[index] = lowRankForward(
+                let inner = lowRankForward(
                     x, rows: batch, inputs: inputs, outputs: outputs, rank: ranks[lowRankIndex],
                     up: parameters[p], down: parameters[p + 1], bias: parameters[p + 2], into: &y)
+                pass?.inner[index] = inner
                 lowRankIndex += 1
             case .convolution(let g, let outputs):
                 let cols = lower(x, batch: batch, geometry: g)
@@ -68,27 +82,30 @@ extension Network {
                     cols, rows: batch * g.outputHeight * g.outputWidth, inputs: g.patchSize,
                     outputs: outputs,
                     weight: parameters[p], bias: parameters[p + 1], into: &y)
-                pass.patches[index] = cols
+                pass?.patches[index] = cols
             case .lowRankConvolution(let g, let outputs, _):
                 let cols = lower(x, batch: batch, geometry: g)
-                pass.inner[index] = lowRankForward(
+                let inner = lowRankForward(
                     cols, rows: batch * g.outputHeight * g.outputWidth, inputs: g.patchSize,
                     outputs: outputs,
                     rank: ranks[lowRankIndex], up: parameters[p], down: parameters[p + 1],
                     bias: parameters[p + 2], into: &y)
-                pass.patches[index] = cols
+                pass?.inner[index] = inner
+                pass?.patches[index] = cols
                 lowRankIndex += 1
             case .relu:
                 for i in 0..<outputCount { y[i] = max(x[i], 0) }
             case .maxPool(let h, let w, let c):
-                pass.poolSources[index] = maxPoolForward(
+                let sources = maxPoolForward(
                     x, batch: batch, height: h, width: w, channels: c, into: &y)
+                pass?.poolSources[index] = sources
             case .flatten:
                 y = x
             }
-            pass.activations.append(y)
+            pass?.activations.append(y)
+            x = consume y
         }
-        return pass
+        return x
     }
 
     /// Back-propagates `outputGradient` (∂loss/∂logits) through a forward pass and writes

@@ -93,6 +93,14 @@ public struct TrainingSamples: Sendable {
         }
         return (x, y)
     }
+
+    /// The consecutive rows `range`, copied.
+    public func batch(_ range: Range<Int>) -> (features: [Float], labels: [Int32]) {
+        (
+            Array(features[(range.lowerBound * featureCount)..<(range.upperBound * featureCount)]),
+            Array(labels[range])
+        )
+    }
 }
 
 /// Trains a network with rank sampling, hierarchical group lasso and progressive shrinking.

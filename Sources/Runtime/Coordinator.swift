@@ -693,15 +693,13 @@ public final class Coordinator {
     private func evaluate() {
         var accuracy: [String: Double] = [:]
         var loss: [String: Double] = [:]
-        var cache: [[Int]: (Double, Double)] = [:]
-        for (index, tier) in scenario.tiers.enumerated() {
-            let ranks = scenario.isLowRank ? budgets(tierIndex: index) : []
-            let result =
-                cache[ranks]
-                ?? global.evaluate(on: evaluationSet, ranks: scenario.isLowRank ? ranks : nil)
-            cache[ranks] = result
-            accuracy[tier.name] = result.0
-            loss[tier.name] = result.1
+        let rankSets = scenario.tiers.indices.map { index in
+            scenario.isLowRank ? budgets(tierIndex: index) : global.keptRanks
+        }
+        let results = global.evaluate(on: evaluationSet, rankSets: rankSets)
+        for (tier, result) in zip(scenario.tiers, results) {
+            accuracy[tier.name] = result.accuracy
+            loss[tier.name] = result.loss
         }
         metrics.accuracyByTier = accuracy
         metrics.lossByTier = loss

@@ -31,7 +31,9 @@ extension Scenario {
 
     /// The architecture every participant builds.
     public var networkArchitecture: LowRank.Architecture {
-        .make(modelKind, lowRank: isLowRank, inputShape: inputShape, classCount: classCount)
+        .make(
+            modelKind, lowRank: isLowRank, inputShape: inputShape, classCount: classCount,
+            factoredMinimumWeights: model.factoredMinimumWeights)
     }
 
     /// The initial global model: He-initialised dense weights, factored by SVD for LoD, from

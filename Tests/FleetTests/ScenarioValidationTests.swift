@@ -233,16 +233,17 @@ struct ScenarioValidationTests {
         #expect(try Scenario.parse(yaml: yaml).clientsPerTier == [5, 5])
     }
 
-    @Test("denseFedAvg refuses rank sampling, group lasso and shrinking")
+    @Test("denseFedAvg refuses rank sampling, group lasso, shrinking and partly dense models")
     func denseRestrictions() throws {
         let found = try problems(overriding: [
-            ("model.strategy", "denseFedAvg"), ("training.sampler", "perLayer"),
-            ("training.groupLasso", "0.001"),
+            ("model.strategy", "denseFedAvg"), ("model.factoredMinimumWeights", "1000"),
+            ("training.sampler", "perLayer"), ("training.groupLasso", "0.001"),
             ("shrinking", "{threshold: 0.01}"),
         ])
         #expect(
             found.map(\.keyPath) == [
-                "training.sampler", "training.groupLasso", "shrinking.threshold",
+                "model.factoredMinimumWeights", "training.sampler", "training.groupLasso",
+                "shrinking.threshold",
             ])
         // Without an explicit sampler, denseFedAvg defaults to none.
         let yaml = minimalYAML.replacingOccurrences(

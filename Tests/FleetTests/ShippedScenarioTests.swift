@@ -79,6 +79,7 @@ struct ShippedScenarioTests {
         let dense = try shipped("dense-fedavg")
         let expected = try shipped("default").overriding([
             ("name", "dense-fedavg"), ("model.strategy", "denseFedAvg"),
+            ("model.factoredMinimumWeights", "0"),
             ("training.sampler", "none"), ("training.groupLasso", "0"),
             ("training.fullBudgetProbability", "0"), ("training.coverageDamping", "false"),
             ("shrinking.threshold", "0"),

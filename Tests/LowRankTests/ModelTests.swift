@@ -46,6 +46,54 @@ struct ModelTests {
         let y2 = Tensor(shape: [20], scalars: lod.forward(input, batch: 2).logits)
         #expect(isClose(y2, y1, tolerance: 1e-4))
     }
+    @Test(
+        "Evaluating several budgets in one sweep gives each budget's own forward-pass result",
+        arguments: [0, 10_000])
+    func evaluateRankSets(factoredMinimumWeights: Int) {
+        var generator = SeededGenerator(seed: 8)
+        let network = Network(
+            architecture: .make(
+                .lenet, lowRank: true, factoredMinimumWeights: factoredMinimumWeights),
+            using: &generator)
+        let count = 70  // not a multiple of the batch size
+        let samples = TrainingSamples(
+            features: Tensor.randomNormal(shape: [count * 784], using: &generator).scalars,
+            labels: (0..<count).map { Int32($0 % 10) }, featureCount: 784)
+        let rankSets = [[1, 2], [120, 84], [15, 11], [1, 2]].map { pair in
+            factoredMinimumWeights == 0 ? [6, 16, pair[0], pair[1], 10] : pair
+        }
+        let results = network.evaluate(on: samples, rankSets: rankSets, batchSize: 32)
+        #expect(results.count == rankSets.count)
+        for (ranks, result) in zip(rankSets, results) {
+            let logits = network.forward(samples.features, batch: count, ranks: ranks).logits
+            let expected = SoftmaxCrossEntropy.lossAndGradient(
+                logits: logits, labels: samples.labels, classCount: 10)
+            let correct = SoftmaxCrossEntropy.correctCount(
+                logits: logits, labels: samples.labels, classCount: 10)
+            #expect(result.accuracy == Double(correct) / Double(count))
+            #expect(abs(result.loss - expected.loss) <= 1e-5 * max(1, abs(expected.loss)))
+        }
+    }
+
+    @Test("factoredMinimumWeights keeps the small layers dense, with the same initial weights")
+    func partlyFactored() {
+        var a = SeededGenerator(seed: 7)
+        var b = SeededGenerator(seed: 7)
+        let dense = Network(architecture: .make(.lenet, lowRank: false), using: &a)
+        let mixed = Network(
+            architecture: .make(.lenet, lowRank: true, factoredMinimumWeights: 10_000), using: &b)
+        // conv1 (150 weights), conv2 (2 400) and fc3 (840) stay dense; fc1 and fc2 are factored.
+        #expect(
+            mixed.architecture.layers.map(\.kindName).filter { $0 != "relu" } == [
+                "conv", "maxpool", "conv", "maxpool", "flatten", "lod-dense", "lod-dense", "dense",
+            ])
+        #expect(mixed.maxRanks == [120, 84])
+        #expect(mixed.parameterCount(ranks: mixed.keptRanks) == 61_706)
+        let input = Tensor.randomNormal(shape: [2 * 784], using: &a).scalars
+        let y1 = Tensor(shape: [20], scalars: dense.forward(input, batch: 2).logits)
+        let y2 = Tensor(shape: [20], scalars: mixed.forward(input, batch: 2).logits)
+        #expect(isClose(y2, y1, tolerance: 1e-4))
+    }
 
     @Test(
         "Export at a fraction is physically smaller and computes what the truncated model computes",
