@@ -198,11 +198,29 @@ public enum FashionMNIST {
         split: Split, directory: String = defaultDirectory, selecting selection: [Int]? = nil
     ) throws(DatasetError) -> LabeledDataset {
         let paths = paths(split: split, directory: directory)
-        let images = try IDXFile.read(path: paths.images)
-        try images.require(.unsignedByte, dimensions: [nil, 28, 28], path: paths.images)
+        guard let selection else {
+            let images = try IDXFile.read(path: paths.images)
+            try images.require(.unsignedByte, dimensions: [nil, 28, 28], path: paths.images)
+            let labels = try IDXFile.read(path: paths.labels)
+            return try MNISTFormat.dataset(
+                images: images, imagesPath: paths.images, labels: labels,
+                labelsPath: paths.labels, normalization: .fashionMNIST, classCount: classCount)
+        }
+        // Only the selected rows are read (from plain files) and converted.
         let labels = try IDXFile.read(path: paths.labels)
+        try labels.require(.unsignedByte, dimensions: [nil], path: paths.labels)
+        precondition(
+            selection.allSatisfy { $0 >= 0 && $0 < labels.itemCount },
+            "selection outside 0..<\(labels.itemCount)")
+        let (images, imageCount) = try IDXFile.read(path: paths.images, selecting: selection)
+        try images.require(.unsignedByte, dimensions: [nil, 28, 28], path: paths.images)
+        guard imageCount == labels.itemCount else {
+            throw .countMismatch(
+                imagesPath: paths.images, imageCount: imageCount, labelsPath: paths.labels,
+                labelCount: labels.itemCount)
+        }
         return try MNISTFormat.dataset(
-            images: images, imagesPath: paths.images, labels: labels, labelsPath: paths.labels,
-            normalization: .fashionMNIST, classCount: classCount, selecting: selection)
+            images: images, imagesPath: paths.images, labels: labels.gathering(selection),
+            labelsPath: paths.labels, normalization: .fashionMNIST, classCount: classCount)
     }
 }

@@ -84,6 +84,55 @@ struct IDXFileTests {
     }
 }
 
+extension IDXFileTests {
+    @Test("Selected items: positioned reads of a plain file and a gzip'd file give the same rows")
+    func selectedItems() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanUp() }
+        let (images, _) = mnistLikeFiles(count: 12)
+        let plain = try directory.write(images, to: "images-idx3-ubyte")
+        let compressed = try directory.write(gzipped(images), to: "images-idx3-ubyte.gz")
+        // Runs of consecutive items, out of order, repeated, and the last item.
+        let selection = [3, 4, 5, 0, 11, 7, 7, 8]
+        let expected = selection.flatMap { item in images[(16 + 12 * item)..<(16 + 12 * (item + 1))]
+        }
+        for path in [plain, compressed] {
+            let (file, itemCount) = try IDXFile.read(path: path, selecting: selection)
+            #expect(itemCount == 12)
+            #expect(file.dimensions == [8, 4, 3])
+            #expect(Array(file.payload) == expected, "\(path)")
+        }
+        let (none, count) = try IDXFile.read(path: plain, selecting: [])
+        #expect(none.dimensions == [0, 4, 3] && none.payload.isEmpty && count == 12)
+    }
+
+    @Test("Fashion-MNIST rows selected from the plain files equal the rows of the whole set")
+    func selectedFashionMNIST() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanUp() }
+        let (images, labels) = mnistLikeFiles(count: 30, rows: 28, columns: 28)
+        _ = try directory.write(images, to: "train-images-idx3-ubyte")
+        _ = try directory.write(labels, to: "train-labels-idx1-ubyte")
+        let whole = try FashionMNIST.load(split: .train, directory: directory.path)
+        let selection = [29, 1, 2, 3, 17]
+        let part = try FashionMNIST.load(
+            split: .train, directory: directory.path, selecting: selection)
+        #expect(part.labels == selection.map { whole.labels[$0] })
+        #expect(
+            part.features == selection.flatMap { whole.features[($0 * 784)..<(($0 + 1) * 784)] })
+        // An images file with fewer items than its labels file is refused.
+        let (shortImages, _) = mnistLikeFiles(count: 29, rows: 28, columns: 28)
+        _ = try directory.write(shortImages, to: "train-images-idx3-ubyte")
+        let error = #expect(throws: DatasetError.self) {
+            try FashionMNIST.load(split: .train, directory: directory.path, selecting: [0])
+        }
+        guard case .countMismatch(_, 29, _, 30) = error else {
+            Issue.record("expected a count mismatch, got \(String(describing: error))")
+            return
+        }
+    }
+}
+
 @Suite("Damaged or mismatched files throw errors naming the file")
 struct DatasetErrorTests {
     /// Writes `bytes` to a temporary file and returns the error reading it as an IDX file.
@@ -95,6 +144,11 @@ struct DatasetErrorTests {
         let path = try directory.write(bytes, to: name)
         let error = #expect(throws: DatasetError.self) { try IDXFile.read(path: path) }
         if let error { #expect(error.description.contains(path), "\(error)") }
+        // Reading selected items validates the file the same way.
+        let selecting = #expect(throws: DatasetError.self) {
+            try IDXFile.read(path: path, selecting: [0])
+        }
+        #expect(selecting == error)
         return (error, path)
     }
 
