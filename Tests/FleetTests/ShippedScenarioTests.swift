@@ -93,6 +93,13 @@ struct ShippedScenarioTests {
         let scenario = try shipped("fjord-uniform5")
         #expect(scenario.tiers.map(\.rankFraction) == [0.2, 0.4, 0.6, 0.8, 1.0])
         #expect(scenario.clientsPerTier == [20, 20, 20, 20, 20])
+        // Only the fleet differs from the default scenario.
+        let reference = try shipped("default")
+        #expect(scenario.dataset == reference.dataset)
+        #expect(scenario.model == reference.model)
+        #expect(scenario.training == reference.training)
+        #expect(scenario.shrinking == reference.shrinking)
+        #expect(scenario.evaluation == reference.evaluation)
     }
 
     @Test("synthetic.yaml: FedProx Synthetic(1, 1), logistic, 30 clients, 10 per round")
