@@ -63,7 +63,8 @@ extension Network {
         for index in range {
             let layer = architecture.layers[index]
             let outputCount = batch * shapes[index + 1].reduce(1, *)
-            var y = [Float](repeating: 0, count: outputCount)
+            // Every kernel below writes each output entry: no need to zero them first.
+            var y = scratch(outputCount)
             let p = offsets[index]
             switch layer {
             case .dense(let inputs, let outputs):
@@ -94,7 +95,7 @@ extension Network {
                 pass?.patches[index] = cols
                 lowRankIndex += 1
             case .relu:
-                for i in 0..<outputCount { y[i] = max(x[i], 0) }
+                y = rectify(x)
             case .maxPool(let h, let w, let c):
                 let sources = maxPoolForward(
                     x, batch: batch, height: h, width: w, channels: c, into: &y)
@@ -159,14 +160,10 @@ extension Network {
                 if needsInput { dx = raise(dcols, batch: batch, geometry: g) }
             case .relu:
                 guard needsInput else { break }
-                let y = pass.activations[index + 1]
-                dx = dy
-                for i in dx.indices where y[i] <= 0 { dx[i] = 0 }
+                dx = rectifierBackward(dy, output: pass.activations[index + 1])
             case .maxPool:
                 guard needsInput else { break }
-                dx = [Float](repeating: 0, count: x.count)
-                let sources = pass.poolSources[index]
-                for i in dy.indices { dx[Int(sources[i])] += dy[i] }
+                dx = maxPoolBackward(dy, sources: pass.poolSources[index], inputCount: x.count)
             case .flatten:
                 dx = dy
             }
@@ -296,6 +293,64 @@ private func lowRankBackward(
                 sgemm(
                     .none, .none, m: rows, n: inputs, k: b, dhp.baseAddress!, lda: b,
                     vp.baseAddress!, ldb: inputs, dxp.baseAddress!, ldc: inputs)
+            }
+        }
+    }
+    return dx
+}
+
+/// An array of `count` floats for a kernel that writes every entry before anything reads it.
+private func scratch(_ count: Int) -> [Float] {
+    [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+}
+
+/// `max(x, 0)` elementwise.
+private func rectify(_ x: [Float]) -> [Float] {
+    [Float](unsafeUninitializedCapacity: x.count) { y, initialized in
+        x.withUnsafeBufferPointer { x in
+            for i in 0..<x.count { y[i] = max(x[i], 0) }
+        }
+        initialized = x.count
+    }
+}
+
+/// `dy` where the ReLU's output is positive, 0 elsewhere.
+private func rectifierBackward(_ dy: [Float], output y: [Float]) -> [Float] {
+    [Float](unsafeUninitializedCapacity: dy.count) { dx, initialized in
+        dy.withUnsafeBufferPointer { dy in
+            y.withUnsafeBufferPointer { y in
+                let (source, gate, target) = (
+                    UnsafeRawPointer(dy.baseAddress!), UnsafeRawPointer(y.baseAddress!),
+                    UnsafeMutableRawPointer(dx.baseAddress!)
+                )
+                let width = MemoryLayout<SIMD8<Float>>.size
+                var i = 0
+                // Eight lanes at a time (the scalar select does not vectorize), then the rest.
+                while i + 8 <= dy.count {
+                    let g = gate.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+                    let d = source.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+                    target.storeBytes(
+                        of: d.replacing(with: 0, where: g .<= 0), toByteOffset: i * 4,
+                        as: SIMD8<Float>.self)
+                    i += width / 4
+                }
+                while i < dy.count {
+                    dx[i] = y[i] <= 0 ? 0 : dy[i]
+                    i += 1
+                }
+            }
+        }
+        initialized = dy.count
+    }
+}
+
+/// Routes each pooled gradient back to the input its maximum came from.
+private func maxPoolBackward(_ dy: [Float], sources: [Int32], inputCount: Int) -> [Float] {
+    var dx = [Float](repeating: 0, count: inputCount)
+    dx.withUnsafeMutableBufferPointer { dx in
+        dy.withUnsafeBufferPointer { dy in
+            sources.withUnsafeBufferPointer { sources in
+                for i in 0..<dy.count { dx[Int(sources[i])] += dy[i] }
             }
         }
     }

@@ -22,7 +22,7 @@ public struct ConvolutionGeometry: Sendable, Equatable, Codable {
 }
 
 /// Unfolds NHWC images into patch rows: `[batch · outH · outW, k·k·C]`, patch entries
-/// ordered (ky, kx, channel) so each kernel row is a contiguous copy of `C` floats.
+/// ordered (ky, kx, channel), so each kernel row of a patch is `k·C` consecutive input floats.
 ///
 /// With this layout a convolution is one matrix product `patches · Wᵀ` whose result is
 /// already NHWC, and a LoD convolution is a LoD dense layer applied to patch rows.
@@ -32,38 +32,46 @@ public func im2col(
 ) {
     let (h, w, c, k, p) = (g.height, g.width, g.channels, g.kernelSize, g.padding)
     let (oh, ow) = (g.outputHeight, g.outputWidth)
-    let span = k * c
-    var row = patches
+    let (span, patchSize) = (k * c, g.patchSize)
+    // One patch column at a time over the `ow` patch rows of an output row: the loads walk
+    // along an image row and the strided stores stay inside a block of `ow · patchSize`
+    // floats that fits in L1. Copying a kernel row per patch instead (k·c floats, 5 for
+    // LeNet's conv1) spent most of its time in loop and call overhead.
     for n in 0..<batch {
         let image = images + n * h * w * c
         for oy in 0..<oh {
-            for ox in 0..<ow {
-                var out = row
-                let x0 = ox - p
-                let rowInside = x0 >= 0 && x0 + k <= w
-                for ky in 0..<k {
-                    let y = oy + ky - p
-                    if y < 0 || y >= h {
-                        for i in 0..<span { out[i] = 0 }
-                    } else if rowInside {
-                        // The k·c floats of this kernel row are contiguous in NHWC.
-                        let source = image + (y * w + x0) * c
-                        for i in 0..<span { out[i] = source[i] }
-                    } else {
-                        for kx in 0..<k {
-                            let x = x0 + kx
-                            let target = out + kx * c
-                            if x < 0 || x >= w {
-                                for i in 0..<c { target[i] = 0 }
-                            } else {
-                                let source = image + (y * w + x) * c
-                                for i in 0..<c { target[i] = source[i] }
-                            }
+            let rows = patches + (n * oh + oy) * ow * patchSize
+            for ky in 0..<k {
+                let y = oy + ky - p
+                if y < 0 || y >= h {
+                    for ox in 0..<ow {
+                        (rows + (ox &* patchSize &+ ky &* span)).update(repeating: 0, count: span)
+                    }
+                    continue
+                }
+                let line = image + y * w * c
+                for kx in 0..<k {
+                    // Patch rows whose input column ox + kx − p lies inside the image.
+                    let first = min(ow, max(0, p - kx))
+                    let end = max(first, min(ow, w + p - kx))
+                    for ci in 0..<c {
+                        let column = rows + (ky * span + kx * c + ci)
+                        let source = line + ci
+                        var ox = 0
+                        while ox < first {
+                            column[ox &* patchSize] = 0
+                            ox &+= 1
+                        }
+                        while ox < end {
+                            column[ox &* patchSize] = source[(ox &+ kx &- p) &* c]
+                            ox &+= 1
+                        }
+                        while ox < ow {
+                            column[ox &* patchSize] = 0
+                            ox &+= 1
                         }
                     }
-                    out += span
                 }
-                row += g.patchSize
             }
         }
     }

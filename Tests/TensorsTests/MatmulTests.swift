@@ -100,10 +100,18 @@ struct SVDTests {
 
 @Suite("im2col / col2im")
 struct ConvolutionLoweringTests {
-    @Test("A convolution through im2col equals a direct loop; col2im is its adjoint")
-    func directConvolution() {
+    @Test(
+        "A convolution through im2col equals a direct loop; col2im is its adjoint",
+        arguments: [
+            // (height, width, channels, kernel, padding): odd shapes, LeNet's two layers,
+            // padding wider than the kernel's reach, a kernel wider than the image, 1×1.
+            (6, 5, 3, 3, 1), (28, 28, 1, 5, 2), (14, 14, 6, 5, 0), (4, 3, 2, 3, 3),
+            (3, 2, 2, 5, 2), (1, 1, 1, 1, 0), (7, 4, 5, 1, 1),
+        ])
+    func directConvolution(height: Int, width: Int, channels: Int, kernel k: Int, padding p: Int) {
         var generator = SeededGenerator(seed: 11)
-        let g = ConvolutionGeometry(height: 6, width: 5, channels: 3, kernelSize: 3, padding: 1)
+        let g = ConvolutionGeometry(
+            height: height, width: width, channels: channels, kernelSize: k, padding: p)
         let batch = 2
         let outC = 4
         let images = Tensor.randomNormal(
@@ -123,16 +131,16 @@ struct ConvolutionLoweringTests {
                 for ox in 0..<g.outputWidth {
                     for o in 0..<outC {
                         var sum: Float = 0
-                        for ky in 0..<3 {
-                            for kx in 0..<3 {
-                                let y = oy + ky - 1
-                                let x = ox + kx - 1
+                        for ky in 0..<k {
+                            for kx in 0..<k {
+                                let y = oy + ky - p
+                                let x = ox + kx - p
                                 guard y >= 0, y < g.height, x >= 0, x < g.width else { continue }
                                 for c in 0..<g.channels {
                                     sum +=
                                         images.scalars[
                                             ((n * g.height + y) * g.width + x) * g.channels + c]
-                                        * kernel[o, (ky * 3 + kx) * g.channels + c]
+                                        * kernel[o, (ky * k + kx) * g.channels + c]
                                 }
                             }
                         }
