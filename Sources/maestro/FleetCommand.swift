@@ -54,20 +54,14 @@ struct RunOptions: ParsableArguments {
         guard registrationTimeout > 0 else {
             throw ValidationError("--registration-timeout must be > 0")
         }
-        for assignment in assignments where !assignment.contains("=") {
-            throw ValidationError("--set \(assignment): expected key.path=value")
-        }
+        try validateAssignments(assignments)
     }
 
     var overrides: [(keyPath: String, value: String)] {
         var list: [(keyPath: String, value: String)] = []
         if let rounds { list.append(("rounds", "\(rounds)")) }
         if let seed { list.append(("seed", "\(seed)")) }
-        for assignment in assignments {
-            let parts = assignment.split(separator: "=", maxSplits: 1).map(String.init)
-            list.append((parts[0], parts.count > 1 ? parts[1] : ""))
-        }
-        return list
+        return list + parseAssignments(assignments)
     }
 
     func runDirectory(for scenario: Scenario) -> String {

@@ -43,10 +43,34 @@ struct ScenarioCommand: ParsableCommand {
         @Argument(help: "A scenario file (YAML).")
         var file: String
 
+        @Option(
+            name: .customLong("set"),
+            help: ArgumentHelp(
+                "Override a scenario key first, as 'fleet --set' does (repeatable).",
+                valueName: "key.path=value"))
+        var assignments: [String] = []
+
+        func validate() throws { try validateAssignments(assignments) }
+
         func run() throws {
-            let scenario = try loadScenario(file)
+            let scenario = try loadScenario(file, overrides: parseAssignments(assignments))
             print(report(for: scenario).render())
         }
+    }
+}
+
+/// Checks that every `--set` value has the form `key.path=value`.
+func validateAssignments(_ assignments: [String]) throws {
+    for assignment in assignments where !assignment.contains("=") {
+        throw ValidationError("--set \(assignment): expected key.path=value")
+    }
+}
+
+/// `--set key.path=value` options as (key path, value) pairs, in order.
+func parseAssignments(_ assignments: [String]) -> [(keyPath: String, value: String)] {
+    assignments.map { assignment in
+        let parts = assignment.split(separator: "=", maxSplits: 1).map(String.init)
+        return (parts[0], parts.count > 1 ? parts[1] : "")
     }
 }
 

@@ -155,5 +155,20 @@ struct CommandLineTests {
         let show = try maestro(["scenario", "show", "Scenarios/default.yaml"])
         #expect(show.status == 0)
         #expect(show.output.contains("low") && show.output.contains("fc1"))
+        // conv1 stays dense in the default scenario; --set factors it like the other layers.
+        let conv1 = { (output: String) in
+            output.split(separator: "\n").first { $0.hasPrefix("conv1") }.map(String.init) ?? ""
+        }
+        #expect(conv1(show.output).contains("dense"), "\(conv1(show.output))")
+        let factored = try maestro([
+            "scenario", "show", "Scenarios/default.yaml", "--set", "model.factoredMinimumWeights=0",
+        ])
+        #expect(factored.status == 0, "\(factored.error)")
+        #expect(!conv1(factored.output).contains("dense"), "\(conv1(factored.output))")
+        let refused = try maestro([
+            "scenario", "show", "Scenarios/default.yaml", "--set",
+            "model.factoredMinimumWeights=-1",
+        ])
+        #expect(refused.status != 0 && refused.error.contains("model.factoredMinimumWeights"))
     }
 }
