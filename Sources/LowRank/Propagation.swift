@@ -414,13 +414,22 @@ private func maxPoolForward(
                                 topLeft, topLeft + c, topLeft + w * c, topLeft + w * c + c
                             )
                             for ch in 0..<c {
-                                var best = candidates.0 + ch
-                                if xp[candidates.1 + ch] > xp[best] { best = candidates.1 + ch }
-                                if xp[candidates.2 + ch] > xp[best] { best = candidates.2 + ch }
-                                if xp[candidates.3 + ch] > xp[best] { best = candidates.3 + ch }
-                                yp[out] = xp[best]
-                                sp[out] = Int32(best)
-                                out += 1
+                                // Selects, not branches: the winner is data-dependent.
+                                var best = candidates.0 &+ ch
+                                var value = xp[best]
+                                func challenge(_ candidate: Int) {
+                                    let index = candidate &+ ch
+                                    let v = xp[index]
+                                    let wins = v > value
+                                    best = wins ? index : best
+                                    value = wins ? v : value
+                                }
+                                challenge(candidates.1)
+                                challenge(candidates.2)
+                                challenge(candidates.3)
+                                yp[out] = value
+                                sp[out] = Int32(truncatingIfNeeded: best)
+                                out &+= 1
                             }
                         }
                     }
