@@ -153,7 +153,7 @@ public struct IDXFile: Sendable, Equatable {
     }
 
     /// The items `selection` of this file, as a file of `selection.count` items.
-    func gathering(_ selection: [Int]) -> IDXFile {
+    public func gathering(_ selection: [Int]) -> IDXFile {
         precondition(
             selection.allSatisfy { $0 >= 0 && $0 < itemCount }, "selection outside 0..<\(itemCount)"
         )

@@ -344,6 +344,29 @@ struct DatasetErrorTests {
         #expect(try IDXFile(contents: images, path: "intact").dimensions == [6, 5, 5])
     }
 
+    @Test("Reading selected items of every prefix of a plain file agrees with reading it whole")
+    func selectedPrefixes() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanUp() }
+        let (images, _) = mnistLikeFiles(count: 6, rows: 5, columns: 5)
+        for length in 0...images.count {
+            let path = try directory.write(Array(images.prefix(length)), to: "prefix-\(length)")
+            let whole = Result { () throws(DatasetError) in try IDXFile.read(path: path) }
+            let selected = Result { () throws(DatasetError) in
+                try IDXFile.read(path: path, selecting: [5, 0, 1])
+            }
+            switch (whole, selected) {
+            case (.success(let file), .success(let part)):
+                #expect(part.fileItemCount == file.itemCount)
+                #expect(Array(part.file.payload) == Array(file.gathering([5, 0, 1]).payload))
+            case (.failure(let expected), .failure(let error)):
+                #expect(error == expected, "prefix of \(length) bytes")
+            default:
+                Issue.record("prefix of \(length) bytes: \(whole) vs \(selected)")
+            }
+        }
+    }
+
     @Test("A decompressed size above the limit is refused")
     func limit() {
         let bytes = gzipped(
