@@ -63,15 +63,17 @@ extension Network {
         for index in range {
             let layer = architecture.layers[index]
             let outputCount = batch * shapes[index + 1].reduce(1, *)
-            // Every kernel below writes each output entry: no need to zero them first.
-            var y = scratch(outputCount)
+            // Every kernel writes each entry of its output: no need to zero it first.
+            var y: [Float]
             let p = offsets[index]
             switch layer {
             case .dense(let inputs, let outputs):
+                y = scratch(outputCount)
                 denseForward(
                     x, rows: batch, inputs: inputs, outputs: outputs, weight: parameters[p],
                     bias: parameters[p + 1], into: &y)
             case .lowRankDense(let inputs, let outputs, _):
+                y = scratch(outputCount)
                 let inner = lowRankForward(
                     x, rows: batch, inputs: inputs, outputs: outputs, rank: ranks[lowRankIndex],
                     up: parameters[p], down: parameters[p + 1], bias: parameters[p + 2], into: &y)
@@ -79,6 +81,7 @@ extension Network {
                 lowRankIndex += 1
             case .convolution(let g, let outputs):
                 let cols = lower(x, batch: batch, geometry: g)
+                y = scratch(outputCount)
                 denseForward(
                     cols, rows: batch * g.outputHeight * g.outputWidth, inputs: g.patchSize,
                     outputs: outputs,
@@ -86,6 +89,7 @@ extension Network {
                 pass?.patches[index] = cols
             case .lowRankConvolution(let g, let outputs, _):
                 let cols = lower(x, batch: batch, geometry: g)
+                y = scratch(outputCount)
                 let inner = lowRankForward(
                     cols, rows: batch * g.outputHeight * g.outputWidth, inputs: g.patchSize,
                     outputs: outputs,
@@ -97,6 +101,7 @@ extension Network {
             case .relu:
                 y = rectify(x)
             case .maxPool(let h, let w, let c):
+                y = scratch(outputCount)
                 let sources = maxPoolForward(
                     x, batch: batch, height: h, width: w, channels: c, into: &y)
                 pass?.poolSources[index] = sources
@@ -323,7 +328,6 @@ private func rectifierBackward(_ dy: [Float], output y: [Float]) -> [Float] {
                     UnsafeRawPointer(dy.baseAddress!), UnsafeRawPointer(y.baseAddress!),
                     UnsafeMutableRawPointer(dx.baseAddress!)
                 )
-                let width = MemoryLayout<SIMD8<Float>>.size
                 var i = 0
                 // Eight lanes at a time (the scalar select does not vectorize), then the rest.
                 while i + 8 <= dy.count {
@@ -332,7 +336,7 @@ private func rectifierBackward(_ dy: [Float], output y: [Float]) -> [Float] {
                     target.storeBytes(
                         of: d.replacing(with: 0, where: g .<= 0), toByteOffset: i * 4,
                         as: SIMD8<Float>.self)
-                    i += width / 4
+                    i += 8
                 }
                 while i < dy.count {
                     dx[i] = y[i] <= 0 ? 0 : dy[i]
