@@ -33,6 +33,8 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable, Sendable {
     case countMismatch(imagesPath: String, imageCount: Int, labelsPath: String, labelCount: Int)
     /// Sample `index` has a label outside `0..<classCount`.
     case labelOutOfRange(path: String, index: Int, label: Int, classCount: Int)
+    /// Item `index` was asked for, but the file holds only `itemCount` items.
+    case itemOutOfRange(path: String, index: Int, itemCount: Int)
 
     public var description: String {
         switch self {
@@ -74,6 +76,8 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable, Sendable {
                 + "holds \(labelCount) labels"
         case .labelOutOfRange(let path, let index, let label, let classCount):
             return "\(path): label \(label) of sample \(index) is outside 0..<\(classCount)"
+        case .itemOutOfRange(let path, let index, let itemCount):
+            return "\(path): item \(index) was asked for, but the file holds \(itemCount) items"
         }
     }
 }

@@ -81,8 +81,8 @@ public struct IDXFile: Sendable, Equatable {
     /// Fashion-MNIST images, not the whole file. A gzip'd file is read and decompressed
     /// whole. The result's first extent is `selection.count`; the file's own item count is
     /// returned beside it, for cross-checking an images file against its labels file.
-    /// - Throws: the errors of `read(path:)`.
-    /// - Precondition: every index is below the file's item count.
+    /// - Throws: the errors of `read(path:)`, and `itemOutOfRange` for an index the file
+    ///   does not hold.
     public static func read(
         path: String, selecting selection: [Int], limitBytes: Int = defaultLimitBytes
     ) throws(DatasetError) -> (file: IDXFile, fileItemCount: Int) {
@@ -93,6 +93,7 @@ public struct IDXFile: Sendable, Equatable {
         if Gzip.isGzip(Array(start.prefix(startCount))) {
             let whole = try IDXFile(
                 contents: readBytes(path: path), path: path, limitBytes: limitBytes)
+            try checkRange(selection, itemCount: whole.itemCount, path: path)
             return (whole.gathering(selection), whole.itemCount)
         }
         var headerBytes = [UInt8](repeating: 0, count: 4 + 4 * Int(startCount == 4 ? start[3] : 0))
@@ -111,9 +112,7 @@ public struct IDXFile: Sendable, Equatable {
             throw .trailingData(path: path, expectedBytes: header.fileByteCount, actualBytes: size)
         }
         let itemCount = header.dimensions[0]
-        precondition(
-            selection.allSatisfy { $0 >= 0 && $0 < itemCount },
-            "selection outside 0..<\(itemCount) of \(path)")
+        try checkRange(selection, itemCount: itemCount, path: path)
         let itemBytes = header.itemByteCount
         var payload = [UInt8](repeating: 0, count: selection.count * itemBytes)
         var row = 0
@@ -144,6 +143,14 @@ public struct IDXFile: Sendable, Equatable {
             IDXFile(dataType: header.dataType, dimensions: dimensions, payload: payload[...]),
             itemCount
         )
+    }
+
+    private static func checkRange(
+        _ selection: [Int], itemCount: Int, path: String
+    ) throws(DatasetError) {
+        if let bad = selection.first(where: { $0 < 0 || $0 >= itemCount }) {
+            throw .itemOutOfRange(path: path, index: bad, itemCount: itemCount)
+        }
     }
 
     private init(dataType: DataType, dimensions: [Int], payload: ArraySlice<UInt8>) {

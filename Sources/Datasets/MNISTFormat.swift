@@ -212,13 +212,22 @@ public enum FashionMNIST {
         precondition(
             selection.allSatisfy { $0 >= 0 && $0 < labels.itemCount },
             "selection outside 0..<\(labels.itemCount)")
-        let (images, imageCount) = try IDXFile.read(path: paths.images, selecting: selection)
-        try images.require(.unsignedByte, dimensions: [nil, 28, 28], path: paths.images)
+        let images: IDXFile
+        let imageCount: Int
+        do {
+            (images, imageCount) = try IDXFile.read(path: paths.images, selecting: selection)
+        } catch .itemOutOfRange(_, _, let count) {
+            // Fewer images than labels, and the selection reaches past the images.
+            throw .countMismatch(
+                imagesPath: paths.images, imageCount: count, labelsPath: paths.labels,
+                labelCount: labels.itemCount)
+        }
         guard imageCount == labels.itemCount else {
             throw .countMismatch(
                 imagesPath: paths.images, imageCount: imageCount, labelsPath: paths.labels,
                 labelCount: labels.itemCount)
         }
+        try images.require(.unsignedByte, dimensions: [nil, 28, 28], path: paths.images)
         return try MNISTFormat.dataset(
             images: images, imagesPath: paths.images, labels: labels.gathering(selection),
             labelsPath: paths.labels, normalization: .fashionMNIST, classCount: classCount)

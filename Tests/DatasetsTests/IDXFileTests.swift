@@ -123,13 +123,24 @@ extension IDXFileTests {
         // An images file with fewer items than its labels file is refused.
         let (shortImages, _) = mnistLikeFiles(count: 29, rows: 28, columns: 28)
         _ = try directory.write(shortImages, to: "train-images-idx3-ubyte")
-        let error = #expect(throws: DatasetError.self) {
-            try FashionMNIST.load(split: .train, directory: directory.path, selecting: [0])
+        // Whether or not the selection reaches past the last image.
+        for selection in [[0], [29]] {
+            let error = #expect(throws: DatasetError.self) {
+                try FashionMNIST.load(
+                    split: .train, directory: directory.path, selecting: selection)
+            }
+            guard case .countMismatch(_, 29, _, 30) = error else {
+                Issue.record("expected a count mismatch, got \(String(describing: error))")
+                return
+            }
         }
-        guard case .countMismatch(_, 29, _, 30) = error else {
-            Issue.record("expected a count mismatch, got \(String(describing: error))")
-            return
+        // Reading an item the file does not hold is an error, not a trap.
+        let path = directory.path + "/train-images-idx3-ubyte"
+        let beyond = #expect(throws: DatasetError.self) {
+            try IDXFile.read(path: path, selecting: [3, 29])
         }
+        #expect(beyond == .itemOutOfRange(path: path, index: 29, itemCount: 29))
+        #expect(beyond?.description.contains("item 29") == true)
     }
 }
 
