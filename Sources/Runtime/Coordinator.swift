@@ -165,8 +165,8 @@ public final class Coordinator {
 
     /// Budgets of each tier for the current global ranks.
     func budgets(tierIndex: Int) -> [Int] {
-        let fraction = scenario.tiers[tierIndex].rankFraction
-        return global.keptRanks.map { RankBudget.rank(fraction: fraction, of: $0) }
+        RoundLogic.budgets(
+            tier: scenario.tiers[tierIndex], keptRanks: global.keptRanks, lowRank: true)
     }
 
     /// Runs every round and writes the summary.
@@ -254,19 +254,19 @@ public final class Coordinator {
         // new selection (at most twice more); skip keeps the model, abort stops the run.
         var attempt = 0
         var contributions: [(contribution: ClientContribution, loss: Double)] = []
-        while true {
+        var outcome = RoundLogic.Outcome.retry
+        while outcome == .retry {
             contributions = try attemptRound(attempt: attempt)
-            if contributions.count >= max(scenario.minimumUpdates, 1)
-                || scenario.roundFailurePolicy != .retry
-                || attempt >= 2
-            {
-                break
+            outcome = RoundLogic.outcome(
+                updates: contributions.count, attempt: attempt,
+                minimumUpdates: scenario.minimumUpdates, policy: scenario.roundFailurePolicy)
+            if outcome == .retry {
+                attempt += 1
+                metrics.retries += 1
+                options.log(
+                    "round \(round): \(contributions.count) updates < minimumUpdates \(scenario.minimumUpdates); retrying with a new selection"
+                )
             }
-            attempt += 1
-            metrics.retries += 1
-            options.log(
-                "round \(round): \(contributions.count) updates < minimumUpdates \(scenario.minimumUpdates); retrying with a new selection"
-            )
         }
         let participants = contributions.map(\.contribution)
         if !contributions.isEmpty {
@@ -275,7 +275,8 @@ public final class Coordinator {
                 contributions.reduce(0.0) { $0 + $1.loss * Double($1.contribution.sampleCount) }
                 / max(samples, 1)
         }
-        if participants.count >= max(scenario.minimumUpdates, 1) {
+        switch outcome {
+        case .aggregate:
             let delta = OrderedAggregation.pseudoGradient(
                 global: global, contributions: participants,
                 coverageDamping: scenario.training.coverageDamping)
@@ -285,10 +286,10 @@ public final class Coordinator {
             for id in participants.map(\.clientID) {
                 participations[scenario.tiers[clients[UInt32(id)]!.tierIndex].name, default: 0] += 1
             }
-        } else if scenario.roundFailurePolicy == .abort {
+        case .abort:
             throw .roundFailed(
                 round: round, updates: participants.count, needed: scenario.minimumUpdates)
-        } else {
+        case .keepModel, .retry:
             options.log(
                 "round \(round): \(participants.count) updates < minimumUpdates \(scenario.minimumUpdates): model unchanged"
             )
@@ -322,62 +323,29 @@ public final class Coordinator {
     ) throws(CoordinatorError) -> [(contribution: ClientContribution, loss: Double)] {
         let selected = selectClients(attempt: attempt)
         metrics.selected += selected.map(Int.init)
-        // Plan each selected client's virtual time; those who would miss the deadline are
-        // dropped before anything is sent (FedAvg semantics).
-        var planned: [(id: UInt32, time: ClientRoundTime, budgets: [Int])] = []
-        for id in selected {
-            guard let client = clients[id] else { continue }
-            let budgets = scenario.isLowRank ? budgets(tierIndex: client.tierIndex) : []
-            let slice = global.slice(budgets: budgets)
-            let task = Self.task(for: slice, scenario: scenario, round: round, client: id)
-            let downloadBytes = WireCodec.encodedSize(of: .train(task))
-            let uploadBytes = WireCodec.encodedSize(
-                of: .update(
-                    TrainingUpdate(
-                        factors: slice.factors, shared: slice.shared, sampleCount: 0,
-                        trainingLoss: 0, computeSeconds: 0)))
-            let steps =
-                scenario.training.localEpochs
-                * ((client.sampleCount + scenario.training.batchSize - 1)
-                    / scenario.training.batchSize)
-            let flops =
-                Double(steps)
-                * global.trainingStepFLOPs(
-                    batch: scenario.training.batchSize, ranks: budgets.isEmpty ? nil : budgets)
-            let time = ClientRoundTime(
-                tier: scenario.tiers[client.tierIndex], trainingFLOPs: flops,
-                downloadBytes: downloadBytes, uploadBytes: uploadBytes)
-            if scenario.meetsDeadline(time) {
-                planned.append((id, time, budgets))
-            } else {
-                metrics.droppedDeadline.append(Int(id))
-            }
-        }
-        // Over-selection keeps the first K by virtual finishing time (deterministic).
-        planned.sort { ($0.time.totalSeconds, $0.id) < ($1.time.totalSeconds, $1.id) }
-        let keep = min(planned.count, scenario.clientsPerRound)
-        let overflow = planned.dropFirst(keep)
-        planned = Array(planned.prefix(keep))
-        metrics.droppedDeadline += overflow.map { Int($0.id) }
+        let (planned, dropped) = RoundLogic.invitations(
+            selected: selected, clients: clients, scenario: scenario, global: global, round: round)
+        metrics.droppedDeadline += dropped.map(Int.init)
 
         var expected: [UInt32: [Int]] = [:]
         for plan in planned {
             let task = Self.task(
                 for: global.slice(budgets: plan.budgets), scenario: scenario, round: round,
-                client: plan.id)
+                client: plan.client)
             do {
-                try send(.train(task), to: plan.id)
-                expected[plan.id] = plan.budgets
+                try send(.train(task), to: plan.client)
+                expected[plan.client] = plan.budgets
             } catch {
-                options.log("round \(round): cannot reach client \(plan.id): \(error)")
-                metrics.droppedTimeout.append(Int(plan.id))
+                options.log("round \(round): cannot reach client \(plan.client): \(error)")
+                metrics.droppedTimeout.append(Int(plan.client))
             }
         }
         let contributions = try collectUpdates(expected: expected)
         let participants = contributions.map(\.contribution)
         metrics.participants += participants.map(\.clientID)
-        let times = planned.filter { plan in participants.contains { $0.clientID == Int(plan.id) } }
-            .map(\.time)
+        let times = planned.filter { plan in
+            participants.contains { $0.clientID == Int(plan.client) }
+        }.map(\.time)
         metrics.virtualSeconds = scenario.roundSeconds(
             participants: times, anyDropped: !metrics.droppedDeadline.isEmpty)
         totals.virtual += metrics.virtualSeconds
@@ -532,28 +500,13 @@ public final class Coordinator {
                     message: "no update expected from client \(id) in round \(round)"))
             return nil
         }
-        let expected = global.sliceShapes(budgets: budgets)
-        let got =
-            update.factors.flatMap { [$0.up.shape, $0.down.shape] } + update.shared.map(\.shape)
-        guard got == expected else {
+        if let problem = RoundLogic.problem(with: update, budgets: budgets, global: global) {
             // The client answered, wrongly: it leaves the round (no waiting for the timeout).
             pending[id] = nil
             metrics.droppedInvalid.append(Int(id))
             reject(
-                "shape_mismatch", peer: peer, bytes: bytes, message: "update",
-                reply: ErrorReport(
-                    code: .shapeMismatch,
-                    message: "update shapes \(got) differ from the budget's \(expected)"))
-            return nil
-        }
-        let tensors = update.factors.flatMap { [$0.up, $0.down] } + update.shared
-        guard tensors.allSatisfy({ $0.scalars.allSatisfy { $0.isFinite && abs($0) < 1e6 } }) else {
-            pending[id] = nil
-            metrics.droppedInvalid.append(Int(id))
-            reject(
-                "non_finite_or_absurd", peer: peer, bytes: bytes, message: "update",
-                reply: ErrorReport(
-                    code: .shapeMismatch, message: "update holds NaN, Inf or values beyond 1e6"))
+                problem.reason, peer: peer, bytes: bytes, message: "update",
+                reply: ErrorReport(code: .shapeMismatch, message: problem.message))
             return nil
         }
         pending[id] = nil

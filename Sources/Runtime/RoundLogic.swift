@@ -1,0 +1,133 @@
+import Federation
+import Fleet
+import LowRank
+import Tensors
+
+/// The pure decisions of a round, apart from the coordinator's sockets, clock and files:
+/// which selected clients are invited, whether an update may be aggregated, and what a round
+/// that missed its minimum does next. Unit-tested without a transport.
+enum RoundLogic {
+    /// Attempts a `retry` round gets beyond the first.
+    static let maximumRetries = 2
+
+    /// One invited client: its virtual round time and the per-layer budgets it trains.
+    struct Invitation: Equatable {
+        let client: UInt32
+        let time: ClientRoundTime
+        let budgets: [Int]
+    }
+
+    /// Per-layer budgets of a tier at the global model's kept ranks: `⌈p · r_l⌉`, none for
+    /// the dense baseline.
+    static func budgets(tier: Scenario.Tier, keptRanks: [Int], lowRank: Bool) -> [Int] {
+        lowRank ? keptRanks.map { RankBudget.rank(fraction: tier.rankFraction, of: $0) } : []
+    }
+
+    /// Plans the selected clients' round on the virtual clock.
+    ///
+    /// Each client's time is the FLOPs of its local training at its budget over its tier's
+    /// GFLOP/s plus both transfers of its slice. Clients that would miss the deadline are
+    /// dropped before anything is sent (FedAvg semantics); of the rest, the first
+    /// `clientsPerRound` to finish are invited (over-selection), ties broken by client ID.
+    static func invitations(
+        selected: [UInt32], clients: [UInt32: ClientRecord], scenario: Scenario,
+        global: Network, round: Int
+    ) -> (invited: [Invitation], dropped: [UInt32]) {
+        var planned: [Invitation] = []
+        var dropped: [UInt32] = []
+        for id in selected {
+            guard let client = clients[id] else { continue }
+            let tier = scenario.tiers[client.tierIndex]
+            let budgets = budgets(
+                tier: tier, keptRanks: global.keptRanks, lowRank: scenario.isLowRank)
+            let slice = global.slice(budgets: budgets)
+            let task = Coordinator.task(for: slice, scenario: scenario, round: round, client: id)
+            let uploadBytes = WireCodec.encodedSize(
+                of: .update(
+                    TrainingUpdate(
+                        factors: slice.factors, shared: slice.shared, sampleCount: 0,
+                        trainingLoss: 0, computeSeconds: 0)))
+            let batchSize = scenario.training.batchSize
+            let steps =
+                scenario.training.localEpochs * ((client.sampleCount + batchSize - 1) / batchSize)
+            let flops =
+                Double(steps)
+                * global.trainingStepFLOPs(
+                    batch: batchSize, ranks: budgets.isEmpty ? nil : budgets)
+            let time = ClientRoundTime(
+                tier: tier, trainingFLOPs: flops,
+                downloadBytes: WireCodec.encodedSize(of: .train(task)), uploadBytes: uploadBytes)
+            if scenario.meetsDeadline(time) {
+                planned.append(Invitation(client: id, time: time, budgets: budgets))
+            } else {
+                dropped.append(id)
+            }
+        }
+        planned.sort { ($0.time.totalSeconds, $0.client) < ($1.time.totalSeconds, $1.client) }
+        let keep = min(planned.count, scenario.clientsPerRound)
+        return (Array(planned.prefix(keep)), dropped + planned.dropFirst(keep).map(\.client))
+    }
+
+    /// Why an update of the expected round from an invited client is not aggregated.
+    enum UpdateProblem: Equatable {
+        /// Its tensor shapes are not those of the budget the client was given.
+        case shapeMismatch(got: [[Int]], expected: [[Int]])
+        /// It holds NaN, ±Inf or a value of magnitude 1e6 or more.
+        case nonFiniteOrAbsurd
+
+        /// The reason counted in `rejected` (metrics and summary).
+        var reason: String {
+            switch self {
+            case .shapeMismatch: "shape_mismatch"
+            case .nonFiniteOrAbsurd: "non_finite_or_absurd"
+            }
+        }
+
+        /// What the error reply tells the client.
+        var message: String {
+            switch self {
+            case .shapeMismatch(let got, let expected):
+                "update shapes \(got) differ from the budget's \(expected)"
+            case .nonFiniteOrAbsurd: "update holds NaN, Inf or values beyond 1e6"
+            }
+        }
+    }
+
+    /// Checks an update's shapes against `budgets` and its values for sanity.
+    static func problem(
+        with update: TrainingUpdate, budgets: [Int], global: Network
+    ) -> UpdateProblem? {
+        let expected = global.sliceShapes(budgets: budgets)
+        let got =
+            update.factors.flatMap { [$0.up.shape, $0.down.shape] } + update.shared.map(\.shape)
+        guard got == expected else { return .shapeMismatch(got: got, expected: expected) }
+        let tensors = update.factors.flatMap { [$0.up, $0.down] } + update.shared
+        guard tensors.allSatisfy({ $0.scalars.allSatisfy { $0.isFinite && abs($0) < 1e6 } })
+        else { return .nonFiniteOrAbsurd }
+        return nil
+    }
+
+    /// What a round does after an attempt that collected `updates` updates.
+    enum Outcome: Equatable {
+        /// Enough updates: aggregate them.
+        case aggregate
+        /// Too few, policy `retry` with attempts left: select again.
+        case retry
+        /// Too few: the global model stays as it is (policy `skip`, or `retry` exhausted).
+        case keepModel
+        /// Too few, policy `abort`: the run stops with an error.
+        case abort
+    }
+
+    /// The outcome of attempt `attempt` (0-based) of a round.
+    static func outcome(
+        updates: Int, attempt: Int, minimumUpdates: Int, policy: Scenario.RoundFailurePolicy
+    ) -> Outcome {
+        if updates >= max(minimumUpdates, 1) { return .aggregate }
+        switch policy {
+        case .retry: return attempt < maximumRetries ? .retry : .keepModel
+        case .skip: return .keepModel
+        case .abort: return .abort
+        }
+    }
+}

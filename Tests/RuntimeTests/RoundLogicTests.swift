@@ -1,0 +1,123 @@
+import Federation
+import Fleet
+import LowRank
+import Tensors
+import Testing
+import Transport
+
+@testable import Runtime
+
+@Suite("Round decisions, without a transport")
+struct RoundLogicTests {
+    /// The synthetic test scenario with `overrides`, its initial model and its 8 clients
+    /// (0–3 small tier, 4–7 large), client `i` holding `100 + 10 i` samples.
+    func fleet(
+        _ overrides: [(keyPath: String, value: String)] = []
+    ) throws -> (Scenario, Network, [UInt32: ClientRecord]) {
+        let scenario = try Scenario.parse(yaml: syntheticScenarioYAML).overriding(overrides)
+        var clients: [UInt32: ClientRecord] = [:]
+        for i in 0..<8 {
+            clients[UInt32(i)] = ClientRecord(
+                id: UInt32(i), peer: PeerID(bytes: [UInt8(i + 1)]), tierIndex: i < 4 ? 0 : 1,
+                sampleCount: 100 + 10 * i, nonce: UInt64(i))
+        }
+        return (scenario, scenario.initialNetwork(), clients)
+    }
+
+    @Test("Invitations: the first clientsPerRound to finish on the virtual clock, by time then ID")
+    func overSelection() throws {
+        let (scenario, global, clients) = try fleet([("clientsPerRound", "3")])
+        let selected: [UInt32] = [0, 2, 5, 6, 7]
+        let (invited, dropped) = RoundLogic.invitations(
+            selected: selected, clients: clients, scenario: scenario, global: global, round: 1)
+        #expect(invited.count == 3)
+        // Every invited client finishes no later than every dropped one.
+        let times = Dictionary(
+            uniqueKeysWithValues: RoundLogic.invitations(
+                selected: selected, clients: clients,
+                scenario: try scenario.overriding([("clientsPerRound", "8")]), global: global,
+                round: 1
+            ).invited.map { ($0.client, $0.time.totalSeconds) })
+        #expect(times.count == 5)
+        let slowestInvited = invited.map { times[$0.client]! }.max()!
+        #expect(dropped.allSatisfy { times[$0]! >= slowestInvited })
+        #expect(Set(invited.map(\.client)).union(dropped) == Set(selected))
+        // The large tier (4 GFLOP/s, 8 Mbit/s up) beats the small one (1 GFLOP/s, 1 Mbit/s).
+        #expect(Set(invited.map(\.client)) == [5, 6, 7])
+        // Budgets are ⌈p·r⌉ of the kept ranks: the logistic layer has rank 10.
+        #expect(invited.allSatisfy { $0.budgets == [10] })
+    }
+
+    @Test("A client that would miss the deadline is dropped before anything is sent")
+    func deadline() throws {
+        let (open, global, clients) = try fleet([("clientsPerRound", "8")])
+        let all: [UInt32] = Array(0..<8)
+        let times = RoundLogic.invitations(
+            selected: all, clients: clients, scenario: open, global: global, round: 1
+        ).invited
+        let small = times.filter { $0.client < 4 }.map(\.time.totalSeconds)
+        let large = times.filter { $0.client >= 4 }.map(\.time.totalSeconds)
+        #expect(large.max()! < small.min()!, "small \(small), large \(large)")
+        let cut = (large.max()! + small.min()!) / 2
+        let (scenario, _, _) = try fleet([("clientsPerRound", "8"), ("deadlineSeconds", "\(cut)")])
+        let (invited, dropped) = RoundLogic.invitations(
+            selected: all, clients: clients, scenario: scenario, global: global, round: 1)
+        #expect(invited.map(\.client).sorted() == [4, 5, 6, 7])
+        #expect(dropped == [0, 1, 2, 3])
+        #expect(invited.first!.budgets == [10])
+        // Unknown IDs are skipped, not planned.
+        let ghosts = RoundLogic.invitations(
+            selected: [42], clients: clients, scenario: scenario, global: global, round: 1)
+        #expect(ghosts.invited.isEmpty && ghosts.dropped.isEmpty)
+    }
+
+    @Test("Updates: wrong shapes and non-finite or absurd values are problems; a good one is not")
+    func updateProblems() throws {
+        let (_, global, _) = try fleet()
+        let budgets = [3]
+        let slice = global.slice(budgets: budgets)
+        let good = TrainingUpdate(
+            factors: slice.factors, shared: slice.shared, sampleCount: 10, trainingLoss: 0.5,
+            computeSeconds: 0.1)
+        #expect(RoundLogic.problem(with: good, budgets: budgets, global: global) == nil)
+        // The same tensors against a larger budget: shapes differ.
+        let problem = RoundLogic.problem(with: good, budgets: [4], global: global)
+        guard case .shapeMismatch(let got, let expected) = problem else {
+            Issue.record("expected a shape mismatch, got \(String(describing: problem))")
+            return
+        }
+        #expect(got[0] == [3, 10] && expected[0] == [4, 10])
+        #expect(problem?.reason == "shape_mismatch")
+        for bad: Float in [.nan, .infinity, -.infinity, 1e6, -2e7] {
+            var update = good
+            update.shared[0].scalars[0] = bad
+            #expect(
+                RoundLogic.problem(with: update, budgets: budgets, global: global)
+                    == .nonFiniteOrAbsurd, "\(bad)")
+        }
+        var large = good
+        large.factors[0].up.scalars[0] = 999_999
+        #expect(RoundLogic.problem(with: large, budgets: budgets, global: global) == nil)
+    }
+
+    @Test(
+        "A round that misses minimumUpdates: retry twice, then keep the model; skip; abort",
+        arguments: [
+            (Scenario.RoundFailurePolicy.retry, [RoundLogic.Outcome.retry, .retry, .keepModel]),
+            (.skip, [.keepModel, .keepModel, .keepModel]),
+            (.abort, [.abort, .abort, .abort]),
+        ])
+    func outcomes(policy: Scenario.RoundFailurePolicy, expected: [RoundLogic.Outcome]) {
+        let short = (0..<3).map { attempt in
+            RoundLogic.outcome(updates: 2, attempt: attempt, minimumUpdates: 3, policy: policy)
+        }
+        #expect(short == expected)
+        #expect(
+            RoundLogic.outcome(updates: 3, attempt: 0, minimumUpdates: 3, policy: policy)
+                == .aggregate)
+        // minimumUpdates below 1 still needs one update.
+        #expect(
+            RoundLogic.outcome(updates: 0, attempt: 2, minimumUpdates: 0, policy: policy)
+                != .aggregate)
+    }
+}
