@@ -353,22 +353,13 @@ public final class Coordinator {
         return contributions
     }
 
-    /// The round's selection: each registered client is online with its tier's availability
-    /// (one seeded draw per client, in ID order), then `ceil(clientsPerRound · overSelection)`
-    /// of the online ones are drawn uniformly. Depends only on seed, round and the fleet.
+    /// The round's selection (see `RoundLogic.selection`).
     func selectClients(attempt: Int = 0) -> [UInt32] {
-        var generator = SeededGenerator.derived(
-            seed: scenario.seed,
-            stream: RandomStream.selection &+ UInt64(round) &+ UInt64(attempt) << 32)
-        // One availability draw per registered client, so the stream does not depend on who
-        // is unresponsive; unresponsive clients are then left out.
-        let online = clients.keys.sorted().filter { id in
-            generator.nextUnitInterval() < scenario.tiers[clients[id]!.tierIndex].availability
-        }.filter { !unresponsive.contains($0) && (cooldownUntil[$0] ?? 0) <= round }
-        let target = min(
-            online.count,
-            Int((Double(scenario.clientsPerRound) * scenario.overSelection).rounded(.up)))
-        return Array(online.shuffled(using: &generator).prefix(target)).sorted()
+        RoundLogic.selection(
+            clients: clients,
+            excluding: { id in
+                self.unresponsive.contains(id) || (self.cooldownUntil[id] ?? 0) > self.round
+            }, scenario: scenario, round: round, attempt: attempt)
     }
 
     private func collectUpdates(
@@ -621,24 +612,12 @@ public final class Coordinator {
             selfDistillation: scenario.training.selfDistillation)
     }
 
-    /// Server-side progressive shrinking with the scenario's relative threshold, on the
-    /// layers large enough to matter (as in central training).
+    /// Server-side progressive shrinking (see `RoundLogic.shrink`).
     private func shrink() {
-        let layout = ParameterLayout(global.architecture)
-        for (l, layerIndex) in global.architecture.lowRankLayerIndices.enumerated() {
-            guard let (outputs, inputs) = global.architecture.layers[layerIndex].matrixShape,
-                outputs * inputs >= TrainingConfiguration().shrinkMinimumEntries
-            else { continue }
-            let (up, down) = layout.factorIndices[l]
-            let kept = global.keptRanks[l]
-            let newRank = GroupLasso.keptRank(
-                up: global.parameters[up], down: global.parameters[down], kept: kept,
-                threshold: scenario.shrinking.threshold, relative: true)
-            guard newRank < kept else { continue }
-            global.mask(lowRankLayer: l, toRank: newRank)
-            serverState.resetRows(ofTensor: up, from: newRank)
-            serverState.resetRows(ofTensor: down, from: newRank)
-            options.log("round \(round): shrank layer \(l) from \(kept) to \(newRank) components")
+        for cut in RoundLogic.shrink(&global, serverState: &serverState, scenario: scenario) {
+            options.log(
+                "round \(round): shrank layer \(cut.layer) from \(cut.from) to \(cut.to) components"
+            )
         }
     }
 

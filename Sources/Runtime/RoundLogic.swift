@@ -17,6 +17,55 @@ enum RoundLogic {
         let budgets: [Int]
     }
 
+    /// The clients invited to attempt `attempt` of round `round`.
+    ///
+    /// Each registered client, in ID order, is online with its tier's availability (one
+    /// seeded draw per client, so the stream does not depend on who is `excluded`); excluded
+    /// clients are then left out, and `⌈clientsPerRound · overSelection⌉` of the rest are
+    /// drawn uniformly. Depends only on the seed, the round, the attempt and the fleet.
+    static func selection(
+        clients: [UInt32: ClientRecord], excluding excluded: (UInt32) -> Bool,
+        scenario: Scenario, round: Int, attempt: Int
+    ) -> [UInt32] {
+        var generator = SeededGenerator.derived(
+            seed: scenario.seed,
+            stream: RandomStream.selection &+ UInt64(round) &+ UInt64(attempt) << 32)
+        let online = clients.keys.sorted().filter { id in
+            generator.nextUnitInterval() < scenario.tiers[clients[id]!.tierIndex].availability
+        }.filter { !excluded($0) }
+        let target = min(
+            online.count,
+            Int((Double(scenario.clientsPerRound) * scenario.overSelection).rounded(.up)))
+        return Array(online.shuffled(using: &generator).prefix(target)).sorted()
+    }
+
+    /// Server-side progressive shrinking: each LoD layer large enough to matter (as in
+    /// central training) keeps the components whose suffix norm passes the scenario's
+    /// relative threshold; the cut components are masked and their optimiser state reset.
+    /// Returns the layers cut, with their kept ranks before and after.
+    static func shrink(
+        _ global: inout Network, serverState: inout ServerOptimizerState, scenario: Scenario
+    ) -> [(layer: Int, from: Int, to: Int)] {
+        var cuts: [(layer: Int, from: Int, to: Int)] = []
+        let layout = ParameterLayout(global.architecture)
+        for (l, layerIndex) in global.architecture.lowRankLayerIndices.enumerated() {
+            guard let (outputs, inputs) = global.architecture.layers[layerIndex].matrixShape,
+                outputs * inputs >= TrainingConfiguration().shrinkMinimumEntries
+            else { continue }
+            let (up, down) = layout.factorIndices[l]
+            let kept = global.keptRanks[l]
+            let newRank = GroupLasso.keptRank(
+                up: global.parameters[up], down: global.parameters[down], kept: kept,
+                threshold: scenario.shrinking.threshold, relative: true)
+            guard newRank < kept else { continue }
+            global.mask(lowRankLayer: l, toRank: newRank)
+            serverState.resetRows(ofTensor: up, from: newRank)
+            serverState.resetRows(ofTensor: down, from: newRank)
+            cuts.append((l, kept, newRank))
+        }
+        return cuts
+    }
+
     /// Per-layer budgets of a tier at the global model's kept ranks: `⌈p · r_l⌉`, none for
     /// the dense baseline.
     static func budgets(tier: Scenario.Tier, keptRanks: [Int], lowRank: Bool) -> [Int] {

@@ -120,4 +120,69 @@ struct RoundLogicTests {
             RoundLogic.outcome(updates: 0, attempt: 2, minimumUpdates: 0, policy: policy)
                 != .aggregate)
     }
+
+    @Test("Selection: seeded per round and attempt; excluding a client leaves the others' draws")
+    func selection() throws {
+        let (scenario, _, clients) = try fleet([
+            ("clientsPerRound", "3"), ("tiers[0].availability", "0.5"),
+        ])
+        func select(round: Int, attempt: Int = 0, excluding: Set<UInt32> = []) -> [UInt32] {
+            RoundLogic.selection(
+                clients: clients, excluding: { excluding.contains($0) }, scenario: scenario,
+                round: round, attempt: attempt)
+        }
+        #expect(select(round: 5) == select(round: 5))
+        #expect(select(round: 5).count == 3 && select(round: 5) == select(round: 5).sorted())
+        let rounds = (1...20).map { select(round: $0) }
+        #expect(Set(rounds.map { $0 }).count > 5, "selections should vary by round")
+        #expect(Set((0..<3).map { select(round: 5, attempt: $0) }).count > 1)
+        // Half the small tier is offline in a round, on average; the large tier always online.
+        let small = rounds.joined().filter { $0 < 4 }.count
+        let large = rounds.joined().filter { $0 >= 4 }.count
+        #expect(small < large, "small \(small), large \(large)")
+        // Excluded clients are never selected, and the rest of the fleet is drawn from the
+        // same availability stream (the online set shrinks by exactly the excluded).
+        for round in 1...20 {
+            let without = select(round: round, excluding: [4, 5])
+            #expect(!without.contains(4) && !without.contains(5))
+        }
+        let (everyone, _, _) = try fleet([("clientsPerRound", "8")])
+        let all = RoundLogic.selection(
+            clients: clients, excluding: { _ in false }, scenario: everyone, round: 3, attempt: 0)
+        let allButTwo = RoundLogic.selection(
+            clients: clients, excluding: { $0 == 1 || $0 == 6 }, scenario: everyone, round: 3,
+            attempt: 0)
+        #expect(allButTwo == all.filter { $0 != 1 && $0 != 6 })
+    }
+
+    @Test("Shrinking cuts a layer's near-zero tail, masks it and clears its optimiser state")
+    func shrinking() throws {
+        let (scenario, _, _) = try fleet([("shrinking", "{threshold: 0.02, period: 1}")])
+        var generator = SeededGenerator(seed: 4)
+        // A layer large enough to be shrunk (≥ 10 000 weights): 60 → 200, rank 60, whose 20
+        // leading components have similar norms (the last suffix holds ~1/20 of the layer's
+        // importance, above the 2 % threshold) and whose other 40 are 1e-4 as large.
+        let architecture = Architecture(
+            name: "wide", inputShape: [60], classCount: 200,
+            layers: [.lowRankDense(inputs: 60, outputs: 200, maxRank: 60)])
+        var up = Tensor.randomNormal(shape: [60, 200], using: &generator)
+        var down = Tensor.randomNormal(shape: [60, 60], using: &generator)
+        for row in 20..<60 {
+            for j in 0..<200 { up[row, j] *= 1e-4 }
+            for j in 0..<60 { down[row, j] *= 1e-4 }
+        }
+        var global = Network(
+            architecture: architecture, parameters: [up, down, Tensor(zeros: [200])],
+            keptRanks: [60])
+        var state = ServerOptimizerState(for: global.parameters)
+        state.firstMoment[0].scalars = Array(repeating: 1, count: state.firstMoment[0].count)
+        let cuts = RoundLogic.shrink(&global, serverState: &state, scenario: scenario)
+        #expect(cuts.count == 1 && cuts[0].layer == 0 && cuts[0].from == 60)
+        #expect(cuts[0].to == 20, "kept \(cuts[0].to)")
+        #expect(global.keptRanks == [20])
+        #expect(state.firstMoment[0].scalars[(20 * 200)...].allSatisfy { $0 == 0 })
+        #expect(state.firstMoment[0].scalars[..<(20 * 200)].allSatisfy { $0 == 1 })
+        // Nothing left to cut: a second pass changes nothing.
+        #expect(RoundLogic.shrink(&global, serverState: &state, scenario: scenario).isEmpty)
+    }
 }
