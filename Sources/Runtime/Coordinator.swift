@@ -213,14 +213,8 @@ public final class Coordinator {
                 ))
             return
         }
-        let id: UInt32
-        if let existing = clients.values.first(where: { $0.nonce == registration.instanceNonce }) {
-            id = existing.id  // a repeated REGISTER from the same process
-        } else if let requested = registration.requestedClientID {
-            id = requested
-        } else {
-            id = max(UInt32(scenario.clients), (clients.keys.max() ?? 0) + 1)
-        }
+        let id = RoundLogic.clientID(
+            for: registration, clients: clients, fleetSize: scenario.clients)
         if let previous = clients[id], previous.nonce != registration.instanceNonce {
             options.log("client \(id) re-registered from \(peer) (restarted)")
         }

@@ -17,6 +17,19 @@ enum RoundLogic {
         let budgets: [Int]
     }
 
+    /// The ID a registering client gets: its own again for a repeated REGISTER from the same
+    /// process (same nonce), the one it asks for (a fleet member, or a restarted one, under
+    /// its fleet index), or else the next free ID above the fleet's indices.
+    static func clientID(
+        for registration: Registration, clients: [UInt32: ClientRecord], fleetSize: Int
+    ) -> UInt32 {
+        if let existing = clients.values.first(where: { $0.nonce == registration.instanceNonce }) {
+            return existing.id
+        }
+        if let requested = registration.requestedClientID { return requested }
+        return max(UInt32(fleetSize), (clients.keys.max() ?? 0) + 1)
+    }
+
     /// The clients invited to attempt `attempt` of round `round`.
     ///
     /// Each registered client, in ID order, is online with its tier's availability (one

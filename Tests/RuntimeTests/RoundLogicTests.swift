@@ -185,4 +185,28 @@ struct RoundLogicTests {
         // Nothing left to cut: a second pass changes nothing.
         #expect(RoundLogic.shrink(&global, serverState: &state, scenario: scenario).isEmpty)
     }
+
+    @Test("Registration IDs: same process again, requested fleet index, or the next free ID")
+    func registrationIDs() throws {
+        let (_, _, clients) = try fleet()
+        func register(nonce: UInt64, requested: UInt32?) -> UInt32 {
+            RoundLogic.clientID(
+                for: Registration(
+                    tierName: "small", capability: 1, sampleCount: 10, instanceNonce: nonce,
+                    requestedClientID: requested),
+                clients: clients, fleetSize: 8)
+        }
+        #expect(register(nonce: 3, requested: nil) == 3)  // client 3's process, again
+        #expect(register(nonce: 3, requested: 6) == 3)
+        #expect(register(nonce: 99, requested: 5) == 5)  // client 5, restarted
+        #expect(register(nonce: 99, requested: nil) == 8)  // a newcomer outside the fleet
+        var grown = clients
+        grown[12] = ClientRecord(
+            id: 12, peer: PeerID(bytes: [12]), tierIndex: 0, sampleCount: 1, nonce: 12)
+        #expect(
+            RoundLogic.clientID(
+                for: Registration(
+                    tierName: "small", capability: 1, sampleCount: 1, instanceNonce: 100),
+                clients: grown, fleetSize: 8) == 13)
+    }
 }
