@@ -103,7 +103,8 @@ enum RoundLogic {
             let budgets = budgets(
                 tier: tier, keptRanks: global.keptRanks, lowRank: scenario.isLowRank)
             let slice = global.slice(budgets: budgets)
-            let task = Coordinator.task(for: slice, scenario: scenario, round: round, client: id)
+            let task = CoordinatorMachine.task(
+                for: slice, scenario: scenario, round: round, client: id)
             let uploadBytes = WireCodec.encodedSize(
                 of: .update(
                     TrainingUpdate(

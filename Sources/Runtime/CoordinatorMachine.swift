@@ -1,0 +1,824 @@
+import Federation
+import Fleet
+import Foundation
+import LowRank
+import Tensors
+import Transport
+
+/// A registered client as the coordinator knows it.
+struct ClientRecord {
+    var id: UInt32
+    var peer: PeerID
+    var tierIndex: Int
+    var sampleCount: Int
+    var nonce: UInt64
+}
+
+/// What the coordinator's driver must do for its state machine.
+enum CoordinatorAction {
+    /// Send `frame` to `peer`, then report the result with `delivered` or `undelivered`.
+    case send([UInt8], to: PeerID, ticket: SendTicket)
+    /// Append a row to the byte ledger.
+    case record(LedgerEntry)
+    case log(String)
+    /// Write the buffered ledger rows out.
+    case flushLedger
+    /// The round is done: write its metrics and the checkpoint, then call `committed`.
+    case commit(RoundMetrics)
+    /// Every round is done and every client told: write the final model and the summary.
+    case finish
+    /// The run cannot go on.
+    case fail(CoordinatorError)
+}
+
+/// What a send was for, so that its outcome can be accounted for.
+struct SendTicket {
+    enum Purpose: Equatable {
+        case registrationReply(UInt32)
+        case train(UInt32)
+        case errorReply
+        case shutdown
+    }
+
+    let purpose: Purpose
+    /// The round the frame belongs to (the machine may have moved on when it is delivered).
+    let round: Int
+    /// The ledger's client column (-1 for a peer that is no registered client).
+    let client: Int
+    /// The ledger's message column.
+    let message: String
+    let bytes: Int
+}
+
+/// The coordinator's round logic as a state machine (STYLE §4): registration, selection,
+/// TRAIN, collection of UPDATEs with a deadline, retries, ordered aggregation, shrinking,
+/// evaluation and the byte ledger.
+///
+/// It reads no clock and touches no socket or file: the driver (`Coordinator`) feeds it
+/// events, each with the time since the run started, and carries out the actions it returns.
+/// Tests drive it with made-up frames and times.
+struct CoordinatorMachine {
+    /// How the run is sequenced.
+    enum Phase {
+        /// Waiting for `needed` clients until `deadline`.
+        case registering(needed: Int, deadline: Duration)
+        /// Waiting for the updates of the current attempt.
+        case collecting
+        /// A round is done; its metrics are being written.
+        case committing
+        case finished
+    }
+
+    static let timeoutCooldownRounds = 3
+
+    let scenario: Scenario
+    let evaluationSet: TrainingSamples
+    let registrationTimeout: Duration
+    let roundTimeout: Duration
+    let maximumMessageSize: Int
+    private(set) var phase: Phase
+    private(set) var global: Network
+    private(set) var serverState: ServerOptimizerState
+    private(set) var clients: [UInt32: ClientRecord] = [:]
+    private(set) var round = 0
+    private var metrics = RoundMetrics(round: 0)
+    private var totals = (up: 0, down: 0, dense: 0, virtual: 0.0)
+    private var tierTotals: [String: RoundMetrics.TierBytes] = [:]
+    private var participations: [String: Int] = [:]
+    private var rejectedTotals: [String: Int] = [:]
+    private var lateTotal = 0
+    private var computeTotal = 0.0
+    /// The last round whose metrics and checkpoint are written.
+    private var completedRound = 0
+    /// Clients known to be gone (a fleet's dead processes, a peer that vanished): not
+    /// selected again until they register again (a restarted client does).
+    private var unresponsive: Set<UInt32> = []
+    /// Clients that missed a round's deadline: not selected before this round unless they
+    /// send something first (a partition heals, a slow device catches up).
+    private var cooldownUntil: [UInt32: Int] = [:]
+    private var lastAccuracy: [String: Double] = [:]
+    private let denseMessageBytes: (train: Int, update: Int)
+    private let runID: UInt64
+    private let modelDescription: String
+    /// Wall seconds and transport bytes of the run before it was resumed.
+    private var earlier = (wall: 0.0, sent: 0, received: 0)
+
+    // The current round.
+    private var now: Duration = .zero
+    private var roundStart: Duration = .zero
+    private var attempt = 0
+    private var invited: [RoundLogic.Invitation] = []
+    /// Budgets of the invited clients whose update is still awaited.
+    private var pending: [UInt32: [Int]] = [:]
+    private var received: [(contribution: ClientContribution, loss: Double)] = []
+    private var collectionDeadline: Duration = .zero
+    private var outbox: [CoordinatorAction] = []
+
+    init(
+        scenario: Scenario, evaluationSet: TrainingSamples, expectedClients: Int?,
+        registrationTimeout: Duration, roundTimeout: Duration, maximumMessageSize: Int,
+        resumingFrom checkpoint: CoordinatorCheckpoint?
+    ) throws(CoordinatorError) {
+        self.scenario = scenario
+        self.evaluationSet = evaluationSet
+        self.registrationTimeout = registrationTimeout
+        self.roundTimeout = roundTimeout
+        self.maximumMessageSize = maximumMessageSize
+        phase = .registering(needed: expectedClients ?? scenario.clients, deadline: .zero)
+        global = scenario.initialNetwork()
+        serverState = ServerOptimizerState(for: global.parameters)
+        runID = SeededGenerator.value(seed: scenario.seed, stream: 0x52_554E)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        modelDescription =
+            (try? encoder.encode(global.architecture)).map { String(decoding: $0, as: UTF8.self) }
+            ?? ""
+        // What dense FedAvg of the same architecture would move per participation.
+        var generator = SeededGenerator(seed: 0)
+        let dense = Network(
+            architecture: .make(
+                scenario.modelKind, lowRank: false, inputShape: scenario.inputShape,
+                classCount: scenario.classCount),
+            using: &generator)
+        let denseSlice = dense.slice(budgets: [])
+        denseMessageBytes = (
+            WireCodec.encodedSize(
+                of: .train(Self.task(for: denseSlice, scenario: scenario, round: 1, client: 0))),
+            WireCodec.encodedSize(
+                of: .update(
+                    TrainingUpdate(
+                        factors: [], shared: denseSlice.shared, sampleCount: 0, trainingLoss: 0,
+                        computeSeconds: 0)))
+        )
+        if let checkpoint {
+            let header = checkpoint.header
+            guard header.architecture == global.architecture else {
+                throw .checkpointMismatch(
+                    reason:
+                        "the checkpoint's model is not the scenario's \(scenario.modelKind.rawValue)"
+                )
+            }
+            guard header.round <= scenario.rounds else {
+                throw .checkpointMismatch(
+                    reason:
+                        "the checkpoint is at round \(header.round), the scenario has \(scenario.rounds)"
+                )
+            }
+            global = Network(
+                architecture: header.architecture, parameters: checkpoint.parameters,
+                keptRanks: header.keptRanks)
+            serverState = checkpoint.serverState
+            round = header.round
+            totals = (
+                header.bytesUp, header.bytesDown, header.denseEquivalentBytes, header.virtualSeconds
+            )
+            tierTotals = header.tierBytes
+            participations = header.participations
+            rejectedTotals = header.rejected
+            lateTotal = header.lateUpdates
+            computeTotal = header.clientComputeSeconds
+            lastAccuracy = header.lastAccuracy
+            completedRound = header.round
+            earlier = (header.wallSeconds, header.transportBytesSent, header.transportBytesReceived)
+        }
+        metrics = RoundMetrics(round: round)
+    }
+
+    /// Budgets of each tier for the current global ranks.
+    func budgets(tierIndex: Int) -> [Int] {
+        RoundLogic.budgets(
+            tier: scenario.tiers[tierIndex], keptRanks: global.keptRanks, lowRank: true)
+    }
+
+    /// How long the driver may wait for a frame before telling the machine the time.
+    var patience: Duration {
+        let poll = Duration.milliseconds(200)
+        guard case .collecting = phase else { return poll }
+        return max(.zero, min(poll, collectionDeadline - now))
+    }
+
+    /// When the current round started (for its wall time).
+    var roundStartedAt: Duration { roundStart }
+
+    var isCollecting: Bool {
+        if case .collecting = phase { return true }
+        return false
+    }
+
+    // MARK: - Events
+
+    /// The run starts: wait for the clients to register.
+    mutating func start(at now: Duration) -> [CoordinatorAction] {
+        self.now = now
+        guard case .registering(let needed, _) = phase else { return [] }
+        phase = .registering(needed: needed, deadline: now + registrationTimeout)
+        emit(.log("waiting for \(needed) clients to register"))
+        progress()
+        return takeOutbox()
+    }
+
+    /// A frame arrived.
+    mutating func received(_ frame: ReceivedFrame, at now: Duration) -> [CoordinatorAction] {
+        self.now = now
+        if let update = handle(frame), isCollecting { received.append(update) }
+        progress()
+        return takeOutbox()
+    }
+
+    /// The transport refused a frame because of its sender (a malformed envelope).
+    mutating func receivedMalformedEnvelope(at now: Duration) -> [CoordinatorAction] {
+        self.now = now
+        metrics.rejected["malformed_envelope", default: 0] += 1
+        rejectedTotals["malformed_envelope", default: 0] += 1
+        progress()
+        return takeOutbox()
+    }
+
+    /// Time passed with no frame.
+    mutating func tick(at now: Duration) -> [CoordinatorAction] {
+        self.now = now
+        progress()
+        return takeOutbox()
+    }
+
+    /// These clients are known to be gone (a fleet's dead child processes).
+    mutating func lost(_ ids: [UInt32], at now: Duration) -> [CoordinatorAction] {
+        self.now = now
+        for id in ids {
+            unresponsive.insert(id)
+            if isCollecting, pending.removeValue(forKey: id) != nil {
+                emit(.log("round \(round): client \(id) is gone; dropped from the round"))
+                metrics.droppedTimeout.append(Int(id))
+            }
+        }
+        progress()
+        return takeOutbox()
+    }
+
+    /// A `.send` action went out.
+    mutating func delivered(_ ticket: SendTicket) -> [CoordinatorAction] {
+        recordLedger(
+            client: ticket.client, direction: .down, message: ticket.message, bytes: ticket.bytes,
+            round: ticket.round)
+        if case .train = ticket.purpose {
+            countDenseEquivalent(
+                denseMessageBytes.train, client: ticket.client, round: ticket.round)
+        }
+        return takeOutbox()
+    }
+
+    /// A `.send` action failed.
+    mutating func undelivered(
+        _ ticket: SendTicket, error: TransportError, at now: Duration
+    ) -> [CoordinatorAction] {
+        self.now = now
+        switch ticket.purpose {
+        case .registrationReply(let id):
+            guard error.isPeerFault else {
+                emit(.fail(.transport(error)))
+                break
+            }
+            // The client vanished right after registering: it misses rounds until it returns.
+            emit(.log("cannot answer client \(id)'s registration: \(error)"))
+            unresponsive.insert(id)
+        case .train(let id):
+            emit(.log("round \(round): cannot reach client \(id): \(error)"))
+            metrics.droppedTimeout.append(Int(id))
+            pending[id] = nil
+            progress()
+        case .errorReply, .shutdown:
+            break
+        }
+        return takeOutbox()
+    }
+
+    /// The driver wrote the round's metrics and checkpoint: go on with the next round, or end.
+    mutating func committed(at now: Duration) -> [CoordinatorAction] {
+        self.now = now
+        guard case .committing = phase else { return [] }
+        markCommitted()
+        advance()
+        return takeOutbox()
+    }
+
+    /// The round's metrics and checkpoint are written (the run may stop here).
+    mutating func markCommitted() { completedRound = round }
+
+    /// Tells every client to stop (the run was interrupted).
+    ///
+    /// These frames belong to the unfinished next round: on `--resume` they are dropped from
+    /// the ledger together with that round, as the checkpoint's totals do not count them.
+    mutating func abandon(reason: String) -> [CoordinatorAction] {
+        if round == completedRound { round += 1 }
+        phase = .finished
+        shutdownClients(reason: reason)
+        return takeOutbox()
+    }
+
+    // MARK: - Sequencing
+
+    /// Moves the run on as far as the current state allows.
+    private mutating func progress() {
+        switch phase {
+        case .registering(let needed, let deadline):
+            if clients.count >= needed {
+                emit(.log("\(clients.count) clients registered"))
+                emit(.flushLedger)
+                advance()
+            } else if now > deadline {
+                phase = .finished
+                emit(
+                    .fail(
+                        .notEnoughClients(
+                            registered: clients.count, needed: needed, waited: registrationTimeout)
+                    ))
+            }
+        case .collecting:
+            if pending.isEmpty {
+                finishAttempt()
+            } else if now > collectionDeadline {
+                emit(
+                    .log(
+                        "round \(round): no update from \(pending.keys.sorted().map(String.init).joined(separator: ", ")) within \(roundTimeout); dropped"
+                    ))
+                metrics.droppedTimeout += pending.keys.sorted().map(Int.init)
+                for id in pending.keys { cooldownUntil[id] = round + Self.timeoutCooldownRounds }
+                pending = [:]
+                finishAttempt()
+            }
+        case .committing, .finished:
+            break
+        }
+    }
+
+    /// Starts the next round, or ends the run after the last one.
+    private mutating func advance() {
+        guard round < scenario.rounds else {
+            phase = .finished
+            shutdownClients(reason: "run complete")
+            emit(.finish)
+            return
+        }
+        round += 1
+        roundStart = now
+        metrics = RoundMetrics(round: round)
+        metrics.ranks = global.keptRanks
+        metrics.learningRate = Double(scenario.learningRate(round: round))
+        attempt = 0
+        startAttempt()
+    }
+
+    /// Selects, plans (virtual clock, deadline) and sends TRAIN for one attempt.
+    private mutating func startAttempt() {
+        let excluded = { [unresponsive, cooldownUntil, round] (id: UInt32) in
+            unresponsive.contains(id) || (cooldownUntil[id] ?? 0) > round
+        }
+        let selected = RoundLogic.selection(
+            clients: clients, excluding: excluded, scenario: scenario, round: round,
+            attempt: attempt)
+        metrics.selected += selected.map(Int.init)
+        let (invited, dropped) = RoundLogic.invitations(
+            selected: selected, clients: clients, scenario: scenario, global: global, round: round)
+        metrics.droppedDeadline += dropped.map(Int.init)
+        self.invited = invited
+        pending = [:]
+        received = []
+        phase = .collecting
+        collectionDeadline = now + roundTimeout
+        for invitation in invited {
+            guard let client = clients[invitation.client] else { continue }
+            pending[invitation.client] = invitation.budgets
+            let task = Self.task(
+                for: global.slice(budgets: invitation.budgets), scenario: scenario, round: round,
+                client: invitation.client)
+            send(.train(task), to: client, purpose: .train(invitation.client))
+        }
+        if pending.isEmpty { finishAttempt() }
+    }
+
+    /// The attempt's updates are in (or the rest timed out): retry, or finish the round.
+    private mutating func finishAttempt() {
+        let contributions = received.sorted {
+            $0.contribution.clientID < $1.contribution.clientID
+        }
+        let participants = contributions.map(\.contribution)
+        metrics.participants += participants.map(\.clientID)
+        let times = invited.filter { plan in
+            participants.contains { $0.clientID == Int(plan.client) }
+        }.map(\.time)
+        metrics.virtualSeconds = scenario.roundSeconds(
+            participants: times, anyDropped: !metrics.droppedDeadline.isEmpty)
+        totals.virtual += metrics.virtualSeconds
+        metrics.virtualTime = totals.virtual
+        // With roundFailurePolicy retry, a round that misses minimumUpdates is run again with a
+        // new selection (at most twice more); skip keeps the model, abort stops the run.
+        let outcome = RoundLogic.outcome(
+            updates: contributions.count, attempt: attempt,
+            minimumUpdates: scenario.minimumUpdates, policy: scenario.roundFailurePolicy)
+        if outcome == .retry {
+            attempt += 1
+            metrics.retries += 1
+            emit(
+                .log(
+                    "round \(round): \(contributions.count) updates < minimumUpdates \(scenario.minimumUpdates); retrying with a new selection"
+                ))
+            startAttempt()
+            return
+        }
+        finishRound(outcome: outcome, contributions: contributions)
+    }
+
+    private mutating func finishRound(
+        outcome: RoundLogic.Outcome,
+        contributions: [(contribution: ClientContribution, loss: Double)]
+    ) {
+        let participants = contributions.map(\.contribution)
+        if !contributions.isEmpty {
+            let samples = contributions.reduce(0.0) { $0 + Double($1.contribution.sampleCount) }
+            metrics.trainingLoss =
+                contributions.reduce(0.0) { $0 + $1.loss * Double($1.contribution.sampleCount) }
+                / max(samples, 1)
+        }
+        switch outcome {
+        case .aggregate:
+            let delta = OrderedAggregation.pseudoGradient(
+                global: global, contributions: participants,
+                coverageDamping: scenario.training.coverageDamping)
+            OrderedAggregation.apply(
+                delta, to: &global.parameters, optimizer: scenario.serverOptimizer,
+                state: &serverState)
+            for id in participants.map(\.clientID) {
+                participations[scenario.tiers[clients[UInt32(id)]!.tierIndex].name, default: 0] += 1
+            }
+        case .abort:
+            phase = .finished
+            emit(
+                .fail(
+                    .roundFailed(
+                        round: round, updates: participants.count,
+                        needed: scenario.minimumUpdates)))
+            return
+        case .keepModel, .retry:
+            emit(
+                .log(
+                    "round \(round): \(participants.count) updates < minimumUpdates \(scenario.minimumUpdates): model unchanged"
+                ))
+        }
+        if scenario.isLowRank && scenario.shrinking.isEnabled
+            && round % scenario.shrinking.period == 0
+            && round <= (scenario.shrinking.until ?? scenario.rounds)
+        {
+            for cut in RoundLogic.shrink(&global, serverState: &serverState, scenario: scenario) {
+                emit(
+                    .log(
+                        "round \(round): shrank layer \(cut.layer) from \(cut.from) to \(cut.to) components"
+                    ))
+            }
+        }
+        if round % scenario.evaluation.period == 0 || round == scenario.rounds {
+            evaluate()
+        }
+        metrics.wallSeconds = (now - roundStart).seconds
+        metrics.cumulativeBytes = totals.up + totals.down
+        metrics.cumulativeDenseEquivalentBytes = totals.dense
+        phase = .committing
+        emit(.commit(metrics))
+    }
+
+    /// Accuracy and loss of the global model at every tier's budget on the held-out set.
+    private mutating func evaluate() {
+        var accuracy: [String: Double] = [:]
+        var loss: [String: Double] = [:]
+        let rankSets = scenario.tiers.indices.map { index in
+            scenario.isLowRank ? budgets(tierIndex: index) : global.keptRanks
+        }
+        let results = global.evaluate(on: evaluationSet, rankSets: rankSets)
+        for (tier, result) in zip(scenario.tiers, results) {
+            accuracy[tier.name] = result.accuracy
+            loss[tier.name] = result.loss
+        }
+        metrics.accuracyByTier = accuracy
+        metrics.lossByTier = loss
+        lastAccuracy = accuracy
+    }
+
+    private mutating func shutdownClients(reason: String) {
+        for id in clients.keys.sorted() {
+            send(.shutdown(Shutdown(reason: reason)), to: clients[id]!, purpose: .shutdown)
+        }
+        emit(.flushLedger)
+    }
+
+    // MARK: - Frames
+
+    /// Handles one frame; returns an accepted update, if it was one.
+    private mutating func handle(
+        _ frame: ReceivedFrame
+    ) -> (contribution: ClientContribution, loss: Double)? {
+        // Anything from a registered peer proves it is reachable again.
+        if let id = clients.values.first(where: { $0.peer == frame.peer })?.id {
+            cooldownUntil[id] = nil
+        }
+        let bytes = frame.bytes.count
+        let envelope: Envelope
+        do {
+            envelope = try WireCodec.decode(frame.bytes, maximumSize: maximumMessageSize)
+        } catch {
+            reject(
+                "malformed", peer: frame.peer, bytes: bytes, message: "garbage",
+                reply: ErrorReport(code: .malformed, message: "\(error)"))
+            return nil
+        }
+        switch envelope.message {
+        case .register(let registration):
+            handleRegistration(registration, from: frame.peer, bytes: bytes)
+        case .update(let update):
+            return handleUpdate(update, envelope: envelope, peer: frame.peer, bytes: bytes)
+        case .heartbeat:
+            recordLedger(
+                client: clientID(of: frame.peer), direction: .up, message: "heartbeat", bytes: bytes
+            )
+        case .error(let report):
+            recordLedger(
+                client: clientID(of: frame.peer), direction: .up, message: "error", bytes: bytes)
+            emit(.log("client \(envelope.sender) (\(frame.peer)) reported: \(report.message)"))
+        case .evaluation:
+            recordLedger(
+                client: clientID(of: frame.peer), direction: .up, message: "evaluation",
+                bytes: bytes)
+        case .registered, .train, .evaluate, .shutdown:
+            reject(
+                "wrong_type", peer: frame.peer, bytes: bytes,
+                message: envelope.message.type.description,
+                reply: ErrorReport(
+                    code: .unexpected, message: "a client may not send \(envelope.message.type)"))
+        }
+        return nil
+    }
+
+    private mutating func handleRegistration(
+        _ registration: Registration, from peer: PeerID, bytes: Int
+    ) {
+        guard let tierIndex = scenario.tiers.firstIndex(where: { $0.name == registration.tierName })
+        else {
+            reject(
+                "unknown_tier", peer: peer, bytes: bytes, message: "register",
+                reply: ErrorReport(
+                    code: .unexpected,
+                    message:
+                        "unknown tier '\(registration.tierName)'; this run has \(scenario.tiers.map(\.name).joined(separator: ", "))"
+                ))
+            return
+        }
+        let id = RoundLogic.clientID(
+            for: registration, clients: clients, fleetSize: scenario.clients)
+        if let previous = clients[id], previous.nonce != registration.instanceNonce {
+            emit(.log("client \(id) re-registered from \(peer) (restarted)"))
+        }
+        unresponsive.remove(id)
+        cooldownUntil[id] = nil
+        let record = ClientRecord(
+            id: id, peer: peer, tierIndex: tierIndex, sampleCount: Int(registration.sampleCount),
+            nonce: registration.instanceNonce)
+        clients[id] = record
+        recordLedger(client: Int(id), direction: .up, message: "register", bytes: bytes)
+        send(
+            .registered(
+                RegistrationAccepted(clientID: id, runID: runID, modelDescription: modelDescription)
+            ), to: record, purpose: .registrationReply(id))
+    }
+
+    private mutating func handleUpdate(
+        _ update: TrainingUpdate, envelope: Envelope, peer: PeerID, bytes: Int
+    ) -> (contribution: ClientContribution, loss: Double)? {
+        let id = envelope.sender
+        guard let client = clients[id], client.peer == peer else {
+            reject(
+                "unknown_client", peer: peer, bytes: bytes, message: "update",
+                reply: ErrorReport(
+                    code: .unknownClient, message: "client \(id) is not registered from \(peer)"))
+            return nil
+        }
+        guard Int(envelope.round) == round else {
+            if Int(envelope.round) < round {
+                metrics.lateUpdates += 1
+                lateTotal += 1
+            }
+            reject(
+                Int(envelope.round) < round ? "late" : "wrong_round", peer: peer, bytes: bytes,
+                message: "update", reply: nil)
+            return nil
+        }
+        guard isCollecting, let budgets = pending[id] else {
+            reject(
+                "not_selected_or_duplicate", peer: peer, bytes: bytes, message: "update",
+                reply: ErrorReport(
+                    code: .unexpected,
+                    message: "no update expected from client \(id) in round \(round)"))
+            return nil
+        }
+        if let problem = RoundLogic.problem(with: update, budgets: budgets, global: global) {
+            // The client answered, wrongly: it leaves the round (no waiting for the timeout).
+            pending[id] = nil
+            metrics.droppedInvalid.append(Int(id))
+            reject(
+                problem.reason, peer: peer, bytes: bytes, message: "update",
+                reply: ErrorReport(code: .shapeMismatch, message: problem.message))
+            return nil
+        }
+        pending[id] = nil
+        metrics.clientComputeSeconds += Double(update.computeSeconds)
+        computeTotal += Double(update.computeSeconds)
+        recordLedger(client: Int(id), direction: .up, message: "update", bytes: bytes)
+        countDenseEquivalent(denseMessageBytes.update, client: Int(id), round: round)
+        let samples = min(Int(update.sampleCount), client.sampleCount)
+        let slice = ModelSlice(budgets: budgets, factors: update.factors, shared: update.shared)
+        return (
+            ClientContribution(clientID: Int(id), sampleCount: max(samples, 1), slice: slice),
+            Double(update.trainingLoss)
+        )
+    }
+
+    private mutating func reject(
+        _ reason: String, peer: PeerID, bytes: Int, message: String, reply: ErrorReport?
+    ) {
+        metrics.rejected[reason, default: 0] += 1
+        rejectedTotals[reason, default: 0] += 1
+        let client = clientID(of: peer)
+        recordLedger(client: client, direction: .up, message: message, bytes: bytes)
+        emit(
+            .log(
+                "rejected \(message) from \(peer): \(reason)\(reply.map { " (\($0.message))" } ?? "")"
+            ))
+        if let reply {
+            let frame = WireCodec.encode(.error(reply), round: UInt32(round), sender: 0)
+            emit(
+                .send(
+                    frame, to: peer,
+                    ticket: SendTicket(
+                        purpose: .errorReply, round: round, client: client, message: "error",
+                        bytes: frame.count)
+                ))
+        }
+    }
+
+    private func clientID(of peer: PeerID) -> Int {
+        clients.values.first { $0.peer == peer }.map { Int($0.id) } ?? -1
+    }
+
+    private mutating func send(
+        _ message: Message, to client: ClientRecord, purpose: SendTicket.Purpose
+    ) {
+        let frame = WireCodec.encode(message, round: UInt32(round), sender: 0)
+        emit(
+            .send(
+                frame, to: client.peer,
+                ticket: SendTicket(
+                    purpose: purpose, round: round, client: Int(client.id),
+                    message: message.type.description, bytes: frame.count)))
+    }
+
+    // MARK: - Accounting
+
+    /// Records a frame in the ledger and the byte counts. A frame of an earlier round (a
+    /// registration answered as the first round starts) counts in the run's totals but not in
+    /// the current round's metrics.
+    private mutating func recordLedger(
+        client: Int, direction: LedgerEntry.Direction, message: String, bytes: Int,
+        round entryRound: Int? = nil
+    ) {
+        let entryRound = entryRound ?? round
+        emit(
+            .record(
+                LedgerEntry(
+                    round: entryRound, client: client, tier: tierName(client: client),
+                    direction: direction, message: message, bytes: bytes)))
+        let inRound = entryRound == metrics.round
+        switch direction {
+        case .up:
+            if inRound { metrics.bytesUp += bytes }
+            totals.up += bytes
+        case .down:
+            if inRound { metrics.bytesDown += bytes }
+            totals.down += bytes
+        }
+        tierBytes(client: client, inRound: inRound) { entry in
+            if direction == .up { entry.up += bytes } else { entry.down += bytes }
+        }
+        // Control messages cost the same under dense FedAvg: they count at their size.
+        if message != "train" && message != "update" {
+            countDenseEquivalent(bytes, client: client, round: entryRound)
+        }
+    }
+
+    /// Adds what dense FedAvg would have moved for this message.
+    private mutating func countDenseEquivalent(_ bytes: Int, client: Int, round entryRound: Int) {
+        let inRound = entryRound == metrics.round
+        if inRound { metrics.denseEquivalentBytes += bytes }
+        totals.dense += bytes
+        tierBytes(client: client, inRound: inRound) { $0.denseEquivalent += bytes }
+    }
+
+    private mutating func tierBytes(
+        client: Int, inRound: Bool, _ update: (inout RoundMetrics.TierBytes) -> Void
+    ) {
+        let tier = tierName(client: client)
+        if inRound { update(&metrics.bytesByTier[tier, default: RoundMetrics.TierBytes()]) }
+        update(&tierTotals[tier, default: RoundMetrics.TierBytes()])
+    }
+
+    private func tierName(client: Int) -> String {
+        client >= 0
+            ? clients[UInt32(client)].map { scenario.tiers[$0.tierIndex].name } ?? "-" : "-"
+    }
+
+    private mutating func emit(_ action: CoordinatorAction) { outbox.append(action) }
+
+    private mutating func takeOutbox() -> [CoordinatorAction] {
+        defer { outbox = [] }
+        return outbox
+    }
+
+    // MARK: - Results
+
+    /// The TRAIN task for a slice (the seed makes local training reproducible).
+    static func task(
+        for slice: ModelSlice, scenario: Scenario, round: Int, client: UInt32
+    ) -> TrainingTask {
+        let sampler = scenario.samplerOnWire
+        let seed = SeededGenerator.value(
+            seed: scenario.seed,
+            stream: RandomStream.clientTraining &+ UInt64(round) << 20 &+ UInt64(client))
+        return TrainingTask(
+            budgets: slice.budgets.map(UInt32.init), factors: slice.factors, shared: slice.shared,
+            localEpochs: UInt16(scenario.training.localEpochs),
+            batchSize: UInt16(scenario.training.batchSize),
+            learningRate: scenario.learningRate(round: round), sampler: sampler.kind,
+            groupLasso: Float(scenario.training.groupLasso), seed: seed,
+            momentum: Float(scenario.training.momentum),
+            weightDecay: Float(scenario.training.weightDecay),
+            samplerFractions: sampler.fractions,
+            fullBudgetProbability: Float(scenario.training.fullBudgetProbability),
+            selfDistillation: scenario.training.selfDistillation)
+    }
+
+    /// The state after the current round, for `--resume`.
+    func checkpoint(
+        statistics: TransportStatistics, wallSeconds: Double
+    ) -> CoordinatorCheckpoint {
+        let header = CoordinatorCheckpoint.Header(
+            round: round, architecture: global.architecture, keptRanks: global.keptRanks,
+            bytesUp: totals.up, bytesDown: totals.down, denseEquivalentBytes: totals.dense,
+            virtualSeconds: totals.virtual,
+            wallSeconds: earlier.wall + wallSeconds,
+            clientComputeSeconds: computeTotal,
+            transportBytesSent: earlier.sent + Int(statistics.bytesSent),
+            transportBytesReceived: earlier.received + Int(statistics.bytesReceived),
+            tierBytes: tierTotals,
+            participations: participations, rejected: rejectedTotals, lateUpdates: lateTotal,
+            lastAccuracy: lastAccuracy)
+        return CoordinatorCheckpoint(
+            header: header, parameters: global.parameters, serverState: serverState)
+    }
+
+    /// The final model file's metadata.
+    var modelMetadata: [String: String] {
+        [
+            "dataset": scenario.dataset.name, "dataDirectory": scenario.dataDirectory,
+            "model": scenario.modelKind.rawValue,
+            "variant": scenario.isLowRank ? "lod" : "dense", "seed": "\(scenario.seed)",
+            "scenario": scenario.name,
+            "rounds": "\(scenario.rounds)",
+        ]
+    }
+
+    /// The run's summary.
+    func summary(statistics: TransportStatistics, wallSeconds: Double) -> RunSummary {
+        let counts = scenario.clientsPerTier
+        let tiers = scenario.tiers.enumerated().map { index, tier in
+            let ranks = scenario.isLowRank ? budgets(tierIndex: index) : []
+            let bytes = tierTotals[tier.name] ?? RoundMetrics.TierBytes()
+            return RunSummary.TierSummary(
+                tier: tier.name, rankFraction: tier.rankFraction, clients: counts[index],
+                participations: participations[tier.name] ?? 0, bytes: bytes.up + bytes.down,
+                denseEquivalentBytes: bytes.denseEquivalent, accuracy: lastAccuracy[tier.name],
+                ranks: ranks,
+                parameters: global.parameterCount(ranks: scenario.isLowRank ? ranks : []))
+        }
+        let moved = Double(totals.up + totals.down)
+        let savings: Double = totals.dense > 0 ? 1 - moved / Double(totals.dense) : 0
+        return RunSummary(
+            scenario: scenario.name, strategy: scenario.model.strategy.rawValue, rounds: round,
+            seed: scenario.seed,
+            finalAccuracyByTier: lastAccuracy, bytesUp: totals.up, bytesDown: totals.down,
+            denseEquivalentBytes: totals.dense,
+            savingsRatio: savings,
+            wallSeconds: earlier.wall + wallSeconds,
+            virtualSeconds: totals.virtual,
+            finalRanks: global.keptRanks, tiers: tiers, rejectedMessages: rejectedTotals,
+            lateUpdates: lateTotal, clientComputeSeconds: computeTotal,
+            transportBytesSent: earlier.sent + Int(statistics.bytesSent),
+            transportBytesReceived: earlier.received + Int(statistics.bytesReceived),
+            modelFile: RunRecorder.finalModelFile)
+    }
+}
