@@ -2,7 +2,6 @@ import Federation
 import Fleet
 import Foundation
 import LowRank
-import Tensors
 import Transport
 
 /// Why a federated run could not go on.
@@ -77,9 +76,6 @@ public final class Coordinator {
             maximumMessageSize: options.maximumMessageSize, resumingFrom: checkpoint)
     }
 
-    var scenario: Scenario { machine.scenario }
-    var global: Network { machine.global }
-
     /// Time since the run started: the machine's clock.
     private var now: Duration { ContinuousClock.now - started }
 
@@ -122,15 +118,13 @@ public final class Coordinator {
         for action in actions {
             switch action {
             case .send(let frame, let peer, let ticket):
-                do {
+                let sent = Result { () throws(TransportError) in
                     try transport.send(frame, to: peer)
-                    try perform(machine.delivered(ticket))
-                } catch let error as TransportError {
+                }
+                switch sent {
+                case .success: try perform(machine.delivered(ticket))
+                case .failure(let error):
                     try perform(machine.undelivered(ticket, error: error, at: now))
-                } catch let error as CoordinatorError {
-                    throw error
-                } catch {
-                    preconditionFailure("unexpected error \(error)")
                 }
             case .record(let entry):
                 recorder.record(entry)
