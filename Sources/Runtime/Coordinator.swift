@@ -113,25 +113,35 @@ public final class Coordinator {
         try? perform(machine.abandon(reason: reason))
     }
 
-    /// Carries out the machine's actions, in order, with those they lead to.
+    /// Carries out the machine's actions in order; the actions an action leads to (a
+    /// delivered frame's ledger row, the next round after a commit) run right after it. A
+    /// queue, not recursion: a run of rounds nobody can join must not grow the stack.
     private func perform(_ actions: [CoordinatorAction]) throws(CoordinatorError) {
-        for action in actions {
+        var queue = actions
+        var next = 0
+        while next < queue.count {
+            let action = queue[next]
+            next += 1
+            let followUp: [CoordinatorAction]
             switch action {
             case .send(let frame, let peer, let ticket):
                 let sent = Result { () throws(TransportError) in
                     try transport.send(frame, to: peer)
                 }
                 switch sent {
-                case .success: try perform(machine.delivered(ticket))
+                case .success: followUp = machine.delivered(ticket)
                 case .failure(let error):
-                    try perform(machine.undelivered(ticket, error: error, at: now))
+                    followUp = machine.undelivered(ticket, error: error, at: now)
                 }
             case .record(let entry):
                 recorder.record(entry)
+                followUp = []
             case .log(let line):
                 options.log(line)
+                followUp = []
             case .flushLedger:
                 try recorder.flushLedgerOrThrow()
+                followUp = []
             case .commit(var metrics):
                 metrics.wallSeconds = (now - machine.roundStartedAt).seconds
                 do {
@@ -146,12 +156,14 @@ public final class Coordinator {
                     machine.markCommitted()
                     throw .stopped
                 }
-                try perform(machine.committed(at: now))
+                followUp = machine.committed(at: now)
             case .finish:
                 summary = try finish()
+                followUp = []
             case .fail(let error):
                 throw error
             }
+            queue.insert(contentsOf: followUp, at: next)
         }
     }
 

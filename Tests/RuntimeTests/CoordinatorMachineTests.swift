@@ -143,4 +143,22 @@ struct CoordinatorMachineTests {
         #expect(run.commits.count == 2)
         #expect(run.commits[1].lateUpdates == 1 && run.commits[1].rejected["late"] == 1)
     }
+
+    @Test("Rounds nobody can join end at once, the model unchanged, and the run finishes")
+    func nobodyAvailable() throws {
+        var run = try MachineHarness([
+            ("rounds", "3"), ("tiers[0].availability", "0"), ("tiers[1].availability", "0"),
+        ])
+        let initial = run.machine.global.parameters
+        run.perform(run.machine.start(at: .zero))
+        for client in 0..<8 { run.register(client, at: .zero) }
+        for round in 1...3 {
+            #expect(run.commits.count == round, "round \(round) waits for nothing")
+            #expect(run.commits.last?.selected == [])
+            run.perform(run.machine.committed(at: .seconds(round)))
+        }
+        #expect(run.trains.isEmpty)
+        #expect(run.finished && run.failures.isEmpty)
+        #expect(run.machine.global.parameters == initial)
+    }
 }
