@@ -68,8 +68,7 @@ public enum MNISTFormat {
     /// the sources in errors.
     public static func dataset(
         images: IDXFile, imagesPath: String, labels: IDXFile, labelsPath: String,
-        normalization: PixelNormalization = .unitInterval, classCount: Int? = nil,
-        selecting selection: [Int]? = nil
+        normalization: PixelNormalization = .unitInterval, classCount: Int? = nil
     ) throws(DatasetError) -> LabeledDataset {
         try images.require(.unsignedByte, dimensions: [nil, nil, nil], path: imagesPath)
         try labels.require(.unsignedByte, dimensions: [nil], path: labelsPath)
@@ -97,31 +96,20 @@ public enum MNISTFormat {
         let table = normalization.lookupTable()
         let pixels = images.payload
         let rowSize = rows * columns
-        // Only the selected samples are converted to floats: a federated client holds its
-        // own partition, not the whole set.
-        let selected = selection ?? Array(0..<images.itemCount)
-        precondition(
-            selected.allSatisfy { $0 >= 0 && $0 < images.itemCount },
-            "selection outside 0..<\(images.itemCount)")
-        let features = [Float](unsafeUninitializedCapacity: selected.count * rowSize) {
-            buffer, count in
+        let count = images.itemCount
+        let features = [Float](unsafeUninitializedCapacity: count * rowSize) {
+            buffer, initialized in
             table.withUnsafeBufferPointer { table in
                 pixels.withUnsafeBufferPointer { pixels in
-                    for (row, sample) in selected.enumerated() {
-                        let source = sample * rowSize
-                        let target = row * rowSize
-                        for i in 0..<rowSize {
-                            buffer.initializeElement(
-                                at: target + i, to: table[Int(pixels[source + i])])
-                        }
+                    for i in 0..<(count * rowSize) {
+                        buffer.initializeElement(at: i, to: table[Int(pixels[i])])
                     }
                 }
             }
-            count = selected.count * rowSize
+            initialized = count * rowSize
         }
-        let allLabels = Array(rawLabels)
         return LabeledDataset(
-            features: features, labels: selected.map { Int32(allLabels[$0]) },
+            features: features, labels: rawLabels.map { Int32($0) },
             featureShape: [rows, columns, 1], classCount: resolvedClassCount)
     }
 }

@@ -388,10 +388,7 @@ struct CoordinatorMachine {
         for invitation in invited {
             guard let client = clients[invitation.client] else { continue }
             pending[invitation.client] = invitation.budgets
-            let task = Self.task(
-                for: global.slice(budgets: invitation.budgets), scenario: scenario, round: round,
-                client: invitation.client)
-            send(.train(task), to: client, purpose: .train(invitation.client))
+            send(.train(invitation.task), to: client, purpose: .train(invitation.client))
         }
         if pending.isEmpty { finishAttempt() }
     }

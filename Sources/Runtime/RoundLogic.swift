@@ -10,11 +10,13 @@ enum RoundLogic {
     /// Attempts a `retry` round gets beyond the first.
     static let maximumRetries = 2
 
-    /// One invited client: its virtual round time and the per-layer budgets it trains.
+    /// One invited client: its virtual round time, the per-layer budgets it trains and the
+    /// TRAIN task it is sent (built once, for both the time of its download and the send).
     struct Invitation: Equatable {
         let client: UInt32
         let time: ClientRoundTime
         let budgets: [Int]
+        let task: TrainingTask
     }
 
     /// The ID a registering client gets: its own again for a repeated REGISTER from the same
@@ -121,7 +123,7 @@ enum RoundLogic {
                 tier: tier, trainingFLOPs: flops,
                 downloadBytes: WireCodec.encodedSize(of: .train(task)), uploadBytes: uploadBytes)
             if scenario.meetsDeadline(time) {
-                planned.append(Invitation(client: id, time: time, budgets: budgets))
+                planned.append(Invitation(client: id, time: time, budgets: budgets, task: task))
             } else {
                 dropped.append(id)
             }
