@@ -97,6 +97,21 @@ public struct FedProxSynthetic: Sendable, Equatable {
         device(index, seed: seed, sharedModel: isIID ? sharedModel(seed: seed) : nil)
     }
 
+    /// The number of training samples of device `index` (90 % of its n_k), without
+    /// generating the device: the first draw of its stream.
+    public func trainCount(ofDevice index: Int, seed: UInt64) -> Int {
+        precondition(index >= 0 && index < deviceCount, "device \(index) of \(deviceCount)")
+        var generator = SeededGenerator.derived(seed: seed, stream: UInt64(index))
+        return drawSampleCount(using: &generator) * 9 / 10
+    }
+
+    /// n_k = ⌊exp(4 + 2z)⌋ + 50, capped; Box–Muller gives |z| < 8.6, so exp(4 + 2z) < 2³¹.
+    private func drawSampleCount(using generator: inout SeededGenerator) -> Int {
+        let logNormal = Foundation.exp(4 + 2 * generator.nextGaussian())
+        let sampleCount = Int(logNormal.rounded(.down)) + 50
+        return maximumSamplesPerDevice.map { min(sampleCount, $0) } ?? sampleCount
+    }
+
     private func validate() {
         precondition(deviceCount > 0, "device count \(deviceCount) must be positive")
         precondition(featureCount > 0, "feature count \(featureCount) must be positive")
@@ -122,11 +137,7 @@ public struct FedProxSynthetic: Sendable, Equatable {
         validate()
         precondition(index >= 0 && index < deviceCount, "device \(index) of \(deviceCount)")
         var generator = SeededGenerator.derived(seed: seed, stream: UInt64(index))
-
-        // n_k = ⌊exp(4 + 2z)⌋ + 50; Box–Muller gives |z| < 8.6, so exp(4 + 2z) < 2³¹.
-        let logNormal = Foundation.exp(4 + 2 * generator.nextGaussian())
-        var sampleCount = Int(logNormal.rounded(.down)) + 50
-        if let cap = maximumSamplesPerDevice { sampleCount = min(sampleCount, cap) }
+        let sampleCount = drawSampleCount(using: &generator)
 
         var weights: [Double]
         var bias: [Double]

@@ -197,9 +197,9 @@ public enum FashionMNIST {
         // Only the selected rows are read (from plain files) and converted.
         let labels = try IDXFile.read(path: paths.labels)
         try labels.require(.unsignedByte, dimensions: [nil], path: paths.labels)
-        precondition(
-            selection.allSatisfy { $0 >= 0 && $0 < labels.itemCount },
-            "selection outside 0..<\(labels.itemCount)")
+        if let bad = selection.first(where: { $0 < 0 || $0 >= labels.itemCount }) {
+            throw .itemOutOfRange(path: paths.labels, index: bad, itemCount: labels.itemCount)
+        }
         let images: IDXFile
         let imageCount: Int
         do {

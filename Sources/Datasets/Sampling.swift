@@ -4,7 +4,8 @@ import Tensors
 // Random primitives written out here, rather than taken from the standard library, so that a
 // seed gives the same data bit for bit on every platform and toolchain: the standard library
 // does not promise that `shuffle(using:)` or `Int.random(in:using:)` keep their algorithms.
-// Normal deviates come from `Tensors`' Box–Muller `nextGaussian()`.
+// Normal deviates come from `Tensors`' Box–Muller `nextGaussian()`, uniform indices from its
+// `nextIndex(below:)`.
 
 extension RandomNumberGenerator {
     /// A uniform deviate in `[0, 1)` with 53 random bits.
@@ -18,21 +19,6 @@ extension RandomNumberGenerator {
             let u = nextUnitInterval()
             if u > 0 { return u }
         }
-    }
-
-    /// A uniform integer in `0..<bound` (Lemire 2019, "Fast random integer generation in an
-    /// interval", unbiased by rejection).
-    mutating func nextIndex(below bound: Int) -> Int {
-        precondition(bound > 0, "empty range 0..<\(bound)")
-        let range = UInt64(bound)
-        var product = next().multipliedFullWidth(by: range)
-        if product.low < range {
-            let threshold = (0 &- range) % range
-            while product.low < threshold {
-                product = next().multipliedFullWidth(by: range)
-            }
-        }
-        return Int(product.high)
     }
 
     /// The logarithm of a Gamma(shape, 1) deviate (Marsaglia & Tsang 2000, "A simple method

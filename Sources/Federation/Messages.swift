@@ -11,6 +11,8 @@ public enum MessageType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case shutdown = 7
     case error = 8
     case heartbeat = 9
+    case workerHello = 10
+    case workerAssignment = 11
 
     public var description: String {
         switch self {
@@ -23,6 +25,8 @@ public enum MessageType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .shutdown: "shutdown"
         case .error: "error"
         case .heartbeat: "heartbeat"
+        case .workerHello: "workerHello"
+        case .workerAssignment: "workerAssignment"
         }
     }
 }
@@ -49,6 +53,11 @@ public enum Message: Sendable, Equatable {
     case error(ErrorReport)
     /// Either way: liveness only, no payload.
     case heartbeat
+    /// Worker → coordinator, on the worker's control channel: a process that hosts virtual
+    /// clients asks for its share of the fleet.
+    case workerHello(WorkerHello)
+    /// Coordinator → worker, on its control channel: the clients the worker hosts.
+    case workerAssignment(WorkerAssignment)
 
     /// The wire code of this message.
     public var type: MessageType {
@@ -62,6 +71,8 @@ public enum Message: Sendable, Equatable {
         case .shutdown: .shutdown
         case .error: .error
         case .heartbeat: .heartbeat
+        case .workerHello: .workerHello
+        case .workerAssignment: .workerAssignment
         }
     }
 }
@@ -300,5 +311,50 @@ public struct ErrorReport: Sendable, Equatable {
             default: "code \(rawValue)"
             }
         }
+    }
+}
+
+/// `workerHello`: a worker process asks for a share of the simulated fleet.
+///
+/// The fleet's clients are split into `slots` shares: share `s` holds the clients whose
+/// index `i` has `i mod slots == s`. A worker asks for one share, or for any free one.
+public struct WorkerHello: Sendable, Equatable {
+    /// The share asked for, or `nil` for any free share.
+    public var slot: UInt32?
+    /// How many shares the asker believes the fleet is split into, or `nil` to take the
+    /// coordinator's split.
+    public var slots: UInt32?
+    /// Chosen at random by each worker process (a restarted worker takes its share over).
+    public var instanceNonce: UInt64
+    /// The worker's host name, for logs.
+    public var host: String
+
+    public init(slot: UInt32?, slots: UInt32?, instanceNonce: UInt64, host: String) {
+        self.slot = slot
+        self.slots = slots
+        self.instanceNonce = instanceNonce
+        self.host = host
+    }
+}
+
+/// `workerAssignment`: the share of the fleet a worker hosts, and what it needs to host it.
+public struct WorkerAssignment: Sendable, Equatable {
+    /// The worker's share: clients `slot, slot + slots, slot + 2·slots, …` below the fleet size.
+    public var slot: UInt32
+    public var slots: UInt32
+    /// The coordinator's run.
+    public var runID: UInt64
+    /// The scenario as run (YAML), from which the worker takes tiers, data and the fleet.
+    public var scenario: String
+    /// Training rows of each hosted client, in client order, computed once by the coordinator
+    /// (empty when the data set is generated per client).
+    public var rows: [[UInt32]]
+
+    public init(slot: UInt32, slots: UInt32, runID: UInt64, scenario: String, rows: [[UInt32]]) {
+        self.slot = slot
+        self.slots = slots
+        self.runID = runID
+        self.scenario = scenario
+        self.rows = rows
     }
 }

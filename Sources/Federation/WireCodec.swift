@@ -16,6 +16,8 @@ public enum WireLimits {
     public static let textBytes = 4096
     /// Longest model description (JSON of the architecture) in a `registered` reply.
     public static let modelDescriptionBytes = 60_000
+    /// Longest scenario text in a `workerAssignment`, in UTF-8 bytes.
+    public static let scenarioBytes = 60_000
 }
 
 /// The fixed header of a frame (layout in `WIRE.md`).
@@ -136,6 +138,13 @@ public enum WireCodec {
             return 2 + WireSize.text(body.message, maximum: WireLimits.textBytes)
         case .heartbeat:
             return 0
+        case .workerHello(let body):
+            return 4 + 4 + 8 + WireSize.text(body.host, maximum: WireLimits.tierNameBytes)
+        case .workerAssignment(let body):
+            var size = 4 + 4 + 8 + WireSize.text(body.scenario, maximum: WireLimits.scenarioBytes)
+            size += 4
+            for rows in body.rows { size += 4 + 4 * rows.count }
+            return size
         }
     }
 
@@ -193,6 +202,21 @@ public enum WireCodec {
             writer.write(text: body.message, maximum: WireLimits.textBytes)
         case .heartbeat:
             break
+        case .workerHello(let body):
+            writer.write(body.slot ?? UInt32.max)
+            writer.write(body.slots ?? 0)
+            writer.write(body.instanceNonce)
+            writer.write(text: body.host, maximum: WireLimits.tierNameBytes)
+        case .workerAssignment(let body):
+            writer.write(body.slot)
+            writer.write(body.slots)
+            writer.write(body.runID)
+            writer.write(text: body.scenario, maximum: WireLimits.scenarioBytes)
+            writer.write(count: body.rows.count)
+            for rows in body.rows {
+                writer.write(count: rows.count)
+                for row in rows { writer.write(row) }
+            }
         }
     }
 
@@ -394,6 +418,31 @@ public enum WireCodec {
             return .error(ErrorReport(code: ErrorReport.Code(rawValue: code), message: message))
         case .heartbeat:
             return .heartbeat
+        case .workerHello:
+            let slot = try reader.readOptionalID("workerHello.slot")
+            let slots = try reader.read(UInt32.self, "workerHello.slots")
+            return .workerHello(
+                WorkerHello(
+                    slot: slot, slots: slots == 0 ? nil : slots,
+                    instanceNonce: try reader.read(UInt64.self, "workerHello.instanceNonce"),
+                    host: try reader.readText(
+                        maximum: WireLimits.tierNameBytes, "workerHello.host")))
+        case .workerAssignment:
+            let slot = try reader.read(UInt32.self, "workerAssignment.slot")
+            let slots = try reader.read(UInt32.self, "workerAssignment.slots")
+            guard slots >= 1, slot < slots else {
+                throw .invalidValue(field: "workerAssignment.slot", value: UInt64(slot))
+            }
+            let runID = try reader.read(UInt64.self, "workerAssignment.runID")
+            let scenario = try reader.readText(
+                maximum: WireLimits.scenarioBytes, "workerAssignment.scenario")
+            let count = try reader.readCount(minimumElementSize: 4, "workerAssignment.rows")
+            var rows = [[UInt32]]()
+            rows.reserveCapacity(count)
+            for _ in 0..<count { rows.append(try reader.readBudgets("workerAssignment.rows")) }
+            return .workerAssignment(
+                WorkerAssignment(
+                    slot: slot, slots: slots, runID: runID, scenario: scenario, rows: rows))
         }
     }
 }

@@ -130,6 +130,9 @@ extension Scenario {
             .init(key: "evaluation", value: .flow([("period", .number(evaluation.period))])),
             .init(
                 key: "security", value: .flow([("requireCurve", .boolean(security.requireCurve))])),
+            .init(
+                key: "simulation",
+                value: .flow([("processPerClient", .boolean(simulation.processPerClient))])),
             .init(key: "tiers", value: .sequence(tiers.map(\.node), isFlow: false)),
         ]
         return .mapping(top, isFlow: false)

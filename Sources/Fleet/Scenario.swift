@@ -44,6 +44,8 @@ public struct Scenario: Sendable, Equatable {
     /// At most this many training samples per client (`dataset.samplesPerClient`; nil: all of
     /// its partition). Keeps test scenarios small; the first samples of the partition are kept.
     public internal(set) var samplesPerClient: Int? = nil
+    /// How `maestro fleet` hosts the simulated clients.
+    public internal(set) var simulation = Simulation(processPerClient: false)
 }
 
 extension Scenario {
@@ -242,6 +244,15 @@ extension Scenario {
     public struct Security: Sendable, Equatable {
         /// Refuse to run unless the transport uses ZeroMQ CURVE with client authentication.
         public let requireCurve: Bool
+    }
+
+    /// How a simulated fleet runs on the machine (no effect on what it computes: the final
+    /// model, ledger and metrics are the same either way).
+    public struct Simulation: Sendable, Equatable {
+        /// One `maestro client` OS process per client, the closest simulation of a real
+        /// deployment (fault-injection runs kill single clients), instead of worker processes
+        /// that host many clients each.
+        public let processPerClient: Bool
     }
 
     /// A class of devices: its sub-model size, speed, links and availability.

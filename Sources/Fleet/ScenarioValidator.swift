@@ -29,7 +29,7 @@ struct ScenarioValidator {
     static let topLevelKeys = [
         "name", "seed", "clients", "rounds", "clientsPerRound", "overSelection", "minimumUpdates",
         "roundFailurePolicy", "deadlineSeconds", "dataset", "model", "training", "shrinking",
-        "evaluation", "security", "tiers",
+        "evaluation", "security", "simulation", "tiers",
     ]
     static let datasetKeys = ["name", "directory", "partition", "synthetic", "samplesPerClient"]
     static let partitionKeys = ["scheme", "alpha", "perClient"]
@@ -45,6 +45,7 @@ struct ScenarioValidator {
     static let shrinkingKeys = ["threshold", "period", "until"]
     static let evaluationKeys = ["period"]
     static let securityKeys = ["requireCurve"]
+    static let simulationKeys = ["processPerClient"]
     static let tierKeys = [
         "name", "share", "count", "rankFraction", "gflops", "uplinkMbps", "downlinkMbps",
         "latencyMs", "availability",
@@ -107,6 +108,7 @@ struct ScenarioValidator {
         let shrinking = self.shrinking(top, strategy: model?.strategy)
         let evaluation = self.evaluation(top)
         let security = self.security(top)
+        let simulation = self.simulation(top)
         let tiers = self.tiers(top, clients: clients)
 
         guard let name, let seed, let clients, let rounds, let clientsPerRound, let overSelection,
@@ -130,7 +132,7 @@ struct ScenarioValidator {
             defaulted.learningRateSchedule = training.learningRateSchedule
             training = defaulted
         }
-        guard let samplesPerClient else { return nil }
+        guard let samplesPerClient, let simulation else { return nil }
         var scenario = Scenario(
             name: name, seed: seed, clients: clients, rounds: rounds,
             clientsPerRound: clientsPerRound, overSelection: overSelection,
@@ -138,6 +140,7 @@ struct ScenarioValidator {
             deadlineSeconds: deadlineSeconds, dataset: dataset, model: model, training: training,
             shrinking: shrinking, evaluation: evaluation, security: security, tiers: tiers)
         scenario.samplesPerClient = samplesPerClient
+        scenario.simulation = simulation
         return scenario
     }
 
@@ -436,6 +439,17 @@ struct ScenarioValidator {
         }
         return optional(fields, "period", .integer(atLeast: 1), default: 10)
             .map(Scenario.Evaluation.init(period:))
+    }
+
+    private mutating func simulation(_ top: Fields) -> Scenario.Simulation? {
+        guard let node = top.node("simulation") else {
+            return Scenario.Simulation(processPerClient: false)
+        }
+        guard let fields = fields(node, at: "simulation", known: Self.simulationKeys) else {
+            return nil
+        }
+        return optional(fields, "processPerClient", .boolean, default: false)
+            .map(Scenario.Simulation.init(processPerClient:))
     }
 
     private mutating func security(_ top: Fields) -> Scenario.Security? {

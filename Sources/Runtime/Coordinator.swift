@@ -1,3 +1,4 @@
+import Datasets
 import Federation
 import Fleet
 import Foundation
@@ -50,6 +51,13 @@ public final class Coordinator {
         /// Polled between frames: IDs of clients known to be gone (a fleet's dead child
         /// processes), so a round does not wait for them.
         public var lostClients: @Sendable () -> [UInt32] = { [] }
+        /// How many shares the fleet is split into for worker processes (`nil`: the split the
+        /// first worker declares).
+        public var workerSlots: Int?
+        /// Called while clients register (at most every half second, and once when all are
+        /// in) with the number registered and needed.
+        public var onRegistration: @Sendable (_ registered: Int, _ needed: Int) -> Void = { _, _ in
+        }
 
         public init() {}
     }
@@ -60,6 +68,13 @@ public final class Coordinator {
     private(set) var machine: CoordinatorMachine
     private let started = ContinuousClock.now
     private var summary: RunSummary?
+    private var workers: WorkerRegistry
+    /// Every client's training rows, computed when the first worker asks.
+    private var partitionRows: [[Int]]??
+    /// Frames on workers' control channels: simulation plumbing, not federated traffic, so
+    /// they are kept out of the ledger and the machine's transport totals.
+    private var workerControl = TransportStatistics()
+    private var lastRegistrationReport: ContinuousClock.Instant?
 
     public init(
         scenario: Scenario, transport: any MessageTransport, recorder: RunRecorder,
@@ -74,6 +89,7 @@ public final class Coordinator {
             expectedClients: options.expectedClients,
             registrationTimeout: options.registrationTimeout, roundTimeout: options.roundTimeout,
             maximumMessageSize: options.maximumMessageSize, resumingFrom: checkpoint)
+        workers = WorkerRegistry(slots: options.workerSlots, fleetSize: scenario.clients)
     }
 
     /// Time since the run started: the machine's clock.
@@ -99,13 +115,92 @@ public final class Coordinator {
                 try perform(machine.receivedMalformedEnvelope(at: now))
                 continue
             }
-            if let frame {
+            if let frame, frame.peer.channel?.isEmpty == true {
+                try handleWorkerControl(frame)
+            } else if let frame {
                 try perform(machine.received(frame, at: now))
             } else {
                 try perform(machine.tick(at: now))
             }
+            reportRegistration()
         }
         return summary!
+    }
+
+    private func reportRegistration() {
+        let now = ContinuousClock.now
+        guard let (registered, needed) = machine.registration else {
+            if lastRegistrationReport != nil {
+                lastRegistrationReport = nil
+                options.onRegistration(machine.clients.count, machine.clients.count)
+            }
+            return
+        }
+        if let last = lastRegistrationReport, now - last < .milliseconds(500) { return }
+        lastRegistrationReport = now
+        options.onRegistration(registered, needed)
+    }
+
+    /// A frame on a worker's control channel: a HELLO gets the worker's share of the fleet.
+    private func handleWorkerControl(_ frame: ReceivedFrame) throws(CoordinatorError) {
+        workerControl.recordReceived(frame.bytes.count)
+        let reply: Message
+        do {
+            let envelope = try WireCodec.decode(
+                frame.bytes, maximumSize: options.maximumMessageSize)
+            guard case .workerHello(let hello) = envelope.message else {
+                options.log("ignored a \(envelope.type) on the control channel of \(frame.peer)")
+                return
+            }
+            reply = try answer(hello, from: frame.peer)
+        } catch {
+            options.log("refused a frame on the control channel of \(frame.peer): \(error)")
+            reply = .error(ErrorReport(code: .malformed, message: "\(error)"))
+        }
+        let bytes = WireCodec.encode(reply, round: 0, sender: 0)
+        do {
+            try transport.send(bytes, to: frame.peer)
+            workerControl.recordSent(bytes.count)
+        } catch {
+            guard error.isPeerFault else { throw .transport(error) }
+            options.log("cannot answer the worker on \(frame.peer): \(error)")
+        }
+    }
+
+    private func answer(_ hello: WorkerHello, from peer: PeerID) throws(DatasetError) -> Message {
+        switch workers.hello(hello, from: peer) {
+        case .refused(let reason):
+            options.log("refused the worker on \(hello.host) (\(peer)): \(reason)")
+            return .error(ErrorReport(code: .unexpected, message: reason))
+        case .assigned(let slot, let slots, let previous):
+            let scenario = machine.scenario
+            if partitionRows == nil { partitionRows = .some(try scenario.partitionRows()) }
+            let rows = (partitionRows ?? nil).map { all in
+                workers.clients(ofSlot: slot).map { all[$0].map(UInt32.init) }
+            }
+            if let previous {
+                options.log(
+                    "worker share \(slot) of \(slots) moves from \(previous.host) (\(previous.peer)) to \(hello.host) (\(peer))"
+                )
+            } else {
+                options.log("worker on \(hello.host) (\(peer)) hosts share \(slot) of \(slots)")
+            }
+            return .workerAssignment(
+                WorkerAssignment(
+                    slot: UInt32(slot), slots: UInt32(slots), runID: machine.runID,
+                    scenario: scenario.yaml(), rows: rows ?? []))
+        }
+    }
+
+    /// The transport's counters without the workers' control frames: what the federated
+    /// protocol moved, which the ledger adds up to.
+    private var protocolStatistics: TransportStatistics {
+        let all = transport.statistics
+        return TransportStatistics(
+            framesSent: all.framesSent - workerControl.framesSent,
+            bytesSent: all.bytesSent - workerControl.bytesSent,
+            framesReceived: all.framesReceived - workerControl.framesReceived,
+            bytesReceived: all.bytesReceived - workerControl.bytesReceived)
     }
 
     /// Tells every client to stop (used when the run is interrupted).
@@ -169,11 +264,12 @@ public final class Coordinator {
 
     /// The state after the current round, for `--resume`.
     func checkpoint() -> CoordinatorCheckpoint {
-        machine.checkpoint(statistics: transport.statistics, wallSeconds: now.seconds)
+        machine.checkpoint(statistics: protocolStatistics, wallSeconds: now.seconds)
     }
 
     private func finish() throws(CoordinatorError) -> RunSummary {
-        let summary = machine.summary(statistics: transport.statistics, wallSeconds: now.seconds)
+        var summary = machine.summary(statistics: protocolStatistics, wallSeconds: now.seconds)
+        summary.workerControlBytes = Int(workerControl.bytesSent + workerControl.bytesReceived)
         do {
             try recorder.write(
                 ModelFile.encode(machine.global, metadata: machine.modelMetadata),

@@ -5,15 +5,6 @@ import LowRank
 import Tensors
 import Transport
 
-/// A registered client as the coordinator knows it.
-struct ClientRecord {
-    var id: UInt32
-    var peer: PeerID
-    var tierIndex: Int
-    var sampleCount: Int
-    var nonce: UInt64
-}
-
 /// What the coordinator's driver must do for its state machine.
 enum CoordinatorAction {
     /// Send `frame` to `peer`, then report the result with `delivered` or `undelivered`.
@@ -79,7 +70,7 @@ struct CoordinatorMachine {
     private(set) var phase: Phase
     private(set) var global: Network
     private(set) var serverState: ServerOptimizerState
-    private(set) var clients: [UInt32: ClientRecord] = [:]
+    private(set) var clients: ClientTable
     private(set) var round = 0
     private var metrics = RoundMetrics(round: 0)
     private var totals = (up: 0, down: 0, dense: 0, virtual: 0.0)
@@ -98,7 +89,7 @@ struct CoordinatorMachine {
     private var cooldownUntil: [UInt32: Int] = [:]
     private var lastAccuracy: [String: Double] = [:]
     private let denseMessageBytes: (train: Int, update: Int)
-    private let runID: UInt64
+    let runID: UInt64
     private let modelDescription: String
     /// Wall seconds and transport bytes of the run before it was resumed.
     private var earlier = (wall: 0.0, sent: 0, received: 0)
@@ -124,6 +115,7 @@ struct CoordinatorMachine {
         self.registrationTimeout = registrationTimeout
         self.roundTimeout = roundTimeout
         self.maximumMessageSize = maximumMessageSize
+        clients = ClientTable(fleetSize: scenario.clients)
         phase = .registering(needed: expectedClients ?? scenario.clients, deadline: .zero)
         global = scenario.initialNetwork()
         serverState = ServerOptimizerState(for: global.parameters)
@@ -199,6 +191,12 @@ struct CoordinatorMachine {
 
     /// When the current round started (for its wall time).
     var roundStartedAt: Duration { roundStart }
+
+    /// Clients registered and needed, while the run waits for them.
+    var registration: (registered: Int, needed: Int)? {
+        guard case .registering(let needed, _) = phase else { return nil }
+        return (clients.count, needed)
+    }
 
     var isCollecting: Bool {
         if case .collecting = phase { return true }
@@ -500,9 +498,7 @@ struct CoordinatorMachine {
     }
 
     private mutating func shutdownClients(reason: String) {
-        for id in clients.keys.sorted() {
-            send(.shutdown(Shutdown(reason: reason)), to: clients[id]!, purpose: .shutdown)
-        }
+        clients.forEach { send(.shutdown(Shutdown(reason: reason)), to: $0, purpose: .shutdown) }
         emit(.flushLedger)
     }
 
@@ -513,9 +509,7 @@ struct CoordinatorMachine {
         _ frame: ReceivedFrame
     ) -> (contribution: ClientContribution, loss: Double)? {
         // Anything from a registered peer proves it is reachable again.
-        if let id = clients.values.first(where: { $0.peer == frame.peer })?.id {
-            cooldownUntil[id] = nil
-        }
+        if let id = clients.id(of: frame.peer) { cooldownUntil[id] = nil }
         let bytes = frame.bytes.count
         let envelope: Envelope
         do {
@@ -543,7 +537,7 @@ struct CoordinatorMachine {
             recordLedger(
                 client: clientID(of: frame.peer), direction: .up, message: "evaluation",
                 bytes: bytes)
-        case .registered, .train, .evaluate, .shutdown:
+        case .registered, .train, .evaluate, .shutdown, .workerHello, .workerAssignment:
             reject(
                 "wrong_type", peer: frame.peer, bytes: bytes,
                 message: envelope.message.type.description,
@@ -577,7 +571,7 @@ struct CoordinatorMachine {
         let record = ClientRecord(
             id: id, peer: peer, tierIndex: tierIndex, sampleCount: Int(registration.sampleCount),
             nonce: registration.instanceNonce)
-        clients[id] = record
+        clients.insert(record)
         recordLedger(client: Int(id), direction: .up, message: "register", bytes: bytes)
         send(
             .registered(
@@ -660,7 +654,7 @@ struct CoordinatorMachine {
     }
 
     private func clientID(of peer: PeerID) -> Int {
-        clients.values.first { $0.peer == peer }.map { Int($0.id) } ?? -1
+        clients.id(of: peer).map(Int.init) ?? -1
     }
 
     private mutating func send(

@@ -23,13 +23,11 @@ enum RoundLogic {
     /// process (same nonce), the one it asks for (a fleet member, or a restarted one, under
     /// its fleet index), or else the next free ID above the fleet's indices.
     static func clientID(
-        for registration: Registration, clients: [UInt32: ClientRecord], fleetSize: Int
+        for registration: Registration, clients: ClientTable, fleetSize: Int
     ) -> UInt32 {
-        if let existing = clients.values.first(where: { $0.nonce == registration.instanceNonce }) {
-            return existing.id
-        }
+        if let existing = clients.id(ofNonce: registration.instanceNonce) { return existing }
         if let requested = registration.requestedClientID { return requested }
-        return max(UInt32(fleetSize), (clients.keys.max() ?? 0) + 1)
+        return max(UInt32(fleetSize), (clients.largestID ?? 0) + 1)
     }
 
     /// The clients invited to attempt `attempt` of round `round`.
@@ -38,20 +36,29 @@ enum RoundLogic {
     /// seeded draw per client, so the stream does not depend on who is `excluded`); excluded
     /// clients are then left out, and `⌈clientsPerRound · overSelection⌉` of the rest are
     /// drawn uniformly. Depends only on the seed, the round, the attempt and the fleet.
+    ///
+    /// - Complexity: one generator step per registered client (its availability draw, in a
+    ///   loop with no allocation but the online list), then O(selected): the draw of `target`
+    ///   clients is the first `target` steps of a Fisher–Yates shuffle of the online list.
     static func selection(
-        clients: [UInt32: ClientRecord], excluding excluded: (UInt32) -> Bool,
+        clients: ClientTable, excluding excluded: (UInt32) -> Bool,
         scenario: Scenario, round: Int, attempt: Int
     ) -> [UInt32] {
         var generator = SeededGenerator.derived(
             seed: scenario.seed,
             stream: RandomStream.selection &+ UInt64(round) &+ UInt64(attempt) << 32)
-        let online = clients.keys.sorted().filter { id in
-            generator.nextUnitInterval() < scenario.tiers[clients[id]!.tierIndex].availability
-        }.filter { !excluded($0) }
+        let availability = scenario.tiers.map(\.availability)
+        var online: [UInt32] = []
+        online.reserveCapacity(clients.count)
+        clients.forEach { client in
+            if generator.nextUnitInterval() < availability[client.tierIndex], !excluded(client.id) {
+                online.append(client.id)
+            }
+        }
         let target = min(
             online.count,
             Int((Double(scenario.clientsPerRound) * scenario.overSelection).rounded(.up)))
-        return Array(online.shuffled(using: &generator).prefix(target)).sorted()
+        return online.drawingPrefix(target, using: &generator).sorted()
     }
 
     /// Server-side progressive shrinking: each LoD layer large enough to matter (as in
@@ -94,7 +101,7 @@ enum RoundLogic {
     /// dropped before anything is sent (FedAvg semantics); of the rest, the first
     /// `clientsPerRound` to finish are invited (over-selection), ties broken by client ID.
     static func invitations(
-        selected: [UInt32], clients: [UInt32: ClientRecord], scenario: Scenario,
+        selected: [UInt32], clients: ClientTable, scenario: Scenario,
         global: Network, round: Int
     ) -> (invited: [Invitation], dropped: [UInt32]) {
         var planned: [Invitation] = []

@@ -96,6 +96,9 @@ public struct RunSummary: Codable, Sendable {
     public var transportBytesSent: Int
     public var transportBytesReceived: Int
     public var modelFile: String
+    /// Bytes of worker processes' control frames (HELLO, assignment) in this coordinator
+    /// process: simulation plumbing, in neither the ledger nor the transport totals above.
+    public var workerControlBytes = 0
 }
 
 /// The files of a run directory, written as the run goes.

@@ -120,6 +120,47 @@ extension Scenario {
         }
     }
 
+    /// Every client's training rows of a centralised data set, computed once for the whole
+    /// fleet (a worker hosting thousands of clients is sent its clients' rows instead of
+    /// partitioning 60 000 labels for each), or `nil` for data generated per client.
+    public func partitionRows() throws(DatasetError) -> [[Int]]? {
+        guard case .fashionMNIST(let directory, _) = dataset else { return nil }
+        let labels = try FashionMNIST.labels(split: .train, directory: directory)
+        return partition(
+            labels: labels, classCount: classCount, clientCount: clients,
+            scheme: partitionScheme ?? .iid, seed: seed
+        ).map { Array($0.prefix(samplesPerClient ?? $0.count)) }
+    }
+
+    /// How many training samples fleet client `index` holds, given its rows of
+    /// ``partitionRows()`` (ignored for generated data, which is counted without generating).
+    public func clientSampleCount(index: Int, rows: [UInt32]) -> Int {
+        switch dataset {
+        case .fashionMNIST: return rows.count
+        case .synthetic, .syntheticIID:
+            let count = syntheticGenerator!.trainCount(ofDevice: index, seed: seed)
+            return min(count, samplesPerClient ?? count)
+        }
+    }
+
+    /// The training samples of fleet client `index` from its rows of ``partitionRows()``
+    /// (`rows` is ignored for generated data).
+    ///
+    /// - Throws: `DatasetError.itemOutOfRange` naming the images file for a row past its end.
+    public func clientSamples(index: Int, rows: [UInt32]) throws(DatasetError) -> TrainingSamples {
+        precondition(index >= 0 && index < clients, "client index \(index) outside 0..<\(clients)")
+        switch dataset {
+        case .fashionMNIST(let directory, _):
+            return try FashionMNIST.load(
+                split: .train, directory: directory, selecting: rows.map(Int.init)
+            ).samples
+        case .synthetic, .syntheticIID:
+            let train = syntheticGenerator!.device(index, seed: seed).train
+            return train.subset(Array(0..<min(train.count, samplesPerClient ?? train.count)))
+                .samples
+        }
+    }
+
     /// The held-out set the coordinator evaluates every tier's budget on: the Fashion-MNIST
     /// test split, or the union of the synthetic devices' test splits.
     public func evaluationSamples() throws(DatasetError) -> TrainingSamples {

@@ -61,3 +61,38 @@ extension SeededGenerator {
         return generator.next()
     }
 }
+
+extension RandomNumberGenerator {
+    /// A uniform integer in `0..<bound` by Lemire's nearly divisionless method ("Fast Random
+    /// Integer Generation in an Interval", 2019), written here so that results do not depend on
+    /// the standard library's choice of algorithm; today it draws exactly what
+    /// `Int.random(in: 0..<bound, using:)` draws (tested).
+    public mutating func nextIndex(below bound: Int) -> Int {
+        precondition(bound > 0, "no index below \(bound)")
+        let range = UInt64(bound)
+        var product = next().multipliedFullWidth(by: range)
+        if product.low < range {
+            let threshold = (0 &- range) % range
+            while product.low < threshold { product = next().multipliedFullWidth(by: range) }
+        }
+        return Int(product.high)
+    }
+}
+
+extension Array {
+    /// The first `count` elements of a Fisher–Yates shuffle of the array, in shuffle order,
+    /// at the cost of `count` steps: position `k` takes the element at a uniform position in
+    /// `k..<self.count` of what is left. The same as `shuffled(using:).prefix(count)`, which
+    /// runs this loop over the whole array.
+    public func drawingPrefix(
+        _ count: Int, using generator: inout some RandomNumberGenerator
+    ) -> [Element] {
+        precondition(count >= 0 && count <= self.count, "cannot draw \(count) of \(self.count)")
+        var copy = self
+        for position in 0..<count where position < self.count - 1 {
+            let chosen = position + generator.nextIndex(below: self.count - position)
+            copy.swapAt(position, chosen)
+        }
+        return Array(copy[..<count])
+    }
+}

@@ -37,20 +37,46 @@ public struct ReceivedFrame: Sendable, Equatable {
 
 /// A peer's address on a transport: for ZeroMQ, the ROUTER routing identity of the
 /// connection (1–255 bytes, never empty); for the in-memory transport, a name.
+///
+/// A connection may carry several peers (a worker hosting many virtual clients): each then
+/// has a `channel`, the extra ZeroMQ message part that travels in front of the frame
+/// (`[identity, channel, frame]` at the ROUTER, `[channel, frame]` at the worker's DEALER).
+/// `channel == nil` is a direct connection (`[identity, frame]`); an empty channel is the
+/// worker's own control channel.
 public struct PeerID: Sendable, Hashable, CustomStringConvertible {
     /// The routing identity bytes.
     public var bytes: [UInt8]
+    /// The channel inside a multiplexed connection, or `nil` for a direct one.
+    public var channel: [UInt8]?
 
-    public init(bytes: [UInt8]) {
+    public init(bytes: [UInt8], channel: [UInt8]? = nil) {
         self.bytes = bytes
+        self.channel = channel
     }
 
     /// The single peer of a client transport: empty, which no ROUTER identity can be.
     public static let coordinator = PeerID(bytes: [])
 
-    /// `coordinator`, the identity as text when it is printable ASCII, hex otherwise.
+    /// The coordinator as seen through `channel` of a multiplexed client transport.
+    public static func coordinator(channel: [UInt8]) -> PeerID {
+        PeerID(bytes: [], channel: channel)
+    }
+
+    /// The same connection, another channel.
+    public func onChannel(_ channel: [UInt8]?) -> PeerID { PeerID(bytes: bytes, channel: channel) }
+
+    /// The connection itself, without a channel.
+    public var connection: PeerID { PeerID(bytes: bytes) }
+
+    /// `coordinator`, the identity as text when it is printable ASCII, hex otherwise; a
+    /// channel follows after `/`.
     public var description: String {
-        if bytes.isEmpty { return "coordinator" }
+        let base = bytes.isEmpty ? "coordinator" : Self.text(bytes)
+        guard let channel else { return base }
+        return channel.isEmpty ? "\(base)/control" : "\(base)/\(Self.text(channel))"
+    }
+
+    private static func text(_ bytes: [UInt8]) -> String {
         if bytes.allSatisfy({ (0x21...0x7E).contains($0) }) {
             return String(decoding: bytes, as: UTF8.self)
         }
@@ -88,12 +114,12 @@ public struct TransportStatistics: Sendable, Equatable {
         self.bytesReceived = bytesReceived
     }
 
-    mutating func recordSent(_ count: Int) {
+    public mutating func recordSent(_ count: Int) {
         framesSent += 1
         bytesSent += UInt64(count)
     }
 
-    mutating func recordReceived(_ count: Int) {
+    public mutating func recordReceived(_ count: Int) {
         framesReceived += 1
         bytesReceived += UInt64(count)
     }

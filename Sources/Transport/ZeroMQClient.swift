@@ -18,6 +18,8 @@ public final class ZeroMQClient: MessageTransport {
     public let options: ZeroMQOptions
     /// The routing identity the coordinator sees as this client's ``PeerID``.
     public let routingID: PeerID
+    /// Whether every frame travels behind a channel part (a worker hosting many clients).
+    public let isMultiplexed: Bool
     public private(set) var statistics = TransportStatistics()
     private let socket: ZeroMQSocket
 
@@ -26,10 +28,13 @@ public final class ZeroMQClient: MessageTransport {
     /// With `curve`, the connection is encrypted and authenticated with the client's key pair.
     /// `routingID` must be 1–255 bytes and must not start with a zero byte (reserved by
     /// libzmq); by default 8 random bytes.
+    ///
+    /// A `multiplexed` client carries many peers over its one connection: it sends to and
+    /// receives from ``PeerID/coordinator(channel:)`` (`[channel, frame]` on the socket).
     public init(
         connectingTo address: String, options: ZeroMQOptions = ZeroMQOptions(),
         routingID: [UInt8]? = nil, curve: CurveClientConfiguration? = nil,
-        context: ZeroMQContext? = nil
+        context: ZeroMQContext? = nil, multiplexed: Bool = false
     ) throws(TransportError) {
         let identity = routingID ?? Self.randomRoutingID()
         guard (1...255).contains(identity.count), identity[0] != 0 else {
@@ -54,6 +59,7 @@ public final class ZeroMQClient: MessageTransport {
         self.endpoint = address
         self.options = options
         self.routingID = PeerID(bytes: identity)
+        self.isMultiplexed = multiplexed
     }
 
     deinit { close() }
@@ -70,14 +76,19 @@ public final class ZeroMQClient: MessageTransport {
         try send(bytes, to: .coordinator)
     }
 
-    /// Sends one frame; `peer` must be ``PeerID/coordinator``.
+    /// Sends one frame; `peer` must be ``PeerID/coordinator``, or the coordinator on a channel
+    /// (at most 255 bytes) for a multiplexed client.
     public func send(_ bytes: [UInt8], to peer: PeerID) throws(TransportError) {
-        guard peer == .coordinator else { throw .unknownPeer(peer) }
+        guard peer.bytes.isEmpty, (peer.channel != nil) == isMultiplexed,
+            (peer.channel?.count ?? 0) <= 255
+        else { throw .unknownPeer(peer) }
         guard bytes.count <= options.maximumMessageSize else {
             throw .messageTooLarge(
                 peer: peer, size: bytes.count, maximum: options.maximumMessageSize)
         }
-        let code = try socket.sendPart(bytes, more: false)
+        var code: Int32 = 0
+        if let channel = peer.channel { code = try socket.sendPart(channel, more: true) }
+        if code == 0 { code = try socket.sendPart(bytes, more: false) }
         switch code {
         case 0: statistics.recordSent(bytes.count)
         case EAGAIN: throw .sendTimedOut(peer: peer, timeout: options.sendTimeout)
@@ -89,12 +100,17 @@ public final class ZeroMQClient: MessageTransport {
     /// The next frame from the coordinator, or `nil` after `timeout`.
     public func receive(timeout: Duration) throws(TransportError) -> ReceivedFrame? {
         try untilDeadline(timeout) { (remaining) throws(TransportError) -> ReceivedFrame? in
+            let expected = isMultiplexed ? 2 : 1
             guard try socket.waitReadable(timeout: remaining),
-                let (parts, count) = try socket.receiveParts(limit: 1)
+                let (parts, count) = try socket.receiveParts(limit: expected)
             else { return nil }
-            guard count == 1 else { throw .malformedEnvelope(peer: .coordinator, partCount: count) }
-            statistics.recordReceived(parts[0].count)
-            return ReceivedFrame(peer: .coordinator, bytes: parts[0])
+            guard count == expected else {
+                throw .malformedEnvelope(peer: .coordinator, partCount: count)
+            }
+            statistics.recordReceived(parts[count - 1].count)
+            return ReceivedFrame(
+                peer: isMultiplexed ? .coordinator(channel: parts[0]) : .coordinator,
+                bytes: parts[count - 1])
         }
     }
 

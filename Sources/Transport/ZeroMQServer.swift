@@ -64,6 +64,9 @@ public final class ZeroMQServer: MessageTransport {
         }
         guard !peer.bytes.isEmpty else { throw .unknownPeer(peer) }
         try check(try socket.sendPart(peer.bytes, more: true), peer)
+        if let channel = peer.channel {
+            try check(try socket.sendPart(channel, more: true), peer)
+        }
         try check(try socket.sendPart(bytes, more: false), peer)
         statistics.recordSent(bytes.count)
     }
@@ -80,19 +83,27 @@ public final class ZeroMQServer: MessageTransport {
 
     /// The next frame from any client, or `nil` after `timeout`.
     ///
-    /// A message that is not exactly [identity, payload] is discarded and reported as
+    /// `[identity, payload]` comes from a direct connection, `[identity, channel, payload]`
+    /// from one channel of a multiplexed connection (a worker; the channel is at most 255
+    /// bytes). Any other message is discarded and reported as
     /// ``TransportError/malformedEnvelope(peer:partCount:)``; the server stays usable.
     public func receive(timeout: Duration) throws(TransportError) -> ReceivedFrame? {
         try untilDeadline(timeout) { (remaining) throws(TransportError) -> ReceivedFrame? in
             guard try socket.waitReadable(timeout: remaining),
-                let (parts, count) = try socket.receiveParts(limit: 2)
+                let (parts, count) = try socket.receiveParts(limit: 3)
             else { return nil }
-            let peer = parts.first.map { PeerID(bytes: $0) }
-            guard count == 2, let peer else {
-                throw .malformedEnvelope(peer: peer, partCount: count)
+            guard let identity = parts.first else {
+                throw .malformedEnvelope(peer: nil, partCount: count)
             }
-            statistics.recordReceived(parts[1].count)
-            return ReceivedFrame(peer: peer, bytes: parts[1])
+            let peer: PeerID
+            switch count {
+            case 2: peer = PeerID(bytes: identity)
+            case 3 where parts[1].count <= 255: peer = PeerID(bytes: identity, channel: parts[1])
+            default: throw .malformedEnvelope(peer: PeerID(bytes: identity), partCount: count)
+            }
+            let payload = parts[count - 1]
+            statistics.recordReceived(payload.count)
+            return ReceivedFrame(peer: peer, bytes: payload)
         }
     }
 

@@ -1,17 +1,21 @@
 import Foundation
 
-/// Starts `maestro client` processes and makes sure none outlives the fleet.
+/// Starts `maestro client` and `maestro worker` processes and makes sure none outlives the
+/// fleet.
 ///
 /// Children inherit the environment (with the BLAS kernel chosen at start-up) plus one BLAS
 /// thread each, append their output to one log file, and get SIGTERM if this process dies
-/// (`--exit-with-parent`). `stopAll` terminates and reaps whatever is still running.
+/// (`--exit-with-parent`). Each child hosts some fleet clients (a client process one, a worker
+/// its share); when it exits, those are reported lost. Reaping is one `waitpid(-1, WNOHANG)`
+/// per call plus one per child that exited, whatever the number of children. `stopAll`
+/// terminates and reaps whatever is still running.
 ///
 /// Used from the fleet's thread and polled by the coordinator between frames; every access to
 /// the child table holds `lock`, which makes it safe to share (`@unchecked Sendable`).
 final class ClientLauncher: @unchecked Sendable {
     private let lock = NSLock()
-    private var children: [pid_t: Int] = [:]
-    private var exited: [Int] = []
+    private var children: [pid_t: StrideTo<Int>] = [:]
+    private var exited: [UInt32] = []
     private let executable: String
     private let logDescriptor: Int32
 
@@ -28,8 +32,8 @@ final class ClientLauncher: @unchecked Sendable {
 
     deinit { close(logDescriptor) }
 
-    /// Spawns `maestro ARGUMENTS` for fleet client `index`.
-    func launch(index: Int, arguments: [String]) throws {
+    /// Spawns `maestro ARGUMENTS`, a process that hosts the fleet clients `clients`.
+    func launch(hosting clients: StrideTo<Int>, arguments: [String]) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -48,10 +52,10 @@ final class ClientLauncher: @unchecked Sendable {
         let status = posix_spawn(&pid, executable, &actions, nil, argv, envp)
         guard status == 0 else {
             throw CommandError(
-                "cannot start a client process (\(executable)): \(String(cString: strerror(status)))"
+                "cannot start a \(arguments.first ?? "") process (\(executable)): \(String(cString: strerror(status)))"
             )
         }
-        lock.withLock { children[pid] = index }
+        lock.withLock { children[pid] = clients }
     }
 
     /// Fleet indices of clients whose process exited since the last call.
@@ -59,7 +63,7 @@ final class ClientLauncher: @unchecked Sendable {
         reap()
         return lock.withLock {
             defer { exited.removeAll() }
-            return exited.map(UInt32.init)
+            return exited
         }
     }
 
@@ -67,11 +71,12 @@ final class ClientLauncher: @unchecked Sendable {
     @discardableResult
     func reap() -> Int {
         lock.withLock {
-            for (pid, index) in children {
+            while !children.isEmpty {
                 var status: Int32 = 0
-                if waitpid(pid, &status, WNOHANG) != 0 {
-                    children[pid] = nil
-                    exited.append(index)
+                let pid = waitpid(-1, &status, WNOHANG)
+                guard pid > 0 else { break }
+                if let clients = children.removeValue(forKey: pid) {
+                    exited += clients.map(UInt32.init)
                 }
             }
             return children.count

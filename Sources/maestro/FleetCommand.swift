@@ -142,12 +142,15 @@ struct FleetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fleet",
         abstract:
-            "Simulate a fleet on this machine: a coordinator and one client process per device.",
+            "Simulate a fleet on this machine: a coordinator and a pool of worker processes that host the clients.",
         discussion: """
-            Starts the coordinator in this process and one `maestro client` process per client \
-            of the scenario on loopback (or on --bind, so that real devices can join), shows a \
+            Starts the coordinator in this process and a pool of `maestro worker` processes (one \
+            per core unless --workers says otherwise), each hosting a share of the scenario's \
+            clients over one connection; with --process-per-client (or the scenario's \
+            simulation.processPerClient) one `maestro client` process per client instead. Shows a \
             line per round, stops every process at the end or on Ctrl-C, and prints the savings \
-            table against dense FedAvg.
+            table against dense FedAvg. With --bind, real devices and workers on other machines \
+            can join (--workers 0 starts no local worker).
             """)
 
     @Argument(help: "Scenario file (YAML), e.g. Scenarios/default.yaml (not with --resume).")
@@ -161,6 +164,17 @@ struct FleetCommand: ParsableCommand {
     @Option(help: "Continue the run in this directory from its last completed round.")
     var resume: String?
 
+    @Option(
+        help:
+            "Worker processes to start, each hosting a share of the clients (default: one per core; 0: none, for workers on other machines)."
+    )
+    var workers: Int?
+
+    @Flag(
+        name: .customLong("process-per-client"),
+        help: "One `maestro client` OS process per client instead of worker processes.")
+    var processPerClient = false
+
     func validate() throws {
         guard (scenarioFile == nil) != (resume == nil) else {
             throw ValidationError("give a scenario file, or --resume RUNDIR (not both)")
@@ -169,6 +183,25 @@ struct FleetCommand: ParsableCommand {
             throw ValidationError(
                 "--resume continues the scenario as run: no --rounds, --seed or --set")
         }
+        if let workers, workers < 0 {
+            throw ValidationError("--workers must be ≥ 0 (got \(workers))")
+        }
+        if workers != nil && processPerClient {
+            throw ValidationError("give --workers N or --process-per-client, not both")
+        }
+    }
+
+    /// How the fleet's clients are hosted.
+    enum Hosting {
+        case processPerClient
+        case workers(Int)
+    }
+
+    func hosting(for scenario: Scenario) -> Hosting {
+        if processPerClient { return .processPerClient }
+        if let workers { return .workers(min(workers, scenario.clients)) }
+        if scenario.simulation.processPerClient { return .processPerClient }
+        return .workers(min(max(1, ProcessInfo.processInfo.activeProcessorCount), scenario.clients))
     }
 
     func run() throws {
@@ -183,11 +216,17 @@ struct FleetCommand: ParsableCommand {
             scenario = try loadScenario(scenarioFile!, overrides: runOptions.overrides)
             directory = runOptions.runDirectory(for: scenario)
         }
+        let hosting = hosting(for: scenario)
+        let keyNames: [String]
+        switch hosting {
+        case .processPerClient: keyNames = (0..<scenario.clients).map { "client-\($0)" }
+        case .workers(let count): keyNames = (0..<count).map { "worker-\($0)" }
+        }
         // With security.requireCurve the fleet makes a key pair for the coordinator and one
-        // per client (in RUNDIR/keys) and allows exactly those.
+        // per client process or worker (in RUNDIR/keys) and allows exactly those.
         let keys =
             scenario.security.requireCurve
-            ? try FleetKeys(directory: directory, clients: scenario.clients) : nil
+            ? try FleetKeys(directory: directory, names: keyNames) : nil
         let server: ZeroMQServer
         do {
             server = try ZeroMQServer(
@@ -205,8 +244,15 @@ struct FleetCommand: ParsableCommand {
         ).path
         try RunRecorder.writeAtomically(Array(scenario.yaml().utf8), to: scenarioPath)
         if !runOptions.quiet {
+            let hosted: String
+            switch hosting {
+            case .processPerClient: hosted = "one process per client"
+            case .workers(0):
+                hosted = "no local worker (workers and devices join on \(server.endpoint))"
+            case .workers(let count): hosted = "\(count) worker process\(count == 1 ? "" : "es")"
+            }
             print(
-                "fleet \(scenario.name): \(scenario.clients) clients (\(zip(scenario.tiers, scenario.clientsPerTier).map { "\($0.1) \($0.0.name)" }.joined(separator: ", "))), \(scenario.rounds) rounds, \(scenario.model.strategy.rawValue) \(scenario.modelKind.rawValue); coordinator on \(server.endpoint); run directory \(directory)"
+                "fleet \(scenario.name): \(scenario.clients) clients (\(zip(scenario.tiers, scenario.clientsPerTier).map { "\($0.1) \($0.0.name)" }.joined(separator: ", "))), \(scenario.rounds) rounds, \(scenario.model.strategy.rawValue) \(scenario.modelKind.rawValue), \(hosted); coordinator on \(server.endpoint); run directory \(directory)"
             )
             flushOutput()
         }
@@ -222,23 +268,58 @@ struct FleetCommand: ParsableCommand {
                 throw CommandError("\(error)")
             }
         }
-        for client in scenario.fleet() {
-            try launcher.launch(
-                index: client.index,
-                arguments: [
-                    "client", "--connect", endpoint, "--tier", client.tier.name, "--partition-of",
-                    scenarioPath,
-                    "--index", "\(client.index)", "--gflops", "\(client.tier.gflops)",
-                    "--exit-with-parent",
-                ] + dataArguments + (keys?.clientArguments(index: client.index) ?? []))
-        }
         var options = runOptions.coordinatorOptions(expectedClients: scenario.clients)
+        switch hosting {
+        case .processPerClient:
+            for client in scenario.fleet() {
+                try launcher.launch(
+                    hosting: stride(from: client.index, to: client.index + 1, by: 1),
+                    arguments: [
+                        "client", "--connect", endpoint, "--tier", client.tier.name,
+                        "--partition-of", scenarioPath, "--index", "\(client.index)", "--gflops",
+                        "\(client.tier.gflops)", "--exit-with-parent",
+                    ] + dataArguments + (keys?.arguments(name: "client-\(client.index)") ?? []))
+            }
+        case .workers(let count):
+            options.workerSlots = count > 0 ? count : nil
+            for slot in 0..<count {
+                try launcher.launch(
+                    hosting: stride(from: slot, to: scenario.clients, by: count),
+                    arguments: [
+                        "worker", "--connect", endpoint, "--slot", "\(slot)", "--slots", "\(count)",
+                        "--exit-with-parent",
+                    ] + dataArguments + (keys?.arguments(name: "worker-\(slot)") ?? []))
+            }
+        }
         options.lostClients = { launcher.exitedClients() }
+        if !runOptions.quiet { options.onRegistration = RegistrationPrinter().print }
         let summary = try runCoordinator(
             scenario: scenario, directory: directory, server: server, options: options,
             quiet: runOptions.quiet, resuming: resume != nil)
         launcher.waitForExit(timeout: .seconds(10))
         print(SavingsTable(summary: summary).render())
+    }
+}
+
+/// The registration progress line of a large fleet.
+final class RegistrationPrinter: @unchecked Sendable {
+    // Called only from the coordinator's thread; the class exists to hold the start time.
+    private let started = monotonicSeconds()
+    private var printed = false
+
+    func print(registered: Int, needed: Int) {
+        let seconds = monotonicSeconds() - started
+        if registered >= needed {
+            guard printed || seconds >= 1 else { return }
+            Swift.print(String(format: "registered %d clients in %.1f s", registered, seconds))
+        } else {
+            guard seconds >= 0.5 else { return }
+            printed = true
+            Swift.print(
+                String(
+                    format: "registering: %d of %d clients (%.1f s)", registered, needed, seconds))
+        }
+        flushOutput()
     }
 }
 
@@ -261,6 +342,12 @@ struct CoordinatorCommand: ParsableCommand {
     @Flag(help: "Continue the run in --out from its last completed round.")
     var resume = false
 
+    @Option(
+        help:
+            "Split the fleet into this many shares for `maestro worker` processes (default: the split the first worker declares with --slots)."
+    )
+    var workers: Int?
+
     @OptionGroup var security: ServerSecurityOptions
 
     @OptionGroup var runOptions: RunOptions
@@ -281,15 +368,20 @@ struct CoordinatorCommand: ParsableCommand {
             throw CommandError("\(error)")
         }
         defer { server.close() }
+        if let workers, workers < 1 || workers > loaded.clients {
+            throw ValidationError("--workers must be in 1…\(loaded.clients) (got \(workers))")
+        }
         let directory = runOptions.runDirectory(for: loaded)
         if !runOptions.quiet {
             print(
                 "coordinator \(loaded.name) listening on \(server.endpoint); run directory \(directory)"
             )
         }
+        var options = runOptions.coordinatorOptions(expectedClients: expect ?? loaded.clients)
+        options.workerSlots = workers
+        if !runOptions.quiet { options.onRegistration = RegistrationPrinter().print }
         let summary = try runCoordinator(
-            scenario: loaded, directory: directory, server: server,
-            options: runOptions.coordinatorOptions(expectedClients: expect ?? loaded.clients),
+            scenario: loaded, directory: directory, server: server, options: options,
             quiet: runOptions.quiet, resuming: resume)
         print(SavingsTable(summary: summary).render())
     }
@@ -304,12 +396,13 @@ func loopbackEndpoint(_ endpoint: String) -> String {
     return endpoint
 }
 
-/// Key pairs of a CURVE-secured simulated fleet, written to RUNDIR/keys (secret files 600).
+/// Key pairs of a CURVE-secured simulated fleet, written to RUNDIR/keys (secret files 600):
+/// the coordinator's and one per client process or worker.
 struct FleetKeys {
     let directory: String
     let serverConfiguration: CurveServerConfiguration
 
-    init(directory runDirectory: String, clients: Int) throws {
+    init(directory runDirectory: String, names: [String]) throws {
         let folder = URL(fileURLWithPath: runDirectory).appendingPathComponent("keys").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         func pair(_ name: String) throws -> CurveKeyPair {
@@ -326,14 +419,14 @@ struct FleetKeys {
         directory = folder
         let server = try pair("coordinator")
         var allowed: Set<String> = []
-        for index in 0..<clients { allowed.insert(try pair("client-\(index)").publicKey) }
+        for name in names { allowed.insert(try pair(name).publicKey) }
         serverConfiguration = CurveServerConfiguration(keyPair: server, allowedClientKeys: allowed)
     }
 
-    func clientArguments(index: Int) -> [String] {
+    func arguments(name: String) -> [String] {
         [
             "--server-key", "\(directory)/coordinator.pub", "--client-key",
-            "\(directory)/client-\(index).key",
+            "\(directory)/\(name).key",
         ]
     }
 }

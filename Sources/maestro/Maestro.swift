@@ -27,7 +27,7 @@ struct Maestro: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             Train.self, Evaluate.self, Export.self, FleetCommand.self, CoordinatorCommand.self,
-            ClientCommand.self,
+            ClientCommand.self, WorkerCommand.self,
             ScenarioCommand.self, KeysCommand.self, Bench.self,
         ]
     )

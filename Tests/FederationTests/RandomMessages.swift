@@ -102,6 +102,24 @@ enum RandomMessages {
                     message: text(maximumScalars: 30, using: &generator)))
         case .heartbeat:
             return .heartbeat
+        case .workerHello:
+            return .workerHello(
+                WorkerHello(
+                    slot: Bool.random(using: &generator)
+                        ? nil : UInt32.random(in: 0..<UInt32.max, using: &generator),
+                    slots: Bool.random(using: &generator)
+                        ? nil : UInt32.random(in: 1...UInt32.max, using: &generator),
+                    instanceNonce: generator.next(),
+                    host: text(maximumScalars: 20, using: &generator)))
+        case .workerAssignment:
+            let slots = UInt32.random(in: 1...9, using: &generator)
+            return .workerAssignment(
+                WorkerAssignment(
+                    slot: UInt32.random(in: 0..<slots, using: &generator), slots: slots,
+                    runID: generator.next(), scenario: text(maximumScalars: 200, using: &generator),
+                    rows: (0..<Int.random(in: 0...4, using: &generator)).map { _ in
+                        budgets(using: &generator)
+                    }))
         }
     }
 

@@ -30,6 +30,7 @@ struct ScenarioRoundTripTests {
         [
             ("dataset.partition", "{scheme: dirichlet, alpha: 0.1}"),
             ("security.requireCurve", "true"), ("evaluation.period", "1"),
+            ("simulation.processPerClient", "true"),
         ],
         [
             ("dataset", "{name: synthetic, synthetic: {alpha: 0.5, beta: 0}}"),
@@ -101,6 +102,7 @@ struct ScenarioRoundTripTests {
                 shrinking: {threshold: 0, period: 10}
                 evaluation: {period: 10}
                 security: {requireCurve: false}
+                simulation: {processPerClient: false}
                 tiers:
                   - {name: small, share: 0.5, rankFraction: 0.25, gflops: 1, uplinkMbps: 1, downlinkMbps: 2, latencyMs: 0, availability: 1}
                   - {name: large, share: 0.5, rankFraction: 1, gflops: 4, uplinkMbps: 4, downlinkMbps: 8, latencyMs: 0, availability: 1}

@@ -375,7 +375,7 @@ struct ScenarioValidationTests {
                 "seeed: unknown key; did you mean 'seed'?",
                 "zzz: unknown key; expected one of name, seed, clients, rounds, clientsPerRound, overSelection, "
                     + "minimumUpdates, roundFailurePolicy, deadlineSeconds, dataset, model, training, shrinking, "
-                    + "evaluation, security, tiers",
+                    + "evaluation, security, simulation, tiers",
             ])
     }
 

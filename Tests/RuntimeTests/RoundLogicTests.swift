@@ -13,14 +13,15 @@ struct RoundLogicTests {
     /// (0–3 small tier, 4–7 large), client `i` holding `100 + 10 i` samples.
     func fleet(
         _ overrides: [(keyPath: String, value: String)] = []
-    ) throws -> (Scenario, Network, [UInt32: ClientRecord]) {
+    ) throws -> (Scenario, Network, ClientTable) {
         let scenario = try Scenario.parse(yaml: syntheticScenarioYAML).overriding(overrides)
-        var clients: [UInt32: ClientRecord] = [:]
-        for i in 0..<8 {
-            clients[UInt32(i)] = ClientRecord(
-                id: UInt32(i), peer: PeerID(bytes: [UInt8(i + 1)]), tierIndex: i < 4 ? 0 : 1,
-                sampleCount: 100 + 10 * i, nonce: UInt64(i))
-        }
+        let clients = ClientTable(
+            fleetSize: 8,
+            records: (0..<8).map { i in
+                ClientRecord(
+                    id: UInt32(i), peer: PeerID(bytes: [UInt8(i + 1)]), tierIndex: i < 4 ? 0 : 1,
+                    sampleCount: 100 + 10 * i, nonce: UInt64(i))
+            })
         return (scenario, scenario.initialNetwork(), clients)
     }
 
@@ -155,6 +156,107 @@ struct RoundLogicTests {
         #expect(allButTwo == all.filter { $0 != 1 && $0 != 6 })
     }
 
+    @Test(
+        "Selection draws what the standard library's shuffle drew (pinned results stay), in O(selected) after the availability draws"
+    )
+    func selectionMatchesTheEarlierAlgorithm() throws {
+        // The earlier selection: availability draws in ID order, then
+        // `online.shuffled(using:).prefix(target)`; every pinned final model depends on it.
+        func earlier(
+            _ clients: ClientTable, excluded: Set<UInt32>, scenario: Scenario, round: Int,
+            attempt: Int
+        ) -> [UInt32] {
+            var generator = SeededGenerator.derived(
+                seed: scenario.seed,
+                stream: RandomStream.selection &+ UInt64(round) &+ UInt64(attempt) << 32)
+            let online = clients.ids.filter { id in
+                generator.nextUnitInterval() < scenario.tiers[clients[id]!.tierIndex].availability
+            }.filter { !excluded.contains($0) }
+            let target = min(
+                online.count,
+                Int((Double(scenario.clientsPerRound) * scenario.overSelection).rounded(.up)))
+            return Array(online.shuffled(using: &generator).prefix(target)).sorted()
+        }
+        let base = try Scenario.parse(yaml: syntheticScenarioYAML)
+        var generator = SeededGenerator(seed: 11)
+        for trial in 0..<200 {
+            let population = 1 + generator.nextIndex(below: 300)
+            let perRound = 1 + generator.nextIndex(below: population)
+            let scenario = try base.overriding([
+                ("clients", "\(population)"), ("clientsPerRound", "\(perRound)"),
+                ("minimumUpdates", "1"), ("tiers[0].availability", "0.\(3 + trial % 7)"),
+                ("tiers[0].count", ""), ("tiers[1].count", ""), ("tiers[0].share", "0.5"),
+                ("tiers[1].share", "0.5"),
+            ])
+            let clients = ClientTable(
+                fleetSize: population,
+                records: (0..<population).map { i in
+                    ClientRecord(
+                        id: UInt32(i), peer: PeerID(bytes: [1], channel: Array("\(i)".utf8)),
+                        tierIndex: i % 2, sampleCount: 10, nonce: UInt64(i))
+                })
+            let excluded = Set(
+                (0..<population).filter { _ in generator.nextIndex(below: 5) == 0 }
+                    .map(UInt32.init))
+            let round = 1 + trial
+            #expect(
+                RoundLogic.selection(
+                    clients: clients, excluding: { excluded.contains($0) }, scenario: scenario,
+                    round: round, attempt: trial % 3)
+                    == earlier(
+                        clients, excluded: excluded, scenario: scenario, round: round,
+                        attempt: trial % 3), "trial \(trial)")
+        }
+    }
+
+    @Test("Client table: lookups by peer and nonce follow re-registrations; iteration in ID order")
+    func clientTable() {
+        var table = ClientTable(fleetSize: 4)
+        let worker = PeerID(bytes: [7])
+        func record(_ id: UInt32, channel: String, nonce: UInt64) -> ClientRecord {
+            ClientRecord(
+                id: id, peer: worker.onChannel(Array(channel.utf8)), tierIndex: 0, sampleCount: 1,
+                nonce: nonce)
+        }
+        table.insert(record(9, channel: "9", nonce: 90))
+        table.insert(record(2, channel: "2", nonce: 20))
+        table.insert(record(0, channel: "0", nonce: 1))
+        #expect(table.count == 3 && table.ids == [0, 2, 9] && table.largestID == 9)
+        #expect(table.id(of: worker.onChannel(Array("2".utf8))) == 2)
+        #expect(table.id(of: worker) == nil && table.id(of: worker.onChannel(nil)) == nil)
+        #expect(table.id(ofNonce: 20) == 2 && table[3] == nil && table[100] == nil)
+        // Client 2 restarts behind another channel with a new nonce: the old keys are gone.
+        table.insert(record(2, channel: "two", nonce: 21))
+        #expect(table.count == 3)
+        #expect(table.id(of: worker.onChannel(Array("2".utf8))) == nil)
+        #expect(table.id(ofNonce: 20) == nil && table.id(ofNonce: 21) == 2)
+        #expect(table[2]?.peer == worker.onChannel(Array("two".utf8)))
+    }
+
+    @Test(
+        "Drawing a prefix equals the prefix of the standard library's shuffle; indices match Int.random"
+    )
+    func drawingPrefix() {
+        var generator = SeededGenerator(seed: 5)
+        for trial in 0..<300 {
+            let count = generator.nextIndex(below: 40)
+            let take = count == 0 ? 0 : generator.nextIndex(below: count + 1)
+            var a = SeededGenerator(seed: UInt64(trial))
+            var b = a
+            let items = Array(0..<count)
+            #expect(
+                items.drawingPrefix(take, using: &a)
+                    == Array(items.shuffled(using: &b).prefix(take)))
+        }
+        for bound in [1, 2, 3, 7, 1000, 1 << 31, Int.max] {
+            var a = SeededGenerator(seed: UInt64(bound))
+            var b = a
+            for _ in 0..<200 {
+                #expect(a.nextIndex(below: bound) == Int.random(in: 0..<bound, using: &b))
+            }
+        }
+    }
+
     @Test("Shrinking cuts a layer's near-zero tail, masks it and clears its optimiser state")
     func shrinking() throws {
         let (scenario, _, _) = try fleet([("shrinking", "{threshold: 0.02, period: 1}")])
@@ -201,8 +303,9 @@ struct RoundLogicTests {
         #expect(register(nonce: 99, requested: 5) == 5)  // client 5, restarted
         #expect(register(nonce: 99, requested: nil) == 8)  // a newcomer outside the fleet
         var grown = clients
-        grown[12] = ClientRecord(
-            id: 12, peer: PeerID(bytes: [12]), tierIndex: 0, sampleCount: 1, nonce: 12)
+        grown.insert(
+            ClientRecord(
+                id: 12, peer: PeerID(bytes: [12]), tierIndex: 0, sampleCount: 1, nonce: 12))
         #expect(
             RoundLogic.clientID(
                 for: Registration(

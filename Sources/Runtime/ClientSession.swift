@@ -1,0 +1,248 @@
+import Federation
+import Foundation
+import LowRank
+import Tensors
+
+/// One client's side of the protocol as a state machine (STYLE §4): envelopes from the
+/// coordinator in, decisions out. It owns no socket, data or clock, so a device's process
+/// (``FederatedClient``) and a worker hosting thousands of virtual clients (``Worker``) run the
+/// same logic: register, accept the model description, check each TRAIN and EVALUATE against
+/// the model, stop on SHUTDOWN.
+public struct ClientSession {
+    /// What the session knows of its coordinator.
+    enum State {
+        case unregistered
+        case registered(clientID: UInt32, architecture: Architecture)
+        case finished
+    }
+
+    /// What the host must do with a received envelope.
+    public enum Decision {
+        /// Nothing (a heartbeat, a message a client ignores).
+        case none
+        /// Write a line to the client's log.
+        case log(String)
+        /// The session registered (its log line); nothing to send.
+        case registered(clientID: UInt32, log: String)
+        /// Send this message back in this round.
+        case reply(Message, round: UInt32, log: String?)
+        /// Train this task on the client's samples, then send ``update(for:sampleCount:seconds:)``.
+        case train(TrainingTask, round: UInt32, architecture: Architecture)
+        /// Evaluate this task on the client's samples and send the result
+        /// (``evaluation(of:architecture:samples:)``).
+        case evaluate(EvaluationTask, round: UInt32, architecture: Architecture)
+        /// The client is done.
+        case stop(ClientOutcome)
+        /// The client cannot go on.
+        case fail(ClientError)
+    }
+
+    public let tierName: String
+    public let gflops: Float
+    public let sampleCount: Int
+    /// Features per sample of the client's data (checked against the model's input).
+    public let featureCount: Int
+    public let requestedClientID: UInt32?
+    /// Tells this incarnation apart from earlier ones (a restarted client).
+    public let nonce: UInt64
+    /// Where the coordinator is (for error messages).
+    public let coordinator: String
+    private(set) var state: State = .unregistered
+
+    public init(
+        tierName: String, gflops: Float, sampleCount: Int, featureCount: Int,
+        requestedClientID: UInt32?, nonce: UInt64, coordinator: String
+    ) {
+        self.tierName = tierName
+        self.gflops = gflops
+        self.sampleCount = sampleCount
+        self.featureCount = featureCount
+        self.requestedClientID = requestedClientID
+        self.nonce = nonce
+        self.coordinator = coordinator
+    }
+
+    /// The ID the coordinator gave this client (0 before registration): the header's sender.
+    public var clientID: UInt32 {
+        if case .registered(let id, _) = state { return id }
+        return 0
+    }
+
+    public var isRegistered: Bool {
+        if case .registered = state { return true }
+        return false
+    }
+
+    public var isFinished: Bool {
+        if case .finished = state { return true }
+        return false
+    }
+
+    /// The REGISTER message (sent at start and repeated until the coordinator answers).
+    public var registration: Message {
+        .register(
+            Registration(
+                tierName: tierName, capability: gflops, sampleCount: UInt32(sampleCount),
+                instanceNonce: nonce, requestedClientID: requestedClientID))
+    }
+
+    /// Handles one envelope from the coordinator.
+    ///
+    /// `architectures` decodes model descriptions; a worker shares one among its clients,
+    /// which all receive the same description.
+    public mutating func received(
+        _ envelope: Envelope, architectures: inout ModelDescriptions
+    ) -> Decision {
+        guard !isFinished else { return .none }
+        switch envelope.message {
+        case .registered(let accepted):
+            let architecture: Architecture
+            do {
+                architecture = try architectures.architecture(
+                    of: accepted.modelDescription, featureCount: featureCount)
+            } catch {
+                state = .finished
+                return .fail(error)
+            }
+            state = .registered(clientID: accepted.clientID, architecture: architecture)
+            return .registered(
+                clientID: accepted.clientID,
+                log:
+                    "registered as client \(accepted.clientID) (\(tierName), \(sampleCount) samples)"
+            )
+        case .train(let task):
+            guard case .registered(_, let architecture) = state else {
+                return .log("TRAIN for round \(envelope.round) before registration: ignored")
+            }
+            guard
+                Self.sliceFits(
+                    task.budgets, factors: task.factors, shared: task.shared,
+                    architecture: architecture)
+            else {
+                return .reply(
+                    .error(
+                        ErrorReport(
+                            code: .shapeMismatch, message: "TRAIN shapes do not fit the model")),
+                    round: envelope.round, log: "refused a TRAIN whose shapes do not fit the model")
+            }
+            return .train(task, round: envelope.round, architecture: architecture)
+        case .evaluate(let task):
+            guard case .registered(_, let architecture) = state else { return .none }
+            return .evaluate(task, round: envelope.round, architecture: architecture)
+        case .shutdown(let shutdown):
+            state = .finished
+            return .stop(.shutdown(reason: shutdown.reason))
+        case .error(let report):
+            guard isRegistered else {
+                state = .finished
+                return .fail(.refused(coordinator: coordinator, reason: report.message))
+            }
+            return .log("coordinator reported: \(report.message)")
+        case .heartbeat, .register, .update, .evaluation, .workerHello, .workerAssignment:
+            return .none
+        }
+    }
+
+    /// The UPDATE for a finished local training.
+    public func update(
+        for result: (slice: ModelSlice, loss: Double, steps: Int), seconds: Double
+    ) -> Message {
+        .update(
+            TrainingUpdate(
+                factors: result.slice.factors, shared: result.slice.shared,
+                sampleCount: UInt32(sampleCount), trainingLoss: Float(result.loss),
+                computeSeconds: Float(seconds)))
+    }
+
+    /// Evaluates `task` on `samples` at each of its budget vectors (a vector that does not fit
+    /// the attached slice gets an empty result).
+    public static func evaluation(
+        of task: EvaluationTask, architecture: Architecture, samples: TrainingSamples
+    ) -> Message {
+        var results: [BudgetEvaluation] = []
+        for budgets in task.budgets {
+            let ranks = budgets.map(Int.init)
+            let full = task.factors.map { Int($0.up.shape.first ?? 0) }
+            guard ranks.count == full.count, zip(ranks, full).allSatisfy({ $0 <= $1 }),
+                sliceFits(
+                    full.map(UInt32.init), factors: task.factors, shared: task.shared,
+                    architecture: architecture)
+            else {
+                results.append(BudgetEvaluation(sampleCount: 0, correct: 0, lossSum: 0))
+                continue
+            }
+            let network = Network(
+                architecture: architecture,
+                slice: ModelSlice(budgets: full, factors: task.factors, shared: task.shared))
+            let (accuracy, loss) = network.evaluate(on: samples, ranks: ranks)
+            results.append(
+                BudgetEvaluation(
+                    sampleCount: UInt32(samples.count),
+                    correct: UInt32((accuracy * Double(samples.count)).rounded()),
+                    lossSum: Float(loss * Double(samples.count))))
+        }
+        return .evaluation(EvaluationReport(results: results))
+    }
+
+    /// Whether received tensors have exactly the shapes the model has at these budgets.
+    static func sliceFits(
+        _ budgets: [UInt32], factors: [FactorPair], shared: [Tensor], architecture: Architecture
+    ) -> Bool {
+        let lowRank = architecture.lowRankLayerIndices
+        guard budgets.count == lowRank.count, factors.count == lowRank.count else { return false }
+        for (l, index) in lowRank.enumerated() {
+            guard let (outputs, inputs) = architecture.layers[index].matrixShape,
+                let maxRank = architecture.layers[index].maxRank, Int(budgets[l]) <= maxRank,
+                factors[l].up.shape == [Int(budgets[l]), outputs],
+                factors[l].down.shape == [Int(budgets[l]), inputs]
+            else { return false }
+        }
+        let layout = ParameterLayout(architecture)
+        let shapes = architecture.parameterShapes
+        return shared.map(\.shape) == layout.sharedIndices.map { shapes[$0] }
+            && shared.allSatisfy { $0.scalars.allSatisfy(\.isFinite) }
+            && factors.allSatisfy {
+                $0.up.scalars.allSatisfy(\.isFinite) && $0.down.scalars.allSatisfy(\.isFinite)
+            }
+    }
+}
+
+/// Decoded model descriptions, remembered by their text: every client of a run receives the
+/// same description, so a worker decodes it once, not once per hosted client.
+public struct ModelDescriptions {
+    private var known: [String: Architecture] = [:]
+
+    public init() {}
+
+    /// The architecture `description` holds, checked for consistency and for `featureCount`
+    /// inputs.
+    mutating func architecture(
+        of description: String, featureCount: Int
+    ) throws(ClientError) -> Architecture {
+        let architecture: Architecture
+        if let cached = known[description] {
+            architecture = cached
+        } else {
+            guard let data = description.data(using: .utf8) else {
+                throw .badModelDescription(reason: "not UTF-8")
+            }
+            do {
+                architecture = try JSONDecoder().decode(Architecture.self, from: data)
+            } catch {
+                throw .badModelDescription(reason: "\(error)")
+            }
+            if let problem = architecture.inconsistency {
+                throw .badModelDescription(reason: problem)
+            }
+            if known.count >= 4 { known = [:] }  // a run has one; stay bounded regardless
+            known[description] = architecture
+        }
+        guard architecture.inputShape.reduce(1, *) == featureCount else {
+            throw .badModelDescription(
+                reason:
+                    "the model takes \(architecture.inputShape) inputs, this client's data has \(featureCount) features"
+            )
+        }
+        return architecture
+    }
+}

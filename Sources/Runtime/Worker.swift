@@ -1,0 +1,351 @@
+import Datasets
+import Federation
+import Fleet
+import Foundation
+import LowRank
+import Tensors
+import Transport
+
+/// Why a worker cannot go on.
+public enum WorkerError: Error, CustomStringConvertible {
+    case transport(TransportError)
+    /// The coordinator answered the worker's HELLO with an error.
+    case refused(coordinator: String, reason: String)
+    /// The assignment cannot be hosted (bad scenario, rows that do not fit the data).
+    case badAssignment(coordinator: String, reason: String)
+    /// A hosted client cannot go on (a model description this client cannot use).
+    case client(index: Int, ClientError)
+
+    public var description: String {
+        switch self {
+        case .transport(let error): "\(error)"
+        case .refused(let coordinator, let reason):
+            "coordinator \(coordinator) refused this worker: \(reason)"
+        case .badAssignment(let coordinator, let reason):
+            "cannot host the clients coordinator \(coordinator) assigned: \(reason)"
+        case .client(let index, let error): "client \(index): \(error)"
+        }
+    }
+}
+
+/// A process that hosts many virtual clients of a simulated fleet over one multiplexed
+/// connection to the coordinator.
+///
+/// The worker says HELLO on its control channel and is assigned a share of the fleet (every
+/// `slots`-th client from `slot`), with the scenario as run and its clients' training rows.
+/// Each hosted client then runs the device protocol (``ClientSession``) on a channel of its
+/// own, named by its fleet index: it registers under its index with its tier and sample
+/// count, and trains each TRAIN it receives. A client's samples are read and its training
+/// state built only while it trains, so memory follows the clients training at once, not the
+/// population. Registrations go out in a window, so a worker of 10 000 clients never queues
+/// more frames than the connection's high-water mark.
+///
+/// Used from one thread (the transport is not thread-safe); training is single-threaded.
+public final class Worker {
+    public struct Options: Sendable {
+        public var coordinator: String
+        /// The share asked for (`nil`: any free one) and the split it belongs to.
+        public var slot: UInt32?
+        public var slots: UInt32?
+        /// Read the scenario's data files from this folder instead of the one it names.
+        public var dataDirectory: String?
+        public var idleTimeout: Duration = .seconds(600)
+        /// How often an unanswered HELLO or REGISTER is repeated.
+        public var retry: Duration = .seconds(3)
+        /// Registrations in flight at once.
+        public var registrationWindow = 256
+        public var maximumMessageSize: Int = 64 << 20
+        public var log: @Sendable (String) -> Void = { _ in }
+        /// Polled between frames; returning true stops the worker.
+        public var shouldStop: @Sendable () -> Bool = { false }
+
+        public init(coordinator: String, slot: UInt32?, slots: UInt32?) {
+            self.coordinator = coordinator
+            self.slot = slot
+            self.slots = slots
+        }
+    }
+
+    /// One hosted client: its identity and protocol state, never its samples.
+    struct Hosted {
+        let index: Int
+        let rows: [UInt32]
+        var session: ClientSession
+        var registrationSent = false
+    }
+
+    /// The share of the fleet this worker hosts.
+    struct Share {
+        let slot: Int
+        let slots: Int
+        let runID: UInt64
+        let scenario: Scenario
+        var clients: [Hosted]
+        /// Clients `0..<registrationCursor` have had a REGISTER sent.
+        var registrationCursor = 0
+        var awaitingRegistration = 0
+        var finished = 0
+
+        /// The position in `clients` of the client on `channel`, if it is one of this share.
+        func position(ofChannel channel: [UInt8]) -> Int? {
+            guard channel.count <= 10, let index = Int(String(decoding: channel, as: UTF8.self)),
+                index >= slot, (index - slot) % slots == 0
+            else { return nil }
+            let position = (index - slot) / slots
+            return position < clients.count ? position : nil
+        }
+    }
+
+    private let transport: any MessageTransport
+    private let options: Options
+    private let nonce: UInt64
+    private var share: Share?
+    private var architectures = ModelDescriptions()
+    private var lastReason = "run complete"
+
+    public init(transport: any MessageTransport, options: Options) {
+        self.transport = transport
+        self.options = options
+        var generator = SystemRandomNumberGenerator()
+        nonce = generator.next()
+    }
+
+    /// The channel of fleet client `index`: its index in decimal ASCII.
+    static func channel(ofClient index: Int) -> [UInt8] { Array(String(index).utf8) }
+
+    /// Clients hosted, and how many of them have registered.
+    public var progress: (hosted: Int, registered: Int) {
+        guard let share else { return (0, 0) }
+        return (share.clients.count, share.clients.count(where: { $0.session.isRegistered }))
+    }
+
+    /// Runs until every hosted client is told to stop, or the idle timeout.
+    public func run() throws(WorkerError) -> ClientOutcome {
+        var lastHeard = ContinuousClock.now
+        var lastAttempt = ContinuousClock.now
+        try sendHello()
+        while true {
+            if options.shouldStop() { return .shutdown(reason: "stopped") }
+            let frame: ReceivedFrame?
+            do {
+                frame = try transport.receive(timeout: .milliseconds(500))
+            } catch {
+                if error.isPeerFault { continue }
+                throw .transport(error)
+            }
+            let now = ContinuousClock.now
+            if let frame {
+                lastHeard = now
+                if try handle(frame) { lastAttempt = now }
+            } else if now - lastHeard > options.idleTimeout {
+                return .idle
+            }
+            if now - lastAttempt > options.retry {
+                // Nothing moved for a while: repeat what is unanswered (HELLO, REGISTERs).
+                lastAttempt = now
+                if share == nil { try sendHello() } else { try repeatRegistrations() }
+            }
+            try topUpRegistrations()
+            if let share, !share.clients.isEmpty, share.finished == share.clients.count {
+                return .shutdown(reason: lastReason)
+            }
+        }
+    }
+
+    private func sendHello() throws(WorkerError) {
+        let host = ProcessInfo.processInfo.hostName
+        try send(
+            .workerHello(
+                WorkerHello(
+                    slot: options.slot, slots: options.slots, instanceNonce: nonce, host: host)),
+            round: 0, sender: 0, channel: [])
+    }
+
+    /// Handles one frame; returns whether it moved registration on.
+    private func handle(_ frame: ReceivedFrame) throws(WorkerError) -> Bool {
+        let envelope: Envelope
+        do {
+            envelope = try WireCodec.decode(frame.bytes, maximumSize: options.maximumMessageSize)
+        } catch {
+            options.log("discarded a malformed frame from the coordinator: \(error)")
+            return false
+        }
+        let channel = frame.peer.channel ?? []
+        if channel.isEmpty { return try handleControl(envelope) }
+        guard var current = share, let position = current.position(ofChannel: channel) else {
+            options.log("discarded a \(envelope.type) for channel \(frame.peer): no such client")
+            return false
+        }
+        let wasRegistered = current.clients[position].session.isRegistered
+        let decision = current.clients[position].session.received(
+            envelope, architectures: &architectures)
+        let client = current.clients[position]
+        if !wasRegistered && client.session.isRegistered { current.awaitingRegistration -= 1 }
+        if client.session.isFinished { current.finished += 1 }
+        share = current
+        try perform(decision, for: client, scenario: current.scenario)
+        return !wasRegistered && client.session.isRegistered
+    }
+
+    private func handleControl(_ envelope: Envelope) throws(WorkerError) -> Bool {
+        switch envelope.message {
+        case .workerAssignment(let assignment):
+            if let share, share.runID == assignment.runID, share.slot == Int(assignment.slot),
+                share.slots == Int(assignment.slots)
+            {
+                return false  // a repeated answer to a repeated HELLO
+            }
+            try host(assignment)
+            return true
+        case .error(let report):
+            throw .refused(coordinator: options.coordinator, reason: report.message)
+        case .shutdown(let shutdown):
+            lastReason = shutdown.reason
+            throw .refused(coordinator: options.coordinator, reason: shutdown.reason)
+        default:
+            options.log("ignored a \(envelope.type) on the control channel")
+            return false
+        }
+    }
+
+    /// Builds the hosted clients of an assignment (identities only).
+    private func host(_ assignment: WorkerAssignment) throws(WorkerError) {
+        var scenario: Scenario
+        do {
+            scenario = try Scenario.parse(yaml: assignment.scenario, path: "the assigned scenario")
+            if let directory = options.dataDirectory, case .fashionMNIST = scenario.dataset {
+                scenario = try scenario.overriding(
+                    [("dataset.directory", directory)], source: "--data-dir")
+            }
+        } catch {
+            throw .badAssignment(coordinator: options.coordinator, reason: "\(error)")
+        }
+        let slot = Int(assignment.slot)
+        let slots = Int(assignment.slots)
+        let indices = Array(stride(from: slot, to: scenario.clients, by: slots))
+        let generated = scenario.dataDirectory.isEmpty
+        guard generated ? assignment.rows.isEmpty : assignment.rows.count == indices.count else {
+            throw .badAssignment(
+                coordinator: options.coordinator,
+                reason:
+                    "\(assignment.rows.count) row lists for the \(indices.count) clients of share \(slot) of \(slots)"
+            )
+        }
+        let tiers = scenario.fleet()
+        let features = scenario.inputShape.reduce(1, *)
+        var clients: [Hosted] = []
+        clients.reserveCapacity(indices.count)
+        for (position, index) in indices.enumerated() {
+            let rows = generated ? [] : assignment.rows[position]
+            let tier = tiers[index].tier
+            let session = ClientSession(
+                tierName: tier.name, gflops: Float(tier.gflops),
+                sampleCount: scenario.clientSampleCount(index: index, rows: rows),
+                featureCount: features, requestedClientID: UInt32(index),
+                nonce: SeededGenerator.value(seed: nonce, stream: UInt64(index)),
+                coordinator: options.coordinator)
+            clients.append(Hosted(index: index, rows: rows, session: session))
+        }
+        share = Share(
+            slot: slot, slots: slots, runID: assignment.runID, scenario: scenario,
+            clients: clients)
+        options.log(
+            "hosting \(clients.count) clients (share \(slot) of \(slots)) of \(scenario.name)")
+    }
+
+    /// Sends REGISTERs until `registrationWindow` are in flight.
+    private func topUpRegistrations() throws(WorkerError) {
+        guard var current = share else { return }
+        while current.registrationCursor < current.clients.count
+            && current.awaitingRegistration < options.registrationWindow
+        {
+            let client = current.clients[current.registrationCursor]
+            current.clients[current.registrationCursor].registrationSent = true
+            current.registrationCursor += 1
+            current.awaitingRegistration += 1
+            share = current
+            try send(client.session.registration, round: 0, sender: 0, to: client)
+        }
+        share = current
+    }
+
+    /// Repeats the REGISTERs still unanswered (the coordinator was not up, a frame was lost).
+    private func repeatRegistrations() throws(WorkerError) {
+        guard let current = share, current.awaitingRegistration > 0 else { return }
+        for client in current.clients[..<current.registrationCursor]
+        where client.registrationSent && !client.session.isRegistered && !client.session.isFinished
+        {
+            try send(client.session.registration, round: 0, sender: 0, to: client)
+        }
+    }
+
+    private func perform(
+        _ decision: ClientSession.Decision, for client: Hosted, scenario: Scenario
+    ) throws(WorkerError) {
+        let label = "client \(client.index)"
+        switch decision {
+        case .none: break
+        case .log(let line): options.log("\(label): \(line)")
+        case .registered: break
+        case .reply(let message, let round, let line):
+            if let line { options.log("\(label): \(line)") }
+            try send(message, round: round, sender: client.session.clientID, to: client)
+        case .train(let task, let round, let architecture):
+            guard let samples = samples(of: client, scenario: scenario, round: round) else {
+                return
+            }
+            let cpuStart = threadCPUSeconds()
+            let result = LocalTraining.run(task, architecture: architecture, samples: samples)
+            try send(
+                client.session.update(for: result, seconds: threadCPUSeconds() - cpuStart),
+                round: round, sender: client.session.clientID, to: client)
+        case .evaluate(let task, let round, let architecture):
+            guard let samples = samples(of: client, scenario: scenario, round: round) else {
+                return
+            }
+            try send(
+                ClientSession.evaluation(of: task, architecture: architecture, samples: samples),
+                round: round, sender: client.session.clientID, to: client)
+        case .stop(.shutdown(let reason)): lastReason = reason
+        case .stop(.idle): break
+        case .fail(let error): throw .client(index: client.index, error)
+        }
+    }
+
+    /// The client's samples, read now and dropped after its task; `nil` (logged) if its
+    /// data cannot be read, in which case it does not answer and the round's deadline drops it.
+    private func samples(of client: Hosted, scenario: Scenario, round: UInt32) -> TrainingSamples? {
+        do {
+            return try scenario.clientSamples(index: client.index, rows: client.rows)
+        } catch {
+            options.log("client \(client.index): cannot read its data for round \(round): \(error)")
+            return nil
+        }
+    }
+
+    private func send(
+        _ message: Message, round: UInt32, sender: UInt32, to client: Hosted
+    ) throws(WorkerError) {
+        try send(
+            message, round: round, sender: sender, channel: Self.channel(ofClient: client.index))
+    }
+
+    private func send(
+        _ message: Message, round: UInt32, sender: UInt32, channel: [UInt8]
+    ) throws(WorkerError) {
+        do {
+            try transport.send(
+                WireCodec.encode(message, round: round, sender: sender),
+                to: .coordinator(channel: channel))
+        } catch {
+            throw .transport(error)
+        }
+    }
+}
+
+/// CPU seconds the calling thread has used so far (a worker trains on its one thread).
+func threadCPUSeconds() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
+}

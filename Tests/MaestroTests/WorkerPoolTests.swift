@@ -1,0 +1,143 @@
+import Foundation
+import Testing
+
+/// What a run directory holds that must not depend on how its clients were hosted.
+struct RunRecord: Equatable {
+    let model: Data
+    /// Ledger rows, sorted: frames of one round cross the socket in whatever order the
+    /// clients' processes answer, so only the multiset of rows is the run's.
+    let ledger: [String]
+    /// metrics.jsonl without the fields measured on the wall clock or the CPU.
+    let metrics: [NSDictionary]
+
+    init(_ run: String) throws {
+        model = try Data(contentsOf: URL(fileURLWithPath: "\(run)/final.maestro"))
+        ledger = try String(contentsOfFile: "\(run)/ledger.csv", encoding: .utf8)
+            .split(separator: "\n").map(String.init).sorted()
+        metrics = try String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8)
+            .split(separator: "\n").map { line in
+                var object =
+                    try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+                object["wall_seconds"] = nil
+                object["client_compute_seconds"] = nil
+                return object as NSDictionary
+            }
+    }
+}
+
+func summary(_ run: String) throws -> [String: Any] {
+    try JSONSerialization.jsonObject(
+        with: Data(contentsOf: URL(fileURLWithPath: "\(run)/summary.json"))) as! [String: Any]
+}
+
+/// Processes still running whose command line mentions `text`.
+func processes(mentioning text: String) -> [String] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.filter { entry in
+        guard Int(entry) != nil, entry != "\(getpid())",
+            let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
+        else { return false }
+        return String(decoding: data, as: UTF8.self).contains(text)
+    }
+}
+
+@Suite("Worker pools over real processes and sockets", .serialized)
+struct WorkerPoolTests {
+    @Test(
+        "1, 2 and 3 workers give the final model, ledger and metrics of one process per client; no process is left"
+    )
+    func equivalence() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let common = ["fleet", "Scenarios/smoke.yaml", "--rounds", "4"]
+        let reference = try maestro(
+            common + ["--out", "\(directory)/processes", "--process-per-client", "--quiet"],
+            timeout: 600)
+        #expect(reference.status == 0, "\(reference.error.suffix(1500))")
+        let expected = try RunRecord("\(directory)/processes")
+        #expect(expected.metrics.count == 4 && expected.ledger.count > 40)
+        #expect(try summary("\(directory)/processes")["worker_control_bytes"] as? Int == 0)
+        for workers in [1, 2, 3] {
+            let run = "\(directory)/workers-\(workers)"
+            let result = try maestro(
+                common + ["--out", run, "--workers", "\(workers)"], timeout: 600)
+            #expect(result.status == 0, "\(result.error.suffix(1500))")
+            #expect(result.output.contains("\(workers) worker process"))
+            let record = try RunRecord(run)
+            #expect(record.model == expected.model, "\(workers) workers: final model differs")
+            #expect(record.ledger == expected.ledger, "\(workers) workers: ledger differs")
+            #expect(record.metrics == expected.metrics, "\(workers) workers: metrics differ")
+            // The ledger adds up to the transport's counters; the workers' control frames are
+            // counted apart.
+            let totals = try summary(run)
+            let ledgerBytes = record.ledger.reduce(0) {
+                $0 + (Int($1.split(separator: ",").last ?? "") ?? 0)  // the header adds 0
+            }
+            #expect(
+                totals["transport_bytes_sent"] as! Int
+                    + (totals["transport_bytes_received"] as! Int)
+                    == ledgerBytes)
+            #expect((totals["worker_control_bytes"] as? Int ?? 0) > 0)
+            let endpoint = result.output.split(separator: " ").first { $0.hasPrefix("tcp://") }
+            #expect(endpoint != nil)
+            if let endpoint {
+                let port = String(endpoint.split(separator: ":").last ?? "").trimmingCharacters(
+                    in: .punctuationCharacters)
+                #expect(processes(mentioning: "127.0.0.1:\(port)").isEmpty, "workers left behind")
+            }
+        }
+    }
+
+    @Test("A CURVE fleet of workers authenticates each worker with its own key")
+    func curveWorkers() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let run = try maestro(
+            [
+                "fleet", "Scenarios/smoke.yaml", "--out", "\(directory)/run", "--rounds", "2",
+                "--quiet", "--workers", "2", "--set", "security.requireCurve=true",
+            ], timeout: 600)
+        #expect(run.status == 0, "\(run.error.suffix(1500))")
+        #expect(FileManager.default.fileExists(atPath: "\(directory)/run/keys/worker-1.key"))
+        #expect(!FileManager.default.fileExists(atPath: "\(directory)/run/keys/client-0.key"))
+    }
+
+    @Test("A killed worker's clients leave their rounds; the run completes with the other worker")
+    func killedWorker() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let run = "\(directory)/run"
+        let fleet = Process()
+        fleet.executableURL = URL(fileURLWithPath: maestroPath)
+        fleet.arguments = [
+            "fleet", "Scenarios/smoke.yaml", "--out", run, "--quiet", "--workers", "2",
+            "--rounds", "8", "--set", "clientsPerRound=6",
+        ]
+        fleet.currentDirectoryURL = repositoryRoot
+        let output = Pipe()
+        fleet.standardOutput = output
+        fleet.standardError = FileHandle.nullDevice
+        try fleet.run()
+        defer { if fleet.isRunning { fleet.terminate() } }
+        let deadline = Date().addingTimeInterval(300)
+        while metricsLines(run) < 2 && fleet.isRunning && Date() < deadline { usleep(20_000) }
+        let workers = processes(mentioning: "--slots\u{0}2").filter { entry in
+            let line = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") ?? Data()
+            return String(decoding: line, as: UTF8.self).contains("--slot\u{0}1\u{0}")
+        }
+        #expect(workers.count == 1, "expected the worker of share 1, found \(workers)")
+        for worker in workers { kill(Int32(worker)!, SIGKILL) }
+        while fleet.isRunning && Date() < deadline { usleep(50_000) }
+        #expect(fleet.terminationStatus == 0)
+        #expect(metricsLines(run) == 8)
+        // After the kill only share 0 (clients 0, 2, 4) takes part; none waits for a timeout.
+        let lines = try String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8)
+            .split(separator: "\n").suffix(3)
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            let participants = object["participants"] as? [Int] ?? []
+            #expect(!participants.isEmpty && participants.allSatisfy { $0 % 2 == 0 }, "\(line)")
+            #expect((object["wall_seconds"] as? Double ?? 99) < 30, "\(line)")
+        }
+    }
+}
