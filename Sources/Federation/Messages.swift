@@ -346,8 +346,9 @@ public struct WorkerAssignment: Sendable, Equatable {
     public var runID: UInt64
     /// The scenario as run (YAML), from which the worker takes tiers, data and the fleet.
     public var scenario: String
-    /// Training rows of each hosted client, in client order, computed once by the coordinator
-    /// (empty when the data set is generated per client).
+    /// Training rows of every client of the fleet, in index order, computed once by the
+    /// coordinator (a worker may be handed any client's TRAIN; empty when the data set is
+    /// generated per client).
     public var rows: [[UInt32]]
 
     public init(slot: UInt32, slots: UInt32, runID: UInt64, scenario: String, rows: [[UInt32]]) {

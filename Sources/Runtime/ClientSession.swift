@@ -62,6 +62,19 @@ public struct ClientSession {
         self.coordinator = coordinator
     }
 
+    /// A session that registered elsewhere: a worker training another worker's client.
+    public init(
+        tierName: String, gflops: Float, sampleCount: Int, featureCount: Int,
+        requestedClientID: UInt32?, nonce: UInt64, coordinator: String,
+        registeredAs clientID: UInt32, architecture: Architecture
+    ) {
+        self.init(
+            tierName: tierName, gflops: gflops, sampleCount: sampleCount,
+            featureCount: featureCount, requestedClientID: requestedClientID, nonce: nonce,
+            coordinator: coordinator)
+        state = .registered(clientID: clientID, architecture: architecture)
+    }
+
     /// The ID the coordinator gave this client (0 before registration): the header's sender.
     public var clientID: UInt32 {
         if case .registered(let id, _) = state { return id }

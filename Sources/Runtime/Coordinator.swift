@@ -69,6 +69,7 @@ public final class Coordinator {
     private let started = ContinuousClock.now
     private var summary: RunSummary?
     private var workers: WorkerRegistry
+    private var dispatch = TrainingDispatch<SendTicket>()
     /// Every client's training rows, computed when the first worker asks.
     private var partitionRows: [[Int]]??
     /// Frames on workers' control channels: simulation plumbing, not federated traffic, so
@@ -104,6 +105,13 @@ public final class Coordinator {
                 let lost = options.lostClients()
                 if !lost.isEmpty {
                     try perform(machine.lost(lost, at: now))
+                    // A dead worker also held other workers' clients' tasks: those clients
+                    // are alive, but this round's TRAIN is gone with it.
+                    let dead = Set(lost.compactMap { machine.clients[$0]?.peer.connection })
+                    let stranded = dead.flatMap { dispatch.remove(worker: $0) }.compactMap {
+                        machine.clients.id(of: $0)
+                    }
+                    if !stranded.isEmpty { try perform(machine.abandoned(stranded, at: now)) }
                     continue
                 }
             }
@@ -117,8 +125,10 @@ public final class Coordinator {
             }
             if let frame, frame.peer.channel?.isEmpty == true {
                 try handleWorkerControl(frame)
-            } else if let frame {
+            } else if var frame {
+                frame.peer = dispatch.arrived(from: frame.peer)
                 try perform(machine.received(frame, at: now))
+                try perform(sendQueuedTraining())
             } else {
                 try perform(machine.tick(at: now))
             }
@@ -175,9 +185,10 @@ public final class Coordinator {
         case .assigned(let slot, let slots, let previous):
             let scenario = machine.scenario
             if partitionRows == nil { partitionRows = .some(try scenario.partitionRows()) }
-            let rows = (partitionRows ?? nil).map { all in
-                workers.clients(ofSlot: slot).map { all[$0].map(UInt32.init) }
-            }
+            // Every client's rows: a worker may be handed any client's TRAIN (TrainingDispatch).
+            let rows = (partitionRows ?? nil).map { all in all.map { $0.map(UInt32.init) } }
+            if let previous { dispatch.remove(worker: previous.peer) }
+            dispatch.add(worker: peer.connection)
             if let previous {
                 options.log(
                     "worker share \(slot) of \(slots) moves from \(previous.host) (\(previous.peer)) to \(hello.host) (\(peer))"
@@ -220,6 +231,12 @@ public final class Coordinator {
             let followUp: [CoordinatorAction]
             switch action {
             case .send(let frame, let peer, let ticket):
+                if case .train = ticket.purpose, dispatch.dispatches(peer) {
+                    dispatch.enqueue(
+                        .init(frame: frame, home: peer, ticket: ticket, round: ticket.round))
+                    followUp = try sendQueuedTraining()
+                    break
+                }
                 let sent = Result { () throws(TransportError) in
                     try transport.send(frame, to: peer)
                 }
@@ -260,6 +277,23 @@ public final class Coordinator {
             }
             queue.insert(contentsOf: followUp, at: next)
         }
+    }
+
+    /// Sends queued TRAINs to the workers that are free; returns what the machine makes of
+    /// the sends (their ledger rows).
+    private func sendQueuedTraining() throws(CoordinatorError) -> [CoordinatorAction] {
+        var followUp: [CoordinatorAction] = []
+        while let (task, target) = dispatch.next(currentRound: machine.round) {
+            do {
+                try transport.send(task.frame, to: target)
+                followUp += machine.delivered(task.ticket)
+            } catch {
+                guard error.isPeerFault else { throw .transport(error) }
+                options.log("cannot reach the worker on \(target.connection): \(error)")
+                dispatch.sendFailed(task, target: target)
+            }
+        }
+        return followUp
     }
 
     /// The state after the current round, for `--resume`.

@@ -253,6 +253,18 @@ struct CoordinatorMachine {
         return takeOutbox()
     }
 
+    /// These clients' tasks of the current round are lost (the worker training them died);
+    /// the clients themselves are not known to be gone.
+    mutating func abandoned(_ ids: [UInt32], at now: Duration) -> [CoordinatorAction] {
+        self.now = now
+        for id in ids where isCollecting && pending.removeValue(forKey: id) != nil {
+            emit(.log("round \(round): client \(id)'s task was lost with its worker; dropped"))
+            metrics.droppedTimeout.append(Int(id))
+        }
+        progress()
+        return takeOutbox()
+    }
+
     /// A `.send` action went out.
     mutating func delivered(_ ticket: SendTicket) -> [CoordinatorAction] {
         recordLedger(

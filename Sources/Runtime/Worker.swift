@@ -32,10 +32,12 @@ public enum WorkerError: Error, CustomStringConvertible {
 /// connection to the coordinator.
 ///
 /// The worker says HELLO on its control channel and is assigned a share of the fleet (every
-/// `slots`-th client from `slot`), with the scenario as run and its clients' training rows.
+/// `slots`-th client from `slot`), with the scenario as run and every client's training rows.
 /// Each hosted client then runs the device protocol (``ClientSession``) on a channel of its
 /// own, named by its fleet index: it registers under its index with its tier and sample
-/// count, and trains each TRAIN it receives. A client's samples are read and its training
+/// count, and trains each TRAIN it receives. The coordinator may also hand the worker the TRAIN
+/// of a client another worker hosts (to keep every worker busy); the worker trains it as that
+/// client, on its channel, with its rows. A client's samples are read and its training
 /// state built only while it trains, so memory follows the clients training at once, not the
 /// population. Registrations go out in a window, so a worker of 10 000 clients never queues
 /// more frames than the connection's high-water mark.
@@ -80,20 +82,32 @@ public final class Worker {
         let slots: Int
         let runID: UInt64
         let scenario: Scenario
+        /// Every client's training rows (empty for generated data).
+        let rows: [[UInt32]]
         var clients: [Hosted]
+        /// The run's model, once a hosted client has registered (for other clients' tasks).
+        var architecture: Architecture?
         /// Clients `0..<registrationCursor` have had a REGISTER sent.
         var registrationCursor = 0
         var awaitingRegistration = 0
         var finished = 0
 
-        /// The position in `clients` of the client on `channel`, if it is one of this share.
-        func position(ofChannel channel: [UInt8]) -> Int? {
+        /// The fleet index a channel names, if it is one of the fleet's clients.
+        func index(ofChannel channel: [UInt8]) -> Int? {
             guard channel.count <= 10, let index = Int(String(decoding: channel, as: UTF8.self)),
-                index >= slot, (index - slot) % slots == 0
+                (0..<scenario.clients).contains(index), String(index).utf8.count == channel.count
             else { return nil }
+            return index
+        }
+
+        /// The position in `clients` of fleet client `index`, if this share hosts it.
+        func position(ofClient index: Int) -> Int? {
+            guard index >= slot, (index - slot) % slots == 0 else { return nil }
             let position = (index - slot) / slots
             return position < clients.count ? position : nil
         }
+
+        func rows(ofClient index: Int) -> [UInt32] { rows.isEmpty ? [] : rows[index] }
     }
 
     private let transport: any MessageTransport
@@ -172,19 +186,52 @@ public final class Worker {
         }
         let channel = frame.peer.channel ?? []
         if channel.isEmpty { return try handleControl(envelope) }
-        guard var current = share, let position = current.position(ofChannel: channel) else {
+        guard var current = share, let index = current.index(ofChannel: channel) else {
             options.log("discarded a \(envelope.type) for channel \(frame.peer): no such client")
+            return false
+        }
+        guard let position = current.position(ofClient: index) else {
+            try train(guest: index, envelope, share: current)
             return false
         }
         let wasRegistered = current.clients[position].session.isRegistered
         let decision = current.clients[position].session.received(
             envelope, architectures: &architectures)
         let client = current.clients[position]
-        if !wasRegistered && client.session.isRegistered { current.awaitingRegistration -= 1 }
+        if !wasRegistered && client.session.isRegistered {
+            current.awaitingRegistration -= 1
+            if case .registered(_, let architecture) = client.session.state {
+                current.architecture = architecture
+            }
+        }
         if client.session.isFinished { current.finished += 1 }
         share = current
         try perform(decision, for: client, scenario: current.scenario)
         return !wasRegistered && client.session.isRegistered
+    }
+
+    /// A TRAIN (or EVALUATE) for a client another worker hosts: trained as that client, whose
+    /// ID is its fleet index; anything else for it is not this worker's to answer.
+    private func train(guest index: Int, _ envelope: Envelope, share: Share) throws(WorkerError) {
+        guard envelope.type == .train || envelope.type == .evaluate,
+            let architecture = share.architecture
+        else {
+            options.log("discarded a \(envelope.type) for client \(index), hosted elsewhere")
+            return
+        }
+        let rows = share.rows(ofClient: index)
+        let ranges = share.scenario.tierRanges
+        let tier = share.scenario.tiers[ranges.firstIndex { $0.contains(index) } ?? 0]
+        var session = ClientSession(
+            tierName: tier.name, gflops: Float(tier.gflops),
+            sampleCount: share.scenario.clientSampleCount(index: index, rows: rows),
+            featureCount: share.scenario.inputShape.reduce(1, *),
+            requestedClientID: UInt32(index), nonce: 0, coordinator: options.coordinator,
+            registeredAs: UInt32(index), architecture: architecture)
+        let decision = session.received(envelope, architectures: &architectures)
+        try perform(
+            decision, for: Hosted(index: index, rows: rows, session: session),
+            scenario: share.scenario)
     }
 
     private func handleControl(_ envelope: Envelope) throws(WorkerError) -> Bool {
@@ -224,19 +271,19 @@ public final class Worker {
         let slots = Int(assignment.slots)
         let indices = Array(stride(from: slot, to: scenario.clients, by: slots))
         let generated = scenario.dataDirectory.isEmpty
-        guard generated ? assignment.rows.isEmpty : assignment.rows.count == indices.count else {
+        guard generated ? assignment.rows.isEmpty : assignment.rows.count == scenario.clients
+        else {
             throw .badAssignment(
                 coordinator: options.coordinator,
                 reason:
-                    "\(assignment.rows.count) row lists for the \(indices.count) clients of share \(slot) of \(slots)"
-            )
+                    "\(assignment.rows.count) row lists for a fleet of \(scenario.clients) clients")
         }
         let tiers = scenario.fleet()
         let features = scenario.inputShape.reduce(1, *)
         var clients: [Hosted] = []
         clients.reserveCapacity(indices.count)
-        for (position, index) in indices.enumerated() {
-            let rows = generated ? [] : assignment.rows[position]
+        for index in indices {
+            let rows = generated ? [] : assignment.rows[index]
             let tier = tiers[index].tier
             let session = ClientSession(
                 tierName: tier.name, gflops: Float(tier.gflops),
@@ -248,7 +295,7 @@ public final class Worker {
         }
         share = Share(
             slot: slot, slots: slots, runID: assignment.runID, scenario: scenario,
-            clients: clients)
+            rows: assignment.rows, clients: clients)
         options.log(
             "hosting \(clients.count) clients (share \(slot) of \(slots)) of \(scenario.name)")
     }

@@ -27,6 +27,42 @@ let canMakeNamespaces: Bool = {
     return true
 }()
 
+/// Runs `maestro ARGUMENTS` inside a network namespace, its output discarded.
+func maestro(inNamespace namespace: String, _ arguments: [String]) throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["ip", "netns", "exec", namespace, maestroPath] + arguments
+    process.currentDirectoryURL = repositoryRoot
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    return process
+}
+
+/// Creates `namespace` (loopback up) and, for each link, a veth pair from `namespace` to an
+/// existing namespace: `(peer namespace, this side's address, the peer's address)` in a /24.
+/// Returns the commands that failed.
+func makeNamespace(
+    _ namespace: String, links: [(peer: String, local: String, remote: String)], tag: Int
+) -> [String] {
+    var commands = [
+        ["ip", "netns", "add", namespace], ["ip", "-n", namespace, "link", "set", "lo", "up"],
+    ]
+    for (index, link) in links.enumerated() {
+        let (local, remote) = ("mstv\(tag)\(index)a", "mstv\(tag)\(index)b")
+        commands += [
+            ["ip", "link", "add", local, "type", "veth", "peer", "name", remote],
+            ["ip", "link", "set", local, "netns", namespace],
+            ["ip", "link", "set", remote, "netns", link.peer],
+            ["ip", "-n", namespace, "addr", "add", "\(link.local)/24", "dev", local],
+            ["ip", "-n", link.peer, "addr", "add", "\(link.remote)/24", "dev", remote],
+            ["ip", "-n", namespace, "link", "set", local, "up"],
+            ["ip", "-n", link.peer, "link", "set", remote, "up"],
+        ]
+    }
+    return commands.filter { system($0) != 0 }.map { $0.joined(separator: " ") }
+}
+
 @Suite("Real network partitions", .serialized)
 struct PartitionTests {
     /// Coordinator and clients in two network namespaces joined by a veth pair; the link is
@@ -35,47 +71,24 @@ struct PartitionTests {
         "Cutting the link mid-round and restoring it: clients reconnect and the run completes",
         .enabled(if: canMakeNamespaces, "needs root and `ip netns` (iproute2); skipped otherwise"))
     func partition() throws {
-        let tag = getpid() % 100_000
+        let tag = Int(getpid() % 100_000)
         let (coordinatorNS, clientNS) = ("mstc\(tag)", "msts\(tag)")
-        let (coordinatorLink, clientLink) = ("mstva\(tag)", "mstvb\(tag)")
         let (coordinatorAddress, clientAddress) = ("10.213.7.1", "10.213.7.2")
         defer {
             system(["ip", "netns", "del", coordinatorNS])
             system(["ip", "netns", "del", clientNS])
         }
-        for command in [
-            ["ip", "netns", "add", coordinatorNS], ["ip", "netns", "add", clientNS],
-            ["ip", "link", "add", coordinatorLink, "type", "veth", "peer", "name", clientLink],
-            ["ip", "link", "set", coordinatorLink, "netns", coordinatorNS],
-            ["ip", "link", "set", clientLink, "netns", clientNS],
-            [
-                "ip", "-n", coordinatorNS, "addr", "add", "\(coordinatorAddress)/24", "dev",
-                coordinatorLink,
-            ],
-            ["ip", "-n", clientNS, "addr", "add", "\(clientAddress)/24", "dev", clientLink],
-            ["ip", "-n", coordinatorNS, "link", "set", coordinatorLink, "up"],
-            ["ip", "-n", clientNS, "link", "set", clientLink, "up"],
-            ["ip", "-n", coordinatorNS, "link", "set", "lo", "up"],
-            ["ip", "-n", clientNS, "link", "set", "lo", "up"],
-        ] {
-            #expect(system(command) == 0, "\(command.joined(separator: " ")) failed")
-        }
+        #expect(makeNamespace(coordinatorNS, links: [], tag: tag).isEmpty)
+        let failed = makeNamespace(
+            clientNS, links: [(coordinatorNS, clientAddress, coordinatorAddress)], tag: tag)
+        #expect(failed.isEmpty, "\(failed)")
+        let coordinatorLink = "mstv\(tag)0b"
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let run = "\(directory)/run"
         let endpoint = "tcp://\(coordinatorAddress):5555"
-        func inNamespace(_ namespace: String, _ arguments: [String]) throws -> Process {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["ip", "netns", "exec", namespace, maestroPath] + arguments
-            process.currentDirectoryURL = repositoryRoot
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            return process
-        }
-        let coordinator = try inNamespace(
-            coordinatorNS,
+        let coordinator = try maestro(
+            inNamespace: coordinatorNS,
             [
                 "coordinator", "--scenario", "Scenarios/smoke.yaml", "--bind", endpoint, "--out",
                 run, "--quiet",
@@ -88,8 +101,8 @@ struct PartitionTests {
         }
         for index in 0..<6 {
             clients.append(
-                try inNamespace(
-                    clientNS,
+                try maestro(
+                    inNamespace: clientNS,
                     [
                         "client", "--connect", endpoint, "--tier", index < 3 ? "low" : "full",
                         "--partition-of",
@@ -108,5 +121,68 @@ struct PartitionTests {
         #expect(coordinator.terminationStatus == 0)
         #expect(metricsLines(run) == 12)
         #expect(FileManager.default.fileExists(atPath: "\(run)/summary.json"))
+    }
+}
+
+@Suite("Workers on other hosts", .serialized)
+struct RemoteWorkerTests {
+    /// A coordinator and two workers in three network namespaces, each worker joined to the
+    /// coordinator's namespace by a veth pair of its own: the run is the one a local fleet
+    /// computes, bit for bit.
+    @Test(
+        "A coordinator and two workers in three namespaces run the fleet a local run computes",
+        .enabled(if: canMakeNamespaces, "needs root and `ip netns` (iproute2); skipped otherwise"))
+    func threeHosts() throws {
+        let tag = Int(getpid() % 10_000)
+        let (coordinatorNS, firstNS, secondNS) = ("mstw\(tag)c", "mstw\(tag)a", "mstw\(tag)b")
+        defer {
+            for namespace in [coordinatorNS, firstNS, secondNS] {
+                system(["ip", "netns", "del", namespace])
+            }
+        }
+        #expect(makeNamespace(coordinatorNS, links: [], tag: tag * 10).isEmpty)
+        var failed = makeNamespace(
+            firstNS, links: [(coordinatorNS, "10.213.8.2", "10.213.8.1")], tag: tag * 10 + 1)
+        failed += makeNamespace(
+            secondNS, links: [(coordinatorNS, "10.213.9.2", "10.213.9.1")], tag: tag * 10 + 2)
+        #expect(failed.isEmpty, "\(failed)")
+
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let reference = try maestro(
+            [
+                "fleet", "Scenarios/smoke.yaml", "--rounds", "4", "--process-per-client", "--quiet",
+                "--out", "\(directory)/reference",
+            ], timeout: 600)
+        #expect(reference.status == 0, "\(reference.error.suffix(1000))")
+
+        let run = "\(directory)/run"
+        let coordinator = try maestro(
+            inNamespace: coordinatorNS,
+            [
+                "coordinator", "--scenario", "Scenarios/smoke.yaml", "--rounds", "4", "--bind",
+                "tcp://*:5555", "--workers", "2", "--out", run, "--quiet",
+            ])
+        // One worker names its share (as Slurm's SLURM_PROCID gives it), one takes any free one.
+        let workers = [
+            try maestro(
+                inNamespace: firstNS,
+                ["worker", "--connect", "tcp://10.213.8.1:5555", "--slot", "1", "--slots", "2"]),
+            try maestro(inNamespace: secondNS, ["worker", "--connect", "tcp://10.213.9.1:5555"]),
+        ]
+        defer {
+            for process in workers + [coordinator] where process.isRunning { process.terminate() }
+        }
+        let deadline = Date().addingTimeInterval(300)
+        while (coordinator.isRunning || workers.contains(where: \.isRunning)) && Date() < deadline {
+            usleep(50_000)
+        }
+        #expect(!coordinator.isRunning && coordinator.terminationStatus == 0)
+        #expect(workers.allSatisfy { !$0.isRunning && $0.terminationStatus == 0 })
+        let expected = try RunRecord("\(directory)/reference")
+        let record = try RunRecord(run)
+        #expect(record.model == expected.model)
+        #expect(record.ledger == expected.ledger)
+        #expect(record.metrics == expected.metrics)
     }
 }
