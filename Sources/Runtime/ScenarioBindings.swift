@@ -161,14 +161,23 @@ extension Scenario {
         }
     }
 
+    /// Devices whose test splits make a synthetic scenario's held-out set.
+    public static let evaluationDevices = 1_000
+
     /// The held-out set the coordinator evaluates every tier's budget on: the Fashion-MNIST
-    /// test split, or the union of the synthetic devices' test splits.
+    /// test split, or the union of the test splits of the synthetic devices (the first
+    /// ``evaluationDevices`` of them).
     public func evaluationSamples() throws(DatasetError) -> TrainingSamples {
         switch dataset {
         case .fashionMNIST(let directory, _):
             return try FashionMNIST.load(split: .test, directory: directory).samples
         case .synthetic, .syntheticIID:
-            let tests = syntheticGenerator!.generate(seed: seed).map(\.test)
+            // At most the first `evaluationDevices` devices: the held-out set of a fleet of a
+            // million devices must not cost a million devices' generation.
+            let generator = syntheticGenerator!
+            let tests = (0..<min(clients, Self.evaluationDevices)).map {
+                generator.device($0, seed: seed).test
+            }
             return TrainingSamples(
                 features: tests.flatMap(\.features), labels: tests.flatMap(\.labels),
                 featureCount: 60)

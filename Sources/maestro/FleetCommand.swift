@@ -133,7 +133,14 @@ func runCoordinator(
         return try coordinator.run()
     } catch {
         coordinator.abandon(reason: "coordinator stopped: \(error)")
-        if case .stopped = error { throw ExitCode(130) }
+        if case .stopped = error {
+            let done = (try? CoordinatorCheckpoint.load(directory: directory))?.header.round ?? 0
+            FileHandle.standardError.write(
+                Data(
+                    "maestro: stopped after round \(done) of \(scenario.rounds); continue with: maestro fleet --resume \(directory)\n"
+                        .utf8))
+            throw ExitCode(130)
+        }
         throw CommandError("\(error)")
     }
 }

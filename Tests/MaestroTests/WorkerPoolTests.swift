@@ -41,6 +41,15 @@ func processes(mentioning text: String) -> [String] {
     }
 }
 
+/// The child process IDs of `pid`.
+func childProcesses(of pid: Int32) -> [Int32] {
+    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+    return tasks.flatMap { task in
+        ((try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/children", encoding: .utf8)) ?? "")
+            .split(separator: " ").compactMap { Int32($0) }
+    }
+}
+
 @Suite("Worker pools over real processes and sockets", .serialized)
 struct WorkerPoolTests {
     @Test(
@@ -139,5 +148,40 @@ struct WorkerPoolTests {
             #expect(!participants.isEmpty && participants.allSatisfy { $0 % 2 == 0 }, "\(line)")
             #expect((object["wall_seconds"] as? Double ?? 99) < 30, "\(line)")
         }
+    }
+
+    @Test(
+        "Ctrl-C stops a worker fleet: exit 130, a resume hint, no process left; --resume finishes it"
+    )
+    func interrupted() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let run = "\(directory)/run"
+        let fleet = Process()
+        fleet.executableURL = URL(fileURLWithPath: maestroPath)
+        fleet.arguments = [
+            "fleet", "Scenarios/smoke.yaml", "--out", run, "--quiet", "--workers", "2",
+        ]
+        fleet.currentDirectoryURL = repositoryRoot
+        let errors = Pipe()
+        fleet.standardOutput = FileHandle.nullDevice
+        fleet.standardError = errors
+        try fleet.run()
+        let deadline = Date().addingTimeInterval(300)
+        while metricsLines(run) < 2 && fleet.isRunning && Date() < deadline { usleep(20_000) }
+        #expect(fleet.isRunning, "the run ended before it could be interrupted")
+        let children = childProcesses(of: fleet.processIdentifier)
+        #expect(children.count == 2, "expected two workers, found \(children)")
+        kill(fleet.processIdentifier, SIGINT)
+        let message = String(
+            decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        fleet.waitUntilExit()
+        #expect(fleet.terminationStatus == 130)
+        #expect(message.contains("continue with: maestro fleet --resume \(run)"), "\(message)")
+        let left = children.filter { FileManager.default.fileExists(atPath: "/proc/\($0)/cmdline") }
+        #expect(left.isEmpty, "workers left behind: \(left)")
+        let resumed = try maestro(["fleet", "--resume", run, "--quiet"], timeout: 600)
+        #expect(resumed.status == 0, "\(resumed.error.suffix(1000))")
+        #expect(metricsLines(run) == 12)
     }
 }
