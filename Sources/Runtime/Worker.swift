@@ -127,12 +127,6 @@ public final class Worker {
     /// The channel of fleet client `index`: its index in decimal ASCII.
     static func channel(ofClient index: Int) -> [UInt8] { Array(String(index).utf8) }
 
-    /// Clients hosted, and how many of them have registered.
-    public var progress: (hosted: Int, registered: Int) {
-        guard let share else { return (0, 0) }
-        return (share.clients.count, share.clients.count(where: { $0.session.isRegistered }))
-    }
-
     /// Runs until every hosted client is told to stop, or the idle timeout.
     public func run() throws(WorkerError) -> ClientOutcome {
         var lastHeard = ContinuousClock.now
@@ -194,6 +188,9 @@ public final class Worker {
             try train(guest: index, envelope, share: current)
             return false
         }
+        // Own the share while changing it: a mutated copy would copy every hosted client's
+        // state on every frame (O(population) per frame).
+        share = nil
         let wasRegistered = current.clients[position].session.isRegistered
         let decision = current.clients[position].session.received(
             envelope, architectures: &architectures)
@@ -303,6 +300,8 @@ public final class Worker {
     /// Sends REGISTERs until `registrationWindow` are in flight.
     private func topUpRegistrations() throws(WorkerError) {
         guard var current = share else { return }
+        share = nil  // owned while changed (see handle)
+        defer { share = current }
         while current.registrationCursor < current.clients.count
             && current.awaitingRegistration < options.registrationWindow
         {
@@ -310,10 +309,8 @@ public final class Worker {
             current.clients[current.registrationCursor].registrationSent = true
             current.registrationCursor += 1
             current.awaitingRegistration += 1
-            share = current
             try send(client.session.registration, round: 0, sender: 0, to: client)
         }
-        share = current
     }
 
     /// Repeats the REGISTERs still unanswered (the coordinator was not up, a frame was lost).
