@@ -275,6 +275,22 @@ public final class Worker {
                 reason:
                     "\(assignment.rows.count) row lists for a fleet of \(scenario.clients) clients")
         }
+        if case .fashionMNIST(let directory, _) = scenario.dataset {
+            // Fail now, naming the file, rather than at every TRAIN: the data must be here.
+            let labels: Int
+            do {
+                labels = try FashionMNIST.labels(split: .train, directory: directory).count
+            } catch {
+                throw .badAssignment(coordinator: options.coordinator, reason: "\(error)")
+            }
+            if let bad = assignment.rows.firstIndex(where: { $0.contains { Int($0) >= labels } }) {
+                throw .badAssignment(
+                    coordinator: options.coordinator,
+                    reason:
+                        "client \(bad)'s rows reach past the \(labels) training images in \(directory)"
+                )
+            }
+        }
         let tiers = scenario.fleet()
         let features = scenario.inputShape.reduce(1, *)
         var clients: [Hosted] = []

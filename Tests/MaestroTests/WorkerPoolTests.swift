@@ -184,4 +184,44 @@ struct WorkerPoolTests {
         #expect(resumed.status == 0, "\(resumed.error.suffix(1000))")
         #expect(metricsLines(run) == 12)
     }
+
+    @Test(
+        "A worker without the scenario's data files stops at once, naming the file; an undeclared worker gets the hint"
+    )
+    func badWorkers() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let coordinator = Process()
+        coordinator.executableURL = URL(fileURLWithPath: maestroPath)
+        coordinator.arguments = [
+            "fleet", "Scenarios/smoke.yaml", "--rounds", "2", "--bind", "tcp://127.0.0.1:5593",
+            "--workers", "0", "--out", "\(directory)/run", "--quiet", "--registration-timeout",
+            "60",
+        ]
+        coordinator.currentDirectoryURL = repositoryRoot
+        coordinator.standardOutput = FileHandle.nullDevice
+        coordinator.standardError = FileHandle.nullDevice
+        try coordinator.run()
+        defer { if coordinator.isRunning { coordinator.terminate() } }
+        let undeclared = try maestro(["worker", "--connect", "tcp://127.0.0.1:5593"], timeout: 60)
+        #expect(undeclared.status != 0)
+        #expect(undeclared.error.contains("--slot I --slots N"), "\(undeclared.error)")
+        let missing = try maestro(
+            [
+                "worker", "--connect", "tcp://127.0.0.1:5593", "--slot", "0", "--slots", "1",
+                "--data-dir", "\(directory)/nowhere",
+            ], timeout: 60)
+        #expect(missing.status != 0)
+        #expect(
+            missing.error.contains("\(directory)/nowhere/train-labels-idx1-ubyte"),
+            "\(missing.error)")
+        // A worker with the data then runs the whole fleet.
+        let good = try maestro(
+            ["worker", "--connect", "tcp://127.0.0.1:5593", "--slot", "0", "--slots", "1"],
+            timeout: 300)
+        #expect(good.status == 0, "\(good.error.suffix(1000))")
+        coordinator.waitUntilExit()
+        #expect(coordinator.terminationStatus == 0)
+        #expect(metricsLines("\(directory)/run") == 2)
+    }
 }
