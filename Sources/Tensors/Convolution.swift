@@ -50,6 +50,12 @@ public func im2col(
                     continue
                 }
                 let line = image + y * w * c
+                if c >= im2colRowCopyChannels {
+                    copyKernelRows(
+                        line, into: rows + ky * span, outputWidth: ow, width: w, channels: c,
+                        kernelSize: k, padding: p, patchSize: patchSize)
+                    continue
+                }
                 for kx in 0..<k {
                     // Patch rows whose input column ox + kx − p lies inside the image.
                     let first = min(ow, max(0, p - kx))
@@ -72,6 +78,37 @@ public func im2col(
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// From this many channels on, `im2col` copies each kernel row of a patch (`k·C` consecutive
+/// floats, 30 for LeNet's conv2) as one run; below, one patch column at a time (see there).
+/// Both write the same matrix.
+let im2colRowCopyChannels = 4
+
+/// Writes kernel row `ky` of the `ow` patches of one output row: for each patch, the `k·c`
+/// input floats under it (zeros where the kernel hangs over the image's left or right edge).
+@inline(__always)
+private func copyKernelRows(
+    _ line: UnsafePointer<Float>, into first: UnsafeMutablePointer<Float>, outputWidth ow: Int,
+    width w: Int, channels c: Int, kernelSize k: Int, padding p: Int, patchSize: Int
+) {
+    let span = k * c
+    for ox in 0..<ow {
+        let target = first + ox &* patchSize
+        let x0 = ox - p
+        if x0 >= 0 && x0 + k <= w {
+            target.update(from: line + x0 * c, count: span)
+            continue
+        }
+        for kx in 0..<k {
+            let x = x0 + kx
+            if x >= 0 && x < w {
+                (target + kx * c).update(from: line + x * c, count: c)
+            } else {
+                (target + kx * c).update(repeating: 0, count: c)
             }
         }
     }

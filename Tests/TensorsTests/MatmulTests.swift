@@ -166,3 +166,57 @@ struct ConvolutionLoweringTests {
         #expect(abs(lhs - rhs) <= 1e-4 * abs(lhs))
     }
 }
+
+@Suite("im2col writes exactly the patch matrix")
+struct Im2colExactTests {
+    /// The patch matrix by its definition, one entry at a time.
+    static func reference(_ images: [Float], batch: Int, geometry g: ConvolutionGeometry) -> [Float]
+    {
+        var patches: [Float] = []
+        for n in 0..<batch {
+            for oy in 0..<g.outputHeight {
+                for ox in 0..<g.outputWidth {
+                    for ky in 0..<g.kernelSize {
+                        for kx in 0..<g.kernelSize {
+                            for ci in 0..<g.channels {
+                                let (y, x) = (oy + ky - g.padding, ox + kx - g.padding)
+                                let inside = y >= 0 && y < g.height && x >= 0 && x < g.width
+                                patches.append(
+                                    inside
+                                        ? images[
+                                            ((n * g.height + y) * g.width + x) * g.channels + ci]
+                                        : 0)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return patches
+    }
+
+    @Test(
+        "Both copy paths (column at a time, kernel row at a time) equal the definition bit for bit",
+        arguments: [
+            (28, 28, 1, 5, 2), (14, 14, 6, 5, 0), (10, 9, 4, 3, 1), (5, 7, 8, 5, 3),
+            (3, 2, 6, 5, 2), (6, 6, 3, 3, 1), (4, 4, 16, 1, 0),
+        ])
+    func exact(height: Int, width: Int, channels: Int, kernel: Int, padding: Int) {
+        var generator = SeededGenerator(seed: 3)
+        let g = ConvolutionGeometry(
+            height: height, width: width, channels: channels, kernelSize: kernel, padding: padding)
+        let batch = 3
+        let images = Tensor.randomNormal(
+            shape: [batch, height, width, channels], using: &generator
+        ).scalars
+        var patches = [Float](
+            repeating: .nan, count: batch * g.outputHeight * g.outputWidth * g.patchSize)
+        images.withUnsafeBufferPointer { src in
+            patches.withUnsafeMutableBufferPointer { dst in
+                im2col(src.baseAddress!, batch: batch, geometry: g, into: dst.baseAddress!)
+            }
+        }
+        let expected = Self.reference(images, batch: batch, geometry: g)
+        #expect(patches.map(\.bitPattern) == expected.map(\.bitPattern))
+    }
+}
