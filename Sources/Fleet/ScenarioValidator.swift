@@ -287,8 +287,10 @@ struct ScenarioValidator {
         guard let node = requiredNode(top, "training"),
             let fields = fields(node, at: "training", known: Self.trainingKeys)
         else { return nil }
-        let localEpochs = required(fields, "localEpochs", .integer(atLeast: 1))
-        let batchSize = required(fields, "batchSize", .integer(atLeast: 1))
+        // Both travel in TRAIN as 16-bit fields.
+        let localEpochs = required(
+            fields, "localEpochs", .integer(atLeast: 1, atMost: Int(UInt16.max)))
+        let batchSize = required(fields, "batchSize", .integer(atLeast: 1, atMost: Int(UInt16.max)))
         let learningRate = required(fields, "learningRate", .number(.positive))
         let sampler: Scenario.RankSampler? =
             if let node = fields.node("sampler") {
@@ -736,8 +738,9 @@ extension Field where Value == Double {
 }
 
 extension Field where Value == Int {
-    /// An integer (plain scalar) of at least `lower`.
-    static func integer(atLeast lower: Int) -> Field {
+    /// An integer (plain scalar) of at least `lower` and, where the wire or the code carries
+    /// it in fewer bits, at most `upper`.
+    static func integer(atLeast lower: Int, atMost upper: Int? = nil) -> Field {
         Field { node in
             guard let text = node.plainText, let value = Int(text) else {
                 return .failure(
@@ -747,6 +750,10 @@ extension Field where Value == Int {
             guard value >= lower else {
                 return .failure(
                     .init(reason: "out of range: must be at least \(lower), found \(text)"))
+            }
+            if let upper, value > upper {
+                return .failure(
+                    .init(reason: "out of range: must be in [\(lower), \(upper)], found \(text)"))
             }
             return .success(value)
         }

@@ -352,7 +352,10 @@ struct CoordinatorMachine {
                         "round \(round): no update from \(pending.keys.sorted().map(String.init).joined(separator: ", ")) within \(roundTimeout); dropped"
                     ))
                 metrics.droppedTimeout += pending.keys.sorted().map(Int.init)
-                for id in pending.keys { cooldownUntil[id] = round + Self.timeoutCooldownRounds }
+                // Excluded while `cooldownUntil > round`: the next `timeoutCooldownRounds`.
+                for id in pending.keys {
+                    cooldownUntil[id] = round + Self.timeoutCooldownRounds + 1
+                }
                 pending = [:]
                 finishAttempt()
             }

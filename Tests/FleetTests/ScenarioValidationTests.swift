@@ -364,6 +364,22 @@ struct ScenarioValidationTests {
             ]).map(\.description) == ["dataset.synthetic.alpha: not used by iid: true"])
     }
 
+    @Test("Fields the wire carries in 16 bits are refused above 65535, not trapped on later")
+    func sixteenBitFields() throws {
+        #expect(
+            try problems(overriding: [("training.batchSize", "70000")]).map(\.description) == [
+                "training.batchSize: out of range: must be in [1, 65535], found 70000"
+            ])
+        #expect(
+            try problems(overriding: [("training.localEpochs", "65536")]).map(\.description) == [
+                "training.localEpochs: out of range: must be in [1, 65535], found 65536"
+            ])
+        let largest = try Scenario.parse(yaml: minimalYAML).overriding([
+            ("training.batchSize", "65535")
+        ])
+        #expect(largest.training.batchSize == 65535)
+    }
+
     @Test("An unknown key suggests the known key within two edits, case-insensitively")
     func suggestions() throws {
         let found = problems(

@@ -107,6 +107,30 @@ struct CoordinatorMachineTests {
         #expect(run.finished && run.failures.isEmpty)
     }
 
+    @Test("A client that missed a deadline sits out exactly the next three rounds")
+    func cooldown() throws {
+        var run = try MachineHarness([("rounds", "6"), ("clientsPerRound", "8")])
+        run.perform(run.machine.start(at: .zero))
+        for client in 0..<8 { run.register(client, at: .milliseconds(client)) }
+        var time = Duration.seconds(1)
+        let silent: UInt32 = 5
+        for round in 1...6 {
+            let invited = run.trains.filter { $0.round == round }.map(\.client)
+            if round == 1 || round == 5 || round == 6 {
+                #expect(invited.contains(silent), "round \(round): \(invited)")
+            } else {
+                #expect(!invited.contains(silent), "round \(round) should exclude client 5")
+            }
+            for client in invited where !(round == 1 && client == silent) {
+                run.answer(client, at: time)
+            }
+            if round == 1 { run.perform(run.machine.tick(at: time + .seconds(6))) }
+            time += .seconds(10)
+            run.perform(run.machine.committed(at: time))
+        }
+        #expect(run.commits.count == 6 && run.commits[0].droppedTimeout == [Int(silent)])
+    }
+
     @Test("Too few registrations by the deadline fail the run")
     func registrationDeadline() throws {
         var run = try MachineHarness([])
