@@ -576,8 +576,16 @@ struct CoordinatorMachine {
                 ))
             return
         }
-        let id = RoundLogic.clientID(
-            for: registration, clients: clients, fleetSize: scenario.clients)
+        guard
+            let id = RoundLogic.clientID(
+                for: registration, clients: clients, fleetSize: scenario.clients)
+        else {
+            reject(
+                "no_client_id", peer: peer, bytes: bytes, message: "register",
+                reply: ErrorReport(
+                    code: .unexpected, message: "no client ID left to assign; give one"))
+            return
+        }
         if let previous = clients[id], previous.nonce != registration.instanceNonce {
             emit(.log("client \(id) re-registered from \(peer) (restarted)"))
         }

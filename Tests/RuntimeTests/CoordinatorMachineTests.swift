@@ -131,6 +131,32 @@ struct CoordinatorMachineTests {
         #expect(run.commits.count == 6 && run.commits[0].droppedTimeout == [Int(silent)])
     }
 
+    @Test("REGISTER for 0xFFFFFFFE, then two without an ID: refused with a reply, no overflow trap")
+    func registrationIDOverflow() throws {
+        var run = try MachineHarness([])
+        run.perform(run.machine.start(at: .zero))
+        func register(nonce: UInt64, requested: UInt32?) {
+            let frame = WireCodec.encode(
+                .register(
+                    Registration(
+                        tierName: "small", capability: 1, sampleCount: 5, instanceNonce: nonce,
+                        requestedClientID: requested)), round: 0, sender: 0)
+            run.perform(
+                run.machine.received(
+                    ReceivedFrame(peer: PeerID(bytes: [0x71, UInt8(nonce)]), bytes: frame),
+                    at: .seconds(1)))
+        }
+        register(nonce: 1, requested: 0xFFFF_FFFE)
+        register(nonce: 2, requested: nil)
+        register(nonce: 3, requested: nil)
+        #expect(run.machine.clients.count == 1)
+        #expect(run.machine.clients[0xFFFF_FFFE] != nil)
+        let refusals = run.actions.filter {
+            if case .log(let line) = $0 { line.contains("no_client_id") } else { false }
+        }
+        #expect(refusals.count == 2)
+    }
+
     @Test("Too few registrations by the deadline fail the run")
     func registrationDeadline() throws {
         var run = try MachineHarness([])

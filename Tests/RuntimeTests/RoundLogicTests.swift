@@ -291,7 +291,7 @@ struct RoundLogicTests {
     @Test("Registration IDs: same process again, requested fleet index, or the next free ID")
     func registrationIDs() throws {
         let (_, _, clients) = try fleet()
-        func register(nonce: UInt64, requested: UInt32?) -> UInt32 {
+        func register(nonce: UInt64, requested: UInt32?) -> UInt32? {
             RoundLogic.clientID(
                 for: Registration(
                     tierName: "small", capability: 1, sampleCount: 10, instanceNonce: nonce,
@@ -311,5 +311,17 @@ struct RoundLogicTests {
                 for: Registration(
                     tierName: "small", capability: 1, sampleCount: 1, instanceNonce: 100),
                 clients: grown, fleetSize: 8) == 13)
+        // A peer that took 0xFFFFFFFE leaves no ID to assign: refused, never an overflow.
+        grown.insert(
+            ClientRecord(
+                id: 0xFFFF_FFFE, peer: PeerID(bytes: [13]), tierIndex: 0, sampleCount: 1,
+                nonce: 13))
+        for nonce in [UInt64(200), 201] {
+            #expect(
+                RoundLogic.clientID(
+                    for: Registration(
+                        tierName: "small", capability: 1, sampleCount: 1, instanceNonce: nonce),
+                    clients: grown, fleetSize: 8) == nil)
+        }
     }
 }
