@@ -138,6 +138,11 @@ public struct ClientSession {
                             code: .shapeMismatch, message: "TRAIN shapes do not fit the model")),
                     round: envelope.round, log: "refused a TRAIN whose shapes do not fit the model")
             }
+            if let problem = Self.problem(withSettings: task) {
+                return .reply(
+                    .error(ErrorReport(code: .malformed, message: "TRAIN refused: \(problem)")),
+                    round: envelope.round, log: "refused a TRAIN: \(problem)")
+            }
             return .train(task, round: envelope.round, architecture: architecture)
         case .evaluate(let task):
             guard case .registered(_, let architecture) = state else { return .none }
@@ -195,6 +200,33 @@ public struct ClientSession {
                     lossSum: Float(loss * Double(samples.count))))
         }
         return .evaluation(EvaluationReport(results: results))
+    }
+
+    /// Why a TRAIN's training settings cannot be trained with (a peer's values, never
+    /// trusted: a batch size of 0 divided by zero, a NaN fraction trapped in the sampler).
+    static func problem(withSettings task: TrainingTask) -> String? {
+        if task.localEpochs == 0 { return "localEpochs is 0" }
+        if task.batchSize == 0 { return "batchSize is 0" }
+        for (name, value) in [
+            ("learningRate", task.learningRate), ("groupLasso", task.groupLasso),
+            ("momentum", task.momentum), ("weightDecay", task.weightDecay),
+        ] where !value.isFinite {
+            return "\(name) is \(value)"
+        }
+        if task.groupLasso < 0 || task.weightDecay < 0 {
+            return "negative groupLasso or weightDecay"
+        }
+        if !(0..<1).contains(task.momentum) { return "momentum \(task.momentum) is outside [0, 1)" }
+        if !(0...1).contains(task.fullBudgetProbability) {
+            return "fullBudgetProbability \(task.fullBudgetProbability) is outside [0, 1]"
+        }
+        if let bad = task.samplerFractions.first(where: { !($0 > 0 && $0 <= 1) }) {
+            return "sampler fraction \(bad) is outside (0, 1]"
+        }
+        if task.sampler == .fixed && task.samplerFractions.count > 1 {
+            return "a fixed sampler takes one fraction, got \(task.samplerFractions.count)"
+        }
+        return nil
     }
 
     /// Whether received tensors have exactly the shapes the model has at these budgets.
