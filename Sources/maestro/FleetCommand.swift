@@ -222,6 +222,7 @@ struct FleetCommand: ParsableCommand {
         } else {
             scenario = try loadScenario(scenarioFile!, overrides: runOptions.overrides)
             directory = runOptions.runDirectory(for: scenario)
+            try refuseExistingRun(in: directory, resume: "maestro fleet --resume \(directory)")
         }
         let hosting = hosting(for: scenario)
         let keyNames: [String]
@@ -379,6 +380,10 @@ struct CoordinatorCommand: ParsableCommand {
             throw ValidationError("--workers must be in 1…\(loaded.clients) (got \(workers))")
         }
         let directory = runOptions.runDirectory(for: loaded)
+        if !resume {
+            try refuseExistingRun(
+                in: directory, resume: "maestro coordinator --resume --out \(directory) …")
+        }
         if !runOptions.quiet {
             print(
                 "coordinator \(loaded.name) listening on \(server.endpoint); run directory \(directory)"
@@ -392,6 +397,23 @@ struct CoordinatorCommand: ParsableCommand {
             quiet: runOptions.quiet, resuming: resume)
         print(SavingsTable(summary: summary).render())
     }
+}
+
+/// Refuses to start a new run in a folder that holds one: its metrics, ledger and checkpoint
+/// would be mixed with the new run's (nothing is written before this check).
+func refuseExistingRun(in directory: String, resume: String) throws {
+    let files = [
+        RunRecorder.metricsFile, RunRecorder.ledgerFile, CoordinatorCheckpoint.fileName,
+        RunRecorder.summaryFile,
+    ]
+    guard
+        let found = files.first(where: {
+            FileManager.default.fileExists(atPath: "\(directory)/\($0)")
+        })
+    else { return }
+    throw CommandError(
+        "\(directory) already holds a run (\(found)): continue it with `\(resume)`, or choose another --out"
+    )
 }
 
 /// `tcp://0.0.0.0:P` or `tcp://*:P` as an address local clients can connect to.

@@ -224,4 +224,29 @@ struct WorkerPoolTests {
         #expect(coordinator.terminationStatus == 0)
         #expect(metricsLines("\(directory)/run") == 2)
     }
+
+    @Test(
+        "A second run into a run folder is refused, naming the folder and the resume command; the first run is intact"
+    )
+    func existingRunFolder() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let run = "\(directory)/run"
+        let first = try maestro(
+            [
+                "fleet", "Scenarios/smoke.yaml", "--rounds", "1", "--out", run, "--quiet",
+                "--workers", "1",
+            ],
+            timeout: 300)
+        #expect(first.status == 0, "\(first.error.suffix(1000))")
+        let before = try Data(contentsOf: URL(fileURLWithPath: "\(run)/ledger.csv"))
+        let second = try maestro(
+            ["fleet", "Scenarios/smoke.yaml", "--rounds", "1", "--out", run, "--quiet"],
+            timeout: 300)
+        #expect(second.status != 0)
+        #expect(second.error.contains("\(run) already holds a run"), "\(second.error)")
+        #expect(second.error.contains("maestro fleet --resume \(run)"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(run)/ledger.csv")) == before)
+        #expect(metricsLines(run) == 1)
+    }
 }
