@@ -93,6 +93,12 @@ struct ClientCommand: ParsableCommand {
                         "--index \(index): the scenario \(partitionOf) has \(scenario.clients) clients"
                     )
                 }
+                let assigned = scenario.fleet()[index].tier.name
+                guard assigned == tier else {
+                    throw CommandError(
+                        "--tier \(tier) contradicts --partition-of \(partitionOf) --index \(index): client \(index) of that scenario is in tier \(assigned)"
+                    )
+                }
                 samples = try scenario.clientSamples(index: index)
             } else {
                 samples = try FashionMNIST.load(split: .train, directory: data!).samples

@@ -98,6 +98,18 @@ struct CommandLineTests {
         #expect(fractions.status != 0)
     }
 
+    @Test("A client whose --tier contradicts its scenario index is refused before connecting")
+    func contradictoryTier() throws {
+        // Client 0 of smoke.yaml is in tier low.
+        let result = try maestro([
+            "client", "--connect", "tcp://127.0.0.1:1", "--tier", "full", "--partition-of",
+            "Scenarios/smoke.yaml", "--index", "0",
+        ])
+        #expect(result.status != 0)
+        #expect(result.error.contains("--tier full contradicts"), "\(result.error)")
+        #expect(result.error.contains("tier low"))
+    }
+
     @Test("A missing or corrupt model file is named in the error")
     func badModelFiles() throws {
         let directory = temporaryDirectory()
