@@ -271,12 +271,17 @@ public final class RunRecorder {
 
     /// Temporary file in the same folder, fsync, rename: a crash leaves the old file or the
     /// new one, never half of one.
-    public static func writeAtomically(_ bytes: [UInt8], to path: String) throws(Error) {
+    /// The file is created with `mode` (a secret key: 0600, never readable by others even
+    /// for a moment), and the folder is synced after the rename so the new name survives a
+    /// crash too.
+    public static func writeAtomically(
+        _ bytes: [UInt8], to path: String, mode: mode_t = 0o644
+    ) throws(Error) {
         let url = URL(fileURLWithPath: path)
         let temporary = url.deletingLastPathComponent().appendingPathComponent(
             ".\(url.lastPathComponent).tmp-\(getpid())"
         ).path
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard descriptor >= 0 else {
             throw .cannotWrite(path: path, reason: String(cString: strerror(errno)))
         }
@@ -302,6 +307,14 @@ public final class RunRecorder {
             let reason = String(cString: strerror(errno))
             unlink(temporary)
             throw .cannotWrite(path: path, reason: reason)
+        }
+        let folder = open(url.deletingLastPathComponent().path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if folder >= 0 {
+            defer { close(folder) }
+            guard fsync(folder) == 0 else {
+                throw .cannotWrite(
+                    path: path, reason: "syncing its folder: \(String(cString: strerror(errno)))")
+            }
         }
     }
 }

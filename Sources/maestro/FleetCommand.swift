@@ -440,8 +440,7 @@ struct FleetKeys {
                 return try CurveKeyPair(secretKey: existing)
             }
             let pair = try CurveKeyPair.generate()
-            try writeAtomically(Array((pair.secretKey + "\n").utf8), to: secret)
-            chmod(secret, 0o600)
+            try writeAtomically(Array((pair.secretKey + "\n").utf8), to: secret, mode: 0o600)
             try writeAtomically(Array((pair.publicKey + "\n").utf8), to: "\(folder)/\(name).pub")
             return pair
         }

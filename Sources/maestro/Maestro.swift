@@ -48,9 +48,11 @@ func monotonicSeconds() -> Double {
 }
 
 /// Writes a file atomically (temporary file, fsync, rename) or fails naming it.
-func writeAtomically(_ bytes: [UInt8], to path: String) throws(CommandError) {
+func writeAtomically(
+    _ bytes: [UInt8], to path: String, mode: mode_t = 0o644
+) throws(CommandError) {
     do {
-        try RunRecorder.writeAtomically(bytes, to: path)
+        try RunRecorder.writeAtomically(bytes, to: path, mode: mode)
     } catch {
         throw CommandError("\(error)")
     }

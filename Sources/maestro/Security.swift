@@ -37,8 +37,7 @@ struct KeysCommand: ParsableCommand {
             guard !FileManager.default.fileExists(atPath: secret) else {
                 throw CommandError("\(secret): exists; not overwriting a secret key")
             }
-            try writeAtomically(Array((pair.secretKey + "\n").utf8), to: secret)
-            chmod(secret, 0o600)
+            try writeAtomically(Array((pair.secretKey + "\n").utf8), to: secret, mode: 0o600)
             try writeAtomically(Array((pair.publicKey + "\n").utf8), to: publicFile)
             print("wrote \(secret) (secret) and \(publicFile) (public key \(pair.publicKey))")
         }
