@@ -41,7 +41,12 @@ public final class FederatedClient {
         public var gflops: Float
         public var requestedClientID: UInt32?
         public var idleTimeout: Duration = .seconds(600)
+        /// First wait before REGISTER is repeated; it doubles up to `maximumRegistrationRetry`.
         public var registrationRetry: Duration = .seconds(3)
+        public var maximumRegistrationRetry: Duration = .seconds(30)
+        /// Told, whatever the verbosity, what the client is still waiting for (every 10 s, then
+        /// less often), so that a client pointed at a dead address does not wait in silence.
+        public var notice: @Sendable (String) -> Void = { _ in }
         public var maximumMessageSize: Int = 64 << 20
         public var log: @Sendable (String) -> Void = { _ in }
 
@@ -75,7 +80,10 @@ public final class FederatedClient {
     /// Runs until SHUTDOWN or the idle timeout.
     public func run() throws(ClientError) -> ClientOutcome {
         var lastHeard = ContinuousClock.now
-        var lastRegistration = ContinuousClock.now
+        let started = ContinuousClock.now
+        var lastRegistration = started
+        var retry = options.registrationRetry
+        var nextNotice = started + .seconds(10)
         try send(session.registration, round: 0)
         while true {
             let frame: ReceivedFrame?
@@ -88,7 +96,15 @@ public final class FederatedClient {
             let now = ContinuousClock.now
             guard let frame else {
                 if now - lastHeard > options.idleTimeout { return .idle }
-                if !session.isRegistered && now - lastRegistration > options.registrationRetry {
+                if !session.isRegistered && now >= nextNotice {
+                    let waited = Int((now - started).seconds.rounded())
+                    options.notice(
+                        "no answer from the coordinator at \(options.coordinator) after \(waited) s; still trying (every \(Int(retry.seconds)) s, giving up after \(Int(options.idleTimeout.seconds)) s)"
+                    )
+                    nextNotice = now + max(.seconds(10), now - started)
+                }
+                if !session.isRegistered && now - lastRegistration > retry {
+                    retry = min(retry * 2, options.maximumRegistrationRetry)
                     try send(session.registration, round: 0)
                     lastRegistration = now
                 }

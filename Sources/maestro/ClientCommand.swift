@@ -112,6 +112,9 @@ struct ClientCommand: ParsableCommand {
             coordinator: connect, tierName: tier, gflops: gflops,
             requestedClientID: index.map(UInt32.init))
         options.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
+        options.notice = { message in
+            FileHandle.standardError.write(Data("\(label): \(message)\n".utf8))
+        }
         options.log = { message in
             if verbose { FileHandle.standardError.write(Data("\(label): \(message)\n".utf8)) }
         }

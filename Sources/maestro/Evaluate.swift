@@ -82,6 +82,18 @@ struct Export: AsyncParsableCommand {
         guard rankFraction > 0 && rankFraction <= 1 else {
             throw ValidationError("--rank-fraction must be in (0, 1] (got \(rankFraction))")
         }
+        // The same file under another name (a link, `./`) counts too: never replace the input.
+        let resolved = { (path: String) in
+            URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path
+        }
+        var input = stat()
+        var output = stat()
+        if resolved(file) == resolved(out)
+            || (stat(file, &input) == 0 && stat(out, &output) == 0 && input.st_dev == output.st_dev
+                && input.st_ino == output.st_ino)
+        {
+            throw ValidationError("--out \(out) is the input model \(file): choose another file")
+        }
         let (network, metadata) = try loadModel(file)
         let ranks = network.ranks(atFraction: rankFraction)
         let smaller = network.exported(ranks: ranks)

@@ -110,6 +110,36 @@ struct CommandLineTests {
         #expect(result.error.contains("tier low"))
     }
 
+    @Test("A client pointed at a dead address says what it waits for, then gives up naming it")
+    func deadCoordinator() throws {
+        let result = try maestro(
+            [
+                "client", "--connect", "tcp://127.0.0.1:9", "--tier", "low", "--partition-of",
+                "Scenarios/smoke.yaml", "--index", "0", "--idle-timeout", "11",
+            ], timeout: 60)
+        #expect(result.status != 0)
+        #expect(
+            result.error.contains("no answer from the coordinator at tcp://127.0.0.1:9 after 10 s"),
+            "\(result.error)")
+        #expect(result.error.contains("nothing from tcp://127.0.0.1:9 for 11 s"))
+    }
+
+    @Test("export refuses to write over its own input, under any name")
+    func exportOverItsInput() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let model = "\(directory)/m.maestro"
+        try Data("not even read".utf8).write(to: URL(fileURLWithPath: model))
+        try FileManager.default.createSymbolicLink(
+            atPath: "\(directory)/link.maestro", withDestinationPath: model)
+        for out in [model, "\(directory)/./m.maestro", "\(directory)/link.maestro"] {
+            let result = try maestro(["export", model, "--rank-fraction", "0.5", "--out", out])
+            #expect(result.status != 0)
+            #expect(result.error.contains("is the input model"), "\(result.error)")
+        }
+        #expect(FileManager.default.contents(atPath: model) == Data("not even read".utf8))
+    }
+
     @Test("A missing or corrupt model file is named in the error")
     func badModelFiles() throws {
         let directory = temporaryDirectory()
