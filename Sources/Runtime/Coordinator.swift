@@ -58,6 +58,8 @@ public final class Coordinator {
         /// in) with the number registered and needed.
         public var onRegistration: @Sendable (_ registered: Int, _ needed: Int) -> Void = { _, _ in
         }
+        /// Recorded in `summary.json`.
+        public var provenance: RunSummary.Provenance?
 
         public init() {}
     }
@@ -216,7 +218,15 @@ public final class Coordinator {
 
     /// Tells every client to stop (used when the run is interrupted).
     public func abandon(reason: String) {
+        let completed = machine.completedRounds
         try? perform(machine.abandon(reason: reason))
+        // The summary of what was done, marked interrupted (no final model: `--resume` goes on).
+        var summary = machine.summary(statistics: protocolStatistics, wallSeconds: now.seconds)
+        summary.rounds = completed
+        summary.interrupted = true
+        summary.workerControlBytes = Int(workerControl.bytesSent + workerControl.bytesReceived)
+        summary.provenance = options.provenance
+        try? recorder.writeSummary(summary)
     }
 
     /// Carries out the machine's actions in order; the actions an action leads to (a
@@ -313,6 +323,7 @@ public final class Coordinator {
     private func finish() throws(CoordinatorError) -> RunSummary {
         var summary = machine.summary(statistics: protocolStatistics, wallSeconds: now.seconds)
         summary.workerControlBytes = Int(workerControl.bytesSent + workerControl.bytesReceived)
+        summary.provenance = options.provenance
         do {
             try recorder.write(
                 ModelFile.encode(machine.global, metadata: machine.modelMetadata),

@@ -311,6 +311,9 @@ struct CoordinatorMachine {
         return takeOutbox()
     }
 
+    /// The last round whose metrics and checkpoint are written.
+    var completedRounds: Int { completedRound }
+
     /// The round's metrics and checkpoint are written (the run may stop here).
     mutating func markCommitted() { completedRound = round }
 

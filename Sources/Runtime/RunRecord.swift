@@ -99,6 +99,33 @@ public struct RunSummary: Codable, Sendable {
     /// Bytes of worker processes' control frames (HELLO, assignment) in this coordinator
     /// process: simulation plumbing, in neither the ledger nor the transport totals above.
     public var workerControlBytes = 0
+    /// Whether the run stopped before its last round (Ctrl-C, a failure); `rounds` is then
+    /// the last completed round, and `--resume` goes on from it.
+    public var interrupted = false
+    /// What produced the run.
+    public var provenance: Provenance?
+
+    /// What produced a run: enough to run it again.
+    public struct Provenance: Codable, Sendable {
+        public var version: String
+        /// The git commit of the source tree the executable was built in, when it sits in one.
+        public var commit: String?
+        public var commandLine: [String]
+        /// ISO 8601, UTC.
+        public var startedAt: String
+        public var host: String
+
+        public init(
+            version: String, commit: String?, commandLine: [String], startedAt: String,
+            host: String
+        ) {
+            self.version = version
+            self.commit = commit
+            self.commandLine = commandLine
+            self.startedAt = startedAt
+            self.host = host
+        }
+    }
 }
 
 /// The files of a run directory, written as the run goes.

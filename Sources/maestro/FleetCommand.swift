@@ -73,6 +73,11 @@ struct RunOptions: ParsableArguments {
 
     func coordinatorOptions(expectedClients: Int?) -> Coordinator.Options {
         var options = Coordinator.Options()
+        options.provenance = RunSummary.Provenance(
+            version: Maestro.configuration.version, commit: sourceCommit(),
+            commandLine: CommandLine.arguments,
+            startedAt: ISO8601DateFormatter().string(from: Date()),
+            host: ProcessInfo.processInfo.hostName)
         options.expectedClients = expectedClients
         options.roundTimeout = .milliseconds(Int64(roundTimeout * 1000))
         // Half the transport's ZMQ_MAXMSGSIZE: frames in between decode to an error that gets
@@ -397,6 +402,35 @@ struct CoordinatorCommand: ParsableCommand {
             quiet: runOptions.quiet, resuming: resume)
         print(SavingsTable(summary: summary).render())
     }
+}
+
+/// The git commit of the source tree this executable was built in (`.build/…/maestro` inside
+/// a clone), read from `.git` without running git; `nil` for an installed binary.
+func sourceCommit() -> String? {
+    let executable =
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        ?? CommandLine.arguments[0]
+    var folder = URL(fileURLWithPath: executable).deletingLastPathComponent()
+    for _ in 0..<6 {
+        let git = folder.appendingPathComponent(".git")
+        if let head = try? String(contentsOf: git.appendingPathComponent("HEAD"), encoding: .utf8) {
+            let line = head.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard line.hasPrefix("ref: ") else { return line }
+            let ref = String(line.dropFirst(5))
+            if let value = try? String(
+                contentsOf: git.appendingPathComponent(ref), encoding: .utf8)
+            {
+                return value.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            let packed =
+                (try? String(
+                    contentsOf: git.appendingPathComponent("packed-refs"), encoding: .utf8)) ?? ""
+            return packed.split(separator: "\n").first { $0.hasSuffix(" " + ref) }
+                .map { String($0.prefix { $0 != " " }) }
+        }
+        folder = folder.deletingLastPathComponent()
+    }
+    return nil
 }
 
 /// Refuses to start a new run in a folder that holds one: its metrics, ledger and checkpoint

@@ -178,11 +178,22 @@ struct WorkerPoolTests {
         fleet.waitUntilExit()
         #expect(fleet.terminationStatus == 130)
         #expect(message.contains("continue with: maestro fleet --resume \(run)"), "\(message)")
+        // The interrupted run's summary says so and what produced it.
+        let interrupted = try summary(run)
+        #expect(interrupted["interrupted"] as? Bool == true)
+        #expect(
+            (interrupted["rounds"] as? Int ?? 0) >= 2 && (interrupted["rounds"] as? Int ?? 99) < 12)
+        let provenance = interrupted["provenance"] as? [String: Any] ?? [:]
+        #expect(provenance["version"] as? String == "0.1.0")
+        #expect((provenance["command_line"] as? [String])?.contains("--workers") == true)
+        #expect((provenance["commit"] as? String)?.count == 40, "\(provenance)")
+        #expect(provenance["started_at"] != nil && provenance["host"] != nil)
         let left = children.filter { FileManager.default.fileExists(atPath: "/proc/\($0)/cmdline") }
         #expect(left.isEmpty, "workers left behind: \(left)")
         let resumed = try maestro(["fleet", "--resume", run, "--quiet"], timeout: 600)
         #expect(resumed.status == 0, "\(resumed.error.suffix(1000))")
         #expect(metricsLines(run) == 12)
+        #expect(try summary(run)["interrupted"] as? Bool == false)
     }
 
     @Test(
