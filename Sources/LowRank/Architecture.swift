@@ -234,6 +234,24 @@ extension Architecture {
     ///
     /// Architectures built in code are valid by construction; this guards ones read from
     /// files, so that a forged header is refused instead of trapping in `forward`.
+    /// Floats in all parameters together, or `nil` when the count (or its bytes) would not
+    /// fit in an `Int`: a crafted file's shapes are counted before anything trusts them.
+    public var checkedParameterFloatCount: Int? {
+        var total = 0
+        for shape in parameterShapes {
+            var count = 1
+            for extent in shape {
+                let (product, overflow) = count.multipliedReportingOverflow(by: extent)
+                guard !overflow, extent >= 0 else { return nil }
+                count = product
+            }
+            let (sum, overflow) = total.addingReportingOverflow(count)
+            guard !overflow else { return nil }
+            total = sum
+        }
+        return total <= Int.max / 16 ? total : nil
+    }
+
     public var inconsistency: String? {
         let limit = 1 << 24
         guard classCount >= 1, classCount < limit else { return "class count \(classCount)" }

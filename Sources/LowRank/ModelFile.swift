@@ -102,7 +102,13 @@ public enum ModelFile {
         }
         if let problem = header.architecture.inconsistency { throw .inconsistent(reason: problem) }
         let shapes = header.architecture.parameterShapes
-        let floatCount = shapes.reduce(0) { $0 + $1.reduce(1, *) }
+        guard let floatCount = header.architecture.checkedParameterFloatCount,
+            floatCount <= bytes.count / 4
+        else {
+            throw .inconsistent(
+                reason: "the header's layers hold more weights than the file's \(bytes.count) bytes"
+            )
+        }
         let expected = 16 + headerLength + 4 * floatCount + 4
         guard expected == bytes.count else {
             throw .sizeMismatch(expected: expected, found: bytes.count)

@@ -133,8 +133,10 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
             throw .corrupt(path: path, reason: problem)
         }
         let shapes = decoded.architecture.parameterShapes
-        let floats = shapes.reduce(0) { $0 + $1.reduce(1, *) }
-        guard 16 + headerLength + 3 * 4 * floats + 4 == bytes.count else {
+        guard let floats = decoded.architecture.checkedParameterFloatCount,
+            floats <= bytes.count / 12,
+            16 + headerLength + 3 * 4 * floats + 4 == bytes.count
+        else {
             throw .corrupt(path: path, reason: "size does not match the architecture")
         }
         var offset = 16 + headerLength
