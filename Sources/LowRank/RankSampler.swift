@@ -1,3 +1,5 @@
+import Tensors
+
 /// How a training step picks the rank each LoD layer runs at (Maestro §3.1, FjORD).
 public enum RankSampler: Sendable, Equatable, Codable {
     /// The paper's sampler: every pair (layer l, rank j ≤ r_l) once per shuffled sweep;
@@ -70,17 +72,18 @@ public struct RankSamplingState: Sendable, Equatable, Codable {
         case .fixed(let fraction):
             return limits.map { RankBudget.rank(fraction: fraction, of: $0) }
         case .sharedFraction(let fractions):
-            let fraction = fractions.randomElement(using: &generator) ?? 1
+            let fraction =
+                fractions.isEmpty ? 1 : fractions[generator.nextIndex(below: fractions.count)]
             return limits.map { RankBudget.rank(fraction: fraction, of: $0) }
         case .acrossLayers:
-            return limits.map { $0 > 0 ? Int.random(in: 1...$0, using: &generator) : 0 }
+            return limits.map { $0 > 0 ? 1 + generator.nextIndex(below: $0) : 0 }
         case .perLayer:
             if queue.isEmpty || queueLimits != limits {
                 queueLimits = limits
                 queue = limits.enumerated().flatMap { layer, limit in
                     (0..<limit).map { Pair(layer: layer, rank: $0 + 1) }
                 }
-                queue.shuffle(using: &generator)
+                queue.shuffleFromFront(using: &generator)
             }
             guard let pair = queue.popLast() else { return limits }
             var ranks = limits

@@ -141,7 +141,7 @@ public struct Trainer: Sendable {
     ) -> EpochReport {
         let start = clock()
         var order = Array(0..<samples.count)
-        order.shuffle(using: &generator)
+        order.shuffleFromFront(using: &generator)
         let batchSize = configuration.batchSize
         let stepsPerEpoch = (samples.count + batchSize - 1) / batchSize
         var lossSum = 0.0
@@ -256,5 +256,5 @@ public struct Trainer: Sendable {
 
 extension RandomNumberGenerator {
     /// A uniform deviate in [0, 1).
-    public mutating func nextUnitInterval() -> Double { Double.random(in: 0..<1, using: &self) }
+    public mutating func nextUnitInterval() -> Double { uniformDouble() }
 }

@@ -79,7 +79,44 @@ extension RandomNumberGenerator {
     }
 }
 
+extension RandomNumberGenerator {
+    /// A uniform deviate in `[0, 1)` from the low 53 bits of one draw: what
+    /// `Double.random(in: 0..<1, using:)` draws today (tested), written here so that a
+    /// toolchain cannot change the numbers.
+    @inlinable
+    public mutating func uniformDouble() -> Double {
+        Double(next() & (1 << 53 - 1)) * 0x1p-53
+    }
+
+    /// A uniform deviate in `range` (both ends included), as
+    /// `Float.random(in: range, using:)` draws it today (tested): a 24-bit significand drawn
+    /// from `0...2²⁴` by Lemire's method on 32-bit words, 2²⁴ giving the upper bound.
+    public mutating func uniformFloat(in range: ClosedRange<Float>) -> Float {
+        let bound = UInt32(1 << 24) + 1
+        var product = UInt32(truncatingIfNeeded: next()).multipliedFullWidth(by: bound)
+        if product.low < bound {
+            let threshold = (0 &- bound) % bound
+            while product.low < threshold {
+                product = UInt32(truncatingIfNeeded: next()).multipliedFullWidth(by: bound)
+            }
+        }
+        if product.high == 1 << 24 { return range.upperBound }
+        let unit = Float(product.high) * 0x1p-24
+        return (range.upperBound - range.lowerBound) * unit + range.lowerBound
+    }
+}
+
 extension Array {
+    /// Fisher–Yates from the front, as the standard library's `shuffle(using:)` does it today
+    /// (tested), written here so that a toolchain cannot change the order: position `k` takes
+    /// the element at a uniform position in `k..<count`.
+    public mutating func shuffleFromFront(using generator: inout some RandomNumberGenerator) {
+        guard count > 1 else { return }
+        for position in 0..<(count - 1) {
+            swapAt(position, position + generator.nextIndex(below: count - position))
+        }
+    }
+
     /// The first `count` elements of a Fisher–Yates shuffle of the array, in shuffle order,
     /// at the cost of `count` steps: position `k` takes the element at a uniform position in
     /// `k..<self.count` of what is left. The same as `shuffled(using:).prefix(count)`, which

@@ -97,7 +97,7 @@ public struct Tensor: Sendable, Equatable, Codable {
         using generator: inout some RandomNumberGenerator
     ) -> Tensor {
         var values = [Float](repeating: 0, count: shape.reduce(1, *))
-        for i in values.indices { values[i] = Float.random(in: range, using: &generator) }
+        for i in values.indices { values[i] = generator.uniformFloat(in: range) }
         return Tensor(shape: shape, scalars: values)
     }
 
@@ -149,9 +149,9 @@ extension RandomNumberGenerator {
     /// generic `Double.random(in:using:)` costs most of a 10 000-client Dirichlet partition.
     @inlinable
     public mutating func nextGaussian() -> Double {
-        var u1 = Double.random(in: 0..<1, using: &self)
-        while u1 <= Double.leastNormalMagnitude { u1 = Double.random(in: 0..<1, using: &self) }
-        let u2 = Double.random(in: 0..<1, using: &self)
+        var u1 = uniformDouble()
+        while u1 <= Double.leastNormalMagnitude { u1 = uniformDouble() }
+        let u2 = uniformDouble()
         return (-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * Double.pi * u2)
     }
 }
