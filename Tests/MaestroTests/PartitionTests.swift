@@ -121,6 +121,15 @@ struct PartitionTests {
         #expect(coordinator.terminationStatus == 0)
         #expect(metricsLines(run) == 12)
         #expect(FileManager.default.fileExists(atPath: "\(run)/summary.json"))
+        // The clients came back: the last rounds, long after the link healed, have the
+        // round's full selection of participants (a run with no client back would end with
+        // rounds of none).
+        let lines = try String(contentsOfFile: "\(run)/metrics.jsonl", encoding: .utf8)
+            .split(separator: "\n").suffix(2)
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            #expect((object["participants"] as? [Int] ?? []).count == 3, "\(line)")
+        }
     }
 }
 
