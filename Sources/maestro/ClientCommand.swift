@@ -17,8 +17,7 @@ struct ClientCommand: ParsableCommand {
             (--partition-of with --index), derived locally. No training data crosses the wire.
             """)
 
-    @Option(help: "Coordinator address, e.g. tcp://192.0.2.10:5555.")
-    var connect: String
+    @OptionGroup var connection: ConnectionOptions
 
     @Option(help: "This device's tier (a tier name of the coordinator's scenario).")
     var tier: String
@@ -45,29 +44,6 @@ struct ClientCommand: ParsableCommand {
     @Option(help: "Compute speed reported at registration (GFLOP/s).")
     var gflops: Float = 1
 
-    @Option(
-        name: .customLong("idle-timeout"),
-        help: "Exit after this many seconds without a message from the coordinator.")
-    var idleTimeout: Double = 600
-
-    @Flag(
-        name: .customLong("exit-with-parent"),
-        help: "Exit when the launching process dies (used by `maestro fleet`).")
-    var exitWithParent = false
-
-    @Flag(help: "Log registration and errors to standard error.")
-    var verbose = false
-
-    @Option(
-        name: .customLong("server-key"),
-        help: "The coordinator's CURVE public key file (turns CURVE on).")
-    var serverKey: String?
-
-    @Option(
-        name: .customLong("client-key"),
-        help: "This client's CURVE secret key file (with --server-key).")
-    var clientKey: String?
-
     func validate() throws {
         guard (data == nil) != (partitionOf == nil) else {
             throw ValidationError(
@@ -77,11 +53,10 @@ struct ClientCommand: ParsableCommand {
             throw ValidationError("--partition-of needs --index")
         }
         if let index, index < 0 { throw ValidationError("--index must be ≥ 0 (got \(index))") }
-        guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be > 0") }
     }
 
     func run() throws {
-        if exitWithParent { exitWhenParentDies() }
+        if connection.exitWithParent { exitWhenParentDies() }
         let samples: TrainingSamples
         do {
             if let partitionOf, let index {
@@ -106,45 +81,27 @@ struct ClientCommand: ParsableCommand {
         } catch let error as DatasetError {
             throw CommandError("\(error)")
         }
-        let verbose = self.verbose
+        let verbose = connection.verbose
+        let connect = connection.connect
         let label = index.map { "client \($0)" } ?? "client"
         var options = FederatedClient.Options(
             coordinator: connect, tierName: tier, gflops: gflops,
             requestedClientID: index.map(UInt32.init))
-        options.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
+        options.idleTimeout = connection.idleDuration
         options.notice = { message in
             FileHandle.standardError.write(Data("\(label): \(message)\n".utf8))
         }
         options.log = { message in
             if verbose { FileHandle.standardError.write(Data("\(label): \(message)\n".utf8)) }
         }
-        var curve: CurveClientConfiguration?
-        if let serverKey {
-            guard let clientKey else {
-                throw ValidationError("--server-key needs --client-key (this client's secret key)")
-            }
-            do {
-                let pair = try CurveKeyPair(secretKey: try readKey(clientKey, what: "secret key"))
-                curve = CurveClientConfiguration(
-                    serverPublicKey: try readKey(serverKey, what: "server public key"),
-                    keyPair: pair)
-            } catch let error as TransportError {
-                throw CommandError("\(clientKey): \(error)")
-            }
-        }
-        let transport: ZeroMQClient
-        do {
-            transport = try ZeroMQClient(connectingTo: connect, curve: curve)
-        } catch {
-            throw CommandError("\(connect): \(error)")
-        }
+        let transport = try connection.transport()
         defer { transport.close() }
         let client = FederatedClient(transport: transport, samples: samples, options: options)
         switch try client.run() {
         case .shutdown(let reason): options.log("shutdown: \(reason)")
         case .idle:
             throw CommandError(
-                "\(label): nothing from \(connect) for \(Int(idleTimeout)) s; giving up")
+                "\(label): nothing from \(connect) for \(Int(connection.idleTimeout)) s; giving up")
         }
     }
 }

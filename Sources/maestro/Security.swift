@@ -119,3 +119,61 @@ struct ServerSecurityOptions: ParsableArguments {
             keyPair: pair, allowedClientKeys: try readAllowList(allowKeys))
     }
 }
+
+/// What `client` and `worker` share: how they reach the coordinator and how long they wait.
+struct ConnectionOptions: ParsableArguments {
+    @Option(help: "Coordinator address, e.g. tcp://192.0.2.10:5555.")
+    var connect: String
+
+    @Option(
+        name: .customLong("idle-timeout"),
+        help: "Exit after this many seconds without a message from the coordinator.")
+    var idleTimeout: Double = 600
+
+    @Flag(
+        name: .customLong("exit-with-parent"),
+        help: "Exit when the launching process dies (used by `maestro fleet`).")
+    var exitWithParent = false
+
+    @Flag(help: "Log registration and errors to standard error.")
+    var verbose = false
+
+    @Option(
+        name: .customLong("server-key"),
+        help: "The coordinator's CURVE public key file (turns CURVE on).")
+    var serverKey: String?
+
+    @Option(
+        name: .customLong("client-key"),
+        help: "This process's CURVE secret key file (with --server-key).")
+    var clientKey: String?
+
+    func validate() throws {
+        guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be > 0") }
+        if (serverKey == nil) != (clientKey == nil) {
+            throw ValidationError("--server-key and --client-key go together")
+        }
+    }
+
+    var idleDuration: Duration { .milliseconds(Int64(idleTimeout * 1000)) }
+
+    /// The DEALER connection to the coordinator, with CURVE when the keys are given.
+    func transport(multiplexed: Bool = false) throws -> ZeroMQClient {
+        var curve: CurveClientConfiguration?
+        if let serverKey, let clientKey {
+            do {
+                let pair = try CurveKeyPair(secretKey: try readKey(clientKey, what: "secret key"))
+                curve = CurveClientConfiguration(
+                    serverPublicKey: try readKey(serverKey, what: "server public key"),
+                    keyPair: pair)
+            } catch let error as TransportError {
+                throw CommandError("\(clientKey): \(error)")
+            }
+        }
+        do {
+            return try ZeroMQClient(connectingTo: connect, curve: curve, multiplexed: multiplexed)
+        } catch {
+            throw CommandError("\(connect): \(error)")
+        }
+    }
+}
