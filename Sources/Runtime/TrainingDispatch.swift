@@ -93,7 +93,4 @@ struct TrainingDispatch<Ticket> {
         inHand[route.worker, default: 1] -= 1
         return route.home
     }
-
-    /// Tasks queued and not yet sent.
-    var queued: Int { queue.count - queueHead }
 }

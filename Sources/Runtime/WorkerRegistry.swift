@@ -83,11 +83,6 @@ struct WorkerRegistry {
         return .assigned(slot: slot, slots: slots, takeover: previous)
     }
 
-    /// The worker on `connection` is gone: its share may be taken by a new worker.
-    mutating func released(_ connection: PeerID) {
-        for (slot, holder) in holders where holder.peer == connection { holders[slot] = nil }
-    }
-
     /// Fleet indices of share `slot`.
     func clients(ofSlot slot: Int) -> StrideTo<Int> {
         stride(from: slot, to: fleetSize, by: slots ?? 1)
