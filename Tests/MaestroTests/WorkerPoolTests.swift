@@ -41,6 +41,19 @@ func processes(mentioning text: String) -> [String] {
     }
 }
 
+/// Starts `maestro ARGUMENTS` in the repository, without waiting; output discarded unless
+/// `standardError` is given.
+func startMaestro(_ arguments: [String], standardError: Pipe? = nil) throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: maestroPath)
+    process.arguments = arguments
+    process.currentDirectoryURL = repositoryRoot
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = standardError ?? FileHandle.nullDevice
+    try process.run()
+    return process
+}
+
 /// The child process IDs of `pid`.
 func childProcesses(of pid: Int32) -> [Int32] {
     let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
@@ -116,17 +129,10 @@ struct WorkerPoolTests {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let run = "\(directory)/run"
-        let fleet = Process()
-        fleet.executableURL = URL(fileURLWithPath: maestroPath)
-        fleet.arguments = [
+        let fleet = try startMaestro([
             "fleet", "Scenarios/smoke.yaml", "--out", run, "--quiet", "--workers", "2",
             "--rounds", "8", "--set", "clientsPerRound=6",
-        ]
-        fleet.currentDirectoryURL = repositoryRoot
-        let output = Pipe()
-        fleet.standardOutput = output
-        fleet.standardError = FileHandle.nullDevice
-        try fleet.run()
+        ])
         defer { if fleet.isRunning { fleet.terminate() } }
         let deadline = Date().addingTimeInterval(300)
         while metricsLines(run) < 2 && fleet.isRunning && Date() < deadline { usleep(20_000) }
@@ -157,16 +163,10 @@ struct WorkerPoolTests {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let run = "\(directory)/run"
-        let fleet = Process()
-        fleet.executableURL = URL(fileURLWithPath: maestroPath)
-        fleet.arguments = [
-            "fleet", "Scenarios/smoke.yaml", "--out", run, "--quiet", "--workers", "2",
-        ]
-        fleet.currentDirectoryURL = repositoryRoot
         let errors = Pipe()
-        fleet.standardOutput = FileHandle.nullDevice
-        fleet.standardError = errors
-        try fleet.run()
+        let fleet = try startMaestro(
+            ["fleet", "Scenarios/smoke.yaml", "--out", run, "--quiet", "--workers", "2"],
+            standardError: errors)
         let deadline = Date().addingTimeInterval(300)
         while metricsLines(run) < 2 && fleet.isRunning && Date() < deadline { usleep(20_000) }
         #expect(fleet.isRunning, "the run ended before it could be interrupted")
@@ -202,17 +202,12 @@ struct WorkerPoolTests {
     func badWorkers() throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let coordinator = Process()
-        coordinator.executableURL = URL(fileURLWithPath: maestroPath)
-        coordinator.arguments = [
-            "fleet", "Scenarios/smoke.yaml", "--rounds", "2", "--bind", "tcp://127.0.0.1:5593",
-            "--workers", "0", "--out", "\(directory)/run", "--quiet", "--registration-timeout",
-            "60",
-        ]
-        coordinator.currentDirectoryURL = repositoryRoot
-        coordinator.standardOutput = FileHandle.nullDevice
-        coordinator.standardError = FileHandle.nullDevice
-        try coordinator.run()
+        let coordinator = try startMaestro(
+            [
+                "fleet", "Scenarios/smoke.yaml", "--rounds", "2", "--bind", "tcp://127.0.0.1:5593",
+                "--workers", "0", "--out", "\(directory)/run", "--quiet", "--registration-timeout",
+                "60",
+            ])
         defer { if coordinator.isRunning { coordinator.terminate() } }
         let undeclared = try maestro(["worker", "--connect", "tcp://127.0.0.1:5593"], timeout: 60)
         #expect(undeclared.status != 0)
