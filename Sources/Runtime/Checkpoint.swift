@@ -31,6 +31,11 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
         public var rejected: [String: Int]
         public var lateUpdates: Int
         public var lastAccuracy: [String: Double]
+        /// Clients that missed a deadline, with the round before which they are not selected
+        /// (absent in checkpoints written before it was kept: read as none).
+        public var cooldownUntil: [UInt32: Int]?
+        /// Clients known to be gone, not selected until they register again.
+        public var unresponsive: [UInt32]?
 
         public init(
             round: Int, architecture: Architecture, keptRanks: [Int], bytesUp: Int, bytesDown: Int,
@@ -39,7 +44,8 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
             transportBytesSent: Int, transportBytesReceived: Int,
             tierBytes: [String: RoundMetrics.TierBytes],
             participations: [String: Int], rejected: [String: Int], lateUpdates: Int,
-            lastAccuracy: [String: Double]
+            lastAccuracy: [String: Double], cooldownUntil: [UInt32: Int] = [:],
+            unresponsive: [UInt32] = []
         ) {
             self.round = round
             self.architecture = architecture
@@ -57,6 +63,8 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
             self.rejected = rejected
             self.lateUpdates = lateUpdates
             self.lastAccuracy = lastAccuracy
+            self.cooldownUntil = cooldownUntil
+            self.unresponsive = unresponsive
         }
     }
 

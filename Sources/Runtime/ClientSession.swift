@@ -31,6 +31,9 @@ public struct ClientSession {
         /// Evaluate this task on the client's samples and send the result
         /// (``evaluation(of:architecture:samples:)``).
         case evaluate(EvaluationTask, round: UInt32, architecture: Architecture)
+        /// The coordinator no longer knows this client (it restarted): send ``registration``
+        /// again, and keep repeating it until it is answered.
+        case reregister(log: String)
         /// The client is done.
         case stop(ClientOutcome)
         /// The client cannot go on.
@@ -154,6 +157,12 @@ public struct ClientSession {
             guard isRegistered else {
                 state = .finished
                 return .fail(.refused(coordinator: coordinator, reason: report.message))
+            }
+            if report.code == .unknownClient {
+                return .reregister(
+                    log:
+                        "the coordinator does not know this client (\(report.message)); registering again"
+                )
             }
             return .log("coordinator reported: \(report.message)")
         case .heartbeat, .register, .update, .evaluation, .workerHello, .workerAssignment:

@@ -7,6 +7,8 @@ struct ClientRecord {
     var tierIndex: Int
     var sampleCount: Int
     var nonce: UInt64
+    /// False once its connection is known closed (until it registers again).
+    var connected = true
 }
 
 /// The registered clients by ID, with the indices a frame needs (by peer, by nonce), so that
@@ -58,6 +60,15 @@ struct ClientTable {
         }
         byPeer[record.peer] = record.id
         byNonce[record.nonce] = record.id
+    }
+
+    /// Records that a client's connection is known closed.
+    mutating func markDisconnected(_ id: UInt32) {
+        if Int(id) < fleetSize {
+            if Int(id) < fleet.count { fleet[Int(id)]?.connected = false }
+        } else {
+            others[id]?.connected = false
+        }
     }
 
     /// The client whose latest registration came from `peer`.

@@ -60,6 +60,10 @@ public final class Coordinator {
         }
         /// Recorded in `summary.json`.
         public var provenance: RunSummary.Provenance?
+        /// Which CURVE keys register as which clients (from the allow-list).
+        public var enrolment: Enrolment?
+        /// The population bound for open deployments (at least the scenario's fleet).
+        public var maximumClients: Int?
 
         public init() {}
     }
@@ -91,7 +95,8 @@ public final class Coordinator {
             scenario: scenario, evaluationSet: evaluationSet,
             expectedClients: options.expectedClients,
             registrationTimeout: options.registrationTimeout, roundTimeout: options.roundTimeout,
-            maximumMessageSize: options.maximumMessageSize, resumingFrom: checkpoint)
+            maximumMessageSize: options.maximumMessageSize, enrolment: options.enrolment,
+            maximumClients: options.maximumClients, resumingFrom: checkpoint)
         workers = WorkerRegistry(slots: options.workerSlots, fleetSize: scenario.clients)
     }
 
@@ -116,6 +121,16 @@ public final class Coordinator {
                     if !stranded.isEmpty { try perform(machine.abandoned(stranded, at: now)) }
                     continue
                 }
+            }
+            let closed = transport.takeConnectionEvents().closed
+            if !closed.isEmpty {
+                options.log(
+                    "connection closed: \(closed.map(\.description).joined(separator: ", "))")
+                try perform(machine.disconnected(closed, at: now))
+                let stranded = closed.flatMap { dispatch.remove(worker: $0.connection) }
+                    .compactMap { machine.clients.id(of: $0) }
+                if !stranded.isEmpty { try perform(machine.abandoned(stranded, at: now)) }
+                continue
             }
             let frame: ReceivedFrame?
             do {

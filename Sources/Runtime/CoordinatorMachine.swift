@@ -53,6 +53,9 @@ struct CoordinatorMachine {
     enum Phase {
         /// Waiting for `needed` clients until `deadline`.
         case registering(needed: Int, deadline: Duration)
+        /// Fewer clients are reachable than the round needs (`minimumUpdates`): waiting until
+        /// `deadline` for some to come back (they register again) before selecting.
+        case awaitingClients(deadline: Duration)
         /// Waiting for the updates of the current attempt.
         case collecting
         /// A round is done; its metrics are being written.
@@ -67,6 +70,12 @@ struct CoordinatorMachine {
     let registrationTimeout: Duration
     let roundTimeout: Duration
     let maximumMessageSize: Int
+    /// Which CURVE keys register as which clients (`nil`: any authenticated peer, any ID).
+    let enrolment: Enrolment?
+    /// At most this many clients register (the scenario's fleet, or `--max-clients`).
+    let populationBound: Int
+    /// At most this many samples weigh one update (the scenario's bound per client).
+    let sampleBound: Int
     private(set) var phase: Phase
     private(set) var global: Network
     private(set) var serverState: ServerOptimizerState
@@ -108,9 +117,13 @@ struct CoordinatorMachine {
     init(
         scenario: Scenario, evaluationSet: TrainingSamples, expectedClients: Int?,
         registrationTimeout: Duration, roundTimeout: Duration, maximumMessageSize: Int,
+        enrolment: Enrolment? = nil, maximumClients: Int? = nil,
         resumingFrom checkpoint: CoordinatorCheckpoint?
     ) throws(CoordinatorError) {
         self.scenario = scenario
+        self.enrolment = enrolment
+        populationBound = max(scenario.clients, maximumClients ?? 0)
+        sampleBound = scenario.samplesPerClientBound
         self.evaluationSet = evaluationSet
         self.registrationTimeout = registrationTimeout
         self.roundTimeout = roundTimeout
@@ -170,6 +183,8 @@ struct CoordinatorMachine {
             lateTotal = header.lateUpdates
             computeTotal = header.clientComputeSeconds
             lastAccuracy = header.lastAccuracy
+            cooldownUntil = header.cooldownUntil ?? [:]
+            unresponsive = Set(header.unresponsive ?? [])
             completedRound = header.round
             earlier = (header.wallSeconds, header.transportBytesSent, header.transportBytesReceived)
         }
@@ -200,6 +215,14 @@ struct CoordinatorMachine {
 
     var isCollecting: Bool {
         if case .collecting = phase { return true }
+        return false
+    }
+
+    /// While clients register, nothing they send changes who is selected later: in a resumed
+    /// run the checkpoint's cooldowns and unresponsive clients stand as the uninterrupted run
+    /// had them (a fresh run has none).
+    private var isRegistering: Bool {
+        if case .registering = phase { return true }
         return false
     }
 
@@ -244,10 +267,32 @@ struct CoordinatorMachine {
         self.now = now
         for id in ids {
             unresponsive.insert(id)
+            clients.markDisconnected(id)
             if isCollecting, pending.removeValue(forKey: id) != nil {
                 emit(.log("round \(round): client \(id) is gone; dropped from the round"))
                 metrics.droppedTimeout.append(Int(id))
             }
+        }
+        progress()
+        return takeOutbox()
+    }
+
+    /// These connections closed (the transport's socket monitor): their clients are gone
+    /// until they register again, and leave the current round at once.
+    mutating func disconnected(_ connections: [PeerID], at now: Duration) -> [CoordinatorAction] {
+        self.now = now
+        let closed = Set(connections.map(\.connection))
+        var gone: [UInt32] = []
+        clients.forEach { if closed.contains($0.peer.connection) { gone.append($0.id) } }
+        for id in gone {
+            clients.markDisconnected(id)
+            if isCollecting, pending.removeValue(forKey: id) != nil {
+                emit(
+                    .log("round \(round): client \(id)'s connection closed; dropped from the round")
+                )
+                metrics.droppedTimeout.append(Int(id))
+            }
+            if !isRegistering { unresponsive.insert(id) }
         }
         progress()
         return takeOutbox()
@@ -362,9 +407,25 @@ struct CoordinatorMachine {
                 pending = [:]
                 finishAttempt()
             }
+        case .awaitingClients(let deadline):
+            if reachableClients >= scenario.minimumUpdates || now > deadline {
+                startAttempt(waited: true)
+            }
         case .committing, .finished:
             break
         }
+    }
+
+    /// Whether a client may be selected now: not known gone, not cooling down.
+    private func isExcluded(_ id: UInt32) -> Bool {
+        unresponsive.contains(id) || (cooldownUntil[id] ?? 0) > round
+    }
+
+    /// Registered clients that may be selected now.
+    private var reachableClients: Int {
+        var count = 0
+        clients.forEach { if !isExcluded($0.id) { count += 1 } }
+        return count
     }
 
     /// Starts the next round, or ends the run after the last one.
@@ -385,7 +446,19 @@ struct CoordinatorMachine {
     }
 
     /// Selects, plans (virtual clock, deadline) and sends TRAIN for one attempt.
-    private mutating func startAttempt() {
+    ///
+    /// When fewer clients are reachable than `minimumUpdates` (every device's link went down,
+    /// say), the round first waits up to the round timeout for them to come back, instead of
+    /// passing rounds nobody can train in.
+    private mutating func startAttempt(waited: Bool = false) {
+        if !waited, attempt == 0, reachableClients < scenario.minimumUpdates {
+            emit(
+                .log(
+                    "round \(round): \(reachableClients) clients reachable, minimumUpdates is \(scenario.minimumUpdates); waiting up to \(roundTimeout) for clients to come back"
+                ))
+            phase = .awaitingClients(deadline: now + roundTimeout)
+            return
+        }
         let excluded = { [unresponsive, cooldownUntil, round] (id: UInt32) in
             unresponsive.contains(id) || (cooldownUntil[id] ?? 0) > round
         }
@@ -527,7 +600,7 @@ struct CoordinatorMachine {
         _ frame: ReceivedFrame
     ) -> (contribution: ClientContribution, loss: Double)? {
         // Anything from a registered peer proves it is reachable again.
-        if let id = clients.id(of: frame.peer) { cooldownUntil[id] = nil }
+        if !isRegistering, let id = clients.id(of: frame.peer) { cooldownUntil[id] = nil }
         let bytes = frame.bytes.count
         let envelope: Envelope
         do {
@@ -540,7 +613,8 @@ struct CoordinatorMachine {
         }
         switch envelope.message {
         case .register(let registration):
-            handleRegistration(registration, from: frame.peer, bytes: bytes)
+            handleRegistration(
+                registration, from: frame.peer, key: frame.authenticatedKey, bytes: bytes)
         case .update(let update):
             return handleUpdate(update, envelope: envelope, peer: frame.peer, bytes: bytes)
         case .heartbeat:
@@ -566,7 +640,7 @@ struct CoordinatorMachine {
     }
 
     private mutating func handleRegistration(
-        _ registration: Registration, from peer: PeerID, bytes: Int
+        _ registration: Registration, from peer: PeerID, key: String?, bytes: Int
     ) {
         guard let tierIndex = scenario.tiers.firstIndex(where: { $0.name == registration.tierName })
         else {
@@ -579,23 +653,68 @@ struct CoordinatorMachine {
                 ))
             return
         }
-        guard
-            let id = RoundLogic.clientID(
-                for: registration, clients: clients, fleetSize: scenario.clients)
-        else {
-            reject(
-                "no_client_id", peer: peer, bytes: bytes, message: "register",
-                reply: ErrorReport(
-                    code: .unexpected, message: "no client ID left to assign; give one"))
+        let refuse = { (machine: inout CoordinatorMachine, reason: String, message: String) in
+            machine.reject(
+                reason, peer: peer, bytes: bytes, message: "register",
+                reply: ErrorReport(code: .unexpected, message: message))
+        }
+        let entry = enrolment?.entry(forKey: key)
+        if let bound = entry?.clientID, let requested = registration.requestedClientID,
+            requested != bound
+        {
+            refuse(
+                &self, "key_id_mismatch",
+                "this key is enrolled as client \(bound), not client \(requested)")
             return
         }
-        if let previous = clients[id], previous.nonce != registration.instanceNonce {
+        if let tier = entry?.tier, tier != registration.tierName {
+            refuse(
+                &self, "key_tier_mismatch",
+                "this key is enrolled in tier '\(tier)', not '\(registration.tierName)'")
+            return
+        }
+        guard
+            let id = entry?.clientID
+                ?? RoundLogic.clientID(
+                    for: registration, clients: clients, fleetSize: scenario.clients)
+        else {
+            refuse(&self, "no_client_id", "no client ID left to assign; give one")
+            return
+        }
+        if let owner = enrolment?.key(boundTo: id), owner != key {
+            refuse(&self, "id_bound_to_other_key", "client \(id) is enrolled under another key")
+            return
+        }
+        let previous = clients[id]
+        if let previous, previous.nonce != registration.instanceNonce {
+            // Another process claims a registered ID. It may take it over when the first one
+            // is known gone, or when its key is enrolled as that ID (the key proves who it
+            // is); never from a live connection on a plain claim.
+            let proven = entry?.clientID == id
+            guard
+                proven || !previous.connected || unresponsive.contains(id)
+                    || previous.peer.connection == peer.connection
+            else {
+                refuse(
+                    &self, "id_taken",
+                    "client \(id) is registered from another connection that is still alive")
+                return
+            }
             emit(.log("client \(id) re-registered from \(peer) (restarted)"))
         }
-        unresponsive.remove(id)
-        cooldownUntil[id] = nil
+        if previous == nil && clients.count >= populationBound {
+            refuse(
+                &self, "population_full",
+                "this run takes at most \(populationBound) clients, and has them")
+            return
+        }
+        if !isRegistering {
+            unresponsive.remove(id)
+            cooldownUntil[id] = nil
+        }
         let record = ClientRecord(
-            id: id, peer: peer, tierIndex: tierIndex, sampleCount: Int(registration.sampleCount),
+            id: id, peer: peer, tierIndex: tierIndex,
+            sampleCount: min(Int(registration.sampleCount), sampleBound),
             nonce: registration.instanceNonce)
         clients.insert(record)
         recordLedger(client: Int(id), direction: .up, message: "register", bytes: bytes)
@@ -648,7 +767,9 @@ struct CoordinatorMachine {
         computeTotal += Double(update.computeSeconds)
         recordLedger(client: Int(id), direction: .up, message: "update", bytes: bytes)
         countDenseEquivalent(denseMessageBytes.update, client: Int(id), round: round)
-        let samples = min(Int(update.sampleCount), client.sampleCount)
+        // The weight is the count fixed (and capped) at registration: an update's own count
+        // is the client's word, and a client could claim its way to a larger say.
+        let samples = client.sampleCount
         let slice = ModelSlice(budgets: budgets, factors: update.factors, shared: update.shared)
         return (
             ClientContribution(clientID: Int(id), sampleCount: max(samples, 1), slice: slice),
@@ -793,7 +914,8 @@ struct CoordinatorMachine {
             transportBytesReceived: earlier.received + Int(statistics.bytesReceived),
             tierBytes: tierTotals,
             participations: participations, rejected: rejectedTotals, lateUpdates: lateTotal,
-            lastAccuracy: lastAccuracy)
+            lastAccuracy: lastAccuracy, cooldownUntil: cooldownUntil,
+            unresponsive: unresponsive.sorted())
         return CoordinatorCheckpoint(
             header: header, parameters: global.parameters, serverState: serverState)
     }

@@ -84,8 +84,20 @@ public final class FederatedClient {
         var lastRegistration = started
         var retry = options.registrationRetry
         var nextNotice = started + .seconds(10)
+        // Whether a REGISTER is unanswered (at the start, and after the coordinator restarted
+        // or the link came back: the coordinator may not know this client any more).
+        var awaitingAnswer = true
         try send(session.registration, round: 0)
         while true {
+            if transport.takeConnectionEvents().reestablished > 0 && session.isRegistered {
+                options.log(
+                    "the connection to the coordinator at \(options.coordinator) was re-established; registering again"
+                )
+                try send(session.registration, round: 0)
+                awaitingAnswer = true
+                lastRegistration = ContinuousClock.now
+                retry = options.registrationRetry
+            }
             let frame: ReceivedFrame?
             do {
                 frame = try transport.receive(timeout: .milliseconds(500))
@@ -103,7 +115,7 @@ public final class FederatedClient {
                     )
                     nextNotice = now + max(.seconds(10), now - started)
                 }
-                if !session.isRegistered && now - lastRegistration > retry {
+                if awaitingAnswer && now - lastRegistration > retry {
                     retry = min(retry * 2, options.maximumRegistrationRetry)
                     try send(session.registration, round: 0)
                     lastRegistration = now
@@ -122,7 +134,15 @@ public final class FederatedClient {
             switch session.received(envelope, architectures: &architectures) {
             case .none: continue
             case .log(let line): options.log(line)
-            case .registered(_, let line): options.log(line)
+            case .registered(_, let line):
+                awaitingAnswer = false
+                options.log(line)
+            case .reregister(let line):
+                options.log(line)
+                try send(session.registration, round: 0)
+                awaitingAnswer = true
+                lastRegistration = now
+                retry = options.registrationRetry
             case .reply(let message, let round, let line):
                 if let line { options.log(line) }
                 try send(message, round: round)

@@ -132,6 +132,19 @@ extension Scenario {
         ).map { Array($0.prefix(samplesPerClient ?? $0.count)) }
     }
 
+    /// The most training samples one client of this scenario can hold: the cap on the weight
+    /// a registration may claim (`dataset.samplesPerClient`, else the whole training set of
+    /// Fashion-MNIST, else the generator's cap).
+    public var samplesPerClientBound: Int {
+        let whole: Int
+        switch dataset {
+        case .fashionMNIST: whole = 60_000
+        case .synthetic, .syntheticIID:
+            whole = syntheticGenerator?.maximumSamplesPerDevice ?? Int(UInt32.max)
+        }
+        return min(samplesPerClient ?? whole, whole)
+    }
+
     /// How many training samples fleet client `index` holds, given its rows of
     /// ``partitionRows()`` (ignored for generated data, which is counted without generating).
     public func clientSampleCount(index: Int, rows: [UInt32]) -> Int {

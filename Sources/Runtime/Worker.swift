@@ -142,6 +142,16 @@ public final class Worker {
                 throw .transport(error)
             }
             let now = ContinuousClock.now
+            if transport.takeConnectionEvents().reestablished > 0, share != nil {
+                // The coordinator restarted (or the link came back): it may know neither this
+                // worker nor its clients. Ask for the share again; its clients register anew.
+                options.log(
+                    "the connection to the coordinator at \(options.coordinator) was re-established; asking for the share again"
+                )
+                share = nil
+                try sendHello()
+                lastAttempt = now
+            }
             if let frame {
                 lastHeard = now
                 if try handle(frame) { lastAttempt = now }
@@ -347,6 +357,12 @@ public final class Worker {
         case .none: break
         case .log(let line): options.log("\(label): \(line)")
         case .registered: break
+        case .reregister(let line):
+            // A guest's session (hosted elsewhere) has nothing to register; its host's does.
+            options.log("\(label): \(line)")
+            if share?.position(ofClient: client.index) != nil {
+                try send(client.session.registration, round: 0, sender: 0, to: client)
+            }
         case .reply(let message, let round, let line):
             if let line { options.log("\(label): \(line)") }
             try send(message, round: round, sender: client.session.clientID, to: client)

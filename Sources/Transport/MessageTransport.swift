@@ -22,16 +22,44 @@ public protocol MessageTransport: AnyObject {
     /// Releases the connection; later calls throw ``TransportError/closed(endpoint:)``.
     /// Closing twice is harmless.
     func close()
+
+    /// What happened to connections since the last call (the socket monitor's news).
+    func takeConnectionEvents() -> ConnectionEvents
+}
+
+extension MessageTransport {
+    /// A transport that cannot tell reports nothing.
+    public func takeConnectionEvents() -> ConnectionEvents { ConnectionEvents() }
+}
+
+/// Connection news from a transport's socket monitor.
+public struct ConnectionEvents: Sendable, Equatable {
+    /// Coordinator side: connections that closed (a peer's process died, its link or its
+    /// heartbeats failed), as ``PeerID/connection`` values of peers that had sent on them.
+    public var closed: [PeerID] = []
+    /// Client side: how many times the connection to the coordinator was established again
+    /// after the first time (a restarted coordinator, a healed link).
+    public var reestablished = 0
+
+    public init(closed: [PeerID] = [], reestablished: Int = 0) {
+        self.closed = closed
+        self.reestablished = reestablished
+    }
+
+    public var isEmpty: Bool { closed.isEmpty && reestablished == 0 }
 }
 
 /// One frame and the peer it came from.
 public struct ReceivedFrame: Sendable, Equatable {
     public var peer: PeerID
     public var bytes: [UInt8]
+    /// The CURVE public key (Z85) that authenticated the connection, `nil` in plaintext.
+    public var authenticatedKey: String?
 
-    public init(peer: PeerID, bytes: [UInt8]) {
+    public init(peer: PeerID, bytes: [UInt8], authenticatedKey: String? = nil) {
         self.peer = peer
         self.bytes = bytes
+        self.authenticatedKey = authenticatedKey
     }
 }
 

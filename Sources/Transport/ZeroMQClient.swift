@@ -22,6 +22,10 @@ public final class ZeroMQClient: MessageTransport {
     public let isMultiplexed: Bool
     public private(set) var statistics = TransportStatistics()
     private let socket: ZeroMQSocket
+    private var monitor: ZeroMQMonitor?
+    /// Completed handshakes seen so far (the first is the initial connection).
+    private var handshakes = 0
+    private var reported = 0
 
     /// Connects a DEALER socket to `address`, such as `tcp://127.0.0.1:5555`.
     ///
@@ -54,7 +58,9 @@ public final class ZeroMQClient: MessageTransport {
             try socket.set(
                 ZMQ_CURVE_SECRETKEY, try curve.keyPair.secretKeyBytes(), "ZMQ_CURVE_SECRETKEY")
         }
+        let monitor = try ZeroMQMonitor(watching: socket, events: ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
         try socket.connect(address)
+        self.monitor = monitor
         self.socket = socket
         self.endpoint = address
         self.options = options
@@ -114,8 +120,19 @@ public final class ZeroMQClient: MessageTransport {
         }
     }
 
+    /// How often the connection was established again since the last call: the coordinator
+    /// restarted or the link healed, so a registered client should register again.
+    public func takeConnectionEvents() -> ConnectionEvents {
+        handshakes += monitor?.drain().count ?? 0
+        let again = max(0, handshakes - 1) - reported
+        reported += again
+        return ConnectionEvents(reestablished: again)
+    }
+
     /// Closes the socket; queued frames get `options.linger` to leave.
     public func close() {
+        monitor?.close()
+        monitor = nil
         socket.close()
     }
 }

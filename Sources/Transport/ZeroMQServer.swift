@@ -20,6 +20,14 @@ public final class ZeroMQServer: MessageTransport {
     public private(set) var statistics = TransportStatistics()
     private let socket: ZeroMQSocket
     private var authenticator: ZAPAuthenticator?
+    private var monitor: ZeroMQMonitor?
+    /// The routing identities that have sent on each open connection (by file descriptor),
+    /// so that a closed connection names its peers.
+    private var identitiesByFD: [Int32: Set<[UInt8]>] = [:]
+    /// The descriptor each identity last sent on: a client that reconnected (same identity,
+    /// `ZMQ_ROUTER_HANDOVER`) is not reported when its old connection's close comes late.
+    private var fdByIdentity: [[UInt8]: Int32] = [:]
+    private var closedConnections: [PeerID] = []
 
     /// Binds a ROUTER socket to `address`, such as `tcp://127.0.0.1:*`.
     ///
@@ -47,6 +55,31 @@ public final class ZeroMQServer: MessageTransport {
         self.endpoint = try socket.bind(address)
         self.socket = socket
         self.options = options
+        monitor = try ZeroMQMonitor(
+            watching: socket, events: ZMQ_EVENT_DISCONNECTED)
+    }
+
+    /// Connections closed since the last call, each named by a routing identity that sent
+    /// on it (a connection that never sent a frame names nobody and is not reported).
+    public func takeConnectionEvents() -> ConnectionEvents {
+        readMonitor()
+        defer { closedConnections = [] }
+        return ConnectionEvents(closed: closedConnections)
+    }
+
+    private func readMonitor() {
+        guard let monitor else { return }
+        for event in monitor.drain() {
+            // A descriptor's DISCONNECTED is queued before the descriptor can be reused, and
+            // the monitor is read before every frame: a mapping is never stale when used.
+            guard event.kind == ZMQ_EVENT_DISCONNECTED else { continue }
+            for identity in identitiesByFD.removeValue(forKey: Int32(bitPattern: event.value))
+                ?? []
+            {
+                fdByIdentity[identity] = nil
+                closedConnections.append(PeerID(bytes: identity))
+            }
+        }
     }
 
     deinit { close() }
@@ -89,8 +122,12 @@ public final class ZeroMQServer: MessageTransport {
     /// ``TransportError/malformedEnvelope(peer:partCount:)``; the server stays usable.
     public func receive(timeout: Duration) throws(TransportError) -> ReceivedFrame? {
         try untilDeadline(timeout) { (remaining) throws(TransportError) -> ReceivedFrame? in
+            // Events first: a connection's DISCONNECTED is queued before its descriptor can
+            // be reused by a connection whose frames follow.
+            readMonitor()
+            var metadata = ZeroMQSocket.Metadata()
             guard try socket.waitReadable(timeout: remaining),
-                let (parts, count) = try socket.receiveParts(limit: 3)
+                let (parts, count) = try socket.receiveParts(limit: 3, metadata: &metadata)
             else { return nil }
             guard let identity = parts.first else {
                 throw .malformedEnvelope(peer: nil, partCount: count)
@@ -101,15 +138,25 @@ public final class ZeroMQServer: MessageTransport {
             case 3 where parts[1].count <= 255: peer = PeerID(bytes: identity, channel: parts[1])
             default: throw .malformedEnvelope(peer: PeerID(bytes: identity), partCount: count)
             }
+            if metadata.sourceFD >= 0, fdByIdentity[identity] != metadata.sourceFD {
+                if let earlier = fdByIdentity[identity] {
+                    identitiesByFD[earlier]?.remove(identity)
+                }
+                fdByIdentity[identity] = metadata.sourceFD
+                identitiesByFD[metadata.sourceFD, default: []].insert(identity)
+            }
             let payload = parts[count - 1]
             statistics.recordReceived(payload.count)
-            return ReceivedFrame(peer: peer, bytes: payload)
+            return ReceivedFrame(
+                peer: peer, bytes: payload, authenticatedKey: metadata.userID)
         }
     }
 
     /// Closes the socket (queued frames get `options.linger` to leave) and stops the ZAP
     /// handler.
     public func close() {
+        monitor?.close()
+        monitor = nil
         socket.close()
         authenticator?.stop()
         authenticator = nil

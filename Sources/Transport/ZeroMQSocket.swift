@@ -187,6 +187,21 @@ final class ZeroMQSocket {
     /// Stops copying parts after `limit` of them (the rest are read and dropped) but
     /// reports the true part count.
     func receiveParts(limit: Int) throws(TransportError) -> (parts: [[UInt8]], count: Int)? {
+        try receiveParts(limit: limit, metadata: nil)
+    }
+
+    /// What libzmq knows of the connection a message came in on.
+    struct Metadata {
+        /// The connection's file descriptor (`ZMQ_SRCFD`; -1 if unknown).
+        var sourceFD: Int32 = -1
+        /// The ZAP handler's user ID for the connection (the client's CURVE key), if any.
+        var userID: String?
+    }
+
+    /// ``receiveParts(limit:)`` that also reads the message's connection metadata.
+    func receiveParts(
+        limit: Int, metadata: UnsafeMutablePointer<Metadata>?
+    ) throws(TransportError) -> (parts: [[UInt8]], count: Int)? {
         let handle = try liveHandle()
         var parts = [[UInt8]]()
         var count = 0
@@ -203,6 +218,16 @@ final class ZeroMQSocket {
                 throw .receiveFailed(endpoint: endpoint, reason: zmqReason(code))
             }
             count += 1
+            // A ROUTER's identity part, made up by libzmq after a poll, may carry neither:
+            // take them from any part that has them (the payload does).
+            if let metadata {
+                let fd = zmq_msg_get(&message, ZMQ_SRCFD)
+                if fd >= 0 { metadata.pointee.sourceFD = fd }
+                if metadata.pointee.userID == nil, let user = zmq_msg_gets(&message, "User-Id") {
+                    let text = String(cString: user)
+                    metadata.pointee.userID = text.isEmpty ? nil : text
+                }
+            }
             if parts.count < limit {
                 let size = zmq_msg_size(&message)
                 let data = zmq_msg_data(&message)

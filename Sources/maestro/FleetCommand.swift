@@ -204,7 +204,7 @@ struct FleetCommand: ParsableCommand {
     }
 
     /// How the fleet's clients are hosted.
-    enum Hosting {
+    enum Hosting: Equatable {
         case processPerClient
         case workers(Int)
     }
@@ -239,7 +239,10 @@ struct FleetCommand: ParsableCommand {
         // per client process or worker (in RUNDIR/keys) and allows exactly those.
         let keys =
             scenario.security.requireCurve
-            ? try FleetKeys(directory: directory, names: keyNames) : nil
+            ? try FleetKeys(
+                directory: directory, names: keyNames,
+                bindings: hosting == .processPerClient
+                    ? scenario.fleet().map { (UInt32($0.index), $0.tier.name) } : nil) : nil
         let server: ZeroMQServer
         do {
             server = try ZeroMQServer(
@@ -282,6 +285,7 @@ struct FleetCommand: ParsableCommand {
             }
         }
         var options = runOptions.coordinatorOptions(expectedClients: scenario.clients)
+        options.enrolment = keys?.enrolment
         switch hosting {
         case .processPerClient:
             for client in scenario.fleet() {
@@ -361,6 +365,13 @@ struct CoordinatorCommand: ParsableCommand {
     )
     var workers: Int?
 
+    @Option(
+        name: .customLong("max-clients"),
+        help:
+            "Let up to this many clients register, for open deployments (default and minimum: the scenario's clients)."
+    )
+    var maxClients: Int?
+
     @OptionGroup var security: ServerSecurityOptions
 
     @OptionGroup var runOptions: RunOptions
@@ -369,8 +380,14 @@ struct CoordinatorCommand: ParsableCommand {
         installStopHandlers()
         if resume && runOptions.out == nil { throw ValidationError("--resume needs --out RUNDIR") }
         let loaded = try loadScenario(scenario, overrides: runOptions.overrides)
-        if let expect, expect < 1 || expect > loaded.clients {
-            throw ValidationError("--expect must be in 1…\(loaded.clients) (got \(expect))")
+        if let maxClients, maxClients < loaded.clients || maxClients >= Int(UInt32.max) {
+            throw ValidationError(
+                "--max-clients must be at least the scenario's \(loaded.clients) clients (got \(maxClients))"
+            )
+        }
+        if let expect, expect < 1 || expect > (maxClients ?? loaded.clients) {
+            throw ValidationError(
+                "--expect must be in 1…\(maxClients ?? loaded.clients) (got \(expect))")
         }
         let server: ZeroMQServer
         do {
@@ -396,6 +413,8 @@ struct CoordinatorCommand: ParsableCommand {
         }
         var options = runOptions.coordinatorOptions(expectedClients: expect ?? loaded.clients)
         options.workerSlots = workers
+        options.enrolment = try security.enrolment()
+        options.maximumClients = maxClients
         if !runOptions.quiet { options.onRegistration = RegistrationPrinter().print }
         let summary = try runCoordinator(
             scenario: loaded, directory: directory, server: server, options: options,
@@ -464,8 +483,14 @@ func loopbackEndpoint(_ endpoint: String) -> String {
 struct FleetKeys {
     let directory: String
     let serverConfiguration: CurveServerConfiguration
+    /// Each client process's key bound to its fleet index and tier (workers' keys, which
+    /// host many clients, to none).
+    let enrolment: Enrolment
 
-    init(directory runDirectory: String, names: [String]) throws {
+    /// `bindings[i]` is the client ID and tier of `names[i]`'s key, when given.
+    init(
+        directory runDirectory: String, names: [String], bindings: [(UInt32, String)]? = nil
+    ) throws {
         let folder = URL(fileURLWithPath: runDirectory).appendingPathComponent("keys").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         func pair(_ name: String) throws -> CurveKeyPair {
@@ -480,9 +505,21 @@ struct FleetKeys {
         }
         directory = folder
         let server = try pair("coordinator")
-        var allowed: Set<String> = []
-        for name in names { allowed.insert(try pair(name).publicKey) }
-        serverConfiguration = CurveServerConfiguration(keyPair: server, allowedClientKeys: allowed)
+        var enrolment = Enrolment()
+        var lines = ["# maestro fleet: the clients' keys, each bound to its client ID and tier"]
+        for (index, name) in names.enumerated() {
+            let key = try pair(name).publicKey
+            let binding = bindings?[index]
+            _ = enrolment.add(
+                key: key, entry: Enrolment.Entry(clientID: binding?.0, tier: binding?.1))
+            lines.append(
+                [key, binding.map { "\($0.0) \($0.1)" }].compactMap { $0 }.joined(separator: " "))
+        }
+        try writeAtomically(
+            Array((lines.joined(separator: "\n") + "\n").utf8), to: "\(folder)/allow-list")
+        self.enrolment = enrolment
+        serverConfiguration = CurveServerConfiguration(
+            keyPair: server, allowedClientKeys: enrolment.keys)
     }
 
     func arguments(name: String) -> [String] {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Runtime
 import Transport
 
 struct KeysCommand: ParsableCommand {
@@ -11,7 +12,8 @@ struct KeysCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write NAME.key (secret, mode 600) and NAME.pub (public) into a folder.",
             discussion: """
-                Give the coordinator its .key and a folder of the clients' .pub files \
+                Give the coordinator its .key and a folder of the clients' .pub files, or an \
+                allow-list file of 'KEY ID [TIER]' lines that binds each key to its client \
                 (--allow-keys); give each client its own .key and the coordinator's .pub.
                 """)
 
@@ -56,30 +58,34 @@ func readKey(_ path: String, what: String) throws -> String {
     return key
 }
 
-/// Public keys from a folder of `*.pub` files or from one file with a key per line.
-func readAllowList(_ path: String) throws -> Set<String> {
+/// The allow-list: a folder of `*.pub` files (keys bound to no ID), or a file of
+/// `KEY [ID [TIER]]` lines (see `Enrolment`).
+func readAllowList(_ path: String) throws -> Enrolment {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
         throw CommandError("\(path): no such allow-list file or folder")
     }
-    if isDirectory.boolValue {
-        let files = try FileManager.default.contentsOfDirectory(atPath: path).filter {
-            $0.hasSuffix(".pub")
-        }.sorted()
-        return Set(
-            try files.map {
-                try readKey(
-                    URL(fileURLWithPath: path).appendingPathComponent($0).path, what: "public key")
-            })
-    }
-    let lines = try String(contentsOfFile: path, encoding: .utf8).split(whereSeparator: \.isNewline)
-        .map { $0.trimmingCharacters(in: .whitespaces) }.filter {
-            !$0.isEmpty && !$0.hasPrefix("#")
+    guard isDirectory.boolValue else {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw CommandError("\(path): cannot read the allow-list")
         }
-    for line in lines where line.count != 40 {
-        throw CommandError("\(path): '\(line)' is not a CURVE public key (40 Z85 characters)")
+        do {
+            return try Enrolment.parse(text, path: path)
+        } catch {
+            throw CommandError("\(error)")
+        }
     }
-    return Set(lines)
+    var enrolment = Enrolment()
+    let files = try FileManager.default.contentsOfDirectory(atPath: path).filter {
+        $0.hasSuffix(".pub")
+    }.sorted()
+    for file in files {
+        let full = URL(fileURLWithPath: path).appendingPathComponent(file).path
+        if let problem = enrolment.add(key: try readKey(full, what: "public key"), entry: .init()) {
+            throw CommandError("\(full): \(problem)")
+        }
+    }
+    return enrolment
 }
 
 /// Coordinator-side security options.
@@ -91,8 +97,16 @@ struct ServerSecurityOptions: ParsableArguments {
 
     @Option(
         name: .customLong("allow-keys"),
-        help: "Folder of clients' .pub files, or a file of public keys, allowed to connect.")
+        help: ArgumentHelp(
+            "Folder of clients' .pub files, or an allow-list file of 'KEY [ID [TIER]]' lines binding each key to a client ID (and tier).",
+            valueName: "folder-or-file"))
     var allowKeys: String?
+
+    /// Who may register as whom (nil in plaintext).
+    func enrolment() throws -> Enrolment? {
+        guard secretKey != nil, let allowKeys else { return nil }
+        return try readAllowList(allowKeys)
+    }
 
     /// The CURVE configuration, or nil for plaintext; `required` (scenario security) refuses plaintext.
     func configuration(required: Bool) throws -> CurveServerConfiguration? {
@@ -116,7 +130,7 @@ struct ServerSecurityOptions: ParsableArguments {
             throw CommandError("\(secretKey): \(error)")
         }
         return CurveServerConfiguration(
-            keyPair: pair, allowedClientKeys: try readAllowList(allowKeys))
+            keyPair: pair, allowedClientKeys: try readAllowList(allowKeys).keys)
     }
 }
 

@@ -52,4 +52,26 @@ struct ClientSessionTests {
             #expect(report.code == .malformed && report.message.contains(reason), "\(report)")
         }
     }
+
+    @Test(
+        "An unknownClient error makes a registered client register again; other errors are logged")
+    func unknownClientReregisters() throws {
+        var (session, _) = try registered()
+        var architectures = ModelDescriptions()
+        let unknown = Envelope(
+            round: 3, sender: 0,
+            message: .error(
+                ErrorReport(code: .unknownClient, message: "client 3 is not registered")))
+        guard case .reregister = session.received(unknown, architectures: &architectures) else {
+            Issue.record("a restarted coordinator's unknownClient did not start a new registration")
+            return
+        }
+        #expect(session.isRegistered, "the session keeps its model while it registers again")
+        let other = Envelope(
+            round: 3, sender: 0, message: .error(ErrorReport(code: .unexpected, message: "late")))
+        guard case .log = session.received(other, architectures: &architectures) else {
+            Issue.record("an ordinary error report was not just logged")
+            return
+        }
+    }
 }

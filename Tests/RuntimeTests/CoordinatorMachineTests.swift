@@ -15,12 +15,47 @@ struct MachineHarness {
     /// The actions other than sends, in order.
     var actions: [CoordinatorAction] = []
 
-    init(_ overrides: [(keyPath: String, value: String)]) throws {
+    init(
+        _ overrides: [(keyPath: String, value: String)],
+        enrolment: Enrolment? = nil, maximumClients: Int? = nil,
+        resumingFrom checkpoint: CoordinatorCheckpoint? = nil
+    ) throws {
         let scenario = try Scenario.parse(yaml: syntheticScenarioYAML).overriding(overrides)
         machine = try CoordinatorMachine(
             scenario: scenario, evaluationSet: scenario.evaluationSamples(),
             expectedClients: nil, registrationTimeout: .seconds(10), roundTimeout: .seconds(5),
-            maximumMessageSize: 1 << 22, resumingFrom: nil)
+            maximumMessageSize: 1 << 22, enrolment: enrolment, maximumClients: maximumClients,
+            resumingFrom: checkpoint)
+    }
+
+    /// Sends a REGISTER from `peer` (authenticated by `key`, if given) and returns the
+    /// machine's answer: the ID it registered, or the rejection reason it counted.
+    mutating func registration(
+        from peer: PeerID, nonce: UInt64, requested: UInt32?, tier: String = "small",
+        samples: UInt32 = 50, key: String? = nil, at time: Duration = .zero
+    ) -> RegistrationOutcome {
+        let frame = WireCodec.encode(
+            .register(
+                Registration(
+                    tierName: tier, capability: 1, sampleCount: samples, instanceNonce: nonce,
+                    requestedClientID: requested)),
+            round: 0, sender: 0)
+        let before = actions.count
+        perform(
+            machine.received(
+                ReceivedFrame(peer: peer, bytes: frame, authenticatedKey: key), at: time))
+        for action in actions[before...] {
+            if case .log(let line) = action, line.hasPrefix("rejected register") {
+                // "rejected register from PEER: REASON (message)"
+                let reason = line.split(separator: ": ").dropFirst().first?
+                    .split(separator: " ").first
+                return .refused(reason.map(String.init) ?? line)
+            }
+        }
+        guard let id = machine.clients.id(ofNonce: nonce) else {
+            return .refused("no record")
+        }
+        return .registered(id)
     }
 
     static func peer(_ client: Int) -> PeerID { PeerID(bytes: [0x70, UInt8(client)]) }
@@ -74,6 +109,169 @@ struct MachineHarness {
     }
 
     var finished: Bool { actions.contains { if case .finish = $0 { true } else { false } } }
+}
+
+/// What became of a REGISTER: the ID it got, or the reason it was refused for.
+enum RegistrationOutcome: Equatable {
+    case registered(UInt32)
+    case refused(String)
+}
+
+@Suite("Enrolment: who may register as whom")
+struct EnrolmentTests {
+    static let keyA = String(repeating: "A", count: 39) + "1"
+    static let keyB = String(repeating: "B", count: 39) + "2"
+    static let keyW = String(repeating: "W", count: 39) + "3"
+
+    @Test("An allow-list file binds keys to client IDs and tiers; bad lines name file and line")
+    func parse() throws {
+        let text = """
+            # devices
+            \(Self.keyA) 3 small   # the lab's board
+            \(Self.keyB) 4
+            \(Self.keyW)
+
+            """
+        let enrolment = try Enrolment.parse(text, path: "allow")
+        #expect(enrolment.keys.count == 3)
+        #expect(enrolment.entry(forKey: Self.keyA) == .init(clientID: 3, tier: "small"))
+        #expect(enrolment.entry(forKey: Self.keyW) == .init())
+        #expect(enrolment.key(boundTo: 4) == Self.keyB)
+        let bad: [(String, String)] = [
+            ("short-key 1", "allow:1: 'short-key' is not a CURVE public key"),
+            ("\(Self.keyA) x", "allow:1: 'x' is not a client ID"),
+            ("\(Self.keyA) 4294967295", "is not a client ID"),
+            ("\(Self.keyA) 1 small extra", "allow:1: expected 'KEY [ID [TIER]]'"),
+            ("\(Self.keyA) 1\n\(Self.keyB) 1", "allow:2: client 1 is bound to key"),
+            ("\(Self.keyA) 1\n\(Self.keyA) 2", "allow:2: key \(Self.keyA) is listed twice"),
+        ]
+        for (text, message) in bad {
+            #expect(throws: Enrolment.Error.self) { try Enrolment.parse(text, path: "allow") }
+            do {
+                _ = try Enrolment.parse(text, path: "allow")
+            } catch {
+                #expect(error.description.contains(message), "\(error)")
+            }
+        }
+    }
+
+    @Test("Under CURVE a bound key registers only as its own ID and tier, and nobody else as it")
+    func curveBinding() throws {
+        var enrolment = Enrolment()
+        _ = enrolment.add(key: Self.keyA, entry: .init(clientID: 3, tier: "small"))
+        _ = enrolment.add(key: Self.keyW, entry: .init())
+        var run = try MachineHarness([], enrolment: enrolment)
+        run.perform(run.machine.start(at: .zero))
+        let a = PeerID(bytes: [1])
+        let w = PeerID(bytes: [2])
+        #expect(
+            run.registration(from: a, nonce: 1, requested: 4, key: Self.keyA)
+                == .refused("key_id_mismatch"))
+        #expect(
+            run.registration(from: a, nonce: 1, requested: nil, tier: "large", key: Self.keyA)
+                == .refused("key_tier_mismatch"))
+        #expect(
+            run.registration(from: w, nonce: 2, requested: 3, key: Self.keyW)
+                == .refused("id_bound_to_other_key"))
+        #expect(
+            run.registration(from: a, nonce: 1, requested: nil, key: Self.keyA) == .registered(3))
+        // The unbound key registers any free ID; the bound key's device restarts (new nonce,
+        // new connection, the old one not yet known dead) and takes its ID back.
+        #expect(run.registration(from: w, nonce: 2, requested: 5, key: Self.keyW) == .registered(5))
+        let restarted = PeerID(bytes: [9])
+        #expect(
+            run.registration(from: restarted, nonce: 77, requested: 3, key: Self.keyA)
+                == .registered(3))
+        #expect(run.machine.clients[3]?.peer == restarted)
+    }
+
+    @Test("In plaintext a live client's ID cannot be taken over; once its connection closes it can")
+    func plaintextTakeover() throws {
+        var run = try MachineHarness([])
+        run.perform(run.machine.start(at: .zero))
+        let first = PeerID(bytes: [1])
+        let intruder = PeerID(bytes: [2])
+        #expect(run.registration(from: first, nonce: 10, requested: 2) == .registered(2))
+        #expect(
+            run.registration(from: intruder, nonce: 11, requested: 2) == .refused("id_taken"))
+        #expect(run.machine.clients[2]?.peer == first, "the intruder replaced the client")
+        // The same process registering again (a reconnect) keeps its ID.
+        #expect(run.registration(from: first, nonce: 10, requested: 2) == .registered(2))
+        run.perform(run.machine.disconnected([first], at: .seconds(1)))
+        #expect(run.registration(from: intruder, nonce: 11, requested: 2) == .registered(2))
+    }
+
+    @Test("Registrations stop at the population bound; --max-clients raises it")
+    func populationBound() throws {
+        var run = try MachineHarness([])
+        run.perform(run.machine.start(at: .zero))
+        let peer = { (index: Int) in PeerID(bytes: [1, UInt8(index)]) }
+        for index in 0..<8 {
+            // IDs assigned without a request start after the fleet's indices.
+            #expect(
+                run.registration(from: peer(index), nonce: UInt64(index + 1), requested: nil)
+                    == .registered(UInt32(8 + index)))
+        }
+        #expect(
+            run.registration(from: peer(8), nonce: 99, requested: nil)
+                == .refused("population_full"))
+        #expect(run.machine.clients.count == 8)
+        var open = try MachineHarness([], maximumClients: 9)
+        open.perform(open.machine.start(at: .zero))
+        for index in 0..<9 {
+            #expect(
+                open.registration(
+                    from: peer(index), nonce: UInt64(index + 1), requested: 100 + UInt32(index))
+                    == .registered(100 + UInt32(index)))
+        }
+        #expect(
+            open.registration(from: peer(9), nonce: 99, requested: 7) == .refused("population_full")
+        )
+    }
+
+    @Test(
+        "An update weighs the sample count fixed at registration, capped; its own claim is ignored")
+    func weights() throws {
+        func finalModel(claimAtRegistration: UInt32, claimInUpdate: UInt32) throws -> [Tensor] {
+            var run = try MachineHarness([
+                ("rounds", "1"), ("clientsPerRound", "8"), ("dataset.samplesPerClient", "40"),
+            ])
+            run.perform(run.machine.start(at: .zero))
+            for client in 0..<8 {
+                _ = run.registration(
+                    from: MachineHarness.peer(client), nonce: UInt64(client + 1),
+                    requested: UInt32(client), tier: client < 4 ? "small" : "large",
+                    samples: client == 0 ? claimAtRegistration : 40)
+            }
+            #expect(run.machine.clients[0]?.sampleCount == min(Int(claimAtRegistration), 40))
+            for train in run.trains {
+                // Client 0 sends its factors scaled: its weight decides how far they pull.
+                var factors = train.task.factors
+                if train.client == 0 {
+                    factors = factors.map {
+                        FactorPair(
+                            up: Tensor(shape: $0.up.shape, scalars: $0.up.scalars.map { $0 * 2 }),
+                            down: $0.down)
+                    }
+                }
+                let update = TrainingUpdate(
+                    factors: factors, shared: train.task.shared,
+                    sampleCount: train.client == 0 ? claimInUpdate : 40, trainingLoss: 1,
+                    computeSeconds: 0.01)
+                let frame = WireCodec.encode(.update(update), round: 1, sender: train.client)
+                run.perform(
+                    run.machine.received(
+                        ReceivedFrame(peer: MachineHarness.peer(Int(train.client)), bytes: frame),
+                        at: .seconds(1)))
+            }
+            #expect(run.commits.count == 1)
+            return run.machine.global.parameters
+        }
+        let honest = try finalModel(claimAtRegistration: 40, claimInUpdate: 40)
+        #expect(try finalModel(claimAtRegistration: 40, claimInUpdate: 4_000_000_000) == honest)
+        #expect(try finalModel(claimAtRegistration: 4_000_000_000, claimInUpdate: 40) == honest)
+        #expect(try finalModel(claimAtRegistration: 10, claimInUpdate: 40) != honest)
+    }
 }
 
 @Suite("The coordinator's state machine, on a test clock")
@@ -192,6 +390,91 @@ struct CoordinatorMachineTests {
         for client in round2 { run.answer(client, at: .seconds(3)) }
         #expect(run.commits.count == 2)
         #expect(run.commits[1].lateUpdates == 1 && run.commits[1].rejected["late"] == 1)
+    }
+
+    @Test("A closed connection drops its client from the round at once, until it registers again")
+    func closedConnection() throws {
+        var run = try MachineHarness([("rounds", "2")])
+        run.perform(run.machine.start(at: .zero))
+        for client in 0..<8 { run.register(client, at: .zero) }
+        let invited = run.trains.filter { $0.round == 1 }.map(\.client)
+        let gone = invited[0]
+        run.perform(
+            run.machine.disconnected([MachineHarness.peer(Int(gone))], at: .milliseconds(300)))
+        for client in invited.dropFirst() { run.answer(client, at: .milliseconds(400)) }
+        let round1 = try #require(run.commits.first, "the round did not wait for its deadline")
+        #expect(round1.droppedTimeout == [Int(gone)])
+        run.perform(run.machine.committed(at: .seconds(1)))
+        #expect(!run.trains.filter { $0.round == 2 }.map(\.client).contains(gone))
+    }
+
+    @Test("With every client gone a round waits for them to come back instead of passing empty")
+    func waitsForClients() throws {
+        var run = try MachineHarness([("rounds", "2")])
+        run.perform(run.machine.start(at: .zero))
+        for client in 0..<8 { run.register(client, at: .zero) }
+        let invited = run.trains.filter { $0.round == 1 }.map(\.client)
+        run.perform(
+            run.machine.disconnected((0..<8).map { MachineHarness.peer($0) }, at: .seconds(1)))
+        #expect(run.commits.count == 1 && run.commits[0].droppedTimeout.count == invited.count)
+        run.perform(run.machine.committed(at: .seconds(1)))
+        run.perform(run.machine.tick(at: .seconds(3)))
+        #expect(run.trains.filter { $0.round == 2 }.isEmpty, "round 2 started with nobody")
+        #expect(run.commits.count == 1)
+        run.register(6, at: .seconds(4))  // a device is back
+        #expect(run.trains.filter { $0.round == 2 }.map(\.client) == [6])
+    }
+
+    @Test(
+        "Resumed after a timeout and a lost client, the machine selects and aggregates bit for bit as the uninterrupted one"
+    )
+    func resumeKeepsSelectionState() throws {
+        let overrides = [("rounds", "6"), ("clientsPerRound", "5")]
+        // Plays one machine from `first` to the end: every invited client answers, except
+        // the silent one in round 1 (a timeout: three rounds of cooldown) and the lost one in
+        // round 2 (gone for good). Returns the selections and the checkpoint after round 2.
+        func play(
+            _ run: inout MachineHarness, from first: Int, time: inout Duration
+        ) -> (selections: [[UInt32]], checkpoint: CoordinatorCheckpoint?) {
+            var selections: [[UInt32]] = []
+            var checkpoint: CoordinatorCheckpoint?
+            for round in first...6 {
+                let invited = run.trains.filter { $0.round == round }.map(\.client)
+                selections.append(invited)
+                var answering = invited
+                if round == 1 { answering.removeLast() }
+                if round == 2 {
+                    run.perform(run.machine.lost([answering.removeFirst()], at: time))
+                }
+                for client in answering { run.answer(client, at: time) }
+                if round == 1 { run.perform(run.machine.tick(at: time + .seconds(6))) }
+                time += .seconds(10)
+                if round == 2 {
+                    checkpoint = run.machine.checkpoint(
+                        statistics: TransportStatistics(), wallSeconds: 1)
+                }
+                run.perform(run.machine.committed(at: time))
+            }
+            return (selections, checkpoint)
+        }
+        var uninterrupted = try MachineHarness(overrides)
+        uninterrupted.perform(uninterrupted.machine.start(at: .zero))
+        for client in 0..<8 { uninterrupted.register(client, at: .zero) }
+        var time = Duration.seconds(1)
+        let (all, saved) = play(&uninterrupted, from: 1, time: &time)
+        let checkpoint = try #require(saved)
+        #expect(checkpoint.header.unresponsive?.count == 1)
+        #expect(checkpoint.header.cooldownUntil?.values.first == 5)
+        // The resumed coordinator: every client registers again (new processes), which must
+        // neither end the silent client's cooldown nor bring the lost one back early.
+        var resumed = try MachineHarness(overrides, resumingFrom: checkpoint)
+        resumed.perform(resumed.machine.start(at: .zero))
+        for client in 0..<8 { resumed.register(client, at: .zero) }
+        time = .seconds(1)
+        let (rest, _) = play(&resumed, from: 3, time: &time)
+        #expect(rest == Array(all.dropFirst(2)))
+        #expect(resumed.finished && uninterrupted.finished)
+        #expect(resumed.machine.global.parameters == uninterrupted.machine.global.parameters)
     }
 
     @Test("Rounds nobody can join end at once, the model unchanged, and the run finishes")
