@@ -47,7 +47,20 @@ extension ScenarioNode {
     ///
     /// Anchors and aliases are resolved by Yams; merge keys (`<<: *base`) are applied here,
     /// with keys written in the mapping itself taking precedence.
+    ///
+    /// Bounded, because a scenario may come from anyone: at most ``maximumBytes`` of text,
+    /// ``maximumDepth`` levels of nesting, and ``maximumNodes`` nodes once aliases are
+    /// expanded (a "billion laughs" of nested aliases is refused after that many, instead of
+    /// taking memory without bound).
     static func parse(yaml: String) throws(YAMLSyntaxError) -> ScenarioNode? {
+        guard yaml.utf8.count <= maximumBytes else {
+            throw YAMLSyntaxError(
+                line: 1, column: 1,
+                reason:
+                    "the document is \(yaml.utf8.count) bytes; a scenario may have at most \(maximumBytes)"
+            )
+        }
+        try checkNesting(yaml)
         let root: Node?
         do {
             root = try Yams.compose(yaml: yaml)
@@ -56,10 +69,78 @@ extension ScenarioNode {
         } catch {
             throw YAMLSyntaxError(line: 1, column: 1, reason: "\(error)")
         }
-        return root.map(ScenarioNode.init(yams:))
+        guard let root else { return nil }
+        var budget = maximumNodes
+        guard let node = ScenarioNode(yams: root, budget: &budget) else {
+            throw YAMLSyntaxError(
+                line: 1, column: 1,
+                reason:
+                    "the document expands to more than \(maximumNodes) nodes (nested aliases?); a scenario has a few hundred"
+            )
+        }
+        return node
     }
 
-    init(yams node: Node) {
+    /// The largest scenario text read (1 MiB; shipped scenarios are a few kB).
+    static let maximumBytes = 1 << 20
+    /// The deepest nesting read (shipped scenarios nest 4 levels).
+    static let maximumDepth = 64
+    /// The most nodes a document may expand to, aliases included.
+    static let maximumNodes = 100_000
+
+    /// Refuses nesting deeper than ``maximumDepth`` before the recursive composer sees it:
+    /// flow brackets (`[[[…`), compact sequences (`- - - …`) and indentation.
+    private static func checkNesting(_ yaml: String) throws(YAMLSyntaxError) {
+        let (space, dash, hash) = (UInt8(ascii: " "), UInt8(ascii: "-"), UInt8(ascii: "#"))
+        var flowDepth = 0
+        var quote: UInt8?  // quoted scalars may span lines
+        var line = 1
+        var blockDepth = 0
+        var leading = true
+        var previous = space
+        var inComment = false
+        for byte in yaml.utf8 {
+            if byte == UInt8(ascii: "\n") {
+                (line, blockDepth, leading, previous, inComment) = (line + 1, 0, true, space, false)
+                continue
+            }
+            defer { previous = byte }
+            if inComment { continue }
+            if let open = quote {
+                if byte == open { quote = nil }
+                continue
+            }
+            switch byte {
+            case hash where previous == space || previous == UInt8(ascii: "\t"):
+                inComment = true
+            case UInt8(ascii: "\""), UInt8(ascii: "'"):
+                quote = byte
+                leading = false
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                flowDepth += 1
+                leading = false
+            case UInt8(ascii: "]"), UInt8(ascii: "}"):
+                flowDepth = max(0, flowDepth - 1)
+            case space where leading, dash where leading:
+                blockDepth += 1
+            default:
+                leading = false
+            }
+            // A block level takes at least one column of indentation or a "- ": allow two
+            // columns per level.
+            if flowDepth > maximumDepth || blockDepth > 2 * maximumDepth {
+                throw YAMLSyntaxError(
+                    line: line, column: 1,
+                    reason: "nesting deeper than \(maximumDepth) levels; a scenario nests a few")
+            }
+        }
+    }
+
+    /// Converts a composed document, spending one unit of `budget` per node (aliases are
+    /// expanded, so a shared subtree costs each time it appears); `nil` once it runs out.
+    init?(yams node: Node, budget: inout Int) {
+        budget -= 1
+        guard budget >= 0 else { return nil }
         switch node {
         case .scalar(let scalar):
             let isPlain = scalar.style == .plain
@@ -69,13 +150,19 @@ extension ScenarioNode {
                 self = .scalar(scalar.string, isPlain: isPlain)
             }
         case .sequence(let sequence):
-            self = .sequence(
-                sequence.map(ScenarioNode.init(yams:)), isFlow: sequence.style == .flow)
+            var items: [ScenarioNode] = []
+            for item in sequence {
+                guard let converted = ScenarioNode(yams: item, budget: &budget) else { return nil }
+                items.append(converted)
+            }
+            self = .sequence(items, isFlow: sequence.style == .flow)
         case .mapping(let mapping):
             var entries: [Entry] = []
             var merged: [Entry] = []
             for (key, value) in mapping {
-                let converted = ScenarioNode(yams: value)
+                guard let converted = ScenarioNode(yams: value, budget: &budget) else {
+                    return nil
+                }
                 if key.scalar?.string == "<<", key.scalar?.style == .plain {
                     // A merge key: a mapping or a sequence of mappings, earlier ones win.
                     let sources: [ScenarioNode] =

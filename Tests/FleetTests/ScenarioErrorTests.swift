@@ -17,6 +17,40 @@ struct ScenarioErrorTests {
         return nil
     }
 
+    @Test("A billion-laughs alias bomb is refused after a bounded expansion, not read into memory")
+    func aliasBomb() throws {
+        // Nine levels of nine aliases each expand to 9⁹ ≈ 387 million nodes.
+        var lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+        for level in 1...9 {
+            let refs = Array(repeating: "*a\(level - 1)", count: 9).joined(separator: ", ")
+            lines.append("a\(level): &a\(level) [\(refs)]")
+        }
+        let error = try #require(syntaxError(lines.joined(separator: "\n") + "\n"))
+        #expect(error.reason.contains("expands to more than 100000 nodes"), "\(error.reason)")
+    }
+
+    @Test("Size and nesting are bounded: 1 MiB of text, 64 levels, each refused with its line")
+    func sizeAndDepthLimits() throws {
+        let big = "name: x\n" + String(repeating: "# padding\n", count: 110_000)
+        let size = try #require(syntaxError(big))
+        #expect(size.reason.contains("a scenario may have at most 1048576"), "\(size.reason)")
+        let brackets = try #require(
+            syntaxError("name: x\ndeep: " + String(repeating: "[", count: 65) + "\n"))
+        #expect(brackets.line == 2 && brackets.reason.contains("nesting deeper than 64"))
+        let dashes = try #require(
+            syntaxError("name: x\n" + String(repeating: "- ", count: 65) + "x\n"))
+        #expect(dashes.line == 2 && dashes.reason.contains("nesting deeper than 64"))
+        // Brackets inside quotes and comments do not count.
+        let quoted =
+            "name: x  # " + String(repeating: "[", count: 100) + "\ntext: '"
+            + String(repeating: "{", count: 100) + "'\n"
+        do {
+            _ = try Scenario.parse(yaml: quoted, path: "ok.yaml")
+        } catch {
+            if case .syntax = error { Issue.record("quoted brackets counted as nesting: \(error)") }
+        }
+    }
+
     @Test("An unclosed flow mapping is a syntax error with its line")
     func unclosedFlowMapping() throws {
         let error = try #require(
