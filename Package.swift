@@ -55,7 +55,8 @@ let package = Package(
         .testTarget(name: "TransportTests", dependencies: ["Transport", "CZeroMQ", "TestSupport"]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "TestSupport"]),
         // Runs the built `maestro` executable as a user would: real processes and sockets.
-        .testTarget(name: "MaestroTests", dependencies: ["maestro", "LowRank", "TestSupport"]),
+        .testTarget(
+            name: "MaestroTests", dependencies: ["maestro", "LowRank", "Datasets", "TestSupport"]),
         .testTarget(
             name: "RuntimeTests",
             dependencies: [
@@ -73,5 +74,7 @@ if Context.environment["MAESTRO_FUZZ"] == "1" {
             name: "WireFuzzer", dependencies: ["Federation"], path: "Fuzz/WireFuzzer"),
         .executableTarget(
             name: "ScenarioFuzzer", dependencies: ["Fleet"], path: "Fuzz/ScenarioFuzzer"),
+        .executableTarget(
+            name: "ProtocolFuzzer", dependencies: ["Runtime"], path: "Fuzz/ProtocolFuzzer"),
     ]
 }

@@ -10,9 +10,13 @@ public struct ClientRoundTime: Sendable, Equatable {
 
     public var totalSeconds: Double { computeSeconds + downloadSeconds + uploadSeconds }
 
-    /// The time of one client's round on `tier`.
-    public init(tier: Scenario.Tier, trainingFLOPs: Double, downloadBytes: Int, uploadBytes: Int) {
-        computeSeconds = trainingFLOPs / (tier.gflops * 1e9)
+    /// The time of one client's round on `tier`; `gflops`, when given, is the device's own
+    /// measured speed (reported at registration) instead of the tier's.
+    public init(
+        tier: Scenario.Tier, trainingFLOPs: Double, downloadBytes: Int, uploadBytes: Int,
+        gflops: Double? = nil
+    ) {
+        computeSeconds = trainingFLOPs / ((gflops ?? tier.gflops) * 1e9)
         downloadSeconds =
             Double(downloadBytes) * 8 / (tier.downlinkMbps * 1e6) + tier.latencyMs / 1000
         uploadSeconds = Double(uploadBytes) * 8 / (tier.uplinkMbps * 1e6) + tier.latencyMs / 1000

@@ -255,14 +255,32 @@ extension Architecture {
     public var inconsistency: String? {
         let limit = 1 << 24
         guard classCount >= 1, classCount < limit else { return "class count \(classCount)" }
-        guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 >= 1 && $0 < limit }),
-            inputShape.reduce(1, *) < limit
-        else {
+        // A crafted description (a peer's) must not trap: the product is checked step by
+        // step, and no layer may hold more weights than a frame could ever carry.
+        var inputs = 1
+        for extent in inputShape {
+            let (product, overflow) = inputs.multipliedReportingOverflow(by: extent)
+            guard extent >= 1, extent < limit, !overflow, product < limit else {
+                return "input shape \(inputShape)"
+            }
+            inputs = product
+        }
+        guard !inputShape.isEmpty, inputShape.count <= 3 else {
             return "input shape \(inputShape)"
         }
         var shape = inputShape
         for (index, layer) in layers.enumerated() {
             let problem: String? = {
+                // Every activation stays below `limit` elements (checked, so that a crafted
+                // geometry cannot overflow the products that follow).
+                var elements = 1
+                for extent in shape {
+                    let (product, overflow) = elements.multipliedReportingOverflow(by: extent)
+                    guard extent >= 1, !overflow, product < limit else {
+                        return "an activation of shape \(shape)"
+                    }
+                    elements = product
+                }
                 switch layer {
                 case .dense(let inputs, let outputs), .lowRankDense(let inputs, let outputs, _):
                     guard shape == [inputs] else { return "takes [\(inputs)], gets \(shape)" }
@@ -291,6 +309,9 @@ extension Architecture {
             }()
             if let problem { return "layer \(index) (\(layer.kindName)): \(problem)" }
             shape = layer.outputShape(inputShape: shape)
+        }
+        guard let floats = checkedParameterFloatCount, floats <= 1 << 30 else {
+            return "more than 2^30 weights"
         }
         guard shape == [classCount] else {
             return "the network outputs \(shape), not [\(classCount)] classes"

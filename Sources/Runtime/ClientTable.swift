@@ -1,3 +1,4 @@
+import Fleet
 import Transport
 
 /// A registered client as the coordinator knows it.
@@ -7,8 +8,25 @@ struct ClientRecord {
     var tierIndex: Int
     var sampleCount: Int
     var nonce: UInt64
+    /// The compute speed it reported at registration (GFLOP/s; 0 when it gave none).
+    var reportedGflops: Float = 0
+    /// The CURVE key its registration was authenticated with (`nil` in plaintext).
+    var key: String? = nil
     /// False once its connection is known closed (until it registers again).
     var connected = true
+}
+
+extension ClientRecord {
+    /// The speed the virtual clock uses for this client: the one it reported, when that is a
+    /// plausible figure (0.001–100 000 GFLOP/s) other than its tier's, else the tier's
+    /// (`nil`). A simulated fleet's clients report their tier's figure, so nothing changes.
+    func capability(tier: Scenario.Tier) -> Double? {
+        let reported = Double(reportedGflops)
+        guard reported.isFinite, (0.001...100_000).contains(reported),
+            abs(reported - tier.gflops) > 1e-6 * tier.gflops
+        else { return nil }
+        return reported
+    }
 }
 
 /// The registered clients by ID, with the indices a frame needs (by peer, by nonce), so that

@@ -218,6 +218,12 @@ struct CoordinatorMachine {
         return false
     }
 
+    /// Frames rejected so far, over all reasons.
+    var rejectedTotalsSum: Int { rejectedTotals.values.reduce(0, +) }
+
+    /// The clients whose update the current attempt still waits for.
+    var pendingClients: Dictionary<UInt32, [Int]>.Keys { pending.keys }
+
     /// While clients register, nothing they send changes who is selected later: in a resumed
     /// run the checkpoint's cooldowns and unresponsive clients stand as the uninterrupted run
     /// had them (a fresh run has none).
@@ -599,6 +605,21 @@ struct CoordinatorMachine {
     private mutating func handle(
         _ frame: ReceivedFrame
     ) -> (contribution: ClientContribution, loss: Double)? {
+        if let id = clients.id(of: frame.peer), let record = clients[id], record.connected,
+            record.key != frame.authenticatedKey
+        {
+            // Another key now speaks for this peer (a connection took its routing identity
+            // over): the client is gone until it registers again, and nothing more goes there.
+            emit(
+                .log(
+                    "client \(id)'s connection \(frame.peer) now carries another key; treated as gone"
+                ))
+            clients.markDisconnected(id)
+            unresponsive.insert(id)
+            if isCollecting, pending.removeValue(forKey: id) != nil {
+                metrics.droppedTimeout.append(Int(id))
+            }
+        }
         // Anything from a registered peer proves it is reachable again.
         if !isRegistering, let id = clients.id(of: frame.peer) { cooldownUntil[id] = nil }
         let bytes = frame.bytes.count
@@ -659,6 +680,12 @@ struct CoordinatorMachine {
                 reply: ErrorReport(code: .unexpected, message: message))
         }
         let entry = enrolment?.entry(forKey: key)
+        if enrolment != nil && entry == nil {
+            // With an allow-list the transport admits only listed keys; a frame without one
+            // (or with another) is not from an enrolled device.
+            refuse(&self, "not_enrolled", "this connection's key is not enrolled")
+            return
+        }
         if let bound = entry?.clientID, let requested = registration.requestedClientID,
             requested != bound
         {
@@ -673,11 +700,26 @@ struct CoordinatorMachine {
                 "this key is enrolled in tier '\(tier)', not '\(registration.tierName)'")
             return
         }
-        guard
-            let id = entry?.clientID
-                ?? RoundLogic.clientID(
-                    for: registration, clients: clients, fleetSize: scenario.clients)
-        else {
+        let id: UInt32
+        if let held = clients.id(of: peer) {
+            // A connection (or a worker's channel) is one device: it holds one client ID,
+            // whatever nonce it sends now (a new process behind the same identity included).
+            if let requested = registration.requestedClientID ?? entry?.clientID,
+                requested != held
+            {
+                refuse(
+                    &self, "peer_has_id",
+                    "this connection is registered as client \(held); it cannot also be client \(requested)"
+                )
+                return
+            }
+            id = held
+        } else if let assigned = entry?.clientID
+            ?? RoundLogic.clientID(
+                for: registration, clients: clients, fleetSize: scenario.clients)
+        {
+            id = assigned
+        } else {
             refuse(&self, "no_client_id", "no client ID left to assign; give one")
             return
         }
@@ -686,10 +728,11 @@ struct CoordinatorMachine {
             return
         }
         let previous = clients[id]
-        if let previous, previous.nonce != registration.instanceNonce {
-            // Another process claims a registered ID. It may take it over when the first one
-            // is known gone, or when its key is enrolled as that ID (the key proves who it
-            // is); never from a live connection on a plain claim.
+        if let previous, previous.peer != peer {
+            // Another peer claims a registered ID (with its nonce or not: a nonce travels in
+            // the clear). It may take it over when the first connection is known gone, when
+            // it is the same connection (a worker's channel), or when its key is enrolled as
+            // that ID (the key proves who it is); never from a live connection on a claim.
             let proven = entry?.clientID == id
             guard
                 proven || !previous.connected || unresponsive.contains(id)
@@ -700,6 +743,8 @@ struct CoordinatorMachine {
                     "client \(id) is registered from another connection that is still alive")
                 return
             }
+        }
+        if let previous, previous.nonce != registration.instanceNonce {
             emit(.log("client \(id) re-registered from \(peer) (restarted)"))
         }
         if previous == nil && clients.count >= populationBound {
@@ -715,7 +760,7 @@ struct CoordinatorMachine {
         let record = ClientRecord(
             id: id, peer: peer, tierIndex: tierIndex,
             sampleCount: min(Int(registration.sampleCount), sampleBound),
-            nonce: registration.instanceNonce)
+            nonce: registration.instanceNonce, reportedGflops: registration.capability, key: key)
         clients.insert(record)
         recordLedger(client: Int(id), direction: .up, message: "register", bytes: bytes)
         send(

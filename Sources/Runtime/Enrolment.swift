@@ -1,7 +1,7 @@
 /// Which CURVE keys may connect, and which client each may register as.
 ///
-/// An allow-list file has one entry per line, `KEY [ID [TIER]]` (`#` starts a comment): the
-/// client's Z85 public key, then optionally the client ID the key is bound to and the tier
+/// An allow-list file has one entry per line, `KEY [ID [TIER]]` (`# ` starts a comment): the
+/// client's Z85 public key (which may itself contain and start with `#`), then optionally the client ID the key is bound to and the tier
 /// it must register in. A key bound to an ID registers only as that ID, and that ID only from
 /// that key; a key without an ID (a worker hosting many clients) registers as any ID no key is
 /// bound to.
@@ -52,10 +52,16 @@ public struct Enrolment: Sendable, Equatable {
         for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false)
             .enumerated()
         {
-            let content =
-                raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)
-                .first ?? ""
-            let fields = content.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+            // Z85 keys may contain and even start with '#': a comment is a lone "#", a first
+            // field starting with '#' that is no key (not 40 characters), or any later field
+            // starting with '#'.
+            var fields = raw.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+            if let comment = fields.indices.first(where: { index in
+                fields[index] == "#"
+                    || (fields[index].hasPrefix("#") && (index > 0 || fields[index].count != 40))
+            }) {
+                fields.removeSubrange(comment...)
+            }
             guard !fields.isEmpty else { continue }
             func fail(_ reason: String) -> Error {
                 .badLine(path: path, line: number + 1, reason: reason)

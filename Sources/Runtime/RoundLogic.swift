@@ -132,7 +132,8 @@ enum RoundLogic {
                     batch: batchSize, ranks: budgets.isEmpty ? nil : budgets)
             let time = ClientRoundTime(
                 tier: tier, trainingFLOPs: flops,
-                downloadBytes: WireCodec.encodedSize(of: .train(task)), uploadBytes: uploadBytes)
+                downloadBytes: WireCodec.encodedSize(of: .train(task)), uploadBytes: uploadBytes,
+                gflops: client.capability(tier: tier))
             if scenario.meetsDeadline(time) {
                 planned.append(Invitation(client: id, time: time, budgets: budgets, task: task))
             } else {

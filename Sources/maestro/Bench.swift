@@ -5,7 +5,7 @@ import LowRank
 import Runtime
 import Tensors
 
-struct Bench: AsyncParsableCommand {
+struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure single-thread sgemm and training-step speed (a benchmark, not a test).",
         discussion: "Times are medians over repeated runs on one BLAS thread, after a warm-up.")
@@ -32,7 +32,28 @@ struct Bench: AsyncParsableCommand {
         help: "Rounds of that fleet run (default: the scenario's).")
     var fleetRounds: Int?
 
-    func run() async throws {
+    @Flag(
+        help:
+            "Measure this device and print its tier line (GFLOP/s at the model's shapes, memory, and the round trip to --coordinator), to paste into a scenario."
+    )
+    var profile = false
+
+    @Option(help: "With --profile: the model whose training steps are timed (mlp, lenet).")
+    var model: String = "lenet"
+
+    @Option(help: "With --profile: the tier name to print.")
+    var name = "device"
+
+    @Option(
+        help:
+            "With --profile: a coordinator address (tcp://IP:PORT) to measure the round trip to.")
+    var coordinator: String?
+
+    func run() throws {
+        if profile {
+            try printProfile()
+            return
+        }
         var results = BenchResults(kernel: BLASKernel.coreName)
         results.sgemmGflopsSingleThread = sgemmRate(m: 1024, n: 1024, k: 1024)
         let shapes: [(String, Int, Int, Int, Transposition, Transposition)] = [
@@ -322,5 +343,100 @@ struct BenchResults: Encodable {
                     fleet.trainingCPUSeconds, 100 * fleet.trainingShare))
         }
         return lines.joined(separator: "\n")
+    }
+}
+
+extension Bench {
+    /// Times dense training steps of `--model` (one BLAS thread, the bench's batch), reads
+    /// the memory, optionally measures TCP connect round trips to the coordinator, and prints
+    /// a tier line with what was measured.
+    func printProfile() throws {
+        guard let kind = ModelKind(rawValue: model), kind != .logistic else {
+            throw ValidationError("--model must be mlp or lenet (got '\(model)')")
+        }
+        var generator = SeededGenerator(seed: 1)
+        let network = Network(architecture: .make(kind, lowRank: false), using: &generator)
+        let seconds = stepTime(network, generator: &generator)
+        let gflops = network.trainingStepFLOPs(batch: batchSize) / seconds / 1e9
+        // sysconf asks the kernel (sysinfo), so this works without /proc, as on a board.
+        let pages = sysconf(Int32(_SC_PHYS_PAGES))
+        let pageSize = sysconf(Int32(_SC_PAGESIZE))
+        let memoryMB = pages > 0 && pageSize > 0 ? pages * pageSize >> 20 : nil
+        var latency: Double?
+        if let coordinator {
+            latency = try DeviceProfile.roundTripMilliseconds(to: coordinator)
+        }
+        let host = ProcessInfo.processInfo.hostName
+        print(
+            "# maestro bench --profile on \(host): \(kind.rawValue) dense training steps (batch \(batchSize), one BLAS thread, kernel \(BLASKernel.coreName)) at \(String(format: "%.2f", gflops)) GFLOP/s"
+                + (memoryMB.map { ", \($0) MB of memory" } ?? "")
+                + (latency.map {
+                    String(
+                        format: ", TCP round trip to %@ %.3f ms (median of 7 connects)",
+                        coordinator!, $0)
+                } ?? "")
+        )
+        print(
+            "# not measured: uplinkMbps and downlinkMbps (they need a peer that sends and receives on purpose); add the link's figures before use"
+        )
+        var fields = [
+            "name: \(name)", "count: 1", "rankFraction: 1.0",
+            String(format: "gflops: %.2f", gflops),
+        ]
+        if let latency { fields.append(String(format: "latencyMs: %.3f", latency)) }
+        print("- {\(fields.joined(separator: ", "))}")
+    }
+}
+
+/// A device's measured figures, as `bench --profile` prints them.
+enum DeviceProfile {
+    /// The `gflops:` figure of a profile file (its tier line).
+    static func gflops(inFile path: String) throws -> Double {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw CommandError("\(path): cannot read the device profile")
+        }
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let range = line.range(of: "gflops:") else { continue }
+            let rest = line[range.upperBound...].drop { $0 == " " }
+            let number = rest.prefix { $0.isNumber || $0 == "." || $0 == "e" || $0 == "-" }
+            if let value = Double(number), value > 0, value.isFinite { return value }
+            throw CommandError("\(path): '\(line)' has no positive gflops figure")
+        }
+        throw CommandError(
+            "\(path): no 'gflops:' figure (write the file with `maestro bench --profile`)")
+    }
+
+    /// The median time of seven TCP connects to `address` (`tcp://IP:PORT`, numeric).
+    static func roundTripMilliseconds(to address: String) throws -> Double {
+        guard address.hasPrefix("tcp://"), let colon = address.lastIndex(of: ":"),
+            let port = UInt16(address[address.index(after: colon)...])
+        else {
+            throw ValidationError("--coordinator must be tcp://IP:PORT (got '\(address)')")
+        }
+        let host = String(address[address.index(address.startIndex, offsetBy: 6)..<colon])
+        var socketAddress = sockaddr_in()
+        socketAddress.sin_family = sa_family_t(AF_INET)
+        socketAddress.sin_port = port.bigEndian
+        guard inet_pton(AF_INET, host, &socketAddress.sin_addr) == 1 else {
+            throw ValidationError("--coordinator: '\(host)' is not a numeric IPv4 address")
+        }
+        var times: [Double] = []
+        for _ in 0..<7 {
+            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard descriptor >= 0 else { throw CommandError("cannot open a socket") }
+            defer { close(descriptor) }
+            let start = ContinuousClock.now
+            let result = withUnsafePointer(to: &socketAddress) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            guard result == 0 else {
+                throw CommandError(
+                    "cannot connect to \(address): \(String(cString: strerror(errno)))")
+            }
+            times.append((ContinuousClock.now - start).seconds * 1000)
+        }
+        return times.sorted()[times.count / 2]
     }
 }

@@ -41,10 +41,16 @@ struct ClientCommand: ParsableCommand {
         help: "With --partition-of: read the scenario's data files from this folder instead.")
     var dataDirectory: String?
 
-    @Option(help: "Compute speed reported at registration (GFLOP/s).")
-    var gflops: Float = 1
+    @Option(
+        help:
+            "This device's compute speed in GFLOP/s, reported at registration (`maestro bench --profile` measures it); the coordinator's virtual clock uses it instead of the tier's figure. Default: none reported."
+    )
+    var gflops: Float?
 
     func validate() throws {
+        if let gflops, !(gflops.isFinite && gflops > 0) {
+            throw ValidationError("--gflops must be a positive number (got \(gflops))")
+        }
         guard (data == nil) != (partitionOf == nil) else {
             throw ValidationError(
                 "give exactly one of --data DIR or --partition-of SCENARIO --index I")
@@ -85,7 +91,7 @@ struct ClientCommand: ParsableCommand {
         let connect = connection.connect
         let label = index.map { "client \($0)" } ?? "client"
         var options = FederatedClient.Options(
-            coordinator: connect, tierName: tier, gflops: gflops,
+            coordinator: connect, tierName: tier, gflops: gflops ?? 0,
             requestedClientID: index.map(UInt32.init))
         options.idleTimeout = connection.idleDuration
         options.notice = { message in

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import LowRank
 
-struct Evaluate: AsyncParsableCommand {
+struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
         abstract: "Test accuracy, parameters and MACs of one trained model at several rank budgets."
@@ -23,14 +23,26 @@ struct Evaluate: AsyncParsableCommand {
     @Flag(help: "Print a JSON array instead of a table.")
     var json = false
 
-    func run() async throws {
+    @Flag(
+        help:
+            "Print the accuracy–cost frontier: per-layer greedy ranks against the uniform fraction at budgets from the smallest model to the full one."
+    )
+    var pareto = false
+
+    @Option(help: "With --pareto: the budget measure, macs or parameters.")
+    var measure: CostMeasure = .macs
+
+    @Option(help: "With --pareto: how many budgets, evenly spaced in cost.")
+    var points = 12
+
+    func run() throws {
         let fractions = try parseFractions(rankFractions)
         let (network, metadata) = try loadModel(file)
-        var options = try DataOptions.parse([])
-        options.dataset = DatasetName(rawValue: metadata["dataset"] ?? "") ?? .fashionMNIST
-        options.dataDirectory = dataDirectory ?? metadata["dataDirectory"] ?? options.dataDirectory
-        let seed = UInt64(metadata["seed"] ?? "") ?? 1
-        let test = try options.load(seed: seed).test
+        let test = try heldOutData(for: metadata, dataDirectory: dataDirectory).test
+        if pareto {
+            try printFrontier(network: network, test: test)
+            return
+        }
         var rows: [[String: Any]] = []
         for fraction in fractions {
             let ranks = network.ranks(atFraction: fraction)
@@ -62,7 +74,92 @@ struct Evaluate: AsyncParsableCommand {
     }
 }
 
-struct Export: AsyncParsableCommand {
+extension Evaluate {
+    /// At each budget: the greedy per-layer choice and the uniform fraction, their test
+    /// accuracy and cost; a point is on the frontier when no cheaper point is as accurate.
+    func printFrontier(network: Network, test: TrainingSamples) throws {
+        guard points >= 2 else { throw ValidationError("--points must be at least 2") }
+        let full = network.cost(ranks: network.keptRanks, measure: measure)
+        let smallest = network.cost(ranks: network.keptRanks.map { min($0, 1) }, measure: measure)
+        var rows: [[String: Any]] = []
+        var best = -1.0
+        for index in 0..<points {
+            let budget = smallest + (full - smallest) * index / (points - 1)
+            guard let greedy = network.greedyRanks(budget: budget, measure: measure) else {
+                continue
+            }
+            let greedyAccuracy = network.evaluate(on: test, ranks: greedy).accuracy
+            var row: [String: Any] = [
+                "budget": budget, "greedy_ranks": greedy, "greedy_accuracy": greedyAccuracy,
+                "greedy_cost": network.cost(ranks: greedy, measure: measure),
+            ]
+            var accuracy = greedyAccuracy
+            if let uniform = network.uniformRanks(budget: budget, measure: measure) {
+                let uniformAccuracy = network.evaluate(on: test, ranks: uniform.ranks).accuracy
+                row["uniform_ranks"] = uniform.ranks
+                row["uniform_fraction"] = uniform.fraction
+                row["uniform_accuracy"] = uniformAccuracy
+                row["uniform_cost"] = network.cost(ranks: uniform.ranks, measure: measure)
+                accuracy = max(accuracy, uniformAccuracy)
+            }
+            row["on_frontier"] = accuracy > best
+            best = max(best, accuracy)
+            rows.append(row)
+        }
+        if json {
+            let data = try JSONSerialization.data(
+                withJSONObject: rows, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        print(
+            "\(file): accuracy against \(measure.rawValue), greedy per-layer ranks vs one uniform fraction"
+        )
+        print(
+            "    budget   greedy acc  greedy ranks              uniform acc  uniform ranks     frontier"
+        )
+        for row in rows {
+            let uniform =
+                (row["uniform_accuracy"] as? Double).map { String(format: "%10.2f%%", 100 * $0) }
+                ?? "         -"
+            let uniformRanks =
+                (row["uniform_ranks"] as? [Int])?.map(String.init).joined(separator: "/") ?? "-"
+            let greedyRanks = (row["greedy_ranks"] as! [Int]).map(String.init).joined(
+                separator: "/")
+            print(
+                "\(String(row["budget"] as! Int).leftPadded(10))  \(String(format: "%9.2f%%", 100 * (row["greedy_accuracy"] as! Double)))  \(greedyRanks.padding(toLength: 24, withPad: " ", startingAt: 0))  \(uniform)  \(uniformRanks.padding(toLength: 16, withPad: " ", startingAt: 0))  \((row["on_frontier"] as! Bool) ? "*" : "")"
+            )
+        }
+    }
+}
+
+/// The test split (and the last 5000 training samples, the check split) of the data a model
+/// was trained on, from its metadata.
+func heldOutData(
+    for metadata: [String: String], dataDirectory: String?
+) throws -> (test: TrainingSamples, check: TrainingSamples) {
+    var options = try DataOptions.parse([])
+    options.dataset = DatasetName(rawValue: metadata["dataset"] ?? "") ?? .fashionMNIST
+    options.dataDirectory = dataDirectory ?? metadata["dataDirectory"] ?? options.dataDirectory
+    let seed = UInt64(metadata["seed"] ?? "") ?? 1
+    let data = try options.load(seed: seed)
+    let count = min(5000, data.train.count)
+    let start = data.train.count - count
+    let check = TrainingSamples(
+        features: Array(data.train.features[(start * data.train.featureCount)...]),
+        labels: Array(data.train.labels[start...]), featureCount: data.train.featureCount)
+    return (data.test, check)
+}
+
+extension CostMeasure: ExpressibleByArgument {}
+
+extension String {
+    fileprivate func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}
+
+struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
             "Write a physically smaller model holding only a prefix of each layer's components.")
@@ -73,15 +170,74 @@ struct Export: AsyncParsableCommand {
     @Option(
         name: .customLong("rank-fraction"),
         help: "Fraction p of each layer's kept rank to keep (ceil(p·k)).")
-    var rankFraction: Double
+    var rankFraction: Double?
+
+    @Option(help: "Budget: at most this many multiply-accumulates per sample (per-layer ranks).")
+    var macs: Int?
+
+    @Option(help: "Budget: at most this many parameters (per-layer ranks).")
+    var parameters: Int?
+
+    @Option(
+        name: .customLong("latency-ms"),
+        help: "Budget: at most this many milliseconds per sample on the device of --profile.")
+    var latencyMs: Double?
+
+    @Option(help: "A device profile written by `maestro bench --profile` (its gflops figure).")
+    var profile: String?
+
+    @Flag(
+        help:
+            "Also try the uniform fraction at the same budget and keep whichever is more accurate on a check split (the last 5000 training samples, never the test set)."
+    )
+    var check = false
+
+    @Option(
+        name: .customLong("data-dir"),
+        help: "With --check: folder of the data (default: where the model was trained from).")
+    var dataDirectory: String?
 
     @Option(help: "Where to write the smaller model.")
     var out: String
 
-    func run() async throws {
-        guard rankFraction > 0 && rankFraction <= 1 else {
+    func validate() throws {
+        let chosen = [rankFraction != nil, macs != nil, parameters != nil, latencyMs != nil]
+            .filter { $0 }.count
+        guard chosen == 1 else {
+            throw ValidationError(
+                "give exactly one of --rank-fraction, --macs, --parameters, --latency-ms")
+        }
+        if let rankFraction, !(rankFraction > 0 && rankFraction <= 1) {
             throw ValidationError("--rank-fraction must be in (0, 1] (got \(rankFraction))")
         }
+        if let macs, macs < 1 { throw ValidationError("--macs must be at least 1 (got \(macs))") }
+        if let parameters, parameters < 1 {
+            throw ValidationError("--parameters must be at least 1 (got \(parameters))")
+        }
+        if let latencyMs {
+            guard latencyMs > 0 else { throw ValidationError("--latency-ms must be > 0") }
+            guard profile != nil else {
+                throw ValidationError(
+                    "--latency-ms needs --profile FILE (from `maestro bench --profile`)")
+            }
+        }
+        if check && rankFraction != nil {
+            throw ValidationError(
+                "--check compares choices at a budget: give --macs, --parameters or --latency-ms")
+        }
+    }
+
+    /// The budget in MACs or parameters, from the flags.
+    func budget() throws -> (Int, CostMeasure)? {
+        if let macs { return (macs, .macs) }
+        if let parameters { return (parameters, .parameters) }
+        guard let latencyMs, let profile else { return nil }
+        let gflops = try DeviceProfile.gflops(inFile: profile)
+        // A MAC is two floating-point operations.
+        return (Int(latencyMs * 1e-3 * gflops * 1e9 / 2), .macs)
+    }
+
+    func run() throws {
         // The same file under another name (a link, `./`) counts too: never replace the input.
         let resolved = { (path: String) in
             URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path
@@ -95,15 +251,48 @@ struct Export: AsyncParsableCommand {
             throw ValidationError("--out \(out) is the input model \(file): choose another file")
         }
         let (network, metadata) = try loadModel(file)
-        let ranks = network.ranks(atFraction: rankFraction)
-        let smaller = network.exported(ranks: ranks)
         var newMetadata = metadata
+        let ranks: [Int]
+        if let (budget, measure) = try budget() {
+            guard let greedy = network.greedyRanks(budget: budget, measure: measure) else {
+                throw CommandError(
+                    "\(file): even one component per layer costs \(network.cost(ranks: network.keptRanks.map { min($0, 1) }, measure: measure)) \(measure.rawValue), above the budget of \(budget)"
+                )
+            }
+            var chosen = greedy
+            var how = "greedy per-layer"
+            if check {
+                let held = try heldOutData(for: metadata, dataDirectory: dataDirectory).check
+                let greedyAccuracy = network.evaluate(on: held, ranks: greedy).accuracy
+                var line = String(
+                    format: "check split (%d samples): greedy %.2f%%", held.count,
+                    100 * greedyAccuracy)
+                if let uniform = network.uniformRanks(budget: budget, measure: measure) {
+                    let uniformAccuracy = network.evaluate(on: held, ranks: uniform.ranks).accuracy
+                    line += String(
+                        format: ", uniform fraction %.4f %.2f%%", uniform.fraction,
+                        100 * uniformAccuracy)
+                    if uniformAccuracy > greedyAccuracy {
+                        chosen = uniform.ranks
+                        how = "uniform fraction \(uniform.fraction)"
+                    }
+                }
+                print(line + "; keeping the \(how) ranks")
+            }
+            ranks = chosen
+            newMetadata["exportedBudget"] = "\(budget) \(measure.rawValue)"
+            newMetadata["exportedRanksChosenBy"] = how
+        } else {
+            let fraction = rankFraction ?? 1
+            ranks = network.ranks(atFraction: fraction)
+            newMetadata["exportedRankFraction"] = "\(fraction)"
+        }
+        let smaller = network.exported(ranks: ranks)
         newMetadata["exportedFrom"] = file
-        newMetadata["exportedRankFraction"] = "\(rankFraction)"
         let bytes = ModelFile.encode(smaller, metadata: newMetadata)
         try writeAtomically(bytes, to: out)
         print(
-            "wrote \(out): \(smaller.parameterCount(ranks: smaller.keptRanks)) parameters (from \(network.parameterCount(ranks: network.keptRanks))), \(bytes.count) bytes, ranks \(ranks.map(String.init).joined(separator: "/"))"
+            "wrote \(out): \(smaller.parameterCount(ranks: smaller.keptRanks)) parameters (from \(network.parameterCount(ranks: network.keptRanks))), \(network.macs(ranks: ranks)) MACs (from \(network.macs(ranks: network.keptRanks))), \(bytes.count) bytes, ranks \(ranks.map(String.init).joined(separator: "/"))"
         )
     }
 }

@@ -6,17 +6,27 @@ import Tensors
 
 @main
 struct Entry {
-    static func main() async {
+    /// Synchronous on purpose: an `async` main runs on libdispatch's main queue and worker
+    /// pool, whose Linux pool monitor reads `/proc/self/task` and crashes (SIGILL) in a root
+    /// without `/proc`, as the packaged board client runs. Nothing here needs concurrency.
+    static func main() {
+        // A process may inherit SIGINT and SIGTERM blocked (a launcher's thread mask): unblock
+        // them before any thread starts, so that Ctrl-C reaches the stop handlers.
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        sigaddset(&stopSignals, SIGINT)
+        sigaddset(&stopSignals, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
         KernelSelection.ensureBestKernel()
         BLASKernel.setThreadCount(1)
         // Training allocates the same large activation buffers every step: keep them on the
         // heap (reused) instead of fresh mmap'd pages (a page fault per 4 KiB each time).
         maestro_keep_large_allocations_on_heap()
-        await Maestro.main()
+        Maestro.main()
     }
 }
 
-struct Maestro: AsyncParsableCommand {
+struct Maestro: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "maestro",
         abstract: "Federated learning with low-rank ordered (LoD) models.",

@@ -14,7 +14,7 @@ extension RankSampler: ExpressibleByArgument {
     }
 }
 
-struct Train: AsyncParsableCommand {
+struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a model centrally and save it.",
         discussion: """
@@ -136,7 +136,7 @@ struct Train: AsyncParsableCommand {
         return configuration
     }
 
-    func run() async throws {
+    func run() throws {
         let started = monotonicSeconds()
         let (train, test, inputShape, classCount) = try data.load(seed: seed)
         let configuration = trainingConfiguration

@@ -31,8 +31,8 @@ struct CraftedModelFileTests {
 
     @Test("Shapes whose sizes overflow are refused as inconsistent, before any allocation")
     func overflowingShapes() throws {
-        #expect(
-            Self.overflowing.inconsistency == nil, "the crafted header must pass the layer checks")
+        // Caught by the bounds on activations and weights, before any size is multiplied out.
+        #expect(Self.overflowing.inconsistency != nil)
         #expect(Self.overflowing.checkedParameterFloatCount == nil)
         let architecture = String(
             decoding: try JSONEncoder().encode(Self.overflowing), as: UTF8.self)
@@ -54,7 +54,36 @@ struct CraftedModelFileTests {
                 Issue.record("expected inconsistent, got \(error)")
                 return
             }
-            #expect(reason.contains("more weights than"), "\(reason)")
+            #expect(reason.contains("activation") || reason.contains("weights"), "\(reason)")
+        }
+    }
+
+    @Test(
+        "A crafted model description (as a client receives it) whose shape products overflow is refused, never trapped"
+    )
+    func overflowingDescription() throws {
+        let huge = 8_388_607  // below the per-extent limit; five of them overflow Int64
+        let crafted: [Architecture] = [
+            Architecture(
+                name: "wide input", inputShape: Array(repeating: huge, count: 5), classCount: 10,
+                layers: [.flatten, .dense(inputs: 10, outputs: 10)]),
+            Architecture(
+                name: "wide activation", inputShape: [4096, 4096, 1], classCount: 10,
+                layers: [.flatten, .dense(inputs: 16_777_216, outputs: 10)]),
+            Architecture(
+                name: "huge convolution output", inputShape: [4000, 4000, 1], classCount: 10,
+                layers: [
+                    .convolution(
+                        geometry: ConvolutionGeometry(
+                            height: 4000, width: 4000, channels: 1, kernelSize: 3, padding: 1),
+                        outputs: 16_000_000),
+                    .flatten, .dense(inputs: 10, outputs: 10),
+                ]),
+        ]
+        for architecture in crafted {
+            let json = try JSONEncoder().encode(architecture)
+            let decoded = try JSONDecoder().decode(Architecture.self, from: json)
+            #expect(decoded.inconsistency != nil, "\(architecture.name) passed")
         }
     }
 }

@@ -27,14 +27,26 @@ let canMakeNamespaces: Bool = {
     return true
 }()
 
-/// Runs `maestro ARGUMENTS` inside a network namespace, its output discarded.
-func maestro(inNamespace namespace: String, _ arguments: [String]) throws -> Process {
+/// Runs `maestro ARGUMENTS` inside a network namespace, its output discarded (or its
+/// standard error appended to `log`).
+func maestro(
+    inNamespace namespace: String, _ arguments: [String], log: String? = nil
+) throws -> Process {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = ["ip", "netns", "exec", namespace, maestroPath] + arguments
     process.currentDirectoryURL = repositoryRoot
     process.standardOutput = FileHandle.nullDevice
     process.standardError = FileHandle.nullDevice
+    if let log {
+        if !FileManager.default.fileExists(atPath: log) {
+            FileManager.default.createFile(atPath: log, contents: nil)
+        }
+        if let handle = FileHandle(forWritingAtPath: log) {
+            handle.seekToEndOfFile()
+            process.standardError = handle
+        }
+    }
     try process.run()
     return process
 }

@@ -120,13 +120,15 @@ enum RegistrationOutcome: Equatable {
 @Suite("Enrolment: who may register as whom")
 struct EnrolmentTests {
     static let keyA = String(repeating: "A", count: 39) + "1"
-    static let keyB = String(repeating: "B", count: 39) + "2"
-    static let keyW = String(repeating: "W", count: 39) + "3"
+    static let keyB = "#" + String(repeating: "B", count: 38) + "2"  // a key may start with '#'
+
+    static let keyW = String(repeating: "W", count: 38) + "#3"  // Z85 has '#'; not a comment
 
     @Test("An allow-list file binds keys to client IDs and tiers; bad lines name file and line")
     func parse() throws {
         let text = """
             # devices
+            #no-key comment
             \(Self.keyA) 3 small   # the lab's board
             \(Self.keyB) 4
             \(Self.keyW)

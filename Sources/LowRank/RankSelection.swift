@@ -1,0 +1,91 @@
+import Tensors
+
+/// What a deployment budget counts.
+public enum CostMeasure: String, Sendable, CaseIterable {
+    /// Multiply-accumulates per sample (`Network.macs(ranks:)`).
+    case macs
+    /// Stored parameters (`Network.parameterCount(ranks:)`).
+    case parameters
+}
+
+extension Network {
+    /// The cost of the model exported at `ranks`.
+    public func cost(ranks: [Int], measure: CostMeasure) -> Int {
+        switch measure {
+        case .macs: macs(ranks: ranks)
+        case .parameters: parameterCount(ranks: ranks)
+        }
+    }
+
+    /// The energy of each kept component of LoD layer `l`: ‖u_j‖²·‖v_j‖², the squared
+    /// Frobenius norm of the rank-one term u_j v_jᵀ it adds to the layer's weight.
+    public func componentEnergies(lowRankLayer l: Int) -> [Double] {
+        let p = parameterOffset(ofLayer: architecture.lowRankLayerIndices[l])
+        let (up, down) = (parameters[p], parameters[p + 1])
+        return (0..<keptRanks[l]).map { j in
+            func squaredNorm(_ tensor: Tensor) -> Double {
+                let width = tensor.columns
+                var sum = 0.0
+                for x in tensor.scalars[(j * width)..<((j + 1) * width)] {
+                    sum += Double(x) * Double(x)
+                }
+                return sum
+            }
+            return squaredNorm(up) * squaredNorm(down)
+        }
+    }
+
+    /// Per-layer ranks whose cost fits `budget`, chosen greedily: starting from the kept
+    /// ranks, it removes tail components (a layer's least important ones, since LoD orders
+    /// them) from the layer where they cost the least importance per unit of cost saved,
+    /// until the model fits. Importance is a component's share of its layer's energy. Where
+    /// a layer is cheaper dense (`(m+n)·k ≥ m·n`) a removal saves nothing, so the candidate
+    /// is the block of tail components down to the first rank that saves cost.
+    ///
+    /// Returns `nil` when even one component per layer does not fit.
+    public func greedyRanks(budget: Int, measure: CostMeasure) -> [Int]? {
+        var ranks = keptRanks
+        let energies = ranks.indices.map { componentEnergies(lowRankLayer: $0) }
+        let totals = energies.map { max($0.reduce(0, +), .leastNormalMagnitude) }
+        var current = cost(ranks: ranks, measure: measure)
+        while current > budget {
+            var best: (layer: Int, rank: Int, score: Double, cost: Int)?
+            for l in ranks.indices where ranks[l] > 1 {
+                var candidate = ranks
+                var damage = 0.0
+                var after = current
+                repeat {
+                    candidate[l] -= 1
+                    damage += energies[l][candidate[l]] / totals[l]
+                    after = cost(ranks: candidate, measure: measure)
+                } while after == current && candidate[l] > 1
+                let saved = current - after
+                guard saved > 0 else { continue }
+                let score = damage / Double(saved)
+                if best == nil || score < best!.score {
+                    best = (l, candidate[l], score, after)
+                }
+            }
+            guard let best else { return nil }
+            ranks[best.layer] = best.rank
+            current = best.cost
+        }
+        return ranks
+    }
+
+    /// The ranks of the largest uniform rank fraction (`ranks(atFraction:)`) whose cost fits
+    /// `budget`, with that fraction; `nil` when even the smallest does not fit.
+    public func uniformRanks(budget: Int, measure: CostMeasure) -> (ranks: [Int], fraction: Double)?
+    {
+        // Every fraction at which some layer's rank changes, largest first.
+        var fractions = Set<Double>()
+        for kept in keptRanks where kept > 0 {
+            for r in 1...kept { fractions.insert(Double(r) / Double(kept)) }
+        }
+        for fraction in fractions.sorted(by: >) {
+            let ranks = ranks(atFraction: fraction)
+            if cost(ranks: ranks, measure: measure) <= budget { return (ranks, fraction) }
+        }
+        return nil
+    }
+}

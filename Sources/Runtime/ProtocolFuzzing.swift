@@ -1,0 +1,394 @@
+import Federation
+import Fleet
+import LowRank
+import Tensors
+import Transport
+
+/// A stateful protocol fuzzer's harness: it reads a byte string as a sequence of events from
+/// many fake peers (registrations with and without CURVE keys, updates right and wrong,
+/// garbage frames, other message types, time passing, closed connections, lost clients, failed
+/// sends), drives a `CoordinatorMachine` with them as its driver would, and checks after every
+/// event that
+///
+/// 1. nothing traps (the process would die);
+/// 2. rejected input never changes the model: when a step's frame is rejected and the model
+///    moved anyway (the rejection completed a round), the same step with the frame's content
+///    removed (a garbage frame from the same peer, or the client dropped from the round) gives
+///    the same model, bit for bit;
+/// 3. registrations stay within the population bound;
+/// 4. no action sends to an unenrolled peer: REGISTERED, TRAIN and SHUTDOWN go only to the
+///    peer a client is registered from (with an enrolled key when there is an enrolment), and
+///    error replies only to the peer whose frame is being answered, at a bounded size.
+///
+/// The libFuzzer target (`Fuzz/ProtocolFuzzer`) and the suite's corpus replay both call
+/// ``run(_:)``.
+public enum ProtocolFuzzing {
+    /// A broken invariant, described.
+    public struct Violation: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Keys of the fuzzed enrolment: one bound to client 1 in tier small, one unbound.
+    static let boundKey = String(repeating: "b", count: 39) + "1"
+    static let unboundKey = "#" + String(repeating: "u", count: 39)
+    static let strangerKey = String(repeating: "s", count: 40)
+
+    /// The scenario: a logistic model on synthetic data, 8 clients, 3 rounds of 4.
+    static let scenario: Scenario = {
+        let yaml = """
+            name: fuzz
+            seed: 5
+            clients: 8
+            rounds: 3
+            clientsPerRound: 4
+            minimumUpdates: 2
+            roundFailurePolicy: retry
+            dataset: {name: synthetic, synthetic: {alpha: 1, beta: 1}, samplesPerClient: 40}
+            model: {architecture: logistic, strategy: orderedLoD}
+            training: {localEpochs: 1, batchSize: 16, learningRate: 0.05, sampler: perLayer, server: {optimizer: fedAvgM, learningRate: 1, momentum: 0.9}}
+            evaluation: {period: 1}
+            shrinking: {period: 1, threshold: 0.5}
+            tiers:
+              - {name: small, count: 4, rankFraction: 0.3, gflops: 1, uplinkMbps: 1, downlinkMbps: 4, latencyMs: 30}
+              - {name: large, count: 4, rankFraction: 1.0, gflops: 4, uplinkMbps: 8, downlinkMbps: 16, latencyMs: 10}
+            """
+        do {
+            return try Scenario.parse(yaml: yaml, path: "fuzz.yaml")
+        } catch {
+            fatalError("the fuzzing scenario does not parse: \(error)")
+        }
+    }()
+
+    /// Two machines built once (one plain, one with an enrolment): each input starts from a
+    /// copy, so an execution costs its events, not a model's initialisation.
+    static let templates: (plain: CoordinatorMachine, enrolled: CoordinatorMachine) = {
+        var enrolment = Enrolment()
+        _ = enrolment.add(key: boundKey, entry: .init(clientID: 1, tier: "small"))
+        _ = enrolment.add(key: unboundKey, entry: .init())
+        do {
+            let evaluation = try scenario.evaluationSamples()
+            func machine(_ enrolment: Enrolment?) throws(CoordinatorError) -> CoordinatorMachine {
+                try CoordinatorMachine(
+                    scenario: scenario, evaluationSet: evaluation, expectedClients: 3,
+                    registrationTimeout: .seconds(30), roundTimeout: .seconds(5),
+                    maximumMessageSize: 1 << 20, enrolment: enrolment, maximumClients: 10,
+                    resumingFrom: nil)
+            }
+            return (try machine(nil), try machine(enrolment))
+        } catch {
+            fatalError("the fuzzing machine cannot be built: \(error)")
+        }
+    }()
+
+    /// What one input did.
+    public struct Outcome {
+        /// The broken invariant, or `nil` when every one held.
+        public var violation: Violation?
+        /// Rounds the machine completed, and frames it rejected.
+        public var rounds: Int
+        public var rejected: Int
+    }
+
+    /// Runs one input and checks the invariants after every event.
+    public static func run(_ input: [UInt8]) -> Outcome {
+        var reader = Reader(bytes: input)
+        let enrolled = reader.byte() & 1 == 1
+        var run = Run(machine: enrolled ? templates.enrolled : templates.plain)
+        var violation: Violation?
+        do {
+            try run.perform(run.machine.start(at: .zero), answering: nil)
+            var steps = 0
+            while !reader.isExhausted && !run.isOver && steps < 400 {
+                steps += 1
+                try run.step(&reader)
+            }
+        } catch let broken as Violation {
+            violation = broken
+        } catch {
+            violation = Violation(description: "unexpected \(error)")
+        }
+        return Outcome(
+            violation: violation, rounds: run.machine.completedRounds,
+            rejected: run.machine.rejectedCount)
+    }
+
+    /// Reads an input's bytes as numbers; past the end it reads zeros.
+    struct Reader {
+        let bytes: [UInt8]
+        var position = 0
+
+        var isExhausted: Bool { position >= bytes.count }
+
+        mutating func byte() -> UInt8 {
+            defer { position += 1 }
+            return position < bytes.count ? bytes[position] : 0
+        }
+
+        mutating func word() -> UInt16 { UInt16(byte()) | UInt16(byte()) << 8 }
+
+        mutating func bytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in byte() } }
+    }
+
+    /// One machine, driven as `Coordinator` drives it.
+    struct Run {
+        var machine: CoordinatorMachine
+        var now: Duration = .zero
+        /// The last TRAIN each client was sent (its round and task).
+        var trains: [UInt32: (round: UInt32, task: TrainingTask)] = [:]
+        /// Sends fail (the peer is gone) while this is set.
+        var failingSends = false
+        /// The key each peer authenticated with.
+        var keys: [PeerID: String] = [:]
+        var isOver = false
+
+        static let peers: [PeerID] =
+            (0..<6).map { PeerID(bytes: [0x50, UInt8($0)]) }
+            + [PeerID(bytes: [0x57]).onChannel(Array("3".utf8))]
+
+        mutating func step(_ reader: inout Reader) throws {
+            let peer = Self.peers[Int(reader.byte()) % Self.peers.count]
+            switch reader.byte() % 10 {
+            case 0: try register(peer, &reader)
+            case 1: try update(peer, &reader)
+            case 2:
+                let count = Int(reader.byte())
+                try deliver(ReceivedFrame(peer: peer, bytes: reader.bytes(count)))
+            case 3: try otherMessage(peer, &reader)
+            case 4:
+                now += .milliseconds(Int64(reader.byte()) * 60)
+                try perform(machine.tick(at: now), answering: nil)
+            case 5: try perform(machine.disconnected([peer], at: now), answering: nil)
+            case 6: try perform(machine.lost([UInt32(reader.byte() % 10)], at: now), answering: nil)
+            case 7: failingSends = reader.byte() & 1 == 1
+            case 8:
+                try perform(
+                    machine.abandoned([UInt32(reader.byte() % 10)], at: now), answering: nil)
+            default:
+                // A REGISTER with an unknown tier, or a name at the length limit.
+                let name = reader.byte() & 1 == 0 ? "nope" : String(repeating: "x", count: 255)
+                try deliver(
+                    ReceivedFrame(
+                        peer: peer,
+                        bytes: WireCodec.encode(
+                            .register(
+                                Registration(
+                                    tierName: name, capability: 1, sampleCount: 1,
+                                    instanceNonce: 9, requestedClientID: nil)), round: 0,
+                            sender: 0)))
+            }
+        }
+
+        mutating func register(_ peer: PeerID, _ reader: inout Reader) throws {
+            let nonce = UInt64(reader.byte() % 12)
+            let requestByte = reader.byte()
+            let requested: UInt32? =
+                switch requestByte % 16 {
+                case 15: nil
+                case 14: 0xFFFF_FFFE
+                default: UInt32(requestByte % 16)
+                }
+            let tier = reader.byte() & 1 == 0 ? "small" : "large"
+            let samples = UInt32(reader.word()) * UInt32(reader.byte() & 3 == 3 ? 65536 : 1)
+            let key: String? =
+                switch reader.byte() % 4 {
+                case 1: ProtocolFuzzing.boundKey
+                case 2: ProtocolFuzzing.unboundKey
+                case 3: ProtocolFuzzing.strangerKey
+                default: nil
+                }
+            if let key { keys[peer] = key } else { keys[peer] = nil }
+            let frame = WireCodec.encode(
+                .register(
+                    Registration(
+                        tierName: tier, capability: 1, sampleCount: samples, instanceNonce: nonce,
+                        requestedClientID: requested)), round: 0, sender: 0)
+            try deliver(ReceivedFrame(peer: peer, bytes: frame, authenticatedKey: key))
+        }
+
+        /// An UPDATE built from the last TRAIN of the client registered at `peer` (or of any
+        /// client), as is or damaged.
+        mutating func update(_ peer: PeerID, _ reader: inout Reader) throws {
+            let named = UInt32(reader.byte() % 10)
+            let client = machine.clients.id(of: peer) ?? named
+            guard let train = trains[client] ?? trains.values.first else {
+                return try deliver(ReceivedFrame(peer: peer, bytes: reader.bytes(8)))
+            }
+            var factors = train.task.factors
+            var shared = train.task.shared
+            var round = train.round
+            var sender = client
+            var sampleCount = UInt32(reader.word())
+            switch reader.byte() % 8 {
+            case 1 where !factors.isEmpty:
+                var up = factors[0].up.scalars
+                if !up.isEmpty { up[0] = .nan }
+                factors[0] = FactorPair(
+                    up: Tensor(shape: factors[0].up.shape, scalars: up), down: factors[0].down)
+            case 2 where !factors.isEmpty && factors[0].up.shape.count == 2:
+                let shape = factors[0].up.shape
+                factors[0] = FactorPair(
+                    up: Tensor(
+                        shape: [shape[0], shape[1] + 1],
+                        scalars: Array(repeating: 0, count: shape[0] * (shape[1] + 1))),
+                    down: factors[0].down)
+            case 3: sender = named
+            case 4: round &+= 1
+            case 5:
+                factors = factors.map {
+                    FactorPair(
+                        up: Tensor(shape: $0.up.shape, scalars: $0.up.scalars.map { $0 * 1e7 }),
+                        down: $0.down)
+                }
+            case 6: shared = []
+            case 7: sampleCount = .max
+            default:
+                // A small honest change, so that aggregation has something to move.
+                factors = factors.map {
+                    FactorPair(
+                        up: Tensor(shape: $0.up.shape, scalars: $0.up.scalars.map { $0 * 0.9 }),
+                        down: $0.down)
+                }
+            }
+            let update = TrainingUpdate(
+                factors: factors, shared: shared, sampleCount: sampleCount, trainingLoss: 1,
+                computeSeconds: 0.01)
+            try deliver(
+                ReceivedFrame(
+                    peer: peer,
+                    bytes: WireCodec.encode(.update(update), round: round, sender: sender),
+                    authenticatedKey: keys[peer]))
+        }
+
+        mutating func otherMessage(_ peer: PeerID, _ reader: inout Reader) throws {
+            let round = UInt32(reader.byte() % 5)
+            let message: Message =
+                switch reader.byte() % 7 {
+                case 0: .heartbeat
+                case 1: .error(ErrorReport(code: .unexpected, message: "peer error"))
+                case 2: .evaluation(EvaluationReport(results: []))
+                case 3: .shutdown(Shutdown(reason: "bye"))
+                case 4:
+                    .registered(
+                        RegistrationAccepted(clientID: 1, runID: 1, modelDescription: "{}"))
+                case 5:
+                    .workerHello(WorkerHello(slot: 0, slots: 1, instanceNonce: 1, host: "h"))
+                default: .evaluate(EvaluationTask(budgets: [], factors: [], shared: []))
+                }
+            let sender = UInt32(reader.byte() % 10)
+            try deliver(
+                ReceivedFrame(
+                    peer: peer, bytes: WireCodec.encode(message, round: round, sender: sender),
+                    authenticatedKey: keys[peer]))
+        }
+
+        /// Hands a frame to the machine and checks the model invariant for it.
+        mutating func deliver(_ frame: ReceivedFrame) throws {
+            let before = machine
+            let rejectedBefore = machine.rejectedCount
+            let actions = machine.received(frame, at: now)
+            let rejected = machine.rejectedCount > rejectedBefore
+            try perform(actions, answering: frame.peer)
+            guard rejected, machine.global.parameters != before.global.parameters else { return }
+            // The rejected frame completed a round: the same step with its content removed
+            // must reach the same model.
+            var alternative = Run(machine: before)
+            alternative.now = now
+            alternative.failingSends = failingSends
+            alternative.keys = keys
+            let id = before.clients.id(of: frame.peer)
+            let wasPending = id.map { before.isPending($0) } ?? false
+            let nowPending = id.map { machine.isPending($0) } ?? false
+            if let id, wasPending && !nowPending {
+                try alternative.perform(
+                    alternative.machine.abandoned([id], at: now), answering: nil)
+            } else {
+                try alternative.perform(
+                    alternative.machine.received(
+                        ReceivedFrame(peer: frame.peer, bytes: [0x47]), at: now),
+                    answering: frame.peer)
+            }
+            guard alternative.machine.global.parameters == machine.global.parameters else {
+                throw Violation(
+                    description:
+                        "a rejected frame from \(frame.peer) changed the model (round \(before.round))"
+                )
+            }
+        }
+
+        /// Carries out actions as the driver does, checking where each send goes.
+        mutating func perform(_ actions: [CoordinatorAction], answering peer: PeerID?) throws {
+            var queue = actions[...]
+            while let action = queue.popFirst() {
+                switch action {
+                case .send(let frame, let target, let ticket):
+                    try checkSend(frame, to: target, ticket: ticket, answering: peer)
+                    if failingSends {
+                        queue += machine.undelivered(ticket, error: .unknownPeer(target), at: now)
+                    } else {
+                        if case .train(let id) = ticket.purpose,
+                            let envelope = try? WireCodec.decode(frame, maximumSize: 1 << 22),
+                            case .train(let task) = envelope.message
+                        {
+                            trains[id] = (envelope.round, task)
+                        }
+                        queue += machine.delivered(ticket)
+                    }
+                case .commit:
+                    queue += machine.committed(at: now)
+                case .finish, .fail:
+                    isOver = true
+                case .record, .log, .flushLedger:
+                    break
+                }
+            }
+            guard machine.clients.count <= machine.populationBound else {
+                throw Violation(
+                    description:
+                        "\(machine.clients.count) clients registered, the bound is \(machine.populationBound)"
+                )
+            }
+        }
+
+        func checkSend(
+            _ frame: [UInt8], to target: PeerID, ticket: SendTicket, answering peer: PeerID?
+        ) throws {
+            switch ticket.purpose {
+            case .errorReply:
+                guard target == peer, frame.count <= 4200 else {
+                    throw Violation(
+                        description:
+                            "an error reply of \(frame.count) bytes to \(target), answering \(peer.map(\.description) ?? "nothing")"
+                    )
+                }
+            case .registrationReply(let id), .train(let id):
+                guard let record = machine.clients[id], record.peer == target else {
+                    throw Violation(
+                        description: "\(ticket.message) to \(target), not client \(id)'s peer")
+                }
+                if let enrolment = machine.enrolment {
+                    guard let key = keys[target], let entry = enrolment.entry(forKey: key),
+                        entry.clientID == nil || entry.clientID == id,
+                        enrolment.key(boundTo: id) == nil || enrolment.key(boundTo: id) == key
+                    else {
+                        throw Violation(
+                            description:
+                                "\(ticket.message) to \(target) as client \(id), a key not enrolled as it"
+                        )
+                    }
+                }
+            case .shutdown:
+                guard machine.clients.id(of: target) != nil else {
+                    throw Violation(description: "SHUTDOWN to \(target), no registered client")
+                }
+            }
+        }
+    }
+}
+
+extension CoordinatorMachine {
+    /// Frames rejected so far, over all reasons (for the fuzzer's model invariant).
+    var rejectedCount: Int { rejectedTotalsSum }
+
+    /// Whether the current round still waits for this client's update.
+    func isPending(_ id: UInt32) -> Bool { pendingClients.contains(id) }
+}
