@@ -35,7 +35,54 @@ extension Network {
         }
     }
 
-    /// Per-layer ranks whose cost fits `budget`, chosen greedily: starting from the kept
+    /// The greedy path from the kept ranks down to one component per layer: each step removes
+    /// a block of tail components (LoD orders them, so the tail is a layer's least important)
+    /// from the layer where `damage` (for example the loss on a held-out split) grows the least
+    /// per unit of cost saved. A block is at least 1/20 of the layer's current rank and
+    /// reaches the first rank that saves cost (a layer cheaper dense saves nothing above its
+    /// break-even). Every budget's choice is a point of this one path, so it is computed once.
+    public func greedyPath(
+        measure: CostMeasure, damage: ([Int]) -> Double
+    ) -> [(ranks: [Int], cost: Int)] {
+        var ranks = keptRanks
+        var current = cost(ranks: ranks, measure: measure)
+        var currentDamage = damage(ranks)
+        var path = [(ranks, current)]
+        while true {
+            var best: (ranks: [Int], score: Double, cost: Int, damage: Double)?
+            for l in ranks.indices where ranks[l] > 1 {
+                var candidate = ranks
+                let step = max(1, ranks[l] / 50)
+                candidate[l] = max(1, ranks[l] - step)
+                var after = cost(ranks: candidate, measure: measure)
+                while after == current && candidate[l] > 1 {
+                    candidate[l] -= 1
+                    after = cost(ranks: candidate, measure: measure)
+                }
+                let saved = current - after
+                guard saved > 0 else { continue }
+                let harm = damage(candidate)
+                let score = (harm - currentDamage) / Double(saved)
+                if best == nil || score < best!.score {
+                    best = (candidate, score, after, harm)
+                }
+            }
+            guard let best else { return path }
+            ranks = best.ranks
+            current = best.cost
+            currentDamage = best.damage
+            path.append((ranks, current))
+        }
+    }
+
+    /// The first point of a greedy path whose cost fits `budget`.
+    public static func ranks(
+        on path: [(ranks: [Int], cost: Int)], budget: Int
+    ) -> [Int]? {
+        path.first { $0.cost <= budget }?.ranks
+    }
+
+    /// Per-layer ranks whose cost fits `budget`, chosen greedily without data: starting from the kept
     /// ranks, it removes tail components (a layer's least important ones, since LoD orders
     /// them) from the layer where they cost the least importance per unit of cost saved,
     /// until the model fits. Importance is a component's share of its layer's energy. Where

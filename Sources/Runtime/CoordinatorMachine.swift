@@ -425,6 +425,7 @@ struct CoordinatorMachine {
     /// Whether a client may be selected now: not known gone, not cooling down.
     private func isExcluded(_ id: UInt32) -> Bool {
         unresponsive.contains(id) || (cooldownUntil[id] ?? 0) > round
+            || clients[id]?.connected == false
     }
 
     /// Registered clients that may be selected now.
@@ -465,8 +466,11 @@ struct CoordinatorMachine {
             phase = .awaitingClients(deadline: now + roundTimeout)
             return
         }
-        let excluded = { [unresponsive, cooldownUntil, round] (id: UInt32) in
+        // A client whose connection is known closed is not sent anything until it registers
+        // again: another connection may have taken its routing identity over.
+        let excluded = { [unresponsive, cooldownUntil, round, clients] (id: UInt32) in
             unresponsive.contains(id) || (cooldownUntil[id] ?? 0) > round
+                || clients[id]?.connected == false
         }
         let selected = RoundLogic.selection(
             clients: clients, excluding: excluded, scenario: scenario, round: round,
@@ -605,8 +609,8 @@ struct CoordinatorMachine {
     private mutating func handle(
         _ frame: ReceivedFrame
     ) -> (contribution: ClientContribution, loss: Double)? {
-        if let id = clients.id(of: frame.peer), let record = clients[id], record.connected,
-            record.key != frame.authenticatedKey
+        if let id = clients.id(of: frame.peer), let record = clients[id],
+            record.key != frame.authenticatedKey, !unresponsive.contains(id) || record.connected
         {
             // Another key now speaks for this peer (a connection took its routing identity
             // over): the client is gone until it registers again, and nothing more goes there.

@@ -90,10 +90,11 @@ public enum ProtocolFuzzing {
     }
 
     /// Runs one input and checks the invariants after every event.
-    public static func run(_ input: [UInt8]) -> Outcome {
+    public static func run(_ input: [UInt8], tracing: Bool = false) -> Outcome {
         var reader = Reader(bytes: input)
         let enrolled = reader.byte() & 1 == 1
         var run = Run(machine: enrolled ? templates.enrolled : templates.plain)
+        if tracing { run.trace = [] }
         var violation: Violation?
         do {
             try run.perform(run.machine.start(at: .zero), answering: nil)
@@ -104,6 +105,11 @@ public enum ProtocolFuzzing {
             }
         } catch let broken as Violation {
             violation = broken
+            if let trace = run.trace {
+                violation = Violation(
+                    description: broken.description + "\n"
+                        + trace.suffix(40).joined(separator: "\n"))
+            }
         } catch {
             violation = Violation(description: "unexpected \(error)")
         }
@@ -145,9 +151,16 @@ public enum ProtocolFuzzing {
             (0..<6).map { PeerID(bytes: [0x50, UInt8($0)]) }
             + [PeerID(bytes: [0x57]).onChannel(Array("3".utf8))]
 
+        /// The events so far, when tracing (for reading a failure).
+        var trace: [String]?
+
         mutating func step(_ reader: inout Reader) throws {
             let peer = Self.peers[Int(reader.byte()) % Self.peers.count]
-            switch reader.byte() % 10 {
+            let kind = reader.byte() % 10
+            trace?.append(
+                "t=\(now) round \(machine.round) \(peer) event \(kind) pending \(machine.pendingClients.sorted())"
+            )
+            switch kind {
             case 0: try register(peer, &reader)
             case 1: try update(peer, &reader)
             case 2:
@@ -291,23 +304,32 @@ public enum ProtocolFuzzing {
             guard rejected, machine.global.parameters != before.global.parameters else { return }
             // The rejected frame completed a round: the same step with its content removed
             // must reach the same model.
-            var alternative = Run(machine: before)
-            alternative.now = now
-            alternative.failingSends = failingSends
-            alternative.keys = keys
-            let id = before.clients.id(of: frame.peer)
-            let wasPending = id.map { before.isPending($0) } ?? false
-            let nowPending = id.map { machine.isPending($0) } ?? false
-            if let id, wasPending && !nowPending {
-                try alternative.perform(
-                    alternative.machine.abandoned([id], at: now), answering: nil)
-            } else {
-                try alternative.perform(
-                    alternative.machine.received(
-                        ReceivedFrame(peer: frame.peer, bytes: [0x47]), at: now),
-                    answering: frame.peer)
+            // Two ways to remove the content: the frame is ignored (garbage from the same peer
+            // at the same time), or its sender leaves the round without it (a drop). The
+            // rejected frame's model must be one of theirs.
+            var matched = false
+            var alternatives: [Run] = []
+            var ignored = Run(machine: before)
+            ignored.now = now
+            ignored.failingSends = failingSends
+            ignored.keys = keys
+            try ignored.perform(
+                ignored.machine.received(ReceivedFrame(peer: frame.peer, bytes: [0x47]), at: now),
+                answering: frame.peer)
+            alternatives.append(ignored)
+            if let id = before.clients.id(of: frame.peer), before.isPending(id) {
+                var dropped = Run(machine: before)
+                dropped.now = now
+                dropped.failingSends = failingSends
+                dropped.keys = keys
+                try dropped.perform(dropped.machine.abandoned([id], at: now), answering: nil)
+                alternatives.append(dropped)
             }
-            guard alternative.machine.global.parameters == machine.global.parameters else {
+            for alternative in alternatives
+            where alternative.machine.global.parameters == machine.global.parameters {
+                matched = true
+            }
+            guard matched else {
                 throw Violation(
                     description:
                         "a rejected frame from \(frame.peer) changed the model (round \(before.round))"
@@ -337,7 +359,9 @@ public enum ProtocolFuzzing {
                     queue += machine.committed(at: now)
                 case .finish, .fail:
                     isOver = true
-                case .record, .log, .flushLedger:
+                case .log(let line):
+                    trace?.append("    " + line)
+                case .record, .flushLedger:
                     break
                 }
             }

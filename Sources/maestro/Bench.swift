@@ -361,7 +361,7 @@ extension Bench {
         // sysconf asks the kernel (sysinfo), so this works without /proc, as on a board.
         let pages = sysconf(Int32(_SC_PHYS_PAGES))
         let pageSize = sysconf(Int32(_SC_PAGESIZE))
-        let memoryMB = pages > 0 && pageSize > 0 ? pages * pageSize >> 20 : nil
+        let memoryMB = pages > 0 && pageSize > 0 ? (pages * pageSize) >> 20 : nil
         var latency: Double?
         if let coordinator {
             latency = try DeviceProfile.roundTripMilliseconds(to: coordinator)

@@ -20,7 +20,9 @@ struct ProtocolFuzzingTests {
         for file in files.sorted() {
             let input = Array(try Data(contentsOf: Self.corpus.appendingPathComponent(file)))
             let outcome = ProtocolFuzzing.run(input)
-            #expect(outcome.violation == nil, "\(file): \(outcome.violation!)")
+            #expect(
+                outcome.violation == nil,
+                "\(file): \(ProtocolFuzzing.run(input, tracing: true).violation.map(\.description) ?? "")")
             rounds = max(rounds, outcome.rounds)
             rejected += outcome.rejected
         }
