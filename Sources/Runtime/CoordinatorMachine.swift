@@ -422,7 +422,9 @@ struct CoordinatorMachine {
         }
     }
 
-    /// Whether a client may be selected now: not known gone, not cooling down.
+    /// Whether a client may not be selected now: known gone, cooling down, or its connection
+    /// known closed (another connection may have taken its routing identity over, so nothing
+    /// goes there until it registers again).
     private func isExcluded(_ id: UInt32) -> Bool {
         unresponsive.contains(id) || (cooldownUntil[id] ?? 0) > round
             || clients[id]?.connected == false
@@ -466,12 +468,8 @@ struct CoordinatorMachine {
             phase = .awaitingClients(deadline: now + roundTimeout)
             return
         }
-        // A client whose connection is known closed is not sent anything until it registers
-        // again: another connection may have taken its routing identity over.
-        let excluded = { [unresponsive, cooldownUntil, round, clients] (id: UInt32) in
-            unresponsive.contains(id) || (cooldownUntil[id] ?? 0) > round
-                || clients[id]?.connected == false
-        }
+        let snapshot = self
+        let excluded = { (id: UInt32) in snapshot.isExcluded(id) }
         let selected = RoundLogic.selection(
             clients: clients, excluding: excluded, scenario: scenario, round: round,
             attempt: attempt)
