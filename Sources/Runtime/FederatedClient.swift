@@ -87,16 +87,20 @@ public final class FederatedClient {
         // Whether a REGISTER is unanswered (at the start, and after the coordinator restarted
         // or the link came back: the coordinator may not know this client any more).
         var awaitingAnswer = true
+        // Registers again from scratch: sent now, then repeated with back-off until answered.
+        func registerAgain(_ line: String) throws(ClientError) {
+            options.log(line)
+            try send(session.registration, round: 0)
+            awaitingAnswer = true
+            lastRegistration = ContinuousClock.now
+            retry = options.registrationRetry
+        }
         try send(session.registration, round: 0)
         while true {
             if transport.takeConnectionEvents().reestablished > 0 && session.isRegistered {
-                options.log(
+                try registerAgain(
                     "the connection to the coordinator at \(options.coordinator) was re-established; registering again"
                 )
-                try send(session.registration, round: 0)
-                awaitingAnswer = true
-                lastRegistration = ContinuousClock.now
-                retry = options.registrationRetry
             }
             let frame: ReceivedFrame?
             do {
@@ -138,11 +142,7 @@ public final class FederatedClient {
                 awaitingAnswer = false
                 options.log(line)
             case .reregister(let line):
-                options.log(line)
-                try send(session.registration, round: 0)
-                awaitingAnswer = true
-                lastRegistration = now
-                retry = options.registrationRetry
+                try registerAgain(line)
             case .reply(let message, let round, let line):
                 if let line { options.log(line) }
                 try send(message, round: round)

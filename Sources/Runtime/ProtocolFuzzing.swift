@@ -312,21 +312,13 @@ public enum ProtocolFuzzing {
             // rejected frame's model must be one of theirs.
             var matched = false
             var alternatives: [Run] = []
-            var ignored = Run(machine: before)
-            ignored.checksSends = false
-            ignored.now = now
-            ignored.failingSends = failingSends
-            ignored.keys = keys
+            var ignored = counterfactual(from: before)
             try ignored.perform(
                 ignored.machine.received(ReceivedFrame(peer: frame.peer, bytes: [0x47]), at: now),
                 answering: frame.peer)
             alternatives.append(ignored)
             if let id = before.clients.id(of: frame.peer), before.isPending(id) {
-                var dropped = Run(machine: before)
-                dropped.checksSends = false
-                dropped.now = now
-                dropped.failingSends = failingSends
-                dropped.keys = keys
+                var dropped = counterfactual(from: before)
                 try dropped.perform(dropped.machine.abandoned([id], at: now), answering: nil)
                 alternatives.append(dropped)
             }
@@ -340,6 +332,16 @@ public enum ProtocolFuzzing {
                         "a rejected frame from \(frame.peer) changed the model (round \(before.round))"
                 )
             }
+        }
+
+        /// A run from `machine` in this run's conditions, for a step that did not happen.
+        func counterfactual(from machine: CoordinatorMachine) -> Run {
+            var run = Run(machine: machine)
+            run.checksSends = false
+            run.now = now
+            run.failingSends = failingSends
+            run.keys = keys
+            return run
         }
 
         /// Carries out actions as the driver does, checking where each send goes.
