@@ -20,9 +20,11 @@ let package = Package(
         .target(name: "CChecksum"),
         // Linux calls Swift cannot import directly (variadic prctl).
         .target(name: "CPlatform"),
+        // Convolution-shaped matrix products: AVX2+FMA chosen at run time, portable otherwise.
+        .target(name: "CKernels"),
 
         // Pure core: no I/O, no clock, no global random generator.
-        .target(name: "Tensors", dependencies: ["CBLAS", "CChecksum"]),
+        .target(name: "Tensors", dependencies: ["CBLAS", "CChecksum", "CKernels"]),
         .target(name: "LowRank", dependencies: ["Tensors"]),
         .target(name: "Datasets", dependencies: ["CZlib", "Tensors"], exclude: ["README.md"]),
         .target(name: "Federation", dependencies: ["Tensors", "LowRank"], exclude: ["WIRE.md"]),

@@ -2,16 +2,21 @@ import Tensors
 
 /// What one forward pass keeps for its backward pass.
 ///
-/// `activations[i]` is the input of layer `i` (row-major, batch first) and
-/// `activations[layers.count]` the network output (logits).
+/// `activations[i]` is the input of layer `i` and `activations[layers.count]` the network
+/// output (logits). Flat activations are row-major, batch first; image activations
+/// (height, width, channels) are channel-major, `[channels, batch, height, width]`, so that
+/// convolution, ReLU and pooling all stream contiguous rows (see `im2colChannelMajor`).
+/// `flatten` turns them back into per-image (height, width, channel) order, the order
+/// dense weights are stored in.
 public struct ForwardPass: Sendable {
     public let batch: Int
     /// Rank each LoD layer ran at.
     public let ranks: [Int]
     public internal(set) var activations: [[Float]]
-    /// Per layer: the inner activation `H = X·V_b` of LoD layers (empty otherwise).
+    /// Per layer: the inner activation of LoD layers, `H = X·V_bᵀ` `[batch, b]` for dense
+    /// ones and `Hᵀ = V_b·colsᵀ` `[b, positions]` for convolutions (empty otherwise).
     var inner: [[Float]]
-    /// Per layer: im2col patches of convolution layers (empty otherwise).
+    /// Per layer: the transposed patch matrix `colsᵀ` of convolution layers (empty otherwise).
     var patches: [[Float]]
     /// Per layer: for max pooling, the flat input index each output came from.
     var poolSources: [[Int32]]
@@ -39,6 +44,7 @@ extension Network {
             input.count == batch * shapes[0].reduce(1, *),
             "input of \(input.count) floats for batch \(batch) of \(shapes[0])")
         let layerCount = architecture.layers.count
+        let input = imageLayout(of: input, shape: shapes[0], batch: batch, toChannelMajor: true)
         var pass = ForwardPass(
             batch: batch, ranks: ranks, activations: [input],
             inner: Array(repeating: [], count: layerCount),
@@ -80,33 +86,49 @@ extension Network {
                 pass?.inner[index] = inner
                 lowRankIndex += 1
             case .convolution(let g, let outputs):
-                let cols = lower(x, batch: batch, geometry: g)
                 y = scratch(outputCount)
-                denseForward(
-                    cols, rows: batch * g.outputHeight * g.outputWidth, inputs: g.patchSize,
-                    outputs: outputs,
-                    weight: parameters[p], bias: parameters[p + 1], into: &y)
-                pass?.patches[index] = cols
+                let saved = parameters[p].scalars.withUnsafeBufferPointer { w in
+                    filterForward(
+                        x, batch: batch, geometry: g, filters: w.baseAddress!, count: outputs,
+                        into: &y)
+                }
+                addBias(parameters[p + 1].scalars, length: outputCount / outputs, to: &y)
+                pass?.patches[index] = saved
             case .lowRankConvolution(let g, let outputs, _):
-                let cols = lower(x, batch: batch, geometry: g)
+                let b = ranks[lowRankIndex]
+                let positions = outputCount / outputs
+                var h = scratch(b * positions)
+                let saved = parameters[p + 1].scalars.withUnsafeBufferPointer { v in
+                    filterForward(
+                        x, batch: batch, geometry: g, filters: v.baseAddress!, count: b,
+                        into: &h)
+                }
                 y = scratch(outputCount)
-                let inner = lowRankForward(
-                    cols, rows: batch * g.outputHeight * g.outputWidth, inputs: g.patchSize,
-                    outputs: outputs,
-                    rank: ranks[lowRankIndex], up: parameters[p], down: parameters[p + 1],
+                expandRank(
+                    h, positions: positions, outputs: outputs, rank: b, up: parameters[p],
                     bias: parameters[p + 2], into: &y)
-                pass?.inner[index] = inner
-                pass?.patches[index] = cols
+                pass?.inner[index] = h
+                pass?.patches[index] = saved
                 lowRankIndex += 1
             case .relu:
                 y = rectify(x)
             case .maxPool(let h, let w, let c):
                 y = scratch(outputCount)
-                let sources = maxPoolForward(
-                    x, batch: batch, height: h, width: w, channels: c, into: &y)
+                var sources = [Int32](unsafeUninitializedCapacity: outputCount) { _, n in
+                    n = outputCount
+                }
+                x.withUnsafeBufferPointer { xp in
+                    y.withUnsafeMutableBufferPointer { yp in
+                        sources.withUnsafeMutableBufferPointer { sp in
+                            maxPool2x2(
+                                xp.baseAddress!, planes: c * batch, height: h, width: w,
+                                into: yp.baseAddress!, sources: sp.baseAddress!)
+                        }
+                    }
+                }
                 pass?.poolSources[index] = sources
             case .flatten:
-                y = x
+                y = imageLayout(of: x, shape: shapes[index], batch: batch, toChannelMajor: false)
             }
             pass?.activations.append(y)
             x = consume y
@@ -125,55 +147,106 @@ extension Network {
         precondition(
             gradients.map(\.shape) == parameters.map(\.shape),
             "gradient shapes differ from parameters")
-        let offsets = architecture.parameterOffsets
-        let firstWithParameters =
-            architecture.layers.firstIndex { !$0.parameterShapes.isEmpty } ?? 0
-        var lowRankIndex = keptRanks.count
         var dy = outputGradient
-        let batch = pass.batch
+        let stop = firstLayerWithParameters
         for index in architecture.layers.indices.reversed() {
-            let layer = architecture.layers[index]
-            let x = pass.activations[index]
-            let needsInput = index > firstWithParameters
-            var dx: [Float] = []
-            let p = offsets[index]
-            switch layer {
-            case .dense(let inputs, let outputs):
-                dx = denseBackward(
-                    x, dy, rows: batch, inputs: inputs, outputs: outputs, weight: parameters[p],
-                    gradients: &gradients, at: p, needsInput: needsInput)
-            case .lowRankDense(let inputs, let outputs, _):
-                lowRankIndex -= 1
-                dx = lowRankBackward(
-                    x, pass.inner[index], dy, rows: batch, inputs: inputs, outputs: outputs,
-                    rank: pass.ranks[lowRankIndex], up: parameters[p], down: parameters[p + 1],
-                    gradients: &gradients, at: p, needsInput: needsInput)
-            case .convolution(let g, let outputs):
-                let rows = batch * g.outputHeight * g.outputWidth
-                let dcols = denseBackward(
-                    pass.patches[index], dy, rows: rows, inputs: g.patchSize, outputs: outputs,
-                    weight: parameters[p], gradients: &gradients, at: p, needsInput: needsInput)
-                if needsInput { dx = raise(dcols, batch: batch, geometry: g) }
-            case .lowRankConvolution(let g, let outputs, _):
-                lowRankIndex -= 1
-                let rows = batch * g.outputHeight * g.outputWidth
-                let dcols = lowRankBackward(
-                    pass.patches[index], pass.inner[index], dy, rows: rows, inputs: g.patchSize,
-                    outputs: outputs, rank: pass.ranks[lowRankIndex], up: parameters[p],
-                    down: parameters[p + 1],
-                    gradients: &gradients, at: p, needsInput: needsInput)
-                if needsInput { dx = raise(dcols, batch: batch, geometry: g) }
-            case .relu:
-                guard needsInput else { break }
-                dx = rectifierBackward(dy, output: pass.activations[index + 1])
-            case .maxPool:
-                guard needsInput else { break }
-                dx = maxPoolBackward(dy, sources: pass.poolSources[index], inputCount: x.count)
-            case .flatten:
-                dx = dy
+            dy = backward(layer: index, pass, outputGradient: dy, into: &gradients)
+            if index == stop { break }
+        }
+    }
+
+    /// The first layer with parameters: back-propagation stops there.
+    var firstLayerWithParameters: Int {
+        architecture.layers.firstIndex { !$0.parameterShapes.isEmpty } ?? 0
+    }
+
+    /// Back-propagates `dy` (∂loss/∂output of layer `index`) through that layer of `pass`:
+    /// writes its parameter gradients into `gradients` and returns ∂loss/∂input (empty for
+    /// the first layer with parameters, whose input gradient nobody needs).
+    func backward(
+        layer index: Int, _ pass: ForwardPass, outputGradient dy: [Float],
+        into gradients: inout [Tensor]
+    ) -> [Float] {
+        let layer = architecture.layers[index]
+        let x = pass.activations[index]
+        let needsInput = index > firstLayerWithParameters
+        let p = architecture.parameterOffsets[index]
+        let batch = pass.batch
+        let lowRankIndex = architecture.layers[..<index].count(where: \.isLowRank)
+        switch layer {
+        case .dense(let inputs, let outputs):
+            return denseBackward(
+                x, dy, rows: batch, inputs: inputs, outputs: outputs, weight: parameters[p],
+                gradients: &gradients, at: p, needsInput: needsInput)
+        case .lowRankDense(let inputs, let outputs, _):
+            return lowRankBackward(
+                x, pass.inner[index], dy, rows: batch, inputs: inputs, outputs: outputs,
+                rank: pass.ranks[lowRankIndex], up: parameters[p], down: parameters[p + 1],
+                gradients: &gradients, at: p, needsInput: needsInput)
+        case .convolution(let g, let outputs):
+            rowSums(dy, rows: outputs, columns: dy.count / outputs, into: &gradients[p + 1].scalars)
+            return parameters[p].scalars.withUnsafeBufferPointer { w in
+                gradients[p].scalars.withUnsafeMutableBufferPointer { gw in
+                    filterBackward(
+                        pass.patches[index], dy, batch: batch, geometry: g,
+                        filters: w.baseAddress!, count: outputs, gradient: gw.baseAddress!,
+                        needsInput: needsInput)
+                }
             }
-            if index == firstWithParameters { break }
-            dy = dx
+        case .lowRankConvolution(let g, let outputs, _):
+            let b = pass.ranks[lowRankIndex]
+            let positions = dy.count / outputs
+            rowSums(dy, rows: outputs, columns: positions, into: &gradients[p + 2].scalars)
+            let dh = contractRank(
+                pass.inner[index], dy, positions: positions, outputs: outputs, rank: b,
+                up: parameters[p], gradient: &gradients[p].scalars)
+            return parameters[p + 1].scalars.withUnsafeBufferPointer { v in
+                gradients[p + 1].scalars.withUnsafeMutableBufferPointer { gv in
+                    (gv.baseAddress! + b * g.patchSize).update(
+                        repeating: 0, count: gv.count - b * g.patchSize)
+                    return filterBackward(
+                        pass.patches[index], dh, batch: batch, geometry: g,
+                        filters: v.baseAddress!, count: b, gradient: gv.baseAddress!,
+                        needsInput: needsInput)
+                }
+            }
+        case .relu:
+            guard needsInput else { return [] }
+            return rectifierBackward(dy, output: pass.activations[index + 1])
+        case .maxPool:
+            guard needsInput else { return [] }
+            return maxPoolBackward(dy, sources: pass.poolSources[index], inputCount: x.count)
+        case .flatten:
+            let shape = architecture.activationShapes[index]
+            return imageLayout(of: dy, shape: shape, batch: batch, toChannelMajor: true)
+        }
+    }
+
+    /// Per layer, the median seconds of its forward and of its backward pass on `input`, as
+    /// timed by `measure` (which runs its body repeatedly and returns seconds per run): the
+    /// profile `maestro bench --layers` prints. The caller owns the clock.
+    public func layerTimes(
+        _ input: [Float], batch: Int, ranks: [Int]? = nil,
+        measure: (() -> Void) -> Double
+    ) -> [(name: String, forward: Double, backward: Double)] {
+        let ranks = ranks ?? keptRanks
+        let pass = forward(input, batch: batch, ranks: ranks)
+        var gradients = parameters.map { Tensor(zeros: $0.shape) }
+        let stop = firstLayerWithParameters
+        return architecture.layers.indices.map { index in
+            var recording: ForwardPass? = pass
+            let forwardTime = measure {
+                _ = run(
+                    layers: index..<(index + 1), pass.activations[index], batch: batch,
+                    ranks: ranks, recording: &recording)
+                recording = pass
+            }
+            let dy = pass.activations[index + 1]
+            let backwardTime =
+                index < stop
+                ? 0
+                : measure { _ = backward(layer: index, pass, outputGradient: dy, into: &gradients) }
+            return (architecture.layers[index].kindName, forwardTime, backwardTime)
         }
     }
 }
@@ -381,10 +454,11 @@ private func columnSums(_ matrix: [Float], rows: Int, columns: Int, into sums: i
 
 private func lower(_ images: [Float], batch: Int, geometry g: ConvolutionGeometry) -> [Float] {
     let count = batch * g.outputHeight * g.outputWidth * g.patchSize
-    // im2col writes every entry: no need to zero the buffer first.
+    // im2colChannelMajor writes every entry: no need to zero the buffer first.
     return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
         images.withUnsafeBufferPointer { src in
-            im2col(src.baseAddress!, batch: batch, geometry: g, into: buffer.baseAddress!)
+            im2colChannelMajor(
+                src.baseAddress!, batch: batch, geometry: g, into: buffer.baseAddress!)
         }
         initialized = count
     }
@@ -394,52 +468,229 @@ private func raise(_ cols: [Float], batch: Int, geometry g: ConvolutionGeometry)
     var images = [Float](repeating: 0, count: batch * g.height * g.width * g.channels)
     cols.withUnsafeBufferPointer { src in
         images.withUnsafeMutableBufferPointer { dst in
-            col2im(src.baseAddress!, batch: batch, geometry: g, into: dst.baseAddress!)
+            col2imChannelMajor(src.baseAddress!, batch: batch, geometry: g, into: dst.baseAddress!)
         }
     }
     return images
 }
 
-/// 2×2 stride-2 max pooling on NHWC; returns, per output, the flat index of its source.
-private func maxPoolForward(
-    _ x: [Float], batch: Int, height h: Int, width w: Int, channels c: Int, into y: inout [Float]
-) -> [Int32] {
-    let (oh, ow) = (h / 2, w / 2)
-    var sources = [Int32](repeating: 0, count: batch * oh * ow * c)
-    x.withUnsafeBufferPointer { xp in
+/// Image activations (3-D per-image shapes with more than one channel) reordered between
+/// per-image (height, width, channel) order and channel-major order; anything else as is.
+private func imageLayout(
+    of x: [Float], shape: [Int], batch: Int, toChannelMajor: Bool
+) -> [Float] {
+    guard shape.count == 3, shape[2] > 1 else { return x }
+    let (positions, channels) = (shape[0] * shape[1], shape[2])
+    return [Float](unsafeUninitializedCapacity: x.count) { y, initialized in
+        x.withUnsafeBufferPointer { xp in
+            if toChannelMajor {
+                channelMajor(
+                    xp.baseAddress!, batch: batch, positions: positions, channels: channels,
+                    into: y.baseAddress!)
+            } else {
+                channelMinor(
+                    xp.baseAddress!, batch: batch, positions: positions, channels: channels,
+                    into: y.baseAddress!)
+            }
+        }
+        initialized = x.count
+    }
+}
+
+/// Fills each of the `rows` rows of `y` (`length` floats each) with its bias entry.
+private func broadcastColumns(
+    _ bias: [Float], length: Int, into y: UnsafeMutablePointer<Float>
+) {
+    for (row, value) in bias.enumerated() {
+        (y + row * length).update(repeating: value, count: length)
+    }
+}
+
+/// Each row's sum: the bias gradient of a channel-major convolution output.
+private func rowSums(_ matrix: [Float], rows: Int, columns: Int, into sums: inout [Float]) {
+    matrix.withUnsafeBufferPointer { m in
+        for i in 0..<rows {
+            let row = m.baseAddress! + i * columns
+            // Eight partial sums: vectorizes without reassociating.
+            var lanes = SIMD8<Float>()
+            var j = 0
+            while j + 8 <= columns {
+                lanes += UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self)
+                j += 8
+            }
+            var total = lanes.sum()
+            while j < columns {
+                total += row[j]
+                j += 1
+            }
+            sums[i] = total
+        }
+    }
+}
+
+/// From this many filters down, a convolution runs direct (`convolveDirect`), whose cost is
+/// proportional to the number of filters; above, as im2col and one streaming product.
+/// Measured with `maestro bench --layers` on LeNet's two convolutions (README).
+let directConvolutionMaximumFilters = 6
+
+/// `count` filters `[count, patch]` applied to channel-major images `x`: writes the
+/// channel-major `[count, batch·outH·outW]` result into `y` and returns what
+/// `filterBackward` needs (the transposed patch matrix, or the padded input).
+private func filterForward(
+    _ x: [Float], batch: Int, geometry g: ConvolutionGeometry, filters: UnsafePointer<Float>,
+    count: Int, into y: inout [Float]
+) -> [Float] {
+    let positions = batch * g.outputHeight * g.outputWidth
+    if count <= directConvolutionMaximumFilters {
+        let padded = x.withUnsafeBufferPointer { xp in
+            paddedPlanes(
+                xp.baseAddress!, planes: g.channels * batch, height: g.height, width: g.width,
+                pad: g.padding)
+        }
+        padded.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                convolveDirect(
+                    outputs: count, channels: g.channels, batch: batch,
+                    paddedHeight: g.height + 2 * g.padding, paddedWidth: g.width + 2 * g.padding,
+                    kernel: g.kernelSize, xp.baseAddress!, filters: filters,
+                    into: yp.baseAddress!)
+            }
+        }
+        return padded
+    }
+    let cols = lower(x, batch: batch, geometry: g)
+    cols.withUnsafeBufferPointer { cp in
         y.withUnsafeMutableBufferPointer { yp in
-            sources.withUnsafeMutableBufferPointer { sp in
-                var out = 0
-                for n in 0..<batch {
-                    for oy in 0..<oh {
-                        for ox in 0..<ow {
-                            let topLeft = ((n * h + 2 * oy) * w + 2 * ox) * c
-                            let candidates = (
-                                topLeft, topLeft + c, topLeft + w * c, topLeft + w * c + c
-                            )
-                            for ch in 0..<c {
-                                // Selects, not branches: the winner is data-dependent.
-                                var best = candidates.0 &+ ch
-                                var value = xp[best]
-                                func challenge(_ candidate: Int) {
-                                    let index = candidate &+ ch
-                                    let v = xp[index]
-                                    let wins = v > value
-                                    best = wins ? index : best
-                                    value = wins ? v : value
-                                }
-                                challenge(candidates.1)
-                                challenge(candidates.2)
-                                challenge(candidates.3)
-                                yp[out] = value
-                                sp[out] = Int32(truncatingIfNeeded: best)
-                                out &+= 1
-                            }
-                        }
+            streamingProduct(
+                m: count, n: positions, k: g.patchSize, filters, aRow: g.patchSize, aColumn: 1,
+                cp.baseAddress!, ldb: positions, yp.baseAddress!, ldc: positions)
+        }
+    }
+    return cols
+}
+
+/// Back through `filterForward`: writes the filters' gradient (`[count, patch]`) from the
+/// output gradient `dy`, and returns the input gradient (empty unless `needsInput`).
+private func filterBackward(
+    _ saved: [Float], _ dy: [Float], batch: Int, geometry g: ConvolutionGeometry,
+    filters: UnsafePointer<Float>, count: Int, gradient: UnsafeMutablePointer<Float>,
+    needsInput: Bool
+) -> [Float] {
+    let (k, c) = (g.kernelSize, g.channels)
+    let (oh, ow) = (g.outputHeight, g.outputWidth)
+    let positions = batch * oh * ow
+    if count <= directConvolutionMaximumFilters {
+        let (hp, wp) = (g.height + 2 * g.padding, g.width + 2 * g.padding)
+        saved.withUnsafeBufferPointer { xp in
+            dy.withUnsafeBufferPointer { dyp in
+                convolveDirectFilterGradient(
+                    outputs: count, channels: c, batch: batch, paddedHeight: hp,
+                    paddedWidth: wp, kernel: k, xp.baseAddress!, outputGradient: dyp.baseAddress!,
+                    into: gradient)
+            }
+        }
+        guard needsInput else { return [] }
+        // The input gradient is the output gradient, padded by k − 1 − p, convolved with the
+        // filters flipped in space and with channels and filters swapped.
+        var flipped = [Float](repeating: 0, count: c * k * k * count)
+        for o in 0..<count {
+            for ky in 0..<k {
+                for kx in 0..<k {
+                    for ci in 0..<c {
+                        flipped[((ci * k + (k - 1 - ky)) * k + (k - 1 - kx)) * count + o] =
+                            filters[((o * k + ky) * k + kx) * c + ci]
                     }
                 }
             }
         }
+        let pad = k - 1 - g.padding
+        let padded = dy.withUnsafeBufferPointer { dyp in
+            paddedPlanes(dyp.baseAddress!, planes: count * batch, height: oh, width: ow, pad: pad)
+        }
+        var dx = scratch(c * batch * g.height * g.width)
+        padded.withUnsafeBufferPointer { dp in
+            flipped.withUnsafeBufferPointer { fp in
+                dx.withUnsafeMutableBufferPointer { dxp in
+                    convolveDirect(
+                        outputs: c, channels: count, batch: batch, paddedHeight: oh + 2 * pad,
+                        paddedWidth: ow + 2 * pad, kernel: k, dp.baseAddress!,
+                        filters: fp.baseAddress!, into: dxp.baseAddress!)
+                }
+            }
+        }
+        return dx
     }
-    return sources
+    dy.withUnsafeBufferPointer { dyp in
+        saved.withUnsafeBufferPointer { cp in
+            streamingReduction(
+                m: count, n: g.patchSize, k: positions, dyp.baseAddress!, lda: positions,
+                cp.baseAddress!, ldb: positions, gradient, ldc: g.patchSize)
+        }
+    }
+    guard needsInput else { return [] }
+    var dcols = scratch(g.patchSize * positions)
+    dy.withUnsafeBufferPointer { dyp in
+        dcols.withUnsafeMutableBufferPointer { dp in
+            // The filters' transpose: element (k, o) is filters[o·patch + k].
+            streamingProduct(
+                m: g.patchSize, n: positions, k: count, filters, aRow: 1, aColumn: g.patchSize,
+                dyp.baseAddress!, ldb: positions, dp.baseAddress!, ldc: positions)
+        }
+    }
+    return raise(dcols, batch: batch, geometry: g)
+}
+
+/// Adds `bias[o]` to each row `o` (`length` floats) of a channel-major output.
+private func addBias(_ bias: [Float], length: Int, to y: inout [Float]) {
+    y.withUnsafeMutableBufferPointer { yp in
+        for (row, value) in bias.enumerated() {
+            let start = yp.baseAddress! + row * length
+            for i in 0..<length { start[i] += value }
+        }
+    }
+}
+
+/// The 1×1 second stage of a LoD convolution: `Yᵀ = U_bᵀ·Hᵀ + c` (`[outputs, positions]`).
+private func expandRank(
+    _ h: [Float], positions: Int, outputs: Int, rank b: Int, up: Tensor, bias: Tensor,
+    into y: inout [Float]
+) {
+    y.withUnsafeMutableBufferPointer { yp in
+        broadcastColumns(bias.scalars, length: positions, into: yp.baseAddress!)
+        h.withUnsafeBufferPointer { hp in
+            up.scalars.withUnsafeBufferPointer { up in
+                // U is [rank, outputs]: U_bᵀ's element (o, r) is up[r·outputs + o].
+                streamingProduct(
+                    m: outputs, n: positions, k: b, up.baseAddress!, aRow: 1, aColumn: outputs,
+                    hp.baseAddress!, ldb: positions, beta: 1, yp.baseAddress!, ldc: positions)
+            }
+        }
+    }
+}
+
+/// Back through `expandRank`: `∂U_b = Hᵀ·dY` into `gradient` (rows ≥ b zeroed); returns
+/// `dHᵀ = U_b·dYᵀ`.
+private func contractRank(
+    _ h: [Float], _ dy: [Float], positions: Int, outputs: Int, rank b: Int, up: Tensor,
+    gradient: inout [Float]
+) -> [Float] {
+    var dh = scratch(b * positions)
+    dy.withUnsafeBufferPointer { dyp in
+        h.withUnsafeBufferPointer { hp in
+            gradient.withUnsafeMutableBufferPointer { gp in
+                streamingReduction(
+                    m: b, n: outputs, k: positions, hp.baseAddress!, lda: positions,
+                    dyp.baseAddress!, ldb: positions, gp.baseAddress!, ldc: outputs)
+                (gp.baseAddress! + b * outputs).update(repeating: 0, count: gp.count - b * outputs)
+            }
+        }
+        up.scalars.withUnsafeBufferPointer { upp in
+            dh.withUnsafeMutableBufferPointer { dhp in
+                streamingProduct(
+                    m: b, n: positions, k: outputs, upp.baseAddress!, aRow: outputs, aColumn: 1,
+                    dyp.baseAddress!, ldb: positions, dhp.baseAddress!, ldc: positions)
+            }
+        }
+    }
+    return dh
 }

@@ -1,5 +1,10 @@
-/// Geometry of a 2-D convolution on NHWC images: square `kernelSize`, stride 1,
-/// symmetric zero `padding`.
+import CKernels
+
+/// Geometry of a 2-D convolution: square `kernelSize`, stride 1, symmetric zero `padding`.
+///
+/// Shapes are given per image as (height, width, channels). Inside a network, batches of
+/// images are stored **channel-major**, `[channels, batch, height, width]`, so that every
+/// kernel here reads and writes contiguous rows (see `im2colChannelMajor`).
 public struct ConvolutionGeometry: Sendable, Equatable, Codable {
     public var height: Int
     public var width: Int
@@ -17,139 +22,182 @@ public struct ConvolutionGeometry: Sendable, Equatable, Codable {
 
     public var outputHeight: Int { height + 2 * padding - kernelSize + 1 }
     public var outputWidth: Int { width + 2 * padding - kernelSize + 1 }
-    /// Length of one im2col row: `kernelSize² · channels`, ordered (ky, kx, channel).
+    /// Entries of one patch: `kernelSize² · channels`, ordered (ky, kx, channel), the order of
+    /// a convolution weight's columns.
     public var patchSize: Int { kernelSize * kernelSize * channels }
 }
 
-/// Unfolds NHWC images into patch rows: `[batch · outH · outW, k·k·C]`, patch entries
-/// ordered (ky, kx, channel), so each kernel row of a patch is `k·C` consecutive input floats.
+/// Unfolds channel-major images `[C, batch, H, W]` into the transposed patch matrix
+/// `[k·k·C, batch·outH·outW]`: row (ky, kx, c) holds, for every output position, the input
+/// value under kernel tap (ky, kx) of channel c (zero where the kernel hangs over the edge).
 ///
-/// With this layout a convolution is one matrix product `patches · Wᵀ` whose result is
-/// already NHWC, and a LoD convolution is a LoD dense layer applied to patch rows.
-public func im2col(
+/// Each row is written as runs of `outW` consecutive floats copied from one input row, so
+/// loads and stores are contiguous. A convolution is then `Yᵀ = W · colsᵀ`, whose result
+/// `[outputs, batch·outH·outW]` is again channel-major.
+public func im2colChannelMajor(
     _ images: UnsafePointer<Float>, batch: Int, geometry g: ConvolutionGeometry,
     into patches: UnsafeMutablePointer<Float>
 ) {
     let (h, w, c, k, p) = (g.height, g.width, g.channels, g.kernelSize, g.padding)
     let (oh, ow) = (g.outputHeight, g.outputWidth)
-    let (span, patchSize) = (k * c, g.patchSize)
-    // One patch column at a time over the `ow` patch rows of an output row: the loads walk
-    // along an image row and the strided stores stay inside a block of `ow · patchSize`
-    // floats that fits in L1. Copying a kernel row per patch instead (k·c floats, 5 for
-    // LeNet's conv1) spent most of its time in loop and call overhead.
-    for n in 0..<batch {
-        let image = images + n * h * w * c
-        for oy in 0..<oh {
-            let rows = patches + (n * oh + oy) * ow * patchSize
-            for ky in 0..<k {
-                let y = oy + ky - p
-                if y < 0 || y >= h {
-                    for ox in 0..<ow {
-                        (rows + (ox &* patchSize &+ ky &* span)).update(repeating: 0, count: span)
-                    }
-                    continue
-                }
-                let line = image + y * w * c
-                if c >= im2colRowCopyChannels {
-                    copyKernelRows(
-                        line, into: rows + ky * span, outputWidth: ow, width: w, channels: c,
-                        kernelSize: k, padding: p, patchSize: patchSize)
-                    continue
-                }
-                for kx in 0..<k {
-                    // Patch rows whose input column ox + kx − p lies inside the image.
-                    let first = min(ow, max(0, p - kx))
-                    let end = max(first, min(ow, w + p - kx))
-                    for ci in 0..<c {
-                        let column = rows + (ky * span + kx * c + ci)
-                        let source = line + ci
-                        var ox = 0
-                        while ox < first {
-                            column[ox &* patchSize] = 0
-                            ox &+= 1
-                        }
-                        while ox < end {
-                            column[ox &* patchSize] = source[(ox &+ kx &- p) &* c]
-                            ox &+= 1
-                        }
-                        while ox < ow {
-                            column[ox &* patchSize] = 0
-                            ox &+= 1
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// From this many channels on, `im2col` copies each kernel row of a patch (`k·C` consecutive
-/// floats, 30 for LeNet's conv2) as one run; below, one patch column at a time (see there).
-/// Both write the same matrix.
-let im2colRowCopyChannels = 4
-
-/// Writes kernel row `ky` of the `ow` patches of one output row: for each patch, the `k·c`
-/// input floats under it (zeros where the kernel hangs over the image's left or right edge).
-@inline(__always)
-private func copyKernelRows(
-    _ line: UnsafePointer<Float>, into first: UnsafeMutablePointer<Float>, outputWidth ow: Int,
-    width w: Int, channels c: Int, kernelSize k: Int, padding p: Int, patchSize: Int
-) {
-    let span = k * c
-    for ox in 0..<ow {
-        let target = first + ox &* patchSize
-        let x0 = ox - p
-        if x0 >= 0 && x0 + k <= w {
-            target.update(from: line + x0 * c, count: span)
-            continue
-        }
+    let positions = batch * oh * ow
+    for ky in 0..<k {
         for kx in 0..<k {
-            let x = x0 + kx
-            if x >= 0 && x < w {
-                (target + kx * c).update(from: line + x * c, count: c)
-            } else {
-                (target + kx * c).update(repeating: 0, count: c)
+            // Output columns whose input column ox + kx − p lies inside the image.
+            let first = min(ow, max(0, p - kx))
+            let end = max(first, min(ow, w + p - kx))
+            for ci in 0..<c {
+                var target = patches + ((ky * k + kx) * c + ci) * positions
+                for n in 0..<batch {
+                    let plane = images + (ci * batch + n) * h * w
+                    for oy in 0..<oh {
+                        let y = oy + ky - p
+                        if y < 0 || y >= h {
+                            target.update(repeating: 0, count: ow)
+                        } else {
+                            target.update(repeating: 0, count: first)
+                            (target + first).update(
+                                from: plane + y * w + first + kx - p, count: end - first)
+                            (target + end).update(repeating: 0, count: ow - end)
+                        }
+                        target += ow
+                    }
+                }
             }
         }
     }
 }
 
-/// The adjoint of `im2col`: adds each patch row back onto the images it came from.
-/// `images` must be zeroed (or hold values to accumulate onto) by the caller.
-public func col2im(
+/// The adjoint of `im2colChannelMajor`: adds each entry of the transposed patch matrix back
+/// onto the input value it was copied from. `images` (channel-major) must be zeroed, or hold
+/// values to accumulate onto.
+public func col2imChannelMajor(
     _ patches: UnsafePointer<Float>, batch: Int, geometry g: ConvolutionGeometry,
     into images: UnsafeMutablePointer<Float>
 ) {
     let (h, w, c, k, p) = (g.height, g.width, g.channels, g.kernelSize, g.padding)
     let (oh, ow) = (g.outputHeight, g.outputWidth)
-    let span = k * c
-    var row = patches
-    for n in 0..<batch {
-        let image = images + n * h * w * c
-        for oy in 0..<oh {
-            for ox in 0..<ow {
-                var source = row
-                let x0 = ox - p
-                let rowInside = x0 >= 0 && x0 + k <= w
-                for ky in 0..<k {
-                    let y = oy + ky - p
-                    if y >= 0 && y < h {
-                        if rowInside {
-                            let target = image + (y * w + x0) * c
-                            for i in 0..<span { target[i] += source[i] }
-                        } else {
-                            for kx in 0..<k {
-                                let x = x0 + kx
-                                guard x >= 0 && x < w else { continue }
-                                let target = image + (y * w + x) * c
-                                for i in 0..<c { target[i] += source[kx * c + i] }
-                            }
+    let positions = batch * oh * ow
+    for ky in 0..<k {
+        for kx in 0..<k {
+            let first = min(ow, max(0, p - kx))
+            let end = max(first, min(ow, w + p - kx))
+            let count = end - first
+            for ci in 0..<c {
+                var source = UnsafePointer(patches + ((ky * k + kx) * c + ci) * positions)
+                for n in 0..<batch {
+                    let plane = images + (ci * batch + n) * h * w
+                    for oy in 0..<oh {
+                        let y = oy + ky - p
+                        if y >= 0 && y < h && count > 0 {
+                            let target = plane + y * w + first + kx - p
+                            let from = source + first
+                            for i in 0..<count { target[i] += from[i] }
                         }
+                        source += ow
                     }
-                    source += span
                 }
-                row += g.patchSize
             }
         }
     }
+}
+
+/// Reorders `[batch, positions, channels]` (NHWC) into `[channels, batch, positions]`.
+public func channelMajor(
+    _ source: UnsafePointer<Float>, batch: Int, positions: Int, channels: Int,
+    into target: UnsafeMutablePointer<Float>
+) {
+    for n in 0..<batch {
+        for q in 0..<positions {
+            let from = source + (n * positions + q) * channels
+            for ci in 0..<channels { target[(ci * batch + n) * positions + q] = from[ci] }
+        }
+    }
+}
+
+/// Reorders `[channels, batch, positions]` into `[batch, positions, channels]` (NHWC): the
+/// inverse of `channelMajor`.
+public func channelMinor(
+    _ source: UnsafePointer<Float>, batch: Int, positions: Int, channels: Int,
+    into target: UnsafeMutablePointer<Float>
+) {
+    for n in 0..<batch {
+        for q in 0..<positions {
+            let to = target + (n * positions + q) * channels
+            for ci in 0..<channels { to[ci] = source[(ci * batch + n) * positions + q] }
+        }
+    }
+}
+
+/// 2×2 stride-2 max pooling of `planes` channel-major planes of `height × width` (odd edges
+/// dropped). Writes the maxima and, per output, the flat input index of its maximum (the
+/// first one in row order on ties).
+public func maxPool2x2(
+    _ x: UnsafePointer<Float>, planes: Int, height h: Int, width w: Int,
+    into y: UnsafeMutablePointer<Float>, sources: UnsafeMutablePointer<Int32>
+) {
+    let (oh, ow) = (h / 2, w / 2)
+    var out = 0
+    for plane in 0..<planes {
+        let base = plane * h * w
+        for oy in 0..<oh {
+            let top = base + 2 * oy * w
+            let bottom = top + w
+            for ox in 0..<ow {
+                // Selects, not branches: the winner is data-dependent.
+                var best = top &+ 2 &* ox
+                var value = x[best]
+                @inline(__always) func challenge(_ candidate: Int) {
+                    let v = x[candidate]
+                    let wins = v > value
+                    best = wins ? candidate : best
+                    value = wins ? v : value
+                }
+                challenge(top &+ 2 &* ox &+ 1)
+                challenge(bottom &+ 2 &* ox)
+                challenge(bottom &+ 2 &* ox &+ 1)
+                y[out] = value
+                sources[out] = Int32(truncatingIfNeeded: best)
+                out &+= 1
+            }
+        }
+    }
+}
+
+/// Channel-major planes zero-padded by `pad` on every side (a negative `pad` crops), with the
+/// slack the direct convolutions may read past the end.
+public func paddedPlanes(
+    _ x: UnsafePointer<Float>, planes: Int, height: Int, width: Int, pad: Int
+) -> [Float] {
+    let count = planes * (height + 2 * pad) * (width + 2 * pad)
+    let slack = Int(MAESTRO_DIRECT_SLACK)
+    return [Float](unsafeUninitializedCapacity: count + slack) { buffer, initialized in
+        maestro_pad_planes(x, planes, height, width, pad, buffer.baseAddress!)
+        (buffer.baseAddress! + count).initialize(repeating: 0, count: slack)
+        initialized = count + slack
+    }
+}
+
+/// Direct convolution of `channels × batch` padded planes (`paddedPlanes`) of
+/// `paddedHeight × paddedWidth` with `outputs` filters `w[o][(ky, kx, c)]`: writes the
+/// channel-major `[outputs, batch, outH, outW]` result. No patch matrix: for few filters
+/// (low ranks), its cost is proportional to their number.
+public func convolveDirect(
+    outputs: Int, channels: Int, batch: Int, paddedHeight: Int, paddedWidth: Int, kernel: Int,
+    _ input: UnsafePointer<Float>, filters: UnsafePointer<Float>,
+    into output: UnsafeMutablePointer<Float>
+) {
+    maestro_convolve(
+        outputs, channels, batch, paddedHeight, paddedWidth, kernel, input, filters, output)
+}
+
+/// The filter gradient of `convolveDirect`: `∂w[o][(ky, kx, c)]` from the output gradient.
+public func convolveDirectFilterGradient(
+    outputs: Int, channels: Int, batch: Int, paddedHeight: Int, paddedWidth: Int, kernel: Int,
+    _ input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
+    into gradient: UnsafeMutablePointer<Float>
+) {
+    maestro_convolve_filter_gradient(
+        outputs, channels, batch, paddedHeight, paddedWidth, kernel, input, outputGradient,
+        gradient)
 }

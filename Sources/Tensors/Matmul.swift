@@ -1,4 +1,5 @@
 import CBLAS
+import CKernels
 
 /// Whether an operand of a matrix product is used as stored or transposed.
 public enum Transposition: Sendable {
@@ -85,3 +86,29 @@ public func referenceMatmul(
     }
     return Tensor(shape: [m, n], scalars: result)
 }
+
+/// `C = β·C + A·B` for a short `A` (few rows) and a long row-major `B`, without packing:
+/// the products of small-channel convolutions, where BLAS cannot pay off. A's element
+/// (i, p) is at `a[i·aRow + p·aColumn]`, so `Aᵀ` is passed by swapping the strides. With
+/// β = 0, C is not read.
+@inline(__always)
+public func streamingProduct(
+    m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, aRow: Int, aColumn: Int,
+    _ b: UnsafePointer<Float>, ldb: Int, beta: Float = 0, _ c: UnsafeMutablePointer<Float>,
+    ldc: Int
+) {
+    maestro_gemm_nn(m, n, k, a, aRow, aColumn, b, ldb, beta, c, ldc)
+}
+
+/// `C = β·C + A·Bᵀ` for `A` `m×k` and `B` `n×k`, both long along `k` (a reduction over
+/// positions: the weight gradients of convolutions). With β = 0, C is not read.
+@inline(__always)
+public func streamingReduction(
+    m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>,
+    ldb: Int, beta: Float = 0, _ c: UnsafeMutablePointer<Float>, ldc: Int
+) {
+    maestro_gemm_nt(m, n, k, a, lda, b, ldb, beta, c, ldc)
+}
+
+/// Whether the streaming kernels run their AVX2+FMA versions on this CPU.
+public var streamingKernelsVectorized: Bool { maestro_kernels_vectorized() != 0 }

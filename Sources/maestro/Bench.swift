@@ -49,9 +49,19 @@ struct Bench: ParsableCommand {
             "With --profile: a coordinator address (tcp://IP:PORT) to measure the round trip to.")
     var coordinator: String?
 
+    @Flag(
+        help:
+            "Time each layer's forward and backward pass of the selected training-step cases (a profile) and print only that."
+    )
+    var layers = false
+
     func run() throws {
         if profile {
             try printProfile()
+            return
+        }
+        if layers {
+            printLayerProfile()
             return
         }
         var results = BenchResults(kernel: BLASKernel.coreName)
@@ -71,15 +81,8 @@ struct Bench: ParsableCommand {
                     gflops: sgemmRate(m: m, n: n, k: k, transA: ta, transB: tb)))
         }
         var generator = SeededGenerator(seed: 1)
-        for (model, variant, fraction) in [
-            (ModelKind.mlp, "dense", 1.0), (.mlp, "lod", 1.0), (.mlp, "lod", 0.125),
-            (.lenet, "dense", 1.0), (.lenet, "lod", 1.0), (.lenet, "lod", 0.125),
-        ] where isSelected(model: model, variant: variant, fraction: fraction) {
-            let full = Network(
-                architecture: .make(model, lowRank: variant == "lod"), using: &generator)
-            // A tier-p client trains the physically truncated model at its whole budget.
-            let network =
-                fraction < 1 ? full.exported(ranks: full.ranks(atFraction: fraction)) : full
+        for (model, variant, fraction) in selectedCases {
+            let network = benchNetwork(model, variant, fraction, generator: &generator)
             let timing = stepTime(network, generator: &generator)
             let flops = network.trainingStepFLOPs(batch: batchSize)
             results.trainingSteps.append(
@@ -99,6 +102,49 @@ struct Bench: ParsableCommand {
             print(String(decoding: try encoder.encode(results), as: UTF8.self))
         } else {
             print(results.table)
+        }
+    }
+
+    /// The training-step cases: model, variant and rank fraction, as `--cases` selects them.
+    var selectedCases: [(ModelKind, String, Double)] {
+        [
+            (ModelKind.mlp, "dense", 1.0), (.mlp, "lod", 1.0), (.mlp, "lod", 0.125),
+            (.lenet, "dense", 1.0), (.lenet, "lod", 1.0), (.lenet, "lod", 0.125),
+        ].filter { isSelected(model: $0.0, variant: $0.1, fraction: $0.2) }
+    }
+
+    /// The network a training-step case times: a tier-p client trains the physically
+    /// truncated model at its whole budget.
+    func benchNetwork(
+        _ model: ModelKind, _ variant: String, _ fraction: Double,
+        generator: inout SeededGenerator
+    ) -> Network {
+        let full = Network(architecture: .make(model, lowRank: variant == "lod"), using: &generator)
+        return fraction < 1 ? full.exported(ranks: full.ranks(atFraction: fraction)) : full
+    }
+
+    /// `--layers`: per layer, forward and backward milliseconds of each selected case.
+    func printLayerProfile() {
+        var generator = SeededGenerator(seed: 1)
+        for (model, variant, fraction) in selectedCases {
+            let network = benchNetwork(model, variant, fraction, generator: &generator)
+            let inputCount = network.architecture.inputShape.reduce(1, *)
+            let x = Tensor.randomNormal(shape: [batchSize * inputCount], using: &generator).scalars
+            let times = network.layerTimes(x, batch: batchSize) { medianTime($0) }
+            let label = variant == "lod" ? "\(variant) at \(fraction)" : variant
+            print("\(model.rawValue) \(label), batch \(batchSize), ranks \(network.keptRanks)")
+            print("  layer  kind        forward ms  backward ms")
+            for (index, time) in times.enumerated() {
+                print(
+                    "  " + "\(index)".padding(toLength: 5, withPad: " ", startingAt: 0)
+                        + time.name.padding(toLength: 10, withPad: " ", startingAt: 0)
+                        + String(format: "%12.3f %12.3f", time.forward * 1e3, time.backward * 1e3))
+            }
+            let forward = times.reduce(0) { $0 + $1.forward }
+            let backward = times.reduce(0) { $0 + $1.backward }
+            print(
+                "  total" + "".padding(toLength: 10, withPad: " ", startingAt: 0)
+                    + String(format: "%12.3f %12.3f", forward * 1e3, backward * 1e3))
         }
     }
 

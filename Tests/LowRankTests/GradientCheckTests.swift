@@ -99,6 +99,23 @@ struct GradientCheckTests {
             network, ranks: [rank, min(rank, 3), min(rank, 3)], batch: 2, seed: 8, step: 1e-3)
     }
 
+    @Test(
+        "Convolutions with more filters than the direct kernel takes (im2col path), dense and LoD")
+    func wideConvolution() {
+        var generator = SeededGenerator(seed: 13)
+        let g = ConvolutionGeometry(height: 5, width: 4, channels: 2, kernelSize: 3, padding: 1)
+        let g2 = ConvolutionGeometry(height: 5, width: 4, channels: 8, kernelSize: 2, padding: 0)
+        let architecture = Architecture(
+            name: "t", inputShape: [5, 4, 2], classCount: 2,
+            layers: [
+                .convolution(geometry: g, outputs: 8), .relu,
+                .lowRankConvolution(geometry: g2, outputs: 9, maxRank: 8), .flatten,
+                .dense(inputs: 108, outputs: 2),
+            ])
+        let network = Network(architecture: architecture, using: &generator)
+        checkGradients(network, ranks: [8], batch: 2, seed: 14, step: 1e-3)
+    }
+
     @Test("Softmax cross-entropy gradient")
     func crossEntropy() {
         var generator = SeededGenerator(seed: 9)

@@ -22,7 +22,8 @@ struct ProtocolFuzzingTests {
             let outcome = ProtocolFuzzing.run(input)
             #expect(
                 outcome.violation == nil,
-                "\(file): \(ProtocolFuzzing.run(input, tracing: true).violation.map(\.description) ?? "")")
+                "\(file): \(ProtocolFuzzing.run(input, tracing: true).violation.map(\.description) ?? "")"
+            )
             rounds = max(rounds, outcome.rounds)
             rejected += outcome.rejected
         }
