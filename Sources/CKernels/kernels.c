@@ -130,82 +130,68 @@ AVX2 static inline __m256 scaled(float beta, const float *c, __m256 sum) {
     return beta == 0 ? sum : _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(c), sum);
 }
 
-// One row of C over columns [j, j+32): the rows left over below a multiple of 6. Four
-// independent accumulators hide the FMA latency.
-AVX2 static void nn_row32(
-    ptrdiff_t k, const float *a, ptrdiff_t ac, const float *b, ptrdiff_t ldb, float beta,
-    float *c) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+// Rows [0, R) of C over columns [0, 8·V): R·V accumulators, V loads of B and R broadcasts
+// of A per step of the inner dimension (R = 6, V = 2 is the 6×16 register tile of BLIS's
+// Haswell kernel, without its packing; fewer rows take more columns to keep ≥ 10 FMAs in
+// flight).
+__attribute__((target("avx2,fma"), always_inline)) static inline void nn_tile(
+    const int R, const int V, ptrdiff_t k, const float *a, ptrdiff_t ar, ptrdiff_t ac,
+    const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc) {
+    __m256 acc[6][4];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < V; v++) acc[r][v] = _mm256_setzero_ps();
     for (ptrdiff_t p = 0; p < k; p++) {
-        const __m256 x = _mm256_broadcast_ss(a + p * ac);
-        const float *y = b + p * ldb;
-        s0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(y), s0);
-        s1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(y + 8), s1);
-        s2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(y + 16), s2);
-        s3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(y + 24), s3);
-    }
-    _mm256_storeu_ps(c, scaled(beta, c, s0));
-    _mm256_storeu_ps(c + 8, scaled(beta, c + 8, s1));
-    _mm256_storeu_ps(c + 16, scaled(beta, c + 16, s2));
-    _mm256_storeu_ps(c + 24, scaled(beta, c + 24, s3));
-}
-
-// Six rows of C over columns [j, j+16): twelve accumulators, two loads of B and six
-// broadcasts of A per step of the inner dimension (the 6×16 register tile of BLIS's
-// Haswell kernel, without its packing).
-AVX2 static void nn_tile6x16(
-    ptrdiff_t k, const float *a, ptrdiff_t ar, ptrdiff_t ac, const float *b, ptrdiff_t ldb,
-    float beta, float *c, ptrdiff_t ldc) {
-    __m256 s00 = _mm256_setzero_ps(), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00;
-    __m256 s30 = s00, s31 = s00, s40 = s00, s41 = s00, s50 = s00, s51 = s00;
-    for (ptrdiff_t p = 0; p < k; p++) {
-        const __m256 y0 = _mm256_loadu_ps(b), y1 = _mm256_loadu_ps(b + 8);
-        __m256 x;
-        x = _mm256_broadcast_ss(a);
-        s00 = _mm256_fmadd_ps(x, y0, s00), s01 = _mm256_fmadd_ps(x, y1, s01);
-        x = _mm256_broadcast_ss(a + ar);
-        s10 = _mm256_fmadd_ps(x, y0, s10), s11 = _mm256_fmadd_ps(x, y1, s11);
-        x = _mm256_broadcast_ss(a + 2 * ar);
-        s20 = _mm256_fmadd_ps(x, y0, s20), s21 = _mm256_fmadd_ps(x, y1, s21);
-        x = _mm256_broadcast_ss(a + 3 * ar);
-        s30 = _mm256_fmadd_ps(x, y0, s30), s31 = _mm256_fmadd_ps(x, y1, s31);
-        x = _mm256_broadcast_ss(a + 4 * ar);
-        s40 = _mm256_fmadd_ps(x, y0, s40), s41 = _mm256_fmadd_ps(x, y1, s41);
-        x = _mm256_broadcast_ss(a + 5 * ar);
-        s50 = _mm256_fmadd_ps(x, y0, s50), s51 = _mm256_fmadd_ps(x, y1, s51);
+        __m256 y[4];
+        for (int v = 0; v < V; v++) y[v] = _mm256_loadu_ps(b + 8 * v);
+        for (int r = 0; r < R; r++) {
+            const __m256 x = _mm256_broadcast_ss(a + r * ar);
+            for (int v = 0; v < V; v++) acc[r][v] = _mm256_fmadd_ps(x, y[v], acc[r][v]);
+        }
         a += ac;
         b += ldb;
     }
-    const __m256 rows[6][2] = {
-        {s00, s01}, {s10, s11}, {s20, s21}, {s30, s31}, {s40, s41}, {s50, s51}};
-    for (int r = 0; r < 6; r++) {
+    for (int r = 0; r < R; r++) {
         float *q = c + r * ldc;
-        _mm256_storeu_ps(q, scaled(beta, q, rows[r][0]));
-        _mm256_storeu_ps(q + 8, scaled(beta, q + 8, rows[r][1]));
+        for (int v = 0; v < V; v++) _mm256_storeu_ps(q + 8 * v, scaled(beta, q + 8 * v, acc[r][v]));
     }
+}
+
+// Columns per tile for R rows (see nn_tile).
+static const int tile_vectors[7] = {0, 4, 4, 4, 3, 2, 2};
+
+// Rows [i, i+R) of C, every column: full tiles, then the column tail with portable loops.
+__attribute__((target("avx2,fma"))) static void nn_rows(
+    const int R, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t ar, ptrdiff_t ac,
+    const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc) {
+    const ptrdiff_t width = 8 * tile_vectors[R], wide = n - n % width;
+    for (ptrdiff_t j = 0; j < wide; j += width) {
+        switch (R) {
+        case 1: nn_tile(1, 4, k, a, ar, ac, b + j, ldb, beta, c + j, ldc); break;
+        case 2: nn_tile(2, 4, k, a, ar, ac, b + j, ldb, beta, c + j, ldc); break;
+        case 3: nn_tile(3, 4, k, a, ar, ac, b + j, ldb, beta, c + j, ldc); break;
+        case 4: nn_tile(4, 3, k, a, ar, ac, b + j, ldb, beta, c + j, ldc); break;
+        case 5: nn_tile(5, 2, k, a, ar, ac, b + j, ldb, beta, c + j, ldc); break;
+        default: nn_tile(6, 2, k, a, ar, ac, b + j, ldb, beta, c + j, ldc); break;
+        }
+    }
+    if (wide < n) gemm_nn_portable(R, n - wide, k, a, ar, ac, b + wide, ldb, beta, c + wide, ldc);
 }
 
 AVX2 static void gemm_nn_avx2(
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t ar, ptrdiff_t ac,
     const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc) {
-    const ptrdiff_t tiled = m - m % 6, wide16 = n - n % 16, wide32 = n - n % 32;
-    for (ptrdiff_t j = 0; j < wide16; j += 16) {
-        for (ptrdiff_t i = 0; i < tiled; i += 6) {
-            nn_tile6x16(k, a + i * ar, ar, ac, b + j, ldb, beta, c + i * ldc + j, ldc);
+    // Column chunks of 96 (a multiple of every tile width): all rows pass over a chunk of B
+    // while it is in L1.
+    for (ptrdiff_t j = 0; j < n; j += 96) {
+        const ptrdiff_t width = n - j < 96 ? n - j : 96;
+        ptrdiff_t i = 0;
+        for (; i + 6 <= m; i += 6) {
+            nn_rows(6, width, k, a + i * ar, ar, ac, b + j, ldb, beta, c + i * ldc + j, ldc);
         }
-    }
-    if (wide16 < n) {
-        gemm_nn_portable(
-            tiled, n - wide16, k, a, ar, ac, b + wide16, ldb, beta, c + wide16, ldc);
-    }
-    for (ptrdiff_t i = tiled; i < m; i++) {
-        for (ptrdiff_t j = 0; j < wide32; j += 32) {
-            nn_row32(k, a + i * ar, ac, b + j, ldb, beta, c + i * ldc + j);
-        }
-        if (wide32 < n) {
-            gemm_nn_portable(
-                1, n - wide32, k, a + i * ar, ar, ac, b + wide32, ldb, beta,
-                c + i * ldc + wide32, ldc);
+        if (i < m) {
+            nn_rows(
+                (int)(m - i), width, k, a + i * ar, ar, ac, b + j, ldb, beta, c + i * ldc + j,
+                ldc);
         }
     }
 }

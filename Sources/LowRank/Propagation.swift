@@ -213,9 +213,19 @@ extension Network {
         case .relu:
             guard needsInput else { return [] }
             return rectifierBackward(dy, output: pass.activations[index + 1])
-        case .maxPool:
+        case .maxPool(let h, let w, let c):
             guard needsInput else { return [] }
-            return maxPoolBackward(dy, sources: pass.poolSources[index], inputCount: x.count)
+            var dx = scratch(x.count)
+            dy.withUnsafeBufferPointer { dyp in
+                pass.poolSources[index].withUnsafeBufferPointer { sp in
+                    dx.withUnsafeMutableBufferPointer { dxp in
+                        maxPool2x2Backward(
+                            dyp.baseAddress!, sources: sp.baseAddress!, planes: c * batch,
+                            height: h, width: w, into: dxp.baseAddress!)
+                    }
+                }
+            }
+            return dx
         case .flatten:
             let shape = architecture.activationShapes[index]
             return imageLayout(of: dy, shape: shape, batch: batch, toChannelMajor: true)
@@ -419,19 +429,6 @@ private func rectifierBackward(_ dy: [Float], output y: [Float]) -> [Float] {
         }
         initialized = dy.count
     }
-}
-
-/// Routes each pooled gradient back to the input its maximum came from.
-private func maxPoolBackward(_ dy: [Float], sources: [Int32], inputCount: Int) -> [Float] {
-    var dx = [Float](repeating: 0, count: inputCount)
-    dx.withUnsafeMutableBufferPointer { dx in
-        dy.withUnsafeBufferPointer { dy in
-            sources.withUnsafeBufferPointer { sources in
-                for i in 0..<dy.count { dx[Int(sources[i])] += dy[i] }
-            }
-        }
-    }
-    return dx
 }
 
 private func broadcastRows(_ row: [Float], rows: Int, into y: UnsafeMutablePointer<Float>) {

@@ -137,6 +137,21 @@ struct ChannelMajorLoweringTests {
                 }
             }
         }
+        // Backward: the scatter of each gradient onto its source, zeros elsewhere.
+        let dy = Tensor.randomNormal(shape: [y.count], using: &generator).scalars
+        var scattered = [Float](repeating: 0, count: x.count)
+        for i in dy.indices { scattered[Int(sources[i])] += dy[i] }
+        var dx = [Float](repeating: .nan, count: x.count)
+        dy.withUnsafeBufferPointer { dp in
+            sources.withUnsafeBufferPointer { sp in
+                dx.withUnsafeMutableBufferPointer { dxp in
+                    maxPool2x2Backward(
+                        dp.baseAddress!, sources: sp.baseAddress!, planes: planes, height: height,
+                        width: width, into: dxp.baseAddress!)
+                }
+            }
+        }
+        #expect(dx.map(\.bitPattern) == scattered.map(\.bitPattern))
         var out = 0
         for plane in 0..<planes {
             for oy in 0..<oh {
