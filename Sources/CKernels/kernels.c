@@ -14,7 +14,7 @@
 
 // MARK: - Portable kernels
 
-static void gemm_nn_portable(
+void maestro_gemm_nn_portable(
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t ar, ptrdiff_t ac,
     const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc) {
     for (ptrdiff_t i = 0; i < m; i++) {
@@ -32,7 +32,7 @@ static void gemm_nn_portable(
     }
 }
 
-static void gemm_nt_portable(
+void maestro_gemm_nt_portable(
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *b,
     ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc) {
     for (ptrdiff_t i = 0; i < m; i++) {
@@ -70,7 +70,7 @@ void maestro_pad_planes(
     }
 }
 
-static void convolve_portable(
+void maestro_convolve_portable(
     ptrdiff_t rs, ptrdiff_t cs, ptrdiff_t ns, ptrdiff_t hp, ptrdiff_t wp, ptrdiff_t k,
     const float *in, const float *w, float *out) {
     const ptrdiff_t oh = hp - k + 1, ow = wp - k + 1;
@@ -95,7 +95,7 @@ static void convolve_portable(
     }
 }
 
-static void convolve_filter_gradient_portable(
+void maestro_convolve_filter_gradient_portable(
     ptrdiff_t rs, ptrdiff_t cs, ptrdiff_t ns, ptrdiff_t hp, ptrdiff_t wp, ptrdiff_t k,
     const float *in, const float *g, float *gw) {
     const ptrdiff_t oh = hp - k + 1, ow = wp - k + 1;
@@ -174,7 +174,7 @@ __attribute__((target("avx2,fma"))) static void nn_rows(
         default: nn_tile(6, 2, k, a, ar, ac, b + j, ldb, beta, c + j, ldc); break;
         }
     }
-    if (wide < n) gemm_nn_portable(R, n - wide, k, a, ar, ac, b + wide, ldb, beta, c + wide, ldc);
+    if (wide < n) maestro_gemm_nn_portable(R, n - wide, k, a, ar, ac, b + wide, ldb, beta, c + wide, ldc);
 }
 
 AVX2 static void gemm_nn_avx2(
@@ -440,7 +440,7 @@ void maestro_gemm_nn(
         return;
     }
 #endif
-    gemm_nn_portable(m, n, k, a, a_row, a_column, b, ldb, beta, c, ldc);
+    maestro_gemm_nn_portable(m, n, k, a, a_row, a_column, b, ldb, beta, c, ldc);
 }
 
 void maestro_gemm_nt(
@@ -453,7 +453,7 @@ void maestro_gemm_nt(
         return;
     }
 #endif
-    gemm_nt_portable(m, n, k, a, lda, b, ldb, beta, c, ldc);
+    maestro_gemm_nt_portable(m, n, k, a, lda, b, ldb, beta, c, ldc);
 }
 
 void maestro_convolve(
@@ -466,7 +466,7 @@ void maestro_convolve(
         return;
     }
 #endif
-    convolve_portable(r, c, n, hp, wp, k, in, w, out);
+    maestro_convolve_portable(r, c, n, hp, wp, k, in, w, out);
 }
 
 void maestro_convolve_filter_gradient(
@@ -479,5 +479,5 @@ void maestro_convolve_filter_gradient(
         return;
     }
 #endif
-    convolve_filter_gradient_portable(r, c, n, hp, wp, k, in, g, gw);
+    maestro_convolve_filter_gradient_portable(r, c, n, hp, wp, k, in, g, gw);
 }

@@ -181,25 +181,38 @@ public func paddedPlanes(
 /// Direct convolution of `channels × batch` padded planes (`paddedPlanes`) of
 /// `paddedHeight × paddedWidth` with `outputs` filters `w[o][(ky, kx, c)]`: writes the
 /// channel-major `[outputs, batch, outH, outW]` result. No patch matrix: for few filters
-/// (low ranks), its cost is proportional to their number.
+/// (low ranks), its cost is proportional to their number. `portable` runs the portable loops
+/// on any CPU, for tests.
 public func convolveDirect(
     outputs: Int, channels: Int, batch: Int, paddedHeight: Int, paddedWidth: Int, kernel: Int,
     _ input: UnsafePointer<Float>, filters: UnsafePointer<Float>,
-    into output: UnsafeMutablePointer<Float>
+    into output: UnsafeMutablePointer<Float>, portable: Bool = false
 ) {
-    maestro_convolve(
-        outputs, channels, batch, paddedHeight, paddedWidth, kernel, input, filters, output)
+    if portable {
+        guard outputs > 0, batch > 0, paddedHeight >= kernel, paddedWidth >= kernel else { return }
+        maestro_convolve_portable(
+            outputs, channels, batch, paddedHeight, paddedWidth, kernel, input, filters, output)
+    } else {
+        maestro_convolve(
+            outputs, channels, batch, paddedHeight, paddedWidth, kernel, input, filters, output)
+    }
 }
 
 /// The filter gradient of `convolveDirect`: `∂w[o][(ky, kx, c)]` from the output gradient.
 public func convolveDirectFilterGradient(
     outputs: Int, channels: Int, batch: Int, paddedHeight: Int, paddedWidth: Int, kernel: Int,
     _ input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
-    into gradient: UnsafeMutablePointer<Float>
+    into gradient: UnsafeMutablePointer<Float>, portable: Bool = false
 ) {
-    maestro_convolve_filter_gradient(
-        outputs, channels, batch, paddedHeight, paddedWidth, kernel, input, outputGradient,
-        gradient)
+    if portable {
+        maestro_convolve_filter_gradient_portable(
+            outputs, channels, batch, paddedHeight, paddedWidth, kernel, input, outputGradient,
+            gradient)
+    } else {
+        maestro_convolve_filter_gradient(
+            outputs, channels, batch, paddedHeight, paddedWidth, kernel, input, outputGradient,
+            gradient)
+    }
 }
 
 /// The adjoint of `maxPool2x2`: each output's gradient goes to the input its maximum came

@@ -90,14 +90,19 @@ public func referenceMatmul(
 /// `C = β·C + A·B` for a short `A` (few rows) and a long row-major `B`, without packing:
 /// the products of small-channel convolutions, where BLAS cannot pay off. A's element
 /// (i, p) is at `a[i·aRow + p·aColumn]`, so `Aᵀ` is passed by swapping the strides. With
-/// β = 0, C is not read.
+/// β = 0, C is not read. `portable` runs the portable loops (what an ARM board runs) on any
+/// CPU, for tests.
 @inline(__always)
 public func streamingProduct(
     m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, aRow: Int, aColumn: Int,
     _ b: UnsafePointer<Float>, ldb: Int, beta: Float = 0, _ c: UnsafeMutablePointer<Float>,
-    ldc: Int
+    ldc: Int, portable: Bool = false
 ) {
-    maestro_gemm_nn(m, n, k, a, aRow, aColumn, b, ldb, beta, c, ldc)
+    if portable {
+        maestro_gemm_nn_portable(m, n, k, a, aRow, aColumn, b, ldb, beta, c, ldc)
+    } else {
+        maestro_gemm_nn(m, n, k, a, aRow, aColumn, b, ldb, beta, c, ldc)
+    }
 }
 
 /// `C = β·C + A·Bᵀ` for `A` `m×k` and `B` `n×k`, both long along `k` (a reduction over
@@ -105,9 +110,14 @@ public func streamingProduct(
 @inline(__always)
 public func streamingReduction(
     m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>,
-    ldb: Int, beta: Float = 0, _ c: UnsafeMutablePointer<Float>, ldc: Int
+    ldb: Int, beta: Float = 0, _ c: UnsafeMutablePointer<Float>, ldc: Int,
+    portable: Bool = false
 ) {
-    maestro_gemm_nt(m, n, k, a, lda, b, ldb, beta, c, ldc)
+    if portable {
+        maestro_gemm_nt_portable(m, n, k, a, lda, b, ldb, beta, c, ldc)
+    } else {
+        maestro_gemm_nt(m, n, k, a, lda, b, ldb, beta, c, ldc)
+    }
 }
 
 /// Whether the streaming kernels run their AVX2+FMA versions on this CPU.

@@ -187,26 +187,30 @@ struct StreamingProductTests {
         let c0 = Tensor.randomNormal(shape: [m, n], using: &generator)
         let expected = referenceMatmul(a, b)
         let at = a.transposed()
-        for (transposedA, beta) in [(false, Float(0)), (true, 0), (false, 1), (true, 0.5)] {
-            // β = 0 must not read C: start from NaN.
-            var c = beta == 0 ? [Float](repeating: .nan, count: m * n) : c0.scalars
-            let source = transposedA ? at.scalars : a.scalars
-            source.withUnsafeBufferPointer { ap in
-                b.scalars.withUnsafeBufferPointer { bp in
-                    c.withUnsafeMutableBufferPointer { cp in
-                        guard let cbase = cp.baseAddress, let bbase = bp.baseAddress,
-                            let abase = ap.baseAddress
-                        else { return }
-                        streamingProduct(
-                            m: m, n: n, k: k, abase, aRow: transposedA ? 1 : k,
-                            aColumn: transposedA ? m : 1, bbase, ldb: n, beta: beta, cbase,
-                            ldc: n)
+        for portable in [false, true] {
+            for (transposedA, beta) in [(false, Float(0)), (true, 0), (false, 1), (true, 0.5)] {
+                // β = 0 must not read C: start from NaN.
+                var c = beta == 0 ? [Float](repeating: .nan, count: m * n) : c0.scalars
+                let source = transposedA ? at.scalars : a.scalars
+                source.withUnsafeBufferPointer { ap in
+                    b.scalars.withUnsafeBufferPointer { bp in
+                        c.withUnsafeMutableBufferPointer { cp in
+                            guard let cbase = cp.baseAddress, let bbase = bp.baseAddress,
+                                let abase = ap.baseAddress
+                            else { return }
+                            streamingProduct(
+                                m: m, n: n, k: k, abase, aRow: transposedA ? 1 : k,
+                                aColumn: transposedA ? m : 1, bbase, ldb: n, beta: beta, cbase,
+                                ldc: n, portable: portable)
+                        }
                     }
                 }
+                var want = expected
+                for i in want.scalars.indices { want.scalars[i] += beta * c0.scalars[i] }
+                #expect(
+                    isClose(Tensor(shape: [m, n], scalars: c), want, tolerance: 1e-5),
+                    "portable \(portable), Aᵀ \(transposedA), β \(beta)")
             }
-            var want = expected
-            for i in want.scalars.indices { want.scalars[i] += beta * c0.scalars[i] }
-            #expect(isClose(Tensor(shape: [m, n], scalars: c), want, tolerance: 1e-5))
         }
     }
 
@@ -222,22 +226,26 @@ struct StreamingProductTests {
         let b = Tensor.randomNormal(shape: [n, k], using: &generator)
         let c0 = Tensor.randomNormal(shape: [m, n], using: &generator)
         let expected = referenceMatmul(a, b, rhsTransposition: .transposed)
-        for beta in [Float(0), 1, -2] {
-            var c = beta == 0 ? [Float](repeating: .nan, count: m * n) : c0.scalars
-            a.scalars.withUnsafeBufferPointer { ap in
-                b.scalars.withUnsafeBufferPointer { bp in
-                    c.withUnsafeMutableBufferPointer { cp in
-                        streamingReduction(
-                            m: m, n: n, k: k, ap.baseAddress ?? UnsafePointer(cp.baseAddress!),
-                            lda: k, bp.baseAddress ?? UnsafePointer(cp.baseAddress!), ldb: k,
-                            beta: beta, cp.baseAddress!, ldc: n)
+        for portable in [false, true] {
+            for beta in [Float(0), 1, -2] {
+                var c = beta == 0 ? [Float](repeating: .nan, count: m * n) : c0.scalars
+                a.scalars.withUnsafeBufferPointer { ap in
+                    b.scalars.withUnsafeBufferPointer { bp in
+                        c.withUnsafeMutableBufferPointer { cp in
+                            streamingReduction(
+                                m: m, n: n, k: k, ap.baseAddress ?? UnsafePointer(cp.baseAddress!),
+                                lda: k, bp.baseAddress ?? UnsafePointer(cp.baseAddress!), ldb: k,
+                                beta: beta, cp.baseAddress!, ldc: n, portable: portable)
+                        }
                     }
                 }
+                var want = expected
+                for i in want.scalars.indices { want.scalars[i] += beta * c0.scalars[i] }
+                // Long reductions: compare to the reference's scale, not each entry's.
+                #expect(
+                    isClose(Tensor(shape: [m, n], scalars: c), want, tolerance: 1e-4),
+                    "portable \(portable), β \(beta)")
             }
-            var want = expected
-            for i in want.scalars.indices { want.scalars[i] += beta * c0.scalars[i] }
-            // Long reductions: compare to the reference's scale, not each entry's.
-            #expect(isClose(Tensor(shape: [m, n], scalars: c), want, tolerance: 1e-4))
         }
     }
 }
@@ -251,56 +259,62 @@ struct DirectConvolutionTests {
         let g = ConvolutionGeometry(
             height: height, width: width, channels: channels, kernelSize: k, padding: p)
         let batch = 3
-        for filters in [1, 2, 3, 4, 7] {
-            var generator = SeededGenerator(seed: UInt64(17 + filters))
-            let images = Tensor.randomNormal(
-                shape: [channels * batch * height * width], using: &generator
-            ).scalars
-            let w = Tensor.randomNormal(shape: [filters, g.patchSize], using: &generator)
-            let positions = batch * g.outputHeight * g.outputWidth
-            let cols = Tensor(
-                shape: [g.patchSize, positions],
-                scalars: ChannelMajorLoweringTests.reference(images, batch: batch, geometry: g))
-            let expected = referenceMatmul(w, cols)
-            let padded = images.withUnsafeBufferPointer {
-                paddedPlanes(
-                    $0.baseAddress!, planes: channels * batch, height: height, width: width,
-                    pad: p)
-            }
-            let (hp, wp) = (height + 2 * p, width + 2 * p)
-            var y = [Float](repeating: .nan, count: filters * positions)
-            padded.withUnsafeBufferPointer { xp in
-                w.scalars.withUnsafeBufferPointer { wp2 in
-                    y.withUnsafeMutableBufferPointer { yp in
-                        convolveDirect(
-                            outputs: filters, channels: channels, batch: batch, paddedHeight: hp,
-                            paddedWidth: wp, kernel: k, xp.baseAddress!,
-                            filters: wp2.baseAddress!, into: yp.baseAddress!)
+        for portable in [false, true] {
+            for filters in [1, 2, 3, 4, 7] {
+                var generator = SeededGenerator(seed: UInt64(17 + filters))
+                let images = Tensor.randomNormal(
+                    shape: [channels * batch * height * width], using: &generator
+                ).scalars
+                let w = Tensor.randomNormal(shape: [filters, g.patchSize], using: &generator)
+                let positions = batch * g.outputHeight * g.outputWidth
+                let cols = Tensor(
+                    shape: [g.patchSize, positions],
+                    scalars: ChannelMajorLoweringTests.reference(images, batch: batch, geometry: g))
+                let expected = referenceMatmul(w, cols)
+                let padded = images.withUnsafeBufferPointer {
+                    paddedPlanes(
+                        $0.baseAddress!, planes: channels * batch, height: height, width: width,
+                        pad: p)
+                }
+                let (hp, wp) = (height + 2 * p, width + 2 * p)
+                var y = [Float](repeating: .nan, count: filters * positions)
+                padded.withUnsafeBufferPointer { xp in
+                    w.scalars.withUnsafeBufferPointer { wp2 in
+                        y.withUnsafeMutableBufferPointer { yp in
+                            convolveDirect(
+                                outputs: filters, channels: channels, batch: batch,
+                                paddedHeight: hp,
+                                paddedWidth: wp, kernel: k, xp.baseAddress!,
+                                filters: wp2.baseAddress!, into: yp.baseAddress!, portable: portable
+                            )
+                        }
                     }
                 }
-            }
-            #expect(
-                isClose(
-                    Tensor(shape: [filters, positions], scalars: y), expected, tolerance: 1e-5),
-                "\(filters) filters")
+                #expect(
+                    isClose(
+                        Tensor(shape: [filters, positions], scalars: y), expected, tolerance: 1e-5),
+                    "\(filters) filters, portable \(portable)")
 
-            let dy = Tensor.randomNormal(shape: [filters, positions], using: &generator)
-            let expectedGradient = referenceMatmul(dy, cols, rhsTransposition: .transposed)
-            var gradient = [Float](repeating: .nan, count: filters * g.patchSize)
-            padded.withUnsafeBufferPointer { xp in
-                dy.scalars.withUnsafeBufferPointer { dp in
-                    gradient.withUnsafeMutableBufferPointer { gp in
-                        convolveDirectFilterGradient(
-                            outputs: filters, channels: channels, batch: batch, paddedHeight: hp,
-                            paddedWidth: wp, kernel: k, xp.baseAddress!,
-                            outputGradient: dp.baseAddress!, into: gp.baseAddress!)
+                let dy = Tensor.randomNormal(shape: [filters, positions], using: &generator)
+                let expectedGradient = referenceMatmul(dy, cols, rhsTransposition: .transposed)
+                var gradient = [Float](repeating: .nan, count: filters * g.patchSize)
+                padded.withUnsafeBufferPointer { xp in
+                    dy.scalars.withUnsafeBufferPointer { dp in
+                        gradient.withUnsafeMutableBufferPointer { gp in
+                            convolveDirectFilterGradient(
+                                outputs: filters, channels: channels, batch: batch,
+                                paddedHeight: hp,
+                                paddedWidth: wp, kernel: k, xp.baseAddress!,
+                                outputGradient: dp.baseAddress!, into: gp.baseAddress!,
+                                portable: portable)
+                        }
                     }
                 }
+                #expect(
+                    isClose(
+                        Tensor(shape: [filters, g.patchSize], scalars: gradient), expectedGradient,
+                        tolerance: 1e-5), "\(filters) filters, gradient, portable \(portable)")
             }
-            #expect(
-                isClose(
-                    Tensor(shape: [filters, g.patchSize], scalars: gradient), expectedGradient,
-                    tolerance: 1e-5), "\(filters) filters, gradient")
         }
     }
 

@@ -45,3 +45,18 @@ void maestro_convolve(
 void maestro_convolve_filter_gradient(
     ptrdiff_t r, ptrdiff_t c, ptrdiff_t n, ptrdiff_t hp, ptrdiff_t wp, ptrdiff_t k,
     const float *in, const float *g, float *gw);
+
+/// The portable versions of the four kernels above (what an ARM board runs), callable on any
+/// CPU so that tests on x86 cover them too.
+void maestro_gemm_nn_portable(
+    ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t a_row, ptrdiff_t a_column,
+    const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc);
+void maestro_gemm_nt_portable(
+    ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *b,
+    ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc);
+void maestro_convolve_portable(
+    ptrdiff_t r, ptrdiff_t c, ptrdiff_t n, ptrdiff_t hp, ptrdiff_t wp, ptrdiff_t k,
+    const float *in, const float *w, float *out);
+void maestro_convolve_filter_gradient_portable(
+    ptrdiff_t r, ptrdiff_t c, ptrdiff_t n, ptrdiff_t hp, ptrdiff_t wp, ptrdiff_t k,
+    const float *in, const float *g, float *gw);
