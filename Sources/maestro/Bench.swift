@@ -336,6 +336,8 @@ struct BenchResults: Encodable {
     }
 
     var kernel: String
+    /// Which version of the convolution kernels (`CKernels`) runs here.
+    var convolutionKernels = streamingKernelsVectorized ? "avx2+fma" : "portable"
     var sgemmGflopsSingleThread = 0.0
     var codecFrameBytes = 0
     var codecEncodeGBPerSecond = 0.0
@@ -348,7 +350,7 @@ struct BenchResults: Encodable {
 
     var table: String {
         var lines = [
-            "BLAS kernel: \(kernel) (one thread)",
+            "BLAS kernel: \(kernel) (one thread); convolution kernels: \(convolutionKernels)",
             String(format: "sgemm 1024³: %.1f GFLOP/s", sgemmGflopsSingleThread), "",
         ]
         lines.append("sgemm shape                        m      n      k   GFLOP/s")
