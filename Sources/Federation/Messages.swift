@@ -13,6 +13,8 @@ public enum MessageType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case heartbeat = 9
     case workerHello = 10
     case workerAssignment = 11
+    case linkProbe = 12
+    case linkProbeReply = 13
 
     public var description: String {
         switch self {
@@ -27,6 +29,8 @@ public enum MessageType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .heartbeat: "heartbeat"
         case .workerHello: "workerHello"
         case .workerAssignment: "workerAssignment"
+        case .linkProbe: "linkProbe"
+        case .linkProbeReply: "linkProbeReply"
         }
     }
 }
@@ -58,6 +62,12 @@ public enum Message: Sendable, Equatable {
     case workerHello(WorkerHello)
     /// Coordinator → worker, on its control channel: the clients the worker hosts.
     case workerAssignment(WorkerAssignment)
+    /// Device → coordinator: a link measurement (`maestro bench --profile --coordinator`),
+    /// padded to the size of the uplink transfer, asking for a reply of a given size.
+    case linkProbe(LinkProbe)
+    /// Coordinator → device: the answer to a ``LinkProbe``, padded to the size it asked for
+    /// (never larger than the probe's own frame, so a probe cannot amplify traffic).
+    case linkProbeReply(LinkProbeReply)
 
     /// The wire code of this message.
     public var type: MessageType {
@@ -73,7 +83,37 @@ public enum Message: Sendable, Equatable {
         case .heartbeat: .heartbeat
         case .workerHello: .workerHello
         case .workerAssignment: .workerAssignment
+        case .linkProbe: .linkProbe
+        case .linkProbeReply: .linkProbeReply
         }
+    }
+}
+
+/// `linkProbe`: a device measures its link to the coordinator. The padding's content is not
+/// carried in the value (it is zeros on the wire and skipped when read).
+public struct LinkProbe: Sendable, Equatable {
+    /// The size of the whole reply frame the device asks for, header included.
+    public var replyFrameBytes: UInt32
+    /// Bytes of padding after the fields.
+    public var paddingBytes: UInt32
+
+    public init(replyFrameBytes: UInt32, paddingBytes: UInt32) {
+        self.replyFrameBytes = replyFrameBytes
+        self.paddingBytes = paddingBytes
+    }
+}
+
+/// `linkProbeReply`: the coordinator's answer to a ``LinkProbe``.
+public struct LinkProbeReply: Sendable, Equatable {
+    /// Bytes of padding after the field.
+    public var paddingBytes: UInt32
+
+    public init(paddingBytes: UInt32) { self.paddingBytes = paddingBytes }
+
+    /// The reply whose whole frame is `frameBytes` long (or as short as a reply can be).
+    public init(frameBytes: Int) {
+        let fixed = WireLimits.headerSize + 4
+        self.paddingBytes = UInt32(clamping: max(0, frameBytes - fixed))
     }
 }
 

@@ -70,6 +70,13 @@ struct WireWriter {
         #endif
     }
 
+    /// `count` zero bytes (padding).
+    mutating func writeZeros(_ count: Int) {
+        assert(offset + count <= capacity, "writer overrun at \(offset)")
+        if count > 0 { memset(base + offset, 0, count) }
+        offset += count
+    }
+
     mutating func write(_ factors: [FactorPair], _ shared: [Tensor]) {
         write(count: factors.count)
         for pair in factors {
@@ -106,6 +113,12 @@ struct WireReader {
         let value = bytes.loadUnaligned(fromByteOffset: offset, as: T.self)
         offset += MemoryLayout<T>.size
         return T(littleEndian: value)
+    }
+
+    /// Passes over `count` bytes (padding), which must be there.
+    mutating func skip(_ count: Int, _ field: @autoclosure () -> String) throws(WireError) {
+        try need(count, field())
+        offset += count
     }
 
     @inline(__always)

@@ -145,6 +145,10 @@ public enum WireCodec {
             size += 4
             for rows in body.rows { size += 4 + 4 * rows.count }
             return size
+        case .linkProbe(let body):
+            return 4 + 4 + Int(body.paddingBytes)
+        case .linkProbeReply(let body):
+            return 4 + Int(body.paddingBytes)
         }
     }
 
@@ -217,6 +221,13 @@ public enum WireCodec {
                 writer.write(count: rows.count)
                 for row in rows { writer.write(row) }
             }
+        case .linkProbe(let body):
+            writer.write(body.replyFrameBytes)
+            writer.write(body.paddingBytes)
+            writer.writeZeros(Int(body.paddingBytes))
+        case .linkProbeReply(let body):
+            writer.write(body.paddingBytes)
+            writer.writeZeros(Int(body.paddingBytes))
         }
     }
 
@@ -443,6 +454,15 @@ public enum WireCodec {
             return .workerAssignment(
                 WorkerAssignment(
                     slot: slot, slots: slots, runID: runID, scenario: scenario, rows: rows))
+        case .linkProbe:
+            let reply = try reader.read(UInt32.self, "linkProbe.replyFrameBytes")
+            let padding = try reader.read(UInt32.self, "linkProbe.paddingBytes")
+            try reader.skip(Int(padding), "linkProbe.padding")
+            return .linkProbe(LinkProbe(replyFrameBytes: reply, paddingBytes: padding))
+        case .linkProbeReply:
+            let padding = try reader.read(UInt32.self, "linkProbeReply.paddingBytes")
+            try reader.skip(Int(padding), "linkProbeReply.padding")
+            return .linkProbeReply(LinkProbeReply(paddingBytes: padding))
         }
     }
 }

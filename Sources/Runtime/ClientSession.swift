@@ -165,7 +165,8 @@ public struct ClientSession {
                 )
             }
             return .log("coordinator reported: \(report.message)")
-        case .heartbeat, .register, .update, .evaluation, .workerHello, .workerAssignment:
+        case .heartbeat, .register, .update, .evaluation, .workerHello, .workerAssignment,
+            .linkProbe, .linkProbeReply:
             return .none
         }
     }

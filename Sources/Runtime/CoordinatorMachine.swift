@@ -29,6 +29,8 @@ struct SendTicket {
         case train(UInt32)
         case errorReply
         case shutdown
+        /// The answer to a link probe from the peer whose frame is being answered.
+        case linkProbeReply
     }
 
     let purpose: Purpose
@@ -347,7 +349,7 @@ struct CoordinatorMachine {
             metrics.droppedTimeout.append(Int(id))
             pending[id] = nil
             progress()
-        case .errorReply, .shutdown:
+        case .errorReply, .shutdown, .linkProbeReply:
             break
         }
         return takeOutbox()
@@ -652,7 +654,10 @@ struct CoordinatorMachine {
             recordLedger(
                 client: clientID(of: frame.peer), direction: .up, message: "evaluation",
                 bytes: bytes)
-        case .registered, .train, .evaluate, .shutdown, .workerHello, .workerAssignment:
+        case .linkProbe(let probe):
+            answer(probe, from: frame.peer, key: frame.authenticatedKey, bytes: bytes)
+        case .registered, .train, .evaluate, .shutdown, .workerHello, .workerAssignment,
+            .linkProbeReply:
             reject(
                 "wrong_type", peer: frame.peer, bytes: bytes,
                 message: envelope.message.type.description,
@@ -660,6 +665,41 @@ struct CoordinatorMachine {
                     code: .unexpected, message: "a client may not send \(envelope.message.type)"))
         }
         return nil
+    }
+
+    /// Answers a device's link measurement (`bench --profile --coordinator`) with a reply of
+    /// the size it asks for, at most the size of its own frame: a probe never makes the
+    /// coordinator send more than it received. With an enrolment, only enrolled keys are
+    /// answered (as only they may register). Probes and replies are ledger rows like any
+    /// other traffic.
+    private mutating func answer(_ probe: LinkProbe, from peer: PeerID, key: String?, bytes: Int) {
+        if enrolment != nil && enrolment?.entry(forKey: key) == nil {
+            reject(
+                "not_enrolled", peer: peer, bytes: bytes, message: "linkProbe",
+                reply: ErrorReport(
+                    code: .unexpected, message: "this connection's key is not enrolled"))
+            return
+        }
+        guard Int(probe.replyFrameBytes) <= bytes else {
+            reject(
+                "probe_amplifies", peer: peer, bytes: bytes, message: "linkProbe",
+                reply: ErrorReport(
+                    code: .unexpected,
+                    message:
+                        "a link probe of \(bytes) bytes may ask for a reply of at most \(bytes) bytes, not \(probe.replyFrameBytes)"
+                ))
+            return
+        }
+        let client = clientID(of: peer)
+        recordLedger(client: client, direction: .up, message: "linkProbe", bytes: bytes)
+        let reply = LinkProbeReply(frameBytes: Int(probe.replyFrameBytes))
+        let frame = WireCodec.encode(.linkProbeReply(reply), round: UInt32(round), sender: 0)
+        emit(
+            .send(
+                frame, to: peer,
+                ticket: SendTicket(
+                    purpose: .linkProbeReply, round: round, client: client,
+                    message: "linkProbeReply", bytes: frame.count)))
     }
 
     private mutating func handleRegistration(

@@ -17,8 +17,10 @@ import Transport
 ///    the same model, bit for bit;
 /// 3. registrations stay within the population bound;
 /// 4. no action sends to an unenrolled peer: REGISTERED, TRAIN and SHUTDOWN go only to the
-///    peer a client is registered from (with an enrolled key when there is an enrolment), and
-///    error replies only to the peer whose frame is being answered, at a bounded size.
+///    peer a client is registered from (with an enrolled key when there is an enrolment),
+///    error replies only to the peer whose frame is being answered, at a bounded size, and
+///    link probe replies only to the probing peer (an enrolled key when there is an
+///    enrolment), never larger than the probe's frame.
 ///
 /// The libFuzzer target (`Fuzz/ProtocolFuzzer`) and the suite's corpus replay both call
 /// ``run(_:)``.
@@ -156,6 +158,8 @@ public enum ProtocolFuzzing {
         /// False for the counterfactual runs of the model check: they replay a step that did
         /// not happen, with keys as they are after it, so where they send proves nothing.
         var checksSends = true
+        /// The size of the frame being answered (a link probe's reply may not exceed it).
+        var answeredFrameBytes = 0
 
         mutating func step(_ reader: inout Reader) throws {
             let peer = Self.peers[Int(reader.byte()) % Self.peers.count]
@@ -278,7 +282,7 @@ public enum ProtocolFuzzing {
         mutating func otherMessage(_ peer: PeerID, _ reader: inout Reader) throws {
             let round = UInt32(reader.byte() % 5)
             let message: Message =
-                switch reader.byte() % 7 {
+                switch reader.byte() % 9 {
                 case 0: .heartbeat
                 case 1: .error(ErrorReport(code: .unexpected, message: "peer error"))
                 case 2: .evaluation(EvaluationReport(results: []))
@@ -288,6 +292,12 @@ public enum ProtocolFuzzing {
                         RegistrationAccepted(clientID: 1, runID: 1, modelDescription: "{}"))
                 case 5:
                     .workerHello(WorkerHello(slot: 0, slots: 1, instanceNonce: 1, host: "h"))
+                case 6, 7:
+                    // A link probe that asks for a reply of any size, padded a little or a lot.
+                    .linkProbe(
+                        LinkProbe(
+                            replyFrameBytes: UInt32(reader.byte()) << UInt32(reader.byte() % 16),
+                            paddingBytes: UInt32(reader.byte()) << UInt32(reader.byte() % 8)))
                 default: .evaluate(EvaluationTask(budgets: [], factors: [], shared: []))
                 }
             let sender = UInt32(reader.byte() % 10)
@@ -301,6 +311,7 @@ public enum ProtocolFuzzing {
         mutating func deliver(_ frame: ReceivedFrame) throws {
             let before = machine
             let rejectedBefore = machine.rejectedCount
+            answeredFrameBytes = frame.bytes.count
             let actions = machine.received(frame, at: now)
             let rejected = machine.rejectedCount > rejectedBefore
             try perform(actions, answering: frame.peer)
@@ -408,6 +419,19 @@ public enum ProtocolFuzzing {
                             description:
                                 "\(ticket.message) to \(target) as client \(id), a key not enrolled as it"
                         )
+                    }
+                }
+            case .linkProbeReply:
+                guard target == peer, frame.count <= answeredFrameBytes else {
+                    throw Violation(
+                        description:
+                            "a link probe reply of \(frame.count) bytes to \(target), answering \(answeredFrameBytes) bytes from \(peer.map(\.description) ?? "nothing")"
+                    )
+                }
+                if let enrolment = machine.enrolment {
+                    guard let key = keys[target], enrolment.entry(forKey: key) != nil else {
+                        throw Violation(
+                            description: "a link probe reply to \(target), a key not enrolled")
                     }
                 }
             case .shutdown:

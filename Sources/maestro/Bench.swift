@@ -4,6 +4,7 @@ import Foundation
 import LowRank
 import Runtime
 import Tensors
+import Transport
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -46,8 +47,24 @@ struct Bench: ParsableCommand {
 
     @Option(
         help:
-            "With --profile: a coordinator address (tcp://IP:PORT) to measure the round trip to.")
+            "With --profile: a running coordinator's address (tcp://IP:PORT) to measure the link to (round trip, uplink and downlink)."
+    )
     var coordinator: String?
+
+    @Option(
+        name: .customLong("coordinator-wait"),
+        help: "With --coordinator: seconds to wait for the coordinator's first answer.")
+    var coordinatorWait: Double = 30
+
+    @Option(
+        name: .customLong("server-key"),
+        help: "With --coordinator: the coordinator's CURVE public key file (turns CURVE on).")
+    var serverKey: String?
+
+    @Option(
+        name: .customLong("client-key"),
+        help: "With --server-key: this device's CURVE secret key file (an enrolled key).")
+    var clientKey: String?
 
     @Flag(
         help:
@@ -56,6 +73,15 @@ struct Bench: ParsableCommand {
     var layers = false
 
     func run() throws {
+        if (serverKey == nil) != (clientKey == nil) {
+            throw ValidationError("--server-key and --client-key go together")
+        }
+        guard coordinatorWait > 0, coordinatorWait.isFinite else {
+            throw ValidationError("--coordinator-wait must be a positive number of seconds")
+        }
+        if coordinator != nil && !profile {
+            throw ValidationError("--coordinator measures a link for --profile; add --profile")
+        }
         if profile {
             try printProfile()
             return
@@ -410,28 +436,44 @@ extension Bench {
         let pages = sysconf(Int32(_SC_PHYS_PAGES))
         let pageSize = sysconf(Int32(_SC_PAGESIZE))
         let memoryMB = pages > 0 && pageSize > 0 ? (pages * pageSize) >> 20 : nil
-        var latency: Double?
+        var link: LinkFigures?
         if let coordinator {
-            latency = try DeviceProfile.roundTripMilliseconds(to: coordinator)
+            link = try DeviceProfile.measureLink(
+                to: coordinator, curve: try curveClient(serverKey: serverKey, clientKey: clientKey),
+                wait: .milliseconds(Int64(coordinatorWait * 1000)),
+                log: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) })
         }
         let host = ProcessInfo.processInfo.hostName
         print(
             "# maestro bench --profile on \(host): \(kind.rawValue) dense training steps (batch \(batchSize), one BLAS thread, kernel \(BLASKernel.coreName)) at \(String(format: "%.2f", gflops)) GFLOP/s"
-                + (memoryMB.map { ", \($0) MB of memory" } ?? "")
-                + (latency.map {
-                    String(
-                        format: ", TCP round trip to %@ %.3f ms (median of 7 connects)",
-                        coordinator!, $0)
-                } ?? "")
-        )
-        print(
-            "# not measured: uplinkMbps and downlinkMbps (they need a peer that sends and receives on purpose); add the link's figures before use"
-        )
+                + (memoryMB.map { ", \($0) MB of memory" } ?? ""))
         var fields = [
             "name: \(name)", "count: 1", "rankFraction: 1.0",
             String(format: "gflops: %.2f", gflops),
         ]
-        if let latency { fields.append(String(format: "latencyMs: %.3f", latency)) }
+        if let link, let coordinator {
+            print(
+                String(
+                    format:
+                        "# link to %@: round trip %.3f ms (median of 5 small probes), %d KiB transfers up and echoed back",
+                    coordinator, 2 * link.latencyMilliseconds, link.transferBytes >> 10))
+            fields.append(String(format: "latencyMs: %.3f", link.latencyMilliseconds))
+            for (key, value) in [
+                ("uplinkMbps", link.uplinkMbps), ("downlinkMbps", link.downlinkMbps),
+            ] {
+                if let value {
+                    fields.append(String(format: "\(key): %.1f", value))
+                } else {
+                    print(
+                        "# \(key): too fast to tell from the round trip's noise with \(link.transferBytes >> 10) KiB; not written"
+                    )
+                }
+            }
+        } else {
+            print(
+                "# not measured: latencyMs, uplinkMbps and downlinkMbps (give --coordinator tcp://IP:PORT of a running coordinator); add the link's figures before use"
+            )
+        }
         print("- {\(fields.joined(separator: ", "))}")
     }
 }
@@ -454,37 +496,102 @@ enum DeviceProfile {
             "\(path): no 'gflops:' figure (write the file with `maestro bench --profile`)")
     }
 
-    /// The median time of seven TCP connects to `address` (`tcp://IP:PORT`, numeric).
-    static func roundTripMilliseconds(to address: String) throws -> Double {
-        guard address.hasPrefix("tcp://"), let colon = address.lastIndex(of: ":"),
-            let port = UInt16(address[address.index(after: colon)...])
-        else {
-            throw ValidationError("--coordinator must be tcp://IP:PORT (got '\(address)')")
+    /// The link to a coordinator, measured with link probes over the protocol's own
+    /// connection (DEALER, with CURVE when keys are given).
+    ///
+    /// Three exchanges, repeated and interleaved: small up and small down (the round trip),
+    /// N bytes up and small down, N up and N down. The uplink carries N − small more bytes in
+    /// the second than in the first, the downlink as many more in the third than in the
+    /// second; the medians' differences give the rates. N doubles from 64 KiB until one
+    /// exchange takes 0.3 s (at most 8 MiB), so slow and fast links are both timed over
+    /// enough bytes. A coordinator never sends more than it was sent, so the downlink is
+    /// measured by echoes.
+    static func measureLink(
+        to address: String, curve: CurveClientConfiguration?, wait: Duration,
+        log: (String) -> Void
+    ) throws -> LinkFigures {
+        let transport: ZeroMQClient
+        do {
+            transport = try ZeroMQClient(connectingTo: address, curve: curve)
+        } catch {
+            throw CommandError("\(address): \(error)")
         }
-        let host = String(address[address.index(address.startIndex, offsetBy: 6)..<colon])
-        var socketAddress = sockaddr_in()
-        socketAddress.sin_family = sa_family_t(AF_INET)
-        socketAddress.sin_port = port.bigEndian
-        guard inet_pton(AF_INET, host, &socketAddress.sin_addr) == 1 else {
-            throw ValidationError("--coordinator: '\(host)' is not a numeric IPv4 address")
-        }
-        var times: [Double] = []
-        for _ in 0..<7 {
-            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard descriptor >= 0 else { throw CommandError("cannot open a socket") }
-            defer { close(descriptor) }
+        defer { transport.close() }
+        let small = WireLimits.headerSize + 8
+        func exchange(up: Int, down: Int, timeout: Duration) throws -> Double {
+            let frame = WireCodec.encode(
+                .linkProbe(
+                    LinkProbe(
+                        replyFrameBytes: UInt32(down), paddingBytes: UInt32(max(0, up - small)))),
+                round: 0, sender: 0)
             let start = ContinuousClock.now
-            let result = withUnsafePointer(to: &socketAddress) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            do {
+                try transport.send(frame, to: .coordinator)
+                while true {
+                    let left = timeout - (ContinuousClock.now - start)
+                    guard left > .zero, let reply = try transport.receive(timeout: left) else {
+                        throw CommandError(
+                            "no answer from the coordinator at \(address) within \(timeout) (is a maestro coordinator listening there, and with CURVE, are --server-key and --client-key right?)"
+                        )
+                    }
+                    let envelope: Envelope
+                    do {
+                        envelope = try WireCodec.decode(reply.bytes, maximumSize: 16 << 20)
+                    } catch {
+                        throw CommandError(
+                            "\(address): an unreadable answer to a link probe: \(error)")
+                    }
+                    switch envelope.message {
+                    case .linkProbeReply:
+                        return (ContinuousClock.now - start).seconds
+                    case .error(let report):
+                        throw CommandError(
+                            "the coordinator at \(address) refused the link probe: \(report.message)"
+                        )
+                    default:
+                        continue  // not ours (a heartbeat, a late answer)
+                    }
                 }
+            } catch let error as TransportError {
+                throw CommandError("\(address): \(error)")
             }
-            guard result == 0 else {
-                throw CommandError(
-                    "cannot connect to \(address): \(String(cString: strerror(errno)))")
-            }
-            times.append((ContinuousClock.now - start).seconds * 1000)
         }
-        return times.sorted()[times.count / 2]
+        log("waiting for the coordinator at \(address) to answer a link probe (up to \(wait))")
+        _ = try exchange(up: small, down: 0, timeout: wait)
+        for _ in 0..<3 { _ = try exchange(up: small, down: 0, timeout: .seconds(10)) }
+        var size = 64 << 10
+        while size < 8 << 20, try exchange(up: size, down: size, timeout: .seconds(60)) < 0.3 {
+            size *= 2
+        }
+        log("timing the link with \(size >> 10) KiB transfers")
+        var roundTrips: [Double] = []
+        var uplink: [Double] = []
+        var both: [Double] = []
+        for _ in 0..<5 {
+            roundTrips.append(try exchange(up: small, down: 0, timeout: .seconds(60)))
+            uplink.append(try exchange(up: size, down: 0, timeout: .seconds(60)))
+            both.append(try exchange(up: size, down: size, timeout: .seconds(60)))
+        }
+        func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+        let roundTrip = median(roundTrips)
+        let extraBits = Double(size - small) * 8
+        let upSeconds = median(uplink) - roundTrip
+        let downSeconds = median(both) - median(uplink)
+        return LinkFigures(
+            latencyMilliseconds: roundTrip / 2 * 1000,
+            uplinkMbps: upSeconds > 0 ? extraBits / upSeconds / 1e6 : nil,
+            downlinkMbps: downSeconds > 0 ? extraBits / downSeconds / 1e6 : nil,
+            transferBytes: size)
     }
+}
+
+/// What `bench --profile --coordinator` measured of a link.
+struct LinkFigures {
+    /// Half the median round trip of small probes.
+    var latencyMilliseconds: Double
+    /// `nil` when the transfer was too fast to tell from the round trip's noise.
+    var uplinkMbps: Double?
+    var downlinkMbps: Double?
+    /// The size of the timed transfers.
+    var transferBytes: Int
 }

@@ -46,6 +46,19 @@ struct KeysCommand: ParsableCommand {
     }
 }
 
+/// A client's CURVE settings from a coordinator's public key file and the client's secret
+/// key file, or `nil` (plaintext) when they are not given.
+func curveClient(serverKey: String?, clientKey: String?) throws -> CurveClientConfiguration? {
+    guard let serverKey, let clientKey else { return nil }
+    do {
+        let pair = try CurveKeyPair(secretKey: try readKey(clientKey, what: "secret key"))
+        return CurveClientConfiguration(
+            serverPublicKey: try readKey(serverKey, what: "server public key"), keyPair: pair)
+    } catch let error as TransportError {
+        throw CommandError("\(clientKey): \(error)")
+    }
+}
+
 /// Reads a Z85 key file (40 characters, surrounding whitespace ignored).
 func readKey(_ path: String, what: String) throws -> String {
     guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
@@ -173,17 +186,7 @@ struct ConnectionOptions: ParsableArguments {
 
     /// The DEALER connection to the coordinator, with CURVE when the keys are given.
     func transport(multiplexed: Bool = false) throws -> ZeroMQClient {
-        var curve: CurveClientConfiguration?
-        if let serverKey, let clientKey {
-            do {
-                let pair = try CurveKeyPair(secretKey: try readKey(clientKey, what: "secret key"))
-                curve = CurveClientConfiguration(
-                    serverPublicKey: try readKey(serverKey, what: "server public key"),
-                    keyPair: pair)
-            } catch let error as TransportError {
-                throw CommandError("\(clientKey): \(error)")
-            }
-        }
+        let curve = try curveClient(serverKey: serverKey, clientKey: clientKey)
         do {
             return try ZeroMQClient(connectingTo: connect, curve: curve, multiplexed: multiplexed)
         } catch {

@@ -120,6 +120,14 @@ enum RandomMessages {
                     rows: (0..<Int.random(in: 0...4, using: &generator)).map { _ in
                         budgets(using: &generator)
                     }))
+        case .linkProbe:
+            return .linkProbe(
+                LinkProbe(
+                    replyFrameBytes: generator.next(),
+                    paddingBytes: UInt32.random(in: 0...5000, using: &generator)))
+        case .linkProbeReply:
+            return .linkProbeReply(
+                LinkProbeReply(paddingBytes: UInt32.random(in: 0...5000, using: &generator)))
         }
     }
 

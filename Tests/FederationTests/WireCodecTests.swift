@@ -143,3 +143,28 @@ func littleEndianBytes(_ value: UInt32) -> [UInt8] {
 func littleEndianBytes(_ value: UInt64) -> [UInt8] {
     (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) }
 }
+
+@Suite("Link probe frames")
+struct LinkProbeFrameTests {
+    @Test(
+        "A probe's padding must be there: a frame cut short or with a padding count past its end is refused"
+    )
+    func paddingChecked() throws {
+        let bytes = WireCodec.encode(
+            .linkProbe(LinkProbe(replyFrameBytes: 64, paddingBytes: 100)), round: 0, sender: 0)
+        #expect(bytes.count == WireLimits.headerSize + 8 + 100)
+        #expect(bytes[(WireLimits.headerSize + 8)...].allSatisfy { $0 == 0 })
+        // A padding count of 101 over 100 bytes, with checksums made valid: fieldTruncated.
+        let forged = WireCodec.encode(
+            .linkProbeReply(LinkProbeReply(paddingBytes: 100)), round: 0, sender: 0)
+        var edited = forged
+        edited[WireLimits.headerSize] = 101
+        guard case .fieldTruncated(let field, _, _) = decodeError(resealed(edited)) else {
+            Issue.record("a padding count past the frame's end was not refused")
+            return
+        }
+        #expect(field == "linkProbeReply.padding")
+        #expect(LinkProbeReply(frameBytes: 10).paddingBytes == 0)
+        #expect(LinkProbeReply(frameBytes: 1000).paddingBytes == 1000 - 36)
+    }
+}

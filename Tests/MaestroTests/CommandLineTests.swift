@@ -24,11 +24,19 @@ struct CommandResult {
     var error: String
 }
 
-/// Runs `maestro ARGUMENTS` to completion (bounded by `timeout` seconds).
-func maestro(_ arguments: [String], timeout: Double = 300) throws -> CommandResult {
+/// Runs `maestro ARGUMENTS` to completion (bounded by `timeout` seconds), inside a network
+/// namespace if one is given.
+func maestro(
+    _ arguments: [String], timeout: Double = 300, namespace: String? = nil
+) throws -> CommandResult {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: maestroPath)
-    process.arguments = arguments
+    if let namespace {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["ip", "netns", "exec", namespace, maestroPath] + arguments
+    } else {
+        process.executableURL = URL(fileURLWithPath: maestroPath)
+        process.arguments = arguments
+    }
     process.currentDirectoryURL = repositoryRoot
     let output = Pipe()
     let error = Pipe()

@@ -207,3 +207,82 @@ struct RemoteWorkerTests {
         #expect(record.metrics == expected.metrics)
     }
 }
+
+@Suite("A device measures its link to a real coordinator", .serialized)
+struct LinkProfileTests {
+    static let canShape = canMakeNamespaces && system(["tc", "-V"]) == 0
+
+    /// The tier line's figure for `key`, if it is there.
+    func figure(_ key: String, in output: String) -> Double? {
+        guard let line = output.split(separator: "\n").first(where: { $0.hasPrefix("- {") }),
+            let field = line.split(separator: ",").first(where: { $0.contains("\(key):") })
+        else { return nil }
+        return Double(
+            field.split(separator: ":")[1].trimmingCharacters(in: CharacterSet(charactersIn: " }")))
+    }
+
+    @Test(
+        "bench --profile --coordinator over a link shaped to 40 Mbit/s up and 10 Mbit/s down reports both within 20 %",
+        .enabled(
+            if: LinkProfileTests.canShape, "needs root, `ip netns` and `tc`; skipped otherwise"))
+    func shapedLink() throws {
+        let tag = 200_000 + Int(getpid() % 100_000)
+        let (coordinatorNS, deviceNS) = ("mstlc\(tag)", "mstld\(tag)")
+        defer {
+            system(["ip", "netns", "del", coordinatorNS])
+            system(["ip", "netns", "del", deviceNS])
+        }
+        #expect(makeNamespace(coordinatorNS, links: [], tag: tag).isEmpty)
+        let failed = makeNamespace(
+            deviceNS, links: [(coordinatorNS, "10.213.9.2", "10.213.9.1")], tag: tag)
+        try #require(failed.isEmpty, "\(failed)")
+        // Token buckets on each side's egress: the device's is its uplink.
+        for (namespace, device, rate) in [
+            (deviceNS, "mstv\(tag)0a", "40mbit"), (coordinatorNS, "mstv\(tag)0b", "10mbit"),
+        ] {
+            let status = system([
+                "ip", "netns", "exec", namespace, "tc", "qdisc", "add", "dev", device, "root",
+                "tbf", "rate", rate, "burst", "32kb", "latency", "400ms",
+            ])
+            try #require(status == 0, "tc could not shape \(device) in \(namespace)")
+        }
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // A coordinator waiting for its clients answers probes meanwhile.
+        let coordinator = try maestro(
+            inNamespace: coordinatorNS,
+            [
+                "coordinator", "--scenario", "Scenarios/smoke.yaml", "--bind",
+                "tcp://10.213.9.1:5555", "--expect", "6", "--out", "\(directory)/run", "--quiet",
+            ])
+        defer {
+            coordinator.terminate()
+            coordinator.waitUntilExit()
+        }
+        let profiled = try maestro(
+            [
+                "bench", "--profile", "--model", "mlp", "--seconds", "0.1", "--name", "board",
+                "--coordinator", "tcp://10.213.9.1:5555",
+            ], timeout: 120, namespace: deviceNS)
+        try #require(profiled.status == 0, "\(profiled.error)")
+        let uplink = try #require(figure("uplinkMbps", in: profiled.output), "\(profiled.output)")
+        let downlink = try #require(
+            figure("downlinkMbps", in: profiled.output), "\(profiled.output)")
+        let latency = try #require(figure("latencyMs", in: profiled.output), "\(profiled.output)")
+        #expect(abs(uplink - 40) <= 8, "uplink \(uplink) Mbit/s, shaped to 40")
+        #expect(abs(downlink - 10) <= 2, "downlink \(downlink) Mbit/s, shaped to 10")
+        #expect(latency > 0 && latency < 50)
+        #expect(profiled.output.contains("KiB transfers up and echoed back"))
+
+        // Nothing listens on another port: a clear error within the wait, not a hang.
+        let nobody = try maestro(
+            [
+                "bench", "--profile", "--model", "mlp", "--seconds", "0.1", "--coordinator",
+                "tcp://10.213.9.1:5556", "--coordinator-wait", "2",
+            ], timeout: 120, namespace: deviceNS)
+        #expect(nobody.status != 0)
+        #expect(
+            nobody.error.contains("no answer from the coordinator at tcp://10.213.9.1:5556"),
+            "\(nobody.error)")
+    }
+}

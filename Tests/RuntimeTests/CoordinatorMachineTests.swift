@@ -497,3 +497,78 @@ struct CoordinatorMachineTests {
         #expect(run.machine.global.parameters == initial)
     }
 }
+
+@Suite("Link probes: a device measures its link to the coordinator")
+struct LinkProbeTests {
+    /// Sends a probe frame from `peer` and returns the frames sent back.
+    func probe(
+        _ harness: inout MachineHarness, _ probe: LinkProbe, from peer: PeerID, key: String? = nil
+    ) -> (frame: [UInt8], replies: [(frame: [UInt8], target: PeerID, ticket: SendTicket)]) {
+        let frame = WireCodec.encode(.linkProbe(probe), round: 0, sender: 0)
+        let actions = harness.machine.received(
+            ReceivedFrame(peer: peer, bytes: frame, authenticatedKey: key), at: .seconds(1))
+        var replies: [(frame: [UInt8], target: PeerID, ticket: SendTicket)] = []
+        for action in actions {
+            if case .send(let bytes, let target, let ticket) = action {
+                replies.append((bytes, target, ticket))
+                _ = harness.machine.delivered(ticket)
+            }
+        }
+        return (frame, replies)
+    }
+
+    @Test(
+        "A probe is answered at the size it asks for, never above its own size, and moves no model")
+    func answered() throws {
+        var harness = try MachineHarness([])
+        let initial = harness.machine.global.parameters
+        let peer = PeerID(bytes: [0x51, 1])
+        // 100 000 bytes up, 60 000 asked back.
+        let (frame, replies) = probe(
+            &harness, LinkProbe(replyFrameBytes: 60_000, paddingBytes: 100_000 - 40),
+            from: peer)
+        #expect(frame.count == 100_000)
+        try #require(replies.count == 1)
+        #expect(replies[0].target == peer)
+        #expect(replies[0].frame.count == 60_000)
+        #expect(replies[0].ticket.purpose == .linkProbeReply)
+        let envelope = try WireCodec.decode(replies[0].frame, maximumSize: 1 << 22)
+        #expect(envelope.message == .linkProbeReply(LinkProbeReply(paddingBytes: 60_000 - 36)))
+        // The smallest reply is its fixed part.
+        let (_, small) = probe(
+            &harness, LinkProbe(replyFrameBytes: 0, paddingBytes: 0), from: peer)
+        #expect(small.first?.frame.count == WireLimits.headerSize + 4)
+        #expect(harness.machine.global.parameters == initial)
+        #expect(harness.machine.clients.count == 0)
+
+        // Asking for more than was sent is amplification: refused with a small error reply.
+        let (asked, refused) = probe(
+            &harness, LinkProbe(replyFrameBytes: 1 << 20, paddingBytes: 0), from: peer)
+        try #require(refused.count == 1)
+        #expect(refused[0].ticket.purpose == .errorReply)
+        #expect(refused[0].frame.count < 400)
+        let error = try WireCodec.decode(refused[0].frame, maximumSize: 1 << 22)
+        guard case .error(let report) = error.message else {
+            Issue.record("expected an error reply, got \(error.message)")
+            return
+        }
+        #expect(
+            report.message.contains("at most \(asked.count) bytes, not 1048576"),
+            "\(report.message)")
+        #expect(harness.machine.rejectedCount == 1)
+    }
+
+    @Test("With an enrolment only enrolled keys are answered")
+    func enrolled() throws {
+        let text = "\(EnrolmentTests.keyA) 3 small\n"
+        var harness = try MachineHarness([], enrolment: try Enrolment.parse(text, path: "allow"))
+        let request = LinkProbe(replyFrameBytes: 100, paddingBytes: 200)
+        let (_, stranger) = probe(
+            &harness, request, from: PeerID(bytes: [0x51, 2]), key: EnrolmentTests.keyB)
+        #expect(stranger.map(\.ticket.purpose) == [.errorReply])
+        let (_, enrolled) = probe(
+            &harness, request, from: PeerID(bytes: [0x51, 3]), key: EnrolmentTests.keyA)
+        #expect(enrolled.map(\.ticket.purpose) == [.linkProbeReply])
+        #expect(enrolled.first?.frame.count == 100)
+    }
+}
