@@ -267,45 +267,56 @@ AVX2 static void gemm_nt_avx2(
 
 // MARK: - Direct convolution, AVX2 + FMA
 
-// Output channels [r0, r0+RB) of one output row, columns [x0, x0 + 8·XV): RB·XV accumulators.
-// Loads run up to 8·XV + k − 1 floats past x0 in each padded row: past the row's end they
-// read the next row (or the slack), and those lanes are never stored.
+// Output channels [r0, r0+RB) of output rows [oy, oy+RY), columns [x0, x0 + 8·XV):
+// RB·RY·XV accumulators (at most 12, so that with the RB broadcast weights and one input
+// vector nothing spills). The FMA latency needs ~10 independent accumulators: low ranks
+// (RB = 1, 2) take several rows at once instead. Loads run up to 8·XV + k − 1 floats past x0
+// in each padded row: past the row's end they read the next row (or the slack), and those
+// lanes are never stored.
 __attribute__((target("avx2,fma"), always_inline)) static inline void convolve_tile(
-    const int RB, const int XV, ptrdiff_t cs, ptrdiff_t ns, ptrdiff_t hp, ptrdiff_t wp,
-    ptrdiff_t k, const float *in, const float *w, ptrdiff_t r0, ptrdiff_t n, ptrdiff_t oy,
-    ptrdiff_t x0, ptrdiff_t valid, float *out, ptrdiff_t oh, ptrdiff_t ow) {
-    __m256 acc[3][4];
+    const int RB, const int RY, const int XV, ptrdiff_t cs, ptrdiff_t ns, ptrdiff_t hp,
+    ptrdiff_t wp, ptrdiff_t k, const float *in, const float *w, ptrdiff_t r0, ptrdiff_t n,
+    ptrdiff_t oy, ptrdiff_t x0, ptrdiff_t valid, float *out, ptrdiff_t oh, ptrdiff_t ow) {
+    __m256 acc[3][4][4];
     for (int a = 0; a < RB; a++)
-        for (int v = 0; v < XV; v++) acc[a][v] = _mm256_setzero_ps();
+        for (int y = 0; y < RY; y++)
+            for (int v = 0; v < XV; v++) acc[a][y][v] = _mm256_setzero_ps();
     for (ptrdiff_t c = 0; c < cs; c++) {
         for (ptrdiff_t ky = 0; ky < k; ky++) {
             const float *row = in + ((c * ns + n) * hp + oy + ky) * wp + x0;
             const float *tap = w + (r0 * k * k + ky * k) * cs + c;
             for (ptrdiff_t kx = 0; kx < k; kx++) {
-                __m256 x[4];
-                for (int v = 0; v < XV; v++) x[v] = _mm256_loadu_ps(row + kx + 8 * v);
-                for (int a = 0; a < RB; a++) {
-                    const __m256 weight = _mm256_broadcast_ss(tap + a * k * k * cs + kx * cs);
-                    for (int v = 0; v < XV; v++) acc[a][v] = _mm256_fmadd_ps(weight, x[v], acc[a][v]);
+                __m256 weight[3];
+                for (int a = 0; a < RB; a++)
+                    weight[a] = _mm256_broadcast_ss(tap + a * k * k * cs + kx * cs);
+                for (int y = 0; y < RY; y++) {
+                    for (int v = 0; v < XV; v++) {
+                        const __m256 x = _mm256_loadu_ps(row + y * wp + kx + 8 * v);
+                        for (int a = 0; a < RB; a++)
+                            acc[a][y][v] = _mm256_fmadd_ps(weight[a], x, acc[a][y][v]);
+                    }
                 }
             }
         }
     }
     for (int a = 0; a < RB; a++) {
-        float *target = out + (((r0 + a) * ns + n) * oh + oy) * ow + x0;
-        if (valid == 8 * XV) {
-            for (int v = 0; v < XV; v++) _mm256_storeu_ps(target + 8 * v, acc[a][v]);
-        } else {
-            float lanes[32];
-            for (int v = 0; v < XV; v++) _mm256_storeu_ps(lanes + 8 * v, acc[a][v]);
-            for (ptrdiff_t i = 0; i < valid; i++) target[i] = lanes[i];
+        for (int y = 0; y < RY; y++) {
+            float *target = out + (((r0 + a) * ns + n) * oh + oy + y) * ow + x0;
+            if (valid == 8 * XV) {
+                for (int v = 0; v < XV; v++) _mm256_storeu_ps(target + 8 * v, acc[a][y][v]);
+            } else {
+                float lanes[32];
+                for (int v = 0; v < XV; v++) _mm256_storeu_ps(lanes + 8 * v, acc[a][y][v]);
+                for (ptrdiff_t i = 0; i < valid; i++) target[i] = lanes[i];
+            }
         }
     }
 }
 
-#define CONVOLVE_CASE(RB, XV)                                                              \
-    case (RB) * 8 + (XV):                                                                  \
-        convolve_tile(RB, XV, cs, ns, hp, wp, k, in, w, r0, n, oy, x0, valid, out, oh, ow); \
+#define CONVOLVE_CASE(RB, RY, XV)                                                          \
+    case ((RB) * 8 + (RY)) * 8 + (XV):                                                     \
+        convolve_tile(RB, RY, XV, cs, ns, hp, wp, k, in, w, r0, n, oy, x0, valid, out, oh, \
+                      ow);                                                                 \
         break;
 
 __attribute__((target("avx2,fma"))) static void convolve_avx2(
@@ -313,17 +324,29 @@ __attribute__((target("avx2,fma"))) static void convolve_avx2(
     const float *in, const float *w, float *out) {
     const ptrdiff_t oh = hp - k + 1, ow = wp - k + 1;
     for (ptrdiff_t n = 0; n < ns; n++) {
-        for (ptrdiff_t oy = 0; oy < oh; oy++) {
+        for (ptrdiff_t x0 = 0; x0 < ow; x0 += 32) {
+            const ptrdiff_t valid = ow - x0 < 32 ? ow - x0 : 32;
+            const int xv = (int)((valid + 7) / 8);
             for (ptrdiff_t r0 = 0; r0 < rs; r0 += 3) {
                 const int rb = rs - r0 < 3 ? (int)(rs - r0) : 3;
-                for (ptrdiff_t x0 = 0; x0 < ow; x0 += 32) {
-                    const ptrdiff_t valid = ow - x0 < 32 ? ow - x0 : 32;
-                    const int xv = (int)((valid + 7) / 8);
-                    switch (rb * 8 + xv) {
-                        CONVOLVE_CASE(1, 1) CONVOLVE_CASE(1, 2) CONVOLVE_CASE(1, 3)
-                        CONVOLVE_CASE(1, 4) CONVOLVE_CASE(2, 1) CONVOLVE_CASE(2, 2)
-                        CONVOLVE_CASE(2, 3) CONVOLVE_CASE(2, 4) CONVOLVE_CASE(3, 1)
-                        CONVOLVE_CASE(3, 2) CONVOLVE_CASE(3, 3) CONVOLVE_CASE(3, 4)
+                // As many rows as keep the accumulators at 12 or fewer (at most 4).
+                int rows = 12 / (rb * xv);
+                rows = rows > 4 ? 4 : rows;
+                for (ptrdiff_t oy = 0; oy < oh; oy += rows) {
+                    const int ry = oh - oy < rows ? (int)(oh - oy) : rows;
+                    switch ((rb * 8 + ry) * 8 + xv) {
+                    CONVOLVE_CASE(1, 1, 1) CONVOLVE_CASE(1, 2, 1) CONVOLVE_CASE(1, 3, 1) CONVOLVE_CASE(1, 4, 1) \
+                    CONVOLVE_CASE(1, 1, 2) CONVOLVE_CASE(1, 2, 2) CONVOLVE_CASE(1, 3, 2) CONVOLVE_CASE(1, 4, 2) \
+                    CONVOLVE_CASE(1, 1, 3) CONVOLVE_CASE(1, 2, 3) CONVOLVE_CASE(1, 3, 3) CONVOLVE_CASE(1, 4, 3) \
+                    CONVOLVE_CASE(1, 1, 4) CONVOLVE_CASE(1, 2, 4) CONVOLVE_CASE(1, 3, 4) CONVOLVE_CASE(1, 4, 4) \
+                    CONVOLVE_CASE(2, 1, 1) CONVOLVE_CASE(2, 2, 1) CONVOLVE_CASE(2, 3, 1) CONVOLVE_CASE(2, 4, 1) \
+                    CONVOLVE_CASE(2, 1, 2) CONVOLVE_CASE(2, 2, 2) CONVOLVE_CASE(2, 3, 2) CONVOLVE_CASE(2, 4, 2) \
+                    CONVOLVE_CASE(2, 1, 3) CONVOLVE_CASE(2, 2, 3) CONVOLVE_CASE(2, 3, 3) CONVOLVE_CASE(2, 4, 3) \
+                    CONVOLVE_CASE(2, 1, 4) CONVOLVE_CASE(2, 2, 4) CONVOLVE_CASE(2, 3, 4) CONVOLVE_CASE(2, 4, 4) \
+                    CONVOLVE_CASE(3, 1, 1) CONVOLVE_CASE(3, 2, 1) CONVOLVE_CASE(3, 3, 1) CONVOLVE_CASE(3, 4, 1) \
+                    CONVOLVE_CASE(3, 1, 2) CONVOLVE_CASE(3, 2, 2) CONVOLVE_CASE(3, 3, 2) CONVOLVE_CASE(3, 4, 2) \
+                    CONVOLVE_CASE(3, 1, 3) CONVOLVE_CASE(3, 2, 3) CONVOLVE_CASE(3, 3, 3) CONVOLVE_CASE(3, 4, 3) \
+                    CONVOLVE_CASE(3, 1, 4) CONVOLVE_CASE(3, 2, 4) CONVOLVE_CASE(3, 3, 4) CONVOLVE_CASE(3, 4, 4)
                     }
                 }
             }
@@ -334,14 +357,23 @@ __attribute__((target("avx2,fma"))) static void convolve_avx2(
 // The filter gradient for output channels [r0, r0+RB) and kernel columns [kx0, kx0+KB) of
 // kernel row ky and input channel c: RB·KB accumulators; each gradient vector is loaded
 // once and used for all KB columns.
+//
+// A row's tail (ow mod 8 columns) takes no masked loads (vmaskmovps measured ~7× slower on
+// AMD Zen here, and a per-row bounds branch cost half of what it saved). With SHIFTED
+// (ow ≥ 8), the tail is the row's last 8 columns, loaded in bounds, with the lanes already
+// summed cleared in the gradient vector. Narrower rows copy the tail of each gradient row
+// into a zero-filled vector, and clear the input lanes past the row's end.
 __attribute__((target("avx2,fma"), always_inline)) static inline void filter_gradient_tile(
-    const int RB, const int KB, ptrdiff_t cs, ptrdiff_t ns, ptrdiff_t hp, ptrdiff_t wp,
-    ptrdiff_t k, const float *in, const float *g, ptrdiff_t r0, ptrdiff_t c, ptrdiff_t ky,
-    ptrdiff_t kx0, float *gw) {
+    const int RB, const int KB, const int SHIFTED, ptrdiff_t cs, ptrdiff_t ns, ptrdiff_t hp,
+    ptrdiff_t wp, ptrdiff_t k, const float *in, const float *g, ptrdiff_t r0, ptrdiff_t c,
+    ptrdiff_t ky, ptrdiff_t kx0, float *gw) {
     const ptrdiff_t oh = hp - k + 1, ow = wp - k + 1;
     const ptrdiff_t full = ow - ow % 8, rest = ow % 8;
-    const __m256i mask = _mm256_cmpgt_epi32(
-        _mm256_set1_epi32((int)rest), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    // SHIFTED: lanes ≥ 8 − rest are the tail's; else lanes < rest are.
+    const __m256 mask = SHIFTED
+        ? _mm256_castsi256_ps(_mm256_cmpgt_epi32(lane, _mm256_set1_epi32((int)(7 - rest))))
+        : _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)rest), lane));
     __m256 acc[2][5];
     for (int a = 0; a < RB; a++)
         for (int b = 0; b < KB; b++) acc[a][b] = _mm256_setzero_ps();
@@ -350,8 +382,7 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void filter_gra
             const float *row = in + ((c * ns + n) * hp + oy + ky) * wp + kx0;
             const float *d[2];
             for (int a = 0; a < RB; a++) d[a] = g + (((r0 + a) * ns + n) * oh + oy) * ow;
-            ptrdiff_t x = 0;
-            for (; x < full; x += 8) {
+            for (ptrdiff_t x = 0; x < full; x += 8) {
                 __m256 dv[2];
                 for (int a = 0; a < RB; a++) dv[a] = _mm256_loadu_ps(d[a] + x);
                 for (int b = 0; b < KB; b++) {
@@ -359,12 +390,24 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void filter_gra
                     for (int a = 0; a < RB; a++) acc[a][b] = _mm256_fmadd_ps(dv[a], xv, acc[a][b]);
                 }
             }
-            if (rest) {
-                // Lanes past the row's end: zero gradient times finite padded input.
+            if (rest && SHIFTED) {
+                const ptrdiff_t x = ow - 8;
                 __m256 dv[2];
-                for (int a = 0; a < RB; a++) dv[a] = _mm256_maskload_ps(d[a] + x, mask);
+                for (int a = 0; a < RB; a++) dv[a] = _mm256_and_ps(_mm256_loadu_ps(d[a] + x), mask);
                 for (int b = 0; b < KB; b++) {
-                    const __m256 xv = _mm256_maskload_ps(row + x + b, mask);
+                    const __m256 xv = _mm256_loadu_ps(row + x + b);
+                    for (int a = 0; a < RB; a++) acc[a][b] = _mm256_fmadd_ps(dv[a], xv, acc[a][b]);
+                }
+            } else if (rest) {
+                // Past the row's end: the next padded row or the planes' slack.
+                __m256 dv[2];
+                for (int a = 0; a < RB; a++) {
+                    float tail[8] = {0};
+                    for (ptrdiff_t i = 0; i < rest; i++) tail[i] = d[a][i];
+                    dv[a] = _mm256_loadu_ps(tail);
+                }
+                for (int b = 0; b < KB; b++) {
+                    const __m256 xv = _mm256_and_ps(_mm256_loadu_ps(row + b), mask);
                     for (int a = 0; a < RB; a++) acc[a][b] = _mm256_fmadd_ps(dv[a], xv, acc[a][b]);
                 }
             }
@@ -377,14 +420,18 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void filter_gra
     }
 }
 
-#define GRADIENT_CASE(RB, KB)                                                            \
-    case (RB) * 8 + (KB):                                                                \
-        filter_gradient_tile(RB, KB, cs, ns, hp, wp, k, in, g, r0, c, ky, kx0, gw);      \
+#define GRADIENT_CASE(RB, KB)                                                                    \
+    case (RB) * 8 + (KB):                                                                        \
+        if (shifted)                                                                             \
+            filter_gradient_tile(RB, KB, 1, cs, ns, hp, wp, k, in, g, r0, c, ky, kx0, gw);       \
+        else                                                                                     \
+            filter_gradient_tile(RB, KB, 0, cs, ns, hp, wp, k, in, g, r0, c, ky, kx0, gw);       \
         break;
 
 __attribute__((target("avx2,fma"))) static void convolve_filter_gradient_avx2(
     ptrdiff_t rs, ptrdiff_t cs, ptrdiff_t ns, ptrdiff_t hp, ptrdiff_t wp, ptrdiff_t k,
     const float *in, const float *g, float *gw) {
+    const int shifted = wp - k + 1 >= 8;
     for (ptrdiff_t r0 = 0; r0 < rs; r0 += 2) {
         const int rb = rs - r0 < 2 ? (int)(rs - r0) : 2;
         for (ptrdiff_t c = 0; c < cs; c++) {

@@ -66,7 +66,13 @@ extension Network {
         let offsets = architecture.parameterOffsets
         var lowRankIndex = architecture.layers[..<range.lowerBound].count(where: \.isLowRank)
         var x = input
+        var fusedPool = false
         for index in range {
+            if fusedPool {
+                // Done with the ReLU before it.
+                fusedPool = false
+                continue
+            }
             let layer = architecture.layers[index]
             let outputCount = batch * shapes[index + 1].reduce(1, *)
             // Every kernel writes each entry of its output: no need to zero it first.
@@ -111,21 +117,28 @@ extension Network {
                 pass?.patches[index] = saved
                 lowRankIndex += 1
             case .relu:
+                if index + 1 < range.upperBound, fusesRectifierWithPooling(at: index),
+                    case .maxPool(let h, let w, let c) = architecture.layers[index + 1]
+                {
+                    // ReLU and pooling in one pass: the ReLU's output is never stored (its
+                    // recorded activation is empty, which the backward pass reads as fused).
+                    let pooledCount = batch * shapes[index + 2].reduce(1, *)
+                    let (pooled, sources) = pool(
+                        x, planes: c * batch, height: h, width: w, count: pooledCount,
+                        rectified: true)
+                    pass?.activations.append([])
+                    pass?.poolSources[index + 1] = sources
+                    pass?.activations.append(pooled)
+                    x = pooled
+                    fusedPool = true
+                    continue
+                }
                 y = rectify(x)
             case .maxPool(let h, let w, let c):
-                y = scratch(outputCount)
-                var sources = [Int32](unsafeUninitializedCapacity: outputCount) { _, n in
-                    n = outputCount
-                }
-                x.withUnsafeBufferPointer { xp in
-                    y.withUnsafeMutableBufferPointer { yp in
-                        sources.withUnsafeMutableBufferPointer { sp in
-                            maxPool2x2(
-                                xp.baseAddress!, planes: c * batch, height: h, width: w,
-                                into: yp.baseAddress!, sources: sp.baseAddress!)
-                        }
-                    }
-                }
+                let sources: [Int32]
+                (y, sources) = pool(
+                    x, planes: c * batch, height: h, width: w, count: outputCount,
+                    rectified: false)
                 pass?.poolSources[index] = sources
             case .flatten:
                 y = imageLayout(of: x, shape: shapes[index], batch: batch, toChannelMajor: false)
@@ -212,16 +225,23 @@ extension Network {
             }
         case .relu:
             guard needsInput else { return [] }
+            // Fused with the pooling after it, whose backward pass applied the ReLU's.
+            if pass.activations[index + 1].isEmpty { return dy }
             return rectifierBackward(dy, output: pass.activations[index + 1])
         case .maxPool(let h, let w, let c):
             guard needsInput else { return [] }
-            var dx = scratch(x.count)
+            // An empty input: the ReLU before was fused in, gated by this layer's output.
+            let fused = x.isEmpty
+            var dx = scratch(c * batch * h * w)
             dy.withUnsafeBufferPointer { dyp in
                 pass.poolSources[index].withUnsafeBufferPointer { sp in
-                    dx.withUnsafeMutableBufferPointer { dxp in
-                        maxPool2x2Backward(
-                            dyp.baseAddress!, sources: sp.baseAddress!, planes: c * batch,
-                            height: h, width: w, into: dxp.baseAddress!)
+                    pass.activations[index + 1].withUnsafeBufferPointer { yp in
+                        dx.withUnsafeMutableBufferPointer { dxp in
+                            maxPool2x2Backward(
+                                dyp.baseAddress!, sources: sp.baseAddress!, planes: c * batch,
+                                height: h, width: w, into: dxp.baseAddress!,
+                                rectified: fused ? yp.baseAddress! : nil)
+                        }
                     }
                 }
             }
@@ -234,30 +254,55 @@ extension Network {
 
     /// Per layer, the median seconds of its forward and of its backward pass on `input`, as
     /// timed by `measure` (which runs its body repeatedly and returns seconds per run): the
-    /// profile `maestro bench --layers` prints. The caller owns the clock.
+    /// profile `maestro bench --layers` prints. The caller owns the clock. A ReLU and the
+    /// pooling after it run as one pass in training, and are timed as one row
+    /// (`relu+maxpool`, `layers` covering both).
     public func layerTimes(
         _ input: [Float], batch: Int, ranks: [Int]? = nil,
         measure: (() -> Void) -> Double
-    ) -> [(name: String, forward: Double, backward: Double)] {
+    ) -> [(layers: Range<Int>, name: String, forward: Double, backward: Double)] {
         let ranks = ranks ?? keptRanks
         let pass = forward(input, batch: batch, ranks: ranks)
         var gradients = parameters.map { Tensor(zeros: $0.shape) }
         let stop = firstLayerWithParameters
-        return architecture.layers.indices.map { index in
+        var rows: [(layers: Range<Int>, name: String, forward: Double, backward: Double)] = []
+        var index = 0
+        while index < architecture.layers.count {
+            let span = fusesRectifierWithPooling(at: index) ? 2 : 1
+            let layers = index..<(index + span)
             var recording: ForwardPass? = pass
             let forwardTime = measure {
                 _ = run(
-                    layers: index..<(index + 1), pass.activations[index], batch: batch,
-                    ranks: ranks, recording: &recording)
+                    layers: layers, pass.activations[index], batch: batch, ranks: ranks,
+                    recording: &recording)
                 recording = pass
             }
-            let dy = pass.activations[index + 1]
+            // A stand-in output gradient of the right size: the layers' own output.
+            let dy = pass.activations[index + span]
             let backwardTime =
                 index < stop
                 ? 0
-                : measure { _ = backward(layer: index, pass, outputGradient: dy, into: &gradients) }
-            return (architecture.layers[index].kindName, forwardTime, backwardTime)
+                : measure {
+                    var g = dy
+                    for layer in layers.reversed() {
+                        g = backward(layer: layer, pass, outputGradient: g, into: &gradients)
+                    }
+                }
+            let name = layers.map { architecture.layers[$0].kindName }.joined(separator: "+")
+            rows.append((layers, name, forwardTime, backwardTime))
+            index += span
         }
+        return rows
+    }
+
+    /// Whether layer `index` is a ReLU that a forward pass runs together with the max
+    /// pooling after it.
+    func fusesRectifierWithPooling(at index: Int) -> Bool {
+        let layers = architecture.layers
+        guard case .relu = layers[index], index + 1 < layers.count,
+            case .maxPool = layers[index + 1]
+        else { return false }
+        return true
     }
 }
 
@@ -390,6 +435,25 @@ private func lowRankBackward(
 /// An array of `count` floats for a kernel that writes every entry before anything reads it.
 private func scratch(_ count: Int) -> [Float] {
     [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+}
+
+/// 2×2 max pooling of `planes` channel-major planes (of a rectified input with `rectified`):
+/// the `count` maxima and their sources.
+private func pool(
+    _ x: [Float], planes: Int, height h: Int, width w: Int, count: Int, rectified: Bool
+) -> ([Float], [Int32]) {
+    var y = scratch(count)
+    var sources = [Int32](unsafeUninitializedCapacity: count) { _, n in n = count }
+    x.withUnsafeBufferPointer { xp in
+        y.withUnsafeMutableBufferPointer { yp in
+            sources.withUnsafeMutableBufferPointer { sp in
+                maxPool2x2(
+                    xp.baseAddress!, planes: planes, height: h, width: w,
+                    into: yp.baseAddress!, sources: sp.baseAddress!, rectified: rectified)
+            }
+        }
+    }
+    return (y, sources)
 }
 
 /// `max(x, 0)` elementwise.

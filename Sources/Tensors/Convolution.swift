@@ -132,9 +132,15 @@ public func channelMinor(
 /// 2×2 stride-2 max pooling of `planes` channel-major planes of `height × width` (odd edges
 /// dropped). Writes the maxima and, per output, the flat input index of its maximum (the
 /// first one in row order on ties).
+///
+/// `rectified` pools `max(x, 0)` instead, in the same pass (a ReLU before the pooling: the
+/// maximum commutes with it, so the pass over the unpooled ReLU output is saved). The sources
+/// are then those of `x`; where the maximum is ≤ 0 the output is 0 and its gradient is 0
+/// (`maxPool2x2Backward` with `rectified`), as through a separate ReLU.
 public func maxPool2x2(
     _ x: UnsafePointer<Float>, planes: Int, height h: Int, width w: Int,
-    into y: UnsafeMutablePointer<Float>, sources: UnsafeMutablePointer<Int32>
+    into y: UnsafeMutablePointer<Float>, sources: UnsafeMutablePointer<Int32>,
+    rectified: Bool = false
 ) {
     let (oh, ow) = (h / 2, w / 2)
     var out = 0
@@ -156,7 +162,7 @@ public func maxPool2x2(
                 challenge(top &+ 2 &* ox &+ 1)
                 challenge(bottom &+ 2 &* ox)
                 challenge(bottom &+ 2 &* ox &+ 1)
-                y[out] = value
+                y[out] = rectified ? max(value, 0) : value
                 sources[out] = Int32(truncatingIfNeeded: best)
                 out &+= 1
             }
@@ -218,10 +224,19 @@ public func convolveDirectFilterGradient(
 /// The adjoint of `maxPool2x2`: each output's gradient goes to the input its maximum came
 /// from, every other input gets 0. (Zeroing and then scattering measured 5× faster than
 /// writing each window's four entries in one pass.)
+///
+/// With `rectified` (the pooled output `y` of a `rectified` `maxPool2x2`), only outputs
+/// that are > 0 pass their gradient on: the ReLU's backward, fused.
 public func maxPool2x2Backward(
     _ dy: UnsafePointer<Float>, sources: UnsafePointer<Int32>, planes: Int, height h: Int,
-    width w: Int, into dx: UnsafeMutablePointer<Float>
+    width w: Int, into dx: UnsafeMutablePointer<Float>, rectified y: UnsafePointer<Float>? = nil
 ) {
     dx.update(repeating: 0, count: planes * h * w)
-    for i in 0..<(planes * (h / 2) * (w / 2)) { dx[Int(sources[i])] += dy[i] }
+    let count = planes * (h / 2) * (w / 2)
+    if let y {
+        // A select, not a branch: the sign is data-dependent.
+        for i in 0..<count { dx[Int(sources[i])] += y[i] > 0 ? dy[i] : 0 }
+    } else {
+        for i in 0..<count { dx[Int(sources[i])] += dy[i] }
+    }
 }

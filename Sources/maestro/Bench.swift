@@ -159,17 +159,21 @@ struct Bench: ParsableCommand {
             let times = network.layerTimes(x, batch: batchSize) { medianTime($0) }
             let label = variant == "lod" ? "\(variant) at \(fraction)" : variant
             print("\(model.rawValue) \(label), batch \(batchSize), ranks \(network.keptRanks)")
-            print("  layer  kind        forward ms  backward ms")
-            for (index, time) in times.enumerated() {
+            print("  layer  kind           forward ms  backward ms")
+            for time in times {
+                let layers =
+                    time.layers.count == 1
+                    ? "\(time.layers.lowerBound)"
+                    : "\(time.layers.lowerBound)-\(time.layers.upperBound - 1)"
                 print(
-                    "  " + "\(index)".padding(toLength: 5, withPad: " ", startingAt: 0)
-                        + time.name.padding(toLength: 10, withPad: " ", startingAt: 0)
+                    "  " + layers.padding(toLength: 5, withPad: " ", startingAt: 0)
+                        + time.name.padding(toLength: 13, withPad: " ", startingAt: 0)
                         + String(format: "%12.3f %12.3f", time.forward * 1e3, time.backward * 1e3))
             }
             let forward = times.reduce(0) { $0 + $1.forward }
             let backward = times.reduce(0) { $0 + $1.backward }
             print(
-                "  total" + "".padding(toLength: 10, withPad: " ", startingAt: 0)
+                "  total" + "".padding(toLength: 13, withPad: " ", startingAt: 0)
                     + String(format: "%12.3f %12.3f", forward * 1e3, backward * 1e3))
         }
     }

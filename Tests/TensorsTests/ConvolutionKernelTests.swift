@@ -3,10 +3,10 @@ import TestSupport
 import Testing
 
 /// Per-image geometries: odd shapes, LeNet's two layers, padding wider than the kernel's
-/// reach, a kernel wider than the image, 1×1.
+/// reach, a kernel wider than the image, 1×1, an output row of exactly two vectors.
 let convolutionShapes = [
     (6, 5, 3, 3, 1), (28, 28, 1, 5, 2), (14, 14, 6, 5, 0), (4, 3, 2, 3, 3), (3, 2, 2, 5, 2),
-    (1, 1, 1, 1, 0), (7, 4, 5, 1, 1), (10, 9, 4, 3, 1), (5, 7, 8, 5, 3),
+    (1, 1, 1, 1, 0), (7, 4, 5, 1, 1), (10, 9, 4, 3, 1), (5, 7, 8, 5, 3), (3, 18, 2, 3, 0),
 ]
 
 /// Value of channel-major image element (c, n, y, x), zero outside the image.
@@ -169,6 +169,64 @@ struct ChannelMajorLoweringTests {
                 }
             }
         }
+    }
+    @Test(
+        "Rectified pooling equals ReLU then pooling, forward and backward, bit for bit",
+        arguments: [(4, 6), (5, 7), (28, 28)])
+    func rectifiedPooling(height: Int, width: Int) {
+        var generator = SeededGenerator(seed: 11)
+        let planes = 4
+        var x = Tensor.randomNormal(shape: [planes * height * width], using: &generator).scalars
+        // A window of negatives (its output is 0, its gradient none) and one topped by a 0.
+        (x[0], x[1], x[width], x[width + 1]) = (-1, -2, -0.5, -3)
+        (x[2], x[3], x[width + 2], x[width + 3]) = (0, -2, -0.5, -3)
+        let relu = x.map { max($0, 0) }
+        let count = planes * (height / 2) * (width / 2)
+        func pooled(_ input: [Float], rectified: Bool) -> ([Float], [Int32]) {
+            var y = [Float](repeating: .nan, count: count)
+            var sources = [Int32](repeating: -1, count: count)
+            input.withUnsafeBufferPointer { xp in
+                y.withUnsafeMutableBufferPointer { yp in
+                    sources.withUnsafeMutableBufferPointer { sp in
+                        maxPool2x2(
+                            xp.baseAddress!, planes: planes, height: height, width: width,
+                            into: yp.baseAddress!, sources: sp.baseAddress!, rectified: rectified)
+                    }
+                }
+            }
+            return (y, sources)
+        }
+        let (separate, separateSources) = pooled(relu, rectified: false)
+        let (fused, fusedSources) = pooled(x, rectified: true)
+        #expect(fused.map(\.bitPattern) == separate.map(\.bitPattern))
+        #expect(fused.contains(0) && fused.contains { $0 > 0 })
+        let dy = Tensor.randomNormal(shape: [count], using: &generator).scalars
+        func gradient(_ sources: [Int32], gate: [Float]?) -> [Float] {
+            var dx = [Float](repeating: .nan, count: x.count)
+            dy.withUnsafeBufferPointer { dp in
+                sources.withUnsafeBufferPointer { sp in
+                    dx.withUnsafeMutableBufferPointer { dxp in
+                        if let gate {
+                            gate.withUnsafeBufferPointer { gp in
+                                maxPool2x2Backward(
+                                    dp.baseAddress!, sources: sp.baseAddress!, planes: planes,
+                                    height: height, width: width, into: dxp.baseAddress!,
+                                    rectified: gp.baseAddress!)
+                            }
+                        } else {
+                            maxPool2x2Backward(
+                                dp.baseAddress!, sources: sp.baseAddress!, planes: planes,
+                                height: height, width: width, into: dxp.baseAddress!)
+                        }
+                    }
+                }
+            }
+            return dx
+        }
+        // Pooling's backward, then the ReLU's (zero where the ReLU's output is ≤ 0).
+        let expected = zip(gradient(separateSources, gate: nil), relu).map { $1 > 0 ? $0 : 0 }
+        let actual = gradient(fusedSources, gate: fused)
+        #expect(actual.map(\.bitPattern) == expected.map(\.bitPattern))
     }
 }
 
