@@ -35,7 +35,7 @@ struct Bench: ParsableCommand {
 
     @Flag(
         help:
-            "Measure this device and print its tier line (GFLOP/s at the model's shapes, memory, and the round trip to --coordinator), to paste into a scenario."
+            "Measure this device and print its tier line (GFLOP/s at the model's shapes, memory, and with --coordinator the link: latency, uplink, downlink), to paste into a scenario."
     )
     var profile = false
 
