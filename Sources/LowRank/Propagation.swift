@@ -103,11 +103,15 @@ extension Network {
             case .lowRankConvolution(let g, let outputs, _):
                 let b = ranks[lowRankIndex]
                 let positions = outputCount / outputs
-                var h = scratch(b * positions)
+                // H with a row of ones under it: the bias rides in the 1×1 stage's product.
+                var h = scratch((b + 1) * positions)
                 let saved = parameters[p + 1].scalars.withUnsafeBufferPointer { v in
                     filterForward(
                         x, batch: batch, geometry: g, filters: v.baseAddress!, count: b,
                         into: &h)
+                }
+                h.withUnsafeMutableBufferPointer {
+                    ($0.baseAddress! + b * positions).update(repeating: 1, count: positions)
                 }
                 y = scratch(outputCount)
                 expandRank(
@@ -209,10 +213,19 @@ extension Network {
         case .lowRankConvolution(let g, let outputs, _):
             let b = pass.ranks[lowRankIndex]
             let positions = dy.count / outputs
-            rowSums(dy, rows: outputs, columns: positions, into: &gradients[p + 2].scalars)
-            let dh = contractRank(
+            let (dh, factorGradient) = contractRank(
                 pass.inner[index], dy, positions: positions, outputs: outputs, rank: b,
-                up: parameters[p], gradient: &gradients[p].scalars)
+                up: parameters[p])
+            factorGradient.withUnsafeBufferPointer { fg in
+                gradients[p].scalars.withUnsafeMutableBufferPointer { gp in
+                    gp.baseAddress!.update(from: fg.baseAddress!, count: b * outputs)
+                    (gp.baseAddress! + b * outputs).update(
+                        repeating: 0, count: gp.count - b * outputs)
+                }
+                gradients[p + 2].scalars.withUnsafeMutableBufferPointer {
+                    $0.baseAddress!.update(from: fg.baseAddress! + b * outputs, count: outputs)
+                }
+            }
             return parameters[p + 1].scalars.withUnsafeBufferPointer { v in
                 gradients[p + 1].scalars.withUnsafeMutableBufferPointer { gv in
                     (gv.baseAddress! + b * g.patchSize).update(
@@ -711,38 +724,49 @@ private func addBias(_ bias: [Float], length: Int, to y: inout [Float]) {
     }
 }
 
-/// The 1×1 second stage of a LoD convolution: `Yᵀ = U_bᵀ·Hᵀ + c` (`[outputs, positions]`).
+/// The 1×1 second stage of a LoD convolution: `Yᵀ = [U_b c]ᵀ·[Hᵀ; 1]` (`[outputs,
+/// positions]`): `h` holds `b + 1` rows, the last of them ones, so the bias is the product's
+/// last term and the output is written once.
 private func expandRank(
     _ h: [Float], positions: Int, outputs: Int, rank b: Int, up: Tensor, bias: Tensor,
     into y: inout [Float]
 ) {
+    // U_b's rows and the bias as one more: [b + 1, outputs].
+    var factor = scratch((b + 1) * outputs)
+    factor.withUnsafeMutableBufferPointer { f in
+        up.scalars.withUnsafeBufferPointer {
+            f.baseAddress!.update(from: $0.baseAddress!, count: b * outputs)
+        }
+        bias.scalars.withUnsafeBufferPointer {
+            (f.baseAddress! + b * outputs).update(from: $0.baseAddress!, count: outputs)
+        }
+    }
     y.withUnsafeMutableBufferPointer { yp in
-        broadcastColumns(bias.scalars, length: positions, into: yp.baseAddress!)
         h.withUnsafeBufferPointer { hp in
-            up.scalars.withUnsafeBufferPointer { up in
-                // U is [rank, outputs]: U_bᵀ's element (o, r) is up[r·outputs + o].
+            factor.withUnsafeBufferPointer { fp in
+                // Element (o, r) of the transpose is factor[r·outputs + o].
                 streamingProduct(
-                    m: outputs, n: positions, k: b, up.baseAddress!, aRow: 1, aColumn: outputs,
-                    hp.baseAddress!, ldb: positions, beta: 1, yp.baseAddress!, ldc: positions)
+                    m: outputs, n: positions, k: b + 1, fp.baseAddress!, aRow: 1,
+                    aColumn: outputs, hp.baseAddress!, ldb: positions, yp.baseAddress!,
+                    ldc: positions)
             }
         }
     }
 }
 
-/// Back through `expandRank`: `∂U_b = Hᵀ·dY` into `gradient` (rows ≥ b zeroed); returns
-/// `dHᵀ = U_b·dYᵀ`.
+/// Back through `expandRank`: `[∂U_b; ∂c] = [Hᵀ; 1]·dY` (`[b + 1, outputs]`) in one pass
+/// over `dY`, and `dHᵀ = U_b·dYᵀ`.
 private func contractRank(
-    _ h: [Float], _ dy: [Float], positions: Int, outputs: Int, rank b: Int, up: Tensor,
-    gradient: inout [Float]
-) -> [Float] {
+    _ h: [Float], _ dy: [Float], positions: Int, outputs: Int, rank b: Int, up: Tensor
+) -> (dh: [Float], factorGradient: [Float]) {
     var dh = scratch(b * positions)
+    var factorGradient = scratch((b + 1) * outputs)
     dy.withUnsafeBufferPointer { dyp in
         h.withUnsafeBufferPointer { hp in
-            gradient.withUnsafeMutableBufferPointer { gp in
+            factorGradient.withUnsafeMutableBufferPointer { fp in
                 streamingReduction(
-                    m: b, n: outputs, k: positions, hp.baseAddress!, lda: positions,
-                    dyp.baseAddress!, ldb: positions, gp.baseAddress!, ldc: outputs)
-                (gp.baseAddress! + b * outputs).update(repeating: 0, count: gp.count - b * outputs)
+                    m: b + 1, n: outputs, k: positions, hp.baseAddress!, lda: positions,
+                    dyp.baseAddress!, ldb: positions, fp.baseAddress!, ldc: outputs)
             }
         }
         up.scalars.withUnsafeBufferPointer { upp in
@@ -753,5 +777,5 @@ private func contractRank(
             }
         }
     }
-    return dh
+    return (dh, factorGradient)
 }
