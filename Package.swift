@@ -37,10 +37,13 @@ let package = Package(
         .target(
             name: "Runtime",
             dependencies: ["Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet"]),
+        // Reports of finished run directories: pure rendering of their files (HTML, SVG, text).
+        .target(name: "Report", dependencies: ["Runtime", "Fleet", "LowRank"]),
         .executableTarget(
             name: "maestro",
             dependencies: [
                 "Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet", "Runtime",
+                "Report",
                 "CPlatform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -58,7 +61,9 @@ let package = Package(
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "TestSupport"]),
         // Runs the built `maestro` executable as a user would: real processes and sockets.
         .testTarget(
-            name: "MaestroTests", dependencies: ["maestro", "LowRank", "Datasets", "TestSupport"]),
+            name: "MaestroTests",
+            dependencies: ["maestro", "LowRank", "Datasets", "CZlib", "TestSupport"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "Runtime", "TestSupport"]),
         .testTarget(
             name: "RuntimeTests",
             dependencies: [

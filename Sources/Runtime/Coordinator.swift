@@ -343,6 +343,7 @@ public final class Coordinator {
             try recorder.write(
                 ModelFile.encode(machine.global, metadata: machine.modelMetadata),
                 named: RunRecorder.finalModelFile)
+            try recorder.writeTruncation(machine.truncationCurve())
             try recorder.writeSummary(summary)
         } catch {
             throw .recording(error)

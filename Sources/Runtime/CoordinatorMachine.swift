@@ -598,6 +598,20 @@ struct CoordinatorMachine {
         lastAccuracy = accuracy
     }
 
+    /// The final model's accuracy, parameters and MACs with every layer cut to each of
+    /// `TruncationPoint.fractions` of its kept rank (one point for a dense model).
+    public func truncationCurve() -> [TruncationPoint] {
+        let fractions = scenario.isLowRank ? TruncationPoint.fractions : [1]
+        let rankSets = fractions.map { global.ranks(atFraction: $0) }
+        let results = global.evaluate(on: evaluationSet, rankSets: rankSets)
+        return zip(fractions, zip(rankSets, results)).map { fraction, pair in
+            TruncationPoint(
+                rankFraction: fraction, accuracy: pair.1.accuracy,
+                parameters: global.parameterCount(ranks: pair.0), macs: global.macs(ranks: pair.0),
+                ranks: pair.0)
+        }
+    }
+
     private mutating func shutdownClients(reason: String) {
         clients.forEach { send(.shutdown(Shutdown(reason: reason)), to: $0, purpose: .shutdown) }
         emit(.flushLedger)

@@ -62,6 +62,27 @@ public struct RoundMetrics: Codable, Sendable {
 }
 
 /// What `summary.json` holds.
+/// One point of the final model's truncation curve: the model cut to a fraction of every
+/// layer's kept rank, its test accuracy and its size (`truncation.json`).
+public struct TruncationPoint: Codable, Sendable, Equatable {
+    public var rankFraction: Double
+    public var accuracy: Double
+    public var parameters: Int
+    public var macs: Int
+    public var ranks: [Int]
+
+    public init(rankFraction: Double, accuracy: Double, parameters: Int, macs: Int, ranks: [Int]) {
+        self.rankFraction = rankFraction
+        self.accuracy = accuracy
+        self.parameters = parameters
+        self.macs = macs
+        self.ranks = ranks
+    }
+
+    /// The fractions a run's final model is evaluated at.
+    public static let fractions = [0.0625, 0.125, 0.1875, 0.25, 0.375, 0.5, 0.75, 1]
+}
+
 public struct RunSummary: Codable, Sendable {
     public struct TierSummary: Codable, Sendable {
         public var tier: String
@@ -155,6 +176,8 @@ public final class RunRecorder {
     public static let summaryFile = "summary.json"
     public static let scenarioFile = "scenario.yaml"
     public static let finalModelFile = "final.maestro"
+    public static let truncationFile = "truncation.json"
+    public static let reportFile = "report.html"
 
     /// Creates (or reuses) the run directory and opens its append-only files.
     ///
@@ -249,6 +272,18 @@ public final class RunRecorder {
         }
         try Self.writeAtomically(
             Array(data), to: directory.appendingPathComponent(Self.summaryFile).path)
+    }
+
+    /// Writes `truncation.json` atomically.
+    public func writeTruncation(_ points: [TruncationPoint]) throws(Error) {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        guard let data = try? encoder.encode(points) else {
+            throw .cannotWrite(path: Self.truncationFile, reason: "curve does not encode")
+        }
+        try Self.writeAtomically(
+            Array(data), to: directory.appendingPathComponent(Self.truncationFile).path)
     }
 
     /// Writes a file of the run directory atomically.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Fleet
 import Foundation
 import LowRank
+import Report
 import Runtime
 import Synchronization
 import Transport
@@ -46,11 +47,24 @@ struct RunOptions: ParsableArguments {
     @Flag(help: "Print only the final table.")
     var quiet = false
 
+    @Option(
+        help:
+            "A finished run to compare with at equal accuracy (e.g. a dense FedAvg run of the same data): its to-target line goes into the savings table and its curves into report.html."
+    )
+    var baseline: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "With --baseline: target accuracies of the best tier, comma-separated.",
+            valueName: "list"))
+    var targets: String = "0.80,0.85,0.87"
+
     func validate() throws {
         if let rounds, rounds < 1 {
             throw ValidationError("--rounds must be at least 1 (got \(rounds))")
         }
         guard roundTimeout > 0 else { throw ValidationError("--round-timeout must be > 0") }
+        _ = try parseTargets(targets)
         guard registrationTimeout > 0 else {
             throw ValidationError("--registration-timeout must be > 0")
         }
@@ -69,6 +83,41 @@ struct RunOptions: ParsableArguments {
         let formatter = DateFormatter()
         formatter.dateFormat = "yyyyMMdd-HHmmss"
         return "runs/\(scenario.name)-\(formatter.string(from: Date()))"
+    }
+
+    /// The baseline run, read before the run starts so that a wrong path fails at once.
+    func loadBaseline() throws -> RunData? {
+        guard let baseline else { return nil }
+        do {
+            return try RunData.load(directory: baseline)
+        } catch {
+            throw CommandError("--baseline \(baseline): \(error)")
+        }
+    }
+
+    /// After a run: writes `report.html` (with the baseline, if any) and prints the savings
+    /// table, with the at-equal-accuracy line when there is a baseline.
+    func finish(summary: RunSummary, directory: String, baseline: RunData?) throws {
+        print(SavingsTable(summary: summary).render())
+        let targets = try parseTargets(self.targets)
+        let run: RunData
+        do {
+            run = try RunData.load(directory: directory)
+        } catch {
+            throw CommandError("\(error)")
+        }
+        if let baseline {
+            print(equalAccuracyLine(run: run, baseline: baseline, targets: targets))
+        } else {
+            print(
+                "at equal accuracy: give --baseline RUNDIR (a dense FedAvg run of the same data, e.g. of Scenarios/dense-fedavg.yaml) to compare bytes to \(targets.map { String(format: "%.0f%%", 100 * $0) }.joined(separator: "/"))"
+            )
+        }
+        let runs = [run] + (baseline.map { [$0] } ?? [])
+        let path = URL(fileURLWithPath: directory).appendingPathComponent(RunRecorder.reportFile)
+            .path
+        try writeReport(runs, targets: targets, baseline: runs.count - 1, to: path)
+        print("report: \(path)")
     }
 
     func coordinatorOptions(expectedClients: Int?) -> Coordinator.Options {
@@ -218,6 +267,7 @@ struct FleetCommand: ParsableCommand {
 
     func run() throws {
         installStopHandlers()
+        let baseline = try runOptions.loadBaseline()
         let scenario: Scenario
         let directory: String
         if let resume {
@@ -314,7 +364,7 @@ struct FleetCommand: ParsableCommand {
             scenario: scenario, directory: directory, server: server, options: options,
             quiet: runOptions.quiet, resuming: resume != nil)
         launcher.waitForExit(timeout: .seconds(10))
-        print(SavingsTable(summary: summary).render())
+        try runOptions.finish(summary: summary, directory: directory, baseline: baseline)
     }
 }
 
@@ -379,6 +429,7 @@ struct CoordinatorCommand: ParsableCommand {
     func run() throws {
         installStopHandlers()
         if resume && runOptions.out == nil { throw ValidationError("--resume needs --out RUNDIR") }
+        let baseline = try runOptions.loadBaseline()
         let loaded = try loadScenario(scenario, overrides: runOptions.overrides)
         if let maxClients, maxClients < loaded.clients || maxClients >= Int(UInt32.max) {
             throw ValidationError(
@@ -419,7 +470,7 @@ struct CoordinatorCommand: ParsableCommand {
         let summary = try runCoordinator(
             scenario: loaded, directory: directory, server: server, options: options,
             quiet: runOptions.quiet, resuming: resume)
-        print(SavingsTable(summary: summary).render())
+        try runOptions.finish(summary: summary, directory: directory, baseline: baseline)
     }
 }
 

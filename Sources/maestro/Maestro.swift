@@ -38,7 +38,8 @@ struct Maestro: ParsableCommand {
         subcommands: [
             Train.self, Evaluate.self, Export.self, FleetCommand.self, CoordinatorCommand.self,
             ClientCommand.self, WorkerCommand.self,
-            ScenarioCommand.self, KeysCommand.self, Bench.self,
+            ScenarioCommand.self, KeysCommand.self, Bench.self, ReportCommand.self,
+            CompareCommand.self,
         ]
     )
 }

@@ -1,5 +1,6 @@
 import Fleet
 import Foundation
+import Report
 import Runtime
 
 /// The live line per round of `fleet` and `coordinator`.
@@ -68,7 +69,7 @@ struct SavingsTable {
         lines.append(
             String(
                 format:
-                    "total: %@ (up %@, down %@) vs %@ dense-equivalent: %.1f%% of dense, %.1f%% saved",
+                    "total: %@ (up %@, down %@) vs %@ dense-equivalent: %.1f%% of dense, %.1f%% saved (at equal rounds)",
                 formatBytes(total) as NSString, formatBytes(summary.bytesUp) as NSString,
                 formatBytes(summary.bytesDown) as NSString,
                 formatBytes(summary.denseEquivalentBytes) as NSString,
@@ -86,21 +87,3 @@ struct SavingsTable {
     }
 }
 
-/// `text` padded with spaces to `width` (on the left with `right`).
-func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
-    let padding = String(repeating: " ", count: max(0, width - text.count))
-    return right ? padding + text : text + padding
-}
-
-func formatBytes(_ bytes: Int) -> String {
-    let value = Double(bytes)
-    if value >= 1e9 { return String(format: "%.2f GB", value / 1e9) }
-    if value >= 1e6 { return String(format: "%.2f MB", value / 1e6) }
-    if value >= 1e3 { return String(format: "%.1f kB", value / 1e3) }
-    return "\(bytes) B"
-}
-
-func formatDuration(_ seconds: Double) -> String {
-    let total = Int(seconds.rounded())
-    return String(format: "%d:%02d:%02d", total / 3600, (total / 60) % 60, total % 60)
-}

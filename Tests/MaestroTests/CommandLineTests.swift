@@ -29,14 +29,21 @@ struct CommandResult {
 func maestro(
     _ arguments: [String], timeout: Double = 300, namespace: String? = nil
 ) throws -> CommandResult {
-    let process = Process()
     if let namespace {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["ip", "netns", "exec", namespace, maestroPath] + arguments
-    } else {
-        process.executableURL = URL(fileURLWithPath: maestroPath)
-        process.arguments = arguments
+        return try runProgram(
+            "/usr/bin/env", ["ip", "netns", "exec", namespace, maestroPath] + arguments,
+            timeout: timeout)
     }
+    return try runProgram(maestroPath, arguments, timeout: timeout)
+}
+
+/// Runs a program in the repository's root and collects its output.
+func runProgram(
+    _ executable: String, _ arguments: [String], timeout: Double = 300
+) throws -> CommandResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
     process.currentDirectoryURL = repositoryRoot
     let output = Pipe()
     let error = Pipe()
@@ -58,7 +65,7 @@ func maestro(
         process.terminate()
         process.waitUntilExit()
         Issue.record(
-            "maestro \(arguments.joined(separator: " ")) did not finish within \(timeout) s")
+            "\(executable) \(arguments.joined(separator: " ")) did not finish within \(timeout) s")
     }
     process.waitUntilExit()
     while !(outputData.isClosed && errorData.isClosed) { usleep(5_000) }

@@ -1,0 +1,153 @@
+import Fleet
+import Foundation
+import LowRank
+import Runtime
+
+/// What a report reads from one run directory.
+public struct RunData: Sendable {
+    /// How the run is named in legends and tables (the directory's last component).
+    public var name: String
+    public var directory: String
+    public var summary: RunSummary
+    /// One entry per completed round, in round order.
+    public var rounds: [RoundMetrics]
+    /// A label per LoD layer (the entries of `RoundMetrics.ranks`).
+    public var layerNames: [String]
+    /// The final model's truncation curve, when the run wrote one.
+    public var truncation: [TruncationPoint]?
+
+    public init(
+        name: String, directory: String, summary: RunSummary, rounds: [RoundMetrics],
+        layerNames: [String], truncation: [TruncationPoint]?
+    ) {
+        self.name = name
+        self.directory = directory
+        self.summary = summary
+        self.rounds = rounds
+        self.layerNames = layerNames
+        self.truncation = truncation
+    }
+
+    /// True for a dense FedAvg run: every tier is evaluated on the one full model.
+    public var isDense: Bool { summary.strategy == Scenario.Strategy.denseFedAvg.rawValue }
+
+    /// The tiers in the run's order (smallest budget first in the shipped scenarios).
+    public var tierNames: [String] { summary.tiers.map(\.tier) }
+
+    /// The evaluated rounds.
+    public var evaluations: [RoundMetrics] { rounds.filter { $0.accuracyByTier != nil } }
+
+    /// The best tier's accuracy at an evaluated round.
+    public static func bestAccuracy(_ round: RoundMetrics) -> Double? {
+        round.accuracyByTier?.values.max()
+    }
+}
+
+/// A run directory that cannot be reported on, and why.
+public struct ReportError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+extension RunData {
+    /// Reads `summary.json`, `metrics.jsonl`, `scenario.yaml` and, when present,
+    /// `truncation.json` of a finished run directory.
+    public static func load(directory: String) throws(ReportError) -> RunData {
+        let url = URL(fileURLWithPath: directory)
+        func read(_ file: String) throws(ReportError) -> Data {
+            let path = url.appendingPathComponent(file).path
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw ReportError(
+                    "\(path): not found (is \(directory) a finished run directory of `maestro fleet` or `maestro coordinator`?)"
+                )
+            }
+            do {
+                return try Data(contentsOf: URL(fileURLWithPath: path))
+            } catch {
+                throw ReportError("\(path): cannot read (\(error.localizedDescription))")
+            }
+        }
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let summary: RunSummary
+        do {
+            summary = try decoder.decode(RunSummary.self, from: try read(RunRecorder.summaryFile))
+        } catch let error as ReportError {
+            throw error
+        } catch {
+            throw ReportError(
+                "\(url.appendingPathComponent(RunRecorder.summaryFile).path): not a run summary (\(describe(error)))"
+            )
+        }
+        let metricsData = try read(RunRecorder.metricsFile)
+        var rounds: [RoundMetrics] = []
+        for (number, line) in String(decoding: metricsData, as: UTF8.self).split(
+            separator: "\n", omittingEmptySubsequences: false
+        ).enumerated() where !line.isEmpty {
+            do {
+                rounds.append(try decoder.decode(RoundMetrics.self, from: Data(line.utf8)))
+            } catch {
+                throw ReportError(
+                    "\(url.appendingPathComponent(RunRecorder.metricsFile).path):\(number + 1): not a round's metrics (\(describe(error)))"
+                )
+            }
+        }
+        guard !rounds.isEmpty else {
+            throw ReportError(
+                "\(url.appendingPathComponent(RunRecorder.metricsFile).path): no rounds recorded")
+        }
+        var layerNames = rounds.last!.ranks.indices.map { "LoD layer \($0 + 1)" }
+        let scenarioPath = url.appendingPathComponent(RunRecorder.scenarioFile).path
+        if let scenario = try? Scenario.load(path: scenarioPath) {
+            let architecture = scenario.networkArchitecture
+            let names = architecture.lowRankLayerIndices.map { layerLabel(architecture.layers[$0]) }
+            if names.count == layerNames.count { layerNames = names }
+        }
+        var truncation: [TruncationPoint]?
+        let truncationPath = url.appendingPathComponent(RunRecorder.truncationFile).path
+        if FileManager.default.fileExists(atPath: truncationPath) {
+            do {
+                truncation = try decoder.decode(
+                    [TruncationPoint].self, from: try read(RunRecorder.truncationFile))
+            } catch {
+                throw ReportError("\(truncationPath): not a truncation curve (\(describe(error)))")
+            }
+        }
+        let name = url.standardizedFileURL.lastPathComponent
+        return RunData(
+            name: name.isEmpty ? directory : name, directory: directory, summary: summary,
+            rounds: rounds, layerNames: layerNames, truncation: truncation)
+    }
+
+    static func layerLabel(_ layer: LayerSpec) -> String {
+        switch layer {
+        case .lowRankDense(let inputs, let outputs, _): "dense \(inputs)→\(outputs)"
+        case .lowRankConvolution(let geometry, let outputs, _):
+            "conv \(geometry.kernelSize)×\(geometry.kernelSize) \(geometry.channels)→\(outputs)"
+        default: "\(layer)"
+        }
+    }
+}
+
+/// A decoding error in a few words: the key path and what was wrong.
+func describe(_ error: any Error) -> String {
+    guard let decoding = error as? DecodingError else { return "\(error)" }
+    // The file's spelling of a key (the decoder reports Swift's camel case).
+    func snake(_ key: String) -> String {
+        key.reduce(into: "") { out, c in
+            if c.isUppercase { out += "_" + c.lowercased() } else { out.append(c) }
+        }
+    }
+    func path(_ context: DecodingError.Context) -> String {
+        let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? snake($0.stringValue) }
+        return keys.isEmpty ? "" : " at \(keys.joined(separator: "."))"
+    }
+    switch decoding {
+    case .keyNotFound(let key, let context):
+        return "missing key \(snake(key.stringValue))\(path(context))"
+    case .typeMismatch(_, let context), .valueNotFound(_, let context),
+        .dataCorrupted(let context):
+        return "\(context.debugDescription)\(path(context))"
+    @unknown default: return "\(error)"
+    }
+}
