@@ -60,8 +60,9 @@ public struct ChartGuide: Sendable {
     public var label: String
     public var colour: String
 
-    public init(_ orientation: Orientation, at value: Double, label: String, colour: String = "#8a8f98")
-    {
+    public init(
+        _ orientation: Orientation, at value: Double, label: String, colour: String = "#8a8f98"
+    ) {
         self.orientation = orientation
         self.value = value
         self.label = label
@@ -177,7 +178,8 @@ func chartSVG(
     svg +=
         "<rect class=\"plot\" x=\"\(number(frame.left))\" y=\"\(number(frame.top))\" width=\"\(number(frame.plotWidth))\" height=\"\(number(frame.plotHeight))\"/>"
     for tick in yScale.ticks {
-        let yy = frame.top + (1 - (tick - yScale.low) / (yScale.high - yScale.low)) * frame.plotHeight
+        let yy =
+            frame.top + (1 - (tick - yScale.low) / (yScale.high - yScale.low)) * frame.plotHeight
         svg +=
             "<line class=\"grid\" x1=\"\(number(frame.left))\" x2=\"\(number(frame.left + frame.plotWidth))\" y1=\"\(number(yy))\" y2=\"\(number(yy))\"/>"
         svg +=
@@ -199,14 +201,18 @@ func chartSVG(
         switch guide.orientation {
         case .horizontal:
             let yy = py(guide.value)
-            guard yy >= frame.top - 0.5 && yy <= frame.top + frame.plotHeight + 0.5 else { continue }
+            guard yy >= frame.top - 0.5 && yy <= frame.top + frame.plotHeight + 0.5 else {
+                continue
+            }
             svg +=
                 "<line class=\"guide\" stroke=\"\(guide.colour)\" x1=\"\(number(frame.left))\" x2=\"\(number(frame.left + frame.plotWidth))\" y1=\"\(number(yy))\" y2=\"\(number(yy))\"/>"
             svg +=
                 "<text class=\"guide-label\" x=\"\(number(frame.left + 4))\" y=\"\(number(yy - 3))\">\(escapeXML(guide.label))</text>"
         case .vertical:
             let xx = px(guide.value)
-            guard xx >= frame.left - 0.5 && xx <= frame.left + frame.plotWidth + 0.5 else { continue }
+            guard xx >= frame.left - 0.5 && xx <= frame.left + frame.plotWidth + 0.5 else {
+                continue
+            }
             svg +=
                 "<line class=\"guide\" stroke=\"\(guide.colour)\" x1=\"\(number(xx))\" x2=\"\(number(xx))\" y1=\"\(number(frame.top))\" y2=\"\(number(frame.top + frame.plotHeight))\"/>"
             svg +=

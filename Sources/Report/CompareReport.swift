@@ -30,7 +30,8 @@ public struct CompareReport: Sendable {
             for (index, row) in table.rows.enumerated() {
                 let reach = row.reaches[t]
                 var line =
-                    pad(index == 0 ? percent(target, digits: 1) : "", 7) + "  " + pad(row.run, width)
+                    pad(index == 0 ? percent(target, digits: 1) : "", 7) + "  "
+                    + pad(row.run, width)
                 if reach.isReached {
                     line +=
                         pad("\(reach.round!)", 8, right: true)
@@ -62,7 +63,10 @@ public struct CompareReport: Sendable {
                             format: ", %.1f%% of dense-equivalent at equal rounds",
                             100 * Double(total) / Double(s.denseEquivalentBytes)) : ""))
             lines.append(
-                "tier        p   clients  rounds trained       bytes   dense FedAvg   ratio   accuracy")
+                "tier        p   clients  rounds trained       bytes   dense FedAvg   ratio   accuracy        MACs  train MFLOP/sample"
+            )
+            let fullFLOPs = s.tiers.max { $0.rankFraction < $1.rankFraction }?
+                .trainingFlopsPerSample
             for tier in s.tiers {
                 let ratio =
                     tier.denseEquivalentBytes > 0
@@ -75,7 +79,16 @@ public struct CompareReport: Sendable {
                         + pad(formatBytes(tier.bytes), 12, right: true)
                         + pad(formatBytes(tier.denseEquivalentBytes), 15, right: true)
                         + String(format: "  %5.1f%%", 100 * ratio)
-                        + pad(tier.accuracy.map { percent($0, digits: 2) } ?? "-", 11, right: true))
+                        + pad(tier.accuracy.map { percent($0, digits: 2) } ?? "-", 11, right: true)
+                        + pad(tier.macs.map(String.init) ?? "-", 12, right: true)
+                        + pad(
+                            tier.trainingFlopsPerSample.map { flops in
+                                String(format: "%.2f", flops / 1e6)
+                                    + (fullFLOPs.map {
+                                        $0 > 0 && $0 != flops
+                                            ? String(format: " (%.2f)", flops / $0) : ""
+                                    } ?? "")
+                            } ?? "-", 20, right: true))
             }
         }
         return lines.joined(separator: "\n")
@@ -114,6 +127,8 @@ public struct CompareReport: Sendable {
                         "clients": tier.clients, "participations": tier.participations,
                         "bytes": tier.bytes, "dense_equivalent_bytes": tier.denseEquivalentBytes,
                         "accuracy": tier.accuracy ?? NSNull(), "parameters": tier.parameters,
+                        "macs": tier.macs ?? NSNull(),
+                        "training_flops_per_sample": tier.trainingFlopsPerSample ?? NSNull(),
                     ] as [String: Any]
                 },
             ]

@@ -86,15 +86,20 @@ public struct HTMLReport: Sendable {
             note: "Best tier of each run; the grey lines are the target accuracies.",
             legend: runLegend(), chart: savingsChart(table))
         page += figure(
-            "Accuracy per tier against round", note: "Every tier's budget of the global model, evaluated on the held-out set.",
-            legend: tierLegend() + runLegend(), chart: accuracyChart(id: "accuracy-round", byTime: false))
+            "Accuracy per tier against round",
+            note: "Every tier's budget of the global model, evaluated on the held-out set.",
+            legend: tierLegend() + runLegend(),
+            chart: accuracyChart(id: "accuracy-round", byTime: false))
         page += figure(
             "Accuracy per tier against virtual (device) time",
-            note: "Simulated wall time of the devices: compute from the cost model, transfers from the tiers' links.",
-            legend: tierLegend() + runLegend(), chart: accuracyChart(id: "accuracy-time", byTime: true))
+            note:
+                "Simulated wall time of the devices: compute from the cost model, transfers from the tiers' links.",
+            legend: tierLegend() + runLegend(),
+            chart: accuracyChart(id: "accuracy-time", byTime: true))
         page += figure(
             "Final model: accuracy against rank fraction",
-            note: "The final global model cut to a fraction of every layer's kept rank, without retraining; dashed lines mark the tiers' budgets.",
+            note:
+                "The final global model cut to a fraction of every layer's kept rank, without retraining; dashed lines mark the tiers' budgets.",
             legend: runLegend(), chart: truncationChart(byMACs: false))
         page += figure(
             "Final model: accuracy against multiply-adds",
@@ -102,11 +107,14 @@ public struct HTMLReport: Sendable {
             legend: runLegend(), chart: truncationChart(byMACs: true))
         page += "</div></section>"
         for (index, run) in runs.enumerated() {
-            page += "<section><h2>Run \(escapeXML(run.name)) (\(escapeXML(runDescription(run))))</h2><div class=\"grid\">"
+            page +=
+                "<section><h2>Run \(escapeXML(run.name)) (\(escapeXML(runDescription(run))))</h2><div class=\"grid\">"
             page += figure(
                 "Bytes per round per tier, stacked",
-                note: "Wire bytes up and down of each tier's clients; the dark line is what dense FedAvg would have sent for the same clients.",
-                legend: tierLegend(run) + "<li><span class=\"swatch\" style=\"border-top: 2px dashed \(ReportStyle.denseColour)\"></span>dense-equivalent</li>",
+                note:
+                    "Wire bytes up and down of each tier's clients; the dark line is what dense FedAvg would have sent for the same clients.",
+                legend: tierLegend(run)
+                    + "<li><span class=\"swatch\" style=\"border-top: 2px dashed \(ReportStyle.denseColour)\"></span>dense-equivalent</li>",
                 chart: bytesChart(run, index: index))
             if !run.isDense, run.layerNames.count > 0 {
                 page += figure(
@@ -114,11 +122,13 @@ public struct HTMLReport: Sendable {
                     note: "Progressive shrinking: the rank every LoD layer keeps after each round.",
                     legend: layerLegend(run), chart: rankChart(run, index: index))
             } else {
-                page += "<figure class=\"empty\"><h3>Kept rank per layer</h3><p class=\"note\">A dense FedAvg run: every layer keeps its full width all run long; nothing to draw.</p></figure>"
+                page +=
+                    "<figure class=\"empty\"><h3>Kept rank per layer</h3><p class=\"note\">A dense FedAvg run: every layer keeps its full width all run long; nothing to draw.</p></figure>"
             }
             page += figure(
                 "Clients per round: participants, drops and rejections",
-                note: "Stacked: clients whose update was aggregated, dropped at the deadline, timed out, or sent an invalid update; the line counts rejected messages.",
+                note:
+                    "Stacked: clients whose update was aggregated, dropped at the deadline, timed out, or sent an invalid update; the line counts rejected messages.",
                 legend: participationLegend(), chart: participationChart(run, index: index))
             page += "</div>"
             page += "<h3>Per tier at the end (bytes against dense FedAvg at equal rounds)</h3>"
@@ -126,7 +136,8 @@ public struct HTMLReport: Sendable {
             page += "</section>"
         }
         page += section("Provenance", note: nil, body: provenanceTable())
-        page += "<footer>Written by \(escapeXML(generator)). Self-contained: no script, font or image is fetched.</footer>\n"
+        page +=
+            "<footer>Written by \(escapeXML(generator)). Self-contained: no script, font or image is fetched.</footer>\n"
         page += "</body>\n</html>\n"
         return page
     }
@@ -164,24 +175,31 @@ public struct HTMLReport: Sendable {
             let s = run.summary
             let total = s.bytesUp + s.bytesDown
             let best = s.finalAccuracyByTier.max { $0.value < $1.value }
-            html += "<div class=\"card\"><h2>\(escapeXML(run.name))\(index == baseline ? " <span class=\"tag\">baseline</span>" : "")</h2>"
+            html +=
+                "<div class=\"card\"><h2>\(escapeXML(run.name))\(index == baseline ? " <span class=\"tag\">baseline</span>" : "")</h2>"
             html += "<p class=\"what\">\(escapeXML(runDescription(run)))</p>"
             html += "<dl>"
             if let best {
-                html += "<dt>final best tier</dt><dd>\(percent(best.value, digits: 2)) (\(escapeXML(best.key)))</dd>"
+                let which = run.isDense ? "one model for every tier" : best.key
+                html +=
+                    "<dt>final best tier</dt><dd>\(percent(best.value, digits: 2)) (\(escapeXML(which)))</dd>"
             }
             html += "<dt>bytes, up + down</dt><dd>\(formatBytes(total))</dd>"
             if s.denseEquivalentBytes > 0, !run.isDense {
-                html += "<dt>of dense-equivalent, at equal rounds</dt><dd>\(percent(Double(total) / Double(s.denseEquivalentBytes))) after \(s.rounds) rounds</dd>"
+                html +=
+                    "<dt>of dense-equivalent, at equal rounds</dt><dd>\(percent(Double(total) / Double(s.denseEquivalentBytes))) after \(s.rounds) rounds</dd>"
             }
             html += "<dt>virtual time</dt><dd>\(formatTime(s.virtualSeconds))</dd>"
             html += "</dl>"
             if index != baseline {
-                html += "<p class=\"equal\">At equal accuracy, against \(escapeXML(runs[baseline].name)):</p><ul class=\"equal\">"
+                html +=
+                    "<p class=\"equal\">At equal accuracy, against \(escapeXML(runs[baseline].name)):</p><ul class=\"equal\">"
                 for (t, target) in targets.enumerated() {
                     let mine = table.rows[index].reaches[t]
                     let theirs = table.rows[baseline].reaches[t]
-                    html += "<li>to \(percent(target, digits: 0)): " + equalAccuracyText(mine, theirs) + "</li>"
+                    html +=
+                        "<li>to \(percent(target, digits: 0)): " + equalAccuracyText(mine, theirs)
+                        + "</li>"
                 }
                 html += "</ul>"
             }
@@ -193,11 +211,13 @@ public struct HTMLReport: Sendable {
     func equalAccuracyText(_ mine: TargetReach, _ theirs: TargetReach) -> String {
         switch (mine.isReached, theirs.isReached) {
         case (false, false): return "neither run reached it"
-        case (false, true): return "<strong>not reached</strong> (the baseline did, in \(theirs.round!) rounds)"
+        case (false, true):
+            return "<strong>not reached</strong> (the baseline did, in \(theirs.round!) rounds)"
         case (true, false): return "reached in \(mine.round!) rounds; the baseline never did"
         case (true, true):
             let r = mine.ratios(to: theirs)
-            return "<strong>\(r.bytes.map { percent($0, digits: 0) } ?? "–") of the bytes</strong>, \(r.rounds.map { String(format: "%.2f×", $0) } ?? "–") the rounds, \(r.time.map { String(format: "%.2f×", $0) } ?? "–") the device time"
+            return
+                "<strong>\(r.bytes.map { percent($0, digits: 0) } ?? "–") of the bytes</strong>, \(r.rounds.map { String(format: "%.2f×", $0) } ?? "–") the rounds, \(r.time.map { String(format: "%.2f×", $0) } ?? "–") the device time"
         }
     }
 
@@ -208,9 +228,11 @@ public struct HTMLReport: Sendable {
             for (index, row) in table.rows.enumerated() {
                 let reach = row.reaches[t]
                 let base = table.rows[table.baseline].reaches[t]
-                html += "<tr\(index == 0 ? " class=\"first\"" : "")><td>\(index == 0 ? percent(target, digits: 0) : "")</td><td>\(escapeXML(row.run))</td>"
+                html +=
+                    "<tr\(index == 0 ? " class=\"first\"" : "")><td>\(index == 0 ? percent(target, digits: 0) : "")</td><td>\(escapeXML(row.run))</td>"
                 if reach.isReached {
-                    html += "<td>\(reach.round!)</td><td>\(formatBytes(reach.bytes!))</td><td>\(formatTime(reach.virtualSeconds!))</td>"
+                    html +=
+                        "<td>\(reach.round!)</td><td>\(formatBytes(reach.bytes!))</td><td>\(formatTime(reach.virtualSeconds!))</td>"
                 } else {
                     html += "<td class=\"nr\" colspan=\"3\">not reached</td>"
                 }
@@ -231,20 +253,33 @@ public struct HTMLReport: Sendable {
 
     func tierTable(_ run: RunData) -> String {
         var html =
-            "<table><thead><tr><th>tier</th><th>rank fraction</th><th>clients</th><th>rounds trained</th><th>bytes</th><th>dense FedAvg</th><th>ratio</th><th>accuracy</th><th>parameters</th><th>ranks</th></tr></thead><tbody>"
+            "<table><thead><tr><th>tier</th><th>rank fraction</th><th>clients</th><th>rounds trained</th><th>bytes</th><th>dense FedAvg</th><th>ratio</th><th>accuracy</th><th>parameters</th><th>MACs</th><th>training MFLOP / sample</th><th>ranks</th></tr></thead><tbody>"
         let style = self.style
+        let fullFLOPs = run.summary.tiers.max { $0.rankFraction < $1.rankFraction }?
+            .trainingFlopsPerSample
         for tier in run.summary.tiers {
             let ratio =
                 tier.denseEquivalentBytes > 0
                 ? percent(Double(tier.bytes) / Double(tier.denseEquivalentBytes)) : "–"
             html +=
-                "<tr><td><span class=\"dot\" style=\"background: \(style.colour(tier: tier.tier))\"></span>\(escapeXML(tier.tier))</td><td>\(String(format: "%.3f", tier.rankFraction))</td><td>\(tier.clients)</td><td>\(tier.participations)</td><td>\(formatBytes(tier.bytes))</td><td>\(formatBytes(tier.denseEquivalentBytes))</td><td>\(ratio)</td><td>\(tier.accuracy.map { percent($0, digits: 2) } ?? "–")</td><td>\(tier.parameters)</td><td>\(tier.ranks.isEmpty ? "full" : tier.ranks.map(String.init).joined(separator: "/"))</td></tr>"
+                "<tr><td><span class=\"dot\" style=\"background: \(style.colour(tier: tier.tier))\"></span>\(escapeXML(tier.tier))</td><td>\(String(format: "%.3f", tier.rankFraction))</td><td>\(tier.clients)</td><td>\(tier.participations)</td><td>\(formatBytes(tier.bytes))</td><td>\(formatBytes(tier.denseEquivalentBytes))</td><td>\(ratio)</td><td>\(tier.accuracy.map { percent($0, digits: 2) } ?? "–")</td><td>\(tier.parameters)</td><td>\(tier.macs.map(String.init) ?? "–")</td><td>\(flopsCell(tier.trainingFlopsPerSample, full: fullFLOPs))</td><td>\(tier.ranks.isEmpty ? "full" : tier.ranks.map(String.init).joined(separator: "/"))</td></tr>"
         }
         let s = run.summary
         let total = s.bytesUp + s.bytesDown
         html +=
-            "<tr class=\"total\"><td>total</td><td></td><td>\(s.tiers.map(\.clients).reduce(0, +))</td><td>\(s.tiers.map(\.participations).reduce(0, +))</td><td>\(formatBytes(total))</td><td>\(formatBytes(s.denseEquivalentBytes))</td><td>\(s.denseEquivalentBytes > 0 ? percent(Double(total) / Double(s.denseEquivalentBytes)) : "–")</td><td></td><td></td><td></td></tr>"
+            "<tr class=\"total\"><td>total</td><td></td><td>\(s.tiers.map(\.clients).reduce(0, +))</td><td>\(s.tiers.map(\.participations).reduce(0, +))</td><td>\(formatBytes(total))</td><td>\(formatBytes(s.denseEquivalentBytes))</td><td>\(s.denseEquivalentBytes > 0 ? percent(Double(total) / Double(s.denseEquivalentBytes)) : "–")</td><td></td><td></td><td></td><td></td><td></td></tr>"
         return html + "</tbody></table>\n"
+    }
+
+    /// "2.41 (0.31 of full)": a tier's training cost per sample and its share of the largest
+    /// tier's.
+    func flopsCell(_ flops: Double?, full: Double??) -> String {
+        guard let flops else { return "–" }
+        var text = String(format: "%.2f", flops / 1e6)
+        if let full = full ?? nil, full > 0, flops != full {
+            text += String(format: " (%.2f of the largest)", flops / full)
+        }
+        return text
     }
 
     func provenanceTable() -> String {
@@ -318,7 +353,8 @@ public struct HTMLReport: Sendable {
 
     /// A bytes axis in MB or GB, whichever reads better.
     static func bytesAxis(_ maximum: Double, label: String) -> (ChartAxis, Double) {
-        let (unit, scale) = maximum >= 5e9 ? ("GB", 1e9) : maximum >= 5e6 ? ("MB", 1e6) : ("kB", 1e3)
+        let (unit, scale) =
+            maximum >= 5e9 ? ("GB", 1e9) : maximum >= 5e6 ? ("MB", 1e6) : ("kB", 1e3)
         return (
             ChartAxis(label: "\(label) (\(unit))") { v in
                 v == v.rounded() ? String(format: "%.0f", v) : String(format: "%g", v)
@@ -358,7 +394,9 @@ public struct HTMLReport: Sendable {
             }
         }
         return LineChart(
-            id: id, title: byTime ? "Accuracy per tier against virtual time" : "Accuracy per tier against round",
+            id: id,
+            title: byTime
+                ? "Accuracy per tier against virtual time" : "Accuracy per tier against round",
             x: byTime ? timeAxis : Self.roundAxis,
             y: accuracyAxis(series.flatMap { $0.points.map(\.y) }), series: series
         ).svg()
@@ -386,7 +424,9 @@ public struct HTMLReport: Sendable {
         axis2.minimum = 0
         return LineChart(
             id: "savings", title: "Accuracy against cumulative bytes", x: axis2,
-            y: accuracyAxis(series.flatMap { $0.points.map(\.y) } + targets, label: "best tier's test accuracy (%)"),
+            y: accuracyAxis(
+                series.flatMap { $0.points.map(\.y) } + targets,
+                label: "best tier's test accuracy (%)"),
             series: series, guides: guides
         ).svg()
     }
@@ -400,7 +440,9 @@ public struct HTMLReport: Sendable {
                 ChartSeries(
                     run: run.name, label: run.isDense ? "dense model" : "final model",
                     colour: ReportStyle.denseColour, dash: style.dash(run: index).svg,
-                    points: curve.map { (byMACs ? Double($0.macs) / 1e6 : $0.rankFraction, $0.accuracy) },
+                    points: curve.map {
+                        (byMACs ? Double($0.macs) / 1e6 : $0.rankFraction, $0.accuracy)
+                    },
                     markers: true))
         }
         var guides: [ChartGuide] = []
@@ -409,12 +451,15 @@ public struct HTMLReport: Sendable {
             for run in runs where !run.isDense {
                 for tier in run.summary.tiers where seen.insert(tier.tier).inserted {
                     guides.append(
-                        ChartGuide(.vertical, at: tier.rankFraction, label: tier.tier, colour: style.colour(tier: tier.tier)))
+                        ChartGuide(
+                            .vertical, at: tier.rankFraction, label: tier.tier,
+                            colour: style.colour(tier: tier.tier)))
                 }
             }
         }
         if series.isEmpty {
-            return "<p class=\"note\">No truncation curve: the runs predate `truncation.json` (run `maestro eval final.maestro` for the same figures).</p>"
+            return
+                "<p class=\"note\">No truncation curve: the runs predate `truncation.json` (run `maestro eval final.maestro` for the same figures).</p>"
         }
         let x =
             byMACs
@@ -447,9 +492,11 @@ public struct HTMLReport: Sendable {
         }
         let dense = ChartSeries(
             run: run.name, label: "dense-equivalent", colour: ReportStyle.denseColour, dash: "5 3",
-            width: 1.6, points: run.rounds.map { (Double($0.round), Double($0.denseEquivalentBytes) / scale) })
+            width: 1.6,
+            points: run.rounds.map { (Double($0.round), Double($0.denseEquivalentBytes) / scale) })
         return StackedBarChart(
-            id: "bytes-\(index)", title: "Bytes per round per tier (\(run.name))", x: Self.roundAxis, y: axis,
+            id: "bytes-\(index)", title: "Bytes per round per tier (\(run.name))",
+            x: Self.roundAxis, y: axis,
             run: run.name, layers: tiers.map { ($0, style.colour(tier: $0)) }, bars: bars,
             lines: [dense]
         ).svg()
@@ -461,12 +508,14 @@ public struct HTMLReport: Sendable {
                 run: run.name, label: name,
                 colour: ReportStyle.layerPalette[layer % ReportStyle.layerPalette.count],
                 points: run.rounds.compactMap { round in
-                    layer < round.ranks.count ? (Double(round.round), Double(round.ranks[layer])) : nil
+                    layer < round.ranks.count
+                        ? (Double(round.round), Double(round.ranks[layer])) : nil
                 }, step: true)
         }
         return LineChart(
             id: "ranks-\(index)", title: "Kept rank per layer (\(run.name))", x: Self.roundAxis,
-            y: ChartAxis(label: "kept rank", integer: true) { String(format: "%.0f", $0) }, series: series,
+            y: ChartAxis(label: "kept rank", integer: true) { String(format: "%.0f", $0) },
+            series: series,
             includeZero: true
         ).svg()
     }
@@ -485,7 +534,9 @@ public struct HTMLReport: Sendable {
             points: run.rounds.map { (Double($0.round), Double($0.rejected.values.reduce(0, +))) })
         return StackedBarChart(
             id: "clients-\(index)", title: "Clients per round (\(run.name))", x: Self.roundAxis,
-            y: ChartAxis(label: "clients or messages", integer: true) { String(format: "%.0f", $0) },
+            y: ChartAxis(label: "clients or messages", integer: true) {
+                String(format: "%.0f", $0)
+            },
             run: run.name, layers: Self.participation, bars: bars, lines: [rejected]
         ).svg()
     }

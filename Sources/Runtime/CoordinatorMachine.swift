@@ -1043,7 +1043,10 @@ struct CoordinatorMachine {
                 participations: participations[tier.name] ?? 0, bytes: bytes.up + bytes.down,
                 denseEquivalentBytes: bytes.denseEquivalent, accuracy: lastAccuracy[tier.name],
                 ranks: ranks,
-                parameters: global.parameterCount(ranks: scenario.isLowRank ? ranks : []))
+                parameters: global.parameterCount(ranks: scenario.isLowRank ? ranks : []),
+                trainingFlopsPerSample: global.trainingStepFLOPs(
+                    batch: 1, ranks: scenario.isLowRank ? ranks : nil),
+                macs: global.macs(ranks: scenario.isLowRank ? ranks : []))
         }
         let moved = Double(totals.up + totals.down)
         let savings: Double = totals.dense > 0 ? 1 - moved / Double(totals.dense) : 0

@@ -94,6 +94,11 @@ public struct RunSummary: Codable, Sendable {
         public var accuracy: Double?
         public var ranks: [Int]
         public var parameters: Int
+        /// Training FLOPs per sample (forward and backward at the tier's final budget, from
+        /// the cost model the virtual clock uses); absent in runs before it was recorded.
+        public var trainingFlopsPerSample: Double?
+        /// Multiply-adds of one forward pass of the tier's final model on one sample.
+        public var macs: Int?
     }
 
     public var scenario: String

@@ -103,7 +103,9 @@ struct ReportCommand: ParsableCommand {
     @OptionGroup var comparison: ComparisonOptions
 
     func validate() throws {
-        guard !runDirectories.isEmpty else { throw ValidationError("give at least one run directory") }
+        guard !runDirectories.isEmpty else {
+            throw ValidationError("give at least one run directory")
+        }
         _ = try comparison.parsedTargets()
     }
 
@@ -115,7 +117,8 @@ struct ReportCommand: ParsableCommand {
                 RunRecorder.reportFile
             ).path
         try writeReport(
-            runs, targets: try comparison.parsedTargets(), baseline: try comparison.baselineIndex(runs),
+            runs, targets: try comparison.parsedTargets(),
+            baseline: try comparison.baselineIndex(runs),
             to: path)
         print("report: \(path)")
     }
@@ -140,7 +143,9 @@ struct CompareCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard !runDirectories.isEmpty else { throw ValidationError("give at least one run directory") }
+        guard !runDirectories.isEmpty else {
+            throw ValidationError("give at least one run directory")
+        }
         _ = try comparison.parsedTargets()
     }
 

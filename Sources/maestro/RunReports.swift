@@ -86,4 +86,3 @@ struct SavingsTable {
         return lines.joined(separator: "\n")
     }
 }
-

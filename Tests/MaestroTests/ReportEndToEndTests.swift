@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 #if canImport(FoundationXML)
-    import FoundationXML
+import FoundationXML
 #endif
 
 /// An 8-bit, non-interlaced PNG decoded to RGB (what headless Chromium writes).
@@ -20,7 +20,8 @@ struct DecodedPNG {
             throw Bad(description: "\(path): not a PNG")
         }
         func u32(_ at: Int) -> Int {
-            Int(data[at]) << 24 | Int(data[at + 1]) << 16 | Int(data[at + 2]) << 8 | Int(data[at + 3])
+            Int(data[at]) << 24 | Int(data[at + 1]) << 16 | Int(data[at + 2]) << 8
+                | Int(data[at + 3])
         }
         var position = 8
         var (width, height, channels) = (0, 0, 0)
@@ -33,7 +34,9 @@ struct DecodedPNG {
             if kind == "IHDR" {
                 width = Int(body[0]) << 24 | Int(body[1]) << 16 | Int(body[2]) << 8 | Int(body[3])
                 height = Int(body[4]) << 24 | Int(body[5]) << 16 | Int(body[6]) << 8 | Int(body[7])
-                guard body[8] == 8, body[12] == 0 else { throw Bad(description: "\(path): not 8-bit") }
+                guard body[8] == 8, body[12] == 0 else {
+                    throw Bad(description: "\(path): not 8-bit")
+                }
                 switch body[9] {
                 case 2: channels = 3
                 case 6: channels = 4
@@ -127,24 +130,41 @@ struct ReportEndToEndTests {
         #expect(report.output.contains("report: \(page)"))
         let html = try String(contentsOfFile: page, encoding: .utf8)
         let parser = XMLParser(data: Data(html.utf8))
-        #expect(parser.parse(), "report.html is not well-formed: \(String(describing: parser.parserError))")
+        #expect(
+            parser.parse(),
+            "report.html is not well-formed: \(String(describing: parser.parserError))")
         #expect(html.components(separatedBy: "<svg class=\"chart\"").count - 1 >= 9)
         #expect(html.contains("Bytes, rounds and device time to reach a target accuracy"))
 
         let compare = try maestro(["compare", lod, dense, "--targets", "0.5,0.99", "--json"])
         #expect(compare.status == 0, "\(compare.error)")
-        let json = try JSONSerialization.jsonObject(with: Data(compare.output.utf8)) as! [String: Any]
+        let json =
+            try JSONSerialization.jsonObject(with: Data(compare.output.utf8)) as! [String: Any]
         #expect(json["baseline"] as? String == "dense")
         let reaches = json["targets"] as! [[String: Any]]
-        #expect(reaches.filter { $0["target"] as? Double == 0.99 }.allSatisfy { $0["round"] is NSNull })
-        #expect(reaches.filter { $0["target"] as? Double == 0.5 }.allSatisfy { $0["reached"] as? Bool == true })
+        #expect(
+            reaches.filter { $0["target"] as? Double == 0.99 }.allSatisfy { $0["round"] is NSNull })
+        #expect(
+            reaches.filter { $0["target"] as? Double == 0.5 }.allSatisfy {
+                $0["reached"] as? Bool == true
+            })
+
+        // Per tier, the cost model's training FLOPs per sample and the deployed MACs: the
+        // 1/4 tier of the (fully factored) MLP costs a quarter of the full tier or less.
+        let tiers = ((json["runs"] as! [[String: Any]])[0]["tiers"] as! [[String: Any]])
+        let flops = tiers.map { $0["training_flops_per_sample"] as? Double ?? 0 }
+        let macs = tiers.map { $0["macs"] as? Int ?? 0 }
+        #expect(flops.allSatisfy { $0 > 0 } && macs.allSatisfy { $0 > 0 }, "\(tiers)")
+        #expect(flops[0] <= 0.26 * flops[1] && macs[0] <= macs[1] / 2, "\(flops) \(macs)")
 
         // Headless Chromium (the test bootstrap installs it) renders the page.
         let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first {
             FileManager.default.isExecutableFile(atPath: $0)
         }
         let browser = try #require(
-            chromium, "no chromium: run tools/bootstrap chromium fonts-dejavu-core (the README's test command does)")
+            chromium,
+            "no chromium: run tools/bootstrap chromium fonts-dejavu-core (the README's test command does)"
+        )
         let screenshot = "\(directory)/report.png"
         let render = try runProgram(
             browser,
@@ -194,7 +214,9 @@ struct ReportEndToEndTests {
         let compare = try maestro(["compare", directory, "--targets", "0.8,high"])
         #expect(compare.status != 0)
         #expect(compare.error.contains("--targets: 'high' is not an accuracy"))
-        let fleet = try maestro(["fleet", "Scenarios/smoke.yaml", "--out", "\(directory)/run", "--baseline", directory])
+        let fleet = try maestro([
+            "fleet", "Scenarios/smoke.yaml", "--out", "\(directory)/run", "--baseline", directory,
+        ])
         #expect(fleet.status != 0)
         #expect(fleet.error.contains("--baseline \(directory): "))
         #expect(!FileManager.default.fileExists(atPath: "\(directory)/run/metrics.jsonl"))

@@ -4,7 +4,7 @@ import Runtime
 import Testing
 
 #if canImport(FoundationXML)
-    import FoundationXML
+import FoundationXML
 #endif
 
 /// A run directory written by hand: every figure below is chosen so the expected results can
@@ -111,8 +111,10 @@ let lodFixture = FixtureRun(
         6: ["low": 0.86, "full": 0.88],
     ],
     truncation: [
-        TruncationPoint(rankFraction: 0.25, accuracy: 0.8, parameters: 300, macs: 250, ranks: [8, 3]),
-        TruncationPoint(rankFraction: 1, accuracy: 0.88, parameters: 1000, macs: 900, ranks: [24, 4]),
+        TruncationPoint(
+            rankFraction: 0.25, accuracy: 0.8, parameters: 300, macs: 250, ranks: [8, 3]),
+        TruncationPoint(
+            rankFraction: 1, accuracy: 0.88, parameters: 1000, macs: 900, ranks: [24, 4]),
     ])
 
 /// Dense: 0.81 at round 2, 0.86 at 4 and 0.87 at 6 (300 bytes and 4 s per round).
@@ -161,8 +163,11 @@ struct ReportTests {
         #expect(lines[row95].contains("not reached") && lines[row95 + 1].contains("not reached"))
         #expect(!lines[row95].contains(" 0 "))
 
-        let json = try JSONSerialization.jsonObject(
-            with: Data(CompareReport(runs: [lod, dense], targets: [0.8, 0.95], baseline: 1).json().utf8))
+        let json =
+            try JSONSerialization.jsonObject(
+                with: Data(
+                    CompareReport(runs: [lod, dense], targets: [0.8, 0.95], baseline: 1).json().utf8
+                ))
             as! [String: Any]
         let reaches = json["targets"] as! [[String: Any]]
         #expect(reaches.count == 4)
@@ -176,7 +181,9 @@ struct ReportTests {
         #expect(line.contains("95% reached by neither"))
     }
 
-    @Test("The report is well-formed XML, self-contained, and each chart draws what metrics.jsonl holds")
+    @Test(
+        "The report is well-formed XML, self-contained, and each chart draws what metrics.jsonl holds"
+    )
     func htmlStructure() throws {
         let parent = scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: parent) }
@@ -193,10 +200,16 @@ struct ReportTests {
 
         // Nothing fetched: no src/href, no url(), no link or script element.
         #expect(!html.contains("src=") && !html.contains("href=") && !html.contains("url(http"))
-        #expect(!collector.elements.contains { ["script", "link", "img", "iframe"].contains($0.name) })
-        #expect(html.components(separatedBy: "http").count - 1 == html.components(separatedBy: "xmlns=\"http").count - 1)
+        #expect(
+            !collector.elements.contains { ["script", "link", "img", "iframe"].contains($0.name) })
+        #expect(
+            html.components(separatedBy: "http").count - 1 == html.components(
+                separatedBy: "xmlns=\"http"
+            ).count - 1)
 
-        let charts = collector.elements.filter { $0.name == "svg" && $0.attributes["class"] == "chart" }
+        let charts = collector.elements.filter {
+            $0.name == "svg" && $0.attributes["class"] == "chart"
+        }
         let ids = Set(charts.compactMap { $0.attributes["id"] })
         for id in [
             "savings", "accuracy-round", "accuracy-time", "truncation-fraction", "truncation-macs",
@@ -263,7 +276,8 @@ struct ReportTests {
             _ = try RunData.load(directory: directory)
             Issue.record("an empty summary was accepted")
         } catch {
-            #expect(error.description.contains("summary.json: not a run summary (missing key scenario"))
+            #expect(
+                error.description.contains("summary.json: not a run summary (missing key scenario"))
         }
     }
 }
