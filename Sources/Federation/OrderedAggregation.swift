@@ -127,26 +127,56 @@ public enum OrderedAggregation {
         }
     }
 
+    /// How many leading rows of each parameter tensor some contribution covers: for a factor
+    /// the largest budget among the round's clients (at most the kept rank), for a shared
+    /// tensor all its rows when anyone contributed. The rows after them were trained by no
+    /// client of the round.
+    public static func coveredRows(
+        global: Network, contributions: [ClientContribution]
+    ) -> [Int] {
+        let layout = ParameterLayout(global.architecture)
+        var rows = global.parameters.map { _ in 0 }
+        guard !contributions.isEmpty else { return rows }
+        for (l, indices) in layout.factorIndices.enumerated() {
+            let covered = min(
+                global.keptRanks[l], contributions.map { $0.slice.budgets[l] }.max() ?? 0)
+            rows[indices.up] = covered
+            rows[indices.down] = covered
+        }
+        for tensorIndex in layout.sharedIndices {
+            rows[tensorIndex] = global.parameters[tensorIndex].shape.first ?? 1
+        }
+        return rows
+    }
+
     /// Applies the server optimiser to the global parameters along `delta`.
+    ///
+    /// With `coveredRows` (from ``coveredRows(global:contributions:)``), only the first
+    /// `coveredRows[i]` rows of tensor `i` take a step: the others keep their values and
+    /// their optimiser state, so momentum earned in earlier rounds is not spent in a round
+    /// nobody trained them (rank-aware server state).
     public static func apply(
         _ delta: [Tensor], to parameters: inout [Tensor], optimizer: ServerOptimizer,
-        state: inout ServerOptimizerState
+        state: inout ServerOptimizerState, coveredRows: [Int]? = nil
     ) {
         for i in parameters.indices {
+            let rows = parameters[i].shape.first ?? 1
+            let width = parameters[i].count / max(rows, 1)
+            let count = coveredRows.map { min($0[i], rows) * width } ?? parameters[i].count
             parameters[i].scalars.withUnsafeMutableBufferPointer { w in
                 delta[i].scalars.withUnsafeBufferPointer { d in
                     state.firstMoment[i].scalars.withUnsafeMutableBufferPointer { m in
                         state.secondMoment[i].scalars.withUnsafeMutableBufferPointer { v in
                             switch optimizer {
                             case .fedAvg(let rate):
-                                for j in 0..<w.count { w[j] -= rate * d[j] }
+                                for j in 0..<count { w[j] -= rate * d[j] }
                             case .fedAvgM(let rate, let beta):
-                                for j in 0..<w.count {
+                                for j in 0..<count {
                                     m[j] = beta * m[j] + d[j]
                                     w[j] -= rate * m[j]
                                 }
                             case .fedAdam(let rate, let beta1, let beta2, let epsilon):
-                                for j in 0..<w.count {
+                                for j in 0..<count {
                                     m[j] = beta1 * m[j] + (1 - beta1) * d[j]
                                     v[j] = beta2 * v[j] + (1 - beta2) * d[j] * d[j]
                                     w[j] -= rate * m[j] / (v[j].squareRoot() + epsilon)

@@ -218,6 +218,7 @@ extension Scenario.Training {
             ("coverageDamping", .boolean(coverageDamping)),
             ("selfDistillation", .boolean(selfDistillation)),
             ("learningRateSchedule", .text(learningRateSchedule.rawValue)),
+            ("rankAwareServer", .boolean(rankAwareServer)),
         ])
     }
 }

@@ -154,6 +154,10 @@ extension Scenario {
         /// Scale component j's pseudo-gradient by the share of the round's samples whose
         /// clients hold j (SPEC §5), so rarely trained tail components move less.
         public var coverageDamping: Bool = false
+        /// The server optimiser moves only the components some client of the round trained:
+        /// an uncovered component keeps its value and its optimiser state (no step on stale
+        /// momentum, no decay of its moments), like a lazy (sparse) Adam.
+        public var rankAwareServer: Bool = false
         /// Sampled local steps also learn the softmax of the client's full-budget pass.
         public var selfDistillation: Bool = false
         /// Client learning rate over rounds: constant, or cosine-annealed to 0 at the last round.

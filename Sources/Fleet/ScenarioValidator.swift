@@ -38,7 +38,7 @@ struct ScenarioValidator {
     static let trainingKeys = [
         "localEpochs", "batchSize", "learningRate", "sampler", "groupLasso", "server",
         "momentum", "weightDecay", "fullBudgetProbability", "coverageDamping", "selfDistillation",
-        "learningRateSchedule",
+        "learningRateSchedule", "rankAwareServer",
     ]
     static let samplerKeys = ["kind", "fractions", "fraction"]
     static let serverKeys = ["optimizer", "learningRate", "momentum", "beta1", "beta2", "epsilon"]
@@ -128,6 +128,7 @@ struct ScenarioValidator {
             defaulted.weightDecay = training.weightDecay
             defaulted.fullBudgetProbability = training.fullBudgetProbability
             defaulted.coverageDamping = training.coverageDamping
+            defaulted.rankAwareServer = training.rankAwareServer
             defaulted.selfDistillation = training.selfDistillation
             defaulted.learningRateSchedule = training.learningRateSchedule
             training = defaulted
@@ -314,12 +315,13 @@ struct ScenarioValidator {
             fields, "fullBudgetProbability", .number(.unit), default: 0)
         let coverageDamping = optional(fields, "coverageDamping", .boolean, default: false)
         let selfDistillation = optional(fields, "selfDistillation", .boolean, default: false)
+        let rankAwareServer = optional(fields, "rankAwareServer", .boolean, default: false)
         let schedule = optional(
             fields, "learningRateSchedule", .choice(Scenario.Training.LearningRateSchedule.self),
             default: .constant)
         guard let localEpochs, let batchSize, let learningRate, let sampler, let groupLasso,
             let server, let momentum, let weightDecay, let fullBudgetProbability,
-            let coverageDamping, let selfDistillation, let schedule
+            let coverageDamping, let selfDistillation, let schedule, let rankAwareServer
         else { return nil }
         var training = Scenario.Training(
             localEpochs: localEpochs, batchSize: batchSize, learningRate: learningRate,
@@ -330,6 +332,7 @@ struct ScenarioValidator {
         training.coverageDamping = coverageDamping
         training.selfDistillation = selfDistillation
         training.learningRateSchedule = schedule
+        training.rankAwareServer = rankAwareServer
         return training
     }
 

@@ -63,7 +63,7 @@ public struct CompareReport: Sendable {
                             format: ", %.1f%% of dense-equivalent at equal rounds",
                             100 * Double(total) / Double(s.denseEquivalentBytes)) : ""))
             lines.append(
-                "tier        p   clients  rounds trained       bytes   dense FedAvg   ratio   accuracy        MACs  train MFLOP/sample"
+                "tier        p   clients  rounds trained       bytes   dense FedAvg   ratio   accuracy        MACs  train MFLOP/sample  data reached"
             )
             let fullFLOPs = s.tiers.max { $0.rankFraction < $1.rankFraction }?
                 .trainingFlopsPerSample
@@ -88,7 +88,8 @@ public struct CompareReport: Sendable {
                                         $0 > 0 && $0 != flops
                                             ? String(format: " (%.2f)", flops / $0) : ""
                                     } ?? "")
-                            } ?? "-", 20, right: true))
+                            } ?? "-", 20, right: true)
+                        + "  " + dataReached(tier))
             }
         }
         return lines.joined(separator: "\n")
@@ -129,6 +130,9 @@ public struct CompareReport: Sendable {
                         "accuracy": tier.accuracy ?? NSNull(), "parameters": tier.parameters,
                         "macs": tier.macs ?? NSNull(),
                         "training_flops_per_sample": tier.trainingFlopsPerSample ?? NSNull(),
+                        "contributing_clients": tier.contributingClients ?? NSNull(),
+                        "samples": tier.samples ?? NSNull(),
+                        "contributed_samples": tier.contributedSamples ?? NSNull(),
                     ] as [String: Any]
                 },
             ]

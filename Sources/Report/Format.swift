@@ -1,4 +1,5 @@
 import Foundation
+import Runtime
 
 /// Bytes with a decimal unit: "71.20 MB".
 public func formatBytes(_ bytes: Int) -> String {
@@ -29,6 +30,17 @@ public func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
 /// An accuracy in percent: "85.20 %" style without the space ("85.20%").
 func percent(_ value: Double, digits: Int = 1) -> String {
     String(format: "%.\(digits)f%%", 100 * value)
+}
+
+/// Whose data ever reached the model: "24/40 (61.3%)", the tier's clients with an
+/// aggregated update out of its registered ones, and their share of its samples; "-" for
+/// runs recorded before it was kept.
+public func dataReached(_ tier: RunSummary.TierSummary) -> String {
+    guard let clients = tier.contributingClients, let samples = tier.samples,
+        let contributed = tier.contributedSamples
+    else { return "-" }
+    let share = samples > 0 ? " (" + percent(Double(contributed) / Double(samples)) + ")" : ""
+    return "\(clients)/\(tier.clients)" + share
 }
 
 /// Text safe inside XML element content and attribute values.

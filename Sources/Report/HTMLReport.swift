@@ -253,7 +253,7 @@ public struct HTMLReport: Sendable {
 
     func tierTable(_ run: RunData) -> String {
         var html =
-            "<table><thead><tr><th>tier</th><th>rank fraction</th><th>clients</th><th>rounds trained</th><th>bytes</th><th>dense FedAvg</th><th>ratio</th><th>accuracy</th><th>parameters</th><th>MACs</th><th>training MFLOP / sample</th><th>ranks</th></tr></thead><tbody>"
+            "<table><thead><tr><th>tier</th><th>rank fraction</th><th>clients</th><th>rounds trained</th><th>bytes</th><th>dense FedAvg</th><th>ratio</th><th>accuracy</th><th>parameters</th><th>MACs</th><th>training MFLOP / sample</th><th>ranks</th><th>data reached (clients, samples)</th></tr></thead><tbody>"
         let style = self.style
         let fullFLOPs = run.summary.tiers.max { $0.rankFraction < $1.rankFraction }?
             .trainingFlopsPerSample
@@ -262,12 +262,12 @@ public struct HTMLReport: Sendable {
                 tier.denseEquivalentBytes > 0
                 ? percent(Double(tier.bytes) / Double(tier.denseEquivalentBytes)) : "–"
             html +=
-                "<tr><td><span class=\"dot\" style=\"background: \(style.colour(tier: tier.tier))\"></span>\(escapeXML(tier.tier))</td><td>\(String(format: "%.3f", tier.rankFraction))</td><td>\(tier.clients)</td><td>\(tier.participations)</td><td>\(formatBytes(tier.bytes))</td><td>\(formatBytes(tier.denseEquivalentBytes))</td><td>\(ratio)</td><td>\(tier.accuracy.map { percent($0, digits: 2) } ?? "–")</td><td>\(tier.parameters)</td><td>\(tier.macs.map(String.init) ?? "–")</td><td>\(flopsCell(tier.trainingFlopsPerSample, full: fullFLOPs))</td><td>\(tier.ranks.isEmpty ? "full" : tier.ranks.map(String.init).joined(separator: "/"))</td></tr>"
+                "<tr><td><span class=\"dot\" style=\"background: \(style.colour(tier: tier.tier))\"></span>\(escapeXML(tier.tier))</td><td>\(String(format: "%.3f", tier.rankFraction))</td><td>\(tier.clients)</td><td>\(tier.participations)</td><td>\(formatBytes(tier.bytes))</td><td>\(formatBytes(tier.denseEquivalentBytes))</td><td>\(ratio)</td><td>\(tier.accuracy.map { percent($0, digits: 2) } ?? "–")</td><td>\(tier.parameters)</td><td>\(tier.macs.map(String.init) ?? "–")</td><td>\(flopsCell(tier.trainingFlopsPerSample, full: fullFLOPs))</td><td>\(tier.ranks.isEmpty ? "full" : tier.ranks.map(String.init).joined(separator: "/"))</td><td>\(dataReached(tier))</td></tr>"
         }
         let s = run.summary
         let total = s.bytesUp + s.bytesDown
         html +=
-            "<tr class=\"total\"><td>total</td><td></td><td>\(s.tiers.map(\.clients).reduce(0, +))</td><td>\(s.tiers.map(\.participations).reduce(0, +))</td><td>\(formatBytes(total))</td><td>\(formatBytes(s.denseEquivalentBytes))</td><td>\(s.denseEquivalentBytes > 0 ? percent(Double(total) / Double(s.denseEquivalentBytes)) : "–")</td><td></td><td></td><td></td><td></td><td></td></tr>"
+            "<tr class=\"total\"><td>total</td><td></td><td>\(s.tiers.map(\.clients).reduce(0, +))</td><td>\(s.tiers.map(\.participations).reduce(0, +))</td><td>\(formatBytes(total))</td><td>\(formatBytes(s.denseEquivalentBytes))</td><td>\(s.denseEquivalentBytes > 0 ? percent(Double(total) / Double(s.denseEquivalentBytes)) : "–")</td><td></td><td></td><td></td><td></td><td></td><td></td></tr>"
         return html + "</tbody></table>\n"
     }
 

@@ -36,6 +36,9 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
         public var cooldownUntil: [UInt32: Int]?
         /// Clients known to be gone, not selected until they register again.
         public var unresponsive: [UInt32]?
+        /// Clients whose update has been aggregated at least once (absent in checkpoints
+        /// written before it was kept: read as none).
+        public var contributors: [UInt32]?
 
         public init(
             round: Int, architecture: Architecture, keptRanks: [Int], bytesUp: Int, bytesDown: Int,
@@ -45,7 +48,7 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
             tierBytes: [String: RoundMetrics.TierBytes],
             participations: [String: Int], rejected: [String: Int], lateUpdates: Int,
             lastAccuracy: [String: Double], cooldownUntil: [UInt32: Int] = [:],
-            unresponsive: [UInt32] = []
+            unresponsive: [UInt32] = [], contributors: [UInt32] = []
         ) {
             self.round = round
             self.architecture = architecture
@@ -65,6 +68,7 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
             self.lastAccuracy = lastAccuracy
             self.cooldownUntil = cooldownUntil
             self.unresponsive = unresponsive
+            self.contributors = contributors
         }
     }
 

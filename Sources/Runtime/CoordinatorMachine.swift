@@ -87,6 +87,8 @@ struct CoordinatorMachine {
     private var totals = (up: 0, down: 0, dense: 0, virtual: 0.0)
     private var tierTotals: [String: RoundMetrics.TierBytes] = [:]
     private var participations: [String: Int] = [:]
+    /// Clients whose update has been aggregated at least once: whose data reached the model.
+    private var contributors: Set<UInt32> = []
     private var rejectedTotals: [String: Int] = [:]
     private var lateTotal = 0
     private var computeTotal = 0.0
@@ -187,6 +189,7 @@ struct CoordinatorMachine {
             lastAccuracy = header.lastAccuracy
             cooldownUntil = header.cooldownUntil ?? [:]
             unresponsive = Set(header.unresponsive ?? [])
+            contributors = Set(header.contributors ?? [])
             completedRound = header.round
             earlier = (header.wallSeconds, header.transportBytesSent, header.transportBytesReceived)
         }
@@ -540,10 +543,15 @@ struct CoordinatorMachine {
             let delta = OrderedAggregation.pseudoGradient(
                 global: global, contributions: participants,
                 coverageDamping: scenario.training.coverageDamping)
+            let covered =
+                scenario.training.rankAwareServer
+                ? OrderedAggregation.coveredRows(global: global, contributions: participants)
+                : nil
             OrderedAggregation.apply(
                 delta, to: &global.parameters, optimizer: scenario.serverOptimizer,
-                state: &serverState)
+                state: &serverState, coveredRows: covered)
             for id in participants.map(\.clientID) {
+                contributors.insert(UInt32(id))
                 participations[scenario.tiers[clients[UInt32(id)]!.tierIndex].name, default: 0] += 1
             }
         case .abort:
@@ -1016,7 +1024,7 @@ struct CoordinatorMachine {
             tierBytes: tierTotals,
             participations: participations, rejected: rejectedTotals, lateUpdates: lateTotal,
             lastAccuracy: lastAccuracy, cooldownUntil: cooldownUntil,
-            unresponsive: unresponsive.sorted())
+            unresponsive: unresponsive.sorted(), contributors: contributors.sorted())
         return CoordinatorCheckpoint(
             header: header, parameters: global.parameters, serverState: serverState)
     }
@@ -1035,6 +1043,15 @@ struct CoordinatorMachine {
     /// The run's summary.
     func summary(statistics: TransportStatistics, wallSeconds: Double) -> RunSummary {
         let counts = scenario.clientsPerTier
+        var samples = scenario.tiers.map { _ in (all: 0, contributed: 0, clients: 0) }
+        clients.forEach { client in
+            guard samples.indices.contains(client.tierIndex) else { return }
+            samples[client.tierIndex].all += client.sampleCount
+            if contributors.contains(client.id) {
+                samples[client.tierIndex].contributed += client.sampleCount
+                samples[client.tierIndex].clients += 1
+            }
+        }
         let tiers = scenario.tiers.enumerated().map { index, tier in
             let ranks = scenario.isLowRank ? budgets(tierIndex: index) : []
             let bytes = tierTotals[tier.name] ?? RoundMetrics.TierBytes()
@@ -1046,7 +1063,9 @@ struct CoordinatorMachine {
                 parameters: global.parameterCount(ranks: scenario.isLowRank ? ranks : []),
                 trainingFlopsPerSample: global.trainingStepFLOPs(
                     batch: 1, ranks: scenario.isLowRank ? ranks : nil),
-                macs: global.macs(ranks: scenario.isLowRank ? ranks : []))
+                macs: global.macs(ranks: scenario.isLowRank ? ranks : []),
+                contributingClients: samples[index].clients,
+                samples: samples[index].all, contributedSamples: samples[index].contributed)
         }
         let moved = Double(totals.up + totals.down)
         let savings: Double = totals.dense > 0 ? 1 - moved / Double(totals.dense) : 0

@@ -99,6 +99,12 @@ public struct RunSummary: Codable, Sendable {
         public var trainingFlopsPerSample: Double?
         /// Multiply-adds of one forward pass of the tier's final model on one sample.
         public var macs: Int?
+        /// Registered clients of the tier whose update was aggregated at least once, and the
+        /// training samples the tier's registered clients hold, all and those of the
+        /// contributing clients: whose data ever reached the model (absent in older runs).
+        public var contributingClients: Int?
+        public var samples: Int?
+        public var contributedSamples: Int?
     }
 
     public var scenario: String

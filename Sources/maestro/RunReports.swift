@@ -48,7 +48,7 @@ struct SavingsTable {
         var lines = [
             "",
             "\(summary.scenario) (\(summary.strategy)): \(summary.rounds) rounds, wall \(String(format: "%.0f", summary.wallSeconds)) s, virtual \(formatDuration(summary.virtualSeconds))",
-            "tier        p   clients  rounds trained       bytes   dense FedAvg   ratio   accuracy   parameters",
+            "tier        p   clients  rounds trained       bytes   dense FedAvg   ratio   accuracy   parameters  data reached",
         ]
         for tier in summary.tiers {
             let ratio =
@@ -63,7 +63,7 @@ struct SavingsTable {
                     + pad(formatBytes(tier.bytes), 12, right: true)
                     + pad(formatBytes(tier.denseEquivalentBytes), 15, right: true)
                     + String(format: "  %5.1f%%", 100 * ratio) + pad(accuracy, 11, right: true)
-                    + String(format: "  %11d", tier.parameters))
+                    + String(format: "  %11d", tier.parameters) + "  " + dataReached(tier))
         }
         let total = summary.bytesUp + summary.bytesDown
         lines.append(

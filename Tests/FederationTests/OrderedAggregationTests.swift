@@ -72,6 +72,57 @@ struct OrderedAggregationTests {
         #expect(damped[2].scalars == [-4, -4])
     }
 
+    @Test(
+        "Rank-aware server: uncovered components keep their values and FedAdam moments; covered ones step"
+    )
+    func rankAwareServer() {
+        let global = Self.network(value: 0)
+        let adam = ServerOptimizer.fedAdam(
+            learningRate: 0.1, beta1: 0.9, beta2: 0.99, epsilon: 1e-3)
+        // Round 1: both components trained (budget 2), so both carry momentum.
+        var parameters = global.parameters
+        var state = ServerOptimizerState(for: parameters)
+        let first = [Self.contribution(id: 1, samples: 10, budget: 2, value: 1)]
+        OrderedAggregation.apply(
+            OrderedAggregation.pseudoGradient(
+                global: global, contributions: first, coverageDamping: false),
+            to: &parameters, optimizer: adam, state: &state)
+        // Round 2: only component 1 is trained.
+        let afterFirst = Network(
+            architecture: global.architecture, parameters: parameters, keptRanks: [2])
+        let second = [Self.contribution(id: 2, samples: 10, budget: 1, value: 2)]
+        #expect(
+            OrderedAggregation.coveredRows(global: afterFirst, contributions: second) == [1, 1, 2])
+        #expect(OrderedAggregation.coveredRows(global: afterFirst, contributions: []) == [0, 0, 0])
+        let delta = OrderedAggregation.pseudoGradient(
+            global: afterFirst, contributions: second, coverageDamping: false)
+        var plain = parameters
+        var plainState = state
+        OrderedAggregation.apply(delta, to: &plain, optimizer: adam, state: &plainState)
+        var aware = parameters
+        var awareState = state
+        OrderedAggregation.apply(
+            delta, to: &aware, optimizer: adam, state: &awareState,
+            coveredRows: OrderedAggregation.coveredRows(global: afterFirst, contributions: second))
+        for tensor in 0..<2 {
+            let width = parameters[tensor].columns
+            let tail = width..<(2 * width)
+            // Plain FedAdam moves the untrained component on its old momentum ...
+            #expect(Array(plain[tensor].scalars[tail]) != Array(parameters[tensor].scalars[tail]))
+            // ... the rank-aware server leaves it and its moments exactly as they were.
+            #expect(Array(aware[tensor].scalars[tail]) == Array(parameters[tensor].scalars[tail]))
+            #expect(
+                Array(awareState.firstMoment[tensor].scalars[tail])
+                    == Array(state.firstMoment[tensor].scalars[tail]))
+            #expect(
+                Array(awareState.secondMoment[tensor].scalars[tail])
+                    == Array(state.secondMoment[tensor].scalars[tail]))
+            // The trained component takes the same step either way.
+            #expect(Array(aware[tensor].scalars[0..<width]) == Array(plain[tensor].scalars[0..<width]))
+        }
+        #expect(aware[2] == plain[2])
+    }
+
     @Test("Arrival order does not change a single bit of the result")
     func orderIndependence() {
         var generator = SeededGenerator(seed: 4)

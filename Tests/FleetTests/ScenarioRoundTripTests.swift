@@ -52,7 +52,7 @@ struct ScenarioRoundTripTests {
             ("training.momentum", "0.5"), ("training.weightDecay", "1e-4"),
             ("training.fullBudgetProbability", "0.5"), ("training.coverageDamping", "true"),
             ("training.selfDistillation", "true"),
-            ("training.learningRateSchedule", "cosine"),
+            ("training.learningRateSchedule", "cosine"), ("training.rankAwareServer", "true"),
             ("shrinking", "{threshold: 0.05, period: 5, until: 30}"),
         ],
     ]
@@ -99,6 +99,7 @@ struct ScenarioRoundTripTests {
                   coverageDamping: false
                   selfDistillation: false
                   learningRateSchedule: constant
+                  rankAwareServer: false
                 shrinking: {threshold: 0, period: 10}
                 evaluation: {period: 10}
                 security: {requireCurve: false}

@@ -13,7 +13,10 @@ func shipped(_ name: String) throws -> Scenario {
 
 @Suite("Shipped scenario files")
 struct ShippedScenarioTests {
-    static let required = ["default", "dense-fedavg", "fjord-uniform5", "synthetic", "smoke"]
+    static let required = [
+        "default", "dense-fedavg", "fjord-uniform5", "synthetic", "smoke", "deadline",
+        "deadline-dense",
+    ]
 
     @Test("The required scenario files are shipped")
     func requiredFilesExist() throws {
@@ -86,6 +89,40 @@ struct ShippedScenarioTests {
         ])
         #expect(dense == expected)
         #expect(dense.training.sampler == .unsampled)
+    }
+
+    @Test(
+        "deadline.yaml: the default recipe on cited devices; the dense twin differs only in the LoD-only keys"
+    )
+    func deadlinePair() throws {
+        let lod = try shipped("deadline")
+        let reference = try shipped("default")
+        #expect(lod.training == reference.training)
+        #expect(lod.model == reference.model)
+        #expect(lod.shrinking == reference.shrinking)
+        #expect(lod.tiers.map(\.rankFraction) == reference.tiers.map(\.rankFraction))
+        #expect(lod.tiers.map(\.uplinkMbps) == [1.3, 8.2, 21.08, 48.36])
+        #expect(lod.deadlineSeconds == 1.8)
+        let dense = try shipped("deadline-dense")
+        let expected = try lod.overriding([
+            ("name", "deadline-dense"), ("model.strategy", "denseFedAvg"),
+            ("model.factoredMinimumWeights", "0"),
+            ("training.sampler", "none"), ("training.groupLasso", "0"),
+            ("training.fullBudgetProbability", "0"), ("training.coverageDamping", "false"),
+            ("shrinking.threshold", "0"),
+        ])
+        #expect(dense == expected)
+        // The point of the pair: a dense round over the low tier's 3G link misses the
+        // deadline on its transfers alone; the 1/8-rank LoD one makes it with room.
+        // Dense LeNet-5 holds 61 706 parameters; at p = 1/8 LoD sends 13 670 (`maestro scenario
+        // show`): float32, each way.
+        let low = try #require(dense.tiers.first { $0.name == "low" })
+        let denseLow = ClientRoundTime(
+            tier: low, trainingFLOPs: 0, downloadBytes: 61_706 * 4, uploadBytes: 61_706 * 4)
+        #expect(!dense.meetsDeadline(denseLow), "\(denseLow.totalSeconds) s")
+        let lodLow = ClientRoundTime(
+            tier: low, trainingFLOPs: 0, downloadBytes: 13_670 * 4, uploadBytes: 13_670 * 4)
+        #expect(lodLow.totalSeconds < 0.5 * 1.8)
     }
 
     @Test("fjord-uniform5.yaml: five equal tiers p = 0.2 … 1.0")

@@ -307,6 +307,56 @@ struct CoordinatorMachineTests {
         #expect(run.finished && run.failures.isEmpty)
     }
 
+    @Test(
+        "Whose data reached the model: a tier that always misses the deadline contributes nothing, and resume keeps the record"
+    )
+    func dataReached() throws {
+        // The deadline halfway between the large tier's slowest and the small tier's fastest
+        // round time: every small client is dropped before anything is sent.
+        var probe = try MachineHarness([("clientsPerRound", "8")])
+        probe.perform(probe.machine.start(at: .zero))
+        for client in 0..<8 { probe.register(client, at: .zero) }
+        let times = RoundLogic.invitations(
+            selected: Array(0..<8), clients: probe.machine.clients,
+            scenario: probe.machine.scenario, global: probe.machine.global, round: 1
+        ).invited
+        let small = times.filter { $0.client < 4 }.map(\.time.totalSeconds).min()!
+        let large = times.filter { $0.client >= 4 }.map(\.time.totalSeconds).max()!
+        #expect(large < small)
+        let overrides = [
+            ("rounds", "3"), ("clientsPerRound", "8"), ("deadlineSeconds", "\((small + large) / 2)"),
+        ]
+        var run = try MachineHarness(overrides)
+        run.perform(run.machine.start(at: .zero))
+        for client in 0..<8 { run.register(client, at: .zero) }
+        var time = Duration.seconds(1)
+        var checkpoint: CoordinatorCheckpoint?
+        for round in 1...3 {
+            for client in run.trains.filter({ $0.round == round }).map(\.client) {
+                run.answer(client, at: time)
+            }
+            time += .seconds(10)
+            if round == 2 {
+                checkpoint = run.machine.checkpoint(
+                    statistics: TransportStatistics(), wallSeconds: 1)
+            }
+            run.perform(run.machine.committed(at: time))
+        }
+        #expect(run.finished)
+        #expect(run.commits.allSatisfy { $0.droppedDeadline.count == 4 })
+        let summary = run.machine.summary(statistics: TransportStatistics(), wallSeconds: 1)
+        let byTier = Dictionary(uniqueKeysWithValues: summary.tiers.map { ($0.tier, $0) })
+        #expect(byTier["small"]?.contributingClients == 0)
+        #expect(byTier["small"]?.samples == 200 && byTier["small"]?.contributedSamples == 0)
+        #expect(byTier["large"]?.contributingClients == 4)
+        #expect(byTier["large"]?.samples == 200 && byTier["large"]?.contributedSamples == 200)
+        // The checkpoint carries the contributors: a resumed run reports the same.
+        let saved = try #require(checkpoint)
+        #expect(saved.header.contributors == [4, 5, 6, 7])
+        let decoded = try CoordinatorCheckpoint(bytes: saved.encoded(), path: "checkpoint.bin")
+        #expect(decoded.header.contributors == [4, 5, 6, 7])
+    }
+
     @Test("A client that missed a deadline sits out exactly the next three rounds")
     func cooldown() throws {
         var run = try MachineHarness([("rounds", "6"), ("clientsPerRound", "8")])
