@@ -118,7 +118,8 @@ struct OrderedAggregationTests {
                 Array(awareState.secondMoment[tensor].scalars[tail])
                     == Array(state.secondMoment[tensor].scalars[tail]))
             // The trained component takes the same step either way.
-            #expect(Array(aware[tensor].scalars[0..<width]) == Array(plain[tensor].scalars[0..<width]))
+            #expect(
+                Array(aware[tensor].scalars[0..<width]) == Array(plain[tensor].scalars[0..<width]))
         }
         #expect(aware[2] == plain[2])
     }

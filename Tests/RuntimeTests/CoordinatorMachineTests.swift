@@ -324,7 +324,8 @@ struct CoordinatorMachineTests {
         let large = times.filter { $0.client >= 4 }.map(\.time.totalSeconds).max()!
         #expect(large < small)
         let overrides = [
-            ("rounds", "3"), ("clientsPerRound", "8"), ("deadlineSeconds", "\((small + large) / 2)"),
+            ("rounds", "3"), ("clientsPerRound", "8"),
+            ("deadlineSeconds", "\((small + large) / 2)"),
         ]
         var run = try MachineHarness(overrides)
         run.perform(run.machine.start(at: .zero))
