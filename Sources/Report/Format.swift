@@ -33,8 +33,8 @@ func percent(_ value: Double, digits: Int = 1) -> String {
 }
 
 /// Whose data ever reached the model: "24/40 (61.3%)", the tier's clients with an
-/// aggregated update out of its registered ones, and their share of its samples; "-" for
-/// runs recorded before it was kept.
+/// aggregated update out of the tier's clients in the scenario, and their share of the
+/// samples its registered clients hold; "-" for runs recorded before it was kept.
 public func dataReached(_ tier: RunSummary.TierSummary) -> String {
     guard let clients = tier.contributingClients, let samples = tier.samples,
         let contributed = tier.contributedSamples
