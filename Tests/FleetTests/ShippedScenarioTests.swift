@@ -11,6 +11,16 @@ func shipped(_ name: String) throws -> Scenario {
     try Scenario.load(path: scenariosDirectory.appendingPathComponent("\(name).yaml").path)
 }
 
+/// `scenario` as its dense FedAvg twin must be: renamed, dense, every LoD-only key off.
+func denseTwin(of scenario: Scenario, named name: String) throws -> Scenario {
+    try scenario.overriding([
+        ("name", name), ("model.strategy", "denseFedAvg"), ("model.factoredMinimumWeights", "0"),
+        ("training.sampler", "none"), ("training.groupLasso", "0"),
+        ("training.fullBudgetProbability", "0"), ("training.coverageDamping", "false"),
+        ("shrinking.threshold", "0"),
+    ])
+}
+
 @Suite("Shipped scenario files")
 struct ShippedScenarioTests {
     static let required = [
@@ -80,13 +90,7 @@ struct ShippedScenarioTests {
         // Same fleet, data, rounds, client and server optimisers and schedule: the baseline
         // gets every improvement; only what acts on low-rank factors is off.
         let dense = try shipped("dense-fedavg")
-        let expected = try shipped("default").overriding([
-            ("name", "dense-fedavg"), ("model.strategy", "denseFedAvg"),
-            ("model.factoredMinimumWeights", "0"),
-            ("training.sampler", "none"), ("training.groupLasso", "0"),
-            ("training.fullBudgetProbability", "0"), ("training.coverageDamping", "false"),
-            ("shrinking.threshold", "0"),
-        ])
+        let expected = try denseTwin(of: shipped("default"), named: "dense-fedavg")
         #expect(dense == expected)
         #expect(dense.training.sampler == .unsampled)
     }
@@ -104,13 +108,7 @@ struct ShippedScenarioTests {
         #expect(lod.tiers.map(\.uplinkMbps) == [1.3, 8.2, 21.08, 48.36])
         #expect(lod.deadlineSeconds == 1.8)
         let dense = try shipped("deadline-dense")
-        let expected = try lod.overriding([
-            ("name", "deadline-dense"), ("model.strategy", "denseFedAvg"),
-            ("model.factoredMinimumWeights", "0"),
-            ("training.sampler", "none"), ("training.groupLasso", "0"),
-            ("training.fullBudgetProbability", "0"), ("training.coverageDamping", "false"),
-            ("shrinking.threshold", "0"),
-        ])
+        let expected = try denseTwin(of: lod, named: "deadline-dense")
         #expect(dense == expected)
         // The point of the pair: a dense round over the low tier's 3G link misses the
         // deadline on its transfers alone; the 1/8-rank LoD one makes it with room.
