@@ -12,6 +12,12 @@ public enum PartitionScheme: Sendable, Equatable {
     /// Decentralized Data"): sort by label, cut into `clientCount · perClient` shards, deal
     /// `perClient` random shards to each client (the paper's pathological non-IID uses 2).
     case shards(perClient: Int)
+    /// Label skew that follows the device tiers: the clients come in consecutive groups of
+    /// `tierSizes[t]` (a scenario's tiers); group `t` draws a label mix
+    /// `q_t ~ Dir(tierAlpha · 1)`, and within a group each class is spread over its clients by `Dir(alpha · 1)` as in
+    /// `dirichlet`. Small `tierAlpha` gives each group its own classes; large approaches
+    /// `dirichlet(alpha)`. Groups hold data in proportion to their client counts.
+    case tiered(alpha: Double, tierAlpha: Double, tierSizes: [Int])
 }
 
 /// Splits samples among clients: the sample indices of each client, ascending.
@@ -39,13 +45,24 @@ public enum PartitionScheme: Sendable, Equatable {
 ///   and 2 shards each: 6 000 / 300), each shard holds one label, so a client sees at most
 ///   `perClient` labels; otherwise a shard may straddle two.
 ///
+/// - `tiered(alpha, tierAlpha, tierSizes)`: first the group label mixes `q_t ~ Dir(tierAlpha · 1)`
+///   are drawn, group by group; the class-by-group table `n_t · q_t[c]` is fitted (iterative
+///   proportional fitting, 500 sweeps, ending on the classes) to the class sizes and to group
+///   totals `N · tierSizes[t] / clientCount`, so that each group holds its share of the data with
+///   its own label mix; each class's shuffled indices are cut between the groups by that table
+///   (cumulative floors), a group short of `min(10, ⌊N / clientCount⌋)` samples per client
+///   takes single samples from the group with the most to spare, and each group's samples are
+///   split among its clients by `dirichlet(alpha)` (groups in order, one generator).
+///
 /// The generator is `SeededGenerator.derived(seed: seed, stream: 0x50_4152_5449_544E)`
 /// ("PARTITN"), a stream of its own so that reusing the seed elsewhere (model initialisation)
 /// draws other numbers.
 ///
 /// - Precondition: `clientCount ≥ 1`, `labels.count ≥ clientCount` (no client is empty),
-///   labels in `0..<classCount`, `alpha > 0`, `1 ≤ clientCount · perClient ≤ labels.count`.
-/// - Complexity: O(N) for `iid` and `shards` (plus the sort), O(N · draws) for `dirichlet`.
+///   labels in `0..<classCount`, `alpha > 0`, `1 ≤ clientCount · perClient ≤ labels.count`;
+///   for `tiered`, `tierAlpha > 0`, no negative size and sizes summing to `clientCount`.
+/// - Complexity: O(N) for `iid` and `shards` (plus the sort), O(N · draws) for `dirichlet` and
+///   `tiered` (plus 500 · groups · classes for the fitting).
 public func partition(
     labels: [Int32], classCount: Int, clientCount: Int, scheme: PartitionScheme, seed: UInt64
 ) -> [[Int]] {
@@ -75,6 +92,16 @@ public func partition(
             "\(clientCount) × \(perClient) shards from \(labels.count) samples")
         parts = shardPartition(
             labels: labels, clientCount: clientCount, perClient: perClient, using: &generator)
+    case .tiered(let alpha, let tierAlpha, let tierSizes):
+        precondition(alpha > 0 && alpha.isFinite, "Dirichlet alpha \(alpha) must be positive")
+        precondition(
+            tierAlpha > 0 && tierAlpha.isFinite, "tier alpha \(tierAlpha) must be positive")
+        precondition(
+            tierSizes.allSatisfy { $0 >= 0 } && tierSizes.reduce(0, +) == clientCount,
+            "tier sizes \(tierSizes) must be non-negative and sum to \(clientCount)")
+        parts = tieredPartition(
+            labels: labels, classCount: classCount, alpha: alpha, tierAlpha: tierAlpha,
+            tierSizes: tierSizes, using: &generator)
     }
     for client in parts.indices { parts[client].sort() }
     return parts
@@ -156,6 +183,84 @@ private func dirichletPartition(
         }
     }
     return parts
+}
+
+private func tieredPartition(
+    labels: [Int32], classCount: Int, alpha: Double, tierAlpha: Double, tierSizes: [Int],
+    using generator: inout some RandomNumberGenerator
+) -> [[Int]] {
+    let clientCount = tierSizes.reduce(0, +)
+    var byClass = [[Int]](repeating: [], count: classCount)
+    for (index, label) in labels.enumerated() { byClass[Int(label)].append(index) }
+    let mixes = tierSizes.map { _ in
+        generator.nextDirichlet(concentration: tierAlpha, count: classCount)
+    }
+    let table = fittedTable(
+        mixes: mixes,
+        groupTotals: tierSizes.map { Double(labels.count) * Double($0) / Double(clientCount) },
+        classTotals: byClass.map { Double($0.count) })
+
+    var pools = [[Int]](repeating: [], count: tierSizes.count)
+    for (label, var members) in byClass.enumerated() where !members.isEmpty {
+        members.shuffleReproducibly(using: &generator)
+        var cumulative = 0.0
+        var start = 0
+        for group in tierSizes.indices {
+            cumulative += table[group][label]
+            let end =
+                group == tierSizes.count - 1
+                ? members.count : min(members.count, Int(cumulative.rounded(.down)))
+            if end > start { pools[group].append(contentsOf: members[start..<end]) }
+            start = max(start, end)
+        }
+    }
+    // Floors can leave a group a few samples short of its clients' minimum (only when the
+    // data barely covers the fleet): move single samples from the group with most to spare.
+    let perClient = min(10, labels.count / clientCount)
+    for group in tierSizes.indices {
+        while pools[group].count < tierSizes[group] * perClient {
+            let spare = tierSizes.indices.map { pools[$0].count - tierSizes[$0] * perClient }
+            guard let donor = spare.indices.max(by: { spare[$0] < spare[$1] }), spare[donor] > 0,
+                let moved = pools[donor].popLast()
+            else { break }  // unreachable while labels.count ≥ clientCount · perClient
+            pools[group].append(moved)
+        }
+    }
+
+    var parts: [[Int]] = []
+    for (group, pool) in pools.enumerated() where tierSizes[group] > 0 {
+        let groupParts = dirichletPartition(
+            labels: pool.map { labels[$0] }, classCount: classCount,
+            clientCount: tierSizes[group], alpha: alpha, using: &generator)
+        parts += groupParts.map { $0.map { pool[$0] } }
+    }
+    return parts
+}
+
+/// The class-by-group table fitted to both margins (iterative proportional fitting).
+///
+/// Starts from `total_t · mix_t[c]` (entries floored at 1e-12, so every row and column can be
+/// scaled) and fits it to the row totals `groupTotals` and the column totals `classTotals`,
+/// which have the same sum; a row whose total is 0 stays 0. Ends on the columns, so each class
+/// is cut exactly.
+private func fittedTable(
+    mixes: [[Double]], groupTotals: [Double], classTotals: [Double]
+) -> [[Double]] {
+    var table = zip(mixes, groupTotals).map { mix, total in
+        total > 0 ? mix.map { max($0, 1e-12) * total } : mix.map { _ in 0 }
+    }
+    for _ in 0..<500 {
+        for group in table.indices where groupTotals[group] > 0 {
+            let sum = table[group].reduce(0, +)
+            for label in table[group].indices { table[group][label] *= groupTotals[group] / sum }
+        }
+        for label in classTotals.indices {
+            let sum = table.reduce(0) { $0 + $1[label] }
+            guard sum > 0 else { continue }
+            for group in table.indices { table[group][label] *= classTotals[label] / sum }
+        }
+    }
+    return table
 }
 
 /// A binary max-heap of client indices by size, ties to the smaller index: `first` is the

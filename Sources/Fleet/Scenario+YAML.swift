@@ -158,6 +158,11 @@ extension Scenario.Dataset {
                     .flow([("scheme", .text("dirichlet")), ("alpha", .number(alpha))])
                 case .shards(let perClient):
                     .flow([("scheme", .text("shards")), ("perClient", .number(perClient))])
+                case .tiered(let alpha, let tierAlpha):
+                    .flow([
+                        ("scheme", .text("tiered")), ("alpha", .number(alpha)),
+                        ("tierAlpha", .number(tierAlpha)),
+                    ])
                 }
             return .block([
                 ("name", .text(name)), ("directory", .text(directory)),
@@ -185,10 +190,11 @@ extension Scenario.Training {
         let samplerNode: ScenarioNode =
             switch sampler {
             case .perLayer, .acrossLayers, .unsampled: .text(sampler.kind)
-            case .sharedFraction(let fractions):
+            case .sharedFraction(let fractions, let scope):
                 .flow([
                     ("kind", .text(sampler.kind)),
                     ("fractions", .sequence(fractions.map { .number($0) }, isFlow: true)),
+                    ("scope", .text(scope.rawValue)),
                 ])
             case .fixed(let fraction):
                 .flow([("kind", .text(sampler.kind)), ("fraction", .number(fraction))])

@@ -93,6 +93,11 @@ extension Scenario {
         /// McMahan et al. (2017): sort by label, cut into `clients · perClient` shards, give
         /// each client `perClient` of them.
         case shards(perClient: Int)
+        /// Label skew that follows the tiers: each tier's clients share a label mix drawn
+        /// from Dirichlet(`tierAlpha`), and split it among themselves by Dirichlet(`alpha`).
+        /// Models a fleet whose device classes serve different users (regions, uses), so that
+        /// dropping a tier loses data no other tier holds.
+        case tiered(alpha: Double, tierAlpha: Double)
     }
 
     /// The network every client and the server build.
@@ -175,8 +180,8 @@ extension Scenario {
         case perLayer
         /// Every layer draws its rank uniformly in the same step.
         case acrossLayers
-        /// One fraction p from `fractions` per step, every layer at ceil(p · r_l) (FjORD).
-        case sharedFraction(fractions: [Double])
+        /// One fraction f from `fractions` per step for all layers; `scope` says of what.
+        case sharedFraction(fractions: [Double], scope: FractionScope = .budget)
         /// A constant fraction of each layer's rank, capped at the budget (Pufferfish-like).
         case fixed(fraction: Double)
         /// No sampling: every step trains the whole budget (`none` in YAML).
@@ -194,6 +199,18 @@ extension Scenario {
         }
 
         static let kinds = ["perLayer", "acrossLayers", "sharedFraction", "fixed", "none"]
+    }
+
+    /// What the fractions of a `sharedFraction` sampler are fractions of.
+    public enum FractionScope: String, Sendable, Equatable, CaseIterable {
+        /// The client's budget: a step at f trains `ceil(f · k_l)` of its `k_l` components,
+        /// so every client spreads its steps over prefixes of its own budget.
+        case budget
+        /// The model's kept ranks, as FjORD's ordered dropout (Horváth et al. 2021): a client
+        /// of tier fraction p draws only among the fractions f ≤ p and trains about
+        /// `ceil(f · r_l)` components (`ceil(f/p · k_l)`, the same or one more), so every
+        /// client also trains the prefixes the smaller tiers run.
+        case model
     }
 
     /// The server step applied to the aggregated pseudo-gradient Δ (Reddi et al., ICLR 2021).

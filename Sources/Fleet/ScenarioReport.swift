@@ -261,6 +261,9 @@ public struct ScenarioReport: Sendable, Equatable {
         case .fashionMNIST(_, .iid): "fashion-mnist (IID)"
         case .fashionMNIST(_, .dirichlet(let alpha)):
             "fashion-mnist (Dirichlet α = \(format(alpha)))"
+        case .fashionMNIST(_, .tiered(let alpha, let tierAlpha)):
+            "fashion-mnist (Dirichlet α = \(format(alpha)) within tiers, tier label mixes α = "
+                + "\(format(tierAlpha)))"
         case .fashionMNIST(_, .shards(let perClient)):
             "fashion-mnist (\(perClient) shards per client)"
         case .synthetic(let alpha, let beta): "synthetic(\(format(alpha)), \(format(beta)))"

@@ -32,7 +32,7 @@ struct ScenarioValidator {
         "evaluation", "security", "simulation", "tiers",
     ]
     static let datasetKeys = ["name", "directory", "partition", "synthetic", "samplesPerClient"]
-    static let partitionKeys = ["scheme", "alpha", "perClient"]
+    static let partitionKeys = ["scheme", "alpha", "perClient", "tierAlpha"]
     static let syntheticKeys = ["alpha", "beta", "iid"]
     static let modelKeys = ["architecture", "strategy", "factoredMinimumWeights"]
     static let trainingKeys = [
@@ -40,7 +40,7 @@ struct ScenarioValidator {
         "momentum", "weightDecay", "fullBudgetProbability", "coverageDamping", "selfDistillation",
         "learningRateSchedule", "rankAwareServer",
     ]
-    static let samplerKeys = ["kind", "fractions", "fraction"]
+    static let samplerKeys = ["kind", "fractions", "fraction", "scope"]
     static let serverKeys = ["optimizer", "learningRate", "momentum", "beta1", "beta2", "epsilon"]
     static let shrinkingKeys = ["threshold", "period", "until"]
     static let evaluationKeys = ["period"]
@@ -116,13 +116,13 @@ struct ScenarioValidator {
             let model, var training, let shrinking, let evaluation, let security, let tiers
         else { return nil }
 
-        if case .sharedFraction(let fractions) = training.sampler, fractions.isEmpty {
+        if case .sharedFraction(let fractions, let scope) = training.sampler, fractions.isEmpty {
             // Default: the distinct rank fractions of the tiers, smallest first.
             let tierFractions = Set(tiers.map(\.rankFraction)).sorted()
             var defaulted = Scenario.Training(
                 localEpochs: training.localEpochs, batchSize: training.batchSize,
                 learningRate: training.learningRate,
-                sampler: .sharedFraction(fractions: tierFractions),
+                sampler: .sharedFraction(fractions: tierFractions, scope: scope),
                 groupLasso: training.groupLasso, server: training.server)
             defaulted.momentum = training.momentum
             defaulted.weightDecay = training.weightDecay
@@ -193,7 +193,7 @@ struct ScenarioValidator {
         _ node: ScenarioNode, at path: String, clients: Int?
     ) -> Scenario.Partition? {
         // `partition: iid` is short for `partition: {scheme: iid}`.
-        let schemes = ["iid", "dirichlet", "shards"]
+        let schemes = ["iid", "dirichlet", "shards", "tiered"]
         let fields: Fields
         let scheme: String?
         if case .scalar = node {
@@ -208,8 +208,11 @@ struct ScenarioValidator {
         }
         let capacity = Scenario.Dataset.fashionMNISTTrainingCount
         switch scheme {
-        case "iid", "dirichlet":
+        case "iid", "dirichlet", "tiered":
             rejectUnused(fields, ["perClient"], because: "scheme \(scheme ?? "")")
+            if scheme != "tiered" {
+                rejectUnused(fields, ["tierAlpha"], because: "scheme \(scheme ?? "")")
+            }
             if let clients, clients > capacity {
                 report(
                     "clients",
@@ -219,9 +222,15 @@ struct ScenarioValidator {
                 rejectUnused(fields, ["alpha"], because: "scheme iid")
                 return .iid
             }
+            if scheme == "tiered" {
+                let alpha = required(fields, "alpha", .number(.positive))
+                let tierAlpha = required(fields, "tierAlpha", .number(.positive))
+                guard let alpha, let tierAlpha else { return nil }
+                return .tiered(alpha: alpha, tierAlpha: tierAlpha)
+            }
             return required(fields, "alpha", .number(.positive)).map { .dirichlet(alpha: $0) }
         case "shards":
-            rejectUnused(fields, ["alpha"], because: "scheme shards")
+            rejectUnused(fields, ["alpha", "tierAlpha"], because: "scheme shards")
             let perClient = optional(fields, "perClient", .integer(atLeast: 1), default: 2)
             if let clients, let perClient, clients * perClient > capacity {
                 report(
@@ -236,6 +245,9 @@ struct ScenarioValidator {
             }
             if let node = fields.node("perClient") {
                 _ = read(node, at: fields.keyPath("perClient"), .integer(atLeast: 1))
+            }
+            if let node = fields.node("tierAlpha") {
+                _ = read(node, at: fields.keyPath("tierAlpha"), .number(.positive))
             }
             return nil
         }
@@ -360,21 +372,26 @@ struct ScenarioValidator {
         switch kind {
         case "sharedFraction":
             rejectUnused(fields, ["fraction"], because: "sampler sharedFraction")
-            guard let node = fields.node("fractions") else { return .sharedFraction(fractions: []) }
+            let scope = optional(
+                fields, "scope", .choice(Scenario.FractionScope.self), default: .budget)
+            guard let scope else { return nil }
+            guard let node = fields.node("fractions") else {
+                return .sharedFraction(fractions: [], scope: scope)
+            }
             let fractions = read(
                 node, at: fields.keyPath("fractions"), .list(of: .number(.unitOpenClosed)))
             if let fractions, fractions.isEmpty {
                 report(fields.keyPath("fractions"), "must list at least one fraction")
                 return nil
             }
-            return fractions.map { .sharedFraction(fractions: $0) }
+            return fractions.map { .sharedFraction(fractions: $0, scope: scope) }
         case "fixed":
-            rejectUnused(fields, ["fractions"], because: "sampler fixed")
+            rejectUnused(fields, ["fractions", "scope"], because: "sampler fixed")
             return required(fields, "fraction", .number(.unitOpenClosed)).map {
                 .fixed(fraction: $0)
             }
         default:
-            rejectUnused(fields, ["fraction", "fractions"], because: "sampler \(kind)")
+            rejectUnused(fields, ["fraction", "fractions", "scope"], because: "sampler \(kind)")
             return switch kind {
             case "perLayer": .perLayer
             case "acrossLayers": .acrossLayers

@@ -134,8 +134,11 @@ public struct Network: Sendable, Equatable {
 /// Rank budgets of tiers and evaluation fractions.
 public enum RankBudget {
     /// `ceil(fraction · rank)`, at least 1 when `rank > 0`, never more than `rank`.
+    ///
+    /// A product within a millionth above a whole number counts as that number: fractions
+    /// travel in TRAIN as 32-bit floats, and `Float(0.3) · 10` is 3.0000001, not 3.
     public static func rank(fraction: Double, of rank: Int) -> Int {
         guard rank > 0 else { return 0 }
-        return min(rank, max(1, Int((fraction * Double(rank) - 1e-9).rounded(.up))))
+        return min(rank, max(1, Int((fraction * Double(rank) * (1 - 1e-6)).rounded(.up))))
     }
 }

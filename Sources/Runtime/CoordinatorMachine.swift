@@ -988,11 +988,13 @@ struct CoordinatorMachine {
 
     // MARK: - Results
 
-    /// The TRAIN task for a slice (the seed makes local training reproducible).
+    /// The TRAIN task for a slice sent to a client of tier fraction `tierFraction` (the seed
+    /// makes local training reproducible).
     static func task(
-        for slice: ModelSlice, scenario: Scenario, round: Int, client: UInt32
+        for slice: ModelSlice, scenario: Scenario, round: Int, client: UInt32,
+        tierFraction: Double = 1
     ) -> TrainingTask {
-        let sampler = scenario.samplerOnWire
+        let sampler = scenario.samplerOnWire(tierFraction: tierFraction)
         let seed = SeededGenerator.value(
             seed: scenario.seed,
             stream: RandomStream.clientTraining &+ UInt64(round) << 20 &+ UInt64(client))

@@ -117,7 +117,8 @@ enum RoundLogic {
                 tier: tier, keptRanks: global.keptRanks, lowRank: scenario.isLowRank)
             let slice = global.slice(budgets: budgets)
             let task = CoordinatorMachine.task(
-                for: slice, scenario: scenario, round: round, client: id)
+                for: slice, scenario: scenario, round: round, client: id,
+                tierFraction: tier.rankFraction)
             let uploadBytes = WireCodec.encodedSize(
                 of: .update(
                     TrainingUpdate(

@@ -59,14 +59,24 @@ extension Scenario {
         }
     }
 
-    /// The sampler code and fractions that travel in a TRAIN message.
-    public var samplerOnWire: (kind: SamplerKind, fractions: [Float]) {
+    /// The sampler code and fractions that travel in a TRAIN message to a client of tier
+    /// fraction `tierFraction`. TRAIN's fractions are of the client's budget, so model-scoped
+    /// fractions f ≤ p travel as f / p (the others are never drawn; none left: the budget).
+    public func samplerOnWire(tierFraction: Double) -> (kind: SamplerKind, fractions: [Float]) {
         switch training.sampler {
-        case .perLayer: (.perLayer, [])
-        case .acrossLayers: (.acrossLayers, [])
-        case .sharedFraction(let fractions): (.sharedFraction, fractions.map(Float.init))
-        case .fixed(let fraction): (.fixed, [Float(fraction)])
-        case .unsampled: (.none, [])
+        case .perLayer: return (.perLayer, [])
+        case .acrossLayers: return (.acrossLayers, [])
+        case .sharedFraction(let fractions, .budget):
+            return (.sharedFraction, fractions.map(Float.init))
+        case .sharedFraction(let fractions, .model):
+            // A tolerance, so that a tier fraction written as 0.3 keeps a sampled 0.3.
+            let within = fractions.filter { $0 <= tierFraction * (1 + 1e-9) }
+            return (
+                .sharedFraction,
+                within.isEmpty ? [1] : within.map { Float(min($0 / tierFraction, 1)) }
+            )
+        case .fixed(let fraction): return (.fixed, [Float(fraction)])
+        case .unsampled: return (.none, [])
         }
     }
 
@@ -87,6 +97,8 @@ extension Scenario {
         case .iid: return .iid
         case .dirichlet(let alpha): return .dirichlet(alpha: alpha)
         case .shards(let perClient): return .shards(perClient: perClient)
+        case .tiered(let alpha, let tierAlpha):
+            return .tiered(alpha: alpha, tierAlpha: tierAlpha, tierSizes: clientsPerTier)
         }
     }
 

@@ -95,6 +95,72 @@ struct PartitionTests {
         let sizes = uneven.map(\.count)
         #expect(sizes.max()! - sizes.min()! <= 2)
     }
+
+    /// Tier groupings that sum to the client counts the other tests use, empty groups included.
+    static let groupings: [[Int]] = [[1], [3, 0, 4], [8, 6, 4, 2], [40, 30, 20, 10]]
+
+    @Test("Tiered: every index once, no empty client, deterministic, one client's part alone")
+    func tieredCoverage() {
+        for sizes in Self.groupings {
+            let scheme = PartitionScheme.tiered(alpha: 0.5, tierAlpha: 0.3, tierSizes: sizes)
+            let clients = sizes.reduce(0, +)
+            let parts = Self.split(scheme, clients: clients)
+            #expect(parts.count == clients)
+            #expect(parts.allSatisfy { $0.count >= 10 }, "\(sizes)")
+            #expect(parts.joined().sorted() == Array(0..<Self.labels.count), "\(sizes)")
+            #expect(parts == Self.split(scheme, clients: clients))
+            if clients > 1 { #expect(parts != Self.split(scheme, clients: clients, seed: 2)) }
+            let last = clients - 1
+            #expect(
+                partitionIndices(
+                    forClient: last, labels: Self.labels, classCount: 10, clientCount: clients,
+                    scheme: scheme, seed: 1) == parts[last])
+        }
+    }
+
+    @Test("Tiered: each tier holds its clients' share of the data, with its own label mix")
+    func tieredSkew() {
+        let sizes = [40, 30, 20, 10]
+        func tierMixes(_ tierAlpha: Double) -> (totals: [Int], mixes: [[Double]]) {
+            let parts = Self.split(
+                .tiered(alpha: 0.5, tierAlpha: tierAlpha, tierSizes: sizes), clients: 100)
+            var start = 0
+            var totals: [Int] = []
+            var mixes: [[Double]] = []
+            for size in sizes {
+                let members = parts[start..<start + size].joined()
+                var counts = [Double](repeating: 0, count: 10)
+                for index in members { counts[Int(Self.labels[index])] += 1 }
+                totals.append(members.count)
+                mixes.append(counts.map { $0 / Double(members.count) })
+                start += size
+            }
+            return (totals, mixes)
+        }
+        /// Mean total-variation distance between the tiers' label distributions.
+        func spread(_ mixes: [[Double]]) -> Double {
+            var sum = 0.0
+            var pairs = 0
+            for a in mixes.indices {
+                for b in mixes.indices where b > a {
+                    sum += zip(mixes[a], mixes[b]).reduce(0) { $0 + abs($1.0 - $1.1) } / 2
+                    pairs += 1
+                }
+            }
+            return sum / Double(pairs)
+        }
+        for tierAlpha in [0.1, 1, 1000] {
+            let (totals, _) = tierMixes(tierAlpha)
+            // 6 000 samples over 100 clients: 60 per client. Floors in each of 10 classes
+            // take less than one sample from each tier and give them to the last.
+            for (total, size) in zip(totals, sizes) {
+                #expect(abs(total - 60 * size) < 30, "tierAlpha \(tierAlpha): \(totals)")
+            }
+        }
+        // Measured at seed 1: 0.87 at tierAlpha 0.1, 0.53 at 1, 0.019 at 1000 (sampling noise).
+        #expect(spread(tierMixes(0.1).mixes) > 0.4)
+        #expect(spread(tierMixes(1000).mixes) < 0.05)
+    }
 }
 
 /// Mean over clients of the share of the client's most frequent label.

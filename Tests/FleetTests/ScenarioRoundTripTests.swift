@@ -20,6 +20,10 @@ struct ScenarioRoundTripTests {
             ("training.server", "{optimizer: fedAvgM}"),
         ],
         [
+            ("training.sampler", "{kind: sharedFraction, scope: model}"),
+            ("dataset.partition", "{scheme: tiered, alpha: 0.5, tierAlpha: 0.2}"),
+        ],
+        [
             ("training.sampler", "acrossLayers"), ("training.groupLasso", "0.0005"),
             ("shrinking", "{threshold: 0.001, period: 3}"),
         ],

@@ -268,6 +268,26 @@ struct ScenarioValidationTests {
                 "training.sampler.fractions: must list at least one fraction"
             ),
             (
+                "training.sampler", "{kind: sharedFraction, scope: tier}",
+                "training.sampler.scope: unknown value 'tier'; expected one of budget, model"
+            ),
+            (
+                "training.sampler", "{kind: fixed, fraction: 0.5, scope: model}",
+                "training.sampler.scope: not used by sampler fixed"
+            ),
+            (
+                "dataset.partition", "{scheme: tiered, alpha: 0.5}",
+                "dataset.partition.tierAlpha: missing required key"
+            ),
+            (
+                "dataset.partition", "{scheme: dirichlet, alpha: 0.5, tierAlpha: 1}",
+                "dataset.partition.tierAlpha: not used by scheme dirichlet"
+            ),
+            (
+                "dataset.partition", "{scheme: tiered, alpha: 0.5, tierAlpha: 0}",
+                "dataset.partition.tierAlpha: out of range: must be greater than 0, found 0"
+            ),
+            (
                 "training.server", "{optimizer: fedAdam}",
                 "training.server.learningRate: missing required key"
             ),
@@ -294,7 +314,8 @@ struct ScenarioValidationTests {
             ),
             (
                 "dataset.partition", "shard",
-                "dataset.partition: unknown value 'shard'; expected one of iid, dirichlet, shards (did you mean 'shards'?)"
+                "dataset.partition: unknown value 'shard'; expected one of iid, dirichlet, shards, "
+                    + "tiered (did you mean 'shards'?)"
             ),
             (
                 "dataset.synthetic", "{alpha: 1, beta: 1}",
@@ -340,6 +361,9 @@ struct ScenarioValidationTests {
         #expect(
             try base.overriding([("training.sampler", "sharedFraction")]).training.sampler
                 == .sharedFraction(fractions: [0.25, 1]))
+        #expect(
+            try base.overriding([("training.sampler", "{kind: sharedFraction, scope: model}")])
+                .training.sampler == .sharedFraction(fractions: [0.25, 1], scope: .model))
         #expect(
             try base.overriding([("training.sampler", "acrossLayers")]).training.sampler
                 == .acrossLayers)

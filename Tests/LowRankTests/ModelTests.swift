@@ -246,6 +246,11 @@ struct SamplerTests {
         #expect(fixed.nextRanks(limits: limits, using: &generator) == [1, 2, 5, 0])
         #expect(RankSampler(name: "fixed:0.25") == .fixed(fraction: 0.25))
         #expect(RankSampler(name: "sometimes") == nil)
+        // Fractions that crossed the wire as 32-bit floats land on the same ranks.
+        #expect(RankBudget.rank(fraction: Double(Float(0.3)), of: 10) == 3)
+        #expect(RankBudget.rank(fraction: Double(Float(0.1 / 0.3)), of: 3) == 1)
+        #expect(RankBudget.rank(fraction: 0.125, of: 86) == 11)
+        #expect(RankBudget.rank(fraction: 0.30001, of: 10) == 4)
     }
 
     @Test("Shrinking keeps the prefix whose suffix importance passes the threshold")

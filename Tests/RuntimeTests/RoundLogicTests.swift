@@ -49,6 +49,50 @@ struct RoundLogicTests {
         #expect(invited.allSatisfy { $0.budgets == [10] })
     }
 
+    @Test("Model-scoped fractions reach each tier as fractions of its budget, f ≤ p only")
+    func samplerScope() throws {
+        let (scenario, global, clients) = try fleet([
+            ("clientsPerRound", "8"),
+            ("training.sampler", "{kind: sharedFraction, fractions: [0.1, 0.3, 1], scope: model}"),
+        ])
+        let invited = RoundLogic.invitations(
+            selected: Array(0..<8), clients: clients, scenario: scenario, global: global, round: 1
+        ).invited
+        #expect(invited.count == 8)
+        for invitation in invited {
+            let small = invitation.client < 4
+            // The logistic layer has rank 10: budgets 3 (p = 0.3) and 10.
+            #expect(invitation.budgets == [small ? 3 : 10])
+            #expect(invitation.task.sampler == .sharedFraction)
+            #expect(
+                invitation.task.samplerFractions
+                    == (small ? [Float(0.1 / 0.3), 1] : [0.1, 0.3, 1]))
+            // Each fraction of the budget trains the ranks the model fractions name.
+            let ranks = invitation.task.samplerFractions.map {
+                RankBudget.rank(fraction: Double($0), of: invitation.budgets[0])
+            }
+            #expect(ranks == (small ? [1, 3] : [1, 3, 10]))
+        }
+        // Budget-scoped (the default): every tier gets the fractions as written.
+        let (budget, _, _) = try fleet([
+            ("clientsPerRound", "8"),
+            ("training.sampler", "{kind: sharedFraction, fractions: [0.5, 1]}"),
+        ])
+        let plain = RoundLogic.invitations(
+            selected: Array(0..<8), clients: clients, scenario: budget, global: global, round: 1
+        ).invited
+        #expect(plain.allSatisfy { $0.task.samplerFractions == [0.5, 1] })
+        // No fraction within a tier's own: it trains its whole budget.
+        let (above, _, _) = try fleet([
+            ("clientsPerRound", "8"),
+            ("training.sampler", "{kind: sharedFraction, fractions: [0.5, 1], scope: model}"),
+        ])
+        let lifted = RoundLogic.invitations(
+            selected: Array(0..<8), clients: clients, scenario: above, global: global, round: 1
+        ).invited
+        #expect(lifted.filter { $0.client < 4 }.allSatisfy { $0.task.samplerFractions == [1] })
+    }
+
     @Test("A client that would miss the deadline is dropped before anything is sent")
     func deadline() throws {
         let (open, global, clients) = try fleet([("clientsPerRound", "8")])
