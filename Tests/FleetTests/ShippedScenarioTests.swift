@@ -67,7 +67,10 @@ struct ShippedScenarioTests {
                     partition: .dirichlet(alpha: 0.5)))
         #expect(scenario.model.architecture == .leNet)
         #expect(scenario.model.strategy == .orderedLoD)
-        #expect(scenario.training.sampler == .perLayer)
+        #expect(
+            scenario.training.sampler
+                == .sharedFraction(fractions: [0.125, 0.25, 0.5, 1], scope: .model))
+        #expect(scenario.training.fullBudgetProbability == 0)
         #expect(scenario.training.learningRate == 0.05)
         #expect(
             scenario.training.server
@@ -128,8 +131,14 @@ struct ShippedScenarioTests {
         let scenario = try shipped("fjord-uniform5")
         #expect(scenario.tiers.map(\.rankFraction) == [0.2, 0.4, 0.6, 0.8, 1.0])
         #expect(scenario.clientsPerTier == [20, 20, 20, 20, 20])
-        // Only the fleet differs from the default scenario.
-        let reference = try shipped("default")
+        // Only the fleet differs from the default scenario, and with it the tier fractions
+        // FjORD's sampler draws from.
+        #expect(
+            scenario.training.sampler
+                == .sharedFraction(fractions: [0.2, 0.4, 0.6, 0.8, 1], scope: .model))
+        let reference = try shipped("default").overriding([
+            ("training.sampler", "{kind: sharedFraction, fractions: [0.2, 0.4, 0.6, 0.8, 1], scope: model}")
+        ])
         #expect(scenario.dataset == reference.dataset)
         #expect(scenario.model == reference.model)
         #expect(scenario.training == reference.training)
