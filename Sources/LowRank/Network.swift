@@ -135,7 +135,7 @@ public struct Network: Sendable, Equatable {
 public enum RankBudget {
     /// `ceil(fraction · rank)`, at least 1 when `rank > 0`, never more than `rank`.
     ///
-    /// A product within a millionth above a whole number counts as that number: fractions
+    /// A product less than one part in a million above a whole number counts as it: fractions
     /// travel in TRAIN as 32-bit floats, and `Float(0.3) · 10` is 3.0000001, not 3.
     public static func rank(fraction: Double, of rank: Int) -> Int {
         guard rank > 0 else { return 0 }

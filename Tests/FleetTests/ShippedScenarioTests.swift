@@ -71,6 +71,7 @@ struct ShippedScenarioTests {
             scenario.training.sampler
                 == .sharedFraction(fractions: [0.125, 0.25, 0.5, 1], scope: .model))
         #expect(scenario.training.fullBudgetProbability == 0)
+        #expect(scenario.training.localEpochs == 2)
         #expect(scenario.training.learningRate == 0.05)
         #expect(
             scenario.training.server
@@ -99,11 +100,14 @@ struct ShippedScenarioTests {
     }
 
     @Test(
-        "deadline.yaml: the default recipe on cited devices; the dense twin differs only in the LoD-only keys"
+        "deadline.yaml: the default recipe (one epoch) on cited devices; the dense twin differs only in the LoD-only keys"
     )
     func deadlinePair() throws {
         let lod = try shipped("deadline")
-        let reference = try shipped("default")
+        // One local epoch, not the default's two: with two, low-end phones holding the most
+        // data miss the deadline even at 1/8 rank (0.6 drops a round, measured).
+        let reference = try shipped("default").overriding([("training.localEpochs", "1")])
+        #expect(lod.training.localEpochs == 1)
         #expect(lod.training == reference.training)
         #expect(lod.model == reference.model)
         #expect(lod.shrinking == reference.shrinking)
