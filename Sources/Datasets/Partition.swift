@@ -14,9 +14,10 @@ public enum PartitionScheme: Sendable, Equatable {
     case shards(perClient: Int)
     /// Label skew that follows the device tiers: the clients come in consecutive groups of
     /// `tierSizes[t]` (a scenario's tiers); group `t` draws a label mix
-    /// `q_t ~ Dir(tierAlpha · 1)`, and within a group each class is spread over its clients by `Dir(alpha · 1)` as in
-    /// `dirichlet`. Small `tierAlpha` gives each group its own classes; large approaches
-    /// `dirichlet(alpha)`. Groups hold data in proportion to their client counts.
+    /// `q_t ~ Dir(tierAlpha · 1)`, and within a group each class is spread over its clients
+    /// by `Dir(alpha · 1)` as in `dirichlet`. Small `tierAlpha` gives each group its own
+    /// classes; large approaches `dirichlet(alpha)`. Groups hold data in proportion to their
+    /// client counts.
     case tiered(alpha: Double, tierAlpha: Double, tierSizes: [Int])
 }
 
@@ -45,14 +46,15 @@ public enum PartitionScheme: Sendable, Equatable {
 ///   and 2 shards each: 6 000 / 300), each shard holds one label, so a client sees at most
 ///   `perClient` labels; otherwise a shard may straddle two.
 ///
-/// - `tiered(alpha, tierAlpha, tierSizes)`: first the group label mixes `q_t ~ Dir(tierAlpha · 1)`
-///   are drawn, group by group; the class-by-group table `n_t · q_t[c]` is fitted (iterative
-///   proportional fitting, 500 sweeps, ending on the classes) to the class sizes and to group
-///   totals `N · tierSizes[t] / clientCount`, so that each group holds its share of the data with
-///   its own label mix; each class's shuffled indices are cut between the groups by that table
-///   (cumulative floors), a group short of `min(10, ⌊N / clientCount⌋)` samples per client
-///   takes single samples from the group with the most to spare, and each group's samples are
-///   split among its clients by `dirichlet(alpha)` (groups in order, one generator).
+/// - `tiered(alpha, tierAlpha, tierSizes)`: first the group label mixes
+///   `q_t ~ Dir(tierAlpha · 1)` are drawn, group by group; the class-by-group table
+///   `n_t · q_t[c]` is fitted (iterative proportional fitting, 500 sweeps, ending on the
+///   classes) to the class sizes and to group totals `N · tierSizes[t] / clientCount`, so that
+///   each group holds its share of the data with its own label mix; each class's shuffled
+///   indices are cut between the groups by that table (cumulative floors), a group short of
+///   `min(10, ⌊N / clientCount⌋)` samples per client takes single samples from the group with
+///   the most to spare, and each group's samples are split among its clients by
+///   `dirichlet(alpha)` (groups in order, one generator).
 ///
 /// The generator is `SeededGenerator.derived(seed: seed, stream: 0x50_4152_5449_544E)`
 /// ("PARTITN"), a stream of its own so that reusing the seed elsewhere (model initialisation)

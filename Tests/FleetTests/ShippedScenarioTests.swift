@@ -141,7 +141,10 @@ struct ShippedScenarioTests {
             scenario.training.sampler
                 == .sharedFraction(fractions: [0.2, 0.4, 0.6, 0.8, 1], scope: .model))
         let reference = try shipped("default").overriding([
-            ("training.sampler", "{kind: sharedFraction, fractions: [0.2, 0.4, 0.6, 0.8, 1], scope: model}")
+            (
+                "training.sampler",
+                "{kind: sharedFraction, fractions: [0.2, 0.4, 0.6, 0.8, 1], scope: model}"
+            )
         ])
         #expect(scenario.dataset == reference.dataset)
         #expect(scenario.model == reference.model)
