@@ -51,15 +51,20 @@ struct RoundLogicTests {
 
     @Test("Model-scoped fractions reach each tier as fractions of its budget, f ≤ p only")
     func samplerScope() throws {
-        let (scenario, global, clients) = try fleet([
-            ("clientsPerRound", "8"),
-            ("training.sampler", "{kind: sharedFraction, fractions: [0.1, 0.3, 1], scope: model}"),
-        ])
-        let invited = RoundLogic.invitations(
-            selected: Array(0..<8), clients: clients, scenario: scenario, global: global, round: 1
-        ).invited
-        #expect(invited.count == 8)
-        for invitation in invited {
+        /// All eight clients invited to round 1 under `sampler`.
+        func invited(sampler: String) throws -> [RoundLogic.Invitation] {
+            let (scenario, global, clients) = try fleet([
+                ("clientsPerRound", "8"), ("training.sampler", sampler),
+            ])
+            return RoundLogic.invitations(
+                selected: Array(0..<8), clients: clients, scenario: scenario, global: global,
+                round: 1
+            ).invited
+        }
+        let scoped = try invited(
+            sampler: "{kind: sharedFraction, fractions: [0.1, 0.3, 1], scope: model}")
+        #expect(scoped.count == 8)
+        for invitation in scoped {
             let small = invitation.client < 4
             // The logistic layer has rank 10: budgets 3 (p = 0.3) and 10.
             #expect(invitation.budgets == [small ? 3 : 10])
@@ -74,22 +79,11 @@ struct RoundLogicTests {
             #expect(ranks == (small ? [1, 3] : [1, 3, 10]))
         }
         // Budget-scoped (the default): every tier gets the fractions as written.
-        let (budget, _, _) = try fleet([
-            ("clientsPerRound", "8"),
-            ("training.sampler", "{kind: sharedFraction, fractions: [0.5, 1]}"),
-        ])
-        let plain = RoundLogic.invitations(
-            selected: Array(0..<8), clients: clients, scenario: budget, global: global, round: 1
-        ).invited
+        let plain = try invited(sampler: "{kind: sharedFraction, fractions: [0.5, 1]}")
         #expect(plain.allSatisfy { $0.task.samplerFractions == [0.5, 1] })
         // No fraction within a tier's own: it trains its whole budget.
-        let (above, _, _) = try fleet([
-            ("clientsPerRound", "8"),
-            ("training.sampler", "{kind: sharedFraction, fractions: [0.5, 1], scope: model}"),
-        ])
-        let lifted = RoundLogic.invitations(
-            selected: Array(0..<8), clients: clients, scenario: above, global: global, round: 1
-        ).invited
+        let lifted = try invited(
+            sampler: "{kind: sharedFraction, fractions: [0.5, 1], scope: model}")
         #expect(lifted.filter { $0.client < 4 }.allSatisfy { $0.task.samplerFractions == [1] })
     }
 
