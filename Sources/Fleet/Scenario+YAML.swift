@@ -126,7 +126,8 @@ extension Scenario {
                     [
                         ("threshold", .number(shrinking.threshold)),
                         ("period", .number(shrinking.period)),
-                    ] + (shrinking.until.map { [("until", .number($0))] } ?? []))),
+                    ] + (shrinking.from > 1 ? [("from", .number(shrinking.from))] : [])
+                        + (shrinking.until.map { [("until", .number($0))] } ?? []))),
             .init(key: "evaluation", value: .flow([("period", .number(evaluation.period))])),
             .init(
                 key: "security", value: .flow([("requireCurve", .boolean(security.requireCurve))])),
@@ -215,6 +216,17 @@ extension Scenario.Training {
                     ("epsilon", .number(epsilon)),
                 ])
             }
+        var growth: [(String, ScenarioNode)] = []
+        if let budgetGrowth {
+            growth.append(
+                (
+                    "budgetGrowth",
+                    .flow([
+                        ("caps", .sequence(budgetGrowth.caps.map { .number($0) }, isFlow: true)),
+                        ("until", .sequence(budgetGrowth.until.map { .number($0) }, isFlow: true)),
+                    ])
+                ))
+        }
         return .block([
             ("localEpochs", .number(localEpochs)), ("batchSize", .number(batchSize)),
             ("learningRate", .number(learningRate)), ("sampler", samplerNode),
@@ -225,7 +237,7 @@ extension Scenario.Training {
             ("selfDistillation", .boolean(selfDistillation)),
             ("learningRateSchedule", .text(learningRateSchedule.rawValue)),
             ("rankAwareServer", .boolean(rankAwareServer)),
-        ])
+        ] + growth)
     }
 }
 

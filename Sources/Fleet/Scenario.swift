@@ -145,7 +145,7 @@ extension Scenario {
         /// Client SGD learning rate.
         public let learningRate: Double
         /// How each local step picks the ranks it trains, within the client's budget.
-        public let sampler: RankSampler
+        public var sampler: RankSampler
         /// λ of the hierarchical group lasso (0: off).
         public let groupLasso: Double
         /// How the server applies the aggregated update.
@@ -167,11 +167,41 @@ extension Scenario {
         public var selfDistillation: Bool = false
         /// Client learning rate over rounds: constant, or cosine-annealed to 0 at the last round.
         public var learningRateSchedule: LearningRateSchedule = .constant
+        /// Caps on every tier's rank fraction in the early rounds (none: each tier trains its
+        /// own fraction from round 1).
+        public var budgetGrowth: BudgetGrowth?
 
         public enum LearningRateSchedule: String, Sendable, Equatable, CaseIterable {
             case constant
             case cosine
         }
+    }
+
+    /// Growing budgets: until round `until[i]` (inclusive, and after `until[i-1]`) no tier
+    /// trains more than `caps[i]` of the model's kept ranks; after the last `until` every
+    /// tier trains its own fraction. A client of tier p gets `ceil(min(p, cap) · r_l)`
+    /// components, so the first rounds train (and send) only the small prefixes every tier
+    /// shares; when a cap rises, the newly opened components start with a zero output factor
+    /// (Uᵀ rows), so the model's function does not jump. Shrinking waits for the last cap.
+    public struct BudgetGrowth: Sendable, Equatable {
+        /// Increasing fractions in (0, 1).
+        public let caps: [Double]
+        /// Increasing last rounds of each cap (1-based).
+        public let until: [Int]
+
+        public init(caps: [Double], until: [Int]) {
+            self.caps = caps
+            self.until = until
+        }
+
+        /// The cap on every tier's rank fraction in round `round` (1 once all have passed).
+        public func cap(atRound round: Int) -> Double {
+            for (cap, last) in zip(caps, until) where round <= last { return cap }
+            return 1
+        }
+
+        /// The last round that trains under a cap.
+        public var lastCappedRound: Int { until.last ?? 0 }
     }
 
     /// Rank sampling for one local step, always restricted to the client's budget k_l.
@@ -250,6 +280,15 @@ extension Scenario {
         /// Last round at which the server shrinks (nil: until the end). A relative threshold
         /// keeps cutting a fraction of every tail, so shrinking needs an end.
         public var until: Int? = nil
+        /// First round at which the server may shrink (1: from the start). With
+        /// `training.budgetGrowth` it must come after the last capped round, so that newly
+        /// opened components (which start at zero) are trained before they are judged.
+        public var from: Int = 1
+
+        /// Whether the server shrinks after round `round` (1-based).
+        public func shrinks(atRound round: Int, lastRound: Int) -> Bool {
+            isEnabled && round % period == 0 && round >= from && round <= (until ?? lastRound)
+        }
 
         /// Whether the server shrinks at all.
         public var isEnabled: Bool { threshold > 0 }

@@ -38,11 +38,12 @@ struct ScenarioValidator {
     static let trainingKeys = [
         "localEpochs", "batchSize", "learningRate", "sampler", "groupLasso", "server",
         "momentum", "weightDecay", "fullBudgetProbability", "coverageDamping", "selfDistillation",
-        "learningRateSchedule", "rankAwareServer",
+        "learningRateSchedule", "rankAwareServer", "budgetGrowth",
     ]
     static let samplerKeys = ["kind", "fractions", "fraction", "scope"]
     static let serverKeys = ["optimizer", "learningRate", "momentum", "beta1", "beta2", "epsilon"]
-    static let shrinkingKeys = ["threshold", "period", "until"]
+    static let shrinkingKeys = ["threshold", "period", "from", "until"]
+    static let budgetGrowthKeys = ["caps", "until"]
     static let evaluationKeys = ["period"]
     static let securityKeys = ["requireCurve"]
     static let simulationKeys = ["processPerClient"]
@@ -104,7 +105,7 @@ struct ScenarioValidator {
         }
         let model = self.model(
             top, datasetName: dataset?.name ?? top.node("dataset")?["name"]?.text)
-        let training = self.training(top, strategy: model?.strategy)
+        let training = self.training(top, strategy: model?.strategy, rounds: rounds)
         let shrinking = self.shrinking(top, strategy: model?.strategy)
         let evaluation = self.evaluation(top)
         let security = self.security(top)
@@ -119,19 +120,16 @@ struct ScenarioValidator {
         if case .sharedFraction(let fractions, let scope) = training.sampler, fractions.isEmpty {
             // Default: the distinct rank fractions of the tiers, smallest first.
             let tierFractions = Set(tiers.map(\.rankFraction)).sorted()
-            var defaulted = Scenario.Training(
-                localEpochs: training.localEpochs, batchSize: training.batchSize,
-                learningRate: training.learningRate,
-                sampler: .sharedFraction(fractions: tierFractions, scope: scope),
-                groupLasso: training.groupLasso, server: training.server)
-            defaulted.momentum = training.momentum
-            defaulted.weightDecay = training.weightDecay
-            defaulted.fullBudgetProbability = training.fullBudgetProbability
-            defaulted.coverageDamping = training.coverageDamping
-            defaulted.rankAwareServer = training.rankAwareServer
-            defaulted.selfDistillation = training.selfDistillation
-            defaulted.learningRateSchedule = training.learningRateSchedule
-            training = defaulted
+            training.sampler = .sharedFraction(fractions: tierFractions, scope: scope)
+        }
+        if let growth = training.budgetGrowth, shrinking.isEnabled,
+            shrinking.from <= growth.lastCappedRound
+        {
+            report(
+                "shrinking.from",
+                "must come after training.budgetGrowth's last capped round "
+                    + "\(growth.lastCappedRound) (found \(shrinking.from)): components opened "
+                    + "at zero would be cut before they train")
         }
         guard let samplesPerClient, let simulation else { return nil }
         var scenario = Scenario(
@@ -295,7 +293,7 @@ struct ScenarioValidator {
     }
 
     private mutating func training(
-        _ top: Fields, strategy: Scenario.Strategy?
+        _ top: Fields, strategy: Scenario.Strategy?, rounds: Int?
     ) -> Scenario.Training? {
         guard let node = requiredNode(top, "training"),
             let fields = fields(node, at: "training", known: Self.trainingKeys)
@@ -331,9 +329,16 @@ struct ScenarioValidator {
         let schedule = optional(
             fields, "learningRateSchedule", .choice(Scenario.Training.LearningRateSchedule.self),
             default: .constant)
+        var budgetGrowth: Scenario.BudgetGrowth?? = .some(nil)
+        if let node = fields.node("budgetGrowth") {
+            budgetGrowth = self.budgetGrowth(node, strategy: strategy, rounds: rounds).map {
+                .some($0)
+            }
+        }
         guard let localEpochs, let batchSize, let learningRate, let sampler, let groupLasso,
             let server, let momentum, let weightDecay, let fullBudgetProbability,
-            let coverageDamping, let selfDistillation, let schedule, let rankAwareServer
+            let coverageDamping, let selfDistillation, let schedule, let rankAwareServer,
+            let budgetGrowth
         else { return nil }
         var training = Scenario.Training(
             localEpochs: localEpochs, batchSize: batchSize, learningRate: learningRate,
@@ -345,7 +350,41 @@ struct ScenarioValidator {
         training.selfDistillation = selfDistillation
         training.learningRateSchedule = schedule
         training.rankAwareServer = rankAwareServer
+        training.budgetGrowth = budgetGrowth
         return training
+    }
+
+    /// `training.budgetGrowth: {caps: [0.125, 0.5], until: [40, 80]}`.
+    private mutating func budgetGrowth(
+        _ node: ScenarioNode, strategy: Scenario.Strategy?, rounds: Int?
+    ) -> Scenario.BudgetGrowth? {
+        let path = "training.budgetGrowth"
+        guard let fields = fields(node, at: path, known: Self.budgetGrowthKeys) else { return nil }
+        if strategy == .denseFedAvg {
+            report(path, "not allowed with denseFedAvg: the dense model has no rank budgets")
+        }
+        let caps = required(fields, "caps", .list(of: .number(.unitOpenClosed)))
+        let until = required(fields, "until", .list(of: .integer(atLeast: 1)))
+        guard let caps, let until else { return nil }
+        var valid = true
+        func check(_ ok: Bool, _ key: String, _ reason: String) {
+            guard !ok else { return }
+            report(fields.keyPath(key), reason)
+            valid = false
+        }
+        check(!caps.isEmpty, "caps", "must list at least one cap")
+        check(caps.allSatisfy { $0 < 1 }, "caps", "every cap must be below 1 (1 is no cap)")
+        check(zip(caps, caps.dropFirst()).allSatisfy { $0 < $1 }, "caps", "must increase")
+        check(
+            until.count == caps.count, "until",
+            "must list one last round per cap (\(caps.count)), found \(until.count)")
+        check(zip(until, until.dropFirst()).allSatisfy { $0 < $1 }, "until", "must increase")
+        if let rounds, let last = until.last {
+            check(
+                last < rounds, "until",
+                "the last capped round \(last) must come before the run's last round \(rounds)")
+        }
+        return valid ? Scenario.BudgetGrowth(caps: caps, until: until) : nil
     }
 
     private mutating func sampler(
@@ -448,9 +487,14 @@ struct ScenarioValidator {
         if let node = fields.node("until") {
             until = read(node, at: "shrinking.until", .integer(atLeast: 1)).map { .some($0) }
         }
-        guard let threshold, let period, let until else { return nil }
+        let from = optional(fields, "from", .integer(atLeast: 1), default: 1)
+        if let from, let until = until ?? nil, from > until {
+            report("shrinking.from", "round \(from) comes after shrinking.until (\(until))")
+        }
+        guard let threshold, let period, let until, let from else { return nil }
         var shrinking = Scenario.Shrinking(threshold: threshold, period: period)
         shrinking.until = until
+        shrinking.from = from
         return shrinking
     }
 

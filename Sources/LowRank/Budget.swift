@@ -14,6 +14,20 @@ extension Network {
         keptRanks[l] = rank
     }
 
+    /// Zeroes the output factor (the `Uᵀ` rows) of components `rows` of the `l`-th LoD layer:
+    /// they then add nothing to the layer's output, yet still get gradients through their
+    /// input factor, as a newly opened component should (budget growth).
+    public mutating func zeroOutputFactor(lowRankLayer l: Int, rows: Range<Int>) {
+        precondition(
+            rows.lowerBound >= 0 && rows.upperBound <= keptRanks[l],
+            "rows \(rows) of kept \(keptRanks[l])")
+        let p = parameterOffset(ofLayer: architecture.lowRankLayerIndices[l])
+        let width = parameters[p].columns
+        parameters[p].scalars.withUnsafeMutableBufferPointer { f in
+            for j in (rows.lowerBound * width)..<(rows.upperBound * width) { f[j] = 0 }
+        }
+    }
+
     /// Parameters a model exported at `ranks` holds (a LoD layer counts as dense where
     /// `(m+n)·k ≥ m·n`).
     public func parameterCount(ranks: [Int]) -> Int {

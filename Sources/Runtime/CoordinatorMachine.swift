@@ -196,10 +196,12 @@ struct CoordinatorMachine {
         metrics = RoundMetrics(round: round)
     }
 
-    /// Budgets of each tier for the current global ranks.
+    /// Budgets of each tier for the current global ranks, in the current round (capped while
+    /// budgets grow).
     func budgets(tierIndex: Int) -> [Int] {
         RoundLogic.budgets(
-            tier: scenario.tiers[tierIndex], keptRanks: global.keptRanks, lowRank: true)
+            fraction: scenario.rankFraction(of: scenario.tiers[tierIndex], round: max(round, 1)),
+            keptRanks: global.keptRanks, lowRank: true)
     }
 
     /// How long the driver may wait for a frame before telling the machine the time.
@@ -568,9 +570,15 @@ struct CoordinatorMachine {
                     "round \(round): \(participants.count) updates < minimumUpdates \(scenario.minimumUpdates): model unchanged"
                 ))
         }
-        if scenario.isLowRank && scenario.shrinking.isEnabled
-            && round % scenario.shrinking.period == 0
-            && round <= (scenario.shrinking.until ?? scenario.rounds)
+        for opened in RoundLogic.openGrownBudgets(
+            &global, serverState: &serverState, scenario: scenario, after: round)
+        {
+            emit(
+                .log(
+                    "round \(round): budget growth opens components \(opened.components) of layer \(opened.layer)"
+                ))
+        }
+        if scenario.isLowRank && scenario.shrinking.shrinks(atRound: round, lastRound: scenario.rounds)
         {
             for cut in RoundLogic.shrink(&global, serverState: &serverState, scenario: scenario) {
                 emit(

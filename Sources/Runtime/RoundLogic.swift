@@ -92,10 +92,39 @@ enum RoundLogic {
         return cuts
     }
 
-    /// Per-layer budgets of a tier at the global model's kept ranks: `⌈p · r_l⌉`, none for
-    /// the dense baseline.
-    static func budgets(tier: Scenario.Tier, keptRanks: [Int], lowRank: Bool) -> [Int] {
-        lowRank ? keptRanks.map { RankBudget.rank(fraction: tier.rankFraction, of: $0) } : []
+    /// Per-layer budgets at rank fraction `fraction` (a tier's, in a round: see
+    /// `Scenario.rankFraction(of:round:)`) of the global model's kept ranks: `⌈p · r_l⌉`,
+    /// none for the dense baseline.
+    static func budgets(fraction: Double, keptRanks: [Int], lowRank: Bool) -> [Int] {
+        lowRank ? keptRanks.map { RankBudget.rank(fraction: fraction, of: $0) } : []
+    }
+
+    /// Budget growth after round `round`: when the next round's cap is larger, the components
+    /// it opens (between the two caps' ranks of each LoD layer) get a zero output factor and
+    /// fresh server optimiser state, so the model computes the same function as before and
+    /// the new components start learning from there. Returns the layers opened, with the
+    /// ranges of components.
+    static func openGrownBudgets(
+        _ global: inout Network, serverState: inout ServerOptimizerState, scenario: Scenario,
+        after round: Int
+    ) -> [(layer: Int, components: Range<Int>)] {
+        guard scenario.isLowRank, let growth = scenario.training.budgetGrowth else { return [] }
+        let (now, next) = (growth.cap(atRound: round), growth.cap(atRound: round + 1))
+        guard next > now else { return [] }
+        let layout = ParameterLayout(global.architecture)
+        var opened: [(layer: Int, components: Range<Int>)] = []
+        for l in 0..<global.lowRankLayerCount {
+            let kept = global.keptRanks[l]
+            let from = RankBudget.rank(fraction: now, of: kept)
+            let to = RankBudget.rank(fraction: next, of: kept)
+            guard to > from else { continue }
+            global.zeroOutputFactor(lowRankLayer: l, rows: from..<to)
+            let (up, down) = layout.factorIndices[l]
+            serverState.resetRows(ofTensor: up, from: from)
+            serverState.resetRows(ofTensor: down, from: from)
+            opened.append((l, from..<to))
+        }
+        return opened
     }
 
     /// Plans the selected clients' round on the virtual clock.
@@ -113,12 +142,12 @@ enum RoundLogic {
         for id in selected {
             guard let client = clients[id] else { continue }
             let tier = scenario.tiers[client.tierIndex]
+            let fraction = scenario.rankFraction(of: tier, round: round)
             let budgets = budgets(
-                tier: tier, keptRanks: global.keptRanks, lowRank: scenario.isLowRank)
+                fraction: fraction, keptRanks: global.keptRanks, lowRank: scenario.isLowRank)
             let slice = global.slice(budgets: budgets)
             let task = CoordinatorMachine.task(
-                for: slice, scenario: scenario, round: round, client: id,
-                tierFraction: tier.rankFraction)
+                for: slice, scenario: scenario, round: round, client: id, tierFraction: fraction)
             let uploadBytes = WireCodec.encodedSize(
                 of: .update(
                     TrainingUpdate(

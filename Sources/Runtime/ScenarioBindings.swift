@@ -19,6 +19,12 @@ extension Scenario {
     /// Whether the run ships LoD factors (ordered LoD) or dense weights (the baseline).
     public var isLowRank: Bool { model.strategy == .orderedLoD }
 
+    /// The rank fraction a tier trains in round `round` (1-based): its own, under the cap of
+    /// `training.budgetGrowth` while one applies.
+    public func rankFraction(of tier: Tier, round: Int) -> Double {
+        min(tier.rankFraction, training.budgetGrowth?.cap(atRound: round) ?? 1)
+    }
+
     /// Per-sample input shape and class count of the scenario's data.
     public var inputShape: [Int] {
         switch dataset {

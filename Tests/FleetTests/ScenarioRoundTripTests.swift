@@ -59,6 +59,10 @@ struct ScenarioRoundTripTests {
             ("training.learningRateSchedule", "cosine"), ("training.rankAwareServer", "true"),
             ("shrinking", "{threshold: 0.05, period: 5, until: 30}"),
         ],
+        [
+            ("rounds", "100"), ("training.budgetGrowth", "{caps: [0.125, 0.5], until: [20, 40]}"),
+            ("shrinking", "{threshold: 0.03, period: 10, from: 50, until: 80}"),
+        ],
     ]
 
     @Test("parse(yaml()) gives back the same scenario", arguments: 0..<variants.count)

@@ -388,6 +388,59 @@ struct ScenarioValidationTests {
             ]).map(\.description) == ["dataset.synthetic.alpha: not used by iid: true"])
     }
 
+    @Test("Budget growth and a shrinking start: read as written, bad ones named by key")
+    func budgetGrowth() throws {
+        let base = try Scenario.parse(yaml: minimalYAML).overriding([("rounds", "100")])
+        let grown = try base.overriding([
+            ("training.budgetGrowth", "{caps: [0.125, 0.5], until: [20, 40]}"),
+            ("shrinking", "{threshold: 0.03, from: 50}"),
+        ])
+        let growth = try #require(grown.training.budgetGrowth)
+        #expect(growth == Scenario.BudgetGrowth(caps: [0.125, 0.5], until: [20, 40]))
+        #expect([1, 20, 21, 40, 41, 100].map(growth.cap(atRound:)) == [0.125, 0.125, 0.5, 0.5, 1, 1])
+        #expect(grown.shrinking.from == 50)
+        #expect(
+            [40, 50, 60, 65].map { grown.shrinking.shrinks(atRound: $0, lastRound: 100) }
+                == [false, true, true, false])
+        #expect(base.training.budgetGrowth == nil && base.shrinking.from == 1)
+        func reasons(_ assignments: [(keyPath: String, value: String)]) throws -> [String] {
+            let found = problems { () throws(ScenarioError) in try base.overriding(assignments) }
+            return found.map(\.description)
+        }
+        #expect(
+            try reasons([("training.budgetGrowth", "{caps: [0.5, 0.25], until: [10]}")]) == [
+                "training.budgetGrowth.caps: must increase",
+                "training.budgetGrowth.until: must list one last round per cap (2), found 1",
+            ])
+        #expect(
+            try reasons([("training.budgetGrowth", "{caps: [1], until: [100]}")]) == [
+                "training.budgetGrowth.caps: every cap must be below 1 (1 is no cap)",
+                "training.budgetGrowth.until: the last capped round 100 must come before the run's last round 100",
+            ])
+        #expect(
+            try reasons([("training.budgetGrowth", "{caps: [0.25]}")]) == [
+                "training.budgetGrowth.until: missing required key"
+            ])
+        #expect(
+            try reasons([
+                ("training.budgetGrowth", "{caps: [0.25], until: [30]}"),
+                ("shrinking", "{threshold: 0.03, from: 30}"),
+            ]) == [
+                "shrinking.from: must come after training.budgetGrowth's last capped round 30 (found 30): components opened at zero would be cut before they train"
+            ])
+        #expect(
+            try reasons([("shrinking", "{threshold: 0.03, from: 30, until: 20}")]) == [
+                "shrinking.from: round 30 comes after shrinking.until (20)"
+            ])
+        #expect(
+            try reasons([
+                ("model.strategy", "denseFedAvg"), ("training.sampler", "none"),
+                ("training.budgetGrowth", "{caps: [0.25], until: [30]}"),
+            ]) == [
+                "training.budgetGrowth: not allowed with denseFedAvg: the dense model has no rank budgets"
+            ])
+    }
+
     @Test("Fields the wire carries in 16 bits are refused above 65535, not trapped on later")
     func sixteenBitFields() throws {
         #expect(

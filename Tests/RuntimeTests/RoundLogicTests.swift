@@ -87,6 +87,63 @@ struct RoundLogicTests {
         #expect(lifted.filter { $0.client < 4 }.allSatisfy { $0.task.samplerFractions == [1] })
     }
 
+    @Test("Budget growth caps every tier's budget and fractions until its round, then opens at zero")
+    func budgetGrowth() throws {
+        let (scenario, global, clients) = try fleet([
+            ("clientsPerRound", "8"), ("rounds", "10"),
+            ("training.sampler", "{kind: sharedFraction, fractions: [0.1, 0.3, 1], scope: model}"),
+            ("training.budgetGrowth", "{caps: [0.1, 0.5], until: [2, 4]}"),
+        ])
+        /// (budget, fractions on the wire) of the small and the large tier in `round`.
+        func plan(_ round: Int) -> [[Int]: [Float]] {
+            let invited = RoundLogic.invitations(
+                selected: Array(0..<8), clients: clients, scenario: scenario, global: global,
+                round: round
+            ).invited
+            #expect(invited.count == 8)
+            return Dictionary(
+                invited.map { ($0.budgets, $0.task.samplerFractions) }, uniquingKeysWith: { a, _ in a })
+        }
+        // Rank 10: cap 0.1 → both tiers train one component, all of it every step.
+        #expect(plan(1) == [[1]: [1]])
+        #expect(plan(2) == [[1]: [1]])
+        // Cap 0.5: small keeps its 0.3 (3 components), large gets 5 and draws f ≤ 0.5.
+        #expect(plan(3) == [[3]: [Float(0.1 / 0.3), 1], [5]: [0.2, 0.6]])
+        #expect(plan(4) == plan(3))
+        // After the last cap, each tier's own fraction.
+        #expect(plan(5) == [[3]: [Float(0.1 / 0.3), 1], [10]: [0.1, 0.3, 1]])
+
+        var grown = global
+        var state = ServerOptimizerState(for: grown.parameters)
+        state.firstMoment[0].scalars = Array(repeating: 1, count: state.firstMoment[0].count)
+        let input = (0..<120).map { Float($0 % 7) / 7 - 0.4 }
+        let before = grown.forward(input, batch: 2, ranks: [1]).activations.last!
+        #expect(
+            RoundLogic.openGrownBudgets(&grown, serverState: &state, scenario: scenario, after: 1)
+                .isEmpty)
+        let opened = RoundLogic.openGrownBudgets(
+            &grown, serverState: &state, scenario: scenario, after: 2)
+        #expect(opened.count == 1 && opened[0].layer == 0 && opened[0].components == 1..<5)
+        // Output factor rows 1..<5 zeroed, the rest and the input factor untouched.
+        let (up, down) = (grown.parameters[0], global.parameters[0])
+        let width = up.columns
+        #expect(up.scalars[width..<(5 * width)].allSatisfy { $0 == 0 })
+        #expect(up.scalars[..<width] == down.scalars[..<width])
+        #expect(up.scalars[(5 * width)...] == down.scalars[(5 * width)...])
+        #expect(grown.parameters[1] == global.parameters[1])
+        #expect(state.firstMoment[0].scalars[..<width].allSatisfy { $0 == 1 })
+        #expect(state.firstMoment[0].scalars[width...].allSatisfy { $0 == 0 })
+        // The opened model computes what the capped one did.
+        #expect(grown.forward(input, batch: 2, ranks: [5]).activations.last! == before)
+        let last = RoundLogic.openGrownBudgets(
+            &grown, serverState: &state, scenario: scenario, after: 4)
+        #expect(last.count == 1 && last[0].components == 5..<10)
+        #expect(grown.forward(input, batch: 2, ranks: [10]).activations.last! == before)
+        #expect(
+            RoundLogic.openGrownBudgets(&grown, serverState: &state, scenario: scenario, after: 5)
+                .isEmpty)
+    }
+
     @Test("A client that would miss the deadline is dropped before anything is sent")
     func deadline() throws {
         let (open, global, clients) = try fleet([("clientsPerRound", "8")])
