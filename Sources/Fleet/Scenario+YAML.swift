@@ -227,17 +227,18 @@ extension Scenario.Training {
                     ])
                 ))
         }
-        return .block([
-            ("localEpochs", .number(localEpochs)), ("batchSize", .number(batchSize)),
-            ("learningRate", .number(learningRate)), ("sampler", samplerNode),
-            ("groupLasso", .number(groupLasso)), ("server", serverNode),
-            ("momentum", .number(momentum)), ("weightDecay", .number(weightDecay)),
-            ("fullBudgetProbability", .number(fullBudgetProbability)),
-            ("coverageDamping", .boolean(coverageDamping)),
-            ("selfDistillation", .boolean(selfDistillation)),
-            ("learningRateSchedule", .text(learningRateSchedule.rawValue)),
-            ("rankAwareServer", .boolean(rankAwareServer)),
-        ] + growth)
+        return .block(
+            [
+                ("localEpochs", .number(localEpochs)), ("batchSize", .number(batchSize)),
+                ("learningRate", .number(learningRate)), ("sampler", samplerNode),
+                ("groupLasso", .number(groupLasso)), ("server", serverNode),
+                ("momentum", .number(momentum)), ("weightDecay", .number(weightDecay)),
+                ("fullBudgetProbability", .number(fullBudgetProbability)),
+                ("coverageDamping", .boolean(coverageDamping)),
+                ("selfDistillation", .boolean(selfDistillation)),
+                ("learningRateSchedule", .text(learningRateSchedule.rawValue)),
+                ("rankAwareServer", .boolean(rankAwareServer)),
+            ] + growth)
     }
 }
 

@@ -578,7 +578,8 @@ struct CoordinatorMachine {
                     "round \(round): budget growth opens components \(opened.components) of layer \(opened.layer)"
                 ))
         }
-        if scenario.isLowRank && scenario.shrinking.shrinks(atRound: round, lastRound: scenario.rounds)
+        if scenario.isLowRank
+            && scenario.shrinking.shrinks(atRound: round, lastRound: scenario.rounds)
         {
             for cut in RoundLogic.shrink(&global, serverState: &serverState, scenario: scenario) {
                 emit(

@@ -397,7 +397,8 @@ struct ScenarioValidationTests {
         ])
         let growth = try #require(grown.training.budgetGrowth)
         #expect(growth == Scenario.BudgetGrowth(caps: [0.125, 0.5], until: [20, 40]))
-        #expect([1, 20, 21, 40, 41, 100].map(growth.cap(atRound:)) == [0.125, 0.125, 0.5, 0.5, 1, 1])
+        #expect(
+            [1, 20, 21, 40, 41, 100].map(growth.cap(atRound:)) == [0.125, 0.125, 0.5, 0.5, 1, 1])
         #expect(grown.shrinking.from == 50)
         #expect(
             [40, 50, 60, 65].map { grown.shrinking.shrinks(atRound: $0, lastRound: 100) }

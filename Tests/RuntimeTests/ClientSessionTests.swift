@@ -12,7 +12,8 @@ struct ClientSessionTests {
         let scenario = try Scenario.parse(yaml: syntheticScenarioYAML)
         let global = scenario.initialNetwork()
         let budgets = RoundLogic.budgets(
-            fraction: scenario.tiers[1].rankFraction, keptRanks: global.keptRanks, lowRank: scenario.isLowRank)
+            fraction: scenario.tiers[1].rankFraction, keptRanks: global.keptRanks,
+            lowRank: scenario.isLowRank)
         let task = CoordinatorMachine.task(
             for: global.slice(budgets: budgets), scenario: scenario, round: 1, client: 3)
         let session = ClientSession(

@@ -87,7 +87,8 @@ struct RoundLogicTests {
         #expect(lifted.filter { $0.client < 4 }.allSatisfy { $0.task.samplerFractions == [1] })
     }
 
-    @Test("Budget growth caps every tier's budget and fractions until its round, then opens at zero")
+    @Test(
+        "Budget growth caps every tier's budget and fractions until its round, then opens at zero")
     func budgetGrowth() throws {
         let (scenario, global, clients) = try fleet([
             ("clientsPerRound", "8"), ("rounds", "10"),
@@ -102,7 +103,8 @@ struct RoundLogicTests {
             ).invited
             #expect(invited.count == 8)
             return Dictionary(
-                invited.map { ($0.budgets, $0.task.samplerFractions) }, uniquingKeysWith: { a, _ in a })
+                invited.map { ($0.budgets, $0.task.samplerFractions) },
+                uniquingKeysWith: { a, _ in a })
         }
         // Rank 10: cap 0.1 → both tiers train one component, all of it every step.
         #expect(plan(1) == [[1]: [1]])
