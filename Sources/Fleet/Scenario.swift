@@ -346,9 +346,9 @@ extension Scenario {
         /// at most `rank` (0 for a layer with no components left).
         ///
         /// A tolerance of 1e-9 absorbs binary rounding, so `0.7 · 10` keeps 7, not 8.
-        public func keptRank(outOf rank: Int) -> Int {
+        public func keptRank(outOf rank: Int, cap: Double = 1) -> Int {
             guard rank > 0 else { return 0 }
-            let kept = Int((rankFraction * Double(rank) - 1e-9).rounded(.up))
+            let kept = Int((min(rankFraction, cap) * Double(rank) - 1e-9).rounded(.up))
             return min(rank, max(1, kept))
         }
     }

@@ -118,6 +118,22 @@ public struct ScenarioReport: Sendable, Equatable {
 
     /// `expectedBytesPerRound / expectedDenseBytesPerRound`.
     public var ratioToDense: Double { expectedBytesPerRound / expectedDenseBytesPerRound }
+    /// The early rounds of `training.budgetGrowth`, each with the expected bytes of one of
+    /// its rounds (every tier at most the phase's cap); empty without budget growth.
+    public let cappedPhases: [CappedPhase]
+
+    /// Rounds `rounds` train every tier at most `cap` of the ranks.
+    public struct CappedPhase: Sendable, Equatable {
+        public let rounds: ClosedRange<Int>
+        public let cap: Double
+        public let expectedBytesPerRound: Double
+
+        public init(rounds: ClosedRange<Int>, cap: Double, expectedBytesPerRound: Double) {
+            self.rounds = rounds
+            self.cap = cap
+            self.expectedBytesPerRound = expectedBytesPerRound
+        }
+    }
 
     public init(scenario: Scenario, layers: [LayerShape], overhead: MessageOverhead = .none) {
         self.scenario = scenario
@@ -127,12 +143,23 @@ public struct ScenarioReport: Sendable, Equatable {
             layers: layers, budgets: layers.map { _ in nil }, overhead: overhead)
         self.dense = dense
         let sizes = scenario.clientsPerTier
-        self.tiers = zip(scenario.tiers, sizes).map { tier, clients in
+        /// A tier's traffic with its fraction capped at `cap`.
+        func traffic(_ tier: Scenario.Tier, cap: Double) -> (budgets: [Int?], traffic: Traffic) {
             let budgets: [Int?] = layers.map { layer in
                 guard layer.isLowRank, scenario.model.strategy == .orderedLoD else { return nil }
-                return tier.keptRank(outOf: layer.rank)
+                return tier.keptRank(outOf: layer.rank, cap: cap)
             }
-            let traffic = Self.traffic(layers: layers, budgets: budgets, overhead: overhead)
+            return (budgets, Self.traffic(layers: layers, budgets: budgets, overhead: overhead))
+        }
+        /// Expected bytes of a round whose tiers are capped at `cap`.
+        func expected(cap: Double) -> Double {
+            let fleetBytes = zip(scenario.tiers, sizes).reduce(0) {
+                $0 + $1.1 * traffic($1.0, cap: cap).traffic.bytesPerRound
+            }
+            return Double(scenario.clientsPerRound) * Double(fleetBytes) / Double(scenario.clients)
+        }
+        self.tiers = zip(scenario.tiers, sizes).map { tier, clients in
+            let (budgets, traffic) = traffic(tier, cap: 1)
             let transfer =
                 Double(traffic.downloadBytes) * 8 / (tier.downlinkMbps * 1e6)
                 + Double(traffic.uploadBytes) * 8 / (tier.uplinkMbps * 1e6) + 2 * tier.latencyMs
@@ -142,9 +169,17 @@ public struct ScenarioReport: Sendable, Equatable {
                 ratioToDense: Double(traffic.bytesPerRound) / Double(max(1, dense.bytesPerRound)),
                 transferSeconds: transfer)
         }
-        let fleetBytes = tiers.reduce(0) { $0 + $1.clients * $1.traffic.bytesPerRound }
-        self.expectedBytesPerRound =
-            Double(scenario.clientsPerRound) * Double(fleetBytes) / Double(scenario.clients)
+        self.expectedBytesPerRound = expected(cap: 1)
+        let growth = scenario.training.budgetGrowth
+        self.cappedPhases =
+            scenario.model.strategy == .orderedLoD
+            ? (growth.map { growth in
+                zip(growth.caps, growth.until).enumerated().map { index, phase in
+                    CappedPhase(
+                        rounds: (index == 0 ? 1 : growth.until[index - 1] + 1)...phase.1,
+                        cap: phase.0, expectedBytesPerRound: expected(cap: phase.0))
+                }
+            } ?? []) : []
         self.expectedDenseBytesPerRound = Double(scenario.clientsPerRound * dense.bytesPerRound)
     }
 
@@ -246,6 +281,14 @@ public struct ScenarioReport: Sendable, Equatable {
                 + "\(grouped(Int(expectedBytesPerRound.rounded()))) B vs dense FedAvg "
                 + "\(grouped(Int(expectedDenseBytesPerRound.rounded()))) B "
                 + "(\(String(format: "%.3f", ratioToDense)))")
+        for phase in cappedPhases {
+            out.append(
+                "  budget growth, rounds \(phase.rounds.lowerBound)-\(phase.rounds.upperBound): "
+                    + "every tier at most p = \(format(phase.cap)), "
+                    + "\(grouped(Int(phase.expectedBytesPerRound.rounded()))) B "
+                    + "(\(String(format: "%.3f", phase.expectedBytesPerRound / expectedDenseBytesPerRound)))"
+            )
+        }
         if let deadline = scenario.deadlineSeconds {
             for tier in tiers where tier.transferSeconds > deadline {
                 out.append(

@@ -81,7 +81,13 @@ struct ClientSpecTests {
     @Test("Kept rank: ceil(p · r), at least 1, at most r, robust to binary rounding")
     func keptRank() throws {
         let tiers = try scenario(clients: 100, tiers: Self.fourTiers).tiers
-        #expect([6, 16, 120, 84, 10].map(tiers[0].keptRank(outOf:)) == [1, 2, 15, 11, 2])
+        #expect([6, 16, 120, 84, 10].map { tiers[0].keptRank(outOf: $0) } == [1, 2, 15, 11, 2])
+        // Capped (budget growth): the smaller of the tier's fraction and the cap.
+        #expect(
+            [6, 16, 120, 84, 10].map { tiers[3].keptRank(outOf: $0, cap: 0.125) } == [
+                1, 2, 15, 11, 2,
+            ])
+        #expect(tiers[0].keptRank(outOf: 120, cap: 0.5) == 15)
         #expect(tiers[3].keptRank(outOf: 7) == 7)
         #expect(tiers[0].keptRank(outOf: 1) == 1)
         #expect(tiers[0].keptRank(outOf: 0) == 0)

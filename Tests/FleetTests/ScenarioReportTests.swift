@@ -88,6 +88,14 @@ struct ScenarioReportTests {
         #expect(abs(report.expectedBytesPerRound - 2_192_416) < 1e-6)
         #expect(report.expectedDenseBytesPerRound == 10 * 8 * 61_706)
         #expect(abs(report.ratioToDense - 2_192_416.0 / 4_936_480.0) < 1e-12)
+        // Budget growth: in rounds 1-100 every tier sends what the 1/8 tier does.
+        #expect(
+            report.cappedPhases == [
+                .init(rounds: 1...100, cap: 0.125, expectedBytesPerRound: 10 * 8 * 10_831)
+            ])
+        #expect(
+            report.render().contains(
+                "budget growth, rounds 1-100: every tier at most p = 0.125, 866,480 B (0.176)"))
     }
 
     @Test("Message overhead: per message plus per tensor, on both messages")
@@ -164,9 +172,10 @@ struct ScenarioReportTests {
                 $0.hasPrefix("dense FedAvg") && $0.contains("61,706") && $0.contains("493,648")
             })
         #expect(
-            lines.last
-                == "Expected per round (10 clients by fleet share): 2,192,416 B vs dense FedAvg 4,936,480 B (0.444)"
-        )
+            lines.suffix(2) == [
+                "Expected per round (10 clients by fleet share): 2,192,416 B vs dense FedAvg 4,936,480 B (0.444)",
+                "  budget growth, rounds 1-100: every tier at most p = 0.125, 866,480 B (0.176)",
+            ])
         #expect(!lines.contains { $0.hasSuffix(" ") })
     }
 

@@ -17,7 +17,7 @@ func denseTwin(of scenario: Scenario, named name: String) throws -> Scenario {
         ("name", name), ("model.strategy", "denseFedAvg"), ("model.factoredMinimumWeights", "0"),
         ("training.sampler", "none"), ("training.groupLasso", "0"),
         ("training.fullBudgetProbability", "0"), ("training.coverageDamping", "false"),
-        ("shrinking.threshold", "0"),
+        ("shrinking.threshold", "0"), ("training.budgetGrowth", ""),
     ])
 }
 
@@ -77,7 +77,9 @@ struct ShippedScenarioTests {
             scenario.training.server
                 == .fedAdam(learningRate: 0.01, beta1: 0.9, beta2: 0.99, epsilon: 1e-3))
         #expect(scenario.training.learningRateSchedule == .cosine)
-        #expect(scenario.shrinking.isEnabled && scenario.shrinking.until == 60)
+        // Growing budgets instead of shrinking: the 1/8 prefix alone for 100 rounds.
+        #expect(scenario.training.budgetGrowth == .init(caps: [0.125], until: [100]))
+        #expect(!scenario.shrinking.isEnabled)
         #expect(scenario.evaluation.period == 10)
         #expect(scenario.deadlineSeconds == 600)
         #expect(scenario.tiers.map(\.name) == ["low", "mid", "high", "full"])
