@@ -105,7 +105,7 @@ struct ScenarioValidator {
         }
         let model = self.model(
             top, datasetName: dataset?.name ?? top.node("dataset")?["name"]?.text)
-        let training = self.training(top, strategy: model?.strategy, rounds: rounds)
+        let training = self.training(top, strategy: model?.strategy)
         let shrinking = self.shrinking(top, strategy: model?.strategy)
         let evaluation = self.evaluation(top)
         let security = self.security(top)
@@ -293,7 +293,7 @@ struct ScenarioValidator {
     }
 
     private mutating func training(
-        _ top: Fields, strategy: Scenario.Strategy?, rounds: Int?
+        _ top: Fields, strategy: Scenario.Strategy?
     ) -> Scenario.Training? {
         guard let node = requiredNode(top, "training"),
             let fields = fields(node, at: "training", known: Self.trainingKeys)
@@ -331,7 +331,7 @@ struct ScenarioValidator {
             default: .constant)
         var budgetGrowth: Scenario.BudgetGrowth?? = .some(nil)
         if let node = fields.node("budgetGrowth") {
-            budgetGrowth = self.budgetGrowth(node, strategy: strategy, rounds: rounds).map {
+            budgetGrowth = self.budgetGrowth(node, strategy: strategy).map {
                 .some($0)
             }
         }
@@ -356,7 +356,7 @@ struct ScenarioValidator {
 
     /// `training.budgetGrowth: {caps: [0.125, 0.5], until: [40, 80]}`.
     private mutating func budgetGrowth(
-        _ node: ScenarioNode, strategy: Scenario.Strategy?, rounds: Int?
+        _ node: ScenarioNode, strategy: Scenario.Strategy?
     ) -> Scenario.BudgetGrowth? {
         let path = "training.budgetGrowth"
         guard let fields = fields(node, at: path, known: Self.budgetGrowthKeys) else { return nil }
@@ -378,12 +378,9 @@ struct ScenarioValidator {
         check(
             until.count == caps.count, "until",
             "must list one last round per cap (\(caps.count)), found \(until.count)")
+        // A run shorter than the last capped round (`--rounds 5` on the default scenario)
+        // simply stays capped: not an error.
         check(zip(until, until.dropFirst()).allSatisfy { $0 < $1 }, "until", "must increase")
-        if let rounds, let last = until.last {
-            check(
-                last < rounds, "until",
-                "the last capped round \(last) must come before the run's last round \(rounds)")
-        }
         return valid ? Scenario.BudgetGrowth(caps: caps, until: until) : nil
     }
 

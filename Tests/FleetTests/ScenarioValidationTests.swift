@@ -415,9 +415,13 @@ struct ScenarioValidationTests {
             ])
         #expect(
             try reasons([("training.budgetGrowth", "{caps: [1], until: [100]}")]) == [
-                "training.budgetGrowth.caps: every cap must be below 1 (1 is no cap)",
-                "training.budgetGrowth.until: the last capped round 100 must come before the run's last round 100",
+                "training.budgetGrowth.caps: every cap must be below 1 (1 is no cap)"
             ])
+        // A run shorter than the growth (a quick `--rounds 5`) stays capped throughout.
+        let short = try base.overriding([
+            ("rounds", "5"), ("training.budgetGrowth", "{caps: [0.25], until: [100]}"),
+        ])
+        #expect(short.training.budgetGrowth?.cap(atRound: 5) == 0.25)
         #expect(
             try reasons([("training.budgetGrowth", "{caps: [0.25]}")]) == [
                 "training.budgetGrowth.until: missing required key"
