@@ -121,6 +121,28 @@ public func partitionIndices(
         seed: seed)[client]
 }
 
+/// A held-out validation set of `held` of `sampleCount` samples, drawn uniformly without
+/// replacement, and the rest (the training pool a partition splits among clients); both
+/// sorted. The generator is `SeededGenerator.derived(seed: seed, stream: 0x56_414C_4944)`
+/// ("VALID"), so the split does not move when other streams change.
+///
+/// - Precondition: `0 ≤ held ≤ sampleCount`.
+/// - Complexity: O(sampleCount).
+public func validationSplit(
+    sampleCount: Int, held: Int, seed: UInt64
+) -> (validation: [Int], training: [Int]) {
+    precondition(
+        held >= 0 && held <= sampleCount, "cannot hold out \(held) of \(sampleCount) samples")
+    guard held > 0 else { return ([], Array(0..<sampleCount)) }
+    var generator = SeededGenerator.derived(seed: seed, stream: validationStream)
+    var order = Array(0..<sampleCount)
+    order.shuffleReproducibly(using: &generator)
+    return (order[..<held].sorted(), order[held...].sorted())
+}
+
+/// The stream label of the validation split, ASCII "VALID".
+private let validationStream: UInt64 = 0x56_414C_4944
+
 /// The stream label of partition generators, ASCII "PARTITN".
 private let partitionStream: UInt64 = 0x50_4152_5449_544E
 

@@ -128,7 +128,14 @@ extension Scenario {
                         ("period", .number(shrinking.period)),
                     ] + (shrinking.from > 1 ? [("from", .number(shrinking.from))] : [])
                         + (shrinking.until.map { [("until", .number($0))] } ?? []))),
-            .init(key: "evaluation", value: .flow([("period", .number(evaluation.period))])),
+            .init(
+                key: "evaluation",
+                value: .flow(
+                    [("period", .number(evaluation.period))]
+                        + (evaluation.validationSamples > 0
+                            ? [("validationSamples", .number(evaluation.validationSamples))] : [])
+                        + (evaluation.deploy != .budget
+                            ? [("deploy", .text(evaluation.deploy.rawValue))] : []))),
             .init(
                 key: "security", value: .flow([("requireCurve", .boolean(security.requireCurve))])),
             .init(

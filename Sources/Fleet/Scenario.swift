@@ -294,10 +294,31 @@ extension Scenario {
         public var isEnabled: Bool { threshold > 0 }
     }
 
-    /// Evaluation schedule.
+    /// Evaluation schedule, the coordinator's validation set and what each tier deploys.
     public struct Evaluation: Sendable, Equatable {
+        /// What a tier's devices run after training.
+        public enum Deployment: String, Sendable, Equatable, CaseIterable {
+            /// The global model cut to the tier's own budget.
+            case budget
+            /// The best of the tier budgets that fit the tier's own (its own or a smaller
+            /// tier's), judged on the coordinator's validation set at every evaluation: a
+            /// device never runs a prefix that validates worse than a smaller one it can
+            /// afford. Ties keep the larger budget.
+            case bestValidated
+        }
+
         /// Evaluate every `period` rounds.
         public let period: Int
+        /// Training samples the coordinator holds out as its validation set (seeded, before
+        /// the partition: no client holds them); 0 for none. Fashion-MNIST only.
+        public var validationSamples: Int
+        public var deploy: Deployment
+
+        public init(period: Int, validationSamples: Int = 0, deploy: Deployment = .budget) {
+            self.period = period
+            self.validationSamples = validationSamples
+            self.deploy = deploy
+        }
     }
 
     /// Transport security requirements.

@@ -44,7 +44,7 @@ struct ScenarioValidator {
     static let serverKeys = ["optimizer", "learningRate", "momentum", "beta1", "beta2", "epsilon"]
     static let shrinkingKeys = ["threshold", "period", "from", "until"]
     static let budgetGrowthKeys = ["caps", "until"]
-    static let evaluationKeys = ["period"]
+    static let evaluationKeys = ["period", "validationSamples", "deploy"]
     static let securityKeys = ["requireCurve"]
     static let simulationKeys = ["processPerClient"]
     static let tierKeys = [
@@ -107,7 +107,9 @@ struct ScenarioValidator {
             top, datasetName: dataset?.name ?? top.node("dataset")?["name"]?.text)
         let training = self.training(top, strategy: model?.strategy)
         let shrinking = self.shrinking(top, strategy: model?.strategy)
-        let evaluation = self.evaluation(top)
+        let evaluation = self.evaluation(
+            top, strategy: model?.strategy,
+            datasetName: dataset?.name ?? top.node("dataset")?["name"]?.text, clients: clients)
         let security = self.security(top)
         let simulation = self.simulation(top)
         let tiers = self.tiers(top, clients: clients)
@@ -130,6 +132,16 @@ struct ScenarioValidator {
                 "must come after training.budgetGrowth's last capped round "
                     + "\(growth.lastCappedRound) (found \(shrinking.from)): components opened "
                     + "at zero would be cut before they train")
+        }
+        if evaluation.validationSamples > 0,
+            case .fashionMNIST(_, .shards(let perClient)) = dataset,
+            clients * perClient
+                > Scenario.Dataset.fashionMNISTTrainingCount - evaluation.validationSamples
+        {
+            report(
+                "evaluation.validationSamples",
+                "out of range: \(evaluation.validationSamples) held out leave too few training "
+                    + "images for \(clients) clients × \(perClient) shards")
         }
         guard let samplesPerClient, let simulation else { return nil }
         var scenario = Scenario(
@@ -495,13 +507,51 @@ struct ScenarioValidator {
         return shrinking
     }
 
-    private mutating func evaluation(_ top: Fields) -> Scenario.Evaluation? {
+    private mutating func evaluation(
+        _ top: Fields, strategy: Scenario.Strategy?, datasetName: String?, clients: Int?
+    ) -> Scenario.Evaluation? {
         guard let node = top.node("evaluation") else { return Scenario.Evaluation(period: 10) }
         guard let fields = fields(node, at: "evaluation", known: Self.evaluationKeys) else {
             return nil
         }
-        return optional(fields, "period", .integer(atLeast: 1), default: 10)
-            .map(Scenario.Evaluation.init(period:))
+        let period = optional(fields, "period", .integer(atLeast: 1), default: 10)
+        let validation = optional(fields, "validationSamples", .integer(atLeast: 0), default: 0)
+        let deploy = optional(
+            fields, "deploy", .choice(Scenario.Evaluation.Deployment.self), default: .budget)
+        guard let period, let validation, let deploy else { return nil }
+        let capacity = Scenario.Dataset.fashionMNISTTrainingCount
+        if validation > 0 {
+            if let datasetName, datasetName != "fashion-mnist" {
+                report(
+                    fields.keyPath("validationSamples"),
+                    "only for fashion-mnist (a held-out part of its training split); "
+                        + "\(datasetName) data has no shared training split")
+                return nil
+            }
+            if let clients, validation + clients > capacity {
+                report(
+                    fields.keyPath("validationSamples"),
+                    "out of range: \(validation) held out leave "
+                        + "\(max(capacity - validation, 0)) training images for \(clients) clients")
+                return nil
+            }
+        }
+        if deploy == .bestValidated {
+            if strategy == .denseFedAvg {
+                report(
+                    fields.keyPath("deploy"),
+                    "bestValidated is not allowed with denseFedAvg: the dense model has one budget")
+                return nil
+            }
+            if validation == 0 {
+                report(
+                    fields.keyPath("deploy"),
+                    "bestValidated needs evaluation.validationSamples > 0: it judges the tier "
+                        + "budgets on the coordinator's validation set, never on the test set")
+                return nil
+            }
+        }
+        return Scenario.Evaluation(period: period, validationSamples: validation, deploy: deploy)
     }
 
     private mutating func simulation(_ top: Fields) -> Scenario.Simulation? {

@@ -39,6 +39,9 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
         /// Clients whose update has been aggregated at least once (absent in checkpoints
         /// written before it was kept: read as none).
         public var contributors: [UInt32]?
+        /// The tier whose budget each tier deployed at the last evaluation
+        /// (`evaluation.deploy: bestValidated`; absent otherwise and in older checkpoints).
+        public var deployedBudgets: [String: String]?
 
         public init(
             round: Int, architecture: Architecture, keptRanks: [Int], bytesUp: Int, bytesDown: Int,
@@ -48,7 +51,8 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
             tierBytes: [String: RoundMetrics.TierBytes],
             participations: [String: Int], rejected: [String: Int], lateUpdates: Int,
             lastAccuracy: [String: Double], cooldownUntil: [UInt32: Int] = [:],
-            unresponsive: [UInt32] = [], contributors: [UInt32] = []
+            unresponsive: [UInt32] = [], contributors: [UInt32] = [],
+            deployedBudgets: [String: String]? = nil
         ) {
             self.round = round
             self.architecture = architecture
@@ -69,6 +73,7 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
             self.cooldownUntil = cooldownUntil
             self.unresponsive = unresponsive
             self.contributors = contributors
+            self.deployedBudgets = deployedBudgets
         }
     }
 

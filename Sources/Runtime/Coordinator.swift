@@ -85,14 +85,14 @@ public final class Coordinator {
 
     public init(
         scenario: Scenario, transport: any MessageTransport, recorder: RunRecorder,
-        evaluationSet: TrainingSamples, options: Options = Options(),
-        resumingFrom checkpoint: CoordinatorCheckpoint? = nil
+        evaluationSet: TrainingSamples, validationSet: TrainingSamples? = nil,
+        options: Options = Options(), resumingFrom checkpoint: CoordinatorCheckpoint? = nil
     ) throws(CoordinatorError) {
         self.transport = transport
         self.recorder = recorder
         self.options = options
         machine = try CoordinatorMachine(
-            scenario: scenario, evaluationSet: evaluationSet,
+            scenario: scenario, evaluationSet: evaluationSet, validationSet: validationSet,
             expectedClients: options.expectedClients,
             registrationTimeout: options.registrationTimeout, roundTimeout: options.roundTimeout,
             maximumMessageSize: options.maximumMessageSize, enrolment: options.enrolment,

@@ -69,6 +69,8 @@ struct CoordinatorMachine {
 
     let scenario: Scenario
     let evaluationSet: TrainingSamples
+    /// The coordinator's validation set (`evaluation.validationSamples`), if any.
+    let validationSet: TrainingSamples?
     let registrationTimeout: Duration
     let roundTimeout: Duration
     let maximumMessageSize: Int
@@ -101,6 +103,8 @@ struct CoordinatorMachine {
     /// send something first (a partition heals, a slow device catches up).
     private var cooldownUntil: [UInt32: Int] = [:]
     private var lastAccuracy: [String: Double] = [:]
+    /// The tier whose budget each tier deployed at the last evaluation (`bestValidated`).
+    private var lastDeployed: [String: String] = [:]
     private let denseMessageBytes: (train: Int, update: Int)
     let runID: UInt64
     private let modelDescription: String
@@ -119,7 +123,8 @@ struct CoordinatorMachine {
     private var outbox: [CoordinatorAction] = []
 
     init(
-        scenario: Scenario, evaluationSet: TrainingSamples, expectedClients: Int?,
+        scenario: Scenario, evaluationSet: TrainingSamples,
+        validationSet: TrainingSamples? = nil, expectedClients: Int?,
         registrationTimeout: Duration, roundTimeout: Duration, maximumMessageSize: Int,
         enrolment: Enrolment? = nil, maximumClients: Int? = nil,
         resumingFrom checkpoint: CoordinatorCheckpoint?
@@ -129,6 +134,7 @@ struct CoordinatorMachine {
         populationBound = max(scenario.clients, maximumClients ?? 0)
         sampleBound = scenario.samplesPerClientBound
         self.evaluationSet = evaluationSet
+        self.validationSet = validationSet
         self.registrationTimeout = registrationTimeout
         self.roundTimeout = roundTimeout
         self.maximumMessageSize = maximumMessageSize
@@ -187,6 +193,7 @@ struct CoordinatorMachine {
             lateTotal = header.lateUpdates
             computeTotal = header.clientComputeSeconds
             lastAccuracy = header.lastAccuracy
+            lastDeployed = header.deployedBudgets ?? [:]
             cooldownUntil = header.cooldownUntil ?? [:]
             unresponsive = Set(header.unresponsive ?? [])
             contributors = Set(header.contributors ?? [])
@@ -598,20 +605,35 @@ struct CoordinatorMachine {
         emit(.commit(metrics))
     }
 
-    /// Accuracy and loss of the global model at every tier's budget on the held-out set.
+    /// Accuracy and loss on the held-out test set of the model every tier deploys: the
+    /// global model at the tier's budget, or (`bestValidated`) at the tier budget within it
+    /// that scores best on the validation set.
     private mutating func evaluate() {
-        var accuracy: [String: Double] = [:]
-        var loss: [String: Double] = [:]
-        let rankSets = scenario.tiers.indices.map { index in
+        let tiers = scenario.tiers
+        let rankSets = tiers.indices.map { index in
             scenario.isLowRank ? budgets(tierIndex: index) : global.keptRanks
         }
         let results = global.evaluate(on: evaluationSet, rankSets: rankSets)
-        for (tier, result) in zip(scenario.tiers, results) {
-            accuracy[tier.name] = result.accuracy
-            loss[tier.name] = result.loss
+        var deployed = Array(tiers.indices)
+        if let validationSet {
+            let validation = global.evaluate(on: validationSet, rankSets: rankSets)
+            metrics.validationAccuracyByTier = Dictionary(
+                uniqueKeysWithValues: zip(tiers.map(\.name), validation.map(\.accuracy)))
+            if scenario.evaluation.deploy == .bestValidated {
+                deployed = RoundLogic.bestValidatedBudgets(
+                    budgets: rankSets, validationAccuracy: validation.map(\.accuracy))
+                lastDeployed = Dictionary(
+                    uniqueKeysWithValues: zip(tiers.map(\.name), deployed.map { tiers[$0].name }))
+                metrics.deployedBudgetByTier = lastDeployed
+                metrics.accuracyAtBudgetByTier = Dictionary(
+                    uniqueKeysWithValues: zip(tiers.map(\.name), results.map(\.accuracy)))
+            }
         }
+        let accuracy = Dictionary(
+            uniqueKeysWithValues: zip(tiers.map(\.name), deployed.map { results[$0].accuracy }))
         metrics.accuracyByTier = accuracy
-        metrics.lossByTier = loss
+        metrics.lossByTier = Dictionary(
+            uniqueKeysWithValues: zip(tiers.map(\.name), deployed.map { results[$0].loss }))
         lastAccuracy = accuracy
     }
 
@@ -1035,7 +1057,8 @@ struct CoordinatorMachine {
             tierBytes: tierTotals,
             participations: participations, rejected: rejectedTotals, lateUpdates: lateTotal,
             lastAccuracy: lastAccuracy, cooldownUntil: cooldownUntil,
-            unresponsive: unresponsive.sorted(), contributors: contributors.sorted())
+            unresponsive: unresponsive.sorted(), contributors: contributors.sorted(),
+            deployedBudgets: lastDeployed.isEmpty ? nil : lastDeployed)
         return CoordinatorCheckpoint(
             header: header, parameters: global.parameters, serverState: serverState)
     }
@@ -1065,8 +1088,12 @@ struct CoordinatorMachine {
         }
         let tiers = scenario.tiers.enumerated().map { index, tier in
             let ranks = scenario.isLowRank ? budgets(tierIndex: index) : []
+            let deployedTier = lastDeployed[tier.name].flatMap { name in
+                scenario.tiers.firstIndex { $0.name == name }
+            }
+            let deployedRanks = deployedTier.map { budgets(tierIndex: $0) }
             let bytes = tierTotals[tier.name] ?? RoundMetrics.TierBytes()
-            return RunSummary.TierSummary(
+            var summary = RunSummary.TierSummary(
                 tier: tier.name, rankFraction: tier.rankFraction, clients: counts[index],
                 participations: participations[tier.name] ?? 0, bytes: bytes.up + bytes.down,
                 denseEquivalentBytes: bytes.denseEquivalent, accuracy: lastAccuracy[tier.name],
@@ -1074,9 +1101,12 @@ struct CoordinatorMachine {
                 parameters: global.parameterCount(ranks: scenario.isLowRank ? ranks : []),
                 trainingFlopsPerSample: global.trainingStepFLOPs(
                     batch: 1, ranks: scenario.isLowRank ? ranks : nil),
-                macs: global.macs(ranks: scenario.isLowRank ? ranks : []),
+                macs: global.macs(ranks: deployedRanks ?? (scenario.isLowRank ? ranks : [])),
                 contributingClients: samples[index].clients,
                 samples: samples[index].all, contributedSamples: samples[index].contributed)
+            summary.deployedBudget = lastDeployed[tier.name]
+            summary.deployedRanks = deployedRanks
+            return summary
         }
         let moved = Double(totals.up + totals.down)
         let savings: Double = totals.dense > 0 ? 1 - moved / Double(totals.dense) : 0

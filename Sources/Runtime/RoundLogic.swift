@@ -99,6 +99,32 @@ enum RoundLogic {
         lowRank ? keptRanks.map { RankBudget.rank(fraction: fraction, of: $0) } : []
     }
 
+    /// For each tier (its per-layer `budgets`), the index of the tier budget it deploys under
+    /// `evaluation.deploy: bestValidated`: of the budgets that fit within its own (every
+    /// layer's rank at most its own), the one with the highest validation accuracy; a tie
+    /// goes to the larger budget (more components in all), then to the tier's own.
+    static func bestValidatedBudgets(budgets: [[Int]], validationAccuracy: [Double]) -> [Int] {
+        precondition(budgets.count == validationAccuracy.count, "one accuracy per budget")
+        return budgets.indices.map { tier in
+            var best = tier
+            for candidate in budgets.indices where candidate != tier {
+                let fits = zip(budgets[candidate], budgets[tier]).allSatisfy { $0 <= $1 }
+                guard fits else { continue }
+                let (accuracy, bestAccuracy) = (
+                    validationAccuracy[candidate], validationAccuracy[best]
+                )
+                let size = budgets[candidate].reduce(0, +)
+                let bestSize = budgets[best].reduce(0, +)
+                if accuracy > bestAccuracy
+                    || (accuracy == bestAccuracy && size > bestSize)
+                {
+                    best = candidate
+                }
+            }
+            return best
+        }
+    }
+
     /// Budget growth after round `round`: when the next round's cap is larger, the components
     /// it opens (between the two caps' ranks of each LoD layer) get a zero output factor and
     /// fresh server optimiser state, so the model computes the same function as before and

@@ -49,8 +49,15 @@ public struct RoundMetrics: Codable, Sendable {
     public var trainingLoss: Double?
     /// Seconds the round's participants spent in local training (as they reported).
     public var clientComputeSeconds = 0.0
+    /// Test accuracy and loss of the model each tier deploys (`evaluation.deploy`).
     public var accuracyByTier: [String: Double]?
     public var lossByTier: [String: Double]?
+    /// With `evaluation.deploy: bestValidated`: the tier whose budget each tier deploys, and
+    /// the test accuracy at each tier's own budget.
+    public var deployedBudgetByTier: [String: String]?
+    public var accuracyAtBudgetByTier: [String: Double]?
+    /// Accuracy at each tier's own budget on the coordinator's validation set, when it has one.
+    public var validationAccuracyByTier: [String: Double]?
     public var virtualSeconds = 0.0
     public var virtualTime = 0.0
     public var wallSeconds = 0.0
@@ -97,8 +104,12 @@ public struct RunSummary: Codable, Sendable {
         /// Training FLOPs per sample (forward and backward at the tier's final budget, from
         /// the cost model the virtual clock uses); absent in runs before it was recorded.
         public var trainingFlopsPerSample: Double?
-        /// Multiply-adds of one forward pass of the tier's final model on one sample.
+        /// Multiply-adds of one forward pass of the tier's deployed final model on one sample.
         public var macs: Int?
+        /// With `evaluation.deploy: bestValidated`: the tier whose budget the tier deploys at
+        /// the end, and its ranks (`ranks` stays the tier's training budget).
+        public var deployedBudget: String?
+        public var deployedRanks: [Int]?
         /// Registered clients of the tier whose update was aggregated at least once, and the
         /// training samples the tier's registered clients hold, all and those of the
         /// contributing clients: whose data ever reached the model (absent in older runs).

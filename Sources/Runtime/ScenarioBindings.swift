@@ -123,10 +123,11 @@ extension Scenario {
         precondition(index >= 0 && index < clients, "client index \(index) outside 0..<\(clients)")
         switch dataset {
         case .fashionMNIST(let directory, _):
-            let labels = try FashionMNIST.labels(split: .train, directory: directory)
+            let pool = try trainingPool(directory: directory)
             let indices = partitionIndices(
-                forClient: index, labels: labels, classCount: classCount, clientCount: clients,
-                scheme: partitionScheme ?? .iid, seed: seed)
+                forClient: index, labels: pool.labels, classCount: classCount,
+                clientCount: clients, scheme: partitionScheme ?? .iid, seed: seed
+            ).map { pool.rows[$0] }
             return try FashionMNIST.load(
                 split: .train, directory: directory,
                 selecting: Array(indices.prefix(samplesPerClient ?? indices.count))
@@ -143,11 +144,51 @@ extension Scenario {
     /// partitioning 60 000 labels for each), or `nil` for data generated per client.
     public func partitionRows() throws(DatasetError) -> [[Int]]? {
         guard case .fashionMNIST(let directory, _) = dataset else { return nil }
-        let labels = try FashionMNIST.labels(split: .train, directory: directory)
+        let pool = try trainingPool(directory: directory)
         return partition(
-            labels: labels, classCount: classCount, clientCount: clients,
+            labels: pool.labels, classCount: classCount, clientCount: clients,
             scheme: partitionScheme ?? .iid, seed: seed
-        ).map { Array($0.prefix(samplesPerClient ?? $0.count)) }
+        ).map { $0.prefix(samplesPerClient ?? $0.count).map { pool.rows[$0] } }
+    }
+
+    /// The rows of the Fashion-MNIST training split the partition splits among the clients
+    /// (all but the coordinator's validation rows, `evaluation.validationSamples`), and their
+    /// labels.
+    private func trainingPool(
+        directory: String
+    ) throws(DatasetError) -> (
+        rows: [Int], labels: [Int32]
+    ) {
+        let labels = try FashionMNIST.labels(split: .train, directory: directory)
+        guard evaluation.validationSamples > 0 else { return (Array(labels.indices), labels) }
+        let rows = try split(labels: labels, directory: directory).training
+        return (rows, rows.map { labels[$0] })
+    }
+
+    /// The validation and training rows of the Fashion-MNIST training split.
+    ///
+    /// - Throws: `DatasetError.itemOutOfRange` naming the labels file when it holds no more
+    ///   images than the validation set.
+    private func split(
+        labels: [Int32], directory: String
+    ) throws(DatasetError) -> (validation: [Int], training: [Int]) {
+        let held = evaluation.validationSamples
+        guard held < labels.count else {
+            throw .itemOutOfRange(
+                path: FashionMNIST.paths(split: .train, directory: directory).labels,
+                index: held, itemCount: labels.count)
+        }
+        return validationSplit(sampleCount: labels.count, held: held, seed: seed)
+    }
+
+    /// The coordinator's validation set (`evaluation.validationSamples` training images no
+    /// client holds), or `nil` when the scenario holds none out.
+    public func validationSamples() throws(DatasetError) -> TrainingSamples? {
+        guard evaluation.validationSamples > 0, case .fashionMNIST(let directory, _) = dataset
+        else { return nil }
+        let labels = try FashionMNIST.labels(split: .train, directory: directory)
+        let rows = try split(labels: labels, directory: directory).validation
+        return try FashionMNIST.load(split: .train, directory: directory, selecting: rows).samples
     }
 
     /// The most training samples one client of this scenario can hold: the cap on the weight

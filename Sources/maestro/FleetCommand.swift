@@ -167,8 +167,10 @@ func runCoordinator(
         throw CommandError("\(error)")
     }
     let evaluationSet: TrainingSamples
+    let validationSet: TrainingSamples?
     do {
         evaluationSet = try scenario.evaluationSamples()
+        validationSet = try scenario.validationSamples()
     } catch {
         throw CommandError("\(error)")
     }
@@ -179,7 +181,7 @@ func runCoordinator(
     do {
         coordinator = try Coordinator(
             scenario: scenario, transport: server, recorder: recorder, evaluationSet: evaluationSet,
-            options: options, resumingFrom: checkpoint)
+            validationSet: validationSet, options: options, resumingFrom: checkpoint)
     } catch {
         throw CommandError("\(directory): \(error)")
     }

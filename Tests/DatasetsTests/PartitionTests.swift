@@ -47,6 +47,24 @@ struct PartitionTests {
         #expect(own == parts[13])
     }
 
+    @Test("Validation split: disjoint sorted parts covering every sample, seeded, none held")
+    func validationSplits() {
+        let (validation, training) = validationSplit(sampleCount: 6_000, held: 500, seed: 4)
+        #expect(validation.count == 500 && training.count == 5_500)
+        #expect(validation == validation.sorted() && training == training.sorted())
+        #expect(Set(validation).isDisjoint(with: training))
+        #expect(Set(validation + training) == Set(0..<6_000))
+        #expect(validationSplit(sampleCount: 6_000, held: 500, seed: 4).validation == validation)
+        #expect(validationSplit(sampleCount: 6_000, held: 500, seed: 5).validation != validation)
+        // Uniform: every class appears in the held-out part, near its 10 % share.
+        let counts = validation.reduce(into: [Int](repeating: 0, count: 10)) {
+            $0[Int(Self.labels[$1])] += 1
+        }
+        #expect(counts.allSatisfy { $0 > 25 && $0 < 75 }, "\(counts)")
+        let none = validationSplit(sampleCount: 10, held: 0, seed: 4)
+        #expect(none.validation.isEmpty && none.training == Array(0..<10))
+    }
+
     @Test("IID parts differ in size by at most one and see every class")
     func iidSizes() {
         let parts = Self.split(.iid, clients: 7)

@@ -446,6 +446,59 @@ struct ScenarioValidationTests {
             ])
     }
 
+    @Test("Validation set and deployment: read as written, impossible ones named by key")
+    func validationAndDeployment() throws {
+        let base = try Scenario.parse(yaml: minimalYAML)
+        #expect(base.evaluation == Scenario.Evaluation(period: 10))
+        let held = try base.overriding([
+            ("evaluation", "{period: 5, validationSamples: 5000, deploy: bestValidated}")
+        ])
+        #expect(
+            held.evaluation
+                == Scenario.Evaluation(period: 5, validationSamples: 5000, deploy: .bestValidated))
+        #expect(try Scenario.parse(yaml: held.yaml()) == held)
+        func reasons(_ assignments: [(keyPath: String, value: String)]) throws -> [String] {
+            let found = problems { () throws(ScenarioError) in try base.overriding(assignments) }
+            return found.map(\.description)
+        }
+        #expect(
+            try reasons([("evaluation.deploy", "bestValidated")]) == [
+                "evaluation.deploy: bestValidated needs evaluation.validationSamples > 0: it judges the tier budgets on the coordinator's validation set, never on the test set"
+            ])
+        #expect(
+            try reasons([("evaluation.validationSamples", "59995")]) == [
+                "evaluation.validationSamples: out of range: 59995 held out leave 5 training images for 10 clients"
+            ])
+        #expect(
+            try reasons([
+                ("dataset.partition", "{scheme: shards, perClient: 2}"),
+                ("evaluation.validationSamples", "59990"),
+            ]) == [
+                "evaluation.validationSamples: out of range: 59990 held out leave too few training images for 10 clients × 2 shards"
+            ])
+        #expect(
+            try reasons([
+                ("model.strategy", "denseFedAvg"), ("training.sampler", "none"),
+                ("evaluation", "{validationSamples: 100, deploy: bestValidated}"),
+            ]) == [
+                "evaluation.deploy: bestValidated is not allowed with denseFedAvg: the dense model has one budget"
+            ])
+        #expect(
+            try reasons([
+                ("dataset", "{name: synthetic, synthetic: {alpha: 1, beta: 1}}"),
+                ("model.architecture", "logistic"), ("evaluation.validationSamples", "100"),
+            ]) == [
+                "evaluation.validationSamples: only for fashion-mnist (a held-out part of its training split); synthetic data has no shared training split"
+            ])
+        #expect(try reasons([("evaluation.deploy", "best")]).count == 1)
+        // The dense twin may hold the same validation set out (same client data).
+        let dense = try base.overriding([
+            ("model.strategy", "denseFedAvg"), ("training.sampler", "none"),
+            ("evaluation.validationSamples", "100"),
+        ])
+        #expect(dense.evaluation.validationSamples == 100)
+    }
+
     @Test("Fields the wire carries in 16 bits are refused above 65535, not trapped on later")
     func sixteenBitFields() throws {
         #expect(

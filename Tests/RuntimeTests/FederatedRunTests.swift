@@ -1,3 +1,4 @@
+import Datasets
 import Dispatch
 import Federation
 import Fleet
@@ -76,6 +77,7 @@ func runInProcess(
     let outcome = Box<Result<RunSummary, CoordinatorError>?>(nil)
     let group = DispatchGroup()
     let evaluation = try scenario.evaluationSamples()
+    let validation = try scenario.validationSamples()
     let yaml = scenario.yaml()
     group.enter()
     startThread {
@@ -98,7 +100,7 @@ func runInProcess(
             }
             let coordinator = try Coordinator(
                 scenario: scenario, transport: server, recorder: recorder,
-                evaluationSet: evaluation,
+                evaluationSet: evaluation, validationSet: validation,
                 options: options, resumingFrom: checkpoint)
             do {
                 outcome.value = .success(try coordinator.run())
@@ -352,6 +354,58 @@ struct RoundFailureTests {
 
 @Suite("Server shrinking", .serialized)
 struct ServerShrinkingTests {
+    @Test(
+        "bestValidated: each tier reports the test accuracy of the budget that validates best within its own; no client holds a validation image"
+    )
+    func bestValidatedDeployment() throws {
+        let scenario = try Scenario.parse(
+            yaml: """
+                name: deploy
+                seed: 5
+                clients: 6
+                rounds: 3
+                clientsPerRound: 3
+                dataset: {name: fashion-mnist, partition: {scheme: iid}, samplesPerClient: 64}
+                model: {architecture: mlp, strategy: orderedLoD}
+                training: {localEpochs: 1, batchSize: 32, learningRate: 0.05}
+                evaluation: {period: 1, validationSamples: 2000, deploy: bestValidated}
+                tiers:
+                  - {name: low, count: 2, rankFraction: 0.1, gflops: 1, uplinkMbps: 1, downlinkMbps: 1}
+                  - {name: mid, count: 2, rankFraction: 0.4, gflops: 1, uplinkMbps: 1, downlinkMbps: 1}
+                  - {name: full, count: 2, rankFraction: 1.0, gflops: 1, uplinkMbps: 1, downlinkMbps: 1}
+                """)
+        let held = validationSplit(sampleCount: 60_000, held: 2000, seed: 5).validation
+        let rows = try #require(try scenario.partitionRows())
+        #expect(Set(rows.joined()).isDisjoint(with: held))
+        #expect(try scenario.validationSamples()?.labels.count == 2000)
+        #expect(try scenario.clientSamples(index: 3).labels.count == 64)
+
+        let result = try runInProcess(scenario, startOrder: Array(0..<6), delayMicroseconds: [0])
+        let order = ["low", "mid", "full"]
+        var lastDeployed: [String: String] = [:]
+        for row in result.metrics {
+            let deployed = try #require(row["deployed_budget_by_tier"] as? [String: String])
+            let atBudget = try #require(row["accuracy_at_budget_by_tier"] as? [String: Double])
+            let validation = try #require(row["validation_accuracy_by_tier"] as? [String: Double])
+            let accuracy = try #require(row["accuracy_by_tier"] as? [String: Double])
+            for (position, tier) in order.enumerated() {
+                let choice = try #require(deployed[tier])
+                let fitting = order.prefix(position + 1)
+                #expect(fitting.contains(choice), "\(tier) deploys \(choice)")
+                #expect(validation[choice] == fitting.compactMap { validation[$0] }.max())
+                #expect(accuracy[tier] == atBudget[choice])
+            }
+            lastDeployed = deployed
+        }
+        #expect(result.metrics.count == 3)
+        for tier in result.summary.tiers {
+            let choice = try #require(tier.deployedBudget)
+            #expect(choice == lastDeployed[tier.tier])
+            let budget = try #require(result.summary.tiers.first { $0.tier == choice })
+            #expect(tier.deployedRanks == budget.ranks)
+        }
+    }
+
     @Test(
         "Shrinks every period until shrinking.until, then never again; budgets follow the kept ranks"
     )

@@ -88,6 +88,31 @@ struct RoundLogicTests {
     }
 
     @Test(
+        "bestValidated: a tier deploys the best-validating tier budget within its own; ties keep the larger"
+    )
+    func bestValidatedBudgets() {
+        let budgets = [[1, 2], [2, 4], [4, 8], [8, 16]]
+        #expect(
+            RoundLogic.bestValidatedBudgets(
+                budgets: budgets, validationAccuracy: [0.5, 0.6, 0.7, 0.8]) == [0, 1, 2, 3])
+        #expect(
+            RoundLogic.bestValidatedBudgets(
+                budgets: budgets, validationAccuracy: [0.5, 0.9, 0.7, 0.8]) == [0, 1, 1, 1])
+        #expect(
+            RoundLogic.bestValidatedBudgets(
+                budgets: budgets, validationAccuracy: [0.9, 0.9, 0.7, 0.9]) == [0, 1, 1, 3])
+        // A budget larger in any layer does not fit, however well it validates.
+        #expect(
+            RoundLogic.bestValidatedBudgets(
+                budgets: [[1, 8], [4, 4], [8, 8]], validationAccuracy: [0.9, 0.5, 0.6])
+                == [0, 1, 0])
+        // Equal budgets (two tiers capped alike): the first one validating best.
+        #expect(
+            RoundLogic.bestValidatedBudgets(
+                budgets: [[2, 2], [2, 2]], validationAccuracy: [0.7, 0.7]) == [0, 1])
+    }
+
+    @Test(
         "Budget growth caps every tier's budget and fractions until its round, then opens at zero")
     func budgetGrowth() throws {
         let (scenario, global, clients) = try fleet([
