@@ -213,12 +213,16 @@ public struct TrainingTask: Sendable, Equatable {
     public var fullBudgetProbability: Float
     /// Whether sampled local steps also learn the full-budget pass's softmax.
     public var selfDistillation: Bool
+    /// Whether the client runs the convolutions forward only (no gradient, no step) and sends
+    /// them back with no rows: a cheap device trains the fully connected layers alone.
+    public var freezeConvolutions: Bool
 
     public init(
         budgets: [UInt32], factors: [FactorPair], shared: [Tensor], localEpochs: UInt16,
         batchSize: UInt16, learningRate: Float, sampler: SamplerKind, groupLasso: Float,
         seed: UInt64, momentum: Float = 0, weightDecay: Float = 0, samplerFractions: [Float] = [],
-        fullBudgetProbability: Float = 0, selfDistillation: Bool = false
+        fullBudgetProbability: Float = 0, selfDistillation: Bool = false,
+        freezeConvolutions: Bool = false
     ) {
         self.budgets = budgets
         self.factors = factors
@@ -234,6 +238,7 @@ public struct TrainingTask: Sendable, Equatable {
         self.samplerFractions = samplerFractions
         self.fullBudgetProbability = fullBudgetProbability
         self.selfDistillation = selfDistillation
+        self.freezeConvolutions = freezeConvolutions
     }
 }
 

@@ -62,30 +62,47 @@ public struct ParameterLayout: Sendable, Equatable {
 
 extension Network {
     /// The slice a client with per-layer `budgets` receives (each `≤ keptRanks[l]`).
-    public func slice(budgets: [Int]) -> ModelSlice {
+    ///
+    /// With `frozenLayers`, the parameters of the first that many layers come with no rows
+    /// (factors `[0, width]` at budget 0, shared tensors `[0, …]`): what a client that ran
+    /// them forward only sends back.
+    public func slice(budgets: [Int], frozenLayers: Int = 0) -> ModelSlice {
         precondition(
             budgets.count == keptRanks.count
                 && zip(budgets, keptRanks).allSatisfy { $0 >= 0 && $0 <= $1 },
             "budgets \(budgets) vs kept ranks \(keptRanks)")
         let layout = ParameterLayout(architecture)
-        let factors = zip(layout.factorIndices, budgets).map { indices, k in
-            FactorPair(
-                up: parameters[indices.up].prefix(rows: k),
-                down: parameters[indices.down].prefix(rows: k))
+        let firstTrained = architecture.firstTrainedTensor(frozenLayers: frozenLayers)
+        var kept = budgets
+        let factors = layout.factorIndices.enumerated().map { l, indices in
+            if indices.up < firstTrained { kept[l] = 0 }
+            return FactorPair(
+                up: parameters[indices.up].prefix(rows: kept[l]),
+                down: parameters[indices.down].prefix(rows: kept[l]))
         }
         return ModelSlice(
-            budgets: budgets, factors: factors, shared: layout.sharedIndices.map { parameters[$0] })
+            budgets: kept, factors: factors,
+            shared: layout.sharedIndices.map {
+                $0 < firstTrained ? parameters[$0].withoutRows : parameters[$0]
+            })
     }
 
-    /// The expected tensor shapes of the slice at `budgets`, factors first (as on the wire).
-    public func sliceShapes(budgets: [Int]) -> [[Int]] {
+    /// The expected tensor shapes of the slice at `budgets` (and `frozenLayers`), factors
+    /// first (as on the wire).
+    public func sliceShapes(budgets: [Int], frozenLayers: Int = 0) -> [[Int]] {
         let layout = ParameterLayout(architecture)
+        let firstTrained = architecture.firstTrainedTensor(frozenLayers: frozenLayers)
         var shapes: [[Int]] = []
         for (indices, k) in zip(layout.factorIndices, budgets) {
-            shapes.append([k, parameters[indices.up].columns])
-            shapes.append([k, parameters[indices.down].columns])
+            let rows = indices.up < firstTrained ? 0 : k
+            shapes.append([rows, parameters[indices.up].columns])
+            shapes.append([rows, parameters[indices.down].columns])
         }
-        return shapes + layout.sharedIndices.map { parameters[$0].shape }
+        return shapes
+            + layout.sharedIndices.map {
+                let shape = parameters[$0].shape
+                return $0 < firstTrained ? [0] + shape.dropFirst() : shape
+            }
     }
 
     /// A physically truncated network built from a slice: what a client trains.
@@ -122,4 +139,18 @@ extension Network {
         }
         self.init(architecture: truncated, parameters: parameters, keptRanks: slice.budgets)
     }
+}
+
+extension Architecture {
+    /// Index of the first parameter tensor of a layer at or after `frozenLayers`: the
+    /// tensors before it belong to frozen layers.
+    public func firstTrainedTensor(frozenLayers: Int) -> Int {
+        frozenLayers < layers.count
+            ? parameterOffsets[max(frozenLayers, 0)] : parameterShapes.count
+    }
+}
+
+extension Tensor {
+    /// The tensor's shape with no rows (`[0, …]`): a frozen parameter in an update.
+    var withoutRows: Tensor { Tensor(zeros: [0] + shape.dropFirst()) }
 }

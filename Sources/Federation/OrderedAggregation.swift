@@ -51,7 +51,8 @@ public struct ServerOptimizerState: Sendable, Equatable, Codable {
 ///
 /// Component `i` of LoD layer `l` is averaged, weighted by sample count, over the clients
 /// of the round whose budget covers it; components no client covered keep their value.
-/// Shared parameters are averaged over every client. Sums run in client-ID order in double
+/// Shared parameters are averaged over every client that trained them (all, unless a client
+/// froze their layer and sent them with no rows). Sums run in client-ID order in double
 /// precision, so the result does not depend on the order updates arrived in.
 public enum OrderedAggregation {
     /// The round's pseudo-gradient `Δ = global − aggregate`, one tensor per parameter.
@@ -89,7 +90,7 @@ public enum OrderedAggregation {
             accumulateRows(
                 global: tensor, rows: rows, width: width, contributions: ordered,
                 slices: ordered.map { $0.slice.shared[position] },
-                budgets: ordered.map { _ in rows },
+                budgets: ordered.map { sharedRows($0.slice.shared[position], of: rows) },
                 totalSamples: totalSamples, coverageDamping: false, into: &delta[tensorIndex])
         }
         return delta
@@ -129,7 +130,7 @@ public enum OrderedAggregation {
 
     /// How many leading rows of each parameter tensor some contribution covers: for a factor
     /// the largest budget among the round's clients (at most the kept rank), for a shared
-    /// tensor all its rows when anyone contributed. The rows after them were trained by no
+    /// tensor all its rows when anyone trained it. The rows after them were trained by no
     /// client of the round.
     public static func coveredRows(
         global: Network, contributions: [ClientContribution]
@@ -143,10 +144,18 @@ public enum OrderedAggregation {
             rows[indices.up] = covered
             rows[indices.down] = covered
         }
-        for tensorIndex in layout.sharedIndices {
-            rows[tensorIndex] = global.parameters[tensorIndex].shape.first ?? 1
+        for (position, tensorIndex) in layout.sharedIndices.enumerated() {
+            let all = global.parameters[tensorIndex].shape.first ?? 1
+            rows[tensorIndex] =
+                contributions.map { sharedRows($0.slice.shared[position], of: all) }.max() ?? 0
         }
         return rows
+    }
+
+    /// The rows of a shared tensor a contribution covers: all of them, or none when the
+    /// client froze the layer and sent the tensor back with no rows.
+    private static func sharedRows(_ tensor: Tensor, of rows: Int) -> Int {
+        min(rows, tensor.shape.first ?? 1)
     }
 
     /// Applies the server optimiser to the global parameters along `delta`.

@@ -174,7 +174,8 @@ public enum WireCodec {
             writer.write(body.momentum)
             writer.write(body.weightDecay)
             writer.write(body.fullBudgetProbability)
-            writer.write(UInt8(body.selfDistillation ? 1 : 0))
+            writer.write(
+                UInt8(body.selfDistillation ? 1 : 0) | UInt8(body.freezeConvolutions ? 2 : 0))
             writer.write(count: body.samplerFractions.count)
             for fraction in body.samplerFractions { writer.write(fraction) }
             writer.write(count: body.budgets.count)
@@ -369,10 +370,9 @@ public enum WireCodec {
             let momentum = try reader.readFloat("train.momentum")
             let weightDecay = try reader.readFloat("train.weightDecay")
             let fullBudgetProbability = try reader.readFloat("train.fullBudgetProbability")
-            let distillationCode = try reader.read(UInt8.self, "train.selfDistillation")
-            guard distillationCode <= 1 else {
-                throw .invalidValue(
-                    field: "train.selfDistillation", value: UInt64(distillationCode))
+            let options = try reader.read(UInt8.self, "train.options")
+            guard options <= 3 else {
+                throw .invalidValue(field: "train.options", value: UInt64(options))
             }
             let fractions = try reader.readBudgets("train.samplerFractions").map(
                 Float.init(bitPattern:))
@@ -386,7 +386,7 @@ public enum WireCodec {
                     groupLasso: groupLasso, seed: seed, momentum: momentum,
                     weightDecay: weightDecay,
                     samplerFractions: fractions, fullBudgetProbability: fullBudgetProbability,
-                    selfDistillation: distillationCode == 1))
+                    selfDistillation: options & 1 != 0, freezeConvolutions: options & 2 != 0))
         case .update:
             let sampleCount = try reader.read(UInt32.self, "update.sampleCount")
             let trainingLoss = try reader.readFloat("update.trainingLoss")

@@ -261,7 +261,7 @@ extension Scenario.Tier {
             ("gflops", .number(gflops)), ("uplinkMbps", .number(uplinkMbps)),
             ("downlinkMbps", .number(downlinkMbps)), ("latencyMs", .number(latencyMs)),
             ("availability", .number(availability)),
-        ])
+        ] + (freezeConvolutions ? [("freezeConvolutions", .boolean(true))] : []))
     }
 }
 

@@ -354,6 +354,10 @@ extension Scenario {
         public let latencyMs: Double
         /// Probability in [0, 1] that a client of this tier is online in a given round.
         public let availability: Double
+        /// Whether the tier's clients run the convolutions forward only (no gradient, no
+        /// upload) and train the fully connected layers alone: their training cost then
+        /// follows their budget (`orderedLoD` only).
+        public var freezeConvolutions: Bool = false
 
         /// The tier's size: a share of the fleet or an exact count.
         public enum Population: Sendable, Equatable, Hashable {

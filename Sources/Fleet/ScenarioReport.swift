@@ -16,6 +16,9 @@ public struct LayerShape: Sendable, Equatable, Hashable {
     public var rank: Int
     /// Parameters sent whole to every client (bias, normalisation), as one tensor if > 0.
     public var sharedParameterCount: Int
+    /// Whether the layer is a convolution (or comes before the last one): a tier with
+    /// `freezeConvolutions` receives it but sends it back with no rows.
+    public var isConvolution = false
 
     public init(
         name: String, outputs: Int, inputs: Int, isLowRank: Bool, rank: Int,
@@ -53,26 +56,27 @@ public struct MessageOverhead: Sendable, Equatable, Hashable {
     public func bytes(tensorCount: Int) -> Int { perMessage + perTensor * tensorCount }
 }
 
-/// What one client moves in one round: the model down, the same shapes up.
+/// What one client moves in one round: the model down, the same shapes up (frozen
+/// convolutions up with no rows).
 public struct Traffic: Sendable, Equatable, Hashable {
-    /// Float32 values in each direction.
+    /// Float32 values downloaded.
     public let parameters: Int
     /// Tensors in each message (U and V slices, shared tensors, dense matrices).
     public let tensors: Int
     /// Bytes of the download message: `4 · parameters` plus overhead.
     public let downloadBytes: Int
-    /// Bytes of the upload message (same shapes as the download).
+    /// Bytes of the upload message: the download's, less the frozen layers' values.
     public let uploadBytes: Int
 
     /// Download plus upload.
     public var bytesPerRound: Int { downloadBytes + uploadBytes }
 
-    init(parameters: Int, tensors: Int, overhead: MessageOverhead) {
+    init(parameters: Int, tensors: Int, frozenParameters: Int = 0, overhead: MessageOverhead) {
         self.parameters = parameters
         self.tensors = tensors
         let message = 4 * parameters + overhead.bytes(tensorCount: tensors)
         self.downloadBytes = message
-        self.uploadBytes = message
+        self.uploadBytes = message - 4 * frozenParameters
     }
 }
 
@@ -99,7 +103,8 @@ public struct TierTraffic: Sendable, Equatable, Hashable {
 /// Pure arithmetic on value inputs. Per tier with rank fraction p, a low-rank layer sends
 /// k_l = ``Scenario/Tier/keptRank(outOf:)`` columns of U and V, `k_l · (m + n)` values,
 /// plus its shared parameters; a dense layer sends `m · n` plus shared. Dense FedAvg sends
-/// every layer dense. Downloads and uploads have the same shapes (SPEC §2).
+/// every layer dense. Downloads and uploads have the same shapes (SPEC §2), except that a tier
+/// with `freezeConvolutions` sends its convolutions back with no rows.
 public struct ScenarioReport: Sendable, Equatable {
     public let scenario: Scenario
     public let layers: [LayerShape]
@@ -149,7 +154,13 @@ public struct ScenarioReport: Sendable, Equatable {
                 guard layer.isLowRank, scenario.model.strategy == .orderedLoD else { return nil }
                 return tier.keptRank(outOf: layer.rank, cap: cap)
             }
-            return (budgets, Self.traffic(layers: layers, budgets: budgets, overhead: overhead))
+            let freezes = tier.freezeConvolutions && scenario.model.strategy == .orderedLoD
+            return (
+                budgets,
+                Self.traffic(
+                    layers: layers, budgets: budgets, freezesConvolutions: freezes,
+                    overhead: overhead)
+            )
         }
         /// Expected bytes of a round whose tiers are capped at `cap`.
         func expected(cap: Double) -> Double {
@@ -183,11 +194,15 @@ public struct ScenarioReport: Sendable, Equatable {
         self.expectedDenseBytesPerRound = Double(scenario.clientsPerRound * dense.bytesPerRound)
     }
 
-    static func traffic(layers: [LayerShape], budgets: [Int?], overhead: MessageOverhead) -> Traffic
-    {
+    static func traffic(
+        layers: [LayerShape], budgets: [Int?], freezesConvolutions: Bool = false,
+        overhead: MessageOverhead
+    ) -> Traffic {
         var parameters = 0
         var tensors = 0
+        var frozen = 0
         for (layer, budget) in zip(layers, budgets) {
+            let before = parameters
             if let budget {
                 parameters += budget * (layer.outputs + layer.inputs)
                 tensors += 2
@@ -197,8 +212,10 @@ public struct ScenarioReport: Sendable, Equatable {
             }
             parameters += layer.sharedParameterCount
             tensors += layer.sharedParameterCount > 0 ? 1 : 0
+            if freezesConvolutions && layer.isConvolution { frozen += parameters - before }
         }
-        return Traffic(parameters: parameters, tensors: tensors, overhead: overhead)
+        return Traffic(
+            parameters: parameters, tensors: tensors, frozenParameters: frozen, overhead: overhead)
     }
 
     // MARK: Rendering

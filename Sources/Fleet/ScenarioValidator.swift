@@ -49,7 +49,7 @@ struct ScenarioValidator {
     static let simulationKeys = ["processPerClient"]
     static let tierKeys = [
         "name", "share", "count", "rankFraction", "gflops", "uplinkMbps", "downlinkMbps",
-        "latencyMs", "availability",
+        "latencyMs", "availability", "freezeConvolutions",
     ]
 
     /// Tolerance on the sum of tier shares.
@@ -132,6 +132,17 @@ struct ScenarioValidator {
                 "must come after training.budgetGrowth's last capped round "
                     + "\(growth.lastCappedRound) (found \(shrinking.from)): components opened "
                     + "at zero would be cut before they train")
+        }
+        let freezing = tiers.indices.filter { tiers[$0].freezeConvolutions }
+        if let first = freezing.first {
+            let key = "tiers[\(first)].freezeConvolutions"
+            if model.strategy == .denseFedAvg {
+                report(key, "only with orderedLoD: dense FedAvg trains the whole model on every client")
+            } else if model.architecture != .leNet {
+                report(key, "model.architecture \(model.architecture.rawValue) has no convolutions to freeze")
+            } else if freezing.count == tiers.count {
+                report(key, "every tier freezes the convolutions, so no client would train them")
+            }
         }
         if evaluation.validationSamples > 0,
             case .fashionMNIST(_, .shards(let perClient)) = dataset,
@@ -630,17 +641,20 @@ struct ScenarioValidator {
             let downlinkMbps = required(fields, "downlinkMbps", .number(.positive))
             let latencyMs = optional(fields, "latencyMs", .number(.nonNegative), default: 0)
             let availability = optional(fields, "availability", .number(.unit), default: 1)
+            let freezeConvolutions = optional(
+                fields, "freezeConvolutions", .boolean, default: false)
             guard let name, let population, let rankFraction, let gflops, let uplinkMbps,
-                let downlinkMbps, let latencyMs, let availability
+                let downlinkMbps, let latencyMs, let availability, let freezeConvolutions
             else {
                 tiers.append(nil)
                 continue
             }
-            tiers.append(
-                Scenario.Tier(
-                    name: name, population: population, rankFraction: rankFraction,
-                    gflops: gflops, uplinkMbps: uplinkMbps, downlinkMbps: downlinkMbps,
-                    latencyMs: latencyMs, availability: availability))
+            var tier = Scenario.Tier(
+                name: name, population: population, rankFraction: rankFraction,
+                gflops: gflops, uplinkMbps: uplinkMbps, downlinkMbps: downlinkMbps,
+                latencyMs: latencyMs, availability: availability)
+            tier.freezeConvolutions = freezeConvolutions
+            tiers.append(tier)
         }
 
         let onlyShares = Set(sharesAt).subtracting(countsAt).sorted()

@@ -196,6 +196,18 @@ public struct Architecture: Sendable, Equatable, Codable {
     /// Indices of all weight layers (dense or LoD), in order.
     public var linearLayerIndices: [Int] { layers.indices.filter { layers[$0].isLinear } }
 
+    /// How many leading layers end with the last convolution (dense or LoD): what a client
+    /// that freezes the convolutions runs forward only. 0 without convolutions.
+    public var layersThroughLastConvolution: Int {
+        let last = layers.lastIndex {
+            switch $0 {
+            case .convolution, .lowRankConvolution: true
+            default: false
+            }
+        }
+        return last.map { $0 + 1 } ?? 0
+    }
+
     /// Index of the first parameter tensor of each layer in `Network.parameters`.
     public var parameterOffsets: [Int] {
         var offsets: [Int] = []

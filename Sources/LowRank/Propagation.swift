@@ -157,24 +157,31 @@ extension Network {
     /// ∂loss/∂parameters into `gradients` (same shapes as `parameters`, overwritten).
     ///
     /// Components of a LoD layer beyond the rank it ran at receive a zero gradient. The
-    /// gradient with respect to the network input is not computed.
+    /// gradient with respect to the network input is not computed. The first `frozenLayers`
+    /// layers are not back-propagated through at all: their gradients are left as they are
+    /// (zero in a trainer), and the first layer with parameters after them computes no input
+    /// gradient.
     public func backward(
-        _ pass: ForwardPass, outputGradient: [Float], into gradients: inout [Tensor]
+        _ pass: ForwardPass, outputGradient: [Float], into gradients: inout [Tensor],
+        frozenLayers: Int = 0
     ) {
         precondition(
             gradients.map(\.shape) == parameters.map(\.shape),
             "gradient shapes differ from parameters")
         var dy = outputGradient
-        let stop = firstLayerWithParameters
+        guard let stop = firstLayerWithParameters(from: frozenLayers) else { return }
         for index in architecture.layers.indices.reversed() {
-            dy = backward(layer: index, pass, outputGradient: dy, into: &gradients)
+            dy = backward(layer: index, pass, outputGradient: dy, into: &gradients, stop: stop)
             if index == stop { break }
         }
     }
 
     /// The first layer with parameters: back-propagation stops there.
-    var firstLayerWithParameters: Int {
-        architecture.layers.firstIndex { !$0.parameterShapes.isEmpty } ?? 0
+    var firstLayerWithParameters: Int { firstLayerWithParameters(from: 0) ?? 0 }
+
+    /// The first layer at or after `start` with parameters (`nil`: none).
+    func firstLayerWithParameters(from start: Int) -> Int? {
+        architecture.layers.indices.first { $0 >= start && !architecture.layers[$0].parameterShapes.isEmpty }
     }
 
     /// Back-propagates `dy` (∂loss/∂output of layer `index`) through that layer of `pass`:
@@ -182,11 +189,11 @@ extension Network {
     /// the first layer with parameters, whose input gradient nobody needs).
     func backward(
         layer index: Int, _ pass: ForwardPass, outputGradient dy: [Float],
-        into gradients: inout [Tensor]
+        into gradients: inout [Tensor], stop: Int? = nil
     ) -> [Float] {
         let layer = architecture.layers[index]
         let x = pass.activations[index]
-        let needsInput = index > firstLayerWithParameters
+        let needsInput = index > (stop ?? firstLayerWithParameters)
         let p = architecture.parameterOffsets[index]
         let batch = pass.batch
         let lowRankIndex = architecture.layers[..<index].count(where: \.isLowRank)

@@ -33,6 +33,9 @@ public struct TrainingConfiguration: Sendable, Equatable, Codable {
     /// Probability that a sampling step runs at the full limits instead (sampling biased
     /// to a federated client's own budget, SPEC §5); 0 = always sample.
     public var fullRankProbability: Double = 0
+    /// The first this many layers of the architecture run forward only: they get no gradient
+    /// and no step (a federated client that uses them as a fixed feature extractor).
+    public var frozenLayers: Int = 0
 
     public init() {}
 
@@ -115,6 +118,8 @@ public struct Trainer: Sendable {
     public var generator: SeededGenerator
     public private(set) var epoch = 0
     private var gradients: [Tensor]
+    /// Per parameter tensor, 0 for the frozen layers' tensors (`nil`: none frozen).
+    private var stepScales: [Float]?
 
     public init(network: Network, configuration: TrainingConfiguration, generator: SeededGenerator)
     {
@@ -128,6 +133,13 @@ public struct Trainer: Sendable {
         fineTuneSampling = RankSamplingState(
             sampler: configuration.fineTuneSampler ?? configuration.sampler)
         gradients = network.parameters.map { Tensor(zeros: $0.shape) }
+        let firstTrained =
+            configuration.frozenLayers < network.architecture.layers.count
+            ? network.architecture.parameterOffsets[configuration.frozenLayers]
+            : network.parameters.count
+        stepScales =
+            firstTrained == 0
+            ? nil : network.parameters.indices.map { $0 < firstTrained ? 0 : 1 }
     }
 
     /// Whether the current epoch is in the compression phase (lasso + shrinking).
@@ -190,6 +202,7 @@ public struct Trainer: Sendable {
             logits: pass.logits, labels: y, classCount: classCount)
         var correct = SoftmaxCrossEntropy.correctCount(
             logits: pass.logits, labels: y, classCount: classCount)
+        let frozen = configuration.frozenLayers
         let distils =
             configuration.selfDistillation
             && (!isCompressing || configuration.selfDistillationWhileCompressing)
@@ -198,28 +211,33 @@ public struct Trainer: Sendable {
             let full = network.forward(x, batch: y.count)
             let teacher = SoftmaxCrossEntropy.lossAndGradient(
                 logits: full.logits, labels: y, classCount: classCount)
-            network.backward(full, outputGradient: teacher.gradient, into: &gradients)
+            network.backward(
+                full, outputGradient: teacher.gradient, into: &gradients, frozenLayers: frozen)
             let targets = SoftmaxCrossEntropy.softmax(full.logits, classCount: classCount)
             let student = SoftmaxCrossEntropy.lossAndGradient(
                 logits: pass.logits, targets: targets, classCount: classCount)
             var studentGradients = gradients.map { Tensor(zeros: $0.shape) }
-            network.backward(pass, outputGradient: student.gradient, into: &studentGradients)
+            network.backward(
+                pass, outputGradient: student.gradient, into: &studentGradients,
+                frozenLayers: frozen)
             for i in gradients.indices { gradients[i].add(studentGradients[i]) }
             loss = teacher.loss
             correct = SoftmaxCrossEntropy.correctCount(
                 logits: full.logits, labels: y, classCount: classCount)
         } else {
-            network.backward(pass, outputGradient: outputGradient, into: &gradients)
+            network.backward(
+                pass, outputGradient: outputGradient, into: &gradients, frozenLayers: frozen)
         }
         outputGradient = []
         if isCompressing && configuration.groupLasso > 0 { addGroupLassoGradient() }
-        optimizer.update(&network.parameters, along: gradients, learningRate: learningRate)
+        optimizer.update(
+            &network.parameters, along: gradients, learningRate: learningRate, scales: stepScales)
         return (loss, correct)
     }
 
     private mutating func addGroupLassoGradient() {
         let layers = network.architecture.lowRankLayerIndices
-        for (l, layerIndex) in layers.enumerated() {
+        for (l, layerIndex) in layers.enumerated() where layerIndex >= configuration.frozenLayers {
             let p = network.parameterOffset(ofLayer: layerIndex)
             let kept = network.keptRanks[l]
             GroupLasso.addGradient(

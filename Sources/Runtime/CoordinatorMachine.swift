@@ -893,7 +893,11 @@ struct CoordinatorMachine {
                     message: "no update expected from client \(id) in round \(round)"))
             return nil
         }
-        if let problem = RoundLogic.problem(with: update, budgets: budgets, global: global) {
+        let frozen = scenario.frozenLayers(
+            of: scenario.tiers[client.tierIndex], architecture: global.architecture)
+        if let problem = RoundLogic.problem(
+            with: update, budgets: budgets, global: global, frozenLayers: frozen)
+        {
             // The client answered, wrongly: it leaves the round (no waiting for the timeout).
             pending[id] = nil
             metrics.droppedInvalid.append(Int(id))
@@ -910,7 +914,10 @@ struct CoordinatorMachine {
         // The weight is the count fixed (and capped) at registration: an update's own count
         // is the client's word, and a client could claim its way to a larger say.
         let samples = client.sampleCount
-        let slice = ModelSlice(budgets: budgets, factors: update.factors, shared: update.shared)
+        // A frozen layer's factors came back with no rows: its budget in the update is 0.
+        let slice = ModelSlice(
+            budgets: update.factors.map { $0.up.shape.first ?? 0 }, factors: update.factors,
+            shared: update.shared)
         return (
             ClientContribution(clientID: Int(id), sampleCount: max(samples, 1), slice: slice),
             Double(update.trainingLoss)
@@ -1023,7 +1030,7 @@ struct CoordinatorMachine {
     /// makes local training reproducible).
     static func task(
         for slice: ModelSlice, scenario: Scenario, round: Int, client: UInt32,
-        tierFraction: Double = 1
+        tierFraction: Double = 1, freezeConvolutions: Bool = false
     ) -> TrainingTask {
         let sampler = scenario.samplerOnWire(tierFraction: tierFraction)
         let seed = SeededGenerator.value(
@@ -1039,7 +1046,8 @@ struct CoordinatorMachine {
             weightDecay: Float(scenario.training.weightDecay),
             samplerFractions: sampler.fractions,
             fullBudgetProbability: Float(scenario.training.fullBudgetProbability),
-            selfDistillation: scenario.training.selfDistillation)
+            selfDistillation: scenario.training.selfDistillation,
+            freezeConvolutions: freezeConvolutions)
     }
 
     /// The state after the current round, for `--resume`.
@@ -1100,7 +1108,9 @@ struct CoordinatorMachine {
                 ranks: ranks,
                 parameters: global.parameterCount(ranks: scenario.isLowRank ? ranks : []),
                 trainingFlopsPerSample: global.trainingStepFLOPs(
-                    batch: 1, ranks: scenario.isLowRank ? ranks : nil),
+                    batch: 1, ranks: scenario.isLowRank ? ranks : nil,
+                    frozenLayers: scenario.frozenLayers(
+                        of: tier, architecture: global.architecture)),
                 macs: global.macs(ranks: deployedRanks ?? (scenario.isLowRank ? ranks : [])),
                 contributingClients: samples[index].clients,
                 samples: samples[index].all, contributedSamples: samples[index].contributed)

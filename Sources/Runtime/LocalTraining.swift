@@ -5,7 +5,9 @@ import Tensors
 /// What a client does with one TRAIN message: pure, so it is tested without sockets.
 public enum LocalTraining {
     /// Trains the received slice on the client's samples within its budget and returns the
-    /// update (same shapes as received), the mean training loss and the steps taken.
+    /// update (same shapes as received; with `freezeConvolutions`, the layers up to the last
+    /// convolution run forward only and come back with no rows), the mean training loss and
+    /// the steps taken.
     ///
     /// Ranks are sampled inside the budget by the task's sampler (with probability
     /// `fullBudgetProbability` a step runs at the whole budget); the group lasso applies to
@@ -30,6 +32,8 @@ public enum LocalTraining {
         configuration.selfDistillation = task.selfDistillation
         configuration.selfDistillationWhileCompressing = true
         configuration.sampler = sampler(task)
+        let frozen = task.freezeConvolutions ? architecture.layersThroughLastConvolution : 0
+        configuration.frozenLayers = frozen
         var trainer = Trainer(
             network: network, configuration: configuration,
             generator: SeededGenerator(seed: task.seed))
@@ -42,7 +46,7 @@ public enum LocalTraining {
         }
         let trained = trainer.network
         return (
-            trained.slice(budgets: slice.budgets), lossSum / Double(max(configuration.epochs, 1)),
+            trained.slice(budgets: slice.budgets, frozenLayers: frozen), lossSum / Double(max(configuration.epochs, 1)),
             steps
         )
     }

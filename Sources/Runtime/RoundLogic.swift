@@ -173,11 +173,14 @@ enum RoundLogic {
                 fraction: fraction, keptRanks: global.keptRanks, lowRank: scenario.isLowRank)
             let slice = global.slice(budgets: budgets)
             let task = CoordinatorMachine.task(
-                for: slice, scenario: scenario, round: round, client: id, tierFraction: fraction)
+                for: slice, scenario: scenario, round: round, client: id, tierFraction: fraction,
+                freezeConvolutions: scenario.isLowRank && tier.freezeConvolutions)
+            let frozen = scenario.frozenLayers(of: tier, architecture: global.architecture)
+            let returned = frozen > 0 ? global.slice(budgets: budgets, frozenLayers: frozen) : slice
             let uploadBytes = WireCodec.encodedSize(
                 of: .update(
                     TrainingUpdate(
-                        factors: slice.factors, shared: slice.shared, sampleCount: 0,
+                        factors: returned.factors, shared: returned.shared, sampleCount: 0,
                         trainingLoss: 0, computeSeconds: 0)))
             let batchSize = scenario.training.batchSize
             let steps =
@@ -185,7 +188,8 @@ enum RoundLogic {
             let flops =
                 Double(steps)
                 * global.trainingStepFLOPs(
-                    batch: batchSize, ranks: budgets.isEmpty ? nil : budgets)
+                    batch: batchSize, ranks: budgets.isEmpty ? nil : budgets,
+                    frozenLayers: frozen)
             let time = ClientRoundTime(
                 tier: tier, trainingFLOPs: flops,
                 downloadBytes: WireCodec.encodedSize(of: .train(task)), uploadBytes: uploadBytes,
@@ -226,11 +230,12 @@ enum RoundLogic {
         }
     }
 
-    /// Checks an update's shapes against `budgets` and its values for sanity.
+    /// Checks an update's shapes against `budgets` (the layers before `frozenLayers` with
+    /// no rows) and its values for sanity.
     static func problem(
-        with update: TrainingUpdate, budgets: [Int], global: Network
+        with update: TrainingUpdate, budgets: [Int], global: Network, frozenLayers: Int = 0
     ) -> UpdateProblem? {
-        let expected = global.sliceShapes(budgets: budgets)
+        let expected = global.sliceShapes(budgets: budgets, frozenLayers: frozenLayers)
         let got =
             update.factors.flatMap { [$0.up.shape, $0.down.shape] } + update.shared.map(\.shape)
         guard got == expected else { return .shapeMismatch(got: got, expected: expected) }

@@ -25,6 +25,12 @@ extension Scenario {
         min(tier.rankFraction, training.budgetGrowth?.cap(atRound: round) ?? 1)
     }
 
+    /// How many leading layers of `architecture` a tier's clients run forward only: those
+    /// through the last convolution when the tier freezes the convolutions, else none.
+    public func frozenLayers(of tier: Tier, architecture: LowRank.Architecture) -> Int {
+        isLowRank && tier.freezeConvolutions ? architecture.layersThroughLastConvolution : 0
+    }
+
     /// Per-sample input shape and class count of the scenario's data.
     public var inputShape: [Int] {
         switch dataset {

@@ -84,11 +84,12 @@ func report(for scenario: Scenario) -> ScenarioReport {
         guard let (outputs, inputs) = layer.matrixShape else { continue }
         let rank = layer.isLowRank ? network.keptRanks[l] : min(outputs, inputs)
         if layer.isLowRank { l += 1 }
-        layers.append(
-            LayerShape(
-                name: names[index] ?? "layer\(index)", outputs: outputs, inputs: inputs,
-                isLowRank: layer.isLowRank,
-                rank: rank, sharedParameterCount: outputs))
+        var shape = LayerShape(
+            name: names[index] ?? "layer\(index)", outputs: outputs, inputs: inputs,
+            isLowRank: layer.isLowRank,
+            rank: rank, sharedParameterCount: outputs)
+        shape.isConvolution = index < network.architecture.layersThroughLastConvolution
+        layers.append(shape)
     }
     // A 2-D tensor costs 1 + 2·4 bytes of header, a message 32 bytes plus its fixed fields.
     let overhead = MessageOverhead(perMessage: WireLimits.headerSize + 48, perTensor: 9)

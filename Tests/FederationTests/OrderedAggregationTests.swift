@@ -124,6 +124,47 @@ struct OrderedAggregationTests {
         #expect(aware[2] == plain[2])
     }
 
+    @Test("A layer a client froze (sent back with no rows) is averaged over the clients that trained it")
+    func frozenLayers() {
+        var generator = SeededGenerator(seed: 9)
+        let architecture = Architecture(
+            name: "t", inputShape: [3], classCount: 2,
+            layers: [
+                .dense(inputs: 3, outputs: 2), .relu,
+                .lowRankDense(inputs: 2, outputs: 2, maxRank: 2),
+            ])
+        func network(_ value: Float) -> Network {
+            var network = Network(architecture: architecture, using: &generator)
+            network.parameters = network.parameters.map { Tensor(repeating: value, shape: $0.shape) }
+            return network
+        }
+        let global = network(0)
+        // Client 1 froze the dense layer: its weight [2, 3] and bias [2] travel with no rows.
+        let frozen = network(1).slice(budgets: [2], frozenLayers: 1)
+        #expect(frozen.shared.map(\.shape) == [[0, 3], [0], [2]])
+        #expect(frozen.budgets == [2])
+        #expect(global.sliceShapes(budgets: [2], frozenLayers: 1) == frozen.tensors.map(\.shape))
+        let updates = [
+            ClientContribution(clientID: 1, sampleCount: 10, slice: frozen),
+            ClientContribution(clientID: 2, sampleCount: 30, slice: network(5).slice(budgets: [2])),
+        ]
+        let delta = OrderedAggregation.pseudoGradient(
+            global: global, contributions: updates, coverageDamping: false)
+        // Factors and the LoD bias: (10·1 + 30·5)/40 = 4. The dense layer: client 2 alone.
+        #expect(delta[0].scalars.allSatisfy { $0 == -5 })
+        #expect(delta[1].scalars.allSatisfy { $0 == -5 })
+        for index in 2..<5 { #expect(delta[index].scalars.allSatisfy { $0 == -4 }, "\(index)") }
+        // Nobody trained the dense layer: it keeps its value and is not covered.
+        let alone = [updates[0]]
+        let none = OrderedAggregation.pseudoGradient(
+            global: global, contributions: alone, coverageDamping: false)
+        #expect(none[0].scalars.allSatisfy { $0 == 0 } && none[1].scalars.allSatisfy { $0 == 0 })
+        #expect(
+            OrderedAggregation.coveredRows(global: global, contributions: alone) == [0, 0, 2, 2, 2])
+        #expect(
+            OrderedAggregation.coveredRows(global: global, contributions: updates) == [2, 2, 2, 2, 2])
+    }
+
     @Test("Arrival order does not change a single bit of the result")
     func orderIndependence() {
         var generator = SeededGenerator(seed: 4)

@@ -71,7 +71,8 @@ enum RandomMessages {
                         float(using: &generator)
                     },
                     fullBudgetProbability: float(using: &generator),
-                    selfDistillation: Bool.random(using: &generator)))
+                    selfDistillation: Bool.random(using: &generator),
+                    freezeConvolutions: Bool.random(using: &generator)))
         case .update:
             return .update(
                 TrainingUpdate(

@@ -203,6 +203,13 @@ struct WireMalformedTests {
                 == .invalidValue(field: "train.sampler", value: 9))
         train[20] = 4
         #expect(decodeError(handmadeFrame(type: 3, payload: train)) == nil)
+        // The options byte: bit 0 self-distillation, bit 1 frozen convolutions, no others.
+        train[33] = 3
+        #expect(decodeError(handmadeFrame(type: 3, payload: train)) == nil)
+        train[33] = 4
+        #expect(
+            decodeError(handmadeFrame(type: 3, payload: train))
+                == .invalidValue(field: "train.options", value: 4))
     }
 
     @Test("Random edits behind valid checksums never crash the decoder")

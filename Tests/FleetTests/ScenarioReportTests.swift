@@ -98,6 +98,21 @@ struct ScenarioReportTests {
                 "budget growth, rounds 1-100: every tier at most p = 0.125, 866,480 B (0.176)"))
     }
 
+    @Test("A tier that freezes the convolutions downloads them and uploads them with no rows")
+    func frozenConvolutions() throws {
+        var layers = leNet
+        layers[0].isConvolution = true
+        layers[1].isConvolution = true
+        let overhead = MessageOverhead(perMessage: 64, perTensor: 16)
+        let scenario = try shipped("default").overriding([("tiers[0].freezeConvolutions", "true")])
+        let report = ScenarioReport(scenario: scenario, layers: layers, overhead: overhead)
+        let low = report.tiers[0].traffic
+        // Down as before; up less conv1 (1·31 + 6) and conv2 (2·166 + 16), same tensor count.
+        #expect(low.downloadBytes == 4 * 10_831 + 64 + 16 * 15)
+        #expect(low.uploadBytes == 4 * (10_831 - 37 - 348) + 64 + 16 * 15)
+        #expect(report.tiers[1].traffic.uploadBytes == report.tiers[1].traffic.downloadBytes)
+    }
+
     @Test("Message overhead: per message plus per tensor, on both messages")
     func overhead() throws {
         let overhead = MessageOverhead(perMessage: 64, perTensor: 16)

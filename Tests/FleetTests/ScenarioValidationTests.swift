@@ -499,6 +499,38 @@ struct ScenarioValidationTests {
         #expect(dense.evaluation.validationSamples == 100)
     }
 
+    @Test("freezeConvolutions: read per tier, round-trips; refused where there is nothing to freeze")
+    func frozenConvolutions() throws {
+        let base = try Scenario.parse(yaml: minimalYAML).overriding([
+            ("model.architecture", "lenet")
+        ])
+        #expect(base.tiers.map(\.freezeConvolutions) == [false, false])
+        let frozen = try base.overriding([("tiers[0].freezeConvolutions", "true")])
+        #expect(frozen.tiers.map(\.freezeConvolutions) == [true, false])
+        #expect(try Scenario.parse(yaml: frozen.yaml()) == frozen)
+        func reasons(_ assignments: [(keyPath: String, value: String)]) throws -> [String] {
+            let found = problems { () throws(ScenarioError) in try base.overriding(assignments) }
+            return found.map(\.description)
+        }
+        #expect(
+            try reasons([("tiers[0].freezeConvolutions", "true"), ("model.architecture", "mlp")])
+                == ["tiers[0].freezeConvolutions: model.architecture mlp has no convolutions to freeze"])
+        #expect(
+            try reasons([
+                ("tiers[1].freezeConvolutions", "true"), ("model.strategy", "denseFedAvg"),
+                ("training.sampler", "none"),
+            ]) == [
+                "tiers[1].freezeConvolutions: only with orderedLoD: dense FedAvg trains the whole model on every client"
+            ])
+        #expect(
+            try reasons([
+                ("tiers[0].freezeConvolutions", "true"), ("tiers[1].freezeConvolutions", "true"),
+            ]) == [
+                "tiers[0].freezeConvolutions: every tier freezes the convolutions, so no client would train them"
+            ])
+        #expect(try reasons([("tiers[0].freezeConvolutions", "1")]).count == 1)
+    }
+
     @Test("Fields the wire carries in 16 bits are refused above 65535, not trapped on later")
     func sixteenBitFields() throws {
         #expect(

@@ -17,7 +17,7 @@ func denseTwin(of scenario: Scenario, named name: String) throws -> Scenario {
         ("name", name), ("model.strategy", "denseFedAvg"), ("model.factoredMinimumWeights", "0"),
         ("training.sampler", "none"), ("training.groupLasso", "0"),
         ("training.fullBudgetProbability", "0"), ("training.coverageDamping", "false"),
-        ("shrinking.threshold", "0"), ("training.budgetGrowth", ""),
+        ("shrinking.threshold", "0"), ("training.budgetGrowth", ""), ("evaluation.deploy", ""),
     ])
 }
 
@@ -80,7 +80,10 @@ struct ShippedScenarioTests {
         // Growing budgets instead of shrinking: the 1/8 prefix alone for 100 rounds.
         #expect(scenario.training.budgetGrowth == .init(caps: [0.125], until: [100]))
         #expect(!scenario.shrinking.isEnabled)
-        #expect(scenario.evaluation.period == 10)
+        // Each tier deploys its best-validating budget, judged on 5 000 held-out images.
+        #expect(
+            scenario.evaluation
+                == Scenario.Evaluation(period: 10, validationSamples: 5000, deploy: .bestValidated))
         #expect(scenario.deadlineSeconds == 600)
         #expect(scenario.tiers.map(\.name) == ["low", "mid", "high", "full"])
         #expect(scenario.tiers.map(\.rankFraction) == [0.125, 0.25, 0.5, 1.0])

@@ -447,3 +447,53 @@ struct RoundLogicTests {
         }
     }
 }
+
+@Suite("Frozen convolutions on the client and at the coordinator")
+struct FrozenConvolutionTests {
+    @Test(
+        "A client told to freeze the convolutions keeps them, trains the rest and returns them with no rows; only that shape passes"
+    )
+    func localTrainingAndShapeCheck() throws {
+        let architecture = Architecture.make(.lenet, lowRank: true, factoredMinimumWeights: 10_000)
+        var generator = SeededGenerator(seed: 3)
+        let global = Network(architecture: architecture, using: &generator)
+        let budgets = global.keptRanks.map { RankBudget.rank(fraction: 0.125, of: $0) }
+        let slice = global.slice(budgets: budgets)
+        let features = Tensor.randomNormal(shape: [8 * 784], using: &generator).scalars
+        let samples = TrainingSamples(
+            features: features, labels: (0..<8).map { Int32($0 % 10) }, featureCount: 784)
+        func task(freezing: Bool) -> TrainingTask {
+            TrainingTask(
+                budgets: budgets.map(UInt32.init), factors: slice.factors, shared: slice.shared,
+                localEpochs: 1, batchSize: 4, learningRate: 0.1, sampler: .none, groupLasso: 0,
+                seed: 1, freezeConvolutions: freezing)
+        }
+        let frozen = LocalTraining.run(task(freezing: true), architecture: architecture, samples: samples)
+        let trained = LocalTraining.run(task(freezing: false), architecture: architecture, samples: samples)
+        // conv1 and conv2 (weights and biases) come back empty; fc1, fc2 factors and the
+        // shared tensors after the convolutions are the same shapes as sent, and trained.
+        #expect(frozen.slice.shared.prefix(4).map(\.shape) == [[0, 25], [0], [0, 150], [0]])
+        #expect(frozen.slice.shared.dropFirst(4).map(\.shape) == slice.shared.dropFirst(4).map(\.shape))
+        #expect(frozen.slice.factors.map(\.up.shape) == slice.factors.map(\.up.shape))
+        #expect(frozen.slice.factors != slice.factors)
+        #expect(trained.slice.shared[0] != slice.shared[0])
+        let update = TrainingUpdate(
+            factors: frozen.slice.factors, shared: frozen.slice.shared, sampleCount: 8,
+            trainingLoss: Float(frozen.loss), computeSeconds: 0)
+        #expect(RoundLogic.problem(with: update, budgets: budgets, global: global, frozenLayers: 4) == nil)
+        #expect(
+            RoundLogic.problem(with: update, budgets: budgets, global: global)?.reason
+                == "shape_mismatch")
+        let full = TrainingUpdate(
+            factors: trained.slice.factors, shared: trained.slice.shared, sampleCount: 8,
+            trainingLoss: 0, computeSeconds: 0)
+        #expect(
+            RoundLogic.problem(with: full, budgets: budgets, global: global, frozenLayers: 4)?.reason
+                == "shape_mismatch")
+        // The cost model: the frozen client trains a third of the full tier's FLOPs or less.
+        let low = global.trainingStepFLOPs(batch: 1, ranks: budgets, frozenLayers: 4)
+        let top = global.trainingStepFLOPs(batch: 1)
+        #expect(low < top / 3)
+        #expect(global.trainingStepFLOPs(batch: 1, ranks: budgets) > 0.8 * top)
+    }
+}
