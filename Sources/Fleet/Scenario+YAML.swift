@@ -256,12 +256,13 @@ extension Scenario.Tier {
             case .share(let share): ("share", .number(share))
             case .count(let count): ("count", .number(count))
             }
-        return .flow([
-            ("name", .text(name)), population, ("rankFraction", .number(rankFraction)),
-            ("gflops", .number(gflops)), ("uplinkMbps", .number(uplinkMbps)),
-            ("downlinkMbps", .number(downlinkMbps)), ("latencyMs", .number(latencyMs)),
-            ("availability", .number(availability)),
-        ] + (freezeConvolutions ? [("freezeConvolutions", .boolean(true))] : []))
+        return .flow(
+            [
+                ("name", .text(name)), population, ("rankFraction", .number(rankFraction)),
+                ("gflops", .number(gflops)), ("uplinkMbps", .number(uplinkMbps)),
+                ("downlinkMbps", .number(downlinkMbps)), ("latencyMs", .number(latencyMs)),
+                ("availability", .number(availability)),
+            ] + (freezeConvolutions ? [("freezeConvolutions", .boolean(true))] : []))
     }
 }
 

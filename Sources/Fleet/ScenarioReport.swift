@@ -291,6 +291,12 @@ public struct ScenarioReport: Sendable, Equatable {
             grouped(dense.uploadBytes), grouped(dense.bytesPerRound), "1.000", "",
         ])
         out += bytes.lines()
+        let frozen = tiers.filter(\.tier.freezeConvolutions).map(\.tier.name)
+        if !frozen.isEmpty, scenario.model.strategy == .orderedLoD {
+            out.append(
+                "Convolutions frozen on \(frozen.joined(separator: ", ")): run forward only, "
+                    + "sent back with no rows")
+        }
 
         out.append("")
         out.append(

@@ -137,9 +137,14 @@ struct ScenarioValidator {
         if let first = freezing.first {
             let key = "tiers[\(first)].freezeConvolutions"
             if model.strategy == .denseFedAvg {
-                report(key, "only with orderedLoD: dense FedAvg trains the whole model on every client")
+                report(
+                    key, "only with orderedLoD: dense FedAvg trains the whole model on every client"
+                )
             } else if model.architecture != .leNet {
-                report(key, "model.architecture \(model.architecture.rawValue) has no convolutions to freeze")
+                report(
+                    key,
+                    "model.architecture \(model.architecture.rawValue) has no convolutions to freeze"
+                )
             } else if freezing.count == tiers.count {
                 report(key, "every tier freezes the convolutions, so no client would train them")
             }

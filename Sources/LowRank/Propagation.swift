@@ -181,7 +181,9 @@ extension Network {
 
     /// The first layer at or after `start` with parameters (`nil`: none).
     func firstLayerWithParameters(from start: Int) -> Int? {
-        architecture.layers.indices.first { $0 >= start && !architecture.layers[$0].parameterShapes.isEmpty }
+        architecture.layers.indices.first {
+            $0 >= start && !architecture.layers[$0].parameterShapes.isEmpty
+        }
     }
 
     /// Back-propagates `dy` (∂loss/∂output of layer `index`) through that layer of `pass`:

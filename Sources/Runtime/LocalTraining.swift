@@ -46,7 +46,8 @@ public enum LocalTraining {
         }
         let trained = trainer.network
         return (
-            trained.slice(budgets: slice.budgets, frozenLayers: frozen), lossSum / Double(max(configuration.epochs, 1)),
+            trained.slice(budgets: slice.budgets, frozenLayers: frozen),
+            lossSum / Double(max(configuration.epochs, 1)),
             steps
         )
     }

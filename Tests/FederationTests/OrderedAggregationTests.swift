@@ -124,7 +124,9 @@ struct OrderedAggregationTests {
         #expect(aware[2] == plain[2])
     }
 
-    @Test("A layer a client froze (sent back with no rows) is averaged over the clients that trained it")
+    @Test(
+        "A layer a client froze (sent back with no rows) is averaged over the clients that trained it"
+    )
     func frozenLayers() {
         var generator = SeededGenerator(seed: 9)
         let architecture = Architecture(
@@ -135,7 +137,9 @@ struct OrderedAggregationTests {
             ])
         func network(_ value: Float) -> Network {
             var network = Network(architecture: architecture, using: &generator)
-            network.parameters = network.parameters.map { Tensor(repeating: value, shape: $0.shape) }
+            network.parameters = network.parameters.map {
+                Tensor(repeating: value, shape: $0.shape)
+            }
             return network
         }
         let global = network(0)
@@ -162,7 +166,9 @@ struct OrderedAggregationTests {
         #expect(
             OrderedAggregation.coveredRows(global: global, contributions: alone) == [0, 0, 2, 2, 2])
         #expect(
-            OrderedAggregation.coveredRows(global: global, contributions: updates) == [2, 2, 2, 2, 2])
+            OrderedAggregation.coveredRows(global: global, contributions: updates) == [
+                2, 2, 2, 2, 2,
+            ])
     }
 
     @Test("Arrival order does not change a single bit of the result")

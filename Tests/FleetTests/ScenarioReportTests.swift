@@ -111,6 +111,9 @@ struct ScenarioReportTests {
         #expect(low.downloadBytes == 4 * 10_831 + 64 + 16 * 15)
         #expect(low.uploadBytes == 4 * (10_831 - 37 - 348) + 64 + 16 * 15)
         #expect(report.tiers[1].traffic.uploadBytes == report.tiers[1].traffic.downloadBytes)
+        #expect(
+            report.render().contains(
+                "Convolutions frozen on low: run forward only, sent back with no rows"))
     }
 
     @Test("Message overhead: per message plus per tensor, on both messages")

@@ -499,7 +499,8 @@ struct ScenarioValidationTests {
         #expect(dense.evaluation.validationSamples == 100)
     }
 
-    @Test("freezeConvolutions: read per tier, round-trips; refused where there is nothing to freeze")
+    @Test(
+        "freezeConvolutions: read per tier, round-trips; refused where there is nothing to freeze")
     func frozenConvolutions() throws {
         let base = try Scenario.parse(yaml: minimalYAML).overriding([
             ("model.architecture", "lenet")
@@ -514,7 +515,9 @@ struct ScenarioValidationTests {
         }
         #expect(
             try reasons([("tiers[0].freezeConvolutions", "true"), ("model.architecture", "mlp")])
-                == ["tiers[0].freezeConvolutions: model.architecture mlp has no convolutions to freeze"])
+                == [
+                    "tiers[0].freezeConvolutions: model.architecture mlp has no convolutions to freeze"
+                ])
         #expect(
             try reasons([
                 ("tiers[1].freezeConvolutions", "true"), ("model.strategy", "denseFedAvg"),

@@ -90,7 +90,9 @@ struct FrozenLayerTests {
         _ = trainer.trainEpoch(on: samples)
         _ = trainer.trainEpoch(on: samples)
         let trained = trainer.network.parameters
-        for index in 0..<4 { #expect(trained[index] == network.parameters[index], "tensor \(index)") }
+        for index in 0..<4 {
+            #expect(trained[index] == network.parameters[index], "tensor \(index)")
+        }
         for index in 4..<trained.count {
             #expect(trained[index] != network.parameters[index], "tensor \(index)")
         }
