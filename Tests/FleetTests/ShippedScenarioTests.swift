@@ -13,12 +13,14 @@ func shipped(_ name: String) throws -> Scenario {
 
 /// `scenario` as its dense FedAvg twin must be: renamed, dense, every LoD-only key off.
 func denseTwin(of scenario: Scenario, named name: String) throws -> Scenario {
-    try scenario.overriding([
-        ("name", name), ("model.strategy", "denseFedAvg"), ("model.factoredMinimumWeights", "0"),
-        ("training.sampler", "none"), ("training.groupLasso", "0"),
-        ("training.fullBudgetProbability", "0"), ("training.coverageDamping", "false"),
-        ("shrinking.threshold", "0"), ("training.budgetGrowth", ""), ("evaluation.deploy", ""),
-    ])
+    try scenario.overriding(
+        [
+            ("name", name), ("model.strategy", "denseFedAvg"),
+            ("model.factoredMinimumWeights", "0"), ("training.sampler", "none"),
+            ("training.groupLasso", "0"), ("training.fullBudgetProbability", "0"),
+            ("training.coverageDamping", "false"), ("shrinking.threshold", "0"),
+            ("training.budgetGrowth", ""), ("evaluation.deploy", ""),
+        ] + scenario.tiers.indices.map { ("tiers[\($0)].freezeConvolutions", "false") })
 }
 
 @Suite("Shipped scenario files")
@@ -119,6 +121,9 @@ struct ShippedScenarioTests {
         #expect(lod.tiers.map(\.rankFraction) == reference.tiers.map(\.rankFraction))
         #expect(lod.tiers.map(\.uplinkMbps) == [1.3, 8.2, 21.08, 48.36])
         #expect(lod.deadlineSeconds == 1.8)
+        #expect(lod.rounds == 300)
+        // The low-end phones run the convolutions forward only.
+        #expect(lod.tiers.map(\.freezeConvolutions) == [true, false, false, false])
         let dense = try shipped("deadline-dense")
         let expected = try denseTwin(of: lod, named: "deadline-dense")
         #expect(dense == expected)
