@@ -20,7 +20,10 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("batch-size"), help: "Mini-batch of the training-step cases.")
     var batchSize = 64
 
-    @Option(help: "Only these training-step cases, e.g. mlp/lod/0.125,lenet/dense (default: all).")
+    @Option(
+        help:
+            "Only these training-step cases, e.g. mlp/lod/0.125,lenet/dense,lenet/tier-frozen (variants: dense, lod, tier, tier-frozen; default: all)."
+    )
     var cases: String?
 
     @Option(
@@ -109,12 +112,14 @@ struct Bench: ParsableCommand {
         var generator = SeededGenerator(seed: 1)
         for (model, variant, fraction) in selectedCases {
             let network = benchNetwork(model, variant, fraction, generator: &generator)
-            let timing = stepTime(network, generator: &generator)
-            let flops = network.trainingStepFLOPs(batch: batchSize)
+            let frozen =
+                variant == "tier-frozen" ? network.architecture.layersThroughLastConvolution : 0
+            let timing = stepTime(network, frozenLayers: frozen, generator: &generator)
+            let flops = network.trainingStepFLOPs(batch: batchSize, frozenLayers: frozen)
             results.trainingSteps.append(
                 .init(
                     model: model.rawValue, variant: variant,
-                    rankFraction: variant == "lod" ? fraction : nil,
+                    rankFraction: variant == "dense" ? nil : fraction,
                     batch: batchSize, seconds: timing, gflops: flops / timing / 1e9,
                     ranks: network.keptRanks,
                     parameters: network.parameterCount(ranks: network.keptRanks)))
@@ -136,16 +141,23 @@ struct Bench: ParsableCommand {
         [
             (ModelKind.mlp, "dense", 1.0), (.mlp, "lod", 1.0), (.mlp, "lod", 0.125),
             (.lenet, "dense", 1.0), (.lenet, "lod", 1.0), (.lenet, "lod", 0.125),
+            (.lenet, "tier", 1.0), (.lenet, "tier", 0.125), (.lenet, "tier-frozen", 0.125),
         ].filter { isSelected(model: $0.0, variant: $0.1, fraction: $0.2) }
     }
 
     /// The network a training-step case times: a tier-p client trains the physically
-    /// truncated model at its whole budget.
+    /// truncated model at its whole budget. `lod` factors every layer; `tier` is the
+    /// federated scenarios' model (LeNet's three small layers dense, `factoredMinimumWeights:
+    /// 10000`), and `tier-frozen` its client with the convolutions frozen.
     func benchNetwork(
         _ model: ModelKind, _ variant: String, _ fraction: Double,
         generator: inout SeededGenerator
     ) -> Network {
-        let full = Network(architecture: .make(model, lowRank: variant == "lod"), using: &generator)
+        let architecture: Architecture =
+            variant.hasPrefix("tier")
+            ? .make(model, lowRank: true, factoredMinimumWeights: 10_000)
+            : .make(model, lowRank: variant == "lod")
+        let full = Network(architecture: architecture, using: &generator)
         return fraction < 1 ? full.exported(ranks: full.ranks(atFraction: fraction)) : full
     }
 
@@ -157,7 +169,7 @@ struct Bench: ParsableCommand {
             let inputCount = network.architecture.inputShape.reduce(1, *)
             let x = Tensor.randomNormal(shape: [batchSize * inputCount], using: &generator).scalars
             let times = network.layerTimes(x, batch: batchSize) { medianTime($0) }
-            let label = variant == "lod" ? "\(variant) at \(fraction)" : variant
+            let label = variant == "dense" ? variant : "\(variant) at \(fraction)"
             print("\(model.rawValue) \(label), batch \(batchSize), ranks \(network.keptRanks)")
             print("  layer  kind           forward ms  backward ms")
             for time in times {
@@ -303,12 +315,15 @@ struct Bench: ParsableCommand {
     }
 
     /// Median seconds of one SGD step (forward, backward, update) at the network's full rank.
-    func stepTime(_ network: Network, generator: inout SeededGenerator) -> Double {
+    func stepTime(
+        _ network: Network, frozenLayers: Int = 0, generator: inout SeededGenerator
+    ) -> Double {
         let inputCount = network.architecture.inputShape.reduce(1, *)
         let x = Tensor.randomNormal(shape: [batchSize * inputCount], using: &generator).scalars
         let y = (0..<batchSize).map { Int32($0 % network.architecture.classCount) }
         var configuration = TrainingConfiguration()
         configuration.sampler = .none
+        configuration.frozenLayers = frozenLayers
         var trainer = Trainer(network: network, configuration: configuration, generator: generator)
         return medianTime { trainer.step(features: x, labels: y, learningRate: 1e-4) }
     }
