@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 
 /// conv (6×6×2 → 3 channels) → ReLU → pool → conv (3×3×3 → 4) → flatten → dense 4 → 2.
-private func smallConvolutionalNetwork(seed: UInt64) -> Network {
+func smallConvolutionalNetwork(seed: UInt64) -> Network {
     var generator = SeededGenerator(seed: seed)
     let g = ConvolutionGeometry(height: 6, width: 6, channels: 2, kernelSize: 3, padding: 1)
     let g2 = ConvolutionGeometry(height: 3, width: 3, channels: 3, kernelSize: 3, padding: 0)

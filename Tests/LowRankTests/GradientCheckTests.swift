@@ -68,18 +68,7 @@ struct GradientCheckTests {
 
     @Test("Conv2D → ReLU → MaxPool → Flatten → Dense")
     func convolution() {
-        var generator = SeededGenerator(seed: 5)
-        let g = ConvolutionGeometry(height: 6, width: 6, channels: 2, kernelSize: 3, padding: 1)
-        let g2 = ConvolutionGeometry(height: 3, width: 3, channels: 3, kernelSize: 3, padding: 0)
-        let architecture = Architecture(
-            name: "t", inputShape: [6, 6, 2], classCount: 2,
-            layers: [
-                .convolution(geometry: g, outputs: 3), .relu,
-                .maxPool(height: 6, width: 6, channels: 3),
-                .convolution(geometry: g2, outputs: 4), .flatten, .dense(inputs: 4, outputs: 2),
-            ])
-        let network = Network(architecture: architecture, using: &generator)
-        checkGradients(network, ranks: [], batch: 2, seed: 6, step: 1e-3)
+        checkGradients(smallConvolutionalNetwork(seed: 5), ranks: [], batch: 2, seed: 6, step: 1e-3)
     }
 
     @Test("LoDConv2D (k×k conv to b channels, then 1×1 conv) at every rank", arguments: [1, 2, 4])
