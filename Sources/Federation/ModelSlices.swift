@@ -141,15 +141,6 @@ extension Network {
     }
 }
 
-extension Architecture {
-    /// Index of the first parameter tensor of a layer at or after `frozenLayers`: the
-    /// tensors before it belong to frozen layers.
-    public func firstTrainedTensor(frozenLayers: Int) -> Int {
-        frozenLayers < layers.count
-            ? parameterOffsets[max(frozenLayers, 0)] : parameterShapes.count
-    }
-}
-
 extension Tensor {
     /// The tensor's shape with no rows (`[0, …]`): a frozen parameter in an update.
     var withoutRows: Tensor { Tensor(zeros: [0] + shape.dropFirst()) }

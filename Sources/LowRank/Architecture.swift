@@ -208,6 +208,13 @@ public struct Architecture: Sendable, Equatable, Codable {
         return last.map { $0 + 1 } ?? 0
     }
 
+    /// Index of the first parameter tensor of a layer at or after `frozenLayers`: the
+    /// tensors before it belong to frozen layers.
+    public func firstTrainedTensor(frozenLayers: Int) -> Int {
+        frozenLayers < layers.count
+            ? parameterOffsets[max(frozenLayers, 0)] : parameterShapes.count
+    }
+
     /// Index of the first parameter tensor of each layer in `Network.parameters`.
     public var parameterOffsets: [Int] {
         var offsets: [Int] = []

@@ -133,10 +133,8 @@ public struct Trainer: Sendable {
         fineTuneSampling = RankSamplingState(
             sampler: configuration.fineTuneSampler ?? configuration.sampler)
         gradients = network.parameters.map { Tensor(zeros: $0.shape) }
-        let firstTrained =
-            configuration.frozenLayers < network.architecture.layers.count
-            ? network.architecture.parameterOffsets[configuration.frozenLayers]
-            : network.parameters.count
+        let firstTrained = network.architecture.firstTrainedTensor(
+            frozenLayers: configuration.frozenLayers)
         stepScales =
             firstTrained == 0
             ? nil : network.parameters.indices.map { $0 < firstTrained ? 0 : 1 }
