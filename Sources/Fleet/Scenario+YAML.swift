@@ -135,7 +135,9 @@ extension Scenario {
                         + (evaluation.validationSamples > 0
                             ? [("validationSamples", .number(evaluation.validationSamples))] : [])
                         + (evaluation.deploy != .budget
-                            ? [("deploy", .text(evaluation.deploy.rawValue))] : []))),
+                            ? [("deploy", .text(evaluation.deploy.rawValue))] : [])
+                        + (evaluation.averageDecay > 0
+                            ? [("averageDecay", .number(evaluation.averageDecay))] : []))),
             .init(
                 key: "security", value: .flow([("requireCurve", .boolean(security.requireCurve))])),
             .init(

@@ -313,11 +313,23 @@ extension Scenario {
         /// the partition: no client holds them); 0 for none. Fashion-MNIST only.
         public var validationSamples: Int
         public var deploy: Deployment
+        /// The decay of the moving average of the server's model that tiers deploy (0: none).
+        ///
+        /// 0: every tier evaluates and deploys the server's model as it is after the round.
+        /// In (0, 1): an exponential moving average of the server's model after every round,
+        /// `ā ← d·ā + (1 − d)·w` from the first round's model, damps the round-to-round
+        /// swings of federated training on non-IID clients (Polyak averaging of the server
+        /// iterate). Clients still train from the server's model.
+        public var averageDecay: Double
 
-        public init(period: Int, validationSamples: Int = 0, deploy: Deployment = .budget) {
+        public init(
+            period: Int, validationSamples: Int = 0, deploy: Deployment = .budget,
+            averageDecay: Double = 0
+        ) {
             self.period = period
             self.validationSamples = validationSamples
             self.deploy = deploy
+            self.averageDecay = averageDecay
         }
     }
 

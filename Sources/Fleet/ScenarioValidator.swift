@@ -44,7 +44,7 @@ struct ScenarioValidator {
     static let serverKeys = ["optimizer", "learningRate", "momentum", "beta1", "beta2", "epsilon"]
     static let shrinkingKeys = ["threshold", "period", "from", "until"]
     static let budgetGrowthKeys = ["caps", "until"]
-    static let evaluationKeys = ["period", "validationSamples", "deploy"]
+    static let evaluationKeys = ["period", "validationSamples", "deploy", "averageDecay"]
     static let securityKeys = ["requireCurve"]
     static let simulationKeys = ["processPerClient"]
     static let tierKeys = [
@@ -534,7 +534,9 @@ struct ScenarioValidator {
         let validation = optional(fields, "validationSamples", .integer(atLeast: 0), default: 0)
         let deploy = optional(
             fields, "deploy", .choice(Scenario.Evaluation.Deployment.self), default: .budget)
-        guard let period, let validation, let deploy else { return nil }
+        let averageDecay = optional(
+            fields, "averageDecay", .number(.unitClosedOpen), default: 0)
+        guard let period, let validation, let deploy, let averageDecay else { return nil }
         let capacity = Scenario.Dataset.fashionMNISTTrainingCount
         if validation > 0 {
             if let datasetName, datasetName != "fashion-mnist" {
@@ -567,7 +569,9 @@ struct ScenarioValidator {
                 return nil
             }
         }
-        return Scenario.Evaluation(period: period, validationSamples: validation, deploy: deploy)
+        return Scenario.Evaluation(
+            period: period, validationSamples: validation, deploy: deploy,
+            averageDecay: averageDecay)
     }
 
     private mutating func simulation(_ top: Fields) -> Scenario.Simulation? {

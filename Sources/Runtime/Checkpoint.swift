@@ -11,8 +11,8 @@ import Tensors
 ///
 /// File layout (little-endian): `MAESTROC`, format version (UInt32), JSON header length
 /// (UInt32), JSON `Header`, then float32 tensors: global parameters, server first moments,
-/// server second moments (shapes from the header's architecture), then CRC-32C of all
-/// preceding bytes.
+/// server second moments, and (header `averaged: true`) the deployed moving average's
+/// parameters (shapes from the header's architecture), then CRC-32C of all preceding bytes.
 public struct CoordinatorCheckpoint: Sendable, Equatable {
     public struct Header: Codable, Sendable, Equatable {
         public var round: Int
@@ -42,6 +42,9 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
         /// The tier whose budget each tier deployed at the last evaluation
         /// (`evaluation.deploy: bestValidated`; absent otherwise and in older checkpoints).
         public var deployedBudgets: [String: String]?
+        /// Whether the deployed moving average's parameters follow the server's buffers
+        /// (`evaluation.averageDecay > 0`; absent otherwise and in older checkpoints).
+        public var averaged: Bool?
 
         public init(
             round: Int, architecture: Architecture, keptRanks: [Int], bytesUp: Int, bytesDown: Int,
@@ -80,6 +83,8 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
     public var header: Header
     public var parameters: [Tensor]
     public var serverState: ServerOptimizerState
+    /// The deployed moving average of the server's model (`evaluation.averageDecay`).
+    public var averagedParameters: [Tensor]?
 
     public static let fileName = "checkpoint.bin"
     static let magic: [UInt8] = Array("MAESTROC".utf8)
@@ -101,22 +106,32 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
     public func encoded() -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
+        var header = header
+        header.averaged = averagedParameters == nil ? nil : true
         let json = (try? encoder.encode(header)).map(Array.init) ?? []
         var bytes = Self.magic
         bytes.appendLittleEndian(Self.version)
         bytes.appendLittleEndian(UInt32(json.count))
         bytes += json
-        for tensor in parameters + serverState.firstMoment + serverState.secondMoment {
+        let tensors =
+            parameters + serverState.firstMoment + serverState.secondMoment
+            + (averagedParameters ?? [])
+        for tensor in tensors {
             tensor.scalars.withUnsafeBytes { bytes.append(contentsOf: $0) }
         }
         bytes.appendLittleEndian(CRC32C.checksum(bytes))
         return bytes
     }
 
-    public init(header: Header, parameters: [Tensor], serverState: ServerOptimizerState) {
+    public init(
+        header: Header, parameters: [Tensor], serverState: ServerOptimizerState,
+        averagedParameters: [Tensor]? = nil
+    ) {
         self.header = header
+        self.header.averaged = averagedParameters == nil ? nil : true
         self.parameters = parameters
         self.serverState = serverState
+        self.averagedParameters = averagedParameters
     }
 
     /// Reads a checkpoint, refusing anything truncated, corrupted or inconsistent.
@@ -150,9 +165,10 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
             throw .corrupt(path: path, reason: problem)
         }
         let shapes = decoded.architecture.parameterShapes
+        let copies = decoded.averaged == true ? 4 : 3
         guard let floats = decoded.architecture.checkedParameterFloatCount,
-            floats <= bytes.count / 12,
-            16 + headerLength + 3 * 4 * floats + 4 == bytes.count
+            floats <= bytes.count / (4 * copies),
+            16 + headerLength + copies * 4 * floats + 4 == bytes.count
         else {
             throw .corrupt(path: path, reason: "size does not match the architecture")
         }
@@ -178,6 +194,7 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
         state.firstMoment = readTensors()
         state.secondMoment = readTensors()
         serverState = state
+        averagedParameters = copies == 4 ? readTensors() : nil
     }
 
     /// Loads the checkpoint of a run directory.

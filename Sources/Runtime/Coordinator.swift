@@ -341,7 +341,7 @@ public final class Coordinator {
         summary.provenance = options.provenance
         do {
             try recorder.write(
-                ModelFile.encode(machine.global, metadata: machine.modelMetadata),
+                ModelFile.encode(machine.deployedModel, metadata: machine.modelMetadata),
                 named: RunRecorder.finalModelFile)
             try recorder.writeTruncation(machine.truncationCurve())
             try recorder.writeSummary(summary)

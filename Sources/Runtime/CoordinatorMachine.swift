@@ -83,6 +83,9 @@ struct CoordinatorMachine {
     private(set) var phase: Phase
     private(set) var global: Network
     private(set) var serverState: ServerOptimizerState
+    /// The moving average of the server's model that tiers evaluate and deploy
+    /// (`evaluation.averageDecay > 0`; `nil` before the first round and without it).
+    private(set) var averaged: Network?
     private(set) var clients: ClientTable
     private(set) var round = 0
     private var metrics = RoundMetrics(round: 0)
@@ -183,6 +186,11 @@ struct CoordinatorMachine {
                 architecture: header.architecture, parameters: checkpoint.parameters,
                 keptRanks: header.keptRanks)
             serverState = checkpoint.serverState
+            averaged = checkpoint.averagedParameters.map {
+                Network(
+                    architecture: header.architecture, parameters: $0,
+                    keptRanks: header.keptRanks)
+            }
             round = header.round
             totals = (
                 header.bytesUp, header.bytesDown, header.denseEquivalentBytes, header.virtualSeconds
@@ -580,6 +588,7 @@ struct CoordinatorMachine {
         for opened in RoundLogic.openGrownBudgets(
             &global, serverState: &serverState, scenario: scenario, after: round)
         {
+            averaged?.zeroOutputFactor(lowRankLayer: opened.layer, rows: opened.components)
             emit(
                 .log(
                     "round \(round): budget growth opens components \(opened.components) of layer \(opened.layer)"
@@ -589,11 +598,16 @@ struct CoordinatorMachine {
             && scenario.shrinking.shrinks(atRound: round, lastRound: scenario.rounds)
         {
             for cut in RoundLogic.shrink(&global, serverState: &serverState, scenario: scenario) {
+                averaged?.mask(lowRankLayer: cut.layer, toRank: cut.to)
                 emit(
                     .log(
                         "round \(round): shrank layer \(cut.layer) from \(cut.from) to \(cut.to) components"
                     ))
             }
+        }
+        if scenario.evaluation.averageDecay > 0 {
+            RoundLogic.average(
+                &averaged, toward: global, decay: scenario.evaluation.averageDecay)
         }
         if round % scenario.evaluation.period == 0 || round == scenario.rounds {
             evaluate()
@@ -605,18 +619,23 @@ struct CoordinatorMachine {
         emit(.commit(metrics))
     }
 
+    /// The model tiers evaluate and deploy, and the run's final model file: the moving
+    /// average of the server's model (`evaluation.averageDecay`), or the server's model.
+    var deployedModel: Network { averaged ?? global }
+
     /// Accuracy and loss on the held-out test set of the model every tier deploys: the
-    /// global model at the tier's budget, or (`bestValidated`) at the tier budget within it
+    /// deployed model at the tier's budget, or (`bestValidated`) at the tier budget within it
     /// that scores best on the validation set.
     private mutating func evaluate() {
+        let model = deployedModel
         let tiers = scenario.tiers
         let rankSets = tiers.indices.map { index in
             scenario.isLowRank ? budgets(tierIndex: index) : global.keptRanks
         }
-        let results = global.evaluate(on: evaluationSet, rankSets: rankSets)
+        let results = model.evaluate(on: evaluationSet, rankSets: rankSets)
         var deployed = Array(tiers.indices)
         if let validationSet {
-            let validation = global.evaluate(on: validationSet, rankSets: rankSets)
+            let validation = model.evaluate(on: validationSet, rankSets: rankSets)
             metrics.validationAccuracyByTier = Dictionary(
                 uniqueKeysWithValues: zip(tiers.map(\.name), validation.map(\.accuracy)))
             if scenario.evaluation.deploy == .bestValidated {
@@ -637,16 +656,17 @@ struct CoordinatorMachine {
         lastAccuracy = accuracy
     }
 
-    /// The final model's accuracy, parameters and MACs with every layer cut to each of
-    /// `TruncationPoint.fractions` of its kept rank (one point for a dense model).
+    /// The final (deployed) model's accuracy, parameters and MACs with every layer cut to each
+    /// of `TruncationPoint.fractions` of its kept rank (one point for a dense model).
     public func truncationCurve() -> [TruncationPoint] {
+        let model = deployedModel
         let fractions = scenario.isLowRank ? TruncationPoint.fractions : [1]
-        let rankSets = fractions.map { global.ranks(atFraction: $0) }
-        let results = global.evaluate(on: evaluationSet, rankSets: rankSets)
+        let rankSets = fractions.map { model.ranks(atFraction: $0) }
+        let results = model.evaluate(on: evaluationSet, rankSets: rankSets)
         return zip(fractions, zip(rankSets, results)).map { fraction, pair in
             TruncationPoint(
                 rankFraction: fraction, accuracy: pair.1.accuracy,
-                parameters: global.parameterCount(ranks: pair.0), macs: global.macs(ranks: pair.0),
+                parameters: model.parameterCount(ranks: pair.0), macs: model.macs(ranks: pair.0),
                 ranks: pair.0)
         }
     }
@@ -1068,7 +1088,8 @@ struct CoordinatorMachine {
             unresponsive: unresponsive.sorted(), contributors: contributors.sorted(),
             deployedBudgets: lastDeployed.isEmpty ? nil : lastDeployed)
         return CoordinatorCheckpoint(
-            header: header, parameters: global.parameters, serverState: serverState)
+            header: header, parameters: global.parameters, serverState: serverState,
+            averagedParameters: averaged?.parameters)
     }
 
     /// The final model file's metadata.

@@ -92,6 +92,31 @@ enum RoundLogic {
         return cuts
     }
 
+    /// Moves the deployed average toward the server's model after a round.
+    ///
+    /// `ā ← d·ā + (1 − d)·w` (`evaluation.averageDecay`), tensor by tensor, in double
+    /// precision per entry; the first round's model starts the average. Components the round
+    /// opened or shrinking cut must already be cleared in both (`clear`), so the average
+    /// never holds a component the server's model does not.
+    static func average(_ averaged: inout Network?, toward global: Network, decay: Double) {
+        guard var current = averaged, current.architecture == global.architecture else {
+            averaged = global
+            return
+        }
+        let (keep, take) = (decay, 1 - decay)
+        for index in current.parameters.indices {
+            global.parameters[index].scalars.withUnsafeBufferPointer { model in
+                current.parameters[index].scalars.withUnsafeMutableBufferPointer { mean in
+                    for j in mean.indices {
+                        mean[j] = Float(keep * Double(mean[j]) + take * Double(model[j]))
+                    }
+                }
+            }
+        }
+        current.keptRanks = global.keptRanks
+        averaged = current
+    }
+
     /// Per-layer budgets at rank fraction `fraction` (a tier's, in a round: see
     /// `Scenario.rankFraction(of:round:)`) of the global model's kept ranks: `⌈p · r_l⌉`,
     /// none for the dense baseline.

@@ -491,6 +491,14 @@ struct ScenarioValidationTests {
                 "evaluation.validationSamples: only for fashion-mnist (a held-out part of its training split); synthetic data has no shared training split"
             ])
         #expect(try reasons([("evaluation.deploy", "best")]).count == 1)
+        let averaging = try base.overriding([("evaluation.averageDecay", "0.8")])
+        #expect(averaging.evaluation == Scenario.Evaluation(period: 10, averageDecay: 0.8))
+        #expect(try Scenario.parse(yaml: averaging.yaml()) == averaging)
+        #expect(
+            try reasons([("evaluation.averageDecay", "1")]) == [
+                "evaluation.averageDecay: out of range: must be in [0, 1), found 1"
+            ])
+        #expect(try reasons([("evaluation.averageDecay", "-0.1")]).count == 1)
         // The dense twin may hold the same validation set out (same client data).
         let dense = try base.overriding([
             ("model.strategy", "denseFedAvg"), ("training.sampler", "none"),

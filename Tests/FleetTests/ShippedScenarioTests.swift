@@ -82,10 +82,14 @@ struct ShippedScenarioTests {
         // Growing budgets instead of shrinking: the 1/8 prefix alone for 100 rounds.
         #expect(scenario.training.budgetGrowth == .init(caps: [0.125], until: [100]))
         #expect(!scenario.shrinking.isEnabled)
-        // Each tier deploys its best-validating budget, judged on 5 000 held-out images.
+        // Each tier deploys its best-validating budget, judged on 5 000 held-out images, of
+        // the moving average of the server's model.
         #expect(
             scenario.evaluation
-                == Scenario.Evaluation(period: 10, validationSamples: 5000, deploy: .bestValidated))
+                == Scenario.Evaluation(
+                    period: 10, validationSamples: 5000, deploy: .bestValidated, averageDecay: 0.8))
+        // The 1/8 devices train with their convolutions frozen.
+        #expect(scenario.tiers.map(\.freezeConvolutions) == [true, false, false, false])
         #expect(scenario.deadlineSeconds == 600)
         #expect(scenario.tiers.map(\.name) == ["low", "mid", "high", "full"])
         #expect(scenario.tiers.map(\.rankFraction) == [0.125, 0.25, 0.5, 1.0])

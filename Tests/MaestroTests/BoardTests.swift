@@ -85,8 +85,10 @@ struct BoardTests {
         packaging.currentDirectoryURL = repositoryRoot
         packaging.standardOutput = FileHandle.nullDevice
         packaging.standardError = FileHandle.nullDevice
-        try packaging.run()
-        packaging.waitUntilExit()
+        try staticBuildExclusion.withLock {
+            try packaging.run()
+            packaging.waitUntilExit()
+        }
         try #require(packaging.terminationStatus == 0, "tools/package-client failed")
 
         // Keys: the coordinator's, and one per board bound to its client ID and tier.

@@ -203,10 +203,13 @@ struct FederatedRunTests {
 @Suite("Checkpoint and resume", .serialized)
 struct ResumeTests {
     @Test(
-        "Stopped after round 2 and resumed: the same final model bytes and metrics as an uninterrupted run"
+        "Stopped after round 2 and resumed: the same final model bytes and metrics as an uninterrupted run (with and without a deployed moving average)",
+        arguments: ["0", "0.5"]
     )
-    func resumeIsBitwiseIdentical() throws {
-        let scenario = try Scenario.parse(yaml: syntheticScenarioYAML)
+    func resumeIsBitwiseIdentical(averageDecay: String) throws {
+        let scenario = try Scenario.parse(yaml: syntheticScenarioYAML).overriding([
+            ("evaluation.averageDecay", averageDecay)
+        ])
         let reference = try runInProcess(scenario, startOrder: Array(0..<8), delayMicroseconds: [0])
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "maestro-resume-\(UUID().uuidString)"
@@ -230,6 +233,44 @@ struct ResumeTests {
         #expect(resumed.summary.bytesUp + resumed.summary.bytesDown == resumed.ledgerBytes)
     }
 
+    @Test(
+        "averageDecay: every evaluation and the model file are the moving average of the server's models after each round"
+    )
+    func movingAverageDeployment() throws {
+        let base = try Scenario.parse(yaml: syntheticScenarioYAML).overriding([
+            ("evaluation.period", "1")
+        ])
+        // The server's model after rounds 1…4: the same seeded rounds, stopped after each.
+        let runs = try (1...4).map { rounds in
+            try runInProcess(
+                base.overriding([("rounds", "\(rounds)")]), startOrder: Array(0..<8),
+                delayMicroseconds: [0])
+        }
+        let models = try runs.map { try ModelFile.decode($0.modelBytes).network }
+        let plain = runs[3]
+        let averaging = try runInProcess(
+            base.overriding([("evaluation.averageDecay", "0.5")]), startOrder: Array(0..<8),
+            delayMicroseconds: [0])
+        var expected = models[0].parameters.map(\.scalars)
+        for model in models.dropFirst() {
+            for (index, tensor) in model.parameters.enumerated() {
+                expected[index] = zip(expected[index], tensor.scalars).map { 0.5 * ($0 + $1) }
+            }
+        }
+        let deployed = try ModelFile.decode(averaging.modelBytes).network
+        #expect(deployed.parameters != models[3].parameters)
+        for (index, tensor) in deployed.parameters.enumerated() {
+            let error = zip(tensor.scalars, expected[index]).map { abs($0 - $1) }.max() ?? 0
+            #expect(error <= 1e-6, "tensor \(index) off by \(error)")
+        }
+        // Round 1's average is round 1's model; later rounds evaluate the average.
+        let accuracy = { (run: RunResult, row: Int) in
+            run.metrics[row]["accuracy_by_tier"] as? [String: Double]
+        }
+        #expect(accuracy(averaging, 0) == accuracy(plain, 0))
+        #expect(averaging.metrics.count == 4)
+    }
+
     @Test("A damaged checkpoint is refused with the reason")
     func damagedCheckpoint() throws {
         var generator = SeededGenerator(seed: 1)
@@ -249,6 +290,20 @@ struct ResumeTests {
             serverState: ServerOptimizerState(for: network.parameters))
         let bytes = checkpoint.encoded()
         #expect(try CoordinatorCheckpoint(bytes: bytes, path: "c") == checkpoint)
+        // With the deployed moving average: a fourth set of tensors, read back bit for bit.
+        let averaging = CoordinatorCheckpoint(
+            header: header, parameters: network.parameters,
+            serverState: ServerOptimizerState(for: network.parameters),
+            averagedParameters: network.parameters.map { 0.5 * $0 })
+        let averagingBytes = averaging.encoded()
+        let floats = network.parameters.map(\.count).reduce(0, +)
+        // 4 bytes per float, and `"averaged":true,` in the header.
+        #expect(averagingBytes.count - bytes.count == 4 * floats + 16)
+        let read = try CoordinatorCheckpoint(bytes: averagingBytes, path: "c")
+        #expect(read == averaging && read.header.averaged == true)
+        #expect(throws: CoordinatorCheckpoint.Error.self) {
+            try CoordinatorCheckpoint(bytes: Array(averagingBytes.dropLast(8)), path: "c")
+        }
         var damaged = bytes
         damaged[damaged.count / 2] ^= 1
         #expect(throws: CoordinatorCheckpoint.Error.self) {

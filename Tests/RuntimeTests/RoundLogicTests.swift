@@ -418,6 +418,40 @@ struct RoundLogicTests {
         #expect(RoundLogic.shrink(&global, serverState: &state, scenario: scenario).isEmpty)
     }
 
+    @Test(
+        "Moving average: the first model starts it, then ā ← d·ā + (1 − d)·w per entry; kept ranks follow the model"
+    )
+    func movingAverage() throws {
+        let architecture = Architecture(
+            name: "tiny", inputShape: [2], classCount: 2,
+            layers: [.lowRankDense(inputs: 2, outputs: 2, maxRank: 2)])
+        func network(_ values: [Float], kept: Int = 2) -> Network {
+            Network(
+                architecture: architecture,
+                parameters: [
+                    Tensor(shape: [2, 2], scalars: Array(values[0..<4])),
+                    Tensor(shape: [2, 2], scalars: Array(values[4..<8])),
+                    Tensor(shape: [2], scalars: Array(values[8..<10])),
+                ], keptRanks: [kept])
+        }
+        let first = network((0..<10).map(Float.init))
+        var averaged: Network?
+        RoundLogic.average(&averaged, toward: first, decay: 0.75)
+        #expect(averaged == first)
+        let second = network(Array(repeating: 4, count: 10), kept: 1)
+        RoundLogic.average(&averaged, toward: second, decay: 0.75)
+        let expected = (0..<10).map { 0.75 * Float($0) + 0.25 * 4 }
+        #expect(averaged?.parameters.flatMap(\.scalars) == expected)
+        #expect(averaged?.keptRanks == [1])
+        // A model of another architecture restarts the average.
+        var renamed = architecture
+        renamed.name = "tiny-2"
+        let other = Network(
+            architecture: renamed, parameters: first.parameters, keptRanks: first.keptRanks)
+        RoundLogic.average(&averaged, toward: other, decay: 0.75)
+        #expect(averaged == other)
+    }
+
     @Test("Registration IDs: same process again, requested fleet index, or the next free ID")
     func registrationIDs() throws {
         let (_, _, clients) = try fleet()
