@@ -186,11 +186,14 @@ struct CoordinatorMachine {
                 architecture: header.architecture, parameters: checkpoint.parameters,
                 keptRanks: header.keptRanks)
             serverState = checkpoint.serverState
-            averaged = checkpoint.averagedParameters.map {
-                Network(
-                    architecture: header.architecture, parameters: $0,
-                    keptRanks: header.keptRanks)
-            }
+            // A scenario that no longer averages deploys the server's model again.
+            averaged =
+                scenario.evaluation.averageDecay > 0
+                ? checkpoint.averagedParameters.map {
+                    Network(
+                        architecture: header.architecture, parameters: $0,
+                        keptRanks: header.keptRanks)
+                } : nil
             round = header.round
             totals = (
                 header.bytesUp, header.bytesDown, header.denseEquivalentBytes, header.virtualSeconds

@@ -233,6 +233,29 @@ struct ResumeTests {
         #expect(resumed.summary.bytesUp + resumed.summary.bytesDown == resumed.ledgerBytes)
     }
 
+    @Test("Resumed without averageDecay, a run that averaged deploys the server's model again")
+    func resumeWithoutAverage() throws {
+        let plain = try Scenario.parse(yaml: syntheticScenarioYAML)
+        let averaging = try plain.overriding([("evaluation.averageDecay", "0.5")])
+        let reference = try runInProcess(plain, startOrder: Array(0..<8), delayMicroseconds: [0])
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "maestro-resume-\(UUID().uuidString)"
+        ).path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(throws: CoordinatorError.self) {
+            try runInProcess(
+                averaging, startOrder: Array(0..<8), delayMicroseconds: [0],
+                directory: directory, stopAfterRound: 2)
+        }
+        #expect(try CoordinatorCheckpoint.load(directory: directory).averagedParameters != nil)
+        let resumed = try runInProcess(
+            plain, startOrder: Array(0..<8), delayMicroseconds: [0], directory: directory,
+            resume: true)
+        #expect(
+            try ModelFile.decode(resumed.modelBytes).network
+                == ModelFile.decode(reference.modelBytes).network)
+    }
+
     @Test(
         "averageDecay: every evaluation and the model file are the moving average of the server's models after each round"
     )
