@@ -137,7 +137,10 @@ extension Scenario {
                         + (evaluation.deploy != .budget
                             ? [("deploy", .text(evaluation.deploy.rawValue))] : [])
                         + (evaluation.averageDecay > 0
-                            ? [("averageDecay", .number(evaluation.averageDecay))] : []))),
+                            ? [("averageDecay", .number(evaluation.averageDecay))] : [])
+                        + (evaluation.deploySignificance > 0
+                            ? [("deploySignificance", .number(evaluation.deploySignificance))]
+                            : []))),
             .init(
                 key: "security", value: .flow([("requireCurve", .boolean(security.requireCurve))])),
             .init(

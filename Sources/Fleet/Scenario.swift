@@ -321,15 +321,25 @@ extension Scenario {
         /// swings of federated training on non-IID clients (Polyak averaging of the server
         /// iterate). Clients still train from the server's model.
         public var averageDecay: Double
+        /// How much evidence a larger budget needs to replace a smaller one (`bestValidated`).
+        ///
+        /// 0: the higher validation accuracy wins (ties: the larger). Above 0: a tier starts
+        /// from the smallest tier budget within its own and moves to each larger one only if,
+        /// over the validation images exactly one of the two gets right, the larger gets
+        /// `w` right and the smaller `l`, with `w − l ≥ z·√(w + l)` (a paired sign test,
+        /// McNemar's): a difference of a few images out of thousands is noise, and the tier
+        /// keeps the smaller, cheaper model.
+        public var deploySignificance: Double
 
         public init(
             period: Int, validationSamples: Int = 0, deploy: Deployment = .budget,
-            averageDecay: Double = 0
+            averageDecay: Double = 0, deploySignificance: Double = 0
         ) {
             self.period = period
             self.validationSamples = validationSamples
             self.deploy = deploy
             self.averageDecay = averageDecay
+            self.deploySignificance = deploySignificance
         }
     }
 

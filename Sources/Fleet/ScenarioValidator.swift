@@ -44,7 +44,9 @@ struct ScenarioValidator {
     static let serverKeys = ["optimizer", "learningRate", "momentum", "beta1", "beta2", "epsilon"]
     static let shrinkingKeys = ["threshold", "period", "from", "until"]
     static let budgetGrowthKeys = ["caps", "until"]
-    static let evaluationKeys = ["period", "validationSamples", "deploy", "averageDecay"]
+    static let evaluationKeys = [
+        "period", "validationSamples", "deploy", "averageDecay", "deploySignificance",
+    ]
     static let securityKeys = ["requireCurve"]
     static let simulationKeys = ["processPerClient"]
     static let tierKeys = [
@@ -536,7 +538,18 @@ struct ScenarioValidator {
             fields, "deploy", .choice(Scenario.Evaluation.Deployment.self), default: .budget)
         let averageDecay = optional(
             fields, "averageDecay", .number(.unitClosedOpen), default: 0)
-        guard let period, let validation, let deploy, let averageDecay else { return nil }
+        let significance = optional(
+            fields, "deploySignificance", .number(.nonNegative), default: 0)
+        guard let period, let validation, let deploy, let averageDecay, let significance else {
+            return nil
+        }
+        if significance > 0 && deploy != .bestValidated {
+            report(
+                fields.keyPath("deploySignificance"),
+                "only with evaluation.deploy: bestValidated (it weighs one tier budget against "
+                    + "another on the validation set)")
+            return nil
+        }
         let capacity = Scenario.Dataset.fashionMNISTTrainingCount
         if validation > 0 {
             if let datasetName, datasetName != "fashion-mnist" {
@@ -571,7 +584,7 @@ struct ScenarioValidator {
         }
         return Scenario.Evaluation(
             period: period, validationSamples: validation, deploy: deploy,
-            averageDecay: averageDecay)
+            averageDecay: averageDecay, deploySignificance: significance)
     }
 
     private mutating func simulation(_ top: Fields) -> Scenario.Simulation? {

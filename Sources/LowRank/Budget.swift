@@ -123,6 +123,15 @@ extension Network {
     public func evaluate(
         on samples: TrainingSamples, rankSets: [[Int]], batchSize: Int = 32
     ) -> [(accuracy: Double, loss: Double)] {
+        evaluateRows(on: samples, rankSets: rankSets, batchSize: batchSize).map {
+            ($0.accuracy, $0.loss)
+        }
+    }
+
+    /// `evaluate(on:rankSets:)`, with whether each sample was classified right at each set.
+    public func evaluateRows(
+        on samples: TrainingSamples, rankSets: [[Int]], batchSize: Int = 32
+    ) -> [(accuracy: Double, loss: Double, correct: [Bool])] {
         precondition(
             rankSets.allSatisfy { ranks in
                 ranks.count == keptRanks.count
@@ -133,7 +142,8 @@ extension Network {
         let firstDiffering =
             keptRanks.indices.first { l in Set(distinct.map { $0[l] }).count > 1 }
         let split = firstDiffering.map { lowRank[$0] } ?? architecture.layers.count
-        var correct = [Int](repeating: 0, count: distinct.count)
+        var correct = [[Bool]](repeating: [], count: distinct.count)
+        for set in correct.indices { correct[set].reserveCapacity(samples.count) }
         var lossSum = [Double](repeating: 0, count: distinct.count)
         var noRecording: ForwardPass? = nil
         var start = 0
@@ -149,7 +159,7 @@ extension Network {
                 let result = SoftmaxCrossEntropy.lossAndGradient(
                     logits: logits, labels: y, classCount: architecture.classCount)
                 lossSum[set] += result.loss * Double(y.count)
-                correct[set] += SoftmaxCrossEntropy.correctCount(
+                correct[set] += SoftmaxCrossEntropy.correctRows(
                     logits: logits, labels: y, classCount: architecture.classCount)
             }
             start += batchSize
@@ -157,7 +167,9 @@ extension Network {
         let count = Double(max(samples.count, 1))
         return rankSets.map { ranks in
             let set = distinct.firstIndex(of: ranks)!
-            return (Double(correct[set]) / count, lossSum[set] / count)
+            return (
+                Double(correct[set].count { $0 }) / count, lossSum[set] / count, correct[set]
+            )
         }
     }
 }

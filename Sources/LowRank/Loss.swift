@@ -60,13 +60,18 @@ public enum SoftmaxCrossEntropy {
     public static func correctCount(
         logits: [Float], labels: some Collection<Int32>, classCount: Int
     ) -> Int {
-        var correct = 0
-        for (row, label) in labels.enumerated() {
+        correctRows(logits: logits, labels: labels, classCount: classCount).count { $0 }
+    }
+
+    /// Whether each row's arg-max class (the first, on a tie) is its label.
+    public static func correctRows(
+        logits: [Float], labels: some Collection<Int32>, classCount: Int
+    ) -> [Bool] {
+        labels.enumerated().map { row, label in
             let base = row * classCount
             var best = 0
             for j in 1..<classCount where logits[base + j] > logits[base + best] { best = j }
-            if best == Int(label) { correct += 1 }
+            return best == Int(label)
         }
-        return correct
     }
 }

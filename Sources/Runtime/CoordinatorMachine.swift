@@ -638,12 +638,18 @@ struct CoordinatorMachine {
         let results = model.evaluate(on: evaluationSet, rankSets: rankSets)
         var deployed = Array(tiers.indices)
         if let validationSet {
-            let validation = model.evaluate(on: validationSet, rankSets: rankSets)
+            let validation = model.evaluateRows(on: validationSet, rankSets: rankSets)
             metrics.validationAccuracyByTier = Dictionary(
                 uniqueKeysWithValues: zip(tiers.map(\.name), validation.map(\.accuracy)))
             if scenario.evaluation.deploy == .bestValidated {
-                deployed = RoundLogic.bestValidatedBudgets(
-                    budgets: rankSets, validationAccuracy: validation.map(\.accuracy))
+                let significance = scenario.evaluation.deploySignificance
+                deployed =
+                    significance > 0
+                    ? RoundLogic.bestValidatedBudgets(
+                        budgets: rankSets, validationCorrect: validation.map(\.correct),
+                        significance: significance)
+                    : RoundLogic.bestValidatedBudgets(
+                        budgets: rankSets, validationAccuracy: validation.map(\.accuracy))
                 lastDeployed = Dictionary(
                     uniqueKeysWithValues: zip(tiers.map(\.name), deployed.map { tiers[$0].name }))
                 metrics.deployedBudgetByTier = lastDeployed

@@ -150,6 +150,45 @@ enum RoundLogic {
         }
     }
 
+    /// `bestValidatedBudgets` with evidence (`evaluation.deploySignificance` `z` > 0).
+    ///
+    /// Each tier starts from the smallest tier budget within its own and moves to each larger one
+    /// in turn only if, on the validation images where exactly one of the two is right, the
+    /// larger is right `w` times and the current one `l` times with `w > l` and
+    /// `w − l ≥ z·√(w + l)`. `validationCorrect[i]` holds budget `i`'s per-image results.
+    static func bestValidatedBudgets(
+        budgets: [[Int]], validationCorrect: [[Bool]], significance z: Double
+    ) -> [Int] {
+        precondition(budgets.count == validationCorrect.count, "one result row per budget")
+        return budgets.indices.map { tier in
+            let fitting = budgets.indices.filter { candidate in
+                zip(budgets[candidate], budgets[tier]).allSatisfy { $0 <= $1 }
+            }.sorted {
+                (budgets[$0].reduce(0, +), $0 == tier ? 1 : 0, $0)
+                    < (budgets[$1].reduce(0, +), $1 == tier ? 1 : 0, $1)
+            }
+            var current = fitting[0]
+            for candidate in fitting.dropFirst() {
+                guard budgets[candidate] != budgets[current] else {
+                    // The same budget (tiers capped alike): the tier's own, as without evidence.
+                    if candidate == tier { current = candidate }
+                    continue
+                }
+                var (wins, losses) = (0, 0)
+                for (larger, smaller) in zip(
+                    validationCorrect[candidate], validationCorrect[current])
+                where larger != smaller {
+                    if larger { wins += 1 } else { losses += 1 }
+                }
+                if wins > losses && Double(wins - losses) >= z * Double(wins + losses).squareRoot()
+                {
+                    current = candidate
+                }
+            }
+            return current
+        }
+    }
+
     /// Budget growth after round `round`: when the next round's cap is larger, the components
     /// it opens (between the two caps' ranks of each LoD layer) get a zero output factor and
     /// fresh server optimiser state, so the model computes the same function as before and

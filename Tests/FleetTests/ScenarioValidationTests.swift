@@ -499,6 +499,14 @@ struct ScenarioValidationTests {
                 "evaluation.averageDecay: out of range: must be in [0, 1), found 1"
             ])
         #expect(try reasons([("evaluation.averageDecay", "-0.1")]).count == 1)
+        let evidence = try held.overriding([("evaluation.deploySignificance", "2")])
+        #expect(evidence.evaluation.deploySignificance == 2)
+        #expect(try Scenario.parse(yaml: evidence.yaml()) == evidence)
+        #expect(
+            try reasons([("evaluation.deploySignificance", "2")]) == [
+                "evaluation.deploySignificance: only with evaluation.deploy: bestValidated (it weighs one tier budget against another on the validation set)"
+            ])
+        #expect(try reasons([("evaluation.deploySignificance", "-1")]).count == 1)
         // The dense twin may hold the same validation set out (same client data).
         let dense = try base.overriding([
             ("model.strategy", "denseFedAvg"), ("training.sampler", "none"),

@@ -20,7 +20,9 @@ func denseTwin(of scenario: Scenario, named name: String) throws -> Scenario {
             ("training.groupLasso", "0"), ("training.fullBudgetProbability", "0"),
             ("training.coverageDamping", "false"), ("shrinking.threshold", "0"),
             ("training.budgetGrowth", ""), ("evaluation.deploy", ""),
-        ] + scenario.tiers.indices.map { ("tiers[\($0)].freezeConvolutions", "false") })
+        ] + scenario.tiers.indices.map { ("tiers[\($0)].freezeConvolutions", "false") }
+            + (scenario.evaluation.deploySignificance > 0
+                ? [("evaluation.deploySignificance", "")] : []))
 }
 
 @Suite("Shipped scenario files")
@@ -82,12 +84,14 @@ struct ShippedScenarioTests {
         // Growing budgets instead of shrinking: the 1/8 prefix alone for 100 rounds.
         #expect(scenario.training.budgetGrowth == .init(caps: [0.125], until: [100]))
         #expect(!scenario.shrinking.isEnabled)
-        // Each tier deploys its best-validating budget, judged on 5 000 held-out images, of
-        // the moving average of the server's model.
+        // Each tier deploys its best-validating budget, judged on 5 000 held-out images (a
+        // larger one on 2 standard errors of paired evidence), of the moving average of the
+        // server's model.
         #expect(
             scenario.evaluation
                 == Scenario.Evaluation(
-                    period: 10, validationSamples: 5000, deploy: .bestValidated, averageDecay: 0.8))
+                    period: 10, validationSamples: 5000, deploy: .bestValidated,
+                    averageDecay: 0.8, deploySignificance: 2))
         // The 1/8 devices train with their convolutions frozen.
         #expect(scenario.tiers.map(\.freezeConvolutions) == [true, false, false, false])
         #expect(scenario.deadlineSeconds == 600)

@@ -114,6 +114,43 @@ struct RoundLogicTests {
     }
 
     @Test(
+        "deploySignificance: a larger budget replaces a smaller one only on enough paired validation evidence"
+    )
+    func bestValidatedWithEvidence() {
+        let budgets = [[1, 2], [2, 4], [4, 8], [8, 16]]
+        // 100 validation images: budget 0 right on the first 80, budget 1 on the first 85,
+        // budget 2 on the first 86, budget 3 on the first 84 and on 90..<96.
+        let correct = [
+            (0..<100).map { $0 < 80 }, (0..<100).map { $0 < 85 }, (0..<100).map { $0 < 86 },
+            (0..<100).map { $0 < 84 || (90..<96).contains($0) },
+        ]
+        // Accuracy alone: 80, 85, 86, 90 %, every tier its own.
+        #expect(
+            RoundLogic.bestValidatedBudgets(
+                budgets: budgets, validationAccuracy: correct.map { Double($0.count { $0 }) / 100 })
+                == [0, 1, 2, 3])
+        // z = 2: 1 over 0 is 5 wins to 0 (5 ≥ 2·√5 = 4.5); 2 over 1 is 1 to 0 (< 2); 3 over
+        // 1 is 6 to 1 (5 < 2·√7 = 5.3): the larger tiers keep budget 1.
+        #expect(
+            RoundLogic.bestValidatedBudgets(
+                budgets: budgets, validationCorrect: correct, significance: 2) == [0, 1, 1, 1])
+        // z = 1: 2 over 1 (1 ≥ 1) and 3 over 2 (6 to 2: 4 ≥ √8 = 2.8) pass.
+        #expect(
+            RoundLogic.bestValidatedBudgets(
+                budgets: budgets, validationCorrect: correct, significance: 1) == [0, 1, 2, 3])
+        // Never a budget that validates worse than a smaller one, whatever z.
+        let worse = [(0..<100).map { $0 < 90 }, (0..<100).map { $0 < 80 }]
+        #expect(
+            RoundLogic.bestValidatedBudgets(
+                budgets: [[1], [2]], validationCorrect: worse, significance: 0.01) == [0, 0])
+        // Equal budgets (two tiers capped alike): each tier its own.
+        #expect(
+            RoundLogic.bestValidatedBudgets(
+                budgets: [[2, 2], [2, 2]], validationCorrect: [worse[0], worse[0]],
+                significance: 2) == [0, 1])
+    }
+
+    @Test(
         "Budget growth caps every tier's budget and fractions until its round, then opens at zero")
     func budgetGrowth() throws {
         let (scenario, global, clients) = try fleet([
