@@ -45,10 +45,13 @@ struct SavingsTable {
     let summary: RunSummary
 
     func render() -> String {
+        // With deployment by validation a tier may run a smaller tier's budget: say whose.
+        let deploys = summary.tiers.contains { $0.deployedBudget != nil }
         var lines = [
             "",
             "\(summary.scenario) (\(summary.strategy)): \(summary.rounds) rounds, wall \(String(format: "%.0f", summary.wallSeconds)) s, virtual \(formatDuration(summary.virtualSeconds))",
-            "tier        p   clients  rounds trained       bytes   dense FedAvg   ratio   accuracy   parameters  data reached",
+            "tier        p   clients  rounds trained       bytes   dense FedAvg   ratio   accuracy   parameters  "
+                + (deploys ? "deploys   " : "") + "data reached",
         ]
         for tier in summary.tiers {
             let ratio =
@@ -63,7 +66,9 @@ struct SavingsTable {
                     + pad(formatBytes(tier.bytes), 12, right: true)
                     + pad(formatBytes(tier.denseEquivalentBytes), 15, right: true)
                     + String(format: "  %5.1f%%", 100 * ratio) + pad(accuracy, 11, right: true)
-                    + String(format: "  %11d", tier.parameters) + "  " + dataReached(tier))
+                    + String(format: "  %11d", tier.parameters) + "  "
+                    + (deploys ? pad(tier.deployedBudget ?? "-", 8) + "  " : "")
+                    + dataReached(tier))
         }
         let total = summary.bytesUp + summary.bytesDown
         lines.append(

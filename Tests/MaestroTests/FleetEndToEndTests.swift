@@ -53,6 +53,41 @@ struct FleetEndToEndTests {
         #expect(leftovers.isEmpty, "client processes left: \(leftovers)")
     }
 
+    @Test(
+        "With deployment by validation the savings table names the budget each tier deploys, as summary.json does"
+    )
+    func deployedBudgetColumn() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let run = "\(directory)/run"
+        let result = try maestro(
+            [
+                "fleet", "Scenarios/smoke.yaml", "--rounds", "2", "--out", run,
+                "--set", "evaluation.validationSamples=2000",
+                "--set", "evaluation.deploy=bestValidated",
+            ], timeout: 600)
+        #expect(result.status == 0, "\(result.error.suffix(2000))")
+        let summary =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: "\(run)/summary.json")))
+            as! [String: Any]
+        let tiers = summary["tiers"] as? [[String: Any]] ?? []
+        let deployed = Dictionary(
+            uniqueKeysWithValues: tiers.compactMap { tier in
+                (tier["tier"] as? String).map { ($0, tier["deployed_budget"] as? String) }
+            })
+        #expect(deployed.keys.sorted() == ["full", "low"])
+        let lines = result.output.split(separator: "\n")
+        #expect(lines.contains { $0.hasPrefix("tier ") && $0.contains("deploys   data reached") })
+        for (tier, budget) in deployed {
+            let budget = try #require(budget, "\(tier) has no deployed budget")
+            let row = try #require(lines.first { $0.hasPrefix(tier + " ") })
+            let fields = row.split(separator: " ")
+            // … parameters, deploys, then the data-reached column.
+            #expect(fields[fields.count - 3] == Substring(budget), "\(row)")
+        }
+    }
+
     @Test("A bad scenario file stops the fleet before anything starts, naming the file and key")
     func badScenario() throws {
         let directory = temporaryDirectory()
