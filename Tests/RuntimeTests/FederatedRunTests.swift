@@ -202,6 +202,20 @@ struct FederatedRunTests {
 
 @Suite("Checkpoint and resume", .serialized)
 struct ResumeTests {
+    /// A new run directory holding `scenario`'s run stopped once round 2 was written (a crash
+    /// after it); the caller removes it.
+    func stoppedAfterRound2(_ scenario: Scenario) throws -> String {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "maestro-resume-\(UUID().uuidString)"
+        ).path
+        #expect(throws: CoordinatorError.self) {
+            try runInProcess(
+                scenario, startOrder: Array(0..<8), delayMicroseconds: [0], directory: directory,
+                stopAfterRound: 2)
+        }
+        return directory
+    }
+
     @Test(
         "Stopped after round 2 and resumed: the same final model bytes and metrics as an uninterrupted run (with and without a deployed moving average)",
         arguments: ["0", "0.5"]
@@ -211,15 +225,8 @@ struct ResumeTests {
             ("evaluation.averageDecay", averageDecay)
         ])
         let reference = try runInProcess(scenario, startOrder: Array(0..<8), delayMicroseconds: [0])
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "maestro-resume-\(UUID().uuidString)"
-        ).path
+        let directory = try stoppedAfterRound2(scenario)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        #expect(throws: CoordinatorError.self) {
-            try runInProcess(
-                scenario, startOrder: Array(0..<8), delayMicroseconds: [0], directory: directory,
-                stopAfterRound: 2)
-        }
         let checkpoint = try CoordinatorCheckpoint.load(directory: directory)
         #expect(checkpoint.header.round >= 2 && checkpoint.header.round < 4)
         let resumed = try runInProcess(
@@ -238,15 +245,8 @@ struct ResumeTests {
         let plain = try Scenario.parse(yaml: syntheticScenarioYAML)
         let averaging = try plain.overriding([("evaluation.averageDecay", "0.5")])
         let reference = try runInProcess(plain, startOrder: Array(0..<8), delayMicroseconds: [0])
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "maestro-resume-\(UUID().uuidString)"
-        ).path
+        let directory = try stoppedAfterRound2(averaging)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        #expect(throws: CoordinatorError.self) {
-            try runInProcess(
-                averaging, startOrder: Array(0..<8), delayMicroseconds: [0],
-                directory: directory, stopAfterRound: 2)
-        }
         #expect(try CoordinatorCheckpoint.load(directory: directory).averagedParameters != nil)
         let resumed = try runInProcess(
             plain, startOrder: Array(0..<8), delayMicroseconds: [0], directory: directory,
