@@ -271,6 +271,11 @@ public struct ZeroMQOptions: Sendable, Equatable {
     /// `ZMQ_RECONNECT_IVL` and `ZMQ_RECONNECT_IVL_MAX` (clients): first retry and back-off cap.
     public var reconnectInterval: Duration = .milliseconds(100)
     public var reconnectIntervalMaximum: Duration = .seconds(1)
+    /// `ZMQ_CONNECT_TIMEOUT` (clients): a TCP connect that hangs, its SYNs lost on a cut
+    /// link, is abandoned after this long and retried at the reconnect interval, so a client
+    /// is back within about a second of the link returning instead of waiting out the
+    /// kernel's SYN back-off (1, 2, 4, 8 s …).
+    public var connectTimeout: Duration = .seconds(1)
 
     public init() {}
 
@@ -291,6 +296,7 @@ public struct ZeroMQOptions: Sendable, Equatable {
         try socket.set(ZMQ_RECONNECT_IVL, milliseconds(reconnectInterval), "ZMQ_RECONNECT_IVL")
         try socket.set(
             ZMQ_RECONNECT_IVL_MAX, milliseconds(reconnectIntervalMaximum), "ZMQ_RECONNECT_IVL_MAX")
+        try socket.set(ZMQ_CONNECT_TIMEOUT, milliseconds(connectTimeout), "ZMQ_CONNECT_TIMEOUT")
     }
 }
 
