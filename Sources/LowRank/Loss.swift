@@ -60,7 +60,13 @@ public enum SoftmaxCrossEntropy {
     public static func correctCount(
         logits: [Float], labels: some Collection<Int32>, classCount: Int
     ) -> Int {
-        correctRows(logits: logits, labels: labels, classCount: classCount).count { $0 }
+        // Counted without an array: the trainer calls this on every step.
+        var correct = 0
+        for (row, label) in labels.enumerated()
+        where isCorrect(logits: logits, row: row, label: label, classCount: classCount) {
+            correct += 1
+        }
+        return correct
     }
 
     /// Whether each row's arg-max class (the first, on a tie) is its label.
@@ -68,10 +74,16 @@ public enum SoftmaxCrossEntropy {
         logits: [Float], labels: some Collection<Int32>, classCount: Int
     ) -> [Bool] {
         labels.enumerated().map { row, label in
-            let base = row * classCount
-            var best = 0
-            for j in 1..<classCount where logits[base + j] > logits[base + best] { best = j }
-            return best == Int(label)
+            isCorrect(logits: logits, row: row, label: label, classCount: classCount)
         }
+    }
+
+    private static func isCorrect(
+        logits: [Float], row: Int, label: Int32, classCount: Int
+    ) -> Bool {
+        let base = row * classCount
+        var best = 0
+        for j in 1..<classCount where logits[base + j] > logits[base + best] { best = j }
+        return best == Int(label)
     }
 }
