@@ -15,6 +15,7 @@ public enum MessageType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case workerAssignment = 11
     case linkProbe = 12
     case linkProbeReply = 13
+    case workerRows = 14
 
     public var description: String {
         switch self {
@@ -31,6 +32,7 @@ public enum MessageType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .workerAssignment: "workerAssignment"
         case .linkProbe: "linkProbe"
         case .linkProbeReply: "linkProbeReply"
+        case .workerRows: "workerRows"
         }
     }
 }
@@ -68,6 +70,9 @@ public enum Message: Sendable, Equatable {
     /// Coordinator → device: the answer to a ``LinkProbe``, padded to the size it asked for
     /// (never larger than the probe's own frame, so a probe cannot amplify traffic).
     case linkProbeReply(LinkProbeReply)
+    /// Coordinator → worker, on its control channel: the training rows of a client the
+    /// worker does not host, sent before that client's first TRAIN dispatched to it.
+    case workerRows(WorkerRows)
 
     /// The wire code of this message.
     public var type: MessageType {
@@ -85,6 +90,7 @@ public enum Message: Sendable, Equatable {
         case .workerAssignment: .workerAssignment
         case .linkProbe: .linkProbe
         case .linkProbeReply: .linkProbeReply
+        case .workerRows: .workerRows
         }
     }
 }
@@ -373,12 +379,19 @@ public struct WorkerHello: Sendable, Equatable {
     public var instanceNonce: UInt64
     /// The worker's host name, for logs.
     public var host: String
+    /// The worker secret the coordinator issued (plaintext deployments; empty under CURVE,
+    /// where the worker's enrolled key proves what it is).
+    public var credential: String
 
-    public init(slot: UInt32?, slots: UInt32?, instanceNonce: UInt64, host: String) {
+    public init(
+        slot: UInt32?, slots: UInt32?, instanceNonce: UInt64, host: String,
+        credential: String = ""
+    ) {
         self.slot = slot
         self.slots = slots
         self.instanceNonce = instanceNonce
         self.host = host
+        self.credential = credential
     }
 }
 
@@ -391,9 +404,10 @@ public struct WorkerAssignment: Sendable, Equatable {
     public var runID: UInt64
     /// The scenario as run (YAML), from which the worker takes tiers, data and the fleet.
     public var scenario: String
-    /// Training rows of every client of the fleet, in index order, computed once by the
-    /// coordinator (a worker may be handed any client's TRAIN; empty when the data set is
-    /// generated per client).
+    /// Training rows of the clients of this share, in share order (`slot`, `slot + slots`,
+    /// …), computed by the coordinator (empty when the data set is generated per client).
+    /// Rows of other clients come one client at a time (``WorkerRows``), only when the
+    /// worker is handed one of their TRAINs.
     public var rows: [[UInt32]]
 
     public init(slot: UInt32, slots: UInt32, runID: UInt64, scenario: String, rows: [[UInt32]]) {
@@ -401,6 +415,18 @@ public struct WorkerAssignment: Sendable, Equatable {
         self.slots = slots
         self.runID = runID
         self.scenario = scenario
+        self.rows = rows
+    }
+}
+
+/// `workerRows`: the training rows of client `client`, which the worker does not host but is
+/// about to train a TRAIN of (the coordinator keeps every worker busy).
+public struct WorkerRows: Sendable, Equatable {
+    public var client: UInt32
+    public var rows: [UInt32]
+
+    public init(client: UInt32, rows: [UInt32]) {
+        self.client = client
         self.rows = rows
     }
 }

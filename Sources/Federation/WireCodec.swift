@@ -140,6 +140,7 @@ public enum WireCodec {
             return 0
         case .workerHello(let body):
             return 4 + 4 + 8 + WireSize.text(body.host, maximum: WireLimits.tierNameBytes)
+                + WireSize.text(body.credential, maximum: WireLimits.tierNameBytes)
         case .workerAssignment(let body):
             var size = 4 + 4 + 8 + WireSize.text(body.scenario, maximum: WireLimits.scenarioBytes)
             size += 4
@@ -149,6 +150,8 @@ public enum WireCodec {
             return 4 + 4 + Int(body.paddingBytes)
         case .linkProbeReply(let body):
             return 4 + Int(body.paddingBytes)
+        case .workerRows(let body):
+            return 4 + 4 + 4 * body.rows.count
         }
     }
 
@@ -212,6 +215,7 @@ public enum WireCodec {
             writer.write(body.slots ?? 0)
             writer.write(body.instanceNonce)
             writer.write(text: body.host, maximum: WireLimits.tierNameBytes)
+            writer.write(text: body.credential, maximum: WireLimits.tierNameBytes)
         case .workerAssignment(let body):
             writer.write(body.slot)
             writer.write(body.slots)
@@ -229,6 +233,10 @@ public enum WireCodec {
         case .linkProbeReply(let body):
             writer.write(body.paddingBytes)
             writer.writeZeros(Int(body.paddingBytes))
+        case .workerRows(let body):
+            writer.write(body.client)
+            writer.write(count: body.rows.count)
+            for row in body.rows { writer.write(row) }
         }
     }
 
@@ -437,7 +445,9 @@ public enum WireCodec {
                     slot: slot, slots: slots == 0 ? nil : slots,
                     instanceNonce: try reader.read(UInt64.self, "workerHello.instanceNonce"),
                     host: try reader.readText(
-                        maximum: WireLimits.tierNameBytes, "workerHello.host")))
+                        maximum: WireLimits.tierNameBytes, "workerHello.host"),
+                    credential: try reader.readText(
+                        maximum: WireLimits.tierNameBytes, "workerHello.credential")))
         case .workerAssignment:
             let slot = try reader.read(UInt32.self, "workerAssignment.slot")
             let slots = try reader.read(UInt32.self, "workerAssignment.slots")
@@ -463,6 +473,10 @@ public enum WireCodec {
             let padding = try reader.read(UInt32.self, "linkProbeReply.paddingBytes")
             try reader.skip(Int(padding), "linkProbeReply.padding")
             return .linkProbeReply(LinkProbeReply(paddingBytes: padding))
+        case .workerRows:
+            let client = try reader.read(UInt32.self, "workerRows.client")
+            return .workerRows(
+                WorkerRows(client: client, rows: try reader.readBudgets("workerRows.rows")))
         }
     }
 }

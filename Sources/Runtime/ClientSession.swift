@@ -165,7 +165,7 @@ public struct ClientSession {
                 )
             }
             return .log("coordinator reported: \(report.message)")
-        case .heartbeat, .register, .update, .evaluation, .workerHello, .workerAssignment,
+        case .heartbeat, .register, .update, .evaluation, .workerHello, .workerAssignment, .workerRows,
             .linkProbe, .linkProbeReply:
             return .none
         }

@@ -52,8 +52,11 @@ public final class Coordinator {
         /// processes), so a round does not wait for them.
         public var lostClients: @Sendable () -> [UInt32] = { [] }
         /// How many shares the fleet is split into for worker processes (`nil`: the split the
-        /// first worker declares).
+        /// first admitted worker declares).
         public var workerSlots: Int?
+        /// The secret a plaintext worker's HELLO must carry (`nil`: no plaintext worker is
+        /// admitted; under CURVE with an allow-list, worker keys are what admits).
+        public var workerSecret: String?
         /// Called while clients register (at most every half second, and once when all are
         /// in) with the number registered and needed.
         public var onRegistration: @Sendable (_ registered: Int, _ needed: Int) -> Void = { _, _ in
@@ -74,13 +77,6 @@ public final class Coordinator {
     private(set) var machine: CoordinatorMachine
     private let started = ContinuousClock.now
     private var summary: RunSummary?
-    private var workers: WorkerRegistry
-    private var dispatch = TrainingDispatch<SendTicket>()
-    /// Every client's training rows, computed when the first worker asks.
-    private var partitionRows: [[Int]]??
-    /// Frames on workers' control channels: simulation plumbing, not federated traffic, so
-    /// they are kept out of the ledger and the machine's transport totals.
-    private var workerControl = TransportStatistics()
     private var lastRegistrationReport: ContinuousClock.Instant?
 
     public init(
@@ -96,8 +92,8 @@ public final class Coordinator {
             expectedClients: options.expectedClients,
             registrationTimeout: options.registrationTimeout, roundTimeout: options.roundTimeout,
             maximumMessageSize: options.maximumMessageSize, enrolment: options.enrolment,
-            maximumClients: options.maximumClients, resumingFrom: checkpoint)
-        workers = WorkerRegistry(slots: options.workerSlots, fleetSize: scenario.clients)
+            maximumClients: options.maximumClients, workerSlots: options.workerSlots,
+            workerSecret: options.workerSecret, resumingFrom: checkpoint)
     }
 
     /// Time since the run started: the machine's clock.
@@ -112,13 +108,6 @@ public final class Coordinator {
                 let lost = options.lostClients()
                 if !lost.isEmpty {
                     try perform(machine.lost(lost, at: now))
-                    // A dead worker also held other workers' clients' tasks: those clients
-                    // are alive, but this round's TRAIN is gone with it.
-                    let dead = Set(lost.compactMap { machine.clients[$0]?.peer.connection })
-                    let stranded = dead.flatMap { dispatch.remove(worker: $0) }.compactMap {
-                        machine.clients.id(of: $0)
-                    }
-                    if !stranded.isEmpty { try perform(machine.abandoned(stranded, at: now)) }
                     continue
                 }
             }
@@ -127,9 +116,6 @@ public final class Coordinator {
                 options.log(
                     "connection closed: \(closed.map(\.description).joined(separator: ", "))")
                 try perform(machine.disconnected(closed, at: now))
-                let stranded = closed.flatMap { dispatch.remove(worker: $0.connection) }
-                    .compactMap { machine.clients.id(of: $0) }
-                if !stranded.isEmpty { try perform(machine.abandoned(stranded, at: now)) }
                 continue
             }
             let frame: ReceivedFrame?
@@ -140,12 +126,8 @@ public final class Coordinator {
                 try perform(machine.receivedMalformedEnvelope(at: now))
                 continue
             }
-            if let frame, frame.peer.channel?.isEmpty == true {
-                try handleWorkerControl(frame)
-            } else if var frame {
-                frame.peer = dispatch.arrived(from: frame.peer)
+            if let frame {
                 try perform(machine.received(frame, at: now))
-                try perform(sendQueuedTraining())
             } else {
                 try perform(machine.tick(at: now))
             }
@@ -168,62 +150,11 @@ public final class Coordinator {
         options.onRegistration(registered, needed)
     }
 
-    /// A frame on a worker's control channel: a HELLO gets the worker's share of the fleet.
-    private func handleWorkerControl(_ frame: ReceivedFrame) throws(CoordinatorError) {
-        workerControl.recordReceived(frame.bytes.count)
-        let reply: Message
-        do {
-            let envelope = try WireCodec.decode(
-                frame.bytes, maximumSize: options.maximumMessageSize)
-            guard case .workerHello(let hello) = envelope.message else {
-                options.log("ignored a \(envelope.type) on the control channel of \(frame.peer)")
-                return
-            }
-            reply = try answer(hello, from: frame.peer)
-        } catch {
-            options.log("refused a frame on the control channel of \(frame.peer): \(error)")
-            reply = .error(ErrorReport(code: .malformed, message: "\(error)"))
-        }
-        let bytes = WireCodec.encode(reply, round: 0, sender: 0)
-        do {
-            try transport.send(bytes, to: frame.peer)
-            workerControl.recordSent(bytes.count)
-        } catch {
-            guard error.isPeerFault else { throw .transport(error) }
-            options.log("cannot answer the worker on \(frame.peer): \(error)")
-        }
-    }
-
-    private func answer(_ hello: WorkerHello, from peer: PeerID) throws(DatasetError) -> Message {
-        switch workers.hello(hello, from: peer) {
-        case .refused(let reason):
-            options.log("refused the worker on \(hello.host) (\(peer)): \(reason)")
-            return .error(ErrorReport(code: .unexpected, message: reason))
-        case .assigned(let slot, let slots, let previous):
-            let scenario = machine.scenario
-            if partitionRows == nil { partitionRows = .some(try scenario.partitionRows()) }
-            // Every client's rows: a worker may be handed any client's TRAIN (TrainingDispatch).
-            let rows = (partitionRows ?? nil).map { all in all.map { $0.map(UInt32.init) } }
-            if let previous { dispatch.remove(worker: previous.peer) }
-            dispatch.add(worker: peer.connection)
-            if let previous {
-                options.log(
-                    "worker share \(slot) of \(slots) moves from \(previous.host) (\(previous.peer)) to \(hello.host) (\(peer))"
-                )
-            } else {
-                options.log("worker on \(hello.host) (\(peer)) hosts share \(slot) of \(slots)")
-            }
-            return .workerAssignment(
-                WorkerAssignment(
-                    slot: UInt32(slot), slots: UInt32(slots), runID: machine.runID,
-                    scenario: scenario.yaml(), rows: rows ?? []))
-        }
-    }
-
     /// The transport's counters without the workers' control frames: what the federated
     /// protocol moved, which the ledger adds up to.
     private var protocolStatistics: TransportStatistics {
         let all = transport.statistics
+        let workerControl = machine.workerControl
         return TransportStatistics(
             framesSent: all.framesSent - workerControl.framesSent,
             bytesSent: all.bytesSent - workerControl.bytesSent,
@@ -239,7 +170,7 @@ public final class Coordinator {
         var summary = machine.summary(statistics: protocolStatistics, wallSeconds: now.seconds)
         summary.rounds = completed
         summary.interrupted = true
-        summary.workerControlBytes = Int(workerControl.bytesSent + workerControl.bytesReceived)
+        summary.workerControlBytes = machine.workerControlBytes
         summary.provenance = options.provenance
         try? recorder.writeSummary(summary)
     }
@@ -263,12 +194,6 @@ public final class Coordinator {
             let followUp: [CoordinatorAction]
             switch action {
             case .send(let frame, let peer, let ticket):
-                if case .train = ticket.purpose, dispatch.dispatches(peer) {
-                    dispatch.enqueue(
-                        .init(frame: frame, home: peer, ticket: ticket, round: ticket.round))
-                    followUp = try sendQueuedTraining()
-                    break
-                }
                 let sent = Result { () throws(TransportError) in
                     try transport.send(frame, to: peer)
                 }
@@ -313,23 +238,6 @@ public final class Coordinator {
         }
     }
 
-    /// Sends queued TRAINs to the workers that are free; returns what the machine makes of
-    /// the sends (their ledger rows).
-    private func sendQueuedTraining() throws(CoordinatorError) -> [CoordinatorAction] {
-        var followUp: [CoordinatorAction] = []
-        while let (task, target) = dispatch.next(currentRound: machine.round) {
-            do {
-                try transport.send(task.frame, to: target)
-                followUp += machine.delivered(task.ticket)
-            } catch {
-                guard error.isPeerFault else { throw .transport(error) }
-                options.log("cannot reach the worker on \(target.connection): \(error)")
-                dispatch.sendFailed(task, target: target)
-            }
-        }
-        return followUp
-    }
-
     /// The state after the current round, for `--resume`.
     func checkpoint() -> CoordinatorCheckpoint {
         machine.checkpoint(statistics: protocolStatistics, wallSeconds: now.seconds)
@@ -337,7 +245,7 @@ public final class Coordinator {
 
     private func finish() throws(CoordinatorError) -> RunSummary {
         var summary = machine.summary(statistics: protocolStatistics, wallSeconds: now.seconds)
-        summary.workerControlBytes = Int(workerControl.bytesSent + workerControl.bytesReceived)
+        summary.workerControlBytes = machine.workerControlBytes
         summary.provenance = options.provenance
         do {
             try recorder.write(

@@ -31,6 +31,8 @@ struct SendTicket {
         case shutdown
         /// The answer to a link probe from the peer whose frame is being answered.
         case linkProbeReply
+        /// A frame on a worker's control channel (simulation plumbing, not in the ledger).
+        case workerControl
     }
 
     let purpose: Purpose
@@ -41,6 +43,8 @@ struct SendTicket {
     /// The ledger's message column.
     let message: String
     let bytes: Int
+    /// A TRAIN handed to a worker of the pool (not to the client's home peer).
+    var viaWorker = false
 }
 
 /// The coordinator's round logic as a state machine (STYLE §4): registration, selection,
@@ -123,17 +127,33 @@ struct CoordinatorMachine {
     private var pending: [UInt32: [Int]] = [:]
     private var received: [(contribution: ClientContribution, loss: Double)] = []
     private var collectionDeadline: Duration = .zero
+    /// Where each TRAIN of the current attempt went: the only peer whose UPDATE counts.
+    private var trainedAt: [UInt32: PeerID] = [:]
     private var outbox: [CoordinatorAction] = []
+    /// The worker processes: admission, shares, dispatch.
+    private(set) var workers: WorkerPool
+    /// Frames on workers' control channels: simulation plumbing, kept out of the ledger and
+    /// the transport totals the ledger adds up to.
+    private(set) var workerControl = TransportStatistics()
+
+    /// Bytes on workers' control channels, both ways (`worker_control_bytes`).
+    var workerControlBytes: Int { Int(workerControl.bytesSent + workerControl.bytesReceived) }
 
     init(
         scenario: Scenario, evaluationSet: TrainingSamples,
         validationSet: TrainingSamples? = nil, expectedClients: Int?,
         registrationTimeout: Duration, roundTimeout: Duration, maximumMessageSize: Int,
-        enrolment: Enrolment? = nil, maximumClients: Int? = nil,
+        enrolment: Enrolment? = nil, maximumClients: Int? = nil, workerSlots: Int? = nil,
+        workerSecret: String? = nil,
+        partitionRows: (@Sendable () throws -> [[Int]]?)? = nil,
         resumingFrom checkpoint: CoordinatorCheckpoint?
     ) throws(CoordinatorError) {
         self.scenario = scenario
         self.enrolment = enrolment
+        workers = WorkerPool(
+            slots: workerSlots, fleetSize: scenario.clients, secret: workerSecret,
+            enrolment: enrolment,
+            partitionRows: partitionRows ?? Self.partitionRows(of: scenario))
         populationBound = max(scenario.clients, maximumClients ?? 0)
         sampleBound = scenario.samplesPerClientBound
         self.evaluationSet = evaluationSet
@@ -214,6 +234,11 @@ struct CoordinatorMachine {
         metrics = RoundMetrics(round: round)
     }
 
+    /// Every client's training rows, read from the scenario's data (`nil`: generated data).
+    private static func partitionRows(of scenario: Scenario) -> @Sendable () throws -> [[Int]]? {
+        { try scenario.partitionRows() }
+    }
+
     /// Budgets of each tier for the current global ranks, in the current round (capped while
     /// budgets grow).
     func budgets(tierIndex: Int) -> [Int] {
@@ -272,6 +297,11 @@ struct CoordinatorMachine {
     /// A frame arrived.
     mutating func received(_ frame: ReceivedFrame, at now: Duration) -> [CoordinatorAction] {
         self.now = now
+        if frame.peer.channel?.isEmpty == true {
+            handleWorkerControl(frame)
+            return takeOutbox()
+        }
+        workers.arrived(from: frame.peer)
         if let update = handle(frame), isCollecting { received.append(update) }
         progress()
         return takeOutbox()
@@ -296,6 +326,15 @@ struct CoordinatorMachine {
     /// These clients are known to be gone (a fleet's dead child processes).
     mutating func lost(_ ids: [UInt32], at now: Duration) -> [CoordinatorAction] {
         self.now = now
+        // A dead worker also held other workers' clients' tasks: those clients are alive, but
+        // this round's TRAIN is gone with it.
+        let deadWorkers = Set(ids.compactMap { clients[$0]?.peer.connection }).filter {
+            workers.isWorker($0)
+        }
+        var stranded: [PeerID] = []
+        for connection in deadWorkers.sorted(by: { $0.bytes.lexicographicallyPrecedes($1.bytes) }) {
+            stranded += workers.remove(connection)
+        }
         for id in ids {
             unresponsive.insert(id)
             clients.markDisconnected(id)
@@ -304,6 +343,7 @@ struct CoordinatorMachine {
                 metrics.droppedTimeout.append(Int(id))
             }
         }
+        abandon(tasksOf: stranded)
         progress()
         return takeOutbox()
     }
@@ -313,6 +353,10 @@ struct CoordinatorMachine {
     mutating func disconnected(_ connections: [PeerID], at now: Duration) -> [CoordinatorAction] {
         self.now = now
         let closed = Set(connections.map(\.connection))
+        var stranded: [PeerID] = []
+        for connection in connections.map(\.connection) where workers.isWorker(connection) {
+            stranded += workers.remove(connection)
+        }
         var gone: [UInt32] = []
         clients.forEach { if closed.contains($0.peer.connection) { gone.append($0.id) } }
         for id in gone {
@@ -325,6 +369,7 @@ struct CoordinatorMachine {
             }
             if !isRegistering { unresponsive.insert(id) }
         }
+        abandon(tasksOf: stranded)
         progress()
         return takeOutbox()
     }
@@ -333,16 +378,29 @@ struct CoordinatorMachine {
     /// the clients themselves are not known to be gone.
     mutating func abandoned(_ ids: [UInt32], at now: Duration) -> [CoordinatorAction] {
         self.now = now
-        for id in ids where isCollecting && pending.removeValue(forKey: id) != nil {
-            emit(.log("round \(round): client \(id)'s task was lost with its worker; dropped"))
-            metrics.droppedTimeout.append(Int(id))
-        }
+        abandon(ids)
         progress()
         return takeOutbox()
     }
 
+    private mutating func abandon(_ ids: [UInt32]) {
+        for id in ids where isCollecting && pending.removeValue(forKey: id) != nil {
+            emit(.log("round \(round): client \(id)'s task was lost with its worker; dropped"))
+            metrics.droppedTimeout.append(Int(id))
+        }
+    }
+
+    /// The tasks a dead worker held for the clients at these home peers are lost.
+    private mutating func abandon(tasksOf homes: [PeerID]) {
+        abandon(homes.compactMap { clients.id(of: $0) }.sorted())
+    }
+
     /// A `.send` action went out.
     mutating func delivered(_ ticket: SendTicket) -> [CoordinatorAction] {
+        if ticket.purpose == .workerControl {
+            workerControl.recordSent(ticket.bytes)
+            return takeOutbox()
+        }
         recordLedger(
             client: ticket.client, direction: .down, message: ticket.message, bytes: ticket.bytes,
             round: ticket.round)
@@ -367,12 +425,19 @@ struct CoordinatorMachine {
             // The client vanished right after registering: it misses rounds until it returns.
             emit(.log("cannot answer client \(id)'s registration: \(error)"))
             unresponsive.insert(id)
+        case .train(let id) where ticket.viaWorker:
+            // The worker is gone: the task goes to another one, the worker's other tasks are lost.
+            guard let home = clients[id]?.peer, let target = trainedAt[id] else { break }
+            emit(.log("round \(round): cannot reach the worker on \(target.connection): \(error)"))
+            trainedAt[id] = nil
+            abandon(tasksOf: workers.sendFailed(home: home, target: target))
+            progress()
         case .train(let id):
             emit(.log("round \(round): cannot reach client \(id): \(error)"))
             metrics.droppedTimeout.append(Int(id))
             pending[id] = nil
             progress()
-        case .errorReply, .shutdown, .linkProbeReply:
+        case .errorReply, .shutdown, .linkProbeReply, .workerControl:
             break
         }
         return takeOutbox()
@@ -505,6 +570,7 @@ struct CoordinatorMachine {
         self.invited = invited
         pending = [:]
         received = []
+        trainedAt = [:]
         phase = .collecting
         collectionDeadline = now + roundTimeout
         for invitation in invited {
@@ -739,7 +805,7 @@ struct CoordinatorMachine {
         case .linkProbe(let probe):
             answer(probe, from: frame.peer, key: frame.authenticatedKey, bytes: bytes)
         case .registered, .train, .evaluate, .shutdown, .workerHello, .workerAssignment,
-            .linkProbeReply:
+            .workerRows, .linkProbeReply:
             reject(
                 "wrong_type", peer: frame.peer, bytes: bytes,
                 message: envelope.message.type.description,
@@ -824,6 +890,23 @@ struct CoordinatorMachine {
                 "this key is enrolled in tier '\(tier)', not '\(registration.tierName)'")
             return
         }
+        if let channel = peer.channel {
+            // A channel of a multiplexed connection: only an admitted worker's own clients
+            // register there, each under its fleet index.
+            guard let index = WorkerPool.client(ofChannel: channel),
+                workers.hosts(peer.connection, client: index),
+                registration.requestedClientID == UInt32(index)
+            else {
+                refuse(
+                    &self, "not_hosted",
+                    "a client registers on a channel only through the admitted worker hosting it, under its index"
+                )
+                return
+            }
+        } else if entry?.isWorker == true {
+            refuse(&self, "worker_key", "a worker's key hosts clients on its channels; it is no device")
+            return
+        }
         let id: UInt32
         if let held = clients.id(of: peer) {
             // A connection (or a worker's channel) is one device: it holds one client ID,
@@ -897,7 +980,7 @@ struct CoordinatorMachine {
         _ update: TrainingUpdate, envelope: Envelope, peer: PeerID, bytes: Int
     ) -> (contribution: ClientContribution, loss: Double)? {
         let id = envelope.sender
-        guard let client = clients[id], client.peer == peer else {
+        guard let client = clients[id], client.peer == peer || trainedAt[id] == peer else {
             reject(
                 "unknown_client", peer: peer, bytes: bytes, message: "update",
                 reply: ErrorReport(
@@ -920,6 +1003,15 @@ struct CoordinatorMachine {
                 reply: ErrorReport(
                     code: .unexpected,
                     message: "no update expected from client \(id) in round \(round)"))
+            return nil
+        }
+        guard trainedAt[id] == peer else {
+            // Its TRAIN went to another worker (or is still queued): only that peer answers.
+            reject(
+                "not_dispatched_here", peer: peer, bytes: bytes, message: "update",
+                reply: ErrorReport(
+                    code: .unexpected,
+                    message: "client \(id)'s task of round \(round) was not sent to \(peer)"))
             return nil
         }
         let frozen = scenario.frozenLayers(
@@ -984,12 +1076,93 @@ struct CoordinatorMachine {
         _ message: Message, to client: ClientRecord, purpose: SendTicket.Purpose
     ) {
         let frame = WireCodec.encode(message, round: UInt32(round), sender: 0)
+        var ticket = SendTicket(
+            purpose: purpose, round: round, client: Int(client.id),
+            message: message.type.description, bytes: frame.count)
+        if case .train(let id) = purpose {
+            if workers.dispatch.dispatches(client.peer) {
+                // A hosted client: the first free worker trains it (dispatchTraining).
+                ticket.viaWorker = true
+                workers.enqueue(.init(frame: frame, home: client.peer, ticket: ticket, round: round))
+                return
+            }
+            trainedAt[id] = client.peer
+        }
+        emit(.send(frame, to: client.peer, ticket: ticket))
+    }
+
+    /// Hands queued TRAINs to the free workers, each after the rows of its client if that
+    /// worker does not host it and has not had them.
+    private mutating func dispatchTraining() {
+        while let (task, target) = workers.next(currentRound: round) {
+            guard case .train(let id) = task.ticket.purpose else { continue }
+            let rows: WorkerRows?
+            do {
+                rows = try workers.rows(forGuest: Int(id), on: target.connection)
+            } catch {
+                emit(.log("round \(round): cannot read client \(id)'s rows: \(error)"))
+                rows = nil
+            }
+            if let rows { sendControl(.workerRows(rows), to: target.connection) }
+            trainedAt[id] = target
+            emit(.send(task.frame, to: target, ticket: task.ticket))
+        }
+    }
+
+    private mutating func sendControl(_ message: Message, to connection: PeerID) {
+        let frame = WireCodec.encode(message, round: 0, sender: 0)
         emit(
             .send(
-                frame, to: client.peer,
+                frame, to: connection.onChannel([]),
                 ticket: SendTicket(
-                    purpose: purpose, round: round, client: Int(client.id),
+                    purpose: .workerControl, round: round, client: -1,
                     message: message.type.description, bytes: frame.count)))
+    }
+
+    // MARK: - Workers
+
+    /// A frame on a worker's control channel: a HELLO from an admitted worker gets its share
+    /// of the fleet; anything else gets a short refusal or nothing.
+    private mutating func handleWorkerControl(_ frame: ReceivedFrame) {
+        workerControl.recordReceived(frame.bytes.count)
+        let envelope: Envelope
+        do {
+            envelope = try WireCodec.decode(frame.bytes, maximumSize: maximumMessageSize)
+        } catch {
+            // No answer: a reply to garbage would be more bytes than the garbage.
+            emit(.log("ignored a malformed frame on the control channel of \(frame.peer): \(error)"))
+            return
+        }
+        guard case .workerHello(let hello) = envelope.message else {
+            emit(.log("ignored a \(envelope.type) on the control channel of \(frame.peer)"))
+            return
+        }
+        switch workers.hello(hello, from: frame.peer, key: frame.authenticatedKey) {
+        case .refused(let reason, let admitted):
+            emit(
+                .log(
+                    admitted
+                        ? "refused the worker on \(hello.host) (\(frame.peer)): \(reason)"
+                        : "refused a worker HELLO from \(frame.peer): no worker credential"))
+            sendControl(
+                .error(ErrorReport(code: .unexpected, message: reason)), to: frame.peer.connection)
+        case .assigned(let slot, let slots, let renewed):
+            let assignment: WorkerAssignment
+            do {
+                assignment = try workers.assignment(
+                    slot: slot, slots: slots, runID: runID, scenario: scenario.yaml())
+            } catch {
+                emit(.log("cannot assign share \(slot) to \(frame.peer): \(error)"))
+                sendControl(
+                    .error(ErrorReport(code: .internalFailure, message: "\(error)")),
+                    to: frame.peer.connection)
+                return
+            }
+            if !renewed {
+                emit(.log("worker on \(hello.host) (\(frame.peer)) hosts share \(slot) of \(slots)"))
+            }
+            sendControl(.workerAssignment(assignment), to: frame.peer.connection)
+        }
     }
 
     // MARK: - Accounting
@@ -1049,6 +1222,7 @@ struct CoordinatorMachine {
     private mutating func emit(_ action: CoordinatorAction) { outbox.append(action) }
 
     private mutating func takeOutbox() -> [CoordinatorAction] {
+        dispatchTraining()
         defer { outbox = [] }
         return outbox
     }

@@ -1,19 +1,27 @@
 /// Which CURVE keys may connect, and which client each may register as.
 ///
-/// An allow-list file has one entry per line, `KEY [ID [TIER]]` (`# ` starts a comment): the
-/// client's Z85 public key (which may itself contain and start with `#`), then optionally the client ID the key is bound to and the tier
-/// it must register in. A key bound to an ID registers only as that ID, and that ID only from
-/// that key; a key without an ID (a worker hosting many clients) registers as any ID no key is
-/// bound to.
+/// An allow-list file has one entry per line, `KEY [ID [TIER]]` or `KEY worker` (`# ` starts a
+/// comment): the Z85 public key (which may itself contain and start with `#`), then optionally
+/// the client ID the key is bound to and the tier it must register in, or the word `worker`.
+/// A key bound to an ID registers only as that ID, and that ID only from that key; a device key
+/// without an ID registers as any ID no key is bound to. A worker key hosts a share of a
+/// simulated fleet: its clients register on its channels, and it never registers as a device;
+/// a device key is never admitted as a worker.
 public struct Enrolment: Sendable, Equatable {
     public struct Entry: Sendable, Equatable {
         public var clientID: UInt32?
         public var tier: String?
+        /// The key is a worker's (`KEY worker`): it hosts virtual clients, it is no device.
+        public var isWorker: Bool
 
-        public init(clientID: UInt32? = nil, tier: String? = nil) {
+        public init(clientID: UInt32? = nil, tier: String? = nil, isWorker: Bool = false) {
             self.clientID = clientID
             self.tier = tier
+            self.isWorker = isWorker
         }
+
+        /// A worker's entry.
+        public static let worker = Entry(isWorker: true)
     }
 
     public enum Error: Swift.Error, Equatable, CustomStringConvertible {
@@ -67,7 +75,7 @@ public struct Enrolment: Sendable, Equatable {
                 .badLine(path: path, line: number + 1, reason: reason)
             }
             guard fields.count <= 3 else {
-                throw fail("expected 'KEY [ID [TIER]]', got \(fields.count) fields")
+                throw fail("expected 'KEY [ID [TIER]]' or 'KEY worker', got \(fields.count) fields")
             }
             let key = String(fields[0])
             guard key.utf8.count == 40, key.utf8.allSatisfy({ (0x21...0x7E).contains($0) })
@@ -75,7 +83,12 @@ public struct Enrolment: Sendable, Equatable {
                 throw fail("'\(key)' is not a CURVE public key (40 Z85 characters)")
             }
             var entry = Entry()
-            if fields.count > 1 {
+            if fields.count > 1, fields[1] == "worker" {
+                guard fields.count == 2 else {
+                    throw fail("a worker key is bound to no ID or tier: expected 'KEY worker'")
+                }
+                entry = .worker
+            } else if fields.count > 1 {
                 guard let id = UInt32(fields[1]), id < UInt32.max else {
                     throw fail("'\(fields[1])' is not a client ID (0…\(UInt32.max - 1))")
                 }

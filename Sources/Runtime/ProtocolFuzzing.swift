@@ -16,11 +16,19 @@ import Transport
 ///    removed (a garbage frame from the same peer, or the client dropped from the round) gives
 ///    the same model, bit for bit;
 /// 3. registrations stay within the population bound;
-/// 4. no action sends to an unenrolled peer: REGISTERED, TRAIN and SHUTDOWN go only to the
-///    peer a client is registered from (with an enrolled key when there is an enrolment),
-///    error replies only to the peer whose frame is being answered, at a bounded size, and
-///    link probe replies only to the probing peer (an enrolled key when there is an
-///    enrolment), never larger than the probe's frame.
+/// 4. no action sends to an unenrolled peer: REGISTERED and SHUTDOWN go only to the peer a
+///    client is registered from (with an enrolled key when there is an enrolment), TRAIN to
+///    that peer or to an admitted worker on the client's channel, error replies only to the
+///    peer whose frame is being answered, at a bounded size, and link probe replies only to
+///    the probing peer (an enrolled key when there is an enrolment), never larger than the
+///    probe's frame;
+/// 5. no client's rows reach a peer that is not an admitted worker: a worker assignment goes
+///    only to a connection that proved it is a worker (the secret, or a worker key), and
+///    carries exactly the rows of its share's clients; another client's rows go only right
+///    before that client's TRAIN to the same worker; anything else a control channel is
+///    answered with is no larger than the frame it answers;
+/// 6. an update is aggregated only from the peer its client's TRAIN of that round went to;
+/// 7. no frame from a peer ends the run.
 ///
 /// The libFuzzer target (`Fuzz/ProtocolFuzzer`) and the suite's corpus replay both call
 /// ``run(_:)``.
@@ -34,7 +42,12 @@ public enum ProtocolFuzzing {
     static let boundKey = String(repeating: "b", count: 39) + "1"
     static let unboundKey = "#" + String(repeating: "u", count: 39)
     static let strangerKey = String(repeating: "s", count: 40)
+    static let workerKey = String(repeating: "w", count: 40)
+    /// The plaintext worker secret of the fuzzed coordinator.
+    static let workerSecret = "fuzz-worker-secret"
 
+    /// The training rows the fuzzed coordinator holds: client `i`'s are `[1000 + i, i]`.
+    static func rows(ofClient index: Int) -> [UInt32] { [UInt32(1000 + index), UInt32(index)] }
     /// The scenario: a logistic model on synthetic data, 8 clients, 3 rounds of 4.
     static let scenario: Scenario = {
         let yaml = """
@@ -67,6 +80,7 @@ public enum ProtocolFuzzing {
         var enrolment = Enrolment()
         _ = enrolment.add(key: boundKey, entry: .init(clientID: 1, tier: "small"))
         _ = enrolment.add(key: unboundKey, entry: .init())
+        _ = enrolment.add(key: workerKey, entry: .worker)
         do {
             let evaluation = try scenario.evaluationSamples()
             func machine(_ enrolment: Enrolment?) throws(CoordinatorError) -> CoordinatorMachine {
@@ -74,6 +88,8 @@ public enum ProtocolFuzzing {
                     scenario: scenario, evaluationSet: evaluation, expectedClients: 3,
                     registrationTimeout: .seconds(30), roundTimeout: .seconds(5),
                     maximumMessageSize: 1 << 20, enrolment: enrolment, maximumClients: 10,
+                    workerSecret: workerSecret,
+                    partitionRows: { (0..<8).map { rows(ofClient: $0).map(Int.init) } },
                     resumingFrom: nil)
             }
             return (try machine(nil), try machine(enrolment))
@@ -149,9 +165,20 @@ public enum ProtocolFuzzing {
         var keys: [PeerID: String] = [:]
         var isOver = false
 
+        /// Two worker connections.
+        static let workerConnections = [PeerID(bytes: [0x57]), PeerID(bytes: [0x58])]
         static let peers: [PeerID] =
             (0..<6).map { PeerID(bytes: [0x50, UInt8($0)]) }
             + [PeerID(bytes: [0x57]).onChannel(Array("3".utf8))]
+            + [PeerID(bytes: [0x58]).onChannel(Array("3".utf8))]
+            + [PeerID(bytes: [0x57]).onChannel(Array("1".utf8))]
+            + [PeerID(bytes: [0x58]).onChannel(Array("2".utf8))]
+        /// Connections that proved they are workers (the secret, or a worker key).
+        var admitted: Set<PeerID> = []
+        /// Where each client's TRAIN of the current round went.
+        var trainedAt: [UInt32: (round: Int, peer: PeerID)] = [:]
+        /// A client whose rows were just sent to a worker: its TRAIN must follow there.
+        var rowsSent: (client: UInt32, connection: PeerID)?
 
         /// The events so far, when tracing (for reading a failure).
         var trace: [String]?
@@ -163,7 +190,10 @@ public enum ProtocolFuzzing {
 
         mutating func step(_ reader: inout Reader) throws {
             let peer = Self.peers[Int(reader.byte()) % Self.peers.count]
-            let kind = reader.byte() % 10
+            // Kind bytes 240-255 are worker HELLOs; the rest keep the meaning they had before
+            // workers were fuzzed, so older corpus inputs still mean what they meant.
+            let raw = reader.byte()
+            let kind = raw >= 240 ? 10 : raw % 10
             trace?.append(
                 "t=\(now) round \(machine.round) \(peer) event \(kind) pending \(machine.pendingClients.sorted())"
             )
@@ -183,6 +213,7 @@ public enum ProtocolFuzzing {
             case 8:
                 try perform(
                     machine.abandoned([UInt32(reader.byte() % 10)], at: now), answering: nil)
+            case 10: try workerHello(&reader)
             default:
                 // A REGISTER with an unknown tier, or a name at the length limit.
                 let name = reader.byte() & 1 == 0 ? "nope" : String(repeating: "x", count: 255)
@@ -225,10 +256,51 @@ public enum ProtocolFuzzing {
             try deliver(ReceivedFrame(peer: peer, bytes: frame, authenticatedKey: key))
         }
 
+        /// A HELLO on a worker's (or any peer's) control channel, with the secret or not, with
+        /// a worker's key, a device's or none.
+        mutating func workerHello(_ reader: inout Reader) throws {
+            let choice = reader.byte()
+            let connection =
+                choice & 4 == 0
+                ? Self.workerConnections[Int(choice & 1)] : Self.peers[Int(choice) % 6]
+            let credential =
+                switch reader.byte() % 4 {
+                case 0, 1: ProtocolFuzzing.workerSecret
+                case 2: ""
+                default: ProtocolFuzzing.workerSecret + "x"
+                }
+            let key: String? =
+                switch reader.byte() % 4 {
+                case 1: ProtocolFuzzing.workerKey
+                case 2: ProtocolFuzzing.unboundKey
+                case 3: ProtocolFuzzing.boundKey
+                default: nil
+                }
+            let slotByte = reader.byte()
+            let hello = WorkerHello(
+                slot: slotByte & 8 == 0 ? nil : UInt32(slotByte % 3),
+                slots: slotByte & 16 == 0 ? nil : UInt32(1 + slotByte % 2),
+                instanceNonce: UInt64(reader.byte() % 4), host: "fuzz",
+                credential: credential)
+            if let key { keys[connection] = key } else { keys[connection] = nil }
+            // Whether this peer proves it is a worker, as the coordinator is configured.
+            if let enrolment = machine.enrolment {
+                if enrolment.entry(forKey: key)?.isWorker == true { admitted.insert(connection) }
+            } else if credential == ProtocolFuzzing.workerSecret {
+                admitted.insert(connection)
+            }
+            try deliver(
+                ReceivedFrame(
+                    peer: connection.onChannel([]),
+                    bytes: WireCodec.encode(.workerHello(hello), round: 0, sender: 0),
+                    authenticatedKey: key))
+        }
+
         /// An UPDATE built from the last TRAIN of the client registered at `peer` (or of any
-        /// client), as is or damaged.
+        /// client), as is or damaged, from `peer` or from where the TRAIN went.
         mutating func update(_ peer: PeerID, _ reader: inout Reader) throws {
-            let named = UInt32(reader.byte() % 10)
+            let namedByte = reader.byte()
+            let named = UInt32(namedByte % 10)
             let client = machine.clients.id(of: peer) ?? named
             guard let train = trains[client] ?? trains.values.first else {
                 return try deliver(ReceivedFrame(peer: peer, bytes: reader.bytes(8)))
@@ -272,6 +344,10 @@ public enum ProtocolFuzzing {
             let update = TrainingUpdate(
                 factors: factors, shared: shared, sampleCount: sampleCount, trainingLoss: 1,
                 computeSeconds: 0.01)
+            // Sent from `peer`, or (a named byte of 160 and more) from where the named client's
+            // TRAIN went (a worker).
+            var peer = peer
+            if namedByte >= 160, let target = trainedAt[named]?.peer { peer = target }
             try deliver(
                 ReceivedFrame(
                     peer: peer,
@@ -314,6 +390,25 @@ public enum ProtocolFuzzing {
             answeredFrameBytes = frame.bytes.count
             let actions = machine.received(frame, at: now)
             let rejected = machine.rejectedCount > rejectedBefore
+            if actions.contains(where: { if case .fail = $0 { true } else { false } }) {
+                throw Violation(description: "a frame from \(frame.peer) ended the run")
+            }
+            if checksSends, !rejected,
+                let envelope = try? WireCodec.decode(frame.bytes, maximumSize: 1 << 22),
+                case .update = envelope.message, before.isPending(envelope.sender),
+                !machine.isPending(envelope.sender) || machine.round != before.round
+            {
+                // Accepted (the client left the round without a rejection): it must come
+                // from where the TRAIN went.
+                guard let sent = trainedAt[envelope.sender], sent.round == before.round,
+                    sent.peer == frame.peer
+                else {
+                    throw Violation(
+                        description:
+                            "client \(envelope.sender)'s update was accepted from \(frame.peer), its TRAIN went to \(trainedAt[envelope.sender].map(\.peer.description) ?? "nobody")"
+                    )
+                }
+            }
             try perform(actions, answering: frame.peer)
             guard rejected, machine.global.parameters != before.global.parameters else { return }
             // The rejected frame completed a round: the same step with its content removed
@@ -373,6 +468,7 @@ public enum ProtocolFuzzing {
                             case .train(let task) = envelope.message
                         {
                             trains[id] = (envelope.round, task)
+                            trainedAt[id] = (Int(envelope.round), target)
                         }
                         queue += machine.delivered(ticket)
                     }
@@ -394,10 +490,30 @@ public enum ProtocolFuzzing {
             }
         }
 
-        func checkSend(
+        mutating func checkSend(
             _ frame: [UInt8], to target: PeerID, ticket: SendTicket, answering peer: PeerID?
         ) throws {
+            if let grant = rowsSent {
+                rowsSent = nil
+                guard case .train(let id) = ticket.purpose, id == grant.client,
+                    target.connection == grant.connection
+                else {
+                    throw Violation(
+                        description:
+                            "client \(grant.client)'s rows went to \(grant.connection), and no TRAIN of it followed there"
+                    )
+                }
+            }
             switch ticket.purpose {
+            case .workerControl:
+                try checkControl(frame, to: target, answering: peer)
+            case .train(let id) where ticket.viaWorker:
+                guard let record = machine.clients[id], record.peer.channel == target.channel,
+                    admitted.contains(target.connection), machine.workers.isWorker(target.connection)
+                else {
+                    throw Violation(
+                        description: "a TRAIN of client \(id) to \(target), no admitted worker")
+                }
             case .errorReply:
                 guard target == peer, frame.count <= 4200 else {
                     throw Violation(
@@ -437,6 +553,48 @@ public enum ProtocolFuzzing {
             case .shutdown:
                 guard machine.clients.id(of: target) != nil else {
                     throw Violation(description: "SHUTDOWN to \(target), no registered client")
+                }
+            }
+        }
+
+        /// A frame on a control channel: assignments and rows only to admitted workers, with
+        /// exactly their share's rows; anything else no larger than what it answers.
+        mutating func checkControl(_ frame: [UInt8], to target: PeerID, answering peer: PeerID?)
+            throws
+        {
+            guard target.channel == [] else {
+                throw Violation(description: "a control frame to \(target), not a control channel")
+            }
+            let message = try? WireCodec.decode(frame, maximumSize: 1 << 22).message
+            switch message {
+            case .workerAssignment(let assignment):
+                guard admitted.contains(target.connection), peer == target else {
+                    throw Violation(
+                        description: "a worker assignment to \(target), which proved nothing")
+                }
+                let share = stride(
+                    from: Int(assignment.slot), to: 8, by: Int(assignment.slots))
+                guard assignment.rows == share.map(ProtocolFuzzing.rows(ofClient:)) else {
+                    throw Violation(
+                        description:
+                            "share \(assignment.slot) of \(assignment.slots) came with rows \(assignment.rows)"
+                    )
+                }
+            case .workerRows(let rows):
+                guard admitted.contains(target.connection),
+                    rows.rows == ProtocolFuzzing.rows(ofClient: Int(rows.client))
+                else {
+                    throw Violation(
+                        description: "client \(rows.client)'s rows to \(target), no admitted worker")
+                }
+                rowsSent = (rows.client, target.connection)
+            default:
+                guard peer == target, admitted.contains(target.connection) || frame.count <= answeredFrameBytes
+                else {
+                    throw Violation(
+                        description:
+                            "a control reply of \(frame.count) bytes to \(target), answering \(answeredFrameBytes) bytes from \(peer.map(\.description) ?? "nothing")"
+                    )
                 }
             }
         }

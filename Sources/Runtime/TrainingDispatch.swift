@@ -1,17 +1,14 @@
 import Transport
 
-/// Which worker trains which hosted client's TRAIN, and when: any worker can train any client
-/// of the fleet (each holds every client's rows), so a round's tasks are handed out one at a
-/// time to whichever worker is free, and both cores stay busy whatever the selection and
-/// however unequal the clients' data.
+/// Which worker trains which hosted client's TRAIN, and when: any admitted worker can train any
+/// client of the fleet, so a round's tasks are handed out one at a time to whichever worker
+/// is free, and both cores stay busy whatever the selection and however unequal the
+/// clients' data.
 ///
-/// The coordinator's machine never sees this: it addresses client `c` at its home peer (the
-/// worker connection it registered through, channel `c`) and checks every UPDATE against that
-/// peer, as for a device. The driver queues the TRAIN here and sends it to `(worker, c)` when
-/// that worker has no task in hand; for the frame that answers it from exactly that worker and
-/// channel, the machine is handed the home peer. A frame from any other connection is passed
-/// on unchanged, so it is refused as before. A task is reported delivered (its ledger row)
-/// when it is actually sent.
+/// The machine addresses client `c` at its home peer (the worker connection it registered
+/// through, channel `c`); a TRAIN for a hosted client is queued here and sent to `(worker, c)`
+/// when that worker has no task in hand. The machine accepts the round's UPDATE for `c` only
+/// from the peer the TRAIN went to; the frame that answers it frees that worker.
 struct TrainingDispatch<Ticket> {
     struct Task {
         let frame: [UInt8]
@@ -25,8 +22,8 @@ struct TrainingDispatch<Ticket> {
     private(set) var workers: [PeerID] = []
     /// Tasks sent to each worker and not yet answered.
     private var inHand: [PeerID: Int] = [:]
-    /// Client channel → (the worker training it, the client's home peer).
-    private var routes: [[UInt8]: (worker: PeerID, home: PeerID)] = [:]
+    /// Client channel → (the worker training it, its task).
+    private var routes: [[UInt8]: (worker: PeerID, task: Task)] = [:]
     private var queue: [Task] = []
     private var queueHead = 0
 
@@ -37,22 +34,22 @@ struct TrainingDispatch<Ticket> {
         return workers.contains(home.connection)
     }
 
-    /// A worker connection joined (or took a share over).
+    /// A worker connection joined.
     mutating func add(worker connection: PeerID) {
         guard !workers.contains(connection) else { return }
         workers.append(connection)
         inHand[connection] = 0
     }
 
-    /// A worker connection is gone (dead, or its share moved to another connection): no task
-    /// goes to it any more. Returns the home peers of the clients whose TRAIN it held.
+    /// A worker connection is gone: no task goes to it any more. Returns the home peers of the
+    /// clients whose TRAIN it held.
     @discardableResult
     mutating func remove(worker connection: PeerID) -> [PeerID] {
         workers.removeAll { $0 == connection }
         inHand[connection] = nil
         let stranded = routes.filter { $0.value.worker == connection }
         for channel in stranded.keys { routes[channel] = nil }
-        return stranded.values.map(\.home)
+        return stranded.values.map(\.task.home)
     }
 
     mutating func enqueue(_ task: Task) { queue.append(task) }
@@ -72,25 +69,38 @@ struct TrainingDispatch<Ticket> {
         let channel = task.home.channel ?? []
         if let previous = routes[channel] { inHand[previous.worker, default: 1] -= 1 }
         inHand[free, default: 0] += 1
-        routes[channel] = (free, task.home)
+        routes[channel] = (free, task)
         return (task, free.onChannel(channel))
     }
 
-    /// Sending `task` to `target` failed: the worker is gone; the task goes back to the front.
-    mutating func sendFailed(_ task: Task, target: PeerID) {
-        remove(worker: target.connection)
-        queueHead -= 1
-        queue[queueHead] = task
+    /// The task in hand at `target` (a worker connection on a client's channel), if any.
+    func task(routedTo target: PeerID) -> Task? {
+        guard let channel = target.channel, let route = routes[channel],
+            route.worker == target.connection
+        else { return nil }
+        return route.task
     }
 
-    /// The peer the machine should see for a frame from `peer`: the home peer for the answer
-    /// to a dispatched TRAIN (the worker is then free again), `peer` itself otherwise.
-    mutating func arrived(from peer: PeerID) -> PeerID {
+    /// Puts `task` back at the front of the queue (its worker is gone).
+    mutating func requeue(_ task: Task) {
+        if queueHead > 0 {
+            queueHead -= 1
+            queue[queueHead] = task
+        } else {
+            queue.insert(task, at: 0)
+        }
+    }
+
+    /// A frame arrived from `peer`: if it is on the channel of a task that worker holds, the
+    /// task is answered and the worker free again.
+    mutating func arrived(from peer: PeerID) {
         guard let channel = peer.channel, let route = routes[channel],
             route.worker == peer.connection
-        else { return peer }
+        else { return }
         routes[channel] = nil
         inHand[route.worker, default: 1] -= 1
-        return route.home
     }
 }
+
+extension TrainingDispatch: Sendable where Ticket: Sendable {}
+extension TrainingDispatch.Task: Sendable where Ticket: Sendable {}

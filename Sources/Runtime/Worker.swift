@@ -31,13 +31,15 @@ public enum WorkerError: Error, CustomStringConvertible {
 /// A process that hosts many virtual clients of a simulated fleet over one multiplexed
 /// connection to the coordinator.
 ///
-/// The worker says HELLO on its control channel and is assigned a share of the fleet (every
-/// `slots`-th client from `slot`), with the scenario as run and every client's training rows.
+/// The worker says HELLO on its control channel (with the run's worker secret, or over a
+/// CURVE connection whose key is enrolled as a worker's) and is assigned a share of the fleet
+/// (every `slots`-th client from `slot`), with the scenario as run and its clients' training
+/// rows.
 /// Each hosted client then runs the device protocol (``ClientSession``) on a channel of its
 /// own, named by its fleet index: it registers under its index with its tier and sample
 /// count, and trains each TRAIN it receives. The coordinator may also hand the worker the TRAIN
-/// of a client another worker hosts (to keep every worker busy); the worker trains it as that
-/// client, on its channel, with its rows. A client's samples are read and its training
+/// of a client another worker hosts (to keep every worker busy), after that client's rows;
+/// the worker trains it as that client, on its channel, with those rows. A client's samples are read and its training
 /// state built only while it trains, so memory follows the clients training at once, not the
 /// population. Registrations go out in a window, so a worker of 10 000 clients never queues
 /// more frames than the connection's high-water mark.
@@ -49,6 +51,9 @@ public final class Worker {
         /// The share asked for (`nil`: any free one) and the split it belongs to.
         public var slot: UInt32?
         public var slots: UInt32?
+        /// The worker secret the coordinator issued (plaintext; under CURVE the worker's
+        /// enrolled key admits it and this may stay empty).
+        public var secret = ""
         /// Read the scenario's data files from this folder instead of the one it names.
         public var dataDirectory: String?
         public var idleTimeout: Duration = .seconds(600)
@@ -82,9 +87,9 @@ public final class Worker {
         let slots: Int
         let runID: UInt64
         let scenario: Scenario
-        /// Every client's training rows (empty for generated data).
-        let rows: [[UInt32]]
         var clients: [Hosted]
+        /// Rows of other shares' clients this worker has been sent (for their TRAINs).
+        var guestRows: [Int: [UInt32]] = [:]
         /// The run's model, once a hosted client has registered (for other clients' tasks).
         var architecture: Architecture?
         /// Clients `0..<registrationCursor` have had a REGISTER sent.
@@ -107,7 +112,8 @@ public final class Worker {
             return position < clients.count ? position : nil
         }
 
-        func rows(ofClient index: Int) -> [UInt32] { rows.isEmpty ? [] : rows[index] }
+        /// Whether the scenario's data is generated per client (no rows travel).
+        var isGenerated: Bool { scenario.dataDirectory.isEmpty }
     }
 
     private let transport: any MessageTransport
@@ -175,7 +181,8 @@ public final class Worker {
         try send(
             .workerHello(
                 WorkerHello(
-                    slot: options.slot, slots: options.slots, instanceNonce: nonce, host: host)),
+                    slot: options.slot, slots: options.slots, instanceNonce: nonce, host: host,
+                    credential: options.secret)),
             round: 0, sender: 0, channel: [])
     }
 
@@ -226,7 +233,11 @@ public final class Worker {
             options.log("discarded a \(envelope.type) for client \(index), hosted elsewhere")
             return
         }
-        let rows = share.rows(ofClient: index)
+        guard share.isGenerated || share.guestRows[index] != nil else {
+            options.log("discarded a TRAIN for client \(index): the coordinator sent no rows for it")
+            return
+        }
+        let rows = share.guestRows[index] ?? []
         let ranges = share.scenario.tierRanges
         let tier = share.scenario.tiers[ranges.firstIndex { $0.contains(index) } ?? 0]
         var session = ClientSession(
@@ -251,6 +262,16 @@ public final class Worker {
             }
             try host(assignment)
             return true
+        case .workerRows(let rows):
+            guard var current = share, (0..<current.scenario.clients).contains(Int(rows.client))
+            else {
+                options.log("ignored rows for client \(rows.client): no such client")
+                return false
+            }
+            share = nil  // owned while changed (see handle)
+            current.guestRows[Int(rows.client)] = rows.rows
+            share = current
+            return false
         case .error(let report):
             throw .refused(coordinator: options.coordinator, reason: report.message)
         case .shutdown(let shutdown):
@@ -278,12 +299,12 @@ public final class Worker {
         let slots = Int(assignment.slots)
         let indices = Array(stride(from: slot, to: scenario.clients, by: slots))
         let generated = scenario.dataDirectory.isEmpty
-        guard generated ? assignment.rows.isEmpty : assignment.rows.count == scenario.clients
+        guard generated ? assignment.rows.isEmpty : assignment.rows.count == indices.count
         else {
             throw .badAssignment(
                 coordinator: options.coordinator,
                 reason:
-                    "\(assignment.rows.count) row lists for a fleet of \(scenario.clients) clients")
+                    "\(assignment.rows.count) row lists for a share of \(indices.count) clients")
         }
         if case .fashionMNIST(let directory, _) = scenario.dataset {
             // Fail now, naming the file, rather than at every TRAIN: the data must be here.
@@ -297,7 +318,7 @@ public final class Worker {
                 throw .badAssignment(
                     coordinator: options.coordinator,
                     reason:
-                        "client \(bad)'s rows reach past the \(labels) training images in \(directory)"
+                        "client \(indices[bad])'s rows reach past the \(labels) training images in \(directory)"
                 )
             }
         }
@@ -305,8 +326,8 @@ public final class Worker {
         let features = scenario.inputShape.reduce(1, *)
         var clients: [Hosted] = []
         clients.reserveCapacity(indices.count)
-        for index in indices {
-            let rows = generated ? [] : assignment.rows[index]
+        for (position, index) in indices.enumerated() {
+            let rows = generated ? [] : assignment.rows[position]
             let tier = tiers[index].tier
             let session = ClientSession(
                 tierName: tier.name, gflops: Float(tier.gflops),
@@ -317,8 +338,7 @@ public final class Worker {
             clients.append(Hosted(index: index, rows: rows, session: session))
         }
         share = Share(
-            slot: slot, slots: slots, runID: assignment.runID, scenario: scenario,
-            rows: assignment.rows, clients: clients)
+            slot: slot, slots: slots, runID: assignment.runID, scenario: scenario, clients: clients)
         options.log(
             "hosting \(clients.count) clients (share \(slot) of \(slots)) of \(scenario.name)")
     }

@@ -33,7 +33,9 @@ final class ClientLauncher: @unchecked Sendable {
     deinit { close(logDescriptor) }
 
     /// Spawns `maestro ARGUMENTS`, a process that hosts the fleet clients `clients`.
-    func launch(hosting clients: StrideTo<Int>, arguments: [String]) throws {
+    func launch(
+        hosting clients: StrideTo<Int>, arguments: [String], environment extra: [String: String] = [:]
+    ) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -42,6 +44,7 @@ final class ClientLauncher: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         var environment = ProcessInfo.processInfo.environment
         environment["OPENBLAS_NUM_THREADS"] = "1"
+        environment.merge(extra) { $1 }
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {

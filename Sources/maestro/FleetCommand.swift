@@ -338,6 +338,18 @@ struct FleetCommand: ParsableCommand {
         }
         var options = runOptions.coordinatorOptions(expectedClients: scenario.clients)
         options.enrolment = keys?.enrolment
+        // Workers prove what they are: by their keys under CURVE, else by a secret that
+        // reaches the local workers through their environment and remote ones through a file.
+        var workerEnvironment: [String: String] = [:]
+        if keys == nil, case .workers(let count) = hosting {
+            let path = URL(fileURLWithPath: directory).appendingPathComponent("worker.secret").path
+            let secret = try workerSecret(at: path).secret
+            options.workerSecret = secret
+            workerEnvironment[WorkerSecret.environmentVariable] = secret
+            if count == 0 && !runOptions.quiet {
+                print("workers join with: maestro worker --connect \(server.endpoint) --worker-secret-file \(path)")
+            }
+        }
         switch hosting {
         case .processPerClient:
             for client in scenario.fleet() {
@@ -357,7 +369,8 @@ struct FleetCommand: ParsableCommand {
                     arguments: [
                         "worker", "--connect", endpoint, "--slot", "\(slot)", "--slots", "\(count)",
                         "--exit-with-parent",
-                    ] + dataArguments + (keys?.arguments(name: "worker-\(slot)") ?? []))
+                    ] + dataArguments + (keys?.arguments(name: "worker-\(slot)") ?? []),
+                    environment: workerEnvironment)
             }
         }
         options.lostClients = { launcher.exitedClients() }
@@ -426,6 +439,13 @@ struct CoordinatorCommand: ParsableCommand {
 
     @OptionGroup var security: ServerSecurityOptions
 
+    @Option(
+        name: .customLong("worker-secret-file"),
+        help:
+            "The worker secret plaintext workers must present: read from this file, or made and written there (default: RUNDIR/worker.secret). Under CURVE with an allow-list, worker keys admit workers instead."
+    )
+    var workerSecretFile: String?
+
     @OptionGroup var runOptions: RunOptions
 
     func run() throws {
@@ -467,6 +487,20 @@ struct CoordinatorCommand: ParsableCommand {
         var options = runOptions.coordinatorOptions(expectedClients: expect ?? loaded.clients)
         options.workerSlots = workers
         options.enrolment = try security.enrolment()
+        if options.enrolment == nil {
+            try FileManager.default.createDirectory(
+                atPath: directory, withIntermediateDirectories: true)
+            let path =
+                workerSecretFile
+                ?? URL(fileURLWithPath: directory).appendingPathComponent("worker.secret").path
+            let (secret, created) = try workerSecret(at: path)
+            options.workerSecret = secret
+            if !runOptions.quiet {
+                print(
+                    "workers join with --worker-secret-file \(path)\(created ? " (written now, mode 600)" : "")"
+                )
+            }
+        }
         options.maximumClients = maxClients
         if !runOptions.quiet { options.onRegistration = RegistrationPrinter().print }
         let summary = try runCoordinator(
@@ -559,14 +593,18 @@ struct FleetKeys {
         directory = folder
         let server = try pair("coordinator")
         var enrolment = Enrolment()
-        var lines = ["# maestro fleet: the clients' keys, each bound to its client ID and tier"]
+        var lines = [
+            "# maestro fleet: each client's key bound to its client ID and tier, or a worker's key"
+        ]
         for (index, name) in names.enumerated() {
             let key = try pair(name).publicKey
+            // Without bindings the keys are the workers': enrolled as workers, never devices.
             let binding = bindings?[index]
             _ = enrolment.add(
-                key: key, entry: Enrolment.Entry(clientID: binding?.0, tier: binding?.1))
+                key: key,
+                entry: binding.map { Enrolment.Entry(clientID: $0.0, tier: $0.1) } ?? .worker)
             lines.append(
-                [key, binding.map { "\($0.0) \($0.1)" }].compactMap { $0 }.joined(separator: " "))
+                [key, binding.map { "\($0.0) \($0.1)" } ?? "worker"].joined(separator: " "))
         }
         try writeAtomically(
             Array((lines.joined(separator: "\n") + "\n").utf8), to: "\(folder)/allow-list")

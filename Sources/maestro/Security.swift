@@ -194,3 +194,21 @@ struct ConnectionOptions: ParsableArguments {
         }
     }
 }
+
+/// The worker secret in `path`: read if the file exists, else made and written there
+/// (mode 600) for the workers that will join.
+func workerSecret(at path: String) throws -> (secret: String, created: Bool) {
+    if FileManager.default.fileExists(atPath: path) {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw CommandError("\(path): cannot read the worker secret")
+        }
+        let secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if let problem = WorkerSecret.problem(with: secret) {
+            throw CommandError("\(path): \(problem)")
+        }
+        return (secret, false)
+    }
+    let secret = WorkerSecret.generate()
+    try writeAtomically(Array((secret + "\n").utf8), to: path, mode: 0o600)
+    return (secret, true)
+}

@@ -19,6 +19,11 @@ struct WorkerCommand: ParsableCommand {
             i mod N = s). Name one with --slot I --slots N (under Slurm: $SLURM_PROCID and \
             $SLURM_NTASKS; in a Kubernetes indexed Job: $JOB_COMPLETION_INDEX and the Job's \
             completions), or let the coordinator give a free one of its --workers split.
+
+            Admission: a coordinator admits only workers. In plaintext the worker presents the \
+            run's worker secret, from --worker-secret-file or $MAESTRO_WORKER_SECRET (the \
+            coordinator prints where it wrote it); under CURVE its --client-key must be \
+            enrolled as a worker ('KEY worker' in the coordinator's allow-list).
             """)
 
     @OptionGroup var connection: ConnectionOptions
@@ -28,6 +33,11 @@ struct WorkerCommand: ParsableCommand {
 
     @Option(help: "How many shares the fleet is split into (with --slot).")
     var slots: Int?
+
+    @Option(
+        name: .customLong("worker-secret-file"),
+        help: "The run's worker secret (default: $MAESTRO_WORKER_SECRET).")
+    var secretFile: String?
 
     @Option(
         name: .customLong("data-dir"),
@@ -52,6 +62,20 @@ struct WorkerCommand: ParsableCommand {
         var options = Worker.Options(
             coordinator: connect, slot: slot.map(UInt32.init), slots: slots.map(UInt32.init))
         options.dataDirectory = dataDirectory
+        if let secretFile {
+            guard let text = try? String(contentsOfFile: secretFile, encoding: .utf8) else {
+                throw CommandError("\(secretFile): cannot read the worker secret")
+            }
+            options.secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        } else {
+            options.secret =
+                ProcessInfo.processInfo.environment[WorkerSecret.environmentVariable] ?? ""
+        }
+        if connection.serverKey == nil, options.secret.isEmpty {
+            throw CommandError(
+                "worker: no worker secret: give --worker-secret-file FILE (the coordinator prints where it wrote it) or set \(WorkerSecret.environmentVariable)"
+            )
+        }
         options.idleTimeout = connection.idleDuration
         options.shouldStop = { stopRequested.load(ordering: .relaxed) }
         options.log = { message in

@@ -111,7 +111,8 @@ enum RandomMessages {
                     slots: Bool.random(using: &generator)
                         ? nil : UInt32.random(in: 1...UInt32.max, using: &generator),
                     instanceNonce: generator.next(),
-                    host: text(maximumScalars: 20, using: &generator)))
+                    host: text(maximumScalars: 20, using: &generator),
+                    credential: text(maximumScalars: 64, using: &generator)))
         case .workerAssignment:
             let slots = UInt32.random(in: 1...9, using: &generator)
             return .workerAssignment(
@@ -129,6 +130,9 @@ enum RandomMessages {
         case .linkProbeReply:
             return .linkProbeReply(
                 LinkProbeReply(paddingBytes: UInt32.random(in: 0...5000, using: &generator)))
+        case .workerRows:
+            return .workerRows(
+                WorkerRows(client: generator.next(), rows: budgets(using: &generator)))
         }
     }
 
