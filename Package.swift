@@ -62,7 +62,9 @@ let package = Package(
         // Runs the built `maestro` executable as a user would: real processes and sockets.
         .testTarget(
             name: "MaestroTests",
-            dependencies: ["maestro", "LowRank", "Datasets", "CZlib", "TestSupport"]),
+            dependencies: [
+                "maestro", "LowRank", "Datasets", "CZlib", "Federation", "Transport", "TestSupport",
+            ]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Runtime", "TestSupport"]),
         .testTarget(
             name: "RuntimeTests",

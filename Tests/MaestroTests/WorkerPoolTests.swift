@@ -30,6 +30,15 @@ func summary(_ run: String) throws -> [String: Any] {
         with: Data(contentsOf: URL(fileURLWithPath: "\(run)/summary.json"))) as! [String: Any]
 }
 
+/// Each tier's clients whose update reached the model (`summary.json`).
+func contributingClients(_ run: String) throws -> [String: Int] {
+    let tiers = try summary(run)["tiers"] as? [[String: Any]] ?? []
+    return Dictionary(
+        uniqueKeysWithValues: tiers.map {
+            ($0["tier"] as? String ?? "", $0["contributing_clients"] as? Int ?? -1)
+        })
+}
+
 /// Processes still running whose command line mentions `text`.
 func processes(mentioning text: String) -> [String] {
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
@@ -66,7 +75,7 @@ func childProcesses(of pid: Int32) -> [Int32] {
 @Suite("Worker pools over real processes and sockets", .serialized)
 struct WorkerPoolTests {
     @Test(
-        "1, 2 and 3 workers give the final model, ledger and metrics of one process per client; no process is left"
+        "1, 2 and 3 workers, and 2 under CURVE, give the final model, ledger, metrics and contributing clients of one process per client; no process is left"
     )
     func equivalence() throws {
         let directory = temporaryDirectory()
@@ -79,16 +88,22 @@ struct WorkerPoolTests {
         let expected = try RunRecord("\(directory)/processes")
         #expect(expected.metrics.count == 4 && expected.ledger.count > 40)
         #expect(try summary("\(directory)/processes")["worker_control_bytes"] as? Int == 0)
-        for workers in [1, 2, 3] {
-            let run = "\(directory)/workers-\(workers)"
+        let contributors = try contributingClients("\(directory)/processes")
+        #expect(contributors.count == 2 && contributors.values.allSatisfy { $0 > 0 })
+        for (workers, curve) in [(1, false), (2, false), (3, false), (2, true)] {
+            let run = "\(directory)/workers-\(workers)\(curve ? "-curve" : "")"
             let result = try maestro(
-                common + ["--out", run, "--workers", "\(workers)"], timeout: 600)
+                common + ["--out", run, "--workers", "\(workers)"]
+                    + (curve ? ["--set", "security.requireCurve=true"] : []), timeout: 600)
             #expect(result.status == 0, "\(result.error.suffix(1500))")
             #expect(result.output.contains("\(workers) worker process"))
             let record = try RunRecord(run)
             #expect(record.model == expected.model, "\(workers) workers: final model differs")
             #expect(record.ledger == expected.ledger, "\(workers) workers: ledger differs")
             #expect(record.metrics == expected.metrics, "\(workers) workers: metrics differ")
+            // Every tier's clients trained as they did with a process each (under CURVE a
+            // client's TRAIN handed to another worker used to drop the client).
+            #expect(try contributingClients(run) == contributors, "\(run)")
             // The ledger adds up to the transport's counters; the workers' control frames are
             // counted apart.
             let totals = try summary(run)
@@ -209,13 +224,19 @@ struct WorkerPoolTests {
                 "60",
             ])
         defer { if coordinator.isRunning { coordinator.terminate() } }
-        let undeclared = try maestro(["worker", "--connect", "tcp://127.0.0.1:5593"], timeout: 60)
+        // Remote workers present the run's worker secret, which the fleet writes for them.
+        let secret = "\(directory)/run/worker.secret"
+        let written = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: secret) && Date() < written { usleep(20_000) }
+        let undeclared = try maestro(
+            ["worker", "--connect", "tcp://127.0.0.1:5593", "--worker-secret-file", secret],
+            timeout: 60)
         #expect(undeclared.status != 0)
         #expect(undeclared.error.contains("--slot I --slots N"), "\(undeclared.error)")
         let missing = try maestro(
             [
                 "worker", "--connect", "tcp://127.0.0.1:5593", "--slot", "0", "--slots", "1",
-                "--data-dir", "\(directory)/nowhere",
+                "--data-dir", "\(directory)/nowhere", "--worker-secret-file", secret,
             ], timeout: 60)
         #expect(missing.status != 0)
         #expect(
@@ -223,8 +244,10 @@ struct WorkerPoolTests {
             "\(missing.error)")
         // A worker with the data then runs the whole fleet.
         let good = try maestro(
-            ["worker", "--connect", "tcp://127.0.0.1:5593", "--slot", "0", "--slots", "1"],
-            timeout: 300)
+            [
+                "worker", "--connect", "tcp://127.0.0.1:5593", "--slot", "0", "--slots", "1",
+                "--worker-secret-file", secret,
+            ], timeout: 300)
         #expect(good.status == 0, "\(good.error.suffix(1000))")
         coordinator.waitUntilExit()
         #expect(coordinator.terminationStatus == 0)
