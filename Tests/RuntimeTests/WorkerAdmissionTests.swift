@@ -282,3 +282,108 @@ struct WorkerAdmissionTests {
         #expect((0..<8).allSatisfy { harness.machine.clients[UInt32($0)]?.connected == true })
     }
 }
+
+@Suite("Worker shares of a fleet: the split, without a transport")
+struct WorkerShareTests {
+    func hello(slot: UInt32?, slots: UInt32?, nonce: UInt64) -> WorkerHello {
+        WorkerHello(
+            slot: slot, slots: slots, instanceNonce: nonce, host: "node\(nonce)",
+            credential: WorkerHarness.secret)
+    }
+
+    func pool(slots: Int?, fleetSize: Int) -> WorkerPool {
+        WorkerPool(
+            slots: slots, fleetSize: fleetSize, secret: WorkerHarness.secret, enrolment: nil,
+            partitionRows: { nil })
+    }
+
+    @Test("A coordinator's split: free shares in order, a named share, a full fleet refused")
+    func coordinatorSplit() {
+        var pool = pool(slots: 3, fleetSize: 10)
+        let a = PeerID(bytes: [1], channel: [])
+        #expect(
+            pool.hello(hello(slot: nil, slots: nil, nonce: 1), from: a, key: nil)
+                == .assigned(slot: 0, slots: 3, renewed: false))
+        #expect(
+            pool.hello(hello(slot: nil, slots: nil, nonce: 1), from: a, key: nil)
+                == .assigned(slot: 0, slots: 3, renewed: true))
+        #expect(
+            pool.hello(hello(slot: 2, slots: 3, nonce: 2), from: PeerID(bytes: [2]), key: nil)
+                == .assigned(slot: 2, slots: 3, renewed: false))
+        #expect(
+            pool.hello(hello(slot: nil, slots: nil, nonce: 3), from: PeerID(bytes: [3]), key: nil)
+                == .assigned(slot: 1, slots: 3, renewed: false))
+        guard
+            case .refused(let full, true) = pool.hello(
+                hello(slot: nil, slots: nil, nonce: 4), from: PeerID(bytes: [4]), key: nil)
+        else {
+            Issue.record("a fourth worker got a share")
+            return
+        }
+        #expect(full.contains("all 3"))
+        guard
+            case .refused(let mismatch, true) = pool.hello(
+                hello(slot: 0, slots: 2, nonce: 5), from: PeerID(bytes: [5]), key: nil)
+        else {
+            Issue.record("a worker with another split got a share")
+            return
+        }
+        #expect(mismatch.contains("3 worker shares") && mismatch.contains("into 2"))
+        #expect(Array(pool.clients(ofSlot: 1)) == [1, 4, 7])
+        #expect(Array(pool.clients(ofSlot: 0)) == [0, 3, 6, 9])
+        let held = a.connection
+        #expect(pool.hosts(held, client: 9) && !pool.hosts(held, client: 10))
+        #expect(!pool.hosts(held, client: 1))
+    }
+
+    @Test("Without a split the first admitted worker's declaration is adopted, within the fleet")
+    func declaredSplit() {
+        var pool = pool(slots: nil, fleetSize: 4)
+        guard
+            case .refused(let none, true) = pool.hello(
+                hello(slot: nil, slots: nil, nonce: 1), from: PeerID(bytes: [1]), key: nil)
+        else {
+            Issue.record("a worker got a share of no split")
+            return
+        }
+        #expect(none.contains("--slot I --slots N"))
+        guard
+            case .refused(_, true) = pool.hello(
+                hello(slot: 0, slots: 5, nonce: 1), from: PeerID(bytes: [1]), key: nil)
+        else {
+            Issue.record("5 shares of 4 clients")
+            return
+        }
+        #expect(pool.slots == nil)
+        #expect(
+            pool.hello(hello(slot: 1, slots: 2, nonce: 1), from: PeerID(bytes: [1]), key: nil)
+                == .assigned(slot: 1, slots: 2, renewed: false))
+        #expect(pool.slots == 2)
+        #expect(pool.remove(PeerID(bytes: [1])).isEmpty)
+        #expect(pool.holders.isEmpty && !pool.isWorker(PeerID(bytes: [1])))
+    }
+
+    @Test("Channel names: a fleet index in plain decimal, nothing else")
+    func channels() {
+        #expect(WorkerPool.client(ofChannel: Array("0".utf8)) == 0)
+        #expect(WorkerPool.client(ofChannel: Array("4294967294".utf8)) == 4_294_967_294)
+        for bad in ["", "01", "-1", "+1", "1a", "4294967295", "99999999999"] {
+            #expect(WorkerPool.client(ofChannel: Array(bad.utf8)) == nil, "\(bad)")
+        }
+    }
+
+    @Test("The secret compares in full: a prefix, a longer string and an empty one fail")
+    func secretComparison() {
+        #expect(constantTimeEqual(Array("abc".utf8), Array("abc".utf8)))
+        #expect(!constantTimeEqual(Array("abc".utf8), Array("ab".utf8)))
+        #expect(!constantTimeEqual(Array("abc".utf8), Array("abcd".utf8)))
+        #expect(!constantTimeEqual(Array("abc".utf8), Array("abd".utf8)))
+        let pool = pool(slots: 1, fleetSize: 1)
+        #expect(!pool.admits(key: nil, credential: ""))
+        #expect(!pool.admits(key: nil, credential: String(WorkerHarness.secret.dropLast())))
+        #expect(pool.admits(key: nil, credential: WorkerHarness.secret))
+        #expect(WorkerSecret.problem(with: WorkerSecret.generate()) == nil)
+        #expect(WorkerSecret.problem(with: "short") != nil)
+        #expect(WorkerSecret.problem(with: String(repeating: "a", count: 20) + " b") != nil)
+    }
+}
