@@ -164,7 +164,7 @@ public struct ClientSession {
                         "the coordinator does not know this client (\(report.message)); registering again"
                 )
             }
-            return .log("coordinator reported: \(report.message)")
+            return .log("coordinator reported: \(PeerText.escaped(report.message))")
         case .heartbeat, .register, .update, .evaluation, .workerHello, .workerAssignment,
             .linkProbe, .linkProbeReply:
             return .none

@@ -197,7 +197,8 @@ public final class Coordinator {
     private func answer(_ hello: WorkerHello, from peer: PeerID) throws(DatasetError) -> Message {
         switch workers.hello(hello, from: peer) {
         case .refused(let reason):
-            options.log("refused the worker on \(hello.host) (\(peer)): \(reason)")
+            options.log(
+                "refused the worker on \(PeerText.escaped(hello.host)) (\(peer)): \(reason)")
             return .error(ErrorReport(code: .unexpected, message: reason))
         case .assigned(let slot, let slots, let previous):
             let scenario = machine.scenario
@@ -208,10 +209,12 @@ public final class Coordinator {
             dispatch.add(worker: peer.connection)
             if let previous {
                 options.log(
-                    "worker share \(slot) of \(slots) moves from \(previous.host) (\(previous.peer)) to \(hello.host) (\(peer))"
+                    "worker share \(slot) of \(slots) moves from \(PeerText.escaped(previous.host)) (\(previous.peer)) to \(PeerText.escaped(hello.host)) (\(peer))"
                 )
             } else {
-                options.log("worker on \(hello.host) (\(peer)) hosts share \(slot) of \(slots)")
+                options.log(
+                    "worker on \(PeerText.escaped(hello.host)) (\(peer)) hosts share \(slot) of \(slots)"
+                )
             }
             return .workerAssignment(
                 WorkerAssignment(

@@ -731,7 +731,10 @@ struct CoordinatorMachine {
         case .error(let report):
             recordLedger(
                 client: clientID(of: frame.peer), direction: .up, message: "error", bytes: bytes)
-            emit(.log("client \(envelope.sender) (\(frame.peer)) reported: \(report.message)"))
+            emit(
+                .log(
+                    "client \(envelope.sender) (\(frame.peer)) reported: \(PeerText.escaped(report.message))"
+                ))
         case .evaluation:
             recordLedger(
                 client: clientID(of: frame.peer), direction: .up, message: "evaluation",
@@ -794,7 +797,7 @@ struct CoordinatorMachine {
                 reply: ErrorReport(
                     code: .unexpected,
                     message:
-                        "unknown tier '\(registration.tierName)'; this run has \(scenario.tiers.map(\.name).joined(separator: ", "))"
+                        "unknown tier '\(PeerText.escaped(registration.tierName))'; this run has \(scenario.tiers.map(\.name).joined(separator: ", "))"
                 ))
             return
         }
@@ -821,7 +824,8 @@ struct CoordinatorMachine {
         if let tier = entry?.tier, tier != registration.tierName {
             refuse(
                 &self, "key_tier_mismatch",
-                "this key is enrolled in tier '\(tier)', not '\(registration.tierName)'")
+                "this key is enrolled in tier '\(tier)', not '\(PeerText.escaped(registration.tierName))'"
+            )
             return
         }
         let id: UInt32
