@@ -1,3 +1,4 @@
+import Federation
 import Fleet
 import LowRank
 import Tensors
@@ -44,7 +45,9 @@ extension CoordinatorCheckpoint {
             ("transportBytesReceived", header.transportBytesReceived),
             ("lateUpdates", header.lateUpdates),
         ]
-        for (tier, bytes) in header.tierBytes.sorted(by: { $0.key < $1.key }) {
+        // Names come from the file: escaped like peer text, since they reach the terminal.
+        for (name, bytes) in header.tierBytes.sorted(by: { $0.key < $1.key }) {
+            let tier = PeerText.escaped(name)
             counters += [
                 ("tierBytes.\(tier).up", bytes.up), ("tierBytes.\(tier).down", bytes.down),
                 ("tierBytes.\(tier).denseEquivalent", bytes.denseEquivalent),
@@ -54,7 +57,7 @@ extension CoordinatorCheckpoint {
             ("participations", header.participations), ("rejected", header.rejected),
         ] {
             for (key, count) in table.sorted(by: { $0.key < $1.key }) {
-                counters.append(("\(name).\(key)", count))
+                counters.append(("\(name).\(PeerText.escaped(key))", count))
             }
         }
         for (field, value) in counters where !(0...maximumCounter).contains(value) {
@@ -69,7 +72,7 @@ extension CoordinatorCheckpoint {
         }
         for (tier, accuracy) in header.lastAccuracy.sorted(by: { $0.key < $1.key })
         where !(accuracy >= 0 && accuracy <= 1) {
-            return ("lastAccuracy.\(tier)", "\(accuracy)", "in [0, 1]")
+            return ("lastAccuracy.\(PeerText.escaped(tier))", "\(accuracy)", "in [0, 1]")
         }
         // A cooldown ends a few rounds after the round that set it.
         let cooldownRounds =

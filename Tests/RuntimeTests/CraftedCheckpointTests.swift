@@ -117,6 +117,10 @@ struct CraftedCheckpointTests {
         #expect(
             Self.refusedField(try Self.crafted { $0["participations"] = ["low": Int.max] })
                 == "participations.low")
+        // A name from the file is escaped in the message, like peer text.
+        #expect(
+            Self.refusedField(try Self.crafted { $0["participations"] = ["a\n\u{1B}[2J": -1] })
+                == #"participations.a\n\u{1B}[2J"#)
         #expect(
             Self.refusedField(try Self.crafted { $0["rejected"] = ["bad_crc": -5] })
                 == "rejected.bad_crc")
