@@ -159,6 +159,8 @@ extension ScenarioNode {
         case .mapping(let mapping):
             var entries: [Entry] = []
             var merged: [Entry] = []
+            // Keys seen so far, so that merging n keys costs O(n), not O(n²).
+            var mergedKeys: Set<String> = []
             for (key, value) in mapping {
                 guard let converted = ScenarioNode(yams: value, budget: &budget) else {
                     return nil
@@ -168,8 +170,7 @@ extension ScenarioNode {
                     let sources: [ScenarioNode] =
                         if case .sequence(let items, _) = converted { items } else { [converted] }
                     for case .mapping(let inherited, _) in sources {
-                        for entry in inherited
-                        where !merged.contains(where: { $0.key == entry.key }) {
+                        for entry in inherited where mergedKeys.insert(entry.key).inserted {
                             merged.append(entry)
                         }
                     }
@@ -177,8 +178,9 @@ extension ScenarioNode {
                     entries.append(Entry(key: key.scalar?.string ?? "\(key)", value: converted))
                 }
             }
-            for entry in merged where !entries.contains(where: { $0.key == entry.key }) {
-                entries.append(entry)
+            if !merged.isEmpty {
+                let ownKeys = Set(entries.map(\.key))
+                entries += merged.filter { !ownKeys.contains($0.key) }
             }
             self = .mapping(entries, isFlow: mapping.style == .flow)
         case .alias(let alias):

@@ -15,7 +15,19 @@ struct ScenarioValidator {
     static func validate(_ root: ScenarioNode?) -> Result<Scenario, Failure> {
         var validator = ScenarioValidator()
         let scenario = validator.scenario(from: root)
-        if let scenario, validator.problems.isEmpty { return .success(scenario) }
+        if let scenario, validator.problems.isEmpty {
+            // Workers receive the scenario as run in one frame field: one cut short would
+            // reach them as broken YAML.
+            let bytes = scenario.yaml().utf8.count
+            guard bytes <= Scenario.maximumYAMLBytes else {
+                validator.report(
+                    "",
+                    "the scenario as run is \(bytes) bytes of YAML; a scenario may have at most "
+                        + "\(Scenario.maximumYAMLBytes) (what a worker assignment carries)")
+                return .failure(Failure(problems: validator.problems))
+            }
+            return .success(scenario)
+        }
         return .failure(Failure(problems: validator.problems))
     }
 
@@ -68,15 +80,15 @@ struct ScenarioValidator {
 
         let name = required(top, "name", .identifier)
         let seed = required(top, "seed", .seed)
-        let clients = required(top, "clients", .integer(atLeast: 1))
-        let rounds = required(top, "rounds", .integer(atLeast: 1))
-        let clientsPerRound = required(top, "clientsPerRound", .integer(atLeast: 1))
+        let clients = required(top, "clients", .count)
+        let rounds = required(top, "rounds", .round)
+        let clientsPerRound = required(top, "clientsPerRound", .count)
         let overSelection = optional(top, "overSelection", .number(.atLeast(1)), default: 1.0)
-        let minimumUpdates = optional(top, "minimumUpdates", .integer(atLeast: 1), default: 1)
+        let minimumUpdates = optional(top, "minimumUpdates", .count, default: 1)
         let roundFailurePolicy = optional(
             top, "roundFailurePolicy", .choice(Scenario.RoundFailurePolicy.self), default: .skip)
         let deadlineSeconds = optional(
-            top, "deadlineSeconds", Field.number(.positive).map { Optional($0) }, default: nil)
+            top, "deadlineSeconds", Field.number(.seconds).map { Optional($0) }, default: nil)
 
         if let clients, let clientsPerRound, clientsPerRound > clients {
             report(
@@ -90,11 +102,13 @@ struct ScenarioValidator {
                     + "found \(minimumUpdates)")
         }
         if let clients, let clientsPerRound, let overSelection, clientsPerRound <= clients {
-            let selected = Int((Double(clientsPerRound) * overSelection - 1e-9).rounded(.up))
-            if selected > clients {
+            // Compared as a real number first: `1e308 · clientsPerRound` has no Int.
+            let wanted = (Double(clientsPerRound) * overSelection - 1e-9).rounded(.up)
+            if wanted > Double(clients) {
+                let selected = wanted < 1e15 ? " = \(Int(wanted))" : ""
                 report(
                     "overSelection",
-                    "out of range: selects ceil(\(clientsPerRound) × \(format(overSelection))) = "
+                    "out of range: selects ceil(\(clientsPerRound) × \(format(overSelection)))"
                         + "\(selected) clients per round but the fleet has \(clients)")
             }
         }
@@ -102,8 +116,10 @@ struct ScenarioValidator {
         let dataset = self.dataset(top, clients: clients)
         var samplesPerClient: Int?? = .some(nil)
         if let node = top.node("dataset")?["samplesPerClient"] {
-            samplesPerClient = read(node, at: "dataset.samplesPerClient", .integer(atLeast: 1)).map
-            { .some($0) }
+            samplesPerClient = read(
+                node, at: "dataset.samplesPerClient",
+                .integer(atLeast: 1, atMost: Int(UInt32.max))
+            ).map { .some($0) }
         }
         let model = self.model(
             top, datasetName: dataset?.name ?? top.node("dataset")?["name"]?.text)
@@ -259,7 +275,8 @@ struct ScenarioValidator {
             return required(fields, "alpha", .number(.positive)).map { .dirichlet(alpha: $0) }
         case "shards":
             rejectUnused(fields, ["alpha", "tierAlpha"], because: "scheme shards")
-            let perClient = optional(fields, "perClient", .integer(atLeast: 1), default: 2)
+            let perClient = optional(
+                fields, "perClient", .integer(atLeast: 1, atMost: capacity), default: 2)
             if let clients, let perClient, clients * perClient > capacity {
                 report(
                     fields.keyPath("perClient"),
@@ -272,7 +289,8 @@ struct ScenarioValidator {
                 _ = read(node, at: fields.keyPath("alpha"), .number(.positive))
             }
             if let node = fields.node("perClient") {
-                _ = read(node, at: fields.keyPath("perClient"), .integer(atLeast: 1))
+                _ = read(
+                    node, at: fields.keyPath("perClient"), .integer(atLeast: 1, atMost: capacity))
             }
             if let node = fields.node("tierAlpha") {
                 _ = read(node, at: fields.keyPath("tierAlpha"), .number(.positive))
@@ -332,14 +350,14 @@ struct ScenarioValidator {
         let localEpochs = required(
             fields, "localEpochs", .integer(atLeast: 1, atMost: Int(UInt16.max)))
         let batchSize = required(fields, "batchSize", .integer(atLeast: 1, atMost: Int(UInt16.max)))
-        let learningRate = required(fields, "learningRate", .number(.positive))
+        let learningRate = required(fields, "learningRate", .number(.positiveFloat))
         let sampler: Scenario.RankSampler? =
             if let node = fields.node("sampler") {
                 self.sampler(node, strategy: strategy)
             } else {
                 strategy == .denseFedAvg ? .unsampled : .perLayer
             }
-        let groupLasso = optional(fields, "groupLasso", .number(.nonNegative), default: 0)
+        let groupLasso = optional(fields, "groupLasso", .number(.nonNegativeFloat), default: 0)
         if strategy == .denseFedAvg, let groupLasso, groupLasso > 0 {
             report(
                 "training.groupLasso",
@@ -350,7 +368,8 @@ struct ScenarioValidator {
                 .fedAvg(learningRate: 1)
             }
         let momentum = optional(fields, "momentum", .number(.unitClosedOpen), default: 0)
-        let weightDecay = optional(fields, "weightDecay", .number(.nonNegative), default: 0)
+        let weightDecay = optional(
+            fields, "weightDecay", .number(.nonNegativeFloat), default: 0)
         let fullBudgetProbability = optional(
             fields, "fullBudgetProbability", .number(.unit), default: 0)
         let coverageDamping = optional(fields, "coverageDamping", .boolean, default: false)
@@ -394,7 +413,7 @@ struct ScenarioValidator {
             report(path, "not allowed with denseFedAvg: the dense model has no rank budgets")
         }
         let caps = required(fields, "caps", .list(of: .number(.unitOpenClosed)))
-        let until = required(fields, "until", .list(of: .integer(atLeast: 1)))
+        let until = required(fields, "until", .list(of: .round))
         guard let caps, let until else { return nil }
         var valid = true
         func check(_ ok: Bool, _ key: String, _ reason: String) {
@@ -504,7 +523,7 @@ struct ScenarioValidator {
             return nil
         }
         let threshold = optional(fields, "threshold", .number(.unitClosedOpen), default: 0)
-        let period = optional(fields, "period", .integer(atLeast: 1), default: 10)
+        let period = optional(fields, "period", .round, default: 10)
         if strategy == .denseFedAvg, let threshold, threshold > 0 {
             report(
                 "shrinking.threshold",
@@ -512,9 +531,9 @@ struct ScenarioValidator {
         }
         var until: Int?? = .some(nil)
         if let node = fields.node("until") {
-            until = read(node, at: "shrinking.until", .integer(atLeast: 1)).map { .some($0) }
+            until = read(node, at: "shrinking.until", .round).map { .some($0) }
         }
-        let from = optional(fields, "from", .integer(atLeast: 1), default: 1)
+        let from = optional(fields, "from", .round, default: 1)
         if let from, let until = until ?? nil, from > until {
             report("shrinking.from", "round \(from) comes after shrinking.until (\(until))")
         }
@@ -532,8 +551,10 @@ struct ScenarioValidator {
         guard let fields = fields(node, at: "evaluation", known: Self.evaluationKeys) else {
             return nil
         }
-        let period = optional(fields, "period", .integer(atLeast: 1), default: 10)
-        let validation = optional(fields, "validationSamples", .integer(atLeast: 0), default: 0)
+        let period = optional(fields, "period", .round, default: 10)
+        let capacity = Scenario.Dataset.fashionMNISTTrainingCount
+        let validation = optional(
+            fields, "validationSamples", .integer(atLeast: 0, atMost: capacity), default: 0)
         let deploy = optional(
             fields, "deploy", .choice(Scenario.Evaluation.Deployment.self), default: .budget)
         let averageDecay = optional(
@@ -550,7 +571,6 @@ struct ScenarioValidator {
                     + "another on the validation set)")
             return nil
         }
-        let capacity = Scenario.Dataset.fashionMNISTTrainingCount
         if validation > 0 {
             if let datasetName, datasetName != "fashion-mnist" {
                 report(
@@ -652,16 +672,16 @@ struct ScenarioValidator {
                     .map { .share($0) }
             case (nil, .some(let count)):
                 countsAt.append(index)
-                population = read(count, at: fields.keyPath("count"), .integer(atLeast: 1))
+                population = read(count, at: fields.keyPath("count"), .count)
                     .map { .count($0) }
             case (nil, nil):
                 report(path, "missing share or count (give one)")
             }
             let rankFraction = required(fields, "rankFraction", .number(.unitOpenClosed))
-            let gflops = required(fields, "gflops", .number(.positive))
-            let uplinkMbps = required(fields, "uplinkMbps", .number(.positive))
-            let downlinkMbps = required(fields, "downlinkMbps", .number(.positive))
-            let latencyMs = optional(fields, "latencyMs", .number(.nonNegative), default: 0)
+            let gflops = required(fields, "gflops", .number(.speed))
+            let uplinkMbps = required(fields, "uplinkMbps", .number(.speed))
+            let downlinkMbps = required(fields, "downlinkMbps", .number(.speed))
+            let latencyMs = optional(fields, "latencyMs", .number(.latency), default: 0)
             let availability = optional(fields, "availability", .number(.unit), default: 1)
             let freezeConvolutions = optional(
                 fields, "freezeConvolutions", .boolean, default: false)
@@ -846,6 +866,17 @@ struct Interval {
     static let unitOpenClosed = Interval(lower: 0, lowerIncluded: false, upper: 1)
     static let unitClosedOpen = Interval(lower: 0, upper: 1, upperIncluded: false)
     static func atLeast(_ bound: Double) -> Interval { Interval(lower: bound) }
+    /// Sent to clients as a 32-bit float: a larger value would arrive as infinity.
+    static let positiveFloat = Interval(
+        lower: 0, lowerIncluded: false, upper: Scenario.maximumFloat)
+    static let nonNegativeFloat = Interval(lower: 0, upper: Scenario.maximumFloat)
+    /// GFLOP/s and Mbit/s: a microcontroller to a data centre, so that the virtual clock's
+    /// times stay finite.
+    static let speed = Interval(lower: 0.001, upper: 1e9)
+    /// Milliseconds: at most an hour.
+    static let latency = Interval(lower: 0, upper: 3_600_000)
+    /// Virtual seconds: at most a year.
+    static let seconds = Interval(lower: 0, lowerIncluded: false, upper: 31_536_000)
 
     func contains(_ x: Double) -> Bool {
         if let lower, lowerIncluded ? x < lower : x <= lower { return false }
@@ -905,6 +936,13 @@ extension Field where Value == Int {
             return .success(value)
         }
     }
+}
+
+extension Field where Value == Int {
+    /// A number of clients: `1...Scenario.maximumClients`.
+    static var count: Field { integer(atLeast: 1, atMost: Scenario.maximumClients) }
+    /// A round number or a number of rounds: `1...Scenario.maximumRounds`.
+    static var round: Field { integer(atLeast: 1, atMost: Scenario.maximumRounds) }
 }
 
 extension Field where Value == UInt64 {
@@ -971,6 +1009,13 @@ extension Field where Value == String {
                 return .failure(
                     .init(reason: "invalid name \"\(text)\": use letters, digits, '.', '_' and '-'")
                 )
+            }
+            guard text.utf8.count <= Scenario.maximumNameBytes else {
+                return .failure(
+                    .init(
+                        reason:
+                            "too long: \(text.utf8.count) bytes; a name may have at most \(Scenario.maximumNameBytes) (what REGISTER carries)"
+                    ))
             }
             return .success(text)
         }
@@ -1039,7 +1084,9 @@ func format(_ x: Double) -> String {
 /// one), if it is at most 2 edits away; ties go to the earlier candidate.
 func closestMatch(to word: String, among candidates: [String]) -> String? {
     var best: (candidate: String, distance: Int)?
-    for candidate in candidates {
+    // Lengths 3 apart are more than 2 edits apart: a long key costs no table.
+    let length = word.count
+    for candidate in candidates where abs(candidate.count - length) <= 2 {
         let distance = editDistance(word.lowercased(), candidate.lowercased())
         if distance <= 2, distance < (best?.distance ?? .max) {
             best = (candidate, distance)

@@ -93,12 +93,18 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
     public enum Error: Swift.Error, CustomStringConvertible, Equatable {
         case unreadable(path: String)
         case corrupt(path: String, reason: String)
+        /// A header field no coordinator writes (a crafted or damaged file whose checksum
+        /// was recomputed): kept ranks beyond the architecture, a negative round, a counter
+        /// that would overflow.
+        case invalidField(path: String, field: String, value: String, expected: String)
 
         public var description: String {
             switch self {
             case .unreadable(let path):
                 "\(path): no checkpoint to resume from (no completed round, or not a run directory)"
             case .corrupt(let path, let reason): "\(path): corrupt checkpoint (\(reason))"
+            case .invalidField(let path, let field, let value, let expected):
+                "\(path): corrupt checkpoint (\(field) is \(value), expected \(expected))"
             }
         }
     }
@@ -151,7 +157,7 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
                 path: path, reason: "unsupported version \(bytes.readLittleEndianUInt32(at: 8))")
         }
         let headerLength = Int(bytes.readLittleEndianUInt32(at: 12))
-        guard 16 + headerLength <= bytes.count - 4 else {
+        guard headerLength <= Self.maximumHeaderLength, 16 + headerLength <= bytes.count - 4 else {
             throw .corrupt(path: path, reason: "header length")
         }
         let decoded: Header
@@ -163,6 +169,9 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
         }
         if let problem = decoded.architecture.inconsistency {
             throw .corrupt(path: path, reason: problem)
+        }
+        if let (field, value, expected) = Self.firstInvalidField(of: decoded) {
+            throw .invalidField(path: path, field: field, value: value, expected: expected)
         }
         let shapes = decoded.architecture.parameterShapes
         let copies = decoded.averaged == true ? 4 : 3
@@ -188,13 +197,23 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
                 return Tensor(shape: shape, scalars: values)
             }
         }
-        header = decoded
-        parameters = readTensors()
+        let parameters = readTensors()
         var state = ServerOptimizerState(for: parameters)
         state.firstMoment = readTensors()
         state.secondMoment = readTensors()
+        let averagedParameters = copies == 4 ? readTensors() : nil
+        if let field = Self.firstNonFiniteTensorSet([
+            ("parameters", parameters), ("serverFirstMoments", state.firstMoment),
+            ("serverSecondMoments", state.secondMoment),
+            ("averagedParameters", averagedParameters ?? []),
+        ]) {
+            throw .invalidField(
+                path: path, field: field, value: "a NaN or an infinity", expected: "finite weights")
+        }
+        header = decoded
+        self.parameters = parameters
         serverState = state
-        averagedParameters = copies == 4 ? readTensors() : nil
+        self.averagedParameters = averagedParameters
     }
 
     /// Loads the checkpoint of a run directory.

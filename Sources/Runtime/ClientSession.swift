@@ -164,9 +164,9 @@ public struct ClientSession {
                         "the coordinator does not know this client (\(report.message)); registering again"
                 )
             }
-            return .log("coordinator reported: \(report.message)")
-        case .heartbeat, .register, .update, .evaluation, .workerHello, .workerAssignment, .workerRows,
-            .linkProbe, .linkProbeReply:
+            return .log("coordinator reported: \(PeerText.escaped(report.message))")
+        case .heartbeat, .register, .update, .evaluation, .workerHello, .workerAssignment,
+            .workerRows, .linkProbe, .linkProbeReply:
             return .none
         }
     }

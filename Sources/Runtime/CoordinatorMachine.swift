@@ -797,7 +797,10 @@ struct CoordinatorMachine {
         case .error(let report):
             recordLedger(
                 client: clientID(of: frame.peer), direction: .up, message: "error", bytes: bytes)
-            emit(.log("client \(envelope.sender) (\(frame.peer)) reported: \(report.message)"))
+            emit(
+                .log(
+                    "client \(envelope.sender) (\(frame.peer)) reported: \(PeerText.escaped(report.message))"
+                ))
         case .evaluation:
             recordLedger(
                 client: clientID(of: frame.peer), direction: .up, message: "evaluation",
@@ -860,7 +863,7 @@ struct CoordinatorMachine {
                 reply: ErrorReport(
                     code: .unexpected,
                     message:
-                        "unknown tier '\(registration.tierName)'; this run has \(scenario.tiers.map(\.name).joined(separator: ", "))"
+                        "unknown tier '\(PeerText.escaped(registration.tierName))'; this run has \(scenario.tiers.map(\.name).joined(separator: ", "))"
                 ))
             return
         }
@@ -887,7 +890,8 @@ struct CoordinatorMachine {
         if let tier = entry?.tier, tier != registration.tierName {
             refuse(
                 &self, "key_tier_mismatch",
-                "this key is enrolled in tier '\(tier)', not '\(registration.tierName)'")
+                "this key is enrolled in tier '\(tier)', not '\(PeerText.escaped(registration.tierName))'"
+            )
             return
         }
         if let channel = peer.channel {
@@ -1142,7 +1146,7 @@ struct CoordinatorMachine {
             emit(
                 .log(
                     admitted
-                        ? "refused the worker on \(hello.host) (\(frame.peer)): \(reason)"
+                        ? "refused the worker on \(PeerText.escaped(hello.host)) (\(frame.peer)): \(reason)"
                         : "refused a worker HELLO from \(frame.peer): no worker credential"))
             sendControl(
                 .error(ErrorReport(code: .unexpected, message: reason)), to: frame.peer.connection)
@@ -1159,7 +1163,10 @@ struct CoordinatorMachine {
                 return
             }
             if !renewed {
-                emit(.log("worker on \(hello.host) (\(frame.peer)) hosts share \(slot) of \(slots)"))
+                emit(
+                    .log(
+                        "worker on \(PeerText.escaped(hello.host)) (\(frame.peer)) hosts share \(slot) of \(slots)"
+                    ))
             }
             sendControl(.workerAssignment(assignment), to: frame.peer.connection)
         }

@@ -37,15 +37,12 @@ public enum DataCache {
                 continue
             }
             let file = try IDXFile.read(path: source)
-            let temporary = target + ".tmp-\(getpid())"
-            guard
-                FileManager.default.createFile(atPath: temporary, contents: Data(file.plainBytes)),
-                rename(temporary, target) == 0
-            else {
-                unlink(temporary)
+            do {
+                try RunRecorder.writeAtomically(file.plainBytes, to: target)
+            } catch {
                 return directory
             }
-            try? signature.write(toFile: stamp, atomically: true, encoding: .utf8)
+            try? RunRecorder.writeAtomically(Array(signature.utf8), to: stamp)
         }
         return cache.path
     }

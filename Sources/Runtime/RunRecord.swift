@@ -358,17 +358,62 @@ public final class RunRecorder {
     /// The file is created with `mode` (a secret key: 0600, never readable by others even
     /// for a moment), and the folder is synced after the rename so the new name survives a
     /// crash too.
+    ///
+    /// The temporary file has an unpredictable name (``temporaryName(for:)``) and is created
+    /// with `O_CREAT | O_EXCL | O_NOFOLLOW`: in a folder others can write to, a file or
+    /// symbolic link planted at the name is never opened, followed or truncated. A private
+    /// mode (no group or other bits) is set again with `fchmod` before any byte is written,
+    /// whatever the umask.
     public static func writeAtomically(
         _ bytes: [UInt8], to path: String, mode: mode_t = 0o644
     ) throws(Error) {
+        try writeAtomically(bytes, to: path, mode: mode, names: temporaryName(for:))
+    }
+
+    /// `.NAME.tmp-` and 64 random bits in hex, beside `path`.
+    static func temporaryName(for path: String) -> String {
         let url = URL(fileURLWithPath: path)
-        let temporary = url.deletingLastPathComponent().appendingPathComponent(
-            ".\(url.lastPathComponent).tmp-\(getpid())"
+        var generator = SystemRandomNumberGenerator()
+        let suffix = String(generator.next() as UInt64, radix: 16)
+        return url.deletingLastPathComponent().appendingPathComponent(
+            ".\(url.lastPathComponent).tmp-\(suffix)"
         ).path
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-        guard descriptor >= 0 else {
-            throw .cannotWrite(path: path, reason: String(cString: strerror(errno)))
+    }
+
+    /// How many names are tried before giving up (each taken one was planted or is another
+    /// writer's: 64 random bits do not collide by chance).
+    static let temporaryNameAttempts = 16
+
+    /// ``writeAtomically(_:to:mode:)`` with the temporary names drawn from `names` (tests
+    /// plant files at the names it will draw); `created` sees each temporary file just
+    /// before its bytes are written.
+    static func writeAtomically(
+        _ bytes: [UInt8], to path: String, mode: mode_t, names: (String) -> String,
+        created: (String) -> Void = { _ in }
+    ) throws(Error) {
+        let url = URL(fileURLWithPath: path)
+        var temporary = ""
+        var descriptor: Int32 = -1
+        for _ in 0..<temporaryNameAttempts {
+            temporary = names(path)
+            descriptor = open(
+                temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+            if descriptor >= 0 || (errno != EEXIST && errno != ELOOP) { break }
         }
+        guard descriptor >= 0 else {
+            let reason =
+                errno == EEXIST || errno == ELOOP
+                ? "\(temporaryNameAttempts) temporary names beside it were taken"
+                : String(cString: strerror(errno))
+            throw .cannotWrite(path: path, reason: reason)
+        }
+        if mode & 0o077 == 0, fchmod(descriptor, mode) != 0 {
+            let reason = String(cString: strerror(errno))
+            close(descriptor)
+            unlink(temporary)
+            throw .cannotWrite(path: path, reason: "setting its mode: \(reason)")
+        }
+        created(temporary)
         var written = 0
         let failure: String? = bytes.withUnsafeBytes { buffer in
             while written < buffer.count {

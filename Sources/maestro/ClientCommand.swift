@@ -1,6 +1,7 @@
 import ArgumentParser
 import CPlatform
 import Datasets
+import Federation
 import Fleet
 import Foundation
 import LowRank
@@ -104,7 +105,7 @@ struct ClientCommand: ParsableCommand {
         defer { transport.close() }
         let client = FederatedClient(transport: transport, samples: samples, options: options)
         switch try client.run() {
-        case .shutdown(let reason): options.log("shutdown: \(reason)")
+        case .shutdown(let reason): options.log("shutdown: \(PeerText.escaped(reason))")
         case .idle:
             throw CommandError(
                 "\(label): nothing from \(connect) for \(Int(connection.idleTimeout)) s; giving up")

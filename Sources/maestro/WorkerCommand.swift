@@ -1,4 +1,5 @@
 import ArgumentParser
+import Federation
 import Foundation
 import Runtime
 import Transport
@@ -91,7 +92,7 @@ struct WorkerCommand: ParsableCommand {
             throw CommandError("worker: \(error)")
         }
         switch outcome {
-        case .shutdown(let reason): options.log("shutdown: \(reason)")
+        case .shutdown(let reason): options.log("shutdown: \(PeerText.escaped(reason))")
         case .idle:
             throw CommandError(
                 "worker: nothing from \(connect) for \(Int(connection.idleTimeout)) s; giving up")

@@ -108,7 +108,9 @@ struct ScenarioValidationTests {
             found.map { ($0.keyPath, $0.reason) }, uniquingKeysWith: { a, _ in a })
         #expect(reasons["tiers[1].rankFraction"] == "out of range: must be in (0, 1], found 1.5")
         #expect(reasons["tiers[0].availability"] == "out of range: must be in [0, 1], found 1.2")
-        #expect(reasons["tiers[0].gflops"] == "out of range: must be greater than 0, found 0")
+        #expect(
+            reasons["tiers[0].gflops"]
+                == "out of range: must be in [0.001, 1000000000], found 0")
         #expect(
             reasons["clientsPerRound"] == "out of range: must be at most clients (10), found 12")
         #expect(reasons["shrinking.threshold"] == "out of range: must be in [0, 1), found 1.5")
