@@ -907,6 +907,17 @@ struct CoordinatorMachine {
                 )
                 return
             }
+            // A hosted client is one of the scenario's: its tier is the scenario's, not the
+            // worker's word.
+            if let home = scenario.tierRanges.firstIndex(where: { $0.contains(index) }),
+                home != tierIndex
+            {
+                refuse(
+                    &self, "wrong_tier",
+                    "client \(index) of this fleet is in tier '\(scenario.tiers[home].name)', not '\(PeerText.escaped(registration.tierName))'"
+                )
+                return
+            }
         } else if entry?.isWorker == true {
             refuse(&self, "worker_key", "a worker's key hosts clients on its channels; it is no device")
             return

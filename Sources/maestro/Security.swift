@@ -198,17 +198,27 @@ struct ConnectionOptions: ParsableArguments {
 /// The worker secret in `path`: read if the file exists, else made and written there
 /// (mode 600) for the workers that will join.
 func workerSecret(at path: String) throws -> (secret: String, created: Bool) {
-    if FileManager.default.fileExists(atPath: path) {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw CommandError("\(path): cannot read the worker secret")
-        }
-        let secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        if let problem = WorkerSecret.problem(with: secret) {
-            throw CommandError("\(path): \(problem)")
-        }
-        return (secret, false)
-    }
+    if FileManager.default.fileExists(atPath: path) { return (try readWorkerSecret(path), false) }
     let secret = WorkerSecret.generate()
     try writeAtomically(Array((secret + "\n").utf8), to: path, mode: 0o600)
     return (secret, true)
+}
+
+/// The worker secret in the file at `path`, which no other user may read (as ssh insists for
+/// its keys).
+func readWorkerSecret(_ path: String) throws -> String {
+    var status = stat()
+    if stat(path, &status) == 0, status.st_mode & 0o077 != 0 {
+        throw CommandError(
+            "\(path): the worker secret is readable by other users (mode \(String(status.st_mode & 0o777, radix: 8))); chmod 600 it"
+        )
+    }
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        throw CommandError("\(path): cannot read the worker secret")
+    }
+    let secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
+    if let problem = WorkerSecret.problem(with: secret) {
+        throw CommandError("\(path): \(problem)")
+    }
+    return secret
 }

@@ -64,10 +64,7 @@ struct WorkerCommand: ParsableCommand {
             coordinator: connect, slot: slot.map(UInt32.init), slots: slots.map(UInt32.init))
         options.dataDirectory = dataDirectory
         if let secretFile {
-            guard let text = try? String(contentsOfFile: secretFile, encoding: .utf8) else {
-                throw CommandError("\(secretFile): cannot read the worker secret")
-            }
-            options.secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            options.secret = try readWorkerSecret(secretFile)
         } else {
             options.secret =
                 ProcessInfo.processInfo.environment[WorkerSecret.environmentVariable] ?? ""

@@ -127,12 +127,30 @@ struct HostileWorkerTests {
         #expect(model == expected, "the intruders changed the run")
     }
 
-    @Test("A worker without the secret is refused with a message naming where to find it")
+    @Test(
+        "A worker without the secret, or with a secret file other users can read, stops with a message naming the file"
+    )
     func workerWithoutSecret() throws {
         let result = try maestro(
             ["worker", "--connect", "tcp://127.0.0.1:9", "--slot", "0", "--slots", "1"],
             timeout: 60)
         #expect(result.status != 0)
         #expect(result.error.contains("--worker-secret-file"))
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = "\(directory)/worker.secret"
+        try Data("0123456789abcdef0123456789abcdef\n".utf8).write(to: URL(fileURLWithPath: file))
+        chmod(file, 0o644)
+        for command in [
+            ["worker", "--connect", "tcp://127.0.0.1:9", "--worker-secret-file", file],
+            [
+                "coordinator", "--scenario", "Scenarios/smoke.yaml", "--bind", "tcp://127.0.0.1:*",
+                "--out", "\(directory)/run", "--worker-secret-file", file,
+            ],
+        ] {
+            let open = try maestro(command, timeout: 60)
+            #expect(open.status != 0)
+            #expect(open.error.contains("\(file): the worker secret is readable by other users"), "\(open.error)")
+        }
     }
 }

@@ -191,7 +191,9 @@ struct WorkerAdmissionTests {
         #expect(harness.register(0, on: first, channel: 0, key: workerKey) == "id_bound_to_other_key")
     }
 
-    @Test("A client registers on a channel only through the admitted worker hosting it, under its index")
+    @Test(
+        "A client registers on a channel only through the admitted worker hosting it, under its index and in its tier"
+    )
     func channelRegistration() throws {
         var harness = try WorkerHarness(slots: 2)
         #expect(harness.register(0, on: stranger, channel: 0) == "not_hosted")
@@ -199,6 +201,8 @@ struct WorkerAdmissionTests {
         _ = harness.hello(from: second, slot: 1)
         #expect(harness.register(0, on: second, channel: 0) == "not_hosted")
         #expect(harness.register(2, on: first, channel: 0, requested: 2) == "not_hosted")
+        // The worker does not choose its clients' tiers: the scenario does.
+        #expect(harness.register(6, on: first, channel: 0, requested: 0) == "wrong_tier")
         #expect(harness.register(0, on: first, channel: 0) == nil)
         #expect(harness.machine.clients[0]?.peer == first.onChannel(Array("0".utf8)))
     }
