@@ -129,6 +129,10 @@ struct CoordinatorMachine {
     private var collectionDeadline: Duration = .zero
     /// Where each TRAIN of the current attempt went: the only peer whose UPDATE counts.
     private var trainedAt: [UInt32: PeerID] = [:]
+    /// The CURVE key proved by each connection that holds a registered client or a worker's
+    /// share: a frame with another key on that connection (its routing identity taken over)
+    /// ends what the connection held, whatever channel the frame came on.
+    private var connectionKeys: [PeerID: String] = [:]
     private var outbox: [CoordinatorAction] = []
     /// The worker processes: admission, shares, dispatch.
     private(set) var workers: WorkerPool
@@ -297,6 +301,9 @@ struct CoordinatorMachine {
     /// A frame arrived.
     mutating func received(_ frame: ReceivedFrame, at now: Duration) -> [CoordinatorAction] {
         self.now = now
+        if let known = connectionKeys[frame.peer.connection], known != frame.authenticatedKey {
+            connectionChangedKey(frame.peer.connection)
+        }
         if frame.peer.channel?.isEmpty == true {
             handleWorkerControl(frame)
             return takeOutbox()
@@ -353,6 +360,7 @@ struct CoordinatorMachine {
     mutating func disconnected(_ connections: [PeerID], at now: Duration) -> [CoordinatorAction] {
         self.now = now
         let closed = Set(connections.map(\.connection))
+        for connection in closed { connectionKeys[connection] = nil }
         var stranded: [PeerID] = []
         for connection in connections.map(\.connection) where workers.isWorker(connection) {
             stranded += workers.remove(connection)
@@ -372,6 +380,24 @@ struct CoordinatorMachine {
         abandon(tasksOf: stranded)
         progress()
         return takeOutbox()
+    }
+
+    /// Another key now speaks on `connection`: every client registered through it is gone
+    /// until it registers again, and a worker's share is free.
+    private mutating func connectionChangedKey(_ connection: PeerID) {
+        emit(.log("connection \(connection) now carries another key; what it held is dropped"))
+        connectionKeys[connection] = nil
+        let stranded = workers.isWorker(connection) ? workers.remove(connection) : []
+        var held: [UInt32] = []
+        clients.forEach { if $0.peer.connection == connection { held.append($0.id) } }
+        for id in held {
+            clients.markDisconnected(id)
+            unresponsive.insert(id)
+            if isCollecting, pending.removeValue(forKey: id) != nil {
+                metrics.droppedTimeout.append(Int(id))
+            }
+        }
+        abandon(tasksOf: stranded)
     }
 
     /// These clients' tasks of the current round are lost (the worker training them died);
@@ -984,6 +1010,7 @@ struct CoordinatorMachine {
             sampleCount: min(Int(registration.sampleCount), sampleBound),
             nonce: registration.instanceNonce, reportedGflops: registration.capability, key: key)
         clients.insert(record)
+        if let key { connectionKeys[peer.connection] = key }
         recordLedger(client: Int(id), direction: .up, message: "register", bytes: bytes)
         send(
             .registered(
@@ -1173,6 +1200,7 @@ struct CoordinatorMachine {
                     to: frame.peer.connection)
                 return
             }
+            if let key = frame.authenticatedKey { connectionKeys[frame.peer.connection] = key }
             if !renewed {
                 emit(
                     .log(

@@ -287,6 +287,29 @@ struct WorkerAdmissionTests {
     }
 }
 
+extension WorkerAdmissionTests {
+    @Test(
+        "Another key on a connection, even only on its control channel, ends what that connection held: its clients and its share"
+    )
+    func keyTakeover() throws {
+        let workerKey = String(repeating: "w", count: 40)
+        let deviceKey = String(repeating: "d", count: 40)
+        var enrolment = Enrolment()
+        #expect(enrolment.add(key: workerKey, entry: .worker) == nil)
+        #expect(enrolment.add(key: deviceKey, entry: .init(clientID: 1, tier: "small")) == nil)
+        var harness = try WorkerHarness(slots: 2, enrolment: enrolment)
+        _ = harness.hello(from: first, credential: "", key: workerKey)
+        #expect(harness.register(0, on: first, channel: 0, key: workerKey) == nil)
+        #expect(harness.machine.workers.isWorker(first))
+        // The routing identity is taken over by a device key that only says HELLO.
+        _ = harness.hello(from: first, credential: "", key: deviceKey)
+        #expect(harness.machine.clients[0]?.connected == false)
+        #expect(!harness.machine.workers.isWorker(first))
+        #expect(harness.machine.workers.holders[0] == nil)
+        #expect(harness.logs.contains { $0.contains("now carries another key") })
+    }
+}
+
 @Suite("Worker shares of a fleet: the split, without a transport")
 struct WorkerShareTests {
     func hello(slot: UInt32?, slots: UInt32?, nonce: UInt64) -> WorkerHello {
