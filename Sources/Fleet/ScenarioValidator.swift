@@ -1082,7 +1082,7 @@ func format(_ x: Double) -> String {
 
 /// The candidate nearest to `word` by case-insensitive edit distance (adjacent swaps count
 /// one), if it is at most 2 edits away; ties go to the earlier candidate.
-func closestMatch(to word: String, among candidates: [String]) -> String? {
+public func closestMatch(to word: String, among candidates: [String]) -> String? {
     var best: (candidate: String, distance: Int)?
     // Lengths 3 apart are more than 2 edits apart: a long key costs no table.
     let length = word.count

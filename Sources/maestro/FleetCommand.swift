@@ -239,6 +239,7 @@ struct FleetCommand: ParsableCommand {
     var processPerClient = false
 
     func validate() throws {
+        if let bind { try validateEndpoint(bind, flag: "--bind") }
         guard (scenarioFile == nil) != (resume == nil) else {
             throw ValidationError("give a scenario file, or --resume RUNDIR (not both)")
         }
@@ -447,6 +448,8 @@ struct CoordinatorCommand: ParsableCommand {
     var workerSecretFile: String?
 
     @OptionGroup var runOptions: RunOptions
+
+    func validate() throws { try validateEndpoint(bind, flag: "--bind") }
 
     func run() throws {
         installStopHandlers()

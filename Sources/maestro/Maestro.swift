@@ -1,5 +1,6 @@
 import ArgumentParser
 import CPlatform
+import Fleet
 import Foundation
 import Runtime
 import Tensors
@@ -22,7 +23,37 @@ struct Entry {
         // Training allocates the same large activation buffers every step: keep them on the
         // heap (reused) instead of fresh mmap'd pages (a page fault per 4 KiB each time).
         maestro_keep_large_allocations_on_heap()
-        Maestro.main()
+        run(Array(CommandLine.arguments.dropFirst()))
+    }
+
+    /// Parses and runs a command line. Unlike `Maestro.main()`, a mistyped subcommand gets a
+    /// suggestion, and an error a subcommand throws while running is printed with that
+    /// subcommand's usage, not the root's.
+    static func run(_ arguments: [String]) -> Never {
+        let names = Maestro.configuration.subcommands.map { $0._commandName }
+        if let first = arguments.first, !first.hasPrefix("-"), first != "help",
+            !names.contains(first)
+        {
+            var message = "Error: unknown subcommand '\(first)'"
+            if let suggestion = closestMatch(to: first, among: names) {
+                message += "; did you mean '\(suggestion)'?"
+            }
+            FileHandle.standardError.write(
+                Data((message + "\nSee 'maestro --help' for the subcommands.\n").utf8))
+            Foundation.exit(64)
+        }
+        var command: ParsableCommand
+        do {
+            command = try Maestro.parseAsRoot(arguments)
+        } catch {
+            Maestro.exit(withError: error)
+        }
+        do {
+            try command.run()
+        } catch {
+            type(of: command).exit(withError: error)
+        }
+        Foundation.exit(0)
     }
 }
 

@@ -176,6 +176,7 @@ struct ConnectionOptions: ParsableArguments {
     var clientKey: String?
 
     func validate() throws {
+        try validateEndpoint(connect, flag: "--connect")
         guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be > 0") }
         if (serverKey == nil) != (clientKey == nil) {
             throw ValidationError("--server-key and --client-key go together")
@@ -221,4 +222,11 @@ func readWorkerSecret(_ path: String) throws -> String {
         throw CommandError("\(path): \(problem)")
     }
     return secret
+}
+
+/// Refuses an address without a ZeroMQ transport (`127.0.0.1:5555`), suggesting the one meant.
+func validateEndpoint(_ endpoint: String, flag: String) throws {
+    guard !endpoint.contains("://") else { return }
+    throw ValidationError(
+        "\(flag) \(endpoint) names no transport: did you mean tcp://\(endpoint)?")
 }

@@ -139,6 +139,9 @@ struct Train: ParsableCommand {
     func run() throws {
         let started = monotonicSeconds()
         let (train, test, inputShape, classCount) = try data.load(seed: seed)
+        if let problem = model.problem(inputShape: inputShape) {
+            throw CommandError("--model \(model.rawValue): \(problem)")
+        }
         let configuration = trainingConfiguration
         var generator = SeededGenerator(seed: seed)
         let architecture = Architecture.make(

@@ -113,6 +113,40 @@ struct CommandLineTests {
         #expect(fractions.status != 0)
     }
 
+    @Test(
+        "Mistakes get one line that says what was meant: a subcommand, a transport, a model the data cannot feed; never a trap"
+    )
+    func mistakes() throws {
+        let typo = try maestro(["trian", "--epochs", "1"])
+        #expect(typo.status == 64)
+        #expect(typo.error.contains("unknown subcommand 'trian'; did you mean 'train'?"))
+        let unknown = try maestro(["xyzzy"])
+        #expect(unknown.status == 64 && !unknown.error.contains("did you mean"))
+        for (arguments, expected) in [
+            (
+                ["client", "--connect", "127.0.0.1:5556", "--data", "x"],
+                "--connect 127.0.0.1:5556 names no transport: did you mean tcp://127.0.0.1:5556?"
+            ),
+            (
+                ["coordinator", "--scenario", "Scenarios/smoke.yaml", "--bind", "*:5555"],
+                "--bind *:5555 names no transport: did you mean tcp://*:5555?"
+            ),
+        ] {
+            let result = try maestro(arguments)
+            #expect(result.status != 0)
+            #expect(result.error.contains(expected), "\(result.error)")
+            // The usage printed is the subcommand's, not the root's.
+            #expect(result.error.contains("Usage: maestro \(arguments[0])"), "\(result.error)")
+        }
+        let lenet = try maestro(["train", "--model", "lenet", "--dataset", "synthetic"])
+        #expect(lenet.status == 1)
+        #expect(lenet.error.contains("--model lenet: lenet needs images"), "\(lenet.error)")
+        #expect(!lenet.error.contains("Precondition") && !lenet.error.contains("crashed"))
+        // An error a subcommand throws while running comes with that subcommand's usage.
+        let export = try maestro(["export", "none.maestro", "--rank-fraction", "0.5"])
+        #expect(export.status != 0 && !export.error.contains("Usage: maestro <subcommand>"))
+    }
+
     @Test("A client whose --tier contradicts its scenario index is refused before connecting")
     func contradictoryTier() throws {
         // Client 0 of smoke.yaml is in tier low.
