@@ -230,6 +230,15 @@ public final class RunRecorder {
         } else {
             try Self.writeAtomically(
                 Array(scenarioYAML.utf8), to: url.appendingPathComponent(Self.scenarioFile).path)
+            // A new run in a folder where one stopped before its first round: nothing of that
+            // one is kept (the CLI refuses folders that hold a completed round).
+            try Self.truncate(
+                url.appendingPathComponent(Self.metricsFile).path, keepingHeader: false
+            ) { _ in false }
+            try Self.truncate(url.appendingPathComponent(Self.ledgerFile).path, keepingHeader: true)
+            { _ in false }
+            try? FileManager.default.removeItem(
+                at: url.appendingPathComponent(Self.summaryFile))
         }
         metrics = try Self.openForAppend(
             url.appendingPathComponent(Self.metricsFile).path, header: nil)

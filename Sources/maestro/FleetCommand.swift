@@ -145,7 +145,7 @@ struct RunOptions: ParsableArguments {
 /// Builds everything a coordinator needs from a scenario file and runs it.
 func runCoordinator(
     scenario: Scenario, directory: String, server: ZeroMQServer, options: Coordinator.Options,
-    quiet: Bool, resuming: Bool = false
+    quiet: Bool, resuming: Bool = false, resumeCommand: String
 ) throws -> RunSummary {
     var checkpoint: CoordinatorCheckpoint?
     if resuming {
@@ -193,7 +193,7 @@ func runCoordinator(
             let done = (try? CoordinatorCheckpoint.load(directory: directory))?.header.round ?? 0
             FileHandle.standardError.write(
                 Data(
-                    "maestro: stopped after round \(done) of \(scenario.rounds); continue with: maestro fleet --resume \(directory)\n"
+                    "maestro: stopped after round \(done) of \(scenario.rounds); continue with: \(resumeCommand)\n"
                         .utf8))
             throw ExitCode(130)
         }
@@ -378,7 +378,8 @@ struct FleetCommand: ParsableCommand {
         if !runOptions.quiet { options.onRegistration = RegistrationPrinter().print }
         let summary = try runCoordinator(
             scenario: scenario, directory: directory, server: server, options: options,
-            quiet: runOptions.quiet, resuming: resume != nil)
+            quiet: runOptions.quiet, resuming: resume != nil,
+            resumeCommand: "maestro fleet --resume \(shellQuoted(directory))")
         launcher.waitForExit(timeout: .seconds(10))
         try runOptions.finish(summary: summary, directory: directory, baseline: baseline)
     }
@@ -451,6 +452,14 @@ struct CoordinatorCommand: ParsableCommand {
 
     func validate() throws { try validateEndpoint(bind, flag: "--bind") }
 
+    /// This command line again, with `--resume` (and the run folder it wrote to): the command
+    /// that continues this run, with its devices and workers, where it stopped.
+    func resumeCommand(_ directory: String) -> String {
+        var arguments = Array(CommandLine.arguments.dropFirst()).filter { $0 != "--resume" }
+        if runOptions.out == nil { arguments += ["--out", directory] }
+        return (["maestro"] + arguments + ["--resume"]).map(shellQuoted).joined(separator: " ")
+    }
+
     func run() throws {
         installStopHandlers()
         if resume && runOptions.out == nil { throw ValidationError("--resume needs --out RUNDIR") }
@@ -479,8 +488,7 @@ struct CoordinatorCommand: ParsableCommand {
         }
         let directory = runOptions.runDirectory(for: loaded)
         if !resume {
-            try refuseExistingRun(
-                in: directory, resume: "maestro coordinator --resume --out \(directory) …")
+            try refuseExistingRun(in: directory, resume: resumeCommand(directory))
         }
         if !runOptions.quiet {
             print(
@@ -508,7 +516,7 @@ struct CoordinatorCommand: ParsableCommand {
         if !runOptions.quiet { options.onRegistration = RegistrationPrinter().print }
         let summary = try runCoordinator(
             scenario: loaded, directory: directory, server: server, options: options,
-            quiet: runOptions.quiet, resuming: resume)
+            quiet: runOptions.quiet, resuming: resume, resumeCommand: resumeCommand(directory))
         try runOptions.finish(summary: summary, directory: directory, baseline: baseline)
     }
 }
@@ -544,16 +552,18 @@ func sourceCommit() -> String? {
 
 /// Refuses to start a new run in a folder that holds one: its metrics, ledger and checkpoint
 /// would be mixed with the new run's (nothing is written before this check).
+///
+/// A folder holds a run once a round of it completed (its checkpoint, a metrics line or a final
+/// model is there): a run stopped or timed out before its first round left nothing to continue,
+/// and a new run may start there.
 func refuseExistingRun(in directory: String, resume: String) throws {
-    let files = [
-        RunRecorder.metricsFile, RunRecorder.ledgerFile, CoordinatorCheckpoint.fileName,
-        RunRecorder.summaryFile,
-    ]
-    guard
-        let found = files.first(where: {
-            FileManager.default.fileExists(atPath: "\(directory)/\($0)")
-        })
-    else { return }
+    func size(_ file: String) -> Int? {
+        (try? FileManager.default.attributesOfItem(atPath: "\(directory)/\(file)"))?[.size] as? Int
+    }
+    let found = [CoordinatorCheckpoint.fileName, RunRecorder.finalModelFile].first {
+        size($0) != nil
+    } ?? ((size(RunRecorder.metricsFile) ?? 0) > 0 ? RunRecorder.metricsFile : nil)
+    guard let found else { return }
     throw CommandError(
         "\(directory) already holds a run (\(found)): continue it with `\(resume)`, or choose another --out"
     )
@@ -622,4 +632,13 @@ struct FleetKeys {
             "\(directory)/\(name).key",
         ]
     }
+}
+
+/// `text` as one shell word: as it is when it is plain, in single quotes otherwise.
+func shellQuoted(_ text: String) -> String {
+    let plain = !text.isEmpty
+        && text.unicodeScalars.allSatisfy {
+            CharacterSet.alphanumerics.contains($0) || "-_./:=@%+,".unicodeScalars.contains($0)
+        }
+    return plain ? text : "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
 }

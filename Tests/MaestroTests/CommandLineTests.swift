@@ -2,6 +2,10 @@ import Foundation
 import LowRank
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The `maestro` executable next to the test bundle.
 let maestroPath: String = {
     let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
@@ -145,6 +149,43 @@ struct CommandLineTests {
         // An error a subcommand throws while running comes with that subcommand's usage.
         let export = try maestro(["export", "none.maestro", "--rank-fraction", "0.5"])
         #expect(export.status != 0 && !export.error.contains("Usage: maestro <subcommand>"))
+    }
+
+    @Test(
+        "Ctrl-C on a standalone coordinator names the command that continues it; a folder whose run stopped before its first round takes a new run"
+    )
+    func coordinatorInterrupted() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let run = "\(directory)/run"
+        let endpoint = "tcp://127.0.0.1:\(20_000 + Int.random(in: 0..<20_000))"
+        let arguments = [
+            "coordinator", "--scenario", "Scenarios/smoke.yaml", "--bind", endpoint, "--out", run,
+            "--expect", "2", "--quiet",
+        ]
+        let errors = Pipe()
+        let coordinator = try startMaestro(arguments, standardError: errors)
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: "\(run)/worker.secret") && Date() < deadline {
+            usleep(20_000)
+        }
+        usleep(300_000)
+        kill(coordinator.processIdentifier, SIGINT)
+        coordinator.waitUntilExit()
+        let error = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(coordinator.terminationStatus == 130)
+        #expect(
+            error.contains(
+                "continue with: maestro coordinator --scenario Scenarios/smoke.yaml --bind \(endpoint) --out \(run) --expect 2 --quiet --resume"
+            ), "\(error)")
+        #expect(!error.contains("maestro fleet"))
+        // Nothing was completed there: a new run may start in the folder.
+        let again = try maestro(["fleet", "Scenarios/smoke.yaml", "--rounds", "1", "--out", run, "--quiet"])
+        #expect(again.status == 0, "\(again.error.suffix(600))")
+        let ledger = try String(contentsOfFile: "\(run)/ledger.csv", encoding: .utf8)
+        #expect(ledger.split(separator: "\n").filter { $0.hasPrefix("0,") || $0.hasPrefix("1,") }.count > 0)
+        let refused = try maestro(["fleet", "Scenarios/smoke.yaml", "--rounds", "1", "--out", run, "--quiet"])
+        #expect(refused.status != 0 && refused.error.contains("already holds a run"))
     }
 
     @Test("A client whose --tier contradicts its scenario index is refused before connecting")
