@@ -162,10 +162,11 @@ public final class Coordinator {
             bytesReceived: all.bytesReceived - workerControl.bytesReceived)
     }
 
-    /// Tells every client to stop (used when the run is interrupted).
-    public func abandon(reason: String) {
+    /// Ends an interrupted run: writes its summary, and with `tellingClients` tells every
+    /// client to stop (without, devices wait to rejoin a resumed run).
+    public func abandon(reason: String, tellingClients: Bool = true) {
         let completed = machine.completedRounds
-        try? perform(machine.abandon(reason: reason))
+        try? perform(machine.abandon(reason: reason, tellingClients: tellingClients))
         // The summary of what was done, marked interrupted (no final model: `--resume` goes on).
         var summary = machine.summary(statistics: protocolStatistics, wallSeconds: now.seconds)
         summary.rounds = completed

@@ -484,14 +484,16 @@ struct CoordinatorMachine {
     /// The round's metrics and checkpoint are written (the run may stop here).
     mutating func markCommitted() { completedRound = round }
 
-    /// Tells every client to stop (the run was interrupted).
+    /// Ends the interrupted run; with `tellingClients`, every client is told to stop.
     ///
-    /// These frames belong to the unfinished next round: on `--resume` they are dropped from
-    /// the ledger together with that round, as the checkpoint's totals do not count them.
-    mutating func abandon(reason: String) -> [CoordinatorAction] {
+    /// Clients that are not told keep waiting (a device reconnects and registers again with a
+    /// resumed coordinator). SHUTDOWN frames belong to the unfinished next round: on `--resume`
+    /// they are dropped from the ledger together with that round, as the checkpoint's totals
+    /// do not count them.
+    mutating func abandon(reason: String, tellingClients: Bool = true) -> [CoordinatorAction] {
         if round == completedRound { round += 1 }
         phase = .finished
-        shutdownClients(reason: reason)
+        if tellingClients { shutdownClients(reason: reason) }
         return takeOutbox()
     }
 

@@ -145,7 +145,7 @@ struct RunOptions: ParsableArguments {
 /// Builds everything a coordinator needs from a scenario file and runs it.
 func runCoordinator(
     scenario: Scenario, directory: String, server: ZeroMQServer, options: Coordinator.Options,
-    quiet: Bool, resuming: Bool = false, resumeCommand: String
+    quiet: Bool, resuming: Bool = false, resumeCommand: String, releasesClients: Bool = true
 ) throws -> RunSummary {
     var checkpoint: CoordinatorCheckpoint?
     if resuming {
@@ -188,7 +188,11 @@ func runCoordinator(
     do {
         return try coordinator.run()
     } catch {
-        coordinator.abandon(reason: "coordinator stopped: \(error)")
+        // Devices of a standalone coordinator are not told to stop: they wait, and rejoin when
+        // the run is resumed (or exit non-zero at their idle timeout, which a service manager
+        // restarts).
+        coordinator.abandon(
+            reason: "coordinator stopped: \(error)", tellingClients: releasesClients)
         if case .stopped = error {
             let done = (try? CoordinatorCheckpoint.load(directory: directory))?.header.round ?? 0
             FileHandle.standardError.write(
@@ -516,7 +520,8 @@ struct CoordinatorCommand: ParsableCommand {
         if !runOptions.quiet { options.onRegistration = RegistrationPrinter().print }
         let summary = try runCoordinator(
             scenario: loaded, directory: directory, server: server, options: options,
-            quiet: runOptions.quiet, resuming: resume, resumeCommand: resumeCommand(directory))
+            quiet: runOptions.quiet, resuming: resume, resumeCommand: resumeCommand(directory),
+            releasesClients: false)
         try runOptions.finish(summary: summary, directory: directory, baseline: baseline)
     }
 }

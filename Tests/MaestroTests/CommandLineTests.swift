@@ -169,9 +169,20 @@ struct CommandLineTests {
         while !FileManager.default.fileExists(atPath: "\(run)/worker.secret") && Date() < deadline {
             usleep(20_000)
         }
-        usleep(300_000)
+        let device = try startMaestro([
+            "client", "--connect", endpoint, "--tier", "low", "--partition-of",
+            "Scenarios/smoke.yaml", "--index", "0", "--idle-timeout", "4",
+        ])
+        defer { if device.isRunning { device.terminate() } }
+        usleep(1_500_000)
         kill(coordinator.processIdentifier, SIGINT)
         coordinator.waitUntilExit()
+        // The device is not told to stop: it waits for a resumed run, and gives up only at its
+        // idle timeout, with a failure a service manager restarts.
+        usleep(1_500_000)
+        #expect(device.isRunning, "the device left with the interrupted coordinator")
+        device.waitUntilExit()
+        #expect(device.terminationStatus != 0)
         let error = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(coordinator.terminationStatus == 130)
         #expect(
