@@ -140,7 +140,7 @@ public struct FactorPair: Sendable, Equatable {
     }
 }
 
-/// The rank sampler a client uses during local training (SPEC §1), by wire code.
+/// The rank sampler a client uses during local training (docs/spec.md#rank-sampling), by wire code.
 public enum SamplerKind: UInt8, Sendable, CaseIterable {
     case perLayer = 0
     case acrossLayers = 1
@@ -215,7 +215,7 @@ public struct TrainingTask: Sendable, Equatable {
     /// Fractions for `sharedFraction`, or the one fraction of `fixed` (empty otherwise).
     public var samplerFractions: [Float]
     /// Probability that a local step runs at the whole budget instead of a sampled rank
-    /// (sampling biased to the client's own budget, SPEC §5).
+    /// (sampling biased to the client's own budget; docs/spec.md#convergence-notes).
     public var fullBudgetProbability: Float
     /// Whether sampled local steps also learn the full-budget pass's softmax.
     public var selfDistillation: Bool

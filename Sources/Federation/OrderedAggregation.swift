@@ -47,7 +47,7 @@ public struct ServerOptimizerState: Sendable, Equatable, Codable {
     }
 }
 
-/// Ordered aggregation of LoD factors (SPEC §2; FjORD's nested rule along the rank axis).
+/// Ordered aggregation of LoD factors (docs/spec.md#federation; FjORD's nested rule by rank).
 ///
 /// Component `i` of LoD layer `l` is averaged, weighted by sample count, over the clients
 /// of the round whose budget covers it; components no client covered keep their value.

@@ -154,10 +154,10 @@ extension Scenario {
         public var momentum: Double = 0
         public var weightDecay: Double = 0
         /// Probability that a local step trains the client's whole budget instead of a
-        /// sampled rank (sampling biased to the client's own budget, SPEC §5).
+        /// sampled rank (biased to the client's own budget, docs/spec.md#convergence-notes).
         public var fullBudgetProbability: Double = 0
         /// Scale component j's pseudo-gradient by the share of the round's samples whose
-        /// clients hold j (SPEC §5), so rarely trained tail components move less.
+        /// clients hold j (docs/spec.md#convergence-notes), so rarely trained tails move less.
         public var coverageDamping: Bool = false
         /// The server optimiser moves only the components some client of the round trained:
         /// an uncovered component keeps its value and its optimiser state (no step on stale

@@ -103,8 +103,8 @@ public struct TierTraffic: Sendable, Equatable, Hashable {
 /// Pure arithmetic on value inputs. Per tier with rank fraction p, a low-rank layer sends
 /// k_l = ``Scenario/Tier/keptRank(outOf:)`` columns of U and V, `k_l · (m + n)` values,
 /// plus its shared parameters; a dense layer sends `m · n` plus shared. Dense FedAvg sends
-/// every layer dense. Downloads and uploads have the same shapes (SPEC §2), except that a tier
-/// with `freezeConvolutions` sends its convolutions back with no rows.
+/// every layer dense. Downloads and uploads have the same shapes (docs/spec.md#federation),
+/// except that a tier with `freezeConvolutions` sends its convolutions back with no rows.
 public struct ScenarioReport: Sendable, Equatable {
     public let scenario: Scenario
     public let layers: [LayerShape]

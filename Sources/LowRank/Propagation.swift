@@ -613,7 +613,7 @@ private func rowSums(_ matrix: [Float], rows: Int, columns: Int, into sums: inou
 
 /// From this many filters down, a convolution runs direct (`convolveDirect`), whose cost is
 /// proportional to the number of filters; above, as im2col and one streaming product.
-/// Measured with `maestro bench --layers` on LeNet's two convolutions (README).
+/// Measured with `maestro bench --layers` on LeNet's two convolutions (docs/benchmarks.md).
 let directConvolutionMaximumFilters = 6
 
 /// `count` filters `[count, patch]` applied to channel-major images `x`: writes the

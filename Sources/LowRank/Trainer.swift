@@ -31,7 +31,7 @@ public struct TrainingConfiguration: Sendable, Equatable, Codable {
     /// Distil in phase 1 too (federated clients, whose local training is all phase 1).
     public var selfDistillationWhileCompressing: Bool = false
     /// Probability that a sampling step runs at the full limits instead (sampling biased
-    /// to a federated client's own budget, SPEC §5); 0 = always sample.
+    /// to a federated client's own budget, docs/spec.md#convergence-notes); 0 = always sample.
     public var fullRankProbability: Double = 0
     /// The first this many layers of the architecture run forward only: they get no gradient
     /// and no step (a federated client that uses them as a fixed feature extractor).

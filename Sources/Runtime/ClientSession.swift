@@ -3,7 +3,7 @@ import Foundation
 import LowRank
 import Tensors
 
-/// One client's side of the protocol as a state machine (STYLE §4): envelopes from the
+/// One client's side of the protocol as a pure state machine (no I/O, no clock): envelopes from the
 /// coordinator in, decisions out. It owns no socket, data or clock, so a device's process
 /// (``FederatedClient``) and a worker hosting thousands of virtual clients (``Worker``) run the
 /// same logic: register, accept the model description, check each TRAIN and EVALUATE against

@@ -47,9 +47,9 @@ struct SendTicket {
     var viaWorker = false
 }
 
-/// The coordinator's round logic as a state machine (STYLE §4): registration, selection,
-/// TRAIN, collection of UPDATEs with a deadline, retries, ordered aggregation, shrinking,
-/// evaluation and the byte ledger.
+/// The coordinator's round logic as a pure state machine (events in, actions out):
+/// registration, selection, TRAIN, collection of UPDATEs with a deadline, retries, ordered
+/// aggregation, shrinking, evaluation and the byte ledger.
 ///
 /// It reads no clock and touches no socket or file: the driver (`Coordinator`) feeds it
 /// events, each with the time since the run started, and carries out the actions it returns.

@@ -152,7 +152,7 @@ extension Evaluate {
 enum Importance: String, ExpressibleByArgument, CaseIterable {
     /// The cross-entropy on 2000 samples of the check split (held out of the test set).
     case loss
-    /// Each component's share of its layer's energy (no data; weaker, see the README).
+    /// Each component's share of its layer's energy (no data; weaker, see docs/benchmarks.md).
     case energy
 }
 

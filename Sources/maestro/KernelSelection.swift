@@ -1,7 +1,7 @@
 import Foundation
 import Tensors
 
-/// Picks the OpenBLAS kernel before any BLAS call (SPEC §4).
+/// Picks the OpenBLAS kernel before any BLAS call (docs/spec.md#platform-notes).
 ///
 /// Debian's OpenBLAS 0.3.21 picks the generic `Prescott` kernel on some AVX-512 CPUs (~5×
 /// slower). OpenBLAS reads `OPENBLAS_CORETYPE` only when the library loads, so the choice

@@ -19,7 +19,7 @@ struct Train: ParsableCommand {
         abstract: "Train a model centrally and save it.",
         discussion: """
             By default builds the LoD model and trains it with the recipe measured best \
-            (README, "Central training recipe"): rank sampling, hierarchical group lasso and \
+            (docs/recipes.md#central-training-recipe): rank sampling, hierarchical group lasso and \
             progressive shrinking in a first phase, then fine-tuning of the kept ranks. \
             --dense trains the dense model of the same architecture.
             """)
@@ -193,7 +193,7 @@ struct Train: ParsableCommand {
     }
 }
 
-/// The training settings measured best (README, "Central training recipe"; the same for the
+/// The training settings measured best (docs/recipes.md#central-training-recipe; the same for the
 /// MLP and LeNet-5).
 enum Recipe {
     static func central(model: ModelKind, dense: Bool) -> TrainingConfiguration {

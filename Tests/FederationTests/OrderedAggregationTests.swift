@@ -234,7 +234,7 @@ struct OrderedAggregationTests {
     }
 }
 
-@Suite("Federated linear check (SPEC §2)")
+@Suite("Federated linear check (docs/spec.md#federation)")
 struct FederatedLinearTests {
     @Test("20 clients in 5 tiers: every tier's sub-model converges to the optimal truncated SVD")
     func tiersRecoverTruncatedSVD() throws {

@@ -3,7 +3,7 @@ import Tensors
 import TestSupport
 import Testing
 
-/// The linear-case theory of LoD (SPEC §1): with squared loss and a rank distribution
+/// The linear-case theory of LoD (docs/spec.md#theory): with squared loss and a rank distribution
 /// covering every b, the nested factors recover the truncated SVD / PCA.
 @Suite("LoD recovers SVD and PCA in the linear case")
 struct TheoryTests {
