@@ -66,6 +66,32 @@ public struct RoundMetrics: Codable, Sendable {
     public var lateUpdates = 0
     /// Extra selections made because the round missed `minimumUpdates` (policy retry).
     public var retries = 0
+    /// Of the round's accepted updates, the largest ratio of a tensor's change to the global
+    /// tensor's norm (the quantity `robustness.maximumUpdateNormRatio` bounds).
+    public var largestUpdateNormRatio: Double?
+    /// Why the round's aggregate was thrown away and the previous model kept
+    /// (`non_finite_model`, `non_finite_evaluation`); absent when it was not.
+    public var rolledBack: String?
+}
+
+/// The one JSON spelling of NaN and ±∞ in run files (`metrics.jsonl`, `summary.json`,
+/// `truncation.json`, checkpoint headers): the strings `"NaN"`, `"Infinity"`,
+/// `"-Infinity"`. A non-finite number never makes a run file fail to encode, and every
+/// reader decodes it back.
+public enum RunJSON {
+    public static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        return encoder
+    }
+
+    public static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        return decoder
+    }
 }
 
 /// What `summary.json` holds.
@@ -249,7 +275,7 @@ public final class RunRecorder {
 
     /// Appends the queued ledger rows and one metrics line, then flushes both files.
     public func finishRound(_ round: RoundMetrics) throws(Error) {
-        let encoder = JSONEncoder()
+        let encoder = RunJSON.encoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys]
         let line: Data
@@ -286,7 +312,7 @@ public final class RunRecorder {
 
     /// Writes `summary.json` atomically.
     public func writeSummary(_ summary: RunSummary) throws(Error) {
-        let encoder = JSONEncoder()
+        let encoder = RunJSON.encoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         guard let data = try? encoder.encode(summary) else {
@@ -298,7 +324,7 @@ public final class RunRecorder {
 
     /// Writes `truncation.json` atomically.
     public func writeTruncation(_ points: [TruncationPoint]) throws(Error) {
-        let encoder = JSONEncoder()
+        let encoder = RunJSON.encoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         guard let data = try? encoder.encode(points) else {
