@@ -15,6 +15,19 @@ public struct ClientContribution: Sendable, Equatable {
     }
 }
 
+/// How the updates covering one entry are combined into the aggregate.
+public enum AggregationRule: Sendable, Equatable {
+    /// The mean weighted by sample count (FedAvg).
+    case mean
+    /// The unweighted coordinate-wise median (FedMedian; Yin et al., ICML 2018): the middle
+    /// value of an odd count, the mean of the two middle values of an even one.
+    case median
+    /// The coordinate-wise trimmed mean (Yin et al., ICML 2018): of the `m` values, the
+    /// `⌊β·m⌋` smallest and the `⌊β·m⌋` largest are dropped (ties in client-ID order) and the
+    /// rest averaged, weighted by sample count. β is in [0, 0.5), so at least one stays.
+    case trimmedMean(fraction: Double)
+}
+
 /// The server's optimiser over the round's pseudo-gradient `Δ = global − aggregate`.
 public enum ServerOptimizer: Sendable, Equatable, Codable {
     /// `w ← w − η·Δ`; with η = 1 the global model becomes the aggregate (FedAvg).
@@ -60,8 +73,12 @@ public enum OrderedAggregation {
     /// With `coverageDamping`, component `i`'s `Δ` is scaled by the share of the round's
     /// samples held by clients that trained it (clients without it count as zero update),
     /// so rarely trained tail components move less under server momentum.
+    ///
+    /// With a robust `rule`, each entry combines the same clients (those that trained it) by
+    /// ``AggregationRule/median`` or ``AggregationRule/trimmedMean(fraction:)`` instead.
     public static func pseudoGradient(
-        global: Network, contributions: [ClientContribution], coverageDamping: Bool
+        global: Network, contributions: [ClientContribution], coverageDamping: Bool,
+        rule: AggregationRule = .mean
     ) -> [Tensor] {
         let ordered = contributions.sorted { $0.clientID < $1.clientID }
         let layout = ParameterLayout(global.architecture)
@@ -80,7 +97,7 @@ public enum OrderedAggregation {
                     contributions: ordered,
                     slices: slices, budgets: ordered.map { $0.slice.budgets[l] },
                     totalSamples: totalSamples,
-                    coverageDamping: coverageDamping, into: &delta[tensorIndex])
+                    coverageDamping: coverageDamping, rule: rule, into: &delta[tensorIndex])
             }
         }
         for (position, tensorIndex) in layout.sharedIndices.enumerated() {
@@ -91,7 +108,8 @@ public enum OrderedAggregation {
                 global: tensor, rows: rows, width: width, contributions: ordered,
                 slices: ordered.map { $0.slice.shared[position] },
                 budgets: ordered.map { sharedRows($0.slice.shared[position], of: rows) },
-                totalSamples: totalSamples, coverageDamping: false, into: &delta[tensorIndex])
+                totalSamples: totalSamples, coverageDamping: false, rule: rule,
+                into: &delta[tensorIndex])
         }
         return delta
     }
@@ -100,8 +118,16 @@ public enum OrderedAggregation {
     private static func accumulateRows(
         global: Tensor, rows: Int, width: Int, contributions: [ClientContribution],
         slices: [Tensor],
-        budgets: [Int], totalSamples: Double, coverageDamping: Bool, into delta: inout Tensor
+        budgets: [Int], totalSamples: Double, coverageDamping: Bool, rule: AggregationRule,
+        into delta: inout Tensor
     ) {
+        guard rule == .mean else {
+            robustRows(
+                global: global, rows: rows, width: width, contributions: contributions,
+                slices: slices, budgets: budgets, totalSamples: totalSamples,
+                coverageDamping: coverageDamping, rule: rule, into: &delta)
+            return
+        }
         var sum = [Double](repeating: 0, count: width)
         let maxBudget = budgets.max() ?? 0
         delta.scalars.withUnsafeMutableBufferPointer { d in
@@ -125,6 +151,67 @@ public enum OrderedAggregation {
                     }
                 }
             }
+        }
+    }
+
+    /// `Δ` rows `0..<rows` of one tensor under a robust rule: per entry, `global_i` minus the
+    /// median or trimmed mean of the values of the clients that cover row `i`.
+    private static func robustRows(
+        global: Tensor, rows: Int, width: Int, contributions: [ClientContribution],
+        slices: [Tensor], budgets: [Int], totalSamples: Double, coverageDamping: Bool,
+        rule: AggregationRule, into delta: inout Tensor
+    ) {
+        let maxBudget = budgets.max() ?? 0
+        var values: [(value: Float, weight: Double)] = []
+        values.reserveCapacity(contributions.count)
+        delta.scalars.withUnsafeMutableBufferPointer { d in
+            global.scalars.withUnsafeBufferPointer { g in
+                for row in 0..<min(rows, maxBudget) {
+                    let covering = contributions.indices.filter { budgets[$0] > row }
+                    guard !covering.isEmpty else { continue }
+                    let weight = covering.reduce(0.0) {
+                        $0 + Double(contributions[$1].sampleCount)
+                    }
+                    let damping = coverageDamping ? weight / totalSamples : 1
+                    let base = row * width
+                    for j in 0..<width {
+                        values.removeAll(keepingCapacity: true)
+                        for c in covering {
+                            values.append(
+                                (slices[c].scalars[base + j], Double(contributions[c].sampleCount)))
+                        }
+                        let combined = combine(&values, rule: rule)
+                        d[base + j] = Float((Double(g[base + j]) - combined) * damping)
+                    }
+                }
+            }
+        }
+    }
+
+    /// One entry's robust aggregate of `values` (each with its sample weight), which come in
+    /// client-ID order; sorting is stable, so ties keep that order.
+    public static func combine(
+        _ values: inout [(value: Float, weight: Double)], rule: AggregationRule
+    ) -> Double {
+        let order = values.indices.sorted {
+            (values[$0].value, $0) < (values[$1].value, $1)
+        }
+        let m = order.count
+        switch rule {
+        case .mean:
+            let weight = values.reduce(0.0) { $0 + $1.weight }
+            return values.reduce(0.0) { $0 + $1.weight * Double($1.value) } / weight
+        case .median:
+            let upper = Double(values[order[m / 2]].value)
+            return m % 2 == 1 ? upper : (Double(values[order[m / 2 - 1]].value) + upper) / 2
+        case .trimmedMean(let fraction):
+            let trimmed = Int((fraction * Double(m)).rounded(.down))
+            var (sum, weight) = (0.0, 0.0)
+            for index in order[trimmed..<(m - trimmed)] {
+                sum += values[index].weight * Double(values[index].value)
+                weight += values[index].weight
+            }
+            return sum / weight
         }
     }
 

@@ -146,8 +146,34 @@ extension Scenario {
             .init(
                 key: "simulation",
                 value: .flow([("processPerClient", .boolean(simulation.processPerClient))])),
-            .init(key: "tiers", value: .sequence(tiers.map(\.node), isFlow: false)),
         ]
+        // Written only when set, so the shipped scenarios read back as they were written.
+        if robustness != Robustness() {
+            top.append(
+                .init(
+                    key: "robustness",
+                    value: .flow(
+                        [("aggregation", .text(robustness.aggregation.rawValue))]
+                            + (robustness.aggregation == .trimmedMean
+                                ? [("trimFraction", .number(robustness.trimFraction))] : [])
+                            + [
+                                (
+                                    "maximumUpdateNormRatio",
+                                    .number(robustness.maximumUpdateNormRatio)
+                                )
+                            ])))
+        }
+        if let adversaries {
+            top.append(
+                .init(
+                    key: "adversaries",
+                    value: .flow([
+                        ("fraction", .number(adversaries.fraction)),
+                        ("attack", .text(adversaries.attack.rawValue)),
+                        ("factor", .number(adversaries.factor)),
+                    ])))
+        }
+        top.append(.init(key: "tiers", value: .sequence(tiers.map(\.node), isFlow: false)))
         return .mapping(top, isFlow: false)
     }
 }

@@ -46,6 +46,11 @@ public struct Scenario: Sendable, Equatable {
     public internal(set) var samplesPerClient: Int? = nil
     /// How `maestro fleet` hosts the simulated clients.
     public internal(set) var simulation = Simulation(processPerClient: false)
+    /// How the coordinator bounds and combines updates (`robustness`; defaults: plain
+    /// averaging, a norm bound no honest update of the shipped scenarios comes near).
+    public internal(set) var robustness = Robustness()
+    /// Simulated attackers among the fleet's clients (`adversaries`; testing only, nil: none).
+    public internal(set) var adversaries: Adversaries? = nil
 }
 
 extension Scenario {
@@ -356,6 +361,70 @@ extension Scenario {
         /// deployment (fault-injection runs kill single clients), instead of worker processes
         /// that host many clients each.
         public let processPerClient: Bool
+    }
+
+    /// How the coordinator guards the global model against bad or hostile updates.
+    public struct Robustness: Sendable, Equatable {
+        /// How the updates of a round are combined, entry by entry.
+        public enum Aggregation: String, Sendable, Equatable, CaseIterable {
+            /// The mean weighted by sample count (FedAvg; under `orderedLoD`, per component
+            /// over the clients whose budget holds it).
+            case mean
+            /// The unweighted coordinate-wise median (FedMedian; Yin et al., ICML 2018) over
+            /// the same clients.
+            case median
+            /// The coordinate-wise trimmed mean (Yin et al., ICML 2018): per entry, the
+            /// `⌊β·m⌋` smallest and largest of the `m` clients' values are dropped and the rest
+            /// averaged, weighted by sample count.
+            case trimmedMean
+        }
+
+        /// The default bound on ``maximumUpdateNormRatio``.
+        public static let defaultMaximumUpdateNormRatio = 100.0
+
+        public var aggregation: Aggregation = .mean
+        /// β of `trimmedMean`, in [0, 0.5): the share trimmed from each end.
+        public var trimFraction: Double = 0.1
+        /// An update is rejected (`update_norm_too_large`) when, for some tensor, the norm of
+        /// its difference from the global model's same slice exceeds this many times the
+        /// global slice's norm (floored at 0.01 per entry, RMS, for near-zero tensors).
+        public var maximumUpdateNormRatio: Double = defaultMaximumUpdateNormRatio
+
+        public init(
+            aggregation: Aggregation = .mean, trimFraction: Double = 0.1,
+            maximumUpdateNormRatio: Double = defaultMaximumUpdateNormRatio
+        ) {
+            self.aggregation = aggregation
+            self.trimFraction = trimFraction
+            self.maximumUpdateNormRatio = maximumUpdateNormRatio
+        }
+    }
+
+    /// Simulated attackers, a testing feature.
+    ///
+    /// A share of the fleet's simulated clients tamper with every UPDATE they send, so the
+    /// robust aggregation rules can be measured. Real clients never read it; it changes nothing at the coordinator.
+    public struct Adversaries: Sendable, Equatable {
+        /// What an adversarial client does to its trained slice `x`, given the sent slice `g`.
+        public enum Attack: String, Sendable, Equatable, CaseIterable {
+            /// `g + c·(x − g)`: its update, scaled (model replacement, Bagdasaryan et al. 2020).
+            case scale
+            /// `g − c·(x − g)`: its update reversed and scaled.
+            case signFlip
+        }
+
+        /// The share of the fleet that attacks, in (0, 1]: `⌈fraction·clients⌉` clients drawn
+        /// with the scenario's seed.
+        public let fraction: Double
+        public let attack: Attack
+        /// `c`, positive.
+        public let factor: Double
+
+        public init(fraction: Double, attack: Attack, factor: Double) {
+            self.fraction = fraction
+            self.attack = attack
+            self.factor = factor
+        }
     }
 
     /// A class of devices: its sub-model size, speed, links and availability.

@@ -41,7 +41,7 @@ struct ScenarioValidator {
     static let topLevelKeys = [
         "name", "seed", "clients", "rounds", "clientsPerRound", "overSelection", "minimumUpdates",
         "roundFailurePolicy", "deadlineSeconds", "dataset", "model", "training", "shrinking",
-        "evaluation", "security", "simulation", "tiers",
+        "evaluation", "security", "simulation", "robustness", "adversaries", "tiers",
     ]
     static let datasetKeys = ["name", "directory", "partition", "synthetic", "samplesPerClient"]
     static let partitionKeys = ["scheme", "alpha", "perClient", "tierAlpha"]
@@ -61,6 +61,8 @@ struct ScenarioValidator {
     ]
     static let securityKeys = ["requireCurve"]
     static let simulationKeys = ["processPerClient"]
+    static let robustnessKeys = ["aggregation", "trimFraction", "maximumUpdateNormRatio"]
+    static let adversaryKeys = ["fraction", "attack", "factor"]
     static let tierKeys = [
         "name", "share", "count", "rankFraction", "gflops", "uplinkMbps", "downlinkMbps",
         "latencyMs", "availability", "freezeConvolutions",
@@ -130,6 +132,11 @@ struct ScenarioValidator {
             datasetName: dataset?.name ?? top.node("dataset")?["name"]?.text, clients: clients)
         let security = self.security(top)
         let simulation = self.simulation(top)
+        let robustness = self.robustness(top)
+        var adversaries: Scenario.Adversaries?? = .some(nil)
+        if let node = top.node("adversaries") {
+            adversaries = self.adversaries(node).map { .some($0) }
+        }
         let tiers = self.tiers(top, clients: clients)
 
         guard let name, let seed, let clients, let rounds, let clientsPerRound, let overSelection,
@@ -177,7 +184,9 @@ struct ScenarioValidator {
                 "out of range: \(evaluation.validationSamples) held out leave too few training "
                     + "images for \(clients) clients × \(perClient) shards")
         }
-        guard let samplesPerClient, let simulation else { return nil }
+        guard let samplesPerClient, let simulation, let robustness, let adversaries else {
+            return nil
+        }
         var scenario = Scenario(
             name: name, seed: seed, clients: clients, rounds: rounds,
             clientsPerRound: clientsPerRound, overSelection: overSelection,
@@ -186,6 +195,8 @@ struct ScenarioValidator {
             shrinking: shrinking, evaluation: evaluation, security: security, tiers: tiers)
         scenario.samplesPerClient = samplesPerClient
         scenario.simulation = simulation
+        scenario.robustness = robustness
+        scenario.adversaries = adversaries
         return scenario
     }
 
@@ -616,6 +627,43 @@ struct ScenarioValidator {
         }
         return optional(fields, "processPerClient", .boolean, default: false)
             .map(Scenario.Simulation.init(processPerClient:))
+    }
+
+    /// `robustness: {aggregation: trimmedMean, trimFraction: 0.1, maximumUpdateNormRatio: 10}`.
+    private mutating func robustness(_ top: Fields) -> Scenario.Robustness? {
+        guard let node = top.node("robustness") else { return Scenario.Robustness() }
+        guard let fields = fields(node, at: "robustness", known: Self.robustnessKeys) else {
+            return nil
+        }
+        let aggregation = optional(
+            fields, "aggregation", .choice(Scenario.Robustness.Aggregation.self), default: .mean)
+        let trimFraction = optional(
+            fields, "trimFraction", .number(Interval(lower: 0, upper: 0.5, upperIncluded: false)),
+            default: 0.1)
+        let ratio = optional(
+            fields, "maximumUpdateNormRatio", .number(.positive),
+            default: Scenario.Robustness.defaultMaximumUpdateNormRatio)
+        guard let aggregation, let trimFraction, let ratio else { return nil }
+        if aggregation != .trimmedMean, fields.has("trimFraction") {
+            report(
+                fields.keyPath("trimFraction"),
+                "only with aggregation: trimmedMean (found aggregation: \(aggregation.rawValue))")
+            return nil
+        }
+        return Scenario.Robustness(
+            aggregation: aggregation, trimFraction: trimFraction, maximumUpdateNormRatio: ratio)
+    }
+
+    /// `adversaries: {fraction: 0.1, attack: scale, factor: 10}` (simulated attackers).
+    private mutating func adversaries(_ node: ScenarioNode) -> Scenario.Adversaries? {
+        guard let fields = fields(node, at: "adversaries", known: Self.adversaryKeys) else {
+            return nil
+        }
+        let fraction = required(fields, "fraction", .number(.unitOpenClosed))
+        let attack = required(fields, "attack", .choice(Scenario.Adversaries.Attack.self))
+        let factor = optional(fields, "factor", .number(.positive), default: 1)
+        guard let fraction, let attack, let factor else { return nil }
+        return Scenario.Adversaries(fraction: fraction, attack: attack, factor: factor)
     }
 
     private mutating func security(_ top: Fields) -> Scenario.Security? {

@@ -67,7 +67,7 @@ extension RunData {
                 throw ReportError("\(path): cannot read (\(error.localizedDescription))")
             }
         }
-        let decoder = JSONDecoder()
+        let decoder = RunJSON.decoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         let summary: RunSummary
         do {

@@ -110,7 +110,7 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
     }
 
     public func encoded() -> [UInt8] {
-        let encoder = JSONEncoder()
+        let encoder = RunJSON.encoder()
         encoder.outputFormatting = [.sortedKeys]
         var header = header
         header.averaged = averagedParameters == nil ? nil : true
@@ -162,7 +162,7 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
         }
         let decoded: Header
         do {
-            decoded = try JSONDecoder().decode(
+            decoded = try RunJSON.decoder().decode(
                 Header.self, from: Data(bytes[16..<(16 + headerLength)]))
         } catch {
             throw .corrupt(path: path, reason: "\(error)")

@@ -652,21 +652,16 @@ struct CoordinatorMachine {
                 contributions.reduce(0.0) { $0 + $1.loss * Double($1.contribution.sampleCount) }
                 / max(samples, 1)
         }
+        // What the round started from, to roll back to if its aggregate is not finite.
+        let before = (global: global, serverState: serverState, averaged: averaged)
+        var aggregated = false
         switch outcome {
         case .aggregate:
-            let delta = OrderedAggregation.pseudoGradient(
-                global: global, contributions: participants,
-                coverageDamping: scenario.training.coverageDamping)
-            let covered =
-                scenario.training.rankAwareServer
-                ? OrderedAggregation.coveredRows(global: global, contributions: participants)
-                : nil
-            OrderedAggregation.apply(
-                delta, to: &global.parameters, optimizer: scenario.serverOptimizer,
-                state: &serverState, coveredRows: covered)
-            for id in participants.map(\.clientID) {
-                contributors.insert(UInt32(id))
-                participations[scenario.tiers[clients[UInt32(id)]!.tierIndex].name, default: 0] += 1
+            aggregate(participants)
+            aggregated = true
+            if let reason = RoundLogic.nonFiniteModel(global) {
+                rollBack(to: before, reason: reason)
+                aggregated = false
             }
         case .abort:
             phase = .finished
@@ -682,6 +677,64 @@ struct CoordinatorMachine {
                     "round \(round): \(participants.count) updates < minimumUpdates \(scenario.minimumUpdates): model unchanged"
                 ))
         }
+        finishModel()
+        if aggregated,
+            let reason = RoundLogic.nonFiniteEvaluation(
+                accuracy: metrics.accuracyByTier, loss: metrics.lossByTier)
+        {
+            rollBack(to: before, reason: reason)
+            aggregated = false
+            finishModel()
+        }
+        if aggregated {
+            for id in participants.map(\.clientID) {
+                contributors.insert(UInt32(id))
+                participations[scenario.tiers[clients[UInt32(id)]!.tierIndex].name, default: 0] += 1
+            }
+        }
+        metrics.wallSeconds = (now - roundStart).seconds
+        metrics.cumulativeBytes = totals.up + totals.down
+        metrics.cumulativeDenseEquivalentBytes = totals.dense
+        phase = .committing
+        emit(.commit(metrics))
+    }
+
+    /// Applies the scenario's aggregation rule and server optimiser to the round's updates.
+    private mutating func aggregate(_ participants: [ClientContribution]) {
+        let rule: AggregationRule =
+            switch scenario.robustness.aggregation {
+            case .mean: .mean
+            case .median: .median
+            case .trimmedMean: .trimmedMean(fraction: scenario.robustness.trimFraction)
+            }
+        let delta = OrderedAggregation.pseudoGradient(
+            global: global, contributions: participants,
+            coverageDamping: scenario.training.coverageDamping, rule: rule)
+        let covered =
+            scenario.training.rankAwareServer
+            ? OrderedAggregation.coveredRows(global: global, contributions: participants)
+            : nil
+        OrderedAggregation.apply(
+            delta, to: &global.parameters, optimizer: scenario.serverOptimizer,
+            state: &serverState, coveredRows: covered)
+    }
+
+    /// Throws the round's aggregate away: the model, the server optimiser's state and the
+    /// deployed average are those the round started from; the round's metrics say why.
+    private mutating func rollBack(
+        to before: (global: Network, serverState: ServerOptimizerState, averaged: Network?),
+        reason: String
+    ) {
+        global = before.global
+        serverState = before.serverState
+        averaged = before.averaged
+        metrics.rolledBack = reason
+        emit(.log("round \(round): aggregate rolled back (\(reason)); the previous model stands"))
+    }
+
+    /// After the round's aggregation: budget growth, shrinking, the deployed average and the
+    /// evaluation.
+    private mutating func finishModel() {
         for opened in RoundLogic.openGrownBudgets(
             &global, serverState: &serverState, scenario: scenario, after: round)
         {
@@ -709,11 +762,6 @@ struct CoordinatorMachine {
         if round % scenario.evaluation.period == 0 || round == scenario.rounds {
             evaluate()
         }
-        metrics.wallSeconds = (now - roundStart).seconds
-        metrics.cumulativeBytes = totals.up + totals.down
-        metrics.cumulativeDenseEquivalentBytes = totals.dense
-        phase = .committing
-        emit(.commit(metrics))
     }
 
     /// The model tiers evaluate and deploy, and the run's final model file: the moving
@@ -1061,7 +1109,8 @@ struct CoordinatorMachine {
         let frozen = scenario.frozenLayers(
             of: scenario.tiers[client.tierIndex], architecture: global.architecture)
         if let problem = RoundLogic.problem(
-            with: update, budgets: budgets, global: global, frozenLayers: frozen)
+            with: update, budgets: budgets, global: global, frozenLayers: frozen,
+            maximumNormRatio: scenario.robustness.maximumUpdateNormRatio)
         {
             // The client answered, wrongly: it leaves the round (no waiting for the timeout).
             pending[id] = nil
@@ -1072,6 +1121,12 @@ struct CoordinatorMachine {
             return nil
         }
         pending[id] = nil
+        if let largest = RoundLogic.updateNormRatio(
+            of: update, budgets: budgets, global: global, frozenLayers: frozen)
+        {
+            metrics.largestUpdateNormRatio = max(
+                metrics.largestUpdateNormRatio ?? 0, largest.ratio)
+        }
         metrics.clientComputeSeconds += Double(update.computeSeconds)
         computeTotal += Double(update.computeSeconds)
         recordLedger(client: Int(id), direction: .up, message: "update", bytes: bytes)

@@ -334,16 +334,26 @@ public enum ProtocolFuzzing {
             case 6: shared = []
             case 7: sampleCount = .max
             default:
-                // A small honest change, so that aggregation has something to move.
+                // A small honest change, so that aggregation has something to move; one in
+                // four (by the sample count, which the coordinator does not read) is spoilt:
+                // a bad scalar, or a change 50 times the model's (the norm bound).
+                let scale: Float = sampleCount % 16 == 4 ? 51 : 0.9
                 factors = factors.map {
                     FactorPair(
-                        up: Tensor(shape: $0.up.shape, scalars: $0.up.scalars.map { $0 * 0.9 }),
+                        up: Tensor(shape: $0.up.shape, scalars: $0.up.scalars.map { $0 * scale }),
                         down: $0.down)
                 }
             }
+            let (trainingLoss, computeSeconds): (Float, Float) =
+                switch sampleCount % 16 {
+                case 1: (.nan, 0.01)
+                case 2: (1, .infinity)
+                case 3: (-1, 0.01)
+                default: (1, 0.01)
+                }
             let update = TrainingUpdate(
-                factors: factors, shared: shared, sampleCount: sampleCount, trainingLoss: 1,
-                computeSeconds: 0.01)
+                factors: factors, shared: shared, sampleCount: sampleCount,
+                trainingLoss: trainingLoss, computeSeconds: computeSeconds)
             // Sent from `peer`, or (a named byte of 160 and more) from where the named client's
             // TRAIN went (a worker).
             var peer = peer

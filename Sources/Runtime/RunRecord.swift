@@ -66,6 +66,32 @@ public struct RoundMetrics: Codable, Sendable {
     public var lateUpdates = 0
     /// Extra selections made because the round missed `minimumUpdates` (policy retry).
     public var retries = 0
+    /// Of the round's accepted updates, the largest ratio of a tensor's change to the global
+    /// tensor's norm (the quantity `robustness.maximumUpdateNormRatio` bounds).
+    public var largestUpdateNormRatio: Double?
+    /// Why the round's aggregate was thrown away and the previous model kept
+    /// (`non_finite_model`, `non_finite_evaluation`); absent when it was not.
+    public var rolledBack: String?
+}
+
+/// The one JSON spelling of NaN and ±∞ in run files (`metrics.jsonl`, `summary.json`,
+/// `truncation.json`, checkpoint headers): the strings `"NaN"`, `"Infinity"`,
+/// `"-Infinity"`. A non-finite number never makes a run file fail to encode, and every
+/// reader decodes it back.
+public enum RunJSON {
+    public static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        return encoder
+    }
+
+    public static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        return decoder
+    }
 }
 
 /// What `summary.json` holds.
@@ -230,15 +256,6 @@ public final class RunRecorder {
         } else {
             try Self.writeAtomically(
                 Array(scenarioYAML.utf8), to: url.appendingPathComponent(Self.scenarioFile).path)
-            // A new run in a folder where one stopped before its first round: nothing of that
-            // one is kept (the CLI refuses folders that hold a completed round).
-            try Self.truncate(
-                url.appendingPathComponent(Self.metricsFile).path, keepingHeader: false
-            ) { _ in false }
-            try Self.truncate(url.appendingPathComponent(Self.ledgerFile).path, keepingHeader: true)
-            { _ in false }
-            try? FileManager.default.removeItem(
-                at: url.appendingPathComponent(Self.summaryFile))
         }
         metrics = try Self.openForAppend(
             url.appendingPathComponent(Self.metricsFile).path, header: nil)
@@ -258,7 +275,7 @@ public final class RunRecorder {
 
     /// Appends the queued ledger rows and one metrics line, then flushes both files.
     public func finishRound(_ round: RoundMetrics) throws(Error) {
-        let encoder = JSONEncoder()
+        let encoder = RunJSON.encoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys]
         let line: Data
@@ -295,7 +312,7 @@ public final class RunRecorder {
 
     /// Writes `summary.json` atomically.
     public func writeSummary(_ summary: RunSummary) throws(Error) {
-        let encoder = JSONEncoder()
+        let encoder = RunJSON.encoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         guard let data = try? encoder.encode(summary) else {
@@ -307,7 +324,7 @@ public final class RunRecorder {
 
     /// Writes `truncation.json` atomically.
     public func writeTruncation(_ points: [TruncationPoint]) throws(Error) {
-        let encoder = JSONEncoder()
+        let encoder = RunJSON.encoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         guard let data = try? encoder.encode(points) else {

@@ -391,7 +391,14 @@ public final class Worker {
                 return
             }
             let cpuStart = threadCPUSeconds()
-            let result = LocalTraining.run(task, architecture: architecture, samples: samples)
+            var result = LocalTraining.run(task, architecture: architecture, samples: samples)
+            // A simulated attacker (testing only) tampers with what it trained.
+            if let adversaries = scenario.adversaries,
+                adversaries.attackers(clients: scenario.clients, seed: scenario.seed)
+                    .contains(client.index)
+            {
+                result.slice = adversaries.tampered(result.slice, sent: task)
+            }
             try send(
                 client.session.update(for: result, seconds: threadCPUSeconds() - cpuStart),
                 round: round, sender: client.session.clientID, to: client)

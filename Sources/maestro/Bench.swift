@@ -271,7 +271,7 @@ struct Bench: ParsableCommand {
         let data = try Data(
             contentsOf: URL(fileURLWithPath: directory).appendingPathComponent(
                 RunRecorder.summaryFile))
-        let decoder = JSONDecoder()
+        let decoder = RunJSON.decoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         let summary = try decoder.decode(RunSummary.self, from: data)
         return .init(

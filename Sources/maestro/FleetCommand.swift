@@ -560,7 +560,7 @@ func sourceCommit() -> String? {
 ///
 /// A folder holds a run once a round of it completed (its checkpoint, a metrics line or a final
 /// model is there): a run stopped or timed out before its first round left nothing to continue,
-/// and a new run may start there.
+/// and its files (registration rows, an interrupted summary) make way for the new run.
 func refuseExistingRun(in directory: String, resume: String) throws {
     func size(_ file: String) -> Int? {
         (try? FileManager.default.attributesOfItem(atPath: "\(directory)/\(file)"))?[.size] as? Int
@@ -568,7 +568,12 @@ func refuseExistingRun(in directory: String, resume: String) throws {
     let found = [CoordinatorCheckpoint.fileName, RunRecorder.finalModelFile].first {
         size($0) != nil
     } ?? ((size(RunRecorder.metricsFile) ?? 0) > 0 ? RunRecorder.metricsFile : nil)
-    guard let found else { return }
+    guard let found else {
+        for file in [RunRecorder.metricsFile, RunRecorder.ledgerFile, RunRecorder.summaryFile] {
+            try? FileManager.default.removeItem(atPath: "\(directory)/\(file)")
+        }
+        return
+    }
     throw CommandError(
         "\(directory) already holds a run (\(found)): continue it with `\(resume)`, or choose another --out"
     )

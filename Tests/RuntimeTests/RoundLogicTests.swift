@@ -265,7 +265,13 @@ struct RoundLogicTests {
         }
         var large = good
         large.factors[0].up.scalars[0] = 999_999
-        #expect(RoundLogic.problem(with: large, budgets: budgets, global: global) == nil)
+        // Under the value bound; only the norm bound (lifted here) refuses it.
+        #expect(
+            RoundLogic.problem(
+                with: large, budgets: budgets, global: global, maximumNormRatio: .infinity) == nil)
+        #expect(
+            RoundLogic.problem(with: large, budgets: budgets, global: global)?.reason
+                == "update_norm_too_large")
     }
 
     @Test(
