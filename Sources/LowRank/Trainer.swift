@@ -62,7 +62,9 @@ public struct EpochReport: Sendable {
     public var trainingAccuracy: Double
     public var keptRanks: [Int]
     public var parameterCount: Int
+    /// The learning rate of the epoch's last step (a schedule ends it at 0), and of its first.
     public var learningRate: Float
+    public var firstLearningRate: Float = 0
     public var seconds: Double
 }
 
@@ -157,11 +159,13 @@ public struct Trainer: Sendable {
         var lossSum = 0.0
         var correct = 0
         var learningRate: Float = 0
+        var firstLearningRate: Float?
         for step in 0..<stepsPerEpoch {
             let slice = order[(step * batchSize)..<min((step + 1) * batchSize, samples.count)]
             let (x, y) = samples.batch(slice)
             learningRate = configuration.learningRate(
                 atProgress: Double(epoch) + Double(step) / Double(stepsPerEpoch))
+            if firstLearningRate == nil { firstLearningRate = learningRate }
             let result = self.step(features: x, labels: y, learningRate: learningRate)
             lossSum += result.loss * Double(slice.count)
             correct += result.correct
@@ -173,7 +177,8 @@ public struct Trainer: Sendable {
             trainingAccuracy: Double(correct) / Double(max(samples.count, 1)),
             keptRanks: network.keptRanks,
             parameterCount: network.parameterCount(ranks: network.keptRanks),
-            learningRate: learningRate, seconds: clock() - start)
+            learningRate: learningRate, firstLearningRate: firstLearningRate ?? learningRate,
+            seconds: clock() - start)
     }
 
     /// One SGD step on a batch; returns the batch's mean loss and correct count.

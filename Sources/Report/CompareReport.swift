@@ -63,7 +63,7 @@ public struct CompareReport: Sendable {
                             format: ", %.1f%% of dense-equivalent at equal rounds",
                             100 * Double(total) / Double(s.denseEquivalentBytes)) : ""))
             lines.append(
-                "tier        p   clients  rounds trained       bytes   dense FedAvg   ratio   accuracy        MACs  train MFLOP/sample  data reached"
+                "tier        p   clients  participations       bytes   dense FedAvg   ratio   accuracy        MACs  train MFLOP/sample  data reached"
             )
             let fullFLOPs = s.tiers.max { $0.rankFraction < $1.rankFraction }?
                 .trainingFlopsPerSample

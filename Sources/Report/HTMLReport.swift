@@ -253,7 +253,7 @@ public struct HTMLReport: Sendable {
 
     func tierTable(_ run: RunData) -> String {
         var html =
-            "<table><thead><tr><th>tier</th><th>rank fraction</th><th>clients</th><th>rounds trained</th><th>bytes</th><th>dense FedAvg</th><th>ratio</th><th>accuracy</th><th>parameters</th><th>MACs</th><th>training MFLOP / sample</th><th>ranks</th><th>data reached (clients, samples)</th></tr></thead><tbody>"
+            "<table><thead><tr><th>tier</th><th>rank fraction</th><th>clients</th><th>participations</th><th>bytes</th><th>dense FedAvg</th><th>ratio</th><th>accuracy</th><th>parameters</th><th>MACs</th><th>training MFLOP / sample</th><th>ranks</th><th>data reached (clients, samples)</th></tr></thead><tbody>"
         let style = self.style
         let fullFLOPs = run.summary.tiers.max { $0.rankFraction < $1.rankFraction }?
             .trainingFlopsPerSample

@@ -98,6 +98,7 @@ struct RunOptions: ParsableArguments {
     /// After a run: writes `report.html` (with the baseline, if any) and prints the savings
     /// table, with the at-equal-accuracy line when there is a baseline.
     func finish(summary: RunSummary, directory: String, baseline: RunData?) throws {
+        if !quiet { print() }  // after the progress lines
         print(SavingsTable(summary: summary).render())
         let targets = try parseTargets(self.targets)
         let run: RunData

@@ -48,9 +48,8 @@ struct SavingsTable {
         // With deployment by validation a tier may run a smaller tier's budget: say whose.
         let deploys = summary.tiers.contains { $0.deployedBudget != nil }
         var lines = [
-            "",
             "\(summary.scenario) (\(summary.strategy)): \(summary.rounds) rounds, wall \(String(format: "%.0f", summary.wallSeconds)) s, virtual \(formatDuration(summary.virtualSeconds))",
-            "tier        p   clients  rounds trained       bytes   dense FedAvg   ratio   accuracy   parameters  "
+            "tier        p   clients  participations       bytes   dense FedAvg   ratio   accuracy   parameters  "
                 + (deploys ? "deploys   " : "") + "data reached",
         ]
         for tier in summary.tiers {

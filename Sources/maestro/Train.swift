@@ -173,8 +173,9 @@ struct Train: ParsableCommand {
             print(
                 String(
                     format:
-                        "epoch %2d/%d  %@  lr %.4f  loss %.4f  train %.2f%%  test %.2f%%  ranks %@  params %d (%.0f%% of dense)  %.1fs",
-                    report.epoch, epochs, phase, report.learningRate, report.loss,
+                        "epoch %2d/%d  %@  lr %.4f→%.4f  loss %.4f  train %.2f%%  test %.2f%%  ranks %@  params %d (%.0f%% of dense)  %.1fs",
+                    report.epoch, epochs, phase, report.firstLearningRate, report.learningRate,
+                    report.loss,
                     100 * report.trainingAccuracy, 100 * accuracy,
                     report.keptRanks.map(String.init).joined(separator: "/"), report.parameterCount,
                     100 * Double(report.parameterCount) / Double(denseCount), report.seconds))

@@ -199,6 +199,18 @@ struct CommandLineTests {
         #expect(refused.status != 0 && refused.error.contains("already holds a run"))
     }
 
+    @Test("--quiet prints the savings table and nothing else: no blank line first")
+    func quietFleet() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let result = try maestro([
+            "fleet", "Scenarios/smoke.yaml", "--rounds", "1", "--quiet", "--out", "\(directory)/run",
+        ])
+        #expect(result.status == 0, "\(result.error.suffix(600))")
+        #expect(result.output.hasPrefix("smoke (orderedLoD): 1 rounds"), "\(result.output.prefix(200))")
+        #expect(result.output.contains("participations"))
+    }
+
     @Test("A client whose --tier contradicts its scenario index is refused before connecting")
     func contradictoryTier() throws {
         // Client 0 of smoke.yaml is in tier low.
