@@ -751,6 +751,10 @@ struct CoordinatorMachine {
         return nil
     }
 
+    /// The largest probe reply: `bench --profile --coordinator` asks for at most 8 MiB, and
+    /// one reply a peer does not read then stays within a connection's queue budget.
+    static let maximumProbeReplyBytes = 8 << 20
+
     /// Answers a device's link measurement (`bench --profile --coordinator`) with a reply of
     /// the size it asks for, at most the size of its own frame: a probe never makes the
     /// coordinator send more than it received. With an enrolment, only enrolled keys are
@@ -771,6 +775,16 @@ struct CoordinatorMachine {
                     code: .unexpected,
                     message:
                         "a link probe of \(bytes) bytes may ask for a reply of at most \(bytes) bytes, not \(probe.replyFrameBytes)"
+                ))
+            return
+        }
+        guard Int(probe.replyFrameBytes) <= Self.maximumProbeReplyBytes else {
+            reject(
+                "probe_too_large", peer: peer, bytes: bytes, message: "linkProbe",
+                reply: ErrorReport(
+                    code: .unexpected,
+                    message:
+                        "a link probe may ask for a reply of at most \(Self.maximumProbeReplyBytes) bytes, not \(probe.replyFrameBytes)"
                 ))
             return
         }

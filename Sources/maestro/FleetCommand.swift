@@ -221,6 +221,8 @@ struct FleetCommand: ParsableCommand {
 
     @OptionGroup var runOptions: RunOptions
 
+    @OptionGroup var peerLimits: PeerLimitOptions
+
     @Option(help: "Address to listen on (default: tcp://127.0.0.1 on a free port).")
     var bind: String?
 
@@ -295,10 +297,12 @@ struct FleetCommand: ParsableCommand {
                 directory: directory, names: keyNames,
                 bindings: hosting == .processPerClient
                     ? scenario.fleet().map { (UInt32($0.index), $0.tier.name) } : nil) : nil
+        let limits = try peerLimits.serverLimits()
         let server: ZeroMQServer
         do {
             server = try ZeroMQServer(
-                bindingTo: bind ?? "tcp://127.0.0.1:*", curve: keys?.serverConfiguration)
+                bindingTo: bind ?? "tcp://127.0.0.1:*", limits: limits,
+                curve: keys?.serverConfiguration)
         } catch {
             throw CommandError("\(error)")
         }
@@ -428,6 +432,8 @@ struct CoordinatorCommand: ParsableCommand {
 
     @OptionGroup var runOptions: RunOptions
 
+    @OptionGroup var peerLimits: PeerLimitOptions
+
     func run() throws {
         installStopHandlers()
         if resume && runOptions.out == nil { throw ValidationError("--resume needs --out RUNDIR") }
@@ -442,10 +448,11 @@ struct CoordinatorCommand: ParsableCommand {
             throw ValidationError(
                 "--expect must be in 1…\(maxClients ?? loaded.clients) (got \(expect))")
         }
+        let limits = try peerLimits.serverLimits()
         let server: ZeroMQServer
         do {
             server = try ZeroMQServer(
-                bindingTo: bind,
+                bindingTo: bind, limits: limits,
                 curve: try security.configuration(required: loaded.security.requireCurve))
         } catch {
             throw CommandError("\(error)")
