@@ -38,6 +38,8 @@ public final class ZeroMQServer: MessageTransport {
     private var closedConnections: [PeerID] = []
     /// What libzmq holds for each routing identity (see ``QueuedBytes``).
     private var queued: [[UInt8]: QueuedBytes] = [:]
+    /// Counters of closed connections whose frames libzmq has not freed yet.
+    private var draining: [[UInt8]: QueuedBytes] = [:]
     /// The source address of each open TCP connection, by descriptor, and the count by address.
     private var addressByFD: [Int32: String] = [:]
     private var openByAddress: [String: Int] = [:]
@@ -93,10 +95,13 @@ public final class ZeroMQServer: MessageTransport {
 
     /// Bytes libzmq holds for `peer`'s connection: frames handed over, not yet written to
     /// the kernel (with ``ServerLimits/frameOverhead`` each).
-    public func queuedBytes(for peer: PeerID) -> Int { queued[peer.bytes]?.current ?? 0 }
+    public func queuedBytes(for peer: PeerID) -> Int {
+        (queued[peer.bytes]?.current ?? 0) + (draining[peer.bytes]?.current ?? 0)
+    }
 
     private func readMonitor() {
         guard let monitor else { return }
+        if !draining.isEmpty { draining = draining.filter { $0.value.current > 0 } }
         for event in monitor.drain() {
             let descriptor = Int32(bitPattern: event.value)
             if event.kind == ZMQ_EVENT_ACCEPTED {
@@ -112,7 +117,9 @@ public final class ZeroMQServer: MessageTransport {
             }
             for identity in identitiesByFD.removeValue(forKey: descriptor) ?? [] {
                 fdByIdentity[identity] = nil
-                if queued[identity]?.current == 0 { queued[identity] = nil }
+                if let counter = queued.removeValue(forKey: identity), counter.current > 0 {
+                    draining[identity] = counter
+                }
                 closedConnections.append(PeerID(bytes: identity))
             }
         }
