@@ -271,6 +271,7 @@ struct FleetCommand: ParsableCommand {
 
     func run() throws {
         installStopHandlers()
+        returnLargeBuffersToTheSystem()
         let baseline = try runOptions.loadBaseline()
         let scenario: Scenario
         let directory: String
@@ -436,6 +437,7 @@ struct CoordinatorCommand: ParsableCommand {
 
     func run() throws {
         installStopHandlers()
+        returnLargeBuffersToTheSystem()
         if resume && runOptions.out == nil { throw ValidationError("--resume needs --out RUNDIR") }
         let baseline = try runOptions.loadBaseline()
         let loaded = try loadScenario(scenario, overrides: runOptions.overrides)

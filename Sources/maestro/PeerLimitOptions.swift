@@ -1,4 +1,5 @@
 import ArgumentParser
+import CPlatform
 import Transport
 
 /// What one peer may cost a coordinator (`maestro coordinator`, `maestro fleet`): see
@@ -66,4 +67,17 @@ struct PeerLimitOptions: ParsableArguments {
         }
         return limits
     }
+}
+
+/// Makes the allocator give blocks of 1 MiB and more back to the system when they are freed,
+/// so that a coordinator's resident memory follows the frames it holds.
+///
+/// `maestro` keeps blocks up to 256 MiB on the heap and trims it only above 512 MiB (see
+/// `Entry.main`: training reuses its large activation buffers every step). A coordinator's
+/// large blocks are frames, many of them a peer's: kept, a flood of 8 MiB probes would leave
+/// the heap at its high-water mark for the rest of the run. Frames of a MiB and more cost an
+/// `mmap` and a `munmap` each (tens of microseconds); the coordinator's evaluation buffers,
+/// page faults once per round.
+func returnLargeBuffersToTheSystem() {
+    maestro_return_large_allocations(1 << 20)
 }
