@@ -15,7 +15,7 @@ public struct ServerLimits: Sendable, Equatable {
     /// the kernel's socket buffer), charged with ``frameOverhead`` per frame. A send that
     /// would pass it, while anything is queued, fails at once and the connection is dropped;
     /// one frame of any allowed size always goes to a connection with nothing queued.
-    public var queuedBytesPerConnection: Int = 8 << 20
+    public var queuedBytesPerConnection: Int = 4 << 20
     /// Open TCP connections at most; those accepted beyond it are closed at once.
     public var maximumConnections: Int = ServerLimits.defaultMaximumConnections
     /// Open TCP connections from one source address at most (default: half of
