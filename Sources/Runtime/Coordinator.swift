@@ -290,6 +290,7 @@ public final class Coordinator {
                 switch sent {
                 case .success: followUp = machine.delivered(ticket)
                 case .failure(let error):
+                    if case .peerQueueFull = error { options.log("\(error)") }
                     followUp = machine.undelivered(ticket, error: error, at: now)
                 }
             case .record(let entry):

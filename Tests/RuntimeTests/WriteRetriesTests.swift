@@ -49,7 +49,8 @@ struct WriteRetriesTests {
             }
         }
         var lines: [String] = []
-        try retries.run("writing checkpoint.bin", log: { lines.append($0) }) {
+        let log = { (line: String) in lines.append(line) }
+        try retries.run("writing checkpoint.bin", log: log) {
             () throws(RunRecorder.Error) in
             try RunRecorder.writeAtomically([1, 2, 3], to: target)
         }
@@ -72,8 +73,9 @@ struct WriteRetriesTests {
         let sleeps = SleepLog()
         var attempts = 0
         var lines: [String] = []
+        let log = { (line: String) in lines.append(line) }
         #expect(throws: RunRecorder.Error.self) {
-            try retries(sleeps).run("writing checkpoint.bin", log: { lines.append($0) }) {
+            try retries(sleeps).run("writing checkpoint.bin", log: log) {
                 () throws(RunRecorder.Error) in
                 attempts += 1
                 // Out of descriptors: the temporary file cannot be opened.
