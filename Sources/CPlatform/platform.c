@@ -18,6 +18,12 @@ void maestro_keep_large_allocations_on_heap(void) {
     mallopt(M_MMAP_THRESHOLD, 256 << 20);
     mallopt(M_TRIM_THRESHOLD, 512 << 20);
 }
+
+void maestro_return_large_allocations(unsigned long threshold) {
+    mallopt(M_MMAP_THRESHOLD, (int)threshold);
+    mallopt(M_TRIM_THRESHOLD, (int)threshold);
+}
 #else
 void maestro_keep_large_allocations_on_heap(void) {}
+void maestro_return_large_allocations(unsigned long threshold) { (void)threshold; }
 #endif

@@ -75,11 +75,15 @@ extension CoordinatorCheckpoint {
             return ("lastAccuracy.\(PeerText.escaped(tier))", "\(accuracy)", "in [0, 1]")
         }
         // A cooldown ends a few rounds after the round that set it.
-        let cooldownRounds =
-            0...(Scenario.maximumRounds + CoordinatorMachine.timeoutCooldownRounds + 1)
+        let cooldownRounds = 0...(Scenario.maximumRounds + Cooldowns.maximumRounds + 1)
         for (client, until) in (header.cooldownUntil ?? [:]).sorted(by: { $0.key < $1.key })
         where !cooldownRounds.contains(until) {
             return ("cooldownUntil.\(client)", "\(until)", "a round in \(cooldownRounds)")
+        }
+        // A streak of time-outs in a row is at most one per round.
+        for (client, streak) in (header.timeoutStreaks ?? [:]).sorted(by: { $0.key < $1.key })
+        where !(1...Scenario.maximumRounds).contains(streak) {
+            return ("timeoutStreaks.\(client)", "\(streak)", "in 1...\(Scenario.maximumRounds)")
         }
         return nil
     }

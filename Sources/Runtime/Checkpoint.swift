@@ -45,6 +45,9 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
         /// Whether the deployed moving average's parameters follow the server's buffers
         /// (`evaluation.averageDecay > 0`; absent otherwise and in older checkpoints).
         public var averaged: Bool?
+        /// Time-outs in a row of each client that has any (`Cooldowns`; absent when none, and
+        /// in older checkpoints: read as none).
+        public var timeoutStreaks: [UInt32: Int]?
 
         public init(
             round: Int, architecture: Architecture, keptRanks: [Int], bytesUp: Int, bytesDown: Int,
@@ -55,7 +58,7 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
             participations: [String: Int], rejected: [String: Int], lateUpdates: Int,
             lastAccuracy: [String: Double], cooldownUntil: [UInt32: Int] = [:],
             unresponsive: [UInt32] = [], contributors: [UInt32] = [],
-            deployedBudgets: [String: String]? = nil
+            deployedBudgets: [String: String]? = nil, timeoutStreaks: [UInt32: Int]? = nil
         ) {
             self.round = round
             self.architecture = architecture
@@ -77,6 +80,7 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
             self.unresponsive = unresponsive
             self.contributors = contributors
             self.deployedBudgets = deployedBudgets
+            self.timeoutStreaks = timeoutStreaks
         }
     }
 

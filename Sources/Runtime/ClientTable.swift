@@ -42,9 +42,14 @@ struct ClientTable {
     private var byPeer: [PeerID: UInt32] = [:]
     private var byNonce: [UInt64: UInt32] = [:]
     private(set) var count = 0
+    /// The lowest unregistered fleet index, and the lowest unregistered ID above the fleet:
+    /// IDs are never removed, so each only moves up (amortised O(1) per insert).
+    private var firstFreeInFleet: UInt32 = 0
+    private var firstFreeAboveFleet: UInt32
 
     init(fleetSize: Int) {
         self.fleetSize = fleetSize
+        firstFreeAboveFleet = UInt32(clamping: fleetSize)
     }
 
     init(fleetSize: Int, records: some Sequence<ClientRecord>) {
@@ -78,6 +83,21 @@ struct ClientTable {
         }
         byPeer[record.peer] = record.id
         byNonce[record.nonce] = record.id
+        while Int(firstFreeInFleet) < fleetSize, self[firstFreeInFleet] != nil {
+            firstFreeInFleet += 1
+        }
+        while firstFreeAboveFleet < UInt32.max, self[firstFreeAboveFleet] != nil {
+            firstFreeAboveFleet += 1
+        }
+    }
+
+    /// The ID for a device that asks for none, below `bound` (the population bound): the
+    /// lowest free ID above the fleet's indices, so that the fleet's own members find theirs
+    /// free, else the lowest free fleet index; `nil` when every ID below `bound` is taken.
+    func lowestFreeID(below bound: Int) -> UInt32? {
+        if Int(firstFreeAboveFleet) < bound { return firstFreeAboveFleet }
+        if Int(firstFreeInFleet) < min(fleetSize, bound) { return firstFreeInFleet }
+        return nil
     }
 
     /// Records that a client's connection is known closed.

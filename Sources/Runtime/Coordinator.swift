@@ -67,6 +67,9 @@ public final class Coordinator {
         public var enrolment: Enrolment?
         /// The population bound for open deployments (at least the scenario's fleet).
         public var maximumClients: Int?
+        /// How writes of whole files (the checkpoint, the final model) are retried when they
+        /// fail, as on running out of descriptors or space.
+        public var writeRetries = WriteRetries()
 
         public init() {}
     }
@@ -111,7 +114,9 @@ public final class Coordinator {
                     continue
                 }
             }
-            let closed = transport.takeConnectionEvents().closed
+            let events = transport.takeConnectionEvents()
+            logRefused(events.refused)
+            let closed = events.closed
             if !closed.isEmpty {
                 options.log(
                     "connection closed: \(closed.map(\.description).joined(separator: ", "))")
@@ -148,6 +153,16 @@ public final class Coordinator {
         if let last = lastRegistrationReport, now - last < .milliseconds(500) { return }
         lastRegistrationReport = now
         options.onRegistration(registered, needed)
+    }
+
+    /// Logs connections closed on arrival over a cap, one line per batch, by source address.
+    private func logRefused(_ addresses: [String]) {
+        guard !addresses.isEmpty else { return }
+        let counts = Dictionary(addresses.map { ($0, 1) }, uniquingKeysWith: +)
+        let list = counts.keys.sorted().map { "\(counts[$0]!) from \($0)" }
+        options.log(
+            "closed \(addresses.count) connection\(addresses.count == 1 ? "" : "s") over the connection caps (\(list.joined(separator: ", ")))"
+        )
     }
 
     /// The transport's counters without the workers' control frames: what the federated
@@ -201,6 +216,7 @@ public final class Coordinator {
                 switch sent {
                 case .success: followUp = machine.delivered(ticket)
                 case .failure(let error):
+                    if case .peerQueueFull = error { options.log("\(error)") }
                     followUp = machine.undelivered(ticket, error: error, at: now)
                 }
             case .record(let entry):
@@ -216,8 +232,12 @@ public final class Coordinator {
                 metrics.wallSeconds = (now - machine.roundStartedAt).seconds
                 do {
                     try recorder.finishRound(metrics)
-                    try recorder.write(
-                        checkpoint().encoded(), named: CoordinatorCheckpoint.fileName)
+                    let bytes = checkpoint().encoded()
+                    try options.writeRetries.run(
+                        "writing \(CoordinatorCheckpoint.fileName)", log: options.log
+                    ) { () throws(RunRecorder.Error) in
+                        try recorder.write(bytes, named: CoordinatorCheckpoint.fileName)
+                    }
                 } catch {
                     throw .recording(error)
                 }
@@ -249,11 +269,14 @@ public final class Coordinator {
         summary.workerControlBytes = machine.workerControlBytes
         summary.provenance = options.provenance
         do {
-            try recorder.write(
-                ModelFile.encode(machine.deployedModel, metadata: machine.modelMetadata),
-                named: RunRecorder.finalModelFile)
-            try recorder.writeTruncation(machine.truncationCurve())
-            try recorder.writeSummary(summary)
+            let model = ModelFile.encode(machine.deployedModel, metadata: machine.modelMetadata)
+            let curve = machine.truncationCurve()
+            try options.writeRetries.run("writing the final model and summary", log: options.log) {
+                () throws(RunRecorder.Error) in
+                try recorder.write(model, named: RunRecorder.finalModelFile)
+                try recorder.writeTruncation(curve)
+                try recorder.writeSummary(summary)
+            }
         } catch {
             throw .recording(error)
         }

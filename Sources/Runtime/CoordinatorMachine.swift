@@ -69,8 +69,6 @@ struct CoordinatorMachine {
         case finished
     }
 
-    static let timeoutCooldownRounds = 3
-
     let scenario: Scenario
     let evaluationSet: TrainingSamples
     /// The coordinator's validation set (`evaluation.validationSamples`), if any.
@@ -109,6 +107,9 @@ struct CoordinatorMachine {
     /// Clients that missed a round's deadline: not selected before this round unless they
     /// send something first (a partition heals, a slow device catches up).
     private var cooldownUntil: [UInt32: Int] = [:]
+    /// Time-outs in a row of each client since its last accepted update: they lengthen its
+    /// next cooldown (`Cooldowns`).
+    private var timeoutStreaks: [UInt32: Int] = [:]
     private var lastAccuracy: [String: Double] = [:]
     /// The tier whose budget each tier deployed at the last evaluation (`bestValidated`).
     private var lastDeployed: [String: String] = [:]
@@ -230,6 +231,7 @@ struct CoordinatorMachine {
             lastAccuracy = header.lastAccuracy
             lastDeployed = header.deployedBudgets ?? [:]
             cooldownUntil = header.cooldownUntil ?? [:]
+            timeoutStreaks = header.timeoutStreaks ?? [:]
             unresponsive = Set(header.unresponsive ?? [])
             contributors = Set(header.contributors ?? [])
             completedRound = header.round
@@ -524,9 +526,11 @@ struct CoordinatorMachine {
                         "round \(round): no update from \(pending.keys.sorted().map(String.init).joined(separator: ", ")) within \(roundTimeout); dropped"
                     ))
                 metrics.droppedTimeout += pending.keys.sorted().map(Int.init)
-                // Excluded while `cooldownUntil > round`: the next `timeoutCooldownRounds`.
+                // Excluded while `cooldownUntil > round`: the next 3, 6, 12 … rounds.
                 for id in pending.keys {
-                    cooldownUntil[id] = round + Self.timeoutCooldownRounds + 1
+                    let streak = timeoutStreaks[id, default: 0] + 1
+                    timeoutStreaks[id] = streak
+                    cooldownUntil[id] = round + Cooldowns.rounds(afterTimeouts: streak) + 1
                 }
                 pending = [:]
                 finishAttempt()
@@ -848,8 +852,6 @@ struct CoordinatorMachine {
                 metrics.droppedTimeout.append(Int(id))
             }
         }
-        // Anything from a registered peer proves it is reachable again.
-        if !isRegistering, let id = clients.id(of: frame.peer) { cooldownUntil[id] = nil }
         let bytes = frame.bytes.count
         let envelope: Envelope
         do {
@@ -894,6 +896,10 @@ struct CoordinatorMachine {
         return nil
     }
 
+    /// The largest probe reply: `bench --profile --coordinator` asks for at most 8 MiB, and
+    /// one reply a peer does not read then stays within a connection's queue budget.
+    static let maximumProbeReplyBytes = 8 << 20
+
     /// Answers a device's link measurement (`bench --profile --coordinator`) with a reply of
     /// the size it asks for, at most the size of its own frame: a probe never makes the
     /// coordinator send more than it received. With an enrolment, only enrolled keys are
@@ -914,6 +920,16 @@ struct CoordinatorMachine {
                     code: .unexpected,
                     message:
                         "a link probe of \(bytes) bytes may ask for a reply of at most \(bytes) bytes, not \(probe.replyFrameBytes)"
+                ))
+            return
+        }
+        guard Int(probe.replyFrameBytes) <= Self.maximumProbeReplyBytes else {
+            reject(
+                "probe_too_large", peer: peer, bytes: bytes, message: "linkProbe",
+                reply: ErrorReport(
+                    code: .unexpected,
+                    message:
+                        "a link probe may ask for a reply of at most \(Self.maximumProbeReplyBytes) bytes, not \(probe.replyFrameBytes)"
                 ))
             return
         }
@@ -1014,11 +1030,22 @@ struct CoordinatorMachine {
             id = held
         } else if let assigned = entry?.clientID
             ?? RoundLogic.clientID(
-                for: registration, clients: clients, fleetSize: scenario.clients)
+                for: registration, clients: clients, populationBound: populationBound)
         {
             id = assigned
+        } else if clients.count >= populationBound {
+            refuse(
+                &self, "population_full",
+                "this run takes at most \(populationBound) clients, and has them")
+            return
         } else {
             refuse(&self, "no_client_id", "no client ID left to assign; give one")
+            return
+        }
+        if Int(id) >= populationBound {
+            refuse(
+                &self, "id_out_of_range",
+                "client IDs in this run are 0…\(populationBound - 1); \(id) is outside them")
             return
         }
         if let owner = enrolment?.key(boundTo: id), owner != key {
@@ -1053,7 +1080,9 @@ struct CoordinatorMachine {
         }
         if !isRegistering {
             unresponsive.remove(id)
-            cooldownUntil[id] = nil
+            // A new process (another nonce) ends a cooldown; the same one registering again
+            // (a reconnect, or a peer replaying its REGISTER) does not. See `Cooldowns`.
+            if previous?.nonce != registration.instanceNonce { cooldownUntil[id] = nil }
         }
         let record = ClientRecord(
             id: id, peer: peer, tierIndex: tierIndex,
@@ -1127,6 +1156,9 @@ struct CoordinatorMachine {
             metrics.largestUpdateNormRatio = max(
                 metrics.largestUpdateNormRatio ?? 0, largest.ratio)
         }
+        // Work done: the streak of time-outs is over (and so is any cooldown).
+        timeoutStreaks[id] = nil
+        cooldownUntil[id] = nil
         metrics.clientComputeSeconds += Double(update.computeSeconds)
         computeTotal += Double(update.computeSeconds)
         recordLedger(client: Int(id), direction: .up, message: "update", bytes: bytes)
@@ -1372,7 +1404,8 @@ struct CoordinatorMachine {
             participations: participations, rejected: rejectedTotals, lateUpdates: lateTotal,
             lastAccuracy: lastAccuracy, cooldownUntil: cooldownUntil,
             unresponsive: unresponsive.sorted(), contributors: contributors.sorted(),
-            deployedBudgets: lastDeployed.isEmpty ? nil : lastDeployed)
+            deployedBudgets: lastDeployed.isEmpty ? nil : lastDeployed,
+            timeoutStreaks: timeoutStreaks.isEmpty ? nil : timeoutStreaks)
         return CoordinatorCheckpoint(
             header: header, parameters: global.parameters, serverState: serverState,
             averagedParameters: averaged?.parameters)

@@ -21,17 +21,17 @@ enum RoundLogic {
 
     /// The ID a registering client gets: its own again for a repeated REGISTER from the same
     /// process (same nonce), the one it asks for (a fleet member, or a restarted one, under
-    /// its fleet index), or else the next free ID above the fleet's indices.
+    /// its fleet index), or else the lowest free ID below `populationBound` (above the fleet's
+    /// indices first: see `ClientTable.lowestFreeID(below:)`).
     ///
-    /// `nil` when no ID is left: the next one would pass `UInt32.max - 1` (`UInt32.max` means
-    /// "assign one" on the wire), as after a peer asked for `0xFFFFFFFE`.
+    /// A requested ID is returned as asked: the caller refuses one at or above the bound
+    /// (`id_out_of_range`). `nil` when every ID below the bound is taken.
     static func clientID(
-        for registration: Registration, clients: ClientTable, fleetSize: Int
+        for registration: Registration, clients: ClientTable, populationBound: Int
     ) -> UInt32? {
         if let existing = clients.id(ofNonce: registration.instanceNonce) { return existing }
         if let requested = registration.requestedClientID { return requested }
-        let next = max(UInt64(fleetSize), UInt64(clients.largestID ?? 0) + 1)
-        return next < UInt64(UInt32.max) ? UInt32(next) : nil
+        return clients.lowestFreeID(below: populationBound)
     }
 
     /// The clients invited to attempt `attempt` of round `round`.

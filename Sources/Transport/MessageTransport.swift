@@ -40,13 +40,17 @@ public struct ConnectionEvents: Sendable, Equatable {
     /// Client side: how many times the connection to the coordinator was established again
     /// after the first time (a restarted coordinator, a healed link).
     public var reestablished = 0
+    /// Coordinator side: the source addresses of connections closed on arrival because they
+    /// passed a connection cap (``ServerLimits``), one entry per connection.
+    public var refused: [String] = []
 
-    public init(closed: [PeerID] = [], reestablished: Int = 0) {
+    public init(closed: [PeerID] = [], reestablished: Int = 0, refused: [String] = []) {
         self.closed = closed
         self.reestablished = reestablished
+        self.refused = refused
     }
 
-    public var isEmpty: Bool { closed.isEmpty && reestablished == 0 }
+    public var isEmpty: Bool { closed.isEmpty && reestablished == 0 && refused.isEmpty }
 }
 
 /// One frame and the peer it came from.
@@ -173,6 +177,10 @@ public enum TransportError: Error, Sendable, Equatable, CustomStringConvertible 
     case sendTimedOut(peer: PeerID, timeout: Duration)
     /// The frame exceeds the size this side is configured to send.
     case messageTooLarge(peer: PeerID, size: Int, maximum: Int)
+    /// The peer's connection already holds `queuedBytes` the peer has not taken, and this
+    /// frame would pass its budget (``ServerLimits/queuedBytesPerConnection``): the frame was
+    /// not sent and the connection is being dropped.
+    case peerQueueFull(peer: PeerID, queuedBytes: Int, budget: Int)
     /// A peer sent a ZeroMQ message with an unexpected number of parts; it was discarded
     /// and the transport is still usable.
     case malformedEnvelope(peer: PeerID?, partCount: Int)
@@ -191,7 +199,8 @@ public enum TransportError: Error, Sendable, Equatable, CustomStringConvertible 
     /// serving the others.
     public var isPeerFault: Bool {
         switch self {
-        case .unknownPeer, .sendTimedOut, .messageTooLarge, .malformedEnvelope: true
+        case .unknownPeer, .sendTimedOut, .messageTooLarge, .peerQueueFull, .malformedEnvelope:
+            true
         default: false
         }
     }
@@ -208,6 +217,8 @@ public enum TransportError: Error, Sendable, Equatable, CustomStringConvertible 
         case .sendTimedOut(let peer, let timeout): "send to \(peer) blocked for \(timeout)"
         case .messageTooLarge(let peer, let size, let maximum):
             "frame of \(size) bytes for \(peer) exceeds the maximum of \(maximum) bytes"
+        case .peerQueueFull(let peer, let queuedBytes, let budget):
+            "\(peer) has not taken the \(queuedBytes) bytes queued for it (budget \(budget) bytes); dropped"
         case .malformedEnvelope(let peer, let partCount):
             "discarded a \(partCount)-part message from \(peer.map(\.description) ?? "unknown peer")"
         case .sendFailed(let peer, let reason): "send to \(peer) failed: \(reason)"

@@ -35,6 +35,10 @@ final class ZeroMQMonitor {
         }
         let socket = try ZeroMQSocket(context: watched.context, type: ZMQ_PAIR, endpoint: endpoint)
         try socket.set(ZMQ_LINGER, Int32(0), "ZMQ_LINGER")
+        // No high-water mark on the inproc pipe (0 on either side makes it unbounded): a
+        // flood of connections between two reads must not lose an event, or a server would
+        // count a closed connection as open for ever.
+        try socket.set(ZMQ_RCVHWM, Int32(0), "ZMQ_RCVHWM")
         try socket.connect(endpoint)
         self.socket = socket
         self.watched = watched

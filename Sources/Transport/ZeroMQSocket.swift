@@ -154,12 +154,16 @@ final class ZeroMQSocket {
         endpoint = address
     }
 
-    /// Sends one part and returns 0 or the errno (retrying on EINTR).
-    func sendPart(_ bytes: [UInt8], more: Bool) throws(TransportError) -> Int32 {
+    /// Sends one part and returns 0 or the errno (retrying on EINTR); with `dontWait`, a full
+    /// queue returns EAGAIN at once instead of blocking for `ZMQ_SNDTIMEO`.
+    func sendPart(
+        _ bytes: [UInt8], more: Bool, dontWait: Bool = false
+    ) throws(TransportError) -> Int32 {
         let handle = try liveHandle()
+        let flags = (more ? ZMQ_SNDMORE : 0) | (dontWait ? ZMQ_DONTWAIT : 0)
         return bytes.withUnsafeBytes { buffer in
             while true {
-                if zmq_send(handle, buffer.baseAddress, buffer.count, more ? ZMQ_SNDMORE : 0) >= 0 {
+                if zmq_send(handle, buffer.baseAddress, buffer.count, flags) >= 0 {
                     return 0
                 }
                 let code = zmq_errno()

@@ -226,6 +226,8 @@ struct FleetCommand: ParsableCommand {
 
     @OptionGroup var runOptions: RunOptions
 
+    @OptionGroup var peerLimits: PeerLimitOptions
+
     @Option(help: "Address to listen on (default: tcp://127.0.0.1 on a free port).")
     var bind: String?
 
@@ -275,6 +277,7 @@ struct FleetCommand: ParsableCommand {
 
     func run() throws {
         installStopHandlers()
+        returnLargeBuffersToTheSystem()
         let baseline = try runOptions.loadBaseline()
         let scenario: Scenario
         let directory: String
@@ -301,10 +304,12 @@ struct FleetCommand: ParsableCommand {
                 directory: directory, names: keyNames,
                 bindings: hosting == .processPerClient
                     ? scenario.fleet().map { (UInt32($0.index), $0.tier.name) } : nil) : nil
+        let limits = try peerLimits.serverLimits()
         let server: ZeroMQServer
         do {
             server = try ZeroMQServer(
-                bindingTo: bind ?? "tcp://127.0.0.1:*", curve: keys?.serverConfiguration)
+                bindingTo: bind ?? "tcp://127.0.0.1:*", limits: limits,
+                curve: keys?.serverConfiguration)
         } catch {
             throw CommandError("\(error)")
         }
@@ -455,6 +460,8 @@ struct CoordinatorCommand: ParsableCommand {
 
     @OptionGroup var runOptions: RunOptions
 
+    @OptionGroup var peerLimits: PeerLimitOptions
+
     func validate() throws { try validateEndpoint(bind, flag: "--bind") }
 
     /// This command line again, with `--resume` (and the run folder it wrote to): the command
@@ -467,6 +474,7 @@ struct CoordinatorCommand: ParsableCommand {
 
     func run() throws {
         installStopHandlers()
+        returnLargeBuffersToTheSystem()
         if resume && runOptions.out == nil { throw ValidationError("--resume needs --out RUNDIR") }
         let baseline = try runOptions.loadBaseline()
         let loaded = try loadScenario(scenario, overrides: runOptions.overrides)
@@ -479,10 +487,11 @@ struct CoordinatorCommand: ParsableCommand {
             throw ValidationError(
                 "--expect must be in 1…\(maxClients ?? loaded.clients) (got \(expect))")
         }
+        let limits = try peerLimits.serverLimits()
         let server: ZeroMQServer
         do {
             server = try ZeroMQServer(
-                bindingTo: bind,
+                bindingTo: bind, limits: limits,
                 curve: try security.configuration(required: loaded.security.requireCurve))
         } catch {
             throw CommandError("\(error)")

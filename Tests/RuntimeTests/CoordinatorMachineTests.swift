@@ -209,10 +209,10 @@ struct EnrolmentTests {
         run.perform(run.machine.start(at: .zero))
         let peer = { (index: Int) in PeerID(bytes: [1, UInt8(index)]) }
         for index in 0..<8 {
-            // IDs assigned without a request start after the fleet's indices.
+            // No room above the fleet without --max-clients: the lowest free fleet index.
             #expect(
                 run.registration(from: peer(index), nonce: UInt64(index + 1), requested: nil)
-                    == .registered(UInt32(8 + index)))
+                    == .registered(UInt32(index)))
         }
         #expect(
             run.registration(from: peer(8), nonce: 99, requested: nil)
@@ -223,11 +223,14 @@ struct EnrolmentTests {
         for index in 0..<9 {
             #expect(
                 open.registration(
-                    from: peer(index), nonce: UInt64(index + 1), requested: 100 + UInt32(index))
-                    == .registered(100 + UInt32(index)))
+                    from: peer(index), nonce: UInt64(index + 1), requested: 8 - UInt32(index))
+                    == .registered(8 - UInt32(index)))
         }
         #expect(
-            open.registration(from: peer(9), nonce: 99, requested: 7) == .refused("population_full")
+            open.registration(from: peer(9), nonce: 99, requested: nil)
+                == .refused("population_full"))
+        #expect(
+            open.registration(from: peer(9), nonce: 99, requested: 7) == .refused("id_taken")
         )
     }
 
@@ -382,30 +385,43 @@ struct CoordinatorMachineTests {
         #expect(run.commits.count == 6 && run.commits[0].droppedTimeout == [Int(silent)])
     }
 
-    @Test("REGISTER for 0xFFFFFFFE, then two without an ID: refused with a reply, no overflow trap")
+    @Test(
+        "REGISTER for 0xFFFFFFFE is refused as id_out_of_range; the two without an ID that follow get the lowest free IDs"
+    )
     func registrationIDOverflow() throws {
         var run = try MachineHarness([])
         run.perform(run.machine.start(at: .zero))
-        func register(nonce: UInt64, requested: UInt32?) {
-            let frame = WireCodec.encode(
-                .register(
-                    Registration(
-                        tierName: "small", capability: 1, sampleCount: 5, instanceNonce: nonce,
-                        requestedClientID: requested)), round: 0, sender: 0)
-            run.perform(
-                run.machine.received(
-                    ReceivedFrame(peer: PeerID(bytes: [0x71, UInt8(nonce)]), bytes: frame),
-                    at: .seconds(1)))
-        }
-        register(nonce: 1, requested: 0xFFFF_FFFE)
-        register(nonce: 2, requested: nil)
-        register(nonce: 3, requested: nil)
-        #expect(run.machine.clients.count == 1)
-        #expect(run.machine.clients[0xFFFF_FFFE] != nil)
-        let refusals = run.actions.filter {
-            if case .log(let line) = $0 { line.contains("no_client_id") } else { false }
-        }
-        #expect(refusals.count == 2)
+        let peer = { (nonce: UInt64) in PeerID(bytes: [0x71, UInt8(nonce)]) }
+        #expect(
+            run.registration(from: peer(1), nonce: 1, requested: 0xFFFF_FFFE, at: .seconds(1))
+                == .refused("id_out_of_range"))
+        #expect(
+            run.registration(from: peer(2), nonce: 2, requested: 8, at: .seconds(1))
+                == .refused("id_out_of_range"))
+        #expect(run.registration(from: peer(3), nonce: 3, requested: 7) == .registered(7))
+        #expect(run.registration(from: peer(4), nonce: 4, requested: nil) == .registered(0))
+        #expect(run.registration(from: peer(5), nonce: 5, requested: nil) == .registered(1))
+        #expect(run.machine.clients.count == 3 && run.machine.clients[0xFFFF_FFFE] == nil)
+        // The refusal has its own reason and a reply that says why.
+        #expect(run.machine.rejectedTotalsSum == 2)
+        let summary = run.machine.summary(statistics: TransportStatistics(), wallSeconds: 0)
+        #expect(summary.rejectedMessages["id_out_of_range"] == 2)
+    }
+
+    @Test("Open deployments: IDs above the fleet first, up to --max-clients; then the fleet's")
+    func openAssignment() throws {
+        var run = try MachineHarness([], maximumClients: 11)
+        run.perform(run.machine.start(at: .zero))
+        let peer = { (nonce: UInt64) in PeerID(bytes: [0x72, UInt8(nonce)]) }
+        #expect(run.registration(from: peer(1), nonce: 1, requested: 9) == .registered(9))
+        #expect(run.registration(from: peer(2), nonce: 2, requested: nil) == .registered(8))
+        #expect(run.registration(from: peer(3), nonce: 3, requested: nil) == .registered(10))
+        #expect(run.registration(from: peer(4), nonce: 4, requested: 0) == .registered(0))
+        #expect(run.registration(from: peer(5), nonce: 5, requested: nil) == .registered(1))
+        #expect(
+            run.registration(from: peer(6), nonce: 6, requested: 11) == .refused("id_out_of_range"))
+        // The same process again keeps its ID.
+        #expect(run.registration(from: peer(2), nonce: 2, requested: nil) == .registered(8))
     }
 
     @Test("Too few registrations by the deadline fail the run")

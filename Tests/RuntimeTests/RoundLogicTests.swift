@@ -495,41 +495,44 @@ struct RoundLogicTests {
         #expect(averaged == other)
     }
 
-    @Test("Registration IDs: same process again, requested fleet index, or the next free ID")
+    @Test("Registration IDs: same process again, the requested one, or the lowest free one")
     func registrationIDs() throws {
         let (_, _, clients) = try fleet()
-        func register(nonce: UInt64, requested: UInt32?) -> UInt32? {
+        func register(
+            nonce: UInt64, requested: UInt32?, in table: ClientTable? = nil, bound: Int = 8
+        ) -> UInt32? {
             RoundLogic.clientID(
                 for: Registration(
                     tierName: "small", capability: 1, sampleCount: 10, instanceNonce: nonce,
                     requestedClientID: requested),
-                clients: clients, fleetSize: 8)
+                clients: table ?? clients, populationBound: bound)
         }
         #expect(register(nonce: 3, requested: nil) == 3)  // client 3's process, again
         #expect(register(nonce: 3, requested: 6) == 3)
         #expect(register(nonce: 99, requested: 5) == 5)  // client 5, restarted
-        #expect(register(nonce: 99, requested: nil) == 8)  // a newcomer outside the fleet
+        // A requested ID is returned as asked; the machine refuses it outside the bound.
+        #expect(register(nonce: 99, requested: 0xFFFF_FFFE) == 0xFFFF_FFFE)
+        #expect(register(nonce: 99, requested: nil) == nil)  // the fleet is full
+        #expect(register(nonce: 99, requested: nil, bound: 20) == 8)  // a newcomer, open run
         var grown = clients
-        grown.insert(
-            ClientRecord(
-                id: 12, peer: PeerID(bytes: [12]), tierIndex: 0, sampleCount: 1, nonce: 12))
-        #expect(
-            RoundLogic.clientID(
-                for: Registration(
-                    tierName: "small", capability: 1, sampleCount: 1, instanceNonce: 100),
-                clients: grown, fleetSize: 8) == 13)
-        // A peer that took 0xFFFFFFFE leaves no ID to assign: refused, never an overflow.
+        for id: UInt32 in [8, 9, 11] {
+            grown.insert(
+                ClientRecord(
+                    id: id, peer: PeerID(bytes: [UInt8(id)]), tierIndex: 0, sampleCount: 1,
+                    nonce: UInt64(id)))
+        }
+        #expect(register(nonce: 100, requested: nil, in: grown, bound: 20) == 10)  // the gap
+        #expect(register(nonce: 100, requested: nil, in: grown, bound: 10) == nil)
+        // A peer that took 0xFFFFFFFE (an older run's table) does not stop assignment.
         grown.insert(
             ClientRecord(
                 id: 0xFFFF_FFFE, peer: PeerID(bytes: [13]), tierIndex: 0, sampleCount: 1,
                 nonce: 13))
-        for nonce in [UInt64(200), 201] {
-            #expect(
-                RoundLogic.clientID(
-                    for: Registration(
-                        tierName: "small", capability: 1, sampleCount: 1, instanceNonce: nonce),
-                    clients: grown, fleetSize: 8) == nil)
-        }
+        #expect(register(nonce: 200, requested: nil, in: grown, bound: 20) == 10)
+        // Fleet indices come free last: an empty 8-client table with no room above.
+        let empty = ClientTable(fleetSize: 8)
+        #expect(register(nonce: 1, requested: nil, in: empty, bound: 8) == 0)
+        #expect(register(nonce: 1, requested: nil, in: empty, bound: 9) == 8)
     }
 }
 

@@ -8,3 +8,8 @@ int maestro_set_parent_death_signal(int signal);
 /// Keeps allocations up to 256 MiB on the heap, where freed blocks are reused, instead of
 /// fresh mmap'd pages that fault on every first touch (glibc M_MMAP_THRESHOLD); no-op elsewhere.
 void maestro_keep_large_allocations_on_heap(void);
+
+/// Maps allocations of `threshold` bytes and more on their own and returns them to the system
+/// when freed, and trims the heap above `threshold` too (glibc M_MMAP_THRESHOLD and
+/// M_TRIM_THRESHOLD); no-op elsewhere. For a coordinator, whose large blocks are frames.
+void maestro_return_large_allocations(unsigned long threshold);
