@@ -349,6 +349,9 @@ public struct ErrorReport: Sendable, Equatable {
         public static let unsupportedVersion = Code(rawValue: 6)
         /// Something failed inside the sender.
         public static let internalFailure = Code(rawValue: 7)
+        /// Refused for now: the same request may succeed later (a worker share whose holder's
+        /// connection is not yet known closed).
+        public static let retryLater = Code(rawValue: 8)
 
         public var description: String {
             switch self {
@@ -359,6 +362,7 @@ public struct ErrorReport: Sendable, Equatable {
             case .unknownClient: "unknownClient"
             case .unsupportedVersion: "unsupportedVersion"
             case .internalFailure: "internalFailure"
+            case .retryLater: "retryLater"
             default: "code \(rawValue)"
             }
         }

@@ -1269,14 +1269,15 @@ struct CoordinatorMachine {
             return
         }
         switch workers.hello(hello, from: frame.peer, key: frame.authenticatedKey) {
-        case .refused(let reason, let admitted):
+        case .refused(let reason, let admitted, let retryable):
             emit(
                 .log(
                     admitted
                         ? "refused the worker on \(PeerText.escaped(hello.host)) (\(frame.peer)): \(reason)"
                         : "refused a worker HELLO from \(frame.peer): no worker credential"))
             sendControl(
-                .error(ErrorReport(code: .unexpected, message: reason)), to: frame.peer.connection)
+                .error(ErrorReport(code: retryable ? .retryLater : .unexpected, message: reason)),
+                to: frame.peer.connection)
         case .assigned(let slot, let slots, let renewed):
             let assignment: WorkerAssignment
             do {

@@ -272,6 +272,10 @@ public final class Worker {
             current.guestRows[Int(rows.client)] = rows.rows
             share = current
             return false
+        case .error(let report) where report.code == .retryLater && share == nil:
+            // Its share's last holder is not yet known gone: the HELLO is repeated.
+            options.log("the coordinator says: \(PeerText.escaped(report.message)); asking again")
+            return false
         case .error(let report):
             throw .refused(coordinator: options.coordinator, reason: report.message)
         case .shutdown(let shutdown):

@@ -30,8 +30,8 @@ struct WorkerPool: Sendable {
         /// `renewed`: the connection held the share already (a repeated HELLO).
         case assigned(slot: Int, slots: Int, renewed: Bool)
         /// `admitted`: whether the peer proved it is a worker (a refusal of one that did not
-        /// says nothing else).
-        case refused(String, admitted: Bool)
+        /// says nothing else); `retryable`: the same HELLO may succeed later.
+        case refused(String, admitted: Bool, retryable: Bool = false)
     }
 
     /// The reply to a HELLO that proves nothing: shorter than the smallest HELLO, so a forged
@@ -131,7 +131,7 @@ struct WorkerPool: Sendable {
             guard holders[asked] == nil else {
                 return .refused(
                     "share \(asked) is held by a live worker; it is free again once that worker's connection closes",
-                    admitted: true)
+                    admitted: true, retryable: true)
             }
             slot = asked
         } else {

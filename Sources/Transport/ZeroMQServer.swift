@@ -210,8 +210,12 @@ public final class ZeroMQServer: MessageTransport {
             // be reused by a connection whose frames follow.
             readMonitor()
             var metadata = ZeroMQSocket.Metadata()
-            guard try socket.waitReadable(timeout: remaining),
-                let (parts, count) = try socket.receiveParts(limit: 3, metadata: &metadata)
+            guard try socket.waitReadable(timeout: remaining) else { return nil }
+            // Again: while it waited, a connection may have closed and its descriptor been
+            // reused by the connection whose frame is now readable (its DISCONNECTED is
+            // queued before the reuse, so reading the monitor now keeps the mapping true).
+            readMonitor()
+            guard let (parts, count) = try socket.receiveParts(limit: 3, metadata: &metadata)
             else { return nil }
             guard let identity = parts.first else {
                 throw .malformedEnvelope(peer: nil, partCount: count)

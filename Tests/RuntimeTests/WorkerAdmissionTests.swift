@@ -148,6 +148,7 @@ struct WorkerAdmissionTests {
             return
         }
         #expect(report.message.contains("held by a live worker"))
+        #expect(report.code == .retryLater, "the worker is to ask again, not give up")
         #expect(harness.machine.workers.holders[0]?.connection == first)
         // The same connection asking again keeps it and is answered again.
         guard case .workerAssignment? = harness.hello(from: first).first.flatMap({ WorkerHarness.message($0.frame) })
@@ -341,7 +342,7 @@ struct WorkerShareTests {
             pool.hello(hello(slot: nil, slots: nil, nonce: 3), from: PeerID(bytes: [3]), key: nil)
                 == .assigned(slot: 1, slots: 3, renewed: false))
         guard
-            case .refused(let full, true) = pool.hello(
+            case .refused(let full, true, false) = pool.hello(
                 hello(slot: nil, slots: nil, nonce: 4), from: PeerID(bytes: [4]), key: nil)
         else {
             Issue.record("a fourth worker got a share")
@@ -349,7 +350,7 @@ struct WorkerShareTests {
         }
         #expect(full.contains("all 3"))
         guard
-            case .refused(let mismatch, true) = pool.hello(
+            case .refused(let mismatch, true, false) = pool.hello(
                 hello(slot: 0, slots: 2, nonce: 5), from: PeerID(bytes: [5]), key: nil)
         else {
             Issue.record("a worker with another split got a share")
@@ -367,7 +368,7 @@ struct WorkerShareTests {
     func declaredSplit() {
         var pool = pool(slots: nil, fleetSize: 4)
         guard
-            case .refused(let none, true) = pool.hello(
+            case .refused(let none, true, false) = pool.hello(
                 hello(slot: nil, slots: nil, nonce: 1), from: PeerID(bytes: [1]), key: nil)
         else {
             Issue.record("a worker got a share of no split")
@@ -375,7 +376,7 @@ struct WorkerShareTests {
         }
         #expect(none.contains("--slot I --slots N"))
         guard
-            case .refused(_, true) = pool.hello(
+            case .refused(_, true, false) = pool.hello(
                 hello(slot: 0, slots: 5, nonce: 1), from: PeerID(bytes: [1]), key: nil)
         else {
             Issue.record("5 shares of 4 clients")
