@@ -986,6 +986,7 @@ struct CoordinatorMachine {
             )
             return
         }
+        var hostedIndex: UInt32?
         if let channel = peer.channel {
             // A channel of a multiplexed connection: only an admitted worker's own clients
             // register there, each under its fleet index.
@@ -1010,6 +1011,7 @@ struct CoordinatorMachine {
                 )
                 return
             }
+            hostedIndex = UInt32(index)
         } else if entry?.isWorker == true {
             refuse(&self, "worker_key", "a worker's key hosts clients on its channels; it is no device")
             return
@@ -1028,7 +1030,7 @@ struct CoordinatorMachine {
                 return
             }
             id = held
-        } else if let assigned = entry?.clientID
+        } else if let assigned = hostedIndex ?? entry?.clientID
             ?? RoundLogic.clientID(
                 for: registration, clients: clients, populationBound: populationBound)
         {
@@ -1226,7 +1228,14 @@ struct CoordinatorMachine {
     /// worker does not host it and has not had them.
     private mutating func dispatchTraining() {
         while let (task, target) = workers.next(currentRound: round) {
-            guard case .train(let id) = task.ticket.purpose else { continue }
+            // A task whose client left the round (gone, dropped, registered again elsewhere)
+            // while it waited is not sent: it frees the worker at once.
+            guard case .train(let id) = task.ticket.purpose, isCollecting, pending[id] != nil,
+                clients[id]?.peer == task.home
+            else {
+                workers.arrived(from: target)
+                continue
+            }
             let rows: WorkerRows?
             do {
                 rows = try workers.rows(forGuest: Int(id), on: target.connection)
