@@ -311,6 +311,27 @@ extension WorkerAdmissionTests {
     }
 }
 
+extension WorkerAdmissionTests {
+    @Test("A REGISTER on a worker's channel takes that channel's index, never another client's ID by its nonce")
+    func channelIndexNotNonce() throws {
+        var harness = try WorkerHarness(slots: 2)
+        // A device registers as client 0 with nonce 1000, then its connection closes.
+        #expect(harness.register(0, on: stranger) == nil)
+        harness.perform(harness.machine.disconnected([stranger], at: .zero))
+        _ = harness.hello(from: second, slot: 1)
+        // The worker's client 3 replays client 0's nonce: it is still client 3.
+        let start = harness.logs.count
+        harness.deliver(
+            .register(
+                Registration(
+                    tierName: "small", capability: 1, sampleCount: 50, instanceNonce: 1000,
+                    requestedClientID: 3)), from: second.onChannel(Array("3".utf8)))
+        #expect(harness.rejection(since: start) == nil)
+        #expect(harness.machine.clients[3]?.peer == second.onChannel(Array("3".utf8)))
+        #expect(harness.machine.clients[0]?.peer == stranger)
+    }
+}
+
 @Suite("Worker shares of a fleet: the split, without a transport")
 struct WorkerShareTests {
     func hello(slot: UInt32?, slots: UInt32?, nonce: UInt64) -> WorkerHello {
