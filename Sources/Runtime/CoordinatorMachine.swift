@@ -1229,9 +1229,10 @@ struct CoordinatorMachine {
     private mutating func dispatchTraining() {
         while let (task, target) = workers.next(currentRound: round) {
             // A task whose client left the round (gone, dropped, registered again elsewhere)
-            // while it waited is not sent: it frees the worker at once.
+            // while it waited, or whose client's TRAIN of this attempt already went out (a
+            // retry queued it again), is not sent: it frees the worker at once.
             guard case .train(let id) = task.ticket.purpose, isCollecting, pending[id] != nil,
-                clients[id]?.peer == task.home
+                clients[id]?.peer == task.home, trainedAt[id] == nil
             else {
                 workers.arrived(from: target)
                 continue

@@ -522,7 +522,9 @@ public enum ProtocolFuzzing {
                     admitted.contains(target.connection), machine.workers.isWorker(target.connection)
                 else {
                     throw Violation(
-                        description: "a TRAIN of client \(id) to \(target), no admitted worker")
+                        description:
+                            "a TRAIN of client \(id) to \(target), no admitted worker on its channel (client at \(machine.clients[id].map(\.peer.description) ?? "nowhere"), admitted \(admitted.contains(target.connection)), pooled \(machine.workers.isWorker(target.connection)))"
+                    )
                 }
             case .errorReply:
                 guard target == peer, frame.count <= 4200 else {
