@@ -187,18 +187,29 @@ struct RemoteWorkerTests {
         #expect(reference.status == 0, "\(reference.error.suffix(1000))")
 
         let run = "\(directory)/run"
+        // The worker secret the coordinator admits workers by, shared as a file (mode 600).
+        let secret = "\(directory)/worker.secret"
+        FileManager.default.createFile(
+            atPath: secret, contents: Data("0123456789abcdef0123456789abcdef\n".utf8),
+            attributes: [.posixPermissions: 0o600])
         let coordinator = try maestro(
             inNamespace: coordinatorNS,
             [
                 "coordinator", "--scenario", "Scenarios/smoke.yaml", "--rounds", "4", "--bind",
-                "tcp://*:5555", "--workers", "2", "--out", run, "--quiet",
+                "tcp://*:5555", "--workers", "2", "--out", run, "--quiet", "--worker-secret-file",
+                secret,
             ])
         // One worker names its share (as Slurm's SLURM_PROCID gives it), one takes any free one.
         let workers = [
             try maestro(
                 inNamespace: firstNS,
-                ["worker", "--connect", "tcp://10.213.8.1:5555", "--slot", "1", "--slots", "2"]),
-            try maestro(inNamespace: secondNS, ["worker", "--connect", "tcp://10.213.9.1:5555"]),
+                [
+                    "worker", "--connect", "tcp://10.213.8.1:5555", "--slot", "1", "--slots", "2",
+                    "--worker-secret-file", secret,
+                ]),
+            try maestro(
+                inNamespace: secondNS,
+                ["worker", "--connect", "tcp://10.213.9.1:5555", "--worker-secret-file", secret]),
         ]
         defer {
             for process in workers + [coordinator] where process.isRunning { process.terminate() }
