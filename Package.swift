@@ -24,15 +24,19 @@ let package = Package(
         .target(name: "CKernels"),
 
         // Pure core: no I/O, no clock, no global random generator.
+        // The shared terms (rank budget, model names, samplers, server optimisers): no dependencies.
+        .target(name: "Vocabulary", exclude: ["README.md"]),
         .target(name: "Tensors", dependencies: ["CBLAS", "CChecksum", "CKernels"]),
-        .target(name: "LowRank", dependencies: ["Tensors"]),
+        .target(name: "LowRank", dependencies: ["Tensors", "Vocabulary"]),
         .target(name: "Datasets", dependencies: ["CZlib", "Tensors"], exclude: ["README.md"]),
-        .target(name: "Federation", dependencies: ["Tensors", "LowRank"], exclude: ["WIRE.md"]),
+        .target(
+            name: "Federation", dependencies: ["Tensors", "LowRank", "Vocabulary"],
+            exclude: ["WIRE.md"]),
 
         // Effects at the edge.
         .target(name: "Transport", dependencies: ["CZeroMQ"], exclude: ["README.md"]),
         .target(
-            name: "Fleet", dependencies: [.product(name: "Yams", package: "Yams")],
+            name: "Fleet", dependencies: ["Vocabulary", .product(name: "Yams", package: "Yams")],
             exclude: ["README.md"]),
         .target(
             name: "Runtime",
