@@ -40,7 +40,9 @@ let package = Package(
             exclude: ["README.md"]),
         .target(
             name: "Runtime",
-            dependencies: ["Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet"]),
+            dependencies: [
+                "Vocabulary", "Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet",
+            ]),
         // Reports of finished run directories: pure rendering of their files (HTML, SVG, text).
         .target(name: "Report", dependencies: ["Runtime", "Fleet", "LowRank"]),
         .executableTarget(
@@ -55,14 +57,16 @@ let package = Package(
 
         .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
-        .testTarget(name: "LowRankTests", dependencies: ["LowRank", "Tensors", "TestSupport"]),
+        .testTarget(name: "VocabularyTests", dependencies: ["Vocabulary"]),
+        .testTarget(
+            name: "LowRankTests", dependencies: ["LowRank", "Tensors", "Vocabulary", "TestSupport"]),
         .testTarget(
             name: "DatasetsTests", dependencies: ["Datasets", "CZlib", "Tensors", "TestSupport"]),
         .testTarget(
             name: "FederationTests",
-            dependencies: ["Federation", "LowRank", "Tensors", "TestSupport"]),
+            dependencies: ["Federation", "LowRank", "Tensors", "Vocabulary", "TestSupport"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "CZeroMQ", "TestSupport"]),
-        .testTarget(name: "FleetTests", dependencies: ["Fleet", "TestSupport"]),
+        .testTarget(name: "FleetTests", dependencies: ["Fleet", "Vocabulary", "TestSupport"]),
         // Runs the built `maestro` executable as a user would: real processes and sockets.
         .testTarget(
             name: "MaestroTests",
@@ -73,7 +77,8 @@ let package = Package(
         .testTarget(
             name: "RuntimeTests",
             dependencies: [
-                "Runtime", "Federation", "Fleet", "LowRank", "Transport", "Tensors", "TestSupport",
+                "Runtime", "Federation", "Fleet", "LowRank", "Transport", "Tensors", "Vocabulary",
+                "TestSupport",
             ]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,3 +1,5 @@
+import Vocabulary
+
 /// A federated-learning experiment as a researcher wrote it: data, model, training, fleet.
 ///
 /// A `Scenario` is a trusted value: the only ways to get one are ``parse(yaml:path:)``,
@@ -458,14 +460,10 @@ extension Scenario {
             case count(Int)
         }
 
-        /// The budget k = ceil(p · rank) of a layer whose current rank is `rank`: at least 1,
-        /// at most `rank` (0 for a layer with no components left).
-        ///
-        /// A tolerance of 1e-9 absorbs binary rounding, so `0.7 · 10` keeps 7, not 8.
+        /// The tier's budget in a layer whose current rank is `rank`, with every tier capped
+        /// at `cap`: ``RankBudget/rank(fraction:cappedAt:of:)``, the budget the run trains.
         public func keptRank(outOf rank: Int, cap: Double = 1) -> Int {
-            guard rank > 0 else { return 0 }
-            let kept = Int((min(rankFraction, cap) * Double(rank) - 1e-9).rounded(.up))
-            return min(rank, max(1, kept))
+            RankBudget.rank(fraction: rankFraction, cappedAt: cap, of: rank)
         }
     }
 }

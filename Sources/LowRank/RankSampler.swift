@@ -1,4 +1,5 @@
 import Tensors
+import Vocabulary
 
 /// How a training step picks the rank each LoD layer runs at (Maestro §3.1, FjORD).
 public enum RankSampler: Sendable, Equatable, Codable {

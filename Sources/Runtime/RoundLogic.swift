@@ -2,6 +2,7 @@ import Federation
 import Fleet
 import LowRank
 import Tensors
+import Vocabulary
 
 /// The pure decisions of a round, apart from the coordinator's sockets, clock and files:
 /// which selected clients are invited, whether an update may be aggregated, and what a round

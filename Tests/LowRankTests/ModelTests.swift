@@ -2,6 +2,7 @@ import LowRank
 import Tensors
 import TestSupport
 import Testing
+import Vocabulary
 
 @Suite("Models, export and the model file")
 struct ModelTests {

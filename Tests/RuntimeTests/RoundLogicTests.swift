@@ -5,6 +5,7 @@ import Tensors
 import TestSupport
 import Testing
 import Transport
+import Vocabulary
 
 @testable import Runtime
 
