@@ -48,8 +48,8 @@ let package = Package(
         .executableTarget(
             name: "maestro",
             dependencies: [
-                "Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet", "Runtime",
-                "Report",
+                "Vocabulary", "Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet",
+                "Runtime", "Report",
                 "CPlatform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

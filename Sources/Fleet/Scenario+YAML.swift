@@ -228,15 +228,15 @@ extension Scenario.Training {
     var node: ScenarioNode {
         let samplerNode: ScenarioNode =
             switch sampler {
-            case .perLayer, .acrossLayers, .unsampled: .text(sampler.kind)
+            case .perLayer, .acrossLayers, .unsampled: .text(sampler.name)
             case .sharedFraction(let fractions, let scope):
                 .flow([
-                    ("kind", .text(sampler.kind)),
+                    ("kind", .text(sampler.name)),
                     ("fractions", .sequence(fractions.map { .number($0) }, isFlow: true)),
                     ("scope", .text(scope.rawValue)),
                 ])
             case .fixed(let fraction):
-                .flow([("kind", .text(sampler.kind)), ("fraction", .number(fraction))])
+                .flow([("kind", .text(sampler.name)), ("fraction", .number(fraction))])
             }
         let serverNode: ScenarioNode =
             switch server {

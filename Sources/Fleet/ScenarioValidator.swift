@@ -1,3 +1,5 @@
+import Vocabulary
+
 /// Reads an untyped ``ScenarioNode`` tree into a ``Scenario``, collecting every problem.
 ///
 /// Each reader reports what is wrong at its own key and returns `nil` for that value, then
@@ -362,7 +364,7 @@ struct ScenarioValidator {
             fields, "localEpochs", .integer(atLeast: 1, atMost: Int(UInt16.max)))
         let batchSize = required(fields, "batchSize", .integer(atLeast: 1, atMost: Int(UInt16.max)))
         let learningRate = required(fields, "learningRate", .number(.positiveFloat))
-        let sampler: Scenario.RankSampler? =
+        let sampler: RankSampler? =
             if let node = fields.node("sampler") {
                 self.sampler(node, strategy: strategy)
             } else {
@@ -374,7 +376,7 @@ struct ScenarioValidator {
                 "training.groupLasso",
                 "must be 0 with denseFedAvg: the group lasso acts on low-rank factors")
         }
-        let server: Scenario.ServerOptimizer? =
+        let server: ServerOptimizer? =
             if let node = fields.node("server") { self.server(node) } else {
                 .fedAvg(learningRate: 1)
             }
@@ -446,20 +448,20 @@ struct ScenarioValidator {
 
     private mutating func sampler(
         _ node: ScenarioNode, strategy: Scenario.Strategy?
-    ) -> Scenario.RankSampler? {
+    ) -> RankSampler? {
         let path = "training.sampler"
         // `sampler: perLayer` is short for `sampler: {kind: perLayer}`.
         let fields: Fields
         let kind: String?
         if case .scalar = node {
             fields = Fields(path: path, entries: [])
-            kind = read(node, at: path, .choice(Scenario.RankSampler.kinds))
+            kind = read(node, at: path, .choice(RankSampler.names))
         } else {
             guard let mapping = self.fields(node, at: path, known: Self.samplerKeys) else {
                 return nil
             }
             fields = mapping
-            kind = required(fields, "kind", .choice(Scenario.RankSampler.kinds))
+            kind = required(fields, "kind", .choice(RankSampler.names))
         }
         guard let kind else { return nil }
         if strategy == .denseFedAvg, kind != "none" {
@@ -469,7 +471,7 @@ struct ScenarioValidator {
         case "sharedFraction":
             rejectUnused(fields, ["fraction"], because: "sampler sharedFraction")
             let scope = optional(
-                fields, "scope", .choice(Scenario.FractionScope.self), default: .budget)
+                fields, "scope", .choice(RankSampler.FractionScope.self), default: .budget)
             guard let scope else { return nil }
             guard let node = fields.node("fractions") else {
                 return .sharedFraction(fractions: [], scope: scope)
@@ -496,9 +498,9 @@ struct ScenarioValidator {
         }
     }
 
-    private mutating func server(_ node: ScenarioNode) -> Scenario.ServerOptimizer? {
+    private mutating func server(_ node: ScenarioNode) -> ServerOptimizer? {
         guard let fields = fields(node, at: "training.server", known: Self.serverKeys),
-            let optimizer = required(fields, "optimizer", .choice(Scenario.ServerOptimizer.names))
+            let optimizer = required(fields, "optimizer", .choice(ServerOptimizer.names))
         else { return nil }
         let unused = ["momentum", "beta1", "beta2", "epsilon"]
         switch optimizer {

@@ -1,5 +1,4 @@
 import Datasets
-import Federation
 import Fleet
 import Foundation
 import LowRank
@@ -56,40 +55,6 @@ extension Scenario {
         return Network(
             architecture: networkArchitecture, initialization: .he, factorization: .svd,
             using: &generator)
-    }
-
-    /// The server optimiser of the scenario.
-    public var serverOptimizer: Federation.ServerOptimizer {
-        switch training.server {
-        case .fedAvg(let rate): .fedAvg(learningRate: Float(rate))
-        case .fedAvgM(let rate, let momentum):
-            .fedAvgM(learningRate: Float(rate), momentum: Float(momentum))
-        case .fedAdam(let rate, let beta1, let beta2, let epsilon):
-            .fedAdam(
-                learningRate: Float(rate), beta1: Float(beta1), beta2: Float(beta2),
-                epsilon: Float(epsilon))
-        }
-    }
-
-    /// The sampler code and fractions that travel in a TRAIN message to a client of tier
-    /// fraction `tierFraction`. TRAIN's fractions are of the client's budget, so model-scoped
-    /// fractions f ≤ p travel as f / p (the others are never drawn; none left: the budget).
-    public func samplerOnWire(tierFraction: Double) -> (kind: SamplerKind, fractions: [Float]) {
-        switch training.sampler {
-        case .perLayer: return (.perLayer, [])
-        case .acrossLayers: return (.acrossLayers, [])
-        case .sharedFraction(let fractions, .budget):
-            return (.sharedFraction, fractions.map(Float.init))
-        case .sharedFraction(let fractions, .model):
-            // A tolerance, so that a tier fraction written as 0.3 keeps a sampled 0.3.
-            let within = fractions.filter { $0 <= tierFraction * (1 + 1e-9) }
-            return (
-                .sharedFraction,
-                within.isEmpty ? [1] : within.map { Float(min($0 / tierFraction, 1)) }
-            )
-        case .fixed(let fraction): return (.fixed, [Float(fraction)])
-        case .unsampled: return (.none, [])
-        }
     }
 
     /// The client learning rate of round `round` (1-based).

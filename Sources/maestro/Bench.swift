@@ -322,7 +322,7 @@ struct Bench: ParsableCommand {
         let x = Tensor.randomNormal(shape: [batchSize * inputCount], using: &generator).scalars
         let y = (0..<batchSize).map { Int32($0 % network.architecture.classCount) }
         var configuration = TrainingConfiguration()
-        configuration.sampler = .none
+        configuration.sampler = .unsampled
         configuration.frozenLayers = frozenLayers
         var trainer = Trainer(network: network, configuration: configuration, generator: generator)
         return medianTime { trainer.step(features: x, labels: y, learningRate: 1e-4) }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LowRank
 import Tensors
+import Vocabulary
 
 extension ModelKind: ExpressibleByArgument {}
 extension Initialization: ExpressibleByArgument {}
@@ -129,7 +130,7 @@ struct Train: ParsableCommand {
         if let fineTuneSampling { configuration.fineTuneSamplingRate = fineTuneSampling }
         if let selfDistillation { configuration.selfDistillation = selfDistillation }
         if dense {
-            configuration.sampler = .none
+            configuration.sampler = .unsampled
             configuration.groupLasso = 0
             configuration.shrinkThreshold = 0
         }
