@@ -38,18 +38,22 @@ let package = Package(
         .target(
             name: "Fleet", dependencies: ["Vocabulary", .product(name: "Yams", package: "Yams")],
             exclude: ["README.md"]),
+        // What a run folder holds (summary, per-round metrics, ledger, truncation curve), its
+        // JSON spelling and its atomic writer: files, no sockets, no data sets.
+        .target(name: "RunRecords", exclude: ["README.md"]),
         .target(
             name: "Runtime",
             dependencies: [
                 "Vocabulary", "Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet",
+                "RunRecords",
             ]),
         // Reports of finished run directories: pure rendering of their files (HTML, SVG, text).
-        .target(name: "Report", dependencies: ["Runtime", "Fleet", "LowRank"]),
+        .target(name: "Report", dependencies: ["RunRecords", "Fleet", "LowRank"]),
         .executableTarget(
             name: "maestro",
             dependencies: [
                 "Vocabulary", "Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet",
-                "Runtime", "Report",
+                "RunRecords", "Runtime", "Report",
                 "CPlatform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -73,12 +77,12 @@ let package = Package(
             dependencies: [
                 "maestro", "LowRank", "Datasets", "CZlib", "Federation", "Transport", "TestSupport",
             ]),
-        .testTarget(name: "ReportTests", dependencies: ["Report", "Runtime", "TestSupport"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "RunRecords", "TestSupport"]),
         .testTarget(
             name: "RuntimeTests",
             dependencies: [
-                "Runtime", "Federation", "Fleet", "LowRank", "Transport", "Tensors", "Vocabulary",
-                "TestSupport",
+                "Runtime", "RunRecords", "Federation", "Fleet", "LowRank", "Transport", "Tensors",
+                "Vocabulary", "TestSupport",
             ]),
     ],
     swiftLanguageModes: [.v6]

@@ -3,6 +3,7 @@ import Federation
 import Fleet
 import Foundation
 import LowRank
+import RunRecords
 import Transport
 
 /// Why a federated run could not go on.

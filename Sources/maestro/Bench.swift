@@ -2,6 +2,7 @@ import ArgumentParser
 import Federation
 import Foundation
 import LowRank
+import RunRecords
 import Runtime
 import Tensors
 import Transport

@@ -3,6 +3,7 @@ import Fleet
 import Foundation
 import LowRank
 import Report
+import RunRecords
 import Runtime
 import Synchronization
 import Transport
@@ -89,7 +90,7 @@ struct RunOptions: ParsableArguments {
     func loadBaseline() throws -> RunData? {
         guard let baseline else { return nil }
         do {
-            return try RunData.load(directory: baseline)
+            return try RunData.load(directory: baseline, architecture: { $0.networkArchitecture })
         } catch {
             throw CommandError("--baseline \(baseline): \(error)")
         }
@@ -103,7 +104,7 @@ struct RunOptions: ParsableArguments {
         let targets = try parseTargets(self.targets)
         let run: RunData
         do {
-            run = try RunData.load(directory: directory)
+            run = try RunData.load(directory: directory, architecture: { $0.networkArchitecture })
         } catch {
             throw CommandError("\(error)")
         }
@@ -358,7 +359,9 @@ struct FleetCommand: ParsableCommand {
             options.workerSecret = secret
             workerEnvironment[WorkerSecret.environmentVariable] = secret
             if count == 0 && !runOptions.quiet {
-                print("workers join with: maestro worker --connect \(server.endpoint) --worker-secret-file \(path)")
+                print(
+                    "workers join with: maestro worker --connect \(server.endpoint) --worker-secret-file \(path)"
+                )
             }
         }
         switch hosting {
@@ -575,9 +578,10 @@ func refuseExistingRun(in directory: String, resume: String) throws {
     func size(_ file: String) -> Int? {
         (try? FileManager.default.attributesOfItem(atPath: "\(directory)/\(file)"))?[.size] as? Int
     }
-    let found = [CoordinatorCheckpoint.fileName, RunRecorder.finalModelFile].first {
-        size($0) != nil
-    } ?? ((size(RunRecorder.metricsFile) ?? 0) > 0 ? RunRecorder.metricsFile : nil)
+    let found =
+        [CoordinatorCheckpoint.fileName, RunRecorder.finalModelFile].first {
+            size($0) != nil
+        } ?? ((size(RunRecorder.metricsFile) ?? 0) > 0 ? RunRecorder.metricsFile : nil)
     guard let found else {
         for file in [RunRecorder.metricsFile, RunRecorder.ledgerFile, RunRecorder.summaryFile] {
             try? FileManager.default.removeItem(atPath: "\(directory)/\(file)")
@@ -656,7 +660,8 @@ struct FleetKeys {
 
 /// `text` as one shell word: as it is when it is plain, in single quotes otherwise.
 func shellQuoted(_ text: String) -> String {
-    let plain = !text.isEmpty
+    let plain =
+        !text.isEmpty
         && text.unicodeScalars.allSatisfy {
             CharacterSet.alphanumerics.contains($0) || "-_./:=@%+,".unicodeScalars.contains($0)
         }

@@ -2,6 +2,7 @@ import ArgumentParser
 import CPlatform
 import Fleet
 import Foundation
+import RunRecords
 import Runtime
 import Tensors
 
