@@ -37,9 +37,10 @@ extension RankSampler {
 }
 
 extension TrainingTask {
-    /// The sampler the client trains with: TRAIN's kind with its fractions, of the client's
-    /// budget. `sharedFraction` with no fractions draws from ``RankSampler/defaultFractions``;
-    /// `fixed` with none trains the whole budget.
+    /// The sampler the client trains with: TRAIN's kind with its fractions.
+    ///
+    /// The fractions are of the client's budget. `sharedFraction` with none draws from
+    /// ``RankSampler/defaultFractions``; `fixed` with none trains the whole budget.
     public var rankSampler: RankSampler {
         switch sampler {
         case .perLayer: .perLayer
