@@ -86,7 +86,10 @@ struct RankBudgetTests {
                 0.2: 819, 0.4: 819, 0.6: 819, 0.8: 819, Float(1.0 / 3): 1365,
                 Float(2.0 / 3): 1365,
             ])
+        let thirds: Set<Float> = [Float(1.0 / 3), Float(2.0 / 3)]
         for (p, r, retired, run) in differences {
+            // Every multiple of 5 (fifths: 4096 / 5 → 819) or of 3 (thirds: 1365), no other.
+            #expect(r % (thirds.contains(Float(p)) ? 3 : 5) == 0)
             #expect(retired == run + 1)
             #expect(Double(run) == (p * Double(r)).rounded())
         }
