@@ -45,15 +45,12 @@ struct MachineHarness {
             machine.received(
                 ReceivedFrame(peer: peer, bytes: frame, authenticatedKey: key), at: time))
         for action in actions[before...] {
-            if case .log(let line) = action, line.hasPrefix("rejected register") {
-                // "rejected register from PEER: REASON (message)"
-                let reason = line.split(separator: ": ").dropFirst().first?
-                    .split(separator: " ").first
-                return .refused(reason.map(String.init) ?? line)
+            if case .rejected(let rejection) = action, rejection.message == .register {
+                return .refused(rejection.reason)
             }
         }
         guard let id = machine.clients.id(ofNonce: nonce) else {
-            return .refused("no record")
+            return .notRecorded
         }
         return .registered(id)
     }
@@ -114,7 +111,9 @@ struct MachineHarness {
 /// What became of a REGISTER: the ID it got, or the reason it was refused for.
 enum RegistrationOutcome: Equatable {
     case registered(UInt32)
-    case refused(String)
+    case refused(RejectionReason)
+    /// Neither refused nor in the client table.
+    case notRecorded
 }
 
 @Suite("Enrolment: who may register as whom")
@@ -168,13 +167,13 @@ struct EnrolmentTests {
         let w = PeerID(bytes: [2])
         #expect(
             run.registration(from: a, nonce: 1, requested: 4, key: Self.keyA)
-                == .refused("key_id_mismatch"))
+                == .refused(.keyIDMismatch))
         #expect(
             run.registration(from: a, nonce: 1, requested: nil, tier: "large", key: Self.keyA)
-                == .refused("key_tier_mismatch"))
+                == .refused(.keyTierMismatch))
         #expect(
             run.registration(from: w, nonce: 2, requested: 3, key: Self.keyW)
-                == .refused("id_bound_to_other_key"))
+                == .refused(.idBoundToOtherKey))
         #expect(
             run.registration(from: a, nonce: 1, requested: nil, key: Self.keyA) == .registered(3))
         // The unbound key registers any free ID; the bound key's device restarts (new nonce,
@@ -195,7 +194,7 @@ struct EnrolmentTests {
         let intruder = PeerID(bytes: [2])
         #expect(run.registration(from: first, nonce: 10, requested: 2) == .registered(2))
         #expect(
-            run.registration(from: intruder, nonce: 11, requested: 2) == .refused("id_taken"))
+            run.registration(from: intruder, nonce: 11, requested: 2) == .refused(.idTaken))
         #expect(run.machine.clients[2]?.peer == first, "the intruder replaced the client")
         // The same process registering again (a reconnect) keeps its ID.
         #expect(run.registration(from: first, nonce: 10, requested: 2) == .registered(2))
@@ -216,7 +215,7 @@ struct EnrolmentTests {
         }
         #expect(
             run.registration(from: peer(8), nonce: 99, requested: nil)
-                == .refused("population_full"))
+                == .refused(.populationFull))
         #expect(run.machine.clients.count == 8)
         var open = try MachineHarness([], maximumClients: 9)
         open.perform(open.machine.start(at: .zero))
@@ -228,9 +227,9 @@ struct EnrolmentTests {
         }
         #expect(
             open.registration(from: peer(9), nonce: 99, requested: nil)
-                == .refused("population_full"))
+                == .refused(.populationFull))
         #expect(
-            open.registration(from: peer(9), nonce: 99, requested: 7) == .refused("id_taken")
+            open.registration(from: peer(9), nonce: 99, requested: 7) == .refused(.idTaken)
         )
     }
 
@@ -394,10 +393,10 @@ struct CoordinatorMachineTests {
         let peer = { (nonce: UInt64) in PeerID(bytes: [0x71, UInt8(nonce)]) }
         #expect(
             run.registration(from: peer(1), nonce: 1, requested: 0xFFFF_FFFE, at: .seconds(1))
-                == .refused("id_out_of_range"))
+                == .refused(.idOutOfRange))
         #expect(
             run.registration(from: peer(2), nonce: 2, requested: 8, at: .seconds(1))
-                == .refused("id_out_of_range"))
+                == .refused(.idOutOfRange))
         #expect(run.registration(from: peer(3), nonce: 3, requested: 7) == .registered(7))
         #expect(run.registration(from: peer(4), nonce: 4, requested: nil) == .registered(0))
         #expect(run.registration(from: peer(5), nonce: 5, requested: nil) == .registered(1))
@@ -419,7 +418,7 @@ struct CoordinatorMachineTests {
         #expect(run.registration(from: peer(4), nonce: 4, requested: 0) == .registered(0))
         #expect(run.registration(from: peer(5), nonce: 5, requested: nil) == .registered(1))
         #expect(
-            run.registration(from: peer(6), nonce: 6, requested: 11) == .refused("id_out_of_range"))
+            run.registration(from: peer(6), nonce: 6, requested: 11) == .refused(.idOutOfRange))
         // The same process again keeps its ID.
         #expect(run.registration(from: peer(2), nonce: 2, requested: nil) == .registered(8))
     }

@@ -46,11 +46,11 @@ struct RobustnessTests {
             var update = good
             update.trainingLoss = bad
             let problem = RoundLogic.problem(with: update, budgets: [3], global: global)
-            #expect(problem?.reason == "bad_training_loss", "\(bad)")
+            #expect(problem?.reason == .badTrainingLoss, "\(bad)")
             update = good
             update.computeSeconds = bad
             let seconds = RoundLogic.problem(with: update, budgets: [3], global: global)
-            #expect(seconds?.reason == "bad_compute_seconds", "\(bad)")
+            #expect(seconds?.reason == .badComputeSeconds, "\(bad)")
         }
         var zero = good
         (zero.trainingLoss, zero.computeSeconds) = (0, 0)
@@ -75,7 +75,7 @@ struct RobustnessTests {
         #expect(RoundLogic.problem(with: update, budgets: [3], global: global) == nil)
         #expect(
             RoundLogic.problem(with: update, budgets: [3], global: global, maximumNormRatio: 2.5)?
-                .reason == "update_norm_too_large")
+                .reason == .updateNormTooLarge)
         // The bias starts at 0: its floor is 0.01 per entry, so +0.05 everywhere is ratio 5.
         update = TrainingUpdate(
             factors: slice.factors, shared: slice.shared, sampleCount: 10, trainingLoss: 0.5,

@@ -255,7 +255,7 @@ struct RoundLogicTests {
             return
         }
         #expect(got[0] == [3, 10] && expected[0] == [4, 10])
-        #expect(problem?.reason == "shape_mismatch")
+        #expect(problem?.reason == .shapeMismatch)
         for bad: Float in [.nan, .infinity, -.infinity, 1e6, -2e7] {
             var update = good
             update.shared[0].scalars[0] = bad
@@ -271,7 +271,7 @@ struct RoundLogicTests {
                 with: large, budgets: budgets, global: global, maximumNormRatio: .infinity) == nil)
         #expect(
             RoundLogic.problem(with: large, budgets: budgets, global: global)?.reason
-                == "update_norm_too_large")
+                == .updateNormTooLarge)
     }
 
     @Test(
@@ -576,14 +576,14 @@ struct FrozenConvolutionTests {
                 == nil)
         #expect(
             RoundLogic.problem(with: update, budgets: budgets, global: global)?.reason
-                == "shape_mismatch")
+                == .shapeMismatch)
         let full = TrainingUpdate(
             factors: trained.slice.factors, shared: trained.slice.shared, sampleCount: 8,
             trainingLoss: 0, computeSeconds: 0)
         #expect(
             RoundLogic.problem(with: full, budgets: budgets, global: global, frozenLayers: 4)?
                 .reason
-                == "shape_mismatch")
+                == .shapeMismatch)
         // The cost model: the frozen client trains a third of the full tier's FLOPs or less.
         let low = global.trainingStepFLOPs(batch: 1, ranks: budgets, frozenLayers: 4)
         let top = global.trainingStepFLOPs(batch: 1)

@@ -284,13 +284,13 @@ enum RoundLogic {
         case normTooLarge(tensor: Int, ratio: Double, bound: Double)
 
         /// The reason counted in `rejected` (metrics and summary).
-        var reason: String {
+        var reason: RejectionReason {
             switch self {
-            case .shapeMismatch: "shape_mismatch"
-            case .nonFiniteOrAbsurd: "non_finite_or_absurd"
-            case .badTrainingLoss: "bad_training_loss"
-            case .badComputeSeconds: "bad_compute_seconds"
-            case .normTooLarge: "update_norm_too_large"
+            case .shapeMismatch: .shapeMismatch
+            case .nonFiniteOrAbsurd: .nonFiniteOrAbsurd
+            case .badTrainingLoss: .badTrainingLoss
+            case .badComputeSeconds: .badComputeSeconds
+            case .normTooLarge: .updateNormTooLarge
             }
         }
 
