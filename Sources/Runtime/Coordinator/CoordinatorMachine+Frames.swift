@@ -191,7 +191,7 @@ extension CoordinatorMachine {
         }
         let frozen = scenario.frozenLayers(
             of: scenario.tiers[client.tierIndex], architecture: global.architecture)
-        if let problem = RoundLogic.problem(
+        if let problem = UpdateCheck.problem(
             with: update, budgets: budgets, global: global, frozenLayers: frozen,
             maximumNormRatio: scenario.robustness.maximumUpdateNormRatio)
         {
@@ -204,7 +204,7 @@ extension CoordinatorMachine {
             return nil
         }
         _ = dropFromAttempt(id)
-        if let largest = RoundLogic.updateNormRatio(
+        if let largest = UpdateCheck.updateNormRatio(
             of: update, budgets: budgets, global: global, frozenLayers: frozen)
         {
             metrics.largestUpdateNormRatio = max(

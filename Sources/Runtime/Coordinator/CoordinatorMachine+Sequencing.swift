@@ -85,13 +85,13 @@ extension CoordinatorMachine {
             return
         }
         let (standing, clients, round) = (standing, clients, round)
-        let selected = RoundLogic.selection(
+        let selected = logic.selection(
             clients: clients,
             excluding: { standing.isExcluded($0, round: round, clients: clients) },
-            scenario: scenario, round: round, attempt: number)
+            round: round, attempt: number)
         metrics.selected += selected.map(Int.init)
-        let (invited, dropped) = RoundLogic.invitations(
-            selected: selected, clients: clients, scenario: scenario, global: global, round: round)
+        let (invited, dropped) = logic.invitations(
+            selected: selected, clients: clients, global: global, round: round)
         metrics.droppedDeadline += dropped.map(Int.init)
         var attempt = RoundAttempt(number: number, invited: invited, deadline: now + roundTimeout)
         for invitation in invited where clients[invitation.client] != nil {
@@ -122,9 +122,7 @@ extension CoordinatorMachine {
         metrics.virtualTime = totals.virtualSeconds
         // With roundFailurePolicy retry, a round that misses minimumUpdates is run again with a
         // new selection (at most twice more); skip keeps the model, abort stops the run.
-        let outcome = RoundLogic.outcome(
-            updates: contributions.count, attempt: attempt.number,
-            minimumUpdates: scenario.minimumUpdates, policy: scenario.roundFailurePolicy)
+        let outcome = logic.outcome(updates: contributions.count, attempt: attempt.number)
         if outcome == .retry {
             metrics.retries += 1
             emit(
@@ -155,7 +153,7 @@ extension CoordinatorMachine {
         case .aggregate:
             aggregate(participants)
             aggregated = true
-            if let reason = RoundLogic.nonFiniteModel(global) {
+            if let reason = Deployment.nonFiniteModel(global) {
                 rollBack(to: before, reason: reason)
                 aggregated = false
             }
@@ -175,7 +173,7 @@ extension CoordinatorMachine {
         }
         finishModel()
         if aggregated,
-            let reason = RoundLogic.nonFiniteEvaluation(
+            let reason = Deployment.nonFiniteEvaluation(
                 accuracy: metrics.accuracyByTier, loss: metrics.lossByTier)
         {
             rollBack(to: before, reason: reason)
@@ -232,9 +230,7 @@ extension CoordinatorMachine {
     /// After the round's aggregation: budget growth, shrinking, the deployed average and the
     /// evaluation.
     private mutating func finishModel() {
-        for opened in RoundLogic.openGrownBudgets(
-            &global, serverState: &serverState, scenario: scenario, after: round)
-        {
+        for opened in logic.openGrownBudgets(&global, serverState: &serverState, after: round) {
             averaged?.zeroOutputFactor(lowRankLayer: opened.layer, rows: opened.components)
             emit(
                 .log(
@@ -244,7 +240,7 @@ extension CoordinatorMachine {
         if scenario.isLowRank
             && scenario.shrinking.shrinks(atRound: round, lastRound: scenario.rounds)
         {
-            for cut in RoundLogic.shrink(&global, serverState: &serverState, scenario: scenario) {
+            for cut in logic.shrink(&global, serverState: &serverState) {
                 averaged?.mask(lowRankLayer: cut.layer, toRank: cut.to)
                 emit(
                     .log(
@@ -253,7 +249,7 @@ extension CoordinatorMachine {
             }
         }
         if scenario.evaluation.averageDecay > 0 {
-            RoundLogic.average(
+            Deployment.average(
                 &averaged, toward: global, decay: scenario.evaluation.averageDecay)
         }
         if round % scenario.evaluation.period == 0 || round == scenario.rounds {
@@ -284,10 +280,10 @@ extension CoordinatorMachine {
                 let significance = scenario.evaluation.deploySignificance
                 deployed =
                     significance > 0
-                    ? RoundLogic.bestValidatedBudgets(
+                    ? Deployment.bestValidatedBudgets(
                         budgets: rankSets, validationCorrect: validation.map(\.correct),
                         significance: significance)
-                    : RoundLogic.bestValidatedBudgets(
+                    : Deployment.bestValidatedBudgets(
                         budgets: rankSets, validationAccuracy: validation.map(\.accuracy))
                 lastDeployed = Dictionary(
                     uniqueKeysWithValues: zip(tiers.map(\.name), deployed.map { tiers[$0].name }))

@@ -33,6 +33,8 @@ struct CoordinatorMachine {
     }
 
     let scenario: Scenario
+    /// The round's decisions under the scenario.
+    let logic: RoundLogic
     let evaluationSet: TrainingSamples
     /// The coordinator's validation set (`evaluation.validationSamples`), if any.
     let validationSet: TrainingSamples?
@@ -105,6 +107,7 @@ struct CoordinatorMachine {
         resumingFrom checkpoint: CoordinatorCheckpoint?
     ) throws(CoordinatorError) {
         self.scenario = scenario
+        logic = RoundLogic(scenario: scenario)
         desk = RegistrationDesk(
             scenario: scenario, enrolment: enrolment,
             populationBound: max(scenario.clients, maximumClients ?? 0))

@@ -101,8 +101,7 @@ struct RegistrationDesk {
             }
             id = held
         } else if let assigned = hostedIndex ?? entry?.clientID
-            ?? RoundLogic.clientID(
-                for: registration, clients: clients, populationBound: populationBound)
+            ?? clientID(for: registration, clients: clients)
         {
             id = assigned
         } else if clients.count >= populationBound {
@@ -138,6 +137,19 @@ struct RegistrationDesk {
             return refuse(.populationFull, populationFullMessage)
         }
         return .success(Admission(id: id, tierIndex: tierIndex, previous: previous))
+    }
+
+    /// The ID a registering client gets: its own again for a repeated REGISTER from the same
+    /// process (same nonce), the one it asks for (a fleet member, or a restarted one, under
+    /// its fleet index), or else the lowest free ID below `populationBound` (above the fleet's
+    /// indices first: see `ClientTable.lowestFreeID(below:)`).
+    ///
+    /// A requested ID is returned as asked: the caller refuses one at or above the bound
+    /// (`id_out_of_range`). `nil` when every ID below the bound is taken.
+    func clientID(for registration: Registration, clients: ClientTable) -> UInt32? {
+        if let existing = clients.id(ofNonce: registration.instanceNonce) { return existing }
+        if let requested = registration.requestedClientID { return requested }
+        return clients.lowestFreeID(below: populationBound)
     }
 
     private var populationFullMessage: String {

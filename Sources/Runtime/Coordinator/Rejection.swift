@@ -38,7 +38,7 @@ enum RejectionReason: String, CaseIterable, Sendable {
     case wrongRound = "wrong_round"
     case notSelectedOrDuplicate = "not_selected_or_duplicate"
     case notDispatchedHere = "not_dispatched_here"
-    /// The update's content (`RoundLogic.UpdateProblem`).
+    /// The update's content (`UpdateCheck.Problem`).
     case shapeMismatch = "shape_mismatch"
     case nonFiniteOrAbsurd = "non_finite_or_absurd"
     case badTrainingLoss = "bad_training_loss"

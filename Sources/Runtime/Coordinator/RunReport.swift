@@ -26,9 +26,8 @@ struct RunReport {
 
     /// Budgets of tier `tierIndex` for the current global ranks, in the current round.
     func budgets(tierIndex: Int) -> [Int] {
-        RoundLogic.budgets(
-            fraction: scenario.rankFraction(of: scenario.tiers[tierIndex], round: max(round, 1)),
-            keptRanks: global.keptRanks, lowRank: true)
+        RoundLogic(scenario: scenario).budgets(
+            tierIndex: tierIndex, keptRanks: global.keptRanks, round: round)
     }
 
     /// The state after the current round, for `--resume`.
