@@ -57,8 +57,15 @@ struct JSONReader<Source: ByteChunks> {
     }
 
     /// The next byte without consuming it, or `nil` at the end of the input.
+    @inline(__always)
     private mutating func peek() throws(DatasetError) -> UInt8? {
         if index < chunk.count { return chunk[index] }
+        return try refill()
+    }
+
+    /// Moves to the next non-empty chunk; returns its first byte, or `nil` at the end.
+    @inline(never)
+    private mutating func refill() throws(DatasetError) -> UInt8? {
         while let next = try source.nextChunk() {
             chunkStart += chunk.count
             chunk = next
@@ -205,23 +212,47 @@ struct JSONReader<Source: ByteChunks> {
         return value
     }
 
-    /// Reads the characters of a number (or `NaN`, `Infinity`, `-Infinity`) into `token`;
-    /// returns how many, and whether they spell a plain integer.
-    private mutating func readToken() throws(DatasetError) -> (count: Int, isInteger: Bool) {
+    /// What the characters of a token spell.
+    private enum TokenKind {
+        /// `-? int`, JSON's integers.
+        case integer
+        /// `-? int frac? exp?` with a fraction or an exponent.
+        case number
+        /// Anything else: `NaN`, `Infinity`, `-Infinity` (Python's) or a mistake.
+        case other
+    }
+
+    /// Reads the characters of a number (or a word such as `NaN`) into `token`, checking
+    /// JSON's number grammar `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?` as it goes.
+    private mutating func readToken() throws(DatasetError) -> (count: Int, kind: TokenKind) {
         guard let first = try peekSignificant() else {
             throw failure("the text ends where a number was expected")
         }
         guard first == 0x2D || (0x30...0x39).contains(first) || first == 0x4E || first == 0x49
         else { throw failure("expected a number, found \(describe(first))") }
+        // States: 0 start, 1 after '-', 2 a leading 0, 3 integer digits, 4 after '.',
+        // 5 fraction digits, 6 after 'e', 7 after the exponent's sign, 8 exponent digits,
+        // 9 not a JSON number.
+        var state = 0
         var count = 0
-        var isInteger = true
         while let byte = try peek() {
-            let isDigit = (0x30...0x39).contains(byte)
-            let isLetter = (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+            let isDigit = byte &- 0x30 < 10
+            let isLetter = (byte | 0x20) &- 0x61 < 26
             guard isDigit || isLetter || byte == 0x2B || byte == 0x2D || byte == 0x2E else {
                 break
             }
-            if !isDigit && !(byte == 0x2D && count == 0) { isInteger = false }
+            let isExponent = byte | 0x20 == 0x65
+            switch state {
+            case 0: state = byte == 0x2D ? 1 : byte == 0x30 ? 2 : isDigit ? 3 : 9
+            case 1: state = byte == 0x30 ? 2 : isDigit ? 3 : 9
+            case 2: state = byte == 0x2E ? 4 : isExponent ? 6 : 9
+            case 3: state = isDigit ? 3 : byte == 0x2E ? 4 : isExponent ? 6 : 9
+            case 4: state = isDigit ? 5 : 9
+            case 5: state = isDigit ? 5 : isExponent ? 6 : 9
+            case 6: state = isDigit ? 8 : byte == 0x2B || byte == 0x2D ? 7 : 9
+            case 7, 8: state = isDigit ? 8 : 9
+            default: break
+            }
             guard count < token.count - 1 else {
                 throw failure("a number longer than \(token.count - 1) characters")
             }
@@ -230,7 +261,11 @@ struct JSONReader<Source: ByteChunks> {
             index += 1
         }
         token[count] = 0
-        return (count, isInteger && count > (token[0] == 0x2D ? 1 : 0))
+        switch state {
+        case 2, 3: return (count, .integer)
+        case 5, 8: return (count, .number)
+        default: return (count, .other)
+        }
     }
 
     /// The token as text, for messages.
@@ -241,19 +276,8 @@ struct JSONReader<Source: ByteChunks> {
     /// A number, rounded to the nearest `Float` (`±infinity` past its range); `NaN`,
     /// `Infinity` and `-Infinity` come back as themselves.
     mutating func readFloat() throws(DatasetError) -> Float {
-        let (count, _) = try readToken()
-        let text = token
-        // Only JSON's number characters may reach strtof, which also takes hex and "inf".
-        var hasLetter = false
-        for position in 0..<count {
-            let byte = UInt8(bitPattern: text[position])
-            if byte != 0x65 && byte != 0x45
-                && ((0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte))
-            {
-                hasLetter = true
-            }
-        }
-        if hasLetter {
+        let (count, kind) = try readToken()
+        guard kind != .other else {
             switch tokenText(count) {
             case "NaN": return .nan
             case "Infinity": return .infinity
@@ -261,26 +285,17 @@ struct JSONReader<Source: ByteChunks> {
             default: throw failure("expected a number, found \(tokenText(count))")
             }
         }
-        let (value, consumed) = text.withUnsafeBufferPointer { buffer in
-            var end: UnsafeMutablePointer<CChar>?
-            let value = strtof(buffer.baseAddress!, &end)
-            return (
-                value, end.map { $0 - UnsafeMutablePointer(mutating: buffer.baseAddress!) } ?? 0
-            )
-        }
-        guard consumed == count, isJSONNumber(count) else {
-            throw failure("expected a number, found \(tokenText(count))")
-        }
-        return value
+        // Only a token of JSON's grammar reaches strtof (which also takes hex and "inf").
+        return token.withUnsafeBufferPointer { strtof($0.baseAddress!, nil) }
     }
 
-    /// An integer (digits with an optional '-'), or `nil` with its text when the number is
-    /// not one (`3.0`, `1e3`, past `Int`'s range).
+    /// An integer (digits with an optional '-'), or the text of a number that is not one
+    /// (`3.0`, `1e3`, `NaN`, past `Int`'s range).
     mutating func readInteger() throws(DatasetError) -> Result<Int, NonInteger> {
-        let (count, isInteger) = try readToken()
+        let (count, kind) = try readToken()
         let text = tokenText(count)
-        if isInteger, let value = Int(text) { return .success(value) }
-        if !isJSONNumber(count) && !["NaN", "Infinity", "-Infinity"].contains(text) {
+        if kind == .integer, let value = Int(text) { return .success(value) }
+        if kind == .other && !["NaN", "Infinity", "-Infinity"].contains(text) {
             throw failure("expected a number, found \(text)")
         }
         return .failure(NonInteger(text: text))
@@ -289,34 +304,6 @@ struct JSONReader<Source: ByteChunks> {
     /// A number that is not an integer, by its text.
     struct NonInteger: Error {
         let text: String
-    }
-
-    /// Whether the token follows JSON's number grammar: `-? int frac? exp?`.
-    private func isJSONNumber(_ count: Int) -> Bool {
-        var position = 0
-        func byte() -> UInt8? { position < count ? UInt8(bitPattern: token[position]) : nil }
-        func digits() -> Int {
-            var seen = 0
-            while let next = byte(), (0x30...0x39).contains(next) {
-                position += 1
-                seen += 1
-            }
-            return seen
-        }
-        if byte() == 0x2D { position += 1 }
-        let leading = byte()
-        let whole = digits()
-        guard whole > 0, !(leading == 0x30 && whole > 1) else { return false }
-        if byte() == 0x2E {
-            position += 1
-            guard digits() > 0 else { return false }
-        }
-        if byte() == 0x65 || byte() == 0x45 {
-            position += 1
-            if byte() == 0x2B || byte() == 0x2D { position += 1 }
-            guard digits() > 0 else { return false }
-        }
-        return position == count
     }
 
     /// Skips one value of any kind, checking that it is well formed.
