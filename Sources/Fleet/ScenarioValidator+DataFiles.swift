@@ -75,12 +75,13 @@ extension ScenarioValidator {
                     node, at: "dataset.classes", .integer(atLeast: 2, atMost: 1 << 16))
             }
             if let shape, top.node("model")?["architecture"]?.text == "lenet",
-                shape.count != 3 || shape.prefix(2).contains(where: { $0 < 5 })
+                shape.count != 3 || shape.prefix(2).contains(where: { $0 < 12 })
             {
                 report(
                     "dataset.shape",
                     "model.architecture lenet needs images (height × width × channels, height and "
-                        + "width at least 5); found \(shape) (use mlp)")
+                        + "width at least 12 for its two 5 × 5 convolutions and poolings); found "
+                        + "\(shape) (use mlp)")
             }
             guard let train, let test, let shape, let classes, let partition else { return nil }
             return .leaf(
