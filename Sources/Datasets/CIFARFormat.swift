@@ -99,7 +99,7 @@ public struct CIFARFormat: Sendable, Equatable {
     public func labels(split: Split, directory: String) throws(DatasetError) -> [Int32] {
         var labels: [Int32] = []
         for path in paths(split: split, directory: directory) {
-            let bytes = try readBytes(path: path)
+            let bytes = try readWholeFile(path: path)
             labels += try self.labels(records: bytes, path: path)
         }
         return labels
@@ -118,7 +118,7 @@ public struct CIFARFormat: Sendable, Equatable {
             var features: [Float] = []
             var labels: [Int32] = []
             for path in paths {
-                let part = try dataset(records: readBytes(path: path), path: path)
+                let part = try dataset(records: readWholeFile(path: path), path: path)
                 features += part.features
                 labels += part.labels
             }

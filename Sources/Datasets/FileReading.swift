@@ -1,65 +1,19 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
-// The module's file access: whole reads, positioned reads and chunked reads. Everything else
-// in the module parses bytes it is handed.
+// File access of the CIFAR and LEAF readers (the IDX reader's is in IDXFile.swift): whole,
+// positioned and chunked reads and folder listings, with POSIX calls. Everything else in the
+// module parses bytes it is handed.
 
-/// A read-only descriptor of the file at `path`.
-func openForReading(_ path: String) throws(DatasetError) -> Int32 {
-    let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-    guard descriptor >= 0 else {
-        if errno == ENOENT { throw .fileNotFound(path: path) }
-        throw .unreadable(path: path, reason: String(cString: strerror(errno)))
-    }
-    var status = stat()
-    if fstat(descriptor, &status) == 0 && (status.st_mode & S_IFMT) == S_IFDIR {
-        close(descriptor)
-        throw .unreadable(path: path, reason: "it is a directory")
-    }
-    return descriptor
-}
-
-/// Reads up to `buffer.count` bytes at `offset`; returns how many there were before the end.
-func readFully(
-    _ descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int, path: String
-) throws(DatasetError) -> Int {
-    var done = 0
-    while done < buffer.count {
-        let count = pread(
-            descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
-        if count < 0 {
-            if errno == EINTR { continue }
-            throw .unreadable(path: path, reason: String(cString: strerror(errno)))
-        }
-        if count == 0 { break }
-        done += count
-    }
-    return done
-}
-
-func readFully(
-    _ descriptor: Int32, into bytes: inout [UInt8], at offset: Int, path: String
-) throws(DatasetError) -> Int {
-    try bytes.withUnsafeMutableBytes { buffer in
-        Result { () throws(DatasetError) in
-            try readFully(descriptor, into: buffer, at: offset, path: path)
-        }
-    }.get()
-}
-
-/// The bytes of the file at `path`.
-func readBytes(path: String) throws(DatasetError) -> [UInt8] {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-        throw .fileNotFound(path: path)
-    }
-    guard !isDirectory.boolValue else {
-        throw .unreadable(path: path, reason: "it is a directory")
-    }
-    do {
-        return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-    } catch {
-        throw .unreadable(path: path, reason: error.localizedDescription)
-    }
+/// The bytes of the file at `path`, read with POSIX calls.
+func readWholeFile(path: String) throws(DatasetError) -> [UInt8] {
+    let descriptor = try openForReading(path)
+    defer { close(descriptor) }
+    var bytes = [UInt8](repeating: 0, count: try fileSize(descriptor, path: path))
+    let count = try readFully(descriptor, into: &bytes, at: 0, path: path)
+    bytes.removeLast(bytes.count - count)
+    return bytes
 }
 
 /// The size in bytes of the open file `descriptor`.
@@ -125,30 +79,34 @@ final class FileChunks: ByteChunks {
     }
 }
 
-/// The regular files of `directory` whose names end in `suffix`, as paths, sorted by name.
+/// The files of `directory` whose names end in `suffix` (hidden ones aside), as paths,
+/// sorted by name.
 func files(in directory: String, endingWith suffix: String) throws(DatasetError) -> [String] {
-    let names: [String]
-    do {
-        names = try FileManager.default.contentsOfDirectory(atPath: directory)
-    } catch {
-        throw .unreadable(path: directory, reason: error.localizedDescription)
+    guard let stream = opendir(directory) else {
+        throw .unreadable(path: directory, reason: String(cString: strerror(errno)))
+    }
+    defer { closedir(stream) }
+    var names: [String] = []
+    while let entry = readdir(stream) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+        if name.hasSuffix(suffix) && !name.hasPrefix(".") { names.append(name) }
     }
     let folder = directory.hasSuffix("/") ? String(directory.dropLast()) : directory
-    return names.filter { $0.hasSuffix(suffix) && !$0.hasPrefix(".") }.sorted().map {
-        "\(folder)/\($0)"
-    }
+    return names.sorted().map { "\(folder)/\($0)" }
 }
 
 /// Whether `path` names a directory.
 func isDirectory(_ path: String) -> Bool {
-    var isDirectory: ObjCBool = false
-    return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
-        && isDirectory.boolValue
+    var status = stat()
+    return stat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFDIR
 }
 
 /// Whether anything exists at `path`.
 func fileExists(_ path: String) -> Bool {
-    FileManager.default.fileExists(atPath: path)
+    var status = stat()
+    return stat(path, &status) == 0
 }
 
 /// Closes a descriptor of `openForReading`.

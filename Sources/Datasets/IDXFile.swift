@@ -283,3 +283,62 @@ public struct IDXFile: Sendable, Equatable {
         }
     }
 }
+
+/// A read-only descriptor of the file at `path`.
+func openForReading(_ path: String) throws(DatasetError) -> Int32 {
+    let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+    guard descriptor >= 0 else {
+        if errno == ENOENT { throw .fileNotFound(path: path) }
+        throw .unreadable(path: path, reason: String(cString: strerror(errno)))
+    }
+    var status = stat()
+    if fstat(descriptor, &status) == 0 && (status.st_mode & S_IFMT) == S_IFDIR {
+        close(descriptor)
+        throw .unreadable(path: path, reason: "it is a directory")
+    }
+    return descriptor
+}
+
+/// Reads up to `buffer.count` bytes at `offset`; returns how many there were before the end.
+func readFully(
+    _ descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int, path: String
+) throws(DatasetError) -> Int {
+    var done = 0
+    while done < buffer.count {
+        let count = pread(
+            descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
+        if count < 0 {
+            if errno == EINTR { continue }
+            throw .unreadable(path: path, reason: String(cString: strerror(errno)))
+        }
+        if count == 0 { break }
+        done += count
+    }
+    return done
+}
+
+func readFully(
+    _ descriptor: Int32, into bytes: inout [UInt8], at offset: Int, path: String
+) throws(DatasetError) -> Int {
+    try bytes.withUnsafeMutableBytes { buffer in
+        Result { () throws(DatasetError) in
+            try readFully(descriptor, into: buffer, at: offset, path: path)
+        }
+    }.get()
+}
+
+/// The bytes of the file at `path`.
+private func readBytes(path: String) throws(DatasetError) -> [UInt8] {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        throw .fileNotFound(path: path)
+    }
+    guard !isDirectory.boolValue else {
+        throw .unreadable(path: path, reason: "it is a directory")
+    }
+    do {
+        return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+    } catch {
+        throw .unreadable(path: path, reason: error.localizedDescription)
+    }
+}
