@@ -38,10 +38,13 @@ struct DataOptions: ParsableArguments {
             Folder of the data set's files (default: /usr/share/datasets/fashion-mnist, \
             cifar-10, cifar-100 or femnist).
             """)
-    var dataDirectory: String?
+    var dataDirectoryOption: String?
 
-    /// The folder the files are read from.
-    var directory: String { dataDirectory ?? dataset.defaultDirectory }
+    /// The folder the files are read from: `--data-dir`, else the data set's default.
+    var dataDirectory: String {
+        get { dataDirectoryOption ?? dataset.defaultDirectory }
+        set { dataDirectoryOption = newValue }
+    }
 
     /// Training and test samples, with the per-sample input shape and class count.
     func load(
@@ -49,6 +52,7 @@ struct DataOptions: ParsableArguments {
     ) throws(CommandError) -> (
         train: TrainingSamples, test: TrainingSamples, inputShape: [Int], classCount: Int
     ) {
+        let directory = dataDirectory
         let folder = directory.hasSuffix("/") ? String(directory.dropLast()) : directory
         let sets: (train: LabeledDataset, test: LabeledDataset)
         do {

@@ -182,7 +182,7 @@ struct Train: ParsableCommand {
             flushOutput()
         }
         let metadata = [
-            "dataset": data.dataset.rawValue, "dataDirectory": data.directory,
+            "dataset": data.dataset.rawValue, "dataDirectory": data.dataDirectory,
             "model": model.rawValue,
             "variant": dense ? "dense" : "lod", "seed": "\(seed)", "epochs": "\(epochs)",
             "configuration": "\(configuration)",
