@@ -285,7 +285,7 @@ public struct IDXFile: Sendable, Equatable {
 }
 
 /// A read-only descriptor of the file at `path`.
-private func openForReading(_ path: String) throws(DatasetError) -> Int32 {
+func openForReading(_ path: String) throws(DatasetError) -> Int32 {
     let descriptor = open(path, O_RDONLY | O_CLOEXEC)
     guard descriptor >= 0 else {
         if errno == ENOENT { throw .fileNotFound(path: path) }
@@ -300,7 +300,7 @@ private func openForReading(_ path: String) throws(DatasetError) -> Int32 {
 }
 
 /// Reads up to `buffer.count` bytes at `offset`; returns how many there were before the end.
-private func readFully(
+func readFully(
     _ descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int, path: String
 ) throws(DatasetError) -> Int {
     var done = 0
@@ -317,7 +317,7 @@ private func readFully(
     return done
 }
 
-private func readFully(
+func readFully(
     _ descriptor: Int32, into bytes: inout [UInt8], at offset: Int, path: String
 ) throws(DatasetError) -> Int {
     try bytes.withUnsafeMutableBytes { buffer in

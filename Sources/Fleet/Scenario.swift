@@ -76,14 +76,52 @@ extension Scenario {
         case synthetic(alpha: Double, beta: Double)
         /// FedProx Synthetic IID: one shared model, zero input means.
         case syntheticIID
+        /// CIFAR-10, binary version (50k train / 10k test, 32×32×3, 10 classes) in `directory`,
+        /// split over the clients by `partition`.
+        case cifar10(directory: String, partition: Partition)
+        /// CIFAR-100, binary version (50k train / 10k test, 32×32×3), with its fine (100) or
+        /// coarse (20) labels, in `directory`, split over the clients by `partition`.
+        case cifar100(directory: String, labels: CIFAR100Labels, partition: Partition)
+        /// LEAF JSON files (FEMNIST and the other LEAF sets of number vectors): the training
+        /// split at `train` and the test split at `test` (each a `.json` file or a folder of
+        /// them), samples of `featureShape` in `classCount` classes, split over the clients by
+        /// `partition` (`natural`: each writer's samples on one client).
+        case leaf(
+            train: String, test: String, featureShape: [Int], classCount: Int,
+            partition: Partition)
 
-        /// The `dataset.name` key: `fashion-mnist` or `synthetic`.
+        /// The `dataset.name` key: `fashion-mnist`, `synthetic`, `cifar10`, `cifar100` or
+        /// `leaf`.
         public var name: String {
             switch self {
             case .fashionMNIST: "fashion-mnist"
             case .synthetic, .syntheticIID: "synthetic"
+            case .cifar10: "cifar10"
+            case .cifar100: "cifar100"
+            case .leaf: "leaf"
             }
         }
+
+        /// The partition of a centralised data set (`nil` for generated data).
+        public var partition: Partition? {
+            switch self {
+            case .fashionMNIST(_, let partition), .cifar10(_, let partition),
+                .cifar100(_, _, let partition), .leaf(_, _, _, _, let partition):
+                partition
+            case .synthetic, .syntheticIID: nil
+            }
+        }
+
+        /// Which of CIFAR-100's labels the samples carry.
+        public enum CIFAR100Labels: String, Sendable, Equatable, CaseIterable {
+            /// The 100 classes.
+            case fine
+            /// The 20 superclasses.
+            case coarse
+        }
+
+        /// Training images of CIFAR-10 and CIFAR-100, the bound for their partitions.
+        public static let cifarTrainingCount = 50_000
 
         /// Default location of the Debian package `dataset-fashion-mnist`.
         public static let defaultFashionMNISTDirectory = "/usr/share/datasets/fashion-mnist"
@@ -105,6 +143,9 @@ extension Scenario {
         /// Models a fleet whose device classes serve different users (regions, uses), so that
         /// dropping a tier loses data no other tier holds.
         case tiered(alpha: Double, tierAlpha: Double)
+        /// Each writer's samples on one client, writers dealt round-robin (writer w to client
+        /// w mod clients, in the files' order); LEAF data only, which knows its writers.
+        case natural
     }
 
     /// The network every client and the server build.

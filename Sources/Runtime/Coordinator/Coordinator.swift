@@ -306,9 +306,14 @@ extension RunRecorder {
 }
 
 extension Scenario {
-    /// The data folder of a Fashion-MNIST scenario (empty for generated data).
+    /// The data folder of a scenario (LEAF: its training data; empty for generated data).
     public var dataDirectory: String {
-        if case .fashionMNIST(let directory, _) = dataset { return directory }
-        return ""
+        switch dataset {
+        case .fashionMNIST(let directory, _), .cifar10(let directory, _),
+            .cifar100(let directory, _, _):
+            directory
+        case .leaf(let train, _, _, _, _): train
+        case .synthetic, .syntheticIID: ""
+        }
     }
 }

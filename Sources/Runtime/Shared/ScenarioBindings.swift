@@ -35,10 +35,18 @@ extension Scenario {
         switch dataset {
         case .fashionMNIST: [28, 28, 1]
         case .synthetic, .syntheticIID: [60]
+        case .cifar10, .cifar100: CIFARFormat.featureShape
+        case .leaf(_, _, let featureShape, _, _): featureShape
         }
     }
 
-    public var classCount: Int { 10 }
+    public var classCount: Int {
+        switch dataset {
+        case .fashionMNIST, .synthetic, .syntheticIID, .cifar10: 10
+        case .cifar100(_, let labels, _): labels == .coarse ? 20 : 100
+        case .leaf(_, _, _, let classCount, _): classCount
+        }
+    }
 
     /// The architecture every participant builds.
     public var networkArchitecture: LowRank.Architecture {
@@ -69,8 +77,8 @@ extension Scenario {
 
     /// The partition scheme of a centralised data set.
     var partitionScheme: PartitionScheme? {
-        guard case .fashionMNIST(_, let partition) = dataset else { return nil }
-        switch partition {
+        switch dataset.partition {
+        case nil, .natural: return nil
         case .iid: return .iid
         case .dirichlet(let alpha): return .dirichlet(alpha: alpha)
         case .shards(let perClient): return .shards(perClient: perClient)
@@ -81,7 +89,7 @@ extension Scenario {
 
     private var syntheticGenerator: FedProxSynthetic? {
         switch dataset {
-        case .fashionMNIST: nil
+        case .fashionMNIST, .cifar10, .cifar100, .leaf: nil
         case .synthetic(let alpha, let beta):
             FedProxSynthetic(alpha: alpha, beta: beta, deviceCount: clients)
         case .syntheticIID: .iid(deviceCount: clients)
@@ -103,6 +111,10 @@ extension Scenario {
                 split: .train, directory: directory,
                 selecting: Array(indices.prefix(samplesPerClient ?? indices.count))
             ).samples
+        case .cifar10, .cifar100, .leaf:
+            let files = dataFiles!
+            return try dataFileTrainingSamples(files, rows: dataFilePartitionRows(files)[index])
+                .samples
         case .synthetic, .syntheticIID:
             let train = syntheticGenerator!.device(index, seed: seed).train
             return train.subset(Array(0..<min(train.count, samplesPerClient ?? train.count)))
@@ -114,6 +126,7 @@ extension Scenario {
     /// fleet (a worker hosting thousands of clients is sent its clients' rows instead of
     /// partitioning 60 000 labels for each), or `nil` for data generated per client.
     public func partitionRows() throws(DatasetError) -> [[Int]]? {
+        if let files = dataFiles { return try dataFilePartitionRows(files) }
         guard case .fashionMNIST(let directory, _) = dataset else { return nil }
         let pool = try trainingPool(directory: directory)
         return partition(
@@ -169,6 +182,8 @@ extension Scenario {
         let whole: Int
         switch dataset {
         case .fashionMNIST: whole = 60_000
+        case .cifar10, .cifar100: whole = Dataset.cifarTrainingCount
+        case .leaf: whole = Int(UInt32.max)
         case .synthetic, .syntheticIID:
             whole = syntheticGenerator?.maximumSamplesPerDevice ?? Int(UInt32.max)
         }
@@ -179,7 +194,7 @@ extension Scenario {
     /// ``partitionRows()`` (ignored for generated data, which is counted without generating).
     public func clientSampleCount(index: Int, rows: [UInt32]) -> Int {
         switch dataset {
-        case .fashionMNIST: return rows.count
+        case .fashionMNIST, .cifar10, .cifar100, .leaf: return rows.count
         case .synthetic, .syntheticIID:
             let count = syntheticGenerator!.trainCount(ofDevice: index, seed: seed)
             return min(count, samplesPerClient ?? count)
@@ -197,6 +212,8 @@ extension Scenario {
             return try FashionMNIST.load(
                 split: .train, directory: directory, selecting: rows.map(Int.init)
             ).samples
+        case .cifar10, .cifar100, .leaf:
+            return try dataFileTrainingSamples(dataFiles!, rows: rows.map(Int.init)).samples
         case .synthetic, .syntheticIID:
             let train = syntheticGenerator!.device(index, seed: seed).train
             return train.subset(Array(0..<min(train.count, samplesPerClient ?? train.count)))
@@ -214,6 +231,8 @@ extension Scenario {
         switch dataset {
         case .fashionMNIST(let directory, _):
             return try FashionMNIST.load(split: .test, directory: directory).samples
+        case .cifar10, .cifar100, .leaf:
+            return try dataFileTestSamples(dataFiles!).samples
         case .synthetic, .syntheticIID:
             // At most the first `evaluationDevices` devices: the held-out set of a fleet of a
             // million devices must not cost a million devices' generation.
