@@ -1,5 +1,9 @@
 import Federation
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import LowRank
 import Tensors
 

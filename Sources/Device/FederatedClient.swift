@@ -1,5 +1,12 @@
 import Federation
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import LowRank
 import Tensors
 import Transport
