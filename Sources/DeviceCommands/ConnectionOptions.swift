@@ -103,7 +103,8 @@ func trimmingWhitespace(_ text: String) -> String {
 
 /// Refuses an address without a ZeroMQ transport (`127.0.0.1:5555`), suggesting the one meant.
 public func validateEndpoint(_ endpoint: String, flag: String) throws {
-    guard !endpoint.contains("://") else { return }
+    // The standard library's search: Foundation's `contains` would link all of Foundation.
+    guard endpoint.firstRange(of: "://") == nil else { return }
     throw ValidationError(
         "\(flag) \(endpoint) names no transport: did you mean tcp://\(endpoint)?")
 }
