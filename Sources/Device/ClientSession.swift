@@ -14,7 +14,7 @@ import Tensors
 /// the model, stop on SHUTDOWN.
 public struct ClientSession {
     /// What the session knows of its coordinator.
-    enum State {
+    public enum State {
         case unregistered
         case registered(clientID: UInt32, architecture: Architecture)
         case finished
@@ -54,7 +54,7 @@ public struct ClientSession {
     public let nonce: UInt64
     /// Where the coordinator is (for error messages).
     public let coordinator: String
-    private(set) var state: State = .unregistered
+    public private(set) var state: State = .unregistered
 
     public init(
         tierName: String, gflops: Float, sampleCount: Int, featureCount: Int,

@@ -1,5 +1,6 @@
 import Datasets
 import Fleet
+import LowRank
 import Runtime
 
 /// `client --partition-of SCENARIO --index I` in the full `maestro`: the scenario is read and
