@@ -54,7 +54,8 @@ struct BoardBLASTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let root = repositoryRoot.path
         let compiled = try run([
-            "/usr/bin/env", "clang", "-O2", "-I", "\(root)/Sources/CKernels/include",
+            "/usr/bin/env", "clang", "-O2", "-I", "\(root)/Sources/CKernels/include", "-I",
+            "\(root)/Sources/CBLAS",
             "-o", "\(directory)/blas-check", "\(root)/tools/board/blas-check.c",
             "\(root)/tools/board/blas.c", "\(root)/Sources/CKernels/kernels.c", "-lm", "-lpthread",
         ])

@@ -3,7 +3,7 @@
  * than the matrices. tools/package-client runs it before linking the board client, on the
  * machine (and so the kernels: AVX2+FMA or portable) it builds for.
  *
- *   clang -O2 -I Sources/CKernels/include tools/board/blas-check.c tools/board/blas.c \
+ *   clang -O2 -I Sources/CKernels/include -I Sources/CBLAS tools/board/blas-check.c tools/board/blas.c \
  *       Sources/CKernels/kernels.c -o blas-check && ./blas-check
  *
  * Prints one line per failing case and exits 1, or prints the count of cases and exits 0.
@@ -13,12 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-enum CBLAS_ORDER { CblasRowMajor = 101, CblasColMajor = 102 };
-enum CBLAS_TRANSPOSE { CblasNoTrans = 111, CblasTrans = 112 };
-void cblas_sgemm(
-    enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE trans_a, enum CBLAS_TRANSPOSE trans_b, int m,
-    int n, int k, float alpha, const float *a, int lda, const float *b, int ldb, float beta,
-    float *c, int ldc);
+#include "shim.h" /* -I Sources/CBLAS */
+
 
 static uint64_t state = 0x5EED;
 

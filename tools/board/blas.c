@@ -15,17 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-enum CBLAS_ORDER { CblasRowMajor = 101, CblasColMajor = 102 };
-enum CBLAS_TRANSPOSE { CblasNoTrans = 111, CblasTrans = 112 };
+#include "CKernels.h" /* -I Sources/CKernels/include */
+#include "shim.h"     /* -I Sources/CBLAS: the declarations Tensors calls */
 
-/* CKernels (Sources/CKernels/include/kernels.h). */
-void maestro_gemm_nn(
-    ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t a_row, ptrdiff_t a_column,
-    const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc);
-void maestro_gemm_nt(
-    ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *b,
-    ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc);
-int maestro_kernels_vectorized(void);
+
 
 /* C = beta·C + op(A)·op(B), row-major, through the kernels (transposing B when both
  * operands are transposed). Returns 0, or -1 when out of memory. */
