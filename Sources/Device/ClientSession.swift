@@ -1,11 +1,12 @@
 import Federation
+import LowRank
+import Tensors
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
 import Foundation
 #endif
-import LowRank
-import Tensors
 
 /// One client's side of the protocol as a pure state machine (no I/O, no clock): envelopes from the
 /// coordinator in, decisions out. It owns no socket, data or clock, so a device's process

@@ -1,4 +1,8 @@
 import Federation
+import LowRank
+import Tensors
+import Transport
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -7,9 +11,6 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
-import LowRank
-import Tensors
-import Transport
 
 /// Why a client stopped.
 public enum ClientOutcome: Sendable, Equatable {
