@@ -3,8 +3,8 @@
  * than the matrices. tools/package-client runs it before linking the board client, on the
  * machine (and so the kernels: AVX2+FMA or portable) it builds for.
  *
- *   clang -O2 -I Sources/CKernels/include -I Sources/CBLAS tools/board/blas-check.c tools/board/blas.c \
- *       Sources/CKernels/kernels.c -o blas-check && ./blas-check
+ *   clang -O2 -I Sources/CKernels/include -I Sources/CBLAS tools/board/blas-check.c \
+ *       tools/board/blas.c Sources/CKernels/kernels.c -o blas-check && ./blas-check
  *
  * Prints one line per failing case and exits 1, or prints the count of cases and exits 0.
  */
