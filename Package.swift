@@ -5,7 +5,10 @@ let package = Package(
     name: "Maestro",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "maestro", targets: ["maestro"])
+        .executable(name: "maestro", targets: ["maestro"]),
+        // The board client (tools/package-client installs it as `maestro`): `client` alone,
+        // linked without scenarios, reports or the coordinator (docs/devices.md).
+        .executable(name: "maestro-board", targets: ["MaestroBoard"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -34,30 +37,46 @@ let package = Package(
             exclude: ["WIRE.md"]),
 
         // Effects at the edge.
-        .target(name: "Transport", dependencies: ["CZeroMQ"], exclude: ["README.md"]),
+        .target(
+            name: "Transport", dependencies: ["CZeroMQ", "CPlatform"], exclude: ["README.md"]),
         .target(
             name: "Fleet", dependencies: ["Vocabulary", .product(name: "Yams", package: "Yams")],
             exclude: ["README.md"]),
         // What a run folder holds (summary, per-round metrics, ledger, truncation curve), its
         // JSON spelling and its atomic writer: files, no sockets, no data sets.
         .target(name: "RunRecords", exclude: ["README.md"]),
+        // What a device runs: its side of the protocol, local training, the client process.
+        // Nothing here reads scenarios (YAML) or needs more than FoundationEssentials.
+        .target(
+            name: "Device",
+            dependencies: ["Vocabulary", "Tensors", "LowRank", "Datasets", "Federation", "Transport"]),
         .target(
             name: "Runtime",
             dependencies: [
                 "Vocabulary", "Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet",
-                "RunRecords",
+                "RunRecords", "Device",
             ]),
         // Reports of finished run directories: pure rendering of their files (HTML, SVG, text).
         .target(name: "Report", dependencies: ["RunRecords", "Fleet", "LowRank"]),
+        // The `client` command and its connection options, shared by both executables.
+        .target(
+            name: "DeviceCommands",
+            dependencies: [
+                "Device", "Datasets", "Transport", "CPlatform",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .executableTarget(
             name: "maestro",
             dependencies: [
                 "Vocabulary", "Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet",
-                "RunRecords", "Runtime", "Report",
+                "RunRecords", "Runtime", "Report", "DeviceCommands",
                 "CPlatform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+
+        .executableTarget(
+            name: "MaestroBoard", dependencies: ["DeviceCommands", "Tensors", "CPlatform"]),
 
         .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),

@@ -327,18 +327,17 @@ func readFully(
     }.get()
 }
 
-/// The bytes of the file at `path`.
+/// The bytes of the file at `path` (POSIX calls: Foundation's `Data(contentsOf:)` and its
+/// error texts would link all of Foundation into the board client).
 private func readBytes(path: String) throws(DatasetError) -> [UInt8] {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-        throw .fileNotFound(path: path)
+    let descriptor = try openForReading(path)
+    defer { close(descriptor) }
+    var status = stat()
+    guard fstat(descriptor, &status) == 0 else {
+        throw .unreadable(path: path, reason: String(cString: strerror(errno)))
     }
-    guard !isDirectory.boolValue else {
-        throw .unreadable(path: path, reason: "it is a directory")
-    }
-    do {
-        return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-    } catch {
-        throw .unreadable(path: path, reason: error.localizedDescription)
-    }
+    var bytes = [UInt8](repeating: 0, count: Int(status.st_size))
+    let count = try readFully(descriptor, into: &bytes, at: 0, path: path)
+    bytes.removeLast(bytes.count - count)
+    return bytes
 }

@@ -46,31 +46,6 @@ struct KeysCommand: ParsableCommand {
     }
 }
 
-/// A client's CURVE settings from a coordinator's public key file and the client's secret
-/// key file, or `nil` (plaintext) when they are not given.
-func curveClient(serverKey: String?, clientKey: String?) throws -> CurveClientConfiguration? {
-    guard let serverKey, let clientKey else { return nil }
-    do {
-        let pair = try CurveKeyPair(secretKey: try readKey(clientKey, what: "secret key"))
-        return CurveClientConfiguration(
-            serverPublicKey: try readKey(serverKey, what: "server public key"), keyPair: pair)
-    } catch let error as TransportError {
-        throw CommandError("\(clientKey): \(error)")
-    }
-}
-
-/// Reads a Z85 key file (40 characters, surrounding whitespace ignored).
-func readKey(_ path: String, what: String) throws -> String {
-    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-        throw CommandError("\(path): cannot read the \(what)")
-    }
-    let key = text.trimmingCharacters(in: .whitespacesAndNewlines)
-    guard key.count == 40 else {
-        throw CommandError("\(path): not a CURVE key (expected 40 Z85 characters)")
-    }
-    return key
-}
-
 /// The allow-list: a folder of `*.pub` files (keys bound to no ID), or a file of
 /// `KEY [ID [TIER]]` lines (see `Enrolment`).
 func readAllowList(_ path: String) throws -> Enrolment {
@@ -147,55 +122,6 @@ struct ServerSecurityOptions: ParsableArguments {
     }
 }
 
-/// What `client` and `worker` share: how they reach the coordinator and how long they wait.
-struct ConnectionOptions: ParsableArguments {
-    @Option(help: "Coordinator address, e.g. tcp://192.0.2.10:5555.")
-    var connect: String
-
-    @Option(
-        name: .customLong("idle-timeout"),
-        help: "Exit after this many seconds without a message from the coordinator.")
-    var idleTimeout: Double = 600
-
-    @Flag(
-        name: .customLong("exit-with-parent"),
-        help: "Exit when the launching process dies (used by `maestro fleet`).")
-    var exitWithParent = false
-
-    @Flag(help: "Log registration and errors to standard error.")
-    var verbose = false
-
-    @Option(
-        name: .customLong("server-key"),
-        help: "The coordinator's CURVE public key file (turns CURVE on).")
-    var serverKey: String?
-
-    @Option(
-        name: .customLong("client-key"),
-        help: "This process's CURVE secret key file (with --server-key).")
-    var clientKey: String?
-
-    func validate() throws {
-        try validateEndpoint(connect, flag: "--connect")
-        guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be > 0") }
-        if (serverKey == nil) != (clientKey == nil) {
-            throw ValidationError("--server-key and --client-key go together")
-        }
-    }
-
-    var idleDuration: Duration { .milliseconds(Int64(idleTimeout * 1000)) }
-
-    /// The DEALER connection to the coordinator, with CURVE when the keys are given.
-    func transport(multiplexed: Bool = false) throws -> ZeroMQClient {
-        let curve = try curveClient(serverKey: serverKey, clientKey: clientKey)
-        do {
-            return try ZeroMQClient(connectingTo: connect, curve: curve, multiplexed: multiplexed)
-        } catch {
-            throw CommandError("\(connect): \(error)")
-        }
-    }
-}
-
 /// The worker secret in `path`: read if the file exists, else made and written there
 /// (mode 600) for the workers that will join.
 func workerSecret(at path: String) throws -> (secret: String, created: Bool) {
@@ -222,11 +148,4 @@ func readWorkerSecret(_ path: String) throws -> String {
         throw CommandError("\(path): \(problem)")
     }
     return secret
-}
-
-/// Refuses an address without a ZeroMQ transport (`127.0.0.1:5555`), suggesting the one meant.
-func validateEndpoint(_ endpoint: String, flag: String) throws {
-    guard !endpoint.contains("://") else { return }
-    throw ValidationError(
-        "\(flag) \(endpoint) names no transport: did you mean tcp://\(endpoint)?")
 }

@@ -288,13 +288,6 @@ public final class Coordinator {
     }
 }
 
-extension Duration {
-    /// The duration in seconds as a double.
-    public var seconds: Double {
-        Double(components.seconds) + Double(components.attoseconds) * 1e-18
-    }
-}
-
 extension RunRecorder {
     func flushLedgerOrThrow() throws(CoordinatorError) {
         do {

@@ -253,10 +253,3 @@ public enum RandomStream {
     public static let selection: UInt64 = 0x5345_4C45_4354
     public static let clientTraining: UInt64 = 0x434C_4945_4E54
 }
-
-extension LabeledDataset {
-    /// The samples in the form the trainer takes.
-    public var samples: TrainingSamples {
-        TrainingSamples(features: features, labels: labels, featureCount: featureCount)
-    }
-}
