@@ -41,7 +41,7 @@ struct ScenarioValidator {
     static let topLevelKeys = [
         "name", "seed", "clients", "rounds", "clientsPerRound", "overSelection", "minimumUpdates",
         "roundFailurePolicy", "deadlineSeconds", "dataset", "model", "training", "shrinking",
-        "evaluation", "security", "simulation", "robustness", "adversaries", "tiers",
+        "evaluation", "security", "simulation", "robustness", "adversaries", "tiers", "report",
     ]
     static let datasetKeys = ["name", "directory", "partition", "synthetic", "samplesPerClient"]
     static let partitionKeys = ["scheme", "alpha", "perClient", "tierAlpha"]
@@ -138,6 +138,7 @@ struct ScenarioValidator {
             adversaries = self.adversaries(node).map { .some($0) }
         }
         let tiers = self.tiers(top, clients: clients)
+        let reportSettings = self.reportSettings(root)
 
         guard let name, let seed, let clients, let rounds, let clientsPerRound, let overSelection,
             let minimumUpdates, let roundFailurePolicy, let deadlineSeconds, let dataset,
@@ -184,7 +185,9 @@ struct ScenarioValidator {
                 "out of range: \(evaluation.validationSamples) held out leave too few training "
                     + "images for \(clients) clients × \(perClient) shards")
         }
-        guard let samplesPerClient, let simulation, let robustness, let adversaries else {
+        guard let samplesPerClient, let simulation, let robustness, let adversaries,
+            let reportSettings
+        else {
             return nil
         }
         var scenario = Scenario(
@@ -197,6 +200,7 @@ struct ScenarioValidator {
         scenario.simulation = simulation
         scenario.robustness = robustness
         scenario.adversaries = adversaries
+        scenario.report = reportSettings
         return scenario
     }
 
