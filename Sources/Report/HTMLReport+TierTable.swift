@@ -12,7 +12,7 @@ extension HTMLReport {
     /// The per-tier table's columns: header, width in CSS pixels, and whether its cells may
     /// wrap (a long tier name, a rank list, the data-reached figure).
     static let tierColumns: [(header: String, width: Int, wraps: Bool)] = [
-        ("tier", 90, true), ("p", 50, false), ("clients", 64, false),
+        ("tier", 90, true), ("p", 60, false), ("clients", 64, false),
         ("participations", 110, false), ("bytes", 100, false), ("dense FedAvg", 100, false),
         ("ratio", 64, false), ("accuracy", 80, false), ("parameters", 90, false),
         ("MACs", 84, false), ("training MFLOP / sample", 120, false), ("ranks", 120, true),
@@ -51,7 +51,8 @@ extension HTMLReport {
                 flopsCell(tier.trainingFlopsPerSample, full: fullFLOPs),
                 // A break opportunity after each "/": a long rank list wraps in its column.
                 tier.ranks.isEmpty
-                    ? "full" : formatRanks(tier.ranks).replacingOccurrences(of: "/", with: "/<wbr/>"),
+                    ? "full"
+                    : formatRanks(tier.ranks).replacingOccurrences(of: "/", with: "/<wbr/>"),
                 dataReached(tier),
             ])
         }

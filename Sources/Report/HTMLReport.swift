@@ -196,7 +196,9 @@ public struct HTMLReport: Sendable {
         let compares = runs.count > 1
         var html =
             "<table class=\"target\"><thead><tr><th>target</th><th>run</th><th>round</th><th>bytes</th><th>virtual time</th>"
-            + (compares ? "<th>bytes / baseline</th><th>rounds / baseline</th><th>time / baseline</th>" : "")
+            + (compares
+                ? "<th>bytes / baseline</th><th>rounds / baseline</th><th>time / baseline</th>"
+                : "")
             + "</tr></thead><tbody>"
         for (t, target) in table.targets.enumerated() {
             for (index, row) in table.rows.enumerated() {

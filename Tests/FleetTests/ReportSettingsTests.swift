@@ -54,9 +54,10 @@ struct ReportSettingsTests {
         #expect(
             problems("report: {targets: [0.6, 0.6]}\n")
                 == ["report.targets: must increase: element 1 (0.6) is not above element 0 (0.6)"])
-        #expect(problems("report: {targets: []}\n") == [
-            "report.targets: must list at least one target accuracy"
-        ])
+        #expect(
+            problems("report: {targets: []}\n") == [
+                "report.targets: must list at least one target accuracy"
+            ])
         #expect(
             problems("report: {target: [0.5]}\n") == [
                 "report.target: unknown key; did you mean 'targets'?",
