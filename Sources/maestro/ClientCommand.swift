@@ -14,14 +14,20 @@ struct ClientCommand: ParsableCommand {
         abstract: "Run one federated client against a coordinator.",
         discussion: """
             The client needs only the coordinator's address, its tier and its data: either \
-            MNIST-format files of its own (--data), or its partition of a scenario's data set \
-            (--partition-of with --index), derived locally. No training data crosses the wire.
+            MNIST-format files of its own (--data, with --tier), or its partition of a \
+            scenario's data set (--partition-of with --index, which also decide the tier), \
+            derived locally. No training data crosses the wire. Without --verbose it says one \
+            line when it registers (its client ID and tier) and what it waits for, and tells a \
+            refused connection (nothing at that address) from a coordinator that does not answer.
             """)
 
     @OptionGroup var connection: ConnectionOptions
 
-    @Option(help: "This device's tier (a tier name of the coordinator's scenario).")
-    var tier: String
+    @Option(
+        help:
+            "This device's tier (a tier name of the coordinator's scenario); with --partition-of, the tier of --index unless given."
+    )
+    var tier: String?
 
     @Option(
         help:
@@ -59,12 +65,16 @@ struct ClientCommand: ParsableCommand {
         if partitionOf != nil && index == nil {
             throw ValidationError("--partition-of needs --index")
         }
+        if data != nil && tier == nil {
+            throw ValidationError("--data needs --tier (the tier of this device)")
+        }
         if let index, index < 0 { throw ValidationError("--index must be ≥ 0 (got \(index))") }
     }
 
     func run() throws {
         if connection.exitWithParent { exitWhenParentDies() }
         let samples: TrainingSamples
+        var tier = self.tier ?? ""
         do {
             if let partitionOf, let index {
                 var overrides: [(keyPath: String, value: String)] = []
@@ -76,6 +86,7 @@ struct ClientCommand: ParsableCommand {
                     )
                 }
                 let assigned = scenario.fleet()[index].tier.name
+                if self.tier == nil { tier = assigned }
                 guard assigned == tier else {
                     throw CommandError(
                         "--tier \(tier) contradicts --partition-of \(partitionOf) --index \(index): client \(index) of that scenario is in tier \(assigned)"
@@ -101,6 +112,9 @@ struct ClientCommand: ParsableCommand {
         options.log = { message in
             if verbose { FileHandle.standardError.write(Data("\(label): \(message)\n".utf8)) }
         }
+        // A client `maestro fleet` started (it dies with its parent) leaves registrations
+        // to the fleet's own progress line.
+        if verbose || !connection.exitWithParent { options.announce = options.notice }
         let transport = try connection.transport()
         defer { transport.close() }
         let client = FederatedClient(transport: transport, samples: samples, options: options)
@@ -108,7 +122,11 @@ struct ClientCommand: ParsableCommand {
         case .shutdown(let reason): options.log("shutdown: \(PeerText.escaped(reason))")
         case .idle:
             throw CommandError(
-                "\(label): nothing from \(connect) for \(Int(connection.idleTimeout)) s; giving up")
+                "\(label): "
+                    + ConnectionText.gaveUp(
+                        connect, seconds: Int(connection.idleTimeout),
+                        connected: client.connected, failedConnects: client.failedConnects,
+                        registered: client.registered))
         }
     }
 }
