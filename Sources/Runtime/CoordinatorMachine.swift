@@ -1465,7 +1465,9 @@ struct CoordinatorMachine {
                 macs: global.macs(ranks: deployedRanks ?? (scenario.isLowRank ? ranks : [])),
                 contributingClients: samples[index].clients,
                 samples: samples[index].all, contributedSamples: samples[index].contributed)
-            summary.deployedBudget = lastDeployed[tier.name]
+            summary.deployedBudget = lastDeployed[tier.name].map {
+                scenario.deployedBudgetLabel($0, round: round)
+            }
             summary.deployedRanks = deployedRanks
             return summary
         }

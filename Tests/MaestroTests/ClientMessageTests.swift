@@ -82,7 +82,9 @@ struct ClientMessageTests {
             "\(result.error)")
     }
 
-    @Test("Registering says the client ID, tier and what it waits for; --partition-of decides the tier")
+    @Test(
+        "Registering says the client ID, tier and what it waits for; --partition-of decides the tier"
+    )
     func registers() throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
