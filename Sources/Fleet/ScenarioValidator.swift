@@ -15,6 +15,7 @@ struct ScenarioValidator {
     static func validate(_ root: ScenarioNode?) -> Result<Scenario, Failure> {
         var validator = ScenarioValidator()
         let scenario = validator.scenario(from: root)
+        validator.reportCrossTierProblems(root)
         if let scenario, validator.problems.isEmpty {
             // Workers receive the scenario as run in one frame field: one cut short would
             // reach them as broken YAML.
@@ -159,22 +160,7 @@ struct ScenarioValidator {
                     + "\(growth.lastCappedRound) (found \(shrinking.from)): components opened "
                     + "at zero would be cut before they train")
         }
-        let freezing = tiers.indices.filter { tiers[$0].freezeConvolutions }
-        if let first = freezing.first {
-            let key = "tiers[\(first)].freezeConvolutions"
-            if model.strategy == .denseFedAvg {
-                report(
-                    key, "only with orderedLoD: dense FedAvg trains the whole model on every client"
-                )
-            } else if model.architecture != .leNet {
-                report(
-                    key,
-                    "model.architecture \(model.architecture.rawValue) has no convolutions to freeze"
-                )
-            } else if freezing.count == tiers.count {
-                report(key, "every tier freezes the convolutions, so no client would train them")
-            }
-        }
+        // Frozen convolutions against the model and the other tiers: reportCrossTierProblems.
         if evaluation.validationSamples > 0,
             case .fashionMNIST(_, .shards(let perClient)) = dataset,
             clients * perClient
@@ -771,7 +757,7 @@ struct ScenarioValidator {
         if !shares.isEmpty {
             let sum = shares.reduce(0, +)
             if abs(sum - 1) > Self.shareTolerance {
-                report("tiers", "shares sum to \(format(sum)), expected 1")
+                report("tiers", Self.sharesSumReason(sum))
                 return nil
             }
             if let clients {
@@ -783,7 +769,7 @@ struct ScenarioValidator {
                 }
             }
         } else if let clients, counts.reduce(0, +) != clients {
-            report("tiers", "counts sum to \(counts.reduce(0, +)), expected clients (\(clients))")
+            report("tiers", Self.countsSumReason(counts.reduce(0, +), clients: clients))
             return nil
         }
         return valid

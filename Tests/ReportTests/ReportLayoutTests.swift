@@ -212,3 +212,10 @@ struct ReportLayoutTests {
         #expect(RunData.targets(of: [dense]) == Scenario.defaultReportTargets)
     }
 }
+
+@Test("Kept ranks read the same everywhere: one number per LoD layer, or dense")
+func rankText() {
+    #expect(formatRanks([300, 100, 10]) == "300/100/10")
+    #expect(formatRanks([5]) == "5")
+    #expect(formatRanks([]) == "dense")
+}
