@@ -49,8 +49,8 @@ public final class FederatedClient {
         public var notice: @Sendable (String) -> Void = { _ in }
         public var maximumMessageSize: Int = 64 << 20
         public var log: @Sendable (String) -> Void = { _ in }
-        /// Told once per registration, whatever the verbosity: the ID and tier the client
-        /// registered as, and what it waits for.
+        /// Told once per registration, whatever the verbosity (instead of a `log` line): the
+        /// ID and tier the client registered as, and what it waits for.
         public var announce: @Sendable (String) -> Void = { _ in }
 
         public init(
@@ -160,10 +160,10 @@ public final class FederatedClient {
             switch session.received(envelope, architectures: &architectures) {
             case .none: continue
             case .log(let line): options.log(line)
-            case .registered(let clientID, let line):
+            case .registered(let clientID, _):
                 awaitingAnswer = false
                 registered = true
-                options.log(line)
+                // The session's own line says less; the announcement replaces it in the log.
                 options.announce(
                     "registered with \(options.coordinator) as client \(clientID), tier \(options.tierName) (\(samples.count) samples); waiting for the coordinator's rounds"
                 )
