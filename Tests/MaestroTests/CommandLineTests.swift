@@ -183,8 +183,7 @@ struct CommandLineTests {
         #expect(device.isRunning, "the device left with the interrupted coordinator")
         device.waitUntilExit()
         #expect(device.terminationStatus != 0)
-        let error = String(
-            decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let error = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(coordinator.terminationStatus == 130)
         #expect(
             error.contains(
@@ -192,17 +191,11 @@ struct CommandLineTests {
             ), "\(error)")
         #expect(!error.contains("maestro fleet"))
         // Nothing was completed there: a new run may start in the folder.
-        let again = try maestro([
-            "fleet", "Scenarios/smoke.yaml", "--rounds", "1", "--out", run, "--quiet",
-        ])
+        let again = try maestro(["fleet", "Scenarios/smoke.yaml", "--rounds", "1", "--out", run, "--quiet"])
         #expect(again.status == 0, "\(again.error.suffix(600))")
         let ledger = try String(contentsOfFile: "\(run)/ledger.csv", encoding: .utf8)
-        #expect(
-            ledger.split(separator: "\n").filter { $0.hasPrefix("0,") || $0.hasPrefix("1,") }.count
-                > 0)
-        let refused = try maestro([
-            "fleet", "Scenarios/smoke.yaml", "--rounds", "1", "--out", run, "--quiet",
-        ])
+        #expect(ledger.split(separator: "\n").filter { $0.hasPrefix("0,") || $0.hasPrefix("1,") }.count > 0)
+        let refused = try maestro(["fleet", "Scenarios/smoke.yaml", "--rounds", "1", "--out", run, "--quiet"])
         #expect(refused.status != 0 && refused.error.contains("already holds a run"))
     }
 
@@ -211,12 +204,10 @@ struct CommandLineTests {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let result = try maestro([
-            "fleet", "Scenarios/smoke.yaml", "--rounds", "1", "--quiet", "--out",
-            "\(directory)/run",
+            "fleet", "Scenarios/smoke.yaml", "--rounds", "1", "--quiet", "--out", "\(directory)/run",
         ])
         #expect(result.status == 0, "\(result.error.suffix(600))")
-        #expect(
-            result.output.hasPrefix("smoke (orderedLoD): 1 rounds"), "\(result.output.prefix(200))")
+        #expect(result.output.hasPrefix("smoke (orderedLoD): 1 rounds"), "\(result.output.prefix(200))")
         #expect(result.output.contains("participations"))
     }
 
