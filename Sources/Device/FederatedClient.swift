@@ -57,6 +57,9 @@ public final class FederatedClient {
         public var notice: @Sendable (String) -> Void = { _ in }
         public var maximumMessageSize: Int = 64 << 20
         public var log: @Sendable (String) -> Void = { _ in }
+        /// Told once per registration, whatever the verbosity (instead of a `log` line): the
+        /// ID and tier the client registered as, and what it waits for.
+        public var announce: @Sendable (String) -> Void = { _ in }
 
         public init(
             coordinator: String, tierName: String, gflops: Float, requestedClientID: UInt32?
@@ -73,6 +76,13 @@ public final class FederatedClient {
     private let options: Options
     private var session: ClientSession
     private var architectures = ModelDescriptions()
+    /// Whether a connection to the coordinator's address was ever established.
+    public private(set) var connected = false
+    /// Connection attempts that failed (nothing listening at the address) before the first
+    /// connection.
+    public private(set) var failedConnects = 0
+    /// Whether the coordinator ever answered a REGISTER.
+    public private(set) var registered = false
 
     public init(transport: any MessageTransport, samples: TrainingSamples, options: Options) {
         self.transport = transport
@@ -104,8 +114,17 @@ public final class FederatedClient {
             retry = options.registrationRetry
         }
         try send(session.registration, round: 0)
+        // Told once, in the first seconds: nothing accepts connections at the address.
+        var refusalTold = false
         while true {
-            if transport.takeConnectionEvents().reestablished > 0 && session.isRegistered {
+            let events = transport.takeConnectionEvents()
+            connected = connected || events.connects > 0
+            if !connected { failedConnects += events.failedConnects }
+            if !connected && !refusalTold && failedConnects > 0 {
+                refusalTold = true
+                options.notice(ConnectionText.refused(options.coordinator))
+            }
+            if events.reestablished > 0 && session.isRegistered {
                 try registerAgain(
                     "the connection to the coordinator at \(options.coordinator) was re-established; registering again"
                 )
@@ -123,7 +142,10 @@ public final class FederatedClient {
                 if !session.isRegistered && now >= nextNotice {
                     let waited = Int((now - started).seconds.rounded())
                     options.notice(
-                        "no answer from the coordinator at \(options.coordinator) after \(waited) s; still trying (every \(Int(retry.seconds)) s, giving up after \(Int(options.idleTimeout.seconds)) s)"
+                        (connected
+                            ? "connected to \(options.coordinator), but no answer to REGISTER"
+                            : "no connection to the coordinator at \(options.coordinator)")
+                            + " after \(waited) s; still trying (every \(Int(retry.seconds)) s, giving up after \(Int(options.idleTimeout.seconds)) s)"
                     )
                     nextNotice = now + max(.seconds(10), now - started)
                 }
@@ -146,9 +168,13 @@ public final class FederatedClient {
             switch session.received(envelope, architectures: &architectures) {
             case .none: continue
             case .log(let line): options.log(line)
-            case .registered(_, let line):
+            case .registered(let clientID, _):
                 awaitingAnswer = false
-                options.log(line)
+                registered = true
+                // The session's own line says less; the announcement replaces it in the log.
+                options.announce(
+                    "registered with \(options.coordinator) as client \(clientID), tier \(options.tierName) (\(samples.count) samples); waiting for the coordinator's rounds"
+                )
             case .reregister(let line):
                 try registerAgain(line)
             case .reply(let message, let round, let line):

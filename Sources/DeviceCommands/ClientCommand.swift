@@ -47,15 +47,19 @@ public struct ClientCommand<Scenarios: ScenarioPartitions>: ParsableCommand {
         let data =
             Scenarios.available
             ? """
-            either MNIST-format files of its own (--data), or its partition of a scenario's \
-            data set (--partition-of with --index), derived locally
-            """ : "MNIST-format files of its own (--data)"
+            either MNIST-format files of its own (--data, with --tier), or its partition of a \
+            scenario's data set (--partition-of with --index, which also decide the tier), \
+            derived locally
+            """ : "MNIST-format files of its own (--data, with --tier)"
         return CommandConfiguration(
             commandName: "client",
             abstract: "Run one federated client against a coordinator.",
             discussion: """
                 The client needs only the coordinator's address, its tier and its data: \
-                \(data). No training data crosses the wire.
+                \(data). No training data crosses the wire. Without --verbose it says one \
+                line when it registers (its client ID and tier) and what it waits for, and tells \
+                a refused connection (nothing at that address) from a coordinator that does not \
+                answer.
                 """)
     }
 
@@ -63,8 +67,11 @@ public struct ClientCommand<Scenarios: ScenarioPartitions>: ParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
 
-    @Option(help: "This device's tier (a tier name of the coordinator's scenario).")
-    var tier: String
+    @Option(
+        help:
+            "This device's tier (a tier name of the coordinator's scenario); with --partition-of, the tier of --index unless given."
+    )
+    var tier: String?
 
     @Option(
         help:
@@ -106,16 +113,21 @@ public struct ClientCommand<Scenarios: ScenarioPartitions>: ParsableCommand {
         if partitionOf != nil && index == nil {
             throw ValidationError("--partition-of needs --index")
         }
+        if data != nil && tier == nil {
+            throw ValidationError("--data needs --tier (the tier of this device)")
+        }
         if let index, index < 0 { throw ValidationError("--index must be ≥ 0 (got \(index))") }
     }
 
     public func run() throws {
         if connection.exitWithParent { exitWhenParentDies() }
         let samples: TrainingSamples
+        var tier = self.tier ?? ""
         do {
             if let partitionOf, let index {
                 let (assigned, partition) = try Scenarios.partition(
                     of: partitionOf, index: index, dataDirectory: dataDirectory)
+                if self.tier == nil { tier = assigned }
                 guard assigned == tier else {
                     throw CommandError(
                         "--tier \(tier) contradicts --partition-of \(partitionOf) --index \(index): client \(index) of that scenario is in tier \(assigned)"
@@ -139,6 +151,9 @@ public struct ClientCommand<Scenarios: ScenarioPartitions>: ParsableCommand {
         options.log = { message in
             if verbose { writeToStandardError("\(label): \(message)") }
         }
+        // A client `maestro fleet` started (it dies with its parent) leaves registrations
+        // to the fleet's own progress line.
+        if verbose || !connection.exitWithParent { options.announce = options.notice }
         let transport = try connection.transport()
         defer { transport.close() }
         let client = FederatedClient(transport: transport, samples: samples, options: options)
@@ -146,7 +161,11 @@ public struct ClientCommand<Scenarios: ScenarioPartitions>: ParsableCommand {
         case .shutdown(let reason): options.log("shutdown: \(PeerText.escaped(reason))")
         case .idle:
             throw CommandError(
-                "\(label): nothing from \(connect) for \(Int(connection.idleTimeout)) s; giving up")
+                "\(label): "
+                    + ConnectionText.gaveUp(
+                        connect, seconds: Int(connection.idleTimeout),
+                        connected: client.connected, failedConnects: client.failedConnects,
+                        registered: client.registered))
         }
     }
 }

@@ -173,6 +173,7 @@ extension Scenario {
                         ("factor", .number(adversaries.factor)),
                     ])))
         }
+        if let reportNode { top.append(.init(key: "report", value: reportNode)) }
         top.append(.init(key: "tiers", value: .sequence(tiers.map(\.node), isFlow: false)))
         return .mapping(top, isFlow: false)
     }

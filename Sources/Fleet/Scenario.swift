@@ -53,6 +53,8 @@ public struct Scenario: Sendable, Equatable {
     public internal(set) var robustness = Robustness()
     /// Simulated attackers among the fleet's clients (`adversaries`; testing only, nil: none).
     public internal(set) var adversaries: Adversaries? = nil
+    /// How reports judge a run of the scenario (`report`; nil: the reports' defaults).
+    public internal(set) var report: ReportSettings? = nil
 }
 
 extension Scenario {

@@ -93,7 +93,7 @@ extension ScenarioValidator {
         if !shares.isEmpty {
             let sum = shares.reduce(0, +)
             if abs(sum - 1) > Self.shareTolerance {
-                report("tiers", "shares sum to \(format(sum)), expected 1")
+                report("tiers", Self.sharesSumReason(sum))
                 return nil
             }
             if let clients {
@@ -105,7 +105,7 @@ extension ScenarioValidator {
                 }
             }
         } else if let clients, counts.reduce(0, +) != clients {
-            report("tiers", "counts sum to \(counts.reduce(0, +)), expected clients (\(clients))")
+            report("tiers", Self.countsSumReason(counts.reduce(0, +), clients: clients))
             return nil
         }
         return valid

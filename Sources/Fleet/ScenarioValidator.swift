@@ -15,6 +15,7 @@ struct ScenarioValidator {
     static func validate(_ root: ScenarioNode?) -> Result<Scenario, Failure> {
         var validator = ScenarioValidator()
         let scenario = validator.scenario(from: root)
+        validator.reportCrossTierProblems(root)
         if let scenario, validator.problems.isEmpty {
             // Workers receive the scenario as run in one frame field: one cut short would
             // reach them as broken YAML.
@@ -41,7 +42,7 @@ struct ScenarioValidator {
     static let topLevelKeys = [
         "name", "seed", "clients", "rounds", "clientsPerRound", "overSelection", "minimumUpdates",
         "roundFailurePolicy", "deadlineSeconds", "dataset", "model", "training", "shrinking",
-        "evaluation", "security", "simulation", "robustness", "adversaries", "tiers",
+        "evaluation", "security", "simulation", "robustness", "adversaries", "tiers", "report",
     ]
     static let datasetKeys = ["name", "directory", "partition", "synthetic", "samplesPerClient"]
     static let partitionKeys = ["scheme", "alpha", "perClient", "tierAlpha"]
@@ -138,6 +139,7 @@ struct ScenarioValidator {
             adversaries = self.adversaries(node).map { .some($0) }
         }
         let tiers = self.tiers(top, clients: clients)
+        let reportSettings = self.reportSettings(root)
 
         guard let name, let seed, let clients, let rounds, let clientsPerRound, let overSelection,
             let minimumUpdates, let roundFailurePolicy, let deadlineSeconds, let dataset,
@@ -158,22 +160,7 @@ struct ScenarioValidator {
                     + "\(growth.lastCappedRound) (found \(shrinking.from)): components opened "
                     + "at zero would be cut before they train")
         }
-        let freezing = tiers.indices.filter { tiers[$0].freezeConvolutions }
-        if let first = freezing.first {
-            let key = "tiers[\(first)].freezeConvolutions"
-            if model.strategy == .denseFedAvg {
-                report(
-                    key, "only with orderedLoD: dense FedAvg trains the whole model on every client"
-                )
-            } else if model.architecture != .leNet {
-                report(
-                    key,
-                    "model.architecture \(model.architecture.rawValue) has no convolutions to freeze"
-                )
-            } else if freezing.count == tiers.count {
-                report(key, "every tier freezes the convolutions, so no client would train them")
-            }
-        }
+        // Frozen convolutions against the model and the other tiers: reportCrossTierProblems.
         if evaluation.validationSamples > 0,
             case .fashionMNIST(_, .shards(let perClient)) = dataset,
             clients * perClient
@@ -184,7 +171,9 @@ struct ScenarioValidator {
                 "out of range: \(evaluation.validationSamples) held out leave too few training "
                     + "images for \(clients) clients × \(perClient) shards")
         }
-        guard let samplesPerClient, let simulation, let robustness, let adversaries else {
+        guard let samplesPerClient, let simulation, let robustness, let adversaries,
+            let reportSettings
+        else {
             return nil
         }
         var scenario = Scenario(
@@ -197,6 +186,7 @@ struct ScenarioValidator {
         scenario.simulation = simulation
         scenario.robustness = robustness
         scenario.adversaries = adversaries
+        scenario.report = reportSettings
         return scenario
     }
 

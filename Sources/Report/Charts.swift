@@ -85,6 +85,8 @@ public struct StackedBar: Sendable {
 struct PlotFrame {
     static let width = 640.0
     static let height = 340.0
+    /// How far past the plot area a clipped line may draw: half the widest stroke.
+    static let clipPadding = 1.5
     let left = 70.0
     let right = 18.0
     let top = 14.0
@@ -173,8 +175,12 @@ func chartSVG(
     var svg =
         "<svg class=\"chart\" id=\"\(id)\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(Int(PlotFrame.width)) \(Int(PlotFrame.height))\" role=\"img\" aria-label=\"\(escapeXML(title))\">"
     svg += "<title>\(escapeXML(title))</title>"
+    // Lines are clipped to the plot area (and half a stroke around it, so a line along the
+    // frame stays whole): a value below the axis minimum (the first rounds' accuracy) ends
+    // at the frame instead of running over the tick labels.
+    let pad = PlotFrame.clipPadding
     svg +=
-        "<defs><clipPath id=\"\(id)-clip\"><rect x=\"\(number(frame.left))\" y=\"\(number(frame.top - 4))\" width=\"\(number(frame.plotWidth + 4))\" height=\"\(number(frame.plotHeight + 8))\"/></clipPath></defs>"
+        "<defs><clipPath id=\"\(id)-clip\"><rect x=\"\(number(frame.left - pad))\" y=\"\(number(frame.top - pad))\" width=\"\(number(frame.plotWidth + 2 * pad))\" height=\"\(number(frame.plotHeight + 2 * pad))\"/></clipPath></defs>"
     svg +=
         "<rect class=\"plot\" x=\"\(number(frame.left))\" y=\"\(number(frame.top))\" width=\"\(number(frame.plotWidth))\" height=\"\(number(frame.plotHeight))\"/>"
     for tick in yScale.ticks {
@@ -196,7 +202,6 @@ func chartSVG(
         "<text class=\"axis-label\" x=\"\(number(frame.left + frame.plotWidth / 2))\" y=\"\(number(PlotFrame.height - 8))\" text-anchor=\"middle\">\(escapeXML(x.label))</text>"
     svg +=
         "<text class=\"axis-label\" transform=\"translate(16 \(number(frame.top + frame.plotHeight / 2))) rotate(-90)\" text-anchor=\"middle\">\(escapeXML(y.label))</text>"
-    svg += "<g clip-path=\"url(#\(id)-clip)\">"
     for guide in guides {
         switch guide.orientation {
         case .horizontal:
@@ -215,12 +220,15 @@ func chartSVG(
             }
             svg +=
                 "<line class=\"guide\" stroke=\"\(guide.colour)\" x1=\"\(number(xx))\" x2=\"\(number(xx))\" y1=\"\(number(frame.top))\" y2=\"\(number(frame.top + frame.plotHeight))\"/>"
+            // A label at the right edge (the full budget) goes left of its line, inside the
+            // chart, instead of past the frame.
+            let atRight = xx > frame.left + frame.plotWidth - 48
             svg +=
-                "<text class=\"guide-label\" x=\"\(number(xx + 3))\" y=\"\(number(frame.top + 12))\" fill=\"\(guide.colour)\">\(escapeXML(guide.label))</text>"
+                "<text class=\"guide-label\" x=\"\(number(atRight ? xx - 3 : xx + 3))\" y=\"\(number(frame.top + 12))\" fill=\"\(guide.colour)\"\(atRight ? " text-anchor=\"end\"" : "")>\(escapeXML(guide.label))</text>"
         }
     }
     svg += body(frame, px, py)
-    svg += "</g></svg>"
+    svg += "</svg>"
     return svg
 }
 
@@ -277,10 +285,13 @@ public struct LineChart: Sendable {
                 let dash = line.dash.map { " stroke-dasharray=\"\($0)\"" } ?? ""
                 if line.points.count > 1 {
                     body +=
-                        "<path d=\"\(path)\" fill=\"none\" stroke=\"\(line.colour)\" stroke-width=\"\(line.width)\"\(dash) stroke-linejoin=\"round\"/>"
+                        "<path d=\"\(path)\" fill=\"none\" stroke=\"\(line.colour)\" stroke-width=\"\(line.width)\"\(dash) stroke-linejoin=\"round\" clip-path=\"url(#\(id)-clip)\"/>"
                 }
                 if line.markers || line.points.count == 1 {
-                    for point in line.points {
+                    // Whole markers for the points on the axes' ranges; none off them.
+                    let inside = { (u: Double) in u >= -1e-9 && u <= 1 + 1e-9 }
+                    for point in line.points
+                    where inside(xScale.unit(point.x)) && inside(yScale.unit(point.y)) {
                         body +=
                             "<circle cx=\"\(number(px(point.x)))\" cy=\"\(number(py(point.y)))\" r=\"3\" fill=\"\(line.colour)\"/>"
                     }
@@ -354,7 +365,7 @@ public struct StackedBarChart: Sendable {
                 }
                 let dash = line.dash.map { " stroke-dasharray=\"\($0)\"" } ?? ""
                 body +=
-                    "<g class=\"series\" data-run=\"\(escapeXML(line.run))\" data-series=\"\(escapeXML(line.label))\" data-points=\"\(line.points.count)\"><path d=\"\(path)\" fill=\"none\" stroke=\"\(line.colour)\" stroke-width=\"\(line.width)\"\(dash)/></g>"
+                    "<g class=\"series\" data-run=\"\(escapeXML(line.run))\" data-series=\"\(escapeXML(line.label))\" data-points=\"\(line.points.count)\"><path d=\"\(path)\" fill=\"none\" stroke=\"\(line.colour)\" stroke-width=\"\(line.width)\"\(dash) clip-path=\"url(#\(id)-clip)\"/></g>"
             }
             _ = frame
             return body

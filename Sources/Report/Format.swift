@@ -59,3 +59,9 @@ func escapeXML(_ text: String) -> String {
     }
     return out
 }
+
+/// Per-layer ranks of the LoD layers as every command prints them: "30/10" (one number per
+/// LoD layer, first layer first); "dense" for a model without LoD layers.
+public func formatRanks(_ ranks: [Int]) -> String {
+    ranks.isEmpty ? "dense" : ranks.map(String.init).joined(separator: "/")
+}

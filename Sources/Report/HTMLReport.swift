@@ -1,40 +1,5 @@
 import Foundation
 
-/// The colours and line styles shared by every chart and table of a report.
-struct ReportStyle {
-    /// Tier colours, smallest budget first (colour-blind-safe, distinct in print).
-    static let tierPalette = [
-        "#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#9c755f", "#edc948", "#ff9da7",
-    ]
-    static let denseColour = "#333a44"
-    static let layerPalette = ["#1b7f8c", "#c2571a", "#7b5ea7", "#5a8f29", "#a23b72", "#3d5a80"]
-    /// Run line styles: SVG dash arrays and their CSS look-alikes for legends.
-    static let runDashes: [(svg: String?, css: String)] = [
-        (nil, "solid"), ("7 4", "dashed"), ("2 3", "dotted"), ("10 3 2 3", "dashed"),
-    ]
-
-    let tiers: [String]
-
-    init(runs: [RunData]) {
-        var fractions: [String: Double] = [:]
-        for run in runs {
-            for tier in run.summary.tiers where fractions[tier.tier] == nil {
-                fractions[tier.tier] = tier.rankFraction
-            }
-        }
-        tiers = fractions.keys.sorted { (fractions[$0]!, $0) < (fractions[$1]!, $1) }
-    }
-
-    func colour(tier: String) -> String {
-        let index = tiers.firstIndex(of: tier) ?? 0
-        return Self.tierPalette[index % Self.tierPalette.count]
-    }
-
-    func dash(run index: Int) -> (svg: String?, css: String) {
-        Self.runDashes[index % Self.runDashes.count]
-    }
-}
-
 /// A self-contained HTML report of one or more runs: inline SVG and CSS, nothing fetched.
 public struct HTMLReport: Sendable {
     public var runs: [RunData]
@@ -77,7 +42,10 @@ public struct HTMLReport: Sendable {
         page += section(
             "Bytes, rounds and device time to reach a target accuracy",
             note:
-                "The first evaluated round at which the best tier reached the target; bytes are cumulative wire bytes up and down, control messages included; nothing is interpolated between evaluations. Ratios are to the baseline run (\(runs[baseline].name)).",
+                "The first evaluated round at which the best tier reached the target; bytes are cumulative wire bytes up and down, control messages included; nothing is interpolated between evaluations."
+                + (runs.count > 1
+                    ? " Ratios are to the baseline run (\(runs[baseline].name))."
+                    : " Give a dense FedAvg run of the same scenario too (e.g. smoke-dense.yaml for smoke.yaml) for the bytes saved to each target."),
             body: targetTable(table))
         page += "<section><h2>Accuracy and cost</h2><div class=\"grid\">"
         page += figure(
@@ -131,6 +99,8 @@ public struct HTMLReport: Sendable {
                 legend: participationLegend(), chart: participationChart(run, index: index))
             page += "</div>"
             page += "<h3>Per tier at the end (bytes against dense FedAvg at equal rounds)</h3>"
+            page +=
+                "<p class=\"note\">p: the tier's rank fraction; training MFLOP per sample, with its share of the largest tier's in parentheses; ranks: the budget per LoD layer.</p>"
             page += tierTable(run)
             page += "</section>"
         }
@@ -175,7 +145,7 @@ public struct HTMLReport: Sendable {
             let total = s.bytesUp + s.bytesDown
             let best = s.finalAccuracyByTier.max { $0.value < $1.value }
             html +=
-                "<div class=\"card\"><h2>\(escapeXML(run.name))\(index == baseline ? " <span class=\"tag\">baseline</span>" : "")</h2>"
+                "<div class=\"card\"><h2>\(escapeXML(run.name))\(index == baseline && runs.count > 1 ? " <span class=\"tag\">baseline</span>" : "")</h2>"
             html += "<p class=\"what\">\(escapeXML(runDescription(run)))</p>"
             html += "<dl>"
             if let best {
@@ -221,8 +191,14 @@ public struct HTMLReport: Sendable {
     }
 
     func targetTable(_ table: TargetTable) -> String {
+        // One run has nothing to be compared with: no baseline, no ratio columns.
+        let compares = runs.count > 1
         var html =
-            "<table class=\"target\"><thead><tr><th>target</th><th>run</th><th>round</th><th>bytes</th><th>virtual time</th><th>bytes / baseline</th><th>rounds / baseline</th><th>time / baseline</th></tr></thead><tbody>"
+            "<table class=\"target\"><thead><tr><th>target</th><th>run</th><th>round</th><th>bytes</th><th>virtual time</th>"
+            + (compares
+                ? "<th>bytes / baseline</th><th>rounds / baseline</th><th>time / baseline</th>"
+                : "")
+            + "</tr></thead><tbody>"
         for (t, target) in table.targets.enumerated() {
             for (index, row) in table.rows.enumerated() {
                 let reach = row.reaches[t]
@@ -235,9 +211,9 @@ public struct HTMLReport: Sendable {
                 } else {
                     html += "<td class=\"nr\" colspan=\"3\">not reached</td>"
                 }
-                if index == table.baseline {
+                if compares && index == table.baseline {
                     html += "<td class=\"base\" colspan=\"3\">baseline</td>"
-                } else {
+                } else if compares {
                     let r = reach.ratios(to: base)
                     let missing = reach.isReached ? "baseline not reached" : "–"
                     html += "<td>\(r.bytes.map { percent($0, digits: 1) } ?? missing)</td>"
@@ -248,37 +224,6 @@ public struct HTMLReport: Sendable {
             }
         }
         return html + "</tbody></table>\n"
-    }
-
-    func tierTable(_ run: RunData) -> String {
-        var html =
-            "<table><thead><tr><th>tier</th><th>rank fraction</th><th>clients</th><th>participations</th><th>bytes</th><th>dense FedAvg</th><th>ratio</th><th>accuracy</th><th>parameters</th><th>MACs</th><th>training MFLOP / sample</th><th>ranks</th><th>data reached (clients, samples)</th></tr></thead><tbody>"
-        let style = self.style
-        let fullFLOPs = run.summary.tiers.max { $0.rankFraction < $1.rankFraction }?
-            .trainingFlopsPerSample
-        for tier in run.summary.tiers {
-            let ratio =
-                tier.denseEquivalentBytes > 0
-                ? percent(Double(tier.bytes) / Double(tier.denseEquivalentBytes)) : "–"
-            html +=
-                "<tr><td><span class=\"dot\" style=\"background: \(style.colour(tier: tier.tier))\"></span>\(escapeXML(tier.tier))</td><td>\(String(format: "%.3f", tier.rankFraction))</td><td>\(tier.clients)</td><td>\(tier.participations)</td><td>\(formatBytes(tier.bytes))</td><td>\(formatBytes(tier.denseEquivalentBytes))</td><td>\(ratio)</td><td>\(tier.accuracy.map { percent($0, digits: 2) } ?? "–")</td><td>\(tier.parameters)</td><td>\(tier.macs.map(String.init) ?? "–")</td><td>\(flopsCell(tier.trainingFlopsPerSample, full: fullFLOPs))</td><td>\(tier.ranks.isEmpty ? "full" : tier.ranks.map(String.init).joined(separator: "/"))</td><td>\(dataReached(tier))</td></tr>"
-        }
-        let s = run.summary
-        let total = s.bytesUp + s.bytesDown
-        html +=
-            "<tr class=\"total\"><td>total</td><td></td><td>\(s.tiers.map(\.clients).reduce(0, +))</td><td>\(s.tiers.map(\.participations).reduce(0, +))</td><td>\(formatBytes(total))</td><td>\(formatBytes(s.denseEquivalentBytes))</td><td>\(s.denseEquivalentBytes > 0 ? percent(Double(total) / Double(s.denseEquivalentBytes)) : "–")</td><td></td><td></td><td></td><td></td><td></td><td></td></tr>"
-        return html + "</tbody></table>\n"
-    }
-
-    /// "2.41 (0.31 of full)": a tier's training cost per sample and its share of the largest
-    /// tier's.
-    func flopsCell(_ flops: Double?, full: Double??) -> String {
-        guard let flops else { return "–" }
-        var text = String(format: "%.2f", flops / 1e6)
-        if let full = full ?? nil, full > 0, flops != full {
-            text += String(format: " (%.2f of the largest)", flops / full)
-        }
-        return text
     }
 
     func provenanceTable() -> String {
@@ -539,54 +484,4 @@ public struct HTMLReport: Sendable {
             run: run.name, layers: Self.participation, bars: bars, lines: [rejected]
         ).svg()
     }
-
-    // MARK: - Style sheet
-
-    static let css = """
-        :root { color-scheme: light; }
-        * { box-sizing: border-box; }
-        body { margin: 0 auto; max-width: 1280px; padding: 24px 28px 40px; font: 14px/1.45 "DejaVu Sans", "Helvetica Neue", Arial, sans-serif; color: #1d232b; background: #ffffff; }
-        header h1 { font-size: 24px; margin: 0 0 2px; }
-        .sub { color: #5b6470; margin: 0 0 18px; }
-        h2 { font-size: 18px; margin: 26px 0 8px; border-bottom: 1px solid #e3e6ea; padding-bottom: 4px; }
-        h3 { font-size: 14px; margin: 0 0 4px; }
-        .note { color: #5b6470; font-size: 12px; margin: 4px 0 10px; }
-        .cards { display: flex; flex-wrap: wrap; gap: 16px; }
-        .card { flex: 1 1 320px; border: 1px solid #dfe3e8; border-radius: 8px; padding: 12px 16px; background: #fafbfc; }
-        .card h2 { border: 0; margin: 0; padding: 0; }
-        .card .what { color: #5b6470; margin: 0 0 8px; font-size: 12px; }
-        .card dl { display: grid; grid-template-columns: auto 1fr; gap: 2px 12px; margin: 0; }
-        .card dt { color: #5b6470; }
-        .card dd { margin: 0; font-weight: 600; }
-        .card ul.equal { margin: 4px 0 0; padding-left: 18px; }
-        p.equal { margin: 10px 0 0; font-weight: 600; }
-        .tag { font-size: 11px; font-weight: 600; background: #e8ebef; border-radius: 4px; padding: 1px 6px; vertical-align: middle; }
-        .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 18px 22px; }
-        figure { margin: 0; break-inside: avoid; page-break-inside: avoid; }
-        figure.empty { border: 1px dashed #d0d5db; border-radius: 6px; padding: 12px; }
-        svg.chart { width: 100%; height: auto; display: block; }
-        svg.chart .plot { fill: #ffffff; stroke: #c9ced6; }
-        svg.chart .grid { stroke: #eceff3; stroke-width: 1; }
-        svg.chart .tick { font-size: 11px; fill: #5b6470; }
-        svg.chart .axis-label { font-size: 12px; fill: #2c333c; }
-        svg.chart .guide { stroke-width: 1; stroke-dasharray: 4 3; }
-        svg.chart .guide-label { font-size: 10px; fill: #5b6470; }
-        ul.legend { list-style: none; margin: 0 0 4px; padding: 0; display: flex; flex-wrap: wrap; gap: 2px 14px; font-size: 12px; }
-        ul.legend li { display: flex; align-items: center; gap: 6px; }
-        .swatch { display: inline-block; width: 26px; height: 0; }
-        .block { display: inline-block; width: 12px; height: 12px; border-radius: 2px; }
-        .dot { display: inline-block; width: 10px; height: 10px; border-radius: 50%; margin-right: 6px; }
-        table { border-collapse: collapse; width: 100%; font-size: 13px; margin: 6px 0 12px; font-variant-numeric: tabular-nums; }
-        th, td { text-align: right; padding: 4px 8px; border-bottom: 1px solid #eceff3; white-space: nowrap; }
-        th:first-child, td:first-child, th:nth-child(2), td:nth-child(2) { text-align: left; }
-        th { color: #5b6470; font-weight: 600; border-bottom: 1px solid #c9ced6; }
-        tr.first td { border-top: 1px solid #c9ced6; }
-        tr.total td { font-weight: 600; }
-        td.nr { color: #b3261e; font-weight: 600; text-align: center; }
-        td.base { color: #5b6470; text-align: center; }
-        table.provenance td { white-space: normal; text-align: left; vertical-align: top; }
-        code { font: 12px "DejaVu Sans Mono", Menlo, monospace; word-break: break-all; }
-        footer { margin-top: 28px; color: #8a9099; font-size: 12px; }
-        @media print { body { padding: 0; } .grid { grid-template-columns: 1fr 1fr; } h2 { break-after: avoid; } }
-        """
 }

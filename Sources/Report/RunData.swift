@@ -15,6 +15,8 @@ public struct RunData: Sendable {
     public var layerNames: [String]
     /// The final model's truncation curve, when the run wrote one.
     public var truncation: [TruncationPoint]?
+    /// The target accuracies the run's scenario states (`report.targets`), if any.
+    public var scenarioTargets: [Double]?
 
     public init(
         name: String, directory: String, summary: RunSummary, rounds: [RoundMetrics],
@@ -104,7 +106,8 @@ extension RunData {
         }
         var layerNames = rounds.last!.ranks.indices.map { "LoD layer \($0 + 1)" }
         let scenarioPath = url.appendingPathComponent(RunRecorder.scenarioFile).path
-        if let architecture, let scenario = try? Scenario.load(path: scenarioPath) {
+        let scenario = try? Scenario.load(path: scenarioPath)
+        if let architecture, let scenario {
             let architecture = architecture(scenario)
             let names = architecture.lowRankLayerIndices.map { layerLabel(architecture.layers[$0]) }
             if names.count == layerNames.count { layerNames = names }
@@ -120,17 +123,26 @@ extension RunData {
             }
         }
         let name = url.standardizedFileURL.lastPathComponent
-        return RunData(
+        var run = RunData(
             name: name.isEmpty ? directory : name, directory: directory, summary: summary,
             rounds: rounds, layerNames: layerNames, truncation: truncation)
+        run.scenarioTargets = scenario?.report?.targets
+        return run
     }
 
+    /// The targets a report uses without `--targets`: the first run's that states its own
+    /// (`report.targets` in its scenario), else ``Scenario/defaultReportTargets``.
+    public static func targets(of runs: [RunData]) -> [Double] {
+        runs.lazy.compactMap(\.scenarioTargets).first ?? Scenario.defaultReportTargets
+    }
+
+    /// A LoD layer's legend label: `LoD fc 784→300`, `LoD conv 5×5 1→6`.
     static func layerLabel(_ layer: LayerSpec) -> String {
         switch layer {
-        case .lowRankDense(let inputs, let outputs, _): "dense \(inputs)→\(outputs)"
+        case .lowRankDense(let inputs, let outputs, _): "LoD fc \(inputs)→\(outputs)"
         case .lowRankConvolution(let geometry, let outputs, _):
-            "conv \(geometry.kernelSize)×\(geometry.kernelSize) \(geometry.channels)→\(outputs)"
-        default: "\(layer)"
+            "LoD conv \(geometry.kernelSize)×\(geometry.kernelSize) \(geometry.channels)→\(outputs)"
+        default: "LoD \(layer)"
         }
     }
 }

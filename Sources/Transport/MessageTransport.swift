@@ -43,14 +43,27 @@ public struct ConnectionEvents: Sendable, Equatable {
     /// Coordinator side: the source addresses of connections closed on arrival because they
     /// passed a connection cap (``ServerLimits``), one entry per connection.
     public var refused: [String] = []
+    /// Client side: connection attempts that failed and will be retried (nothing listening
+    /// at the address: refused, or unreachable).
+    public var failedConnects = 0
+    /// Client side: connections established (TCP up, before any handshake).
+    public var connects = 0
 
-    public init(closed: [PeerID] = [], reestablished: Int = 0, refused: [String] = []) {
+    public init(
+        closed: [PeerID] = [], reestablished: Int = 0, refused: [String] = [],
+        failedConnects: Int = 0, connects: Int = 0
+    ) {
         self.closed = closed
         self.reestablished = reestablished
         self.refused = refused
+        self.failedConnects = failedConnects
+        self.connects = connects
     }
 
-    public var isEmpty: Bool { closed.isEmpty && reestablished == 0 && refused.isEmpty }
+    public var isEmpty: Bool {
+        closed.isEmpty && reestablished == 0 && refused.isEmpty && failedConnects == 0
+            && connects == 0
+    }
 }
 
 /// One frame and the peer it came from.

@@ -58,7 +58,9 @@ public final class ZeroMQClient: MessageTransport {
             try socket.set(
                 ZMQ_CURVE_SECRETKEY, try curve.keyPair.secretKeyBytes(), "ZMQ_CURVE_SECRETKEY")
         }
-        let monitor = try ZeroMQMonitor(watching: socket, events: ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+        let monitor = try ZeroMQMonitor(
+            watching: socket,
+            events: ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_RETRIED)
         try socket.connect(address)
         self.monitor = monitor
         self.socket = socket
@@ -121,12 +123,17 @@ public final class ZeroMQClient: MessageTransport {
     }
 
     /// How often the connection was established again since the last call: the coordinator
-    /// restarted or the link healed, so a registered client should register again.
+    /// restarted or the link healed, so a registered client should register again. Also the
+    /// connections made and the attempts that failed (nothing listening at the address).
     public func takeConnectionEvents() -> ConnectionEvents {
-        handshakes += monitor?.drain().count ?? 0
+        let events = monitor?.drain() ?? []
+        handshakes += events.filter { $0.kind == ZMQ_EVENT_HANDSHAKE_SUCCEEDED }.count
         let again = max(0, handshakes - 1) - reported
         reported += again
-        return ConnectionEvents(reestablished: again)
+        return ConnectionEvents(
+            reestablished: again,
+            failedConnects: events.filter { $0.kind == ZMQ_EVENT_CONNECT_RETRIED }.count,
+            connects: events.filter { $0.kind == ZMQ_EVENT_CONNECTED }.count)
     }
 
     /// Closes the socket; queued frames get `options.linger` to leave.

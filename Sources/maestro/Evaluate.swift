@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LowRank
+import Report
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -66,7 +67,7 @@ struct Evaluate: ParsableCommand {
             print(String(decoding: data, as: UTF8.self))
         } else {
             print(
-                "\(file): \(metadata["variant"] ?? "?") \(metadata["model"] ?? network.architecture.name), kept ranks \(network.keptRanks.map(String.init).joined(separator: "/"))"
+                "\(file): \(metadata["variant"] ?? "?") \(metadata["model"] ?? network.architecture.name), kept ranks \(formatRanks(network.keptRanks))"
             )
             print("fraction  accuracy  parameters        MACs  ranks")
             for row in rows {
@@ -75,7 +76,7 @@ struct Evaluate: ParsableCommand {
                         format: "%8.4f  %7.2f%%  %10d  %10d  %@", row["rank_fraction"] as! Double,
                         100 * (row["accuracy"] as! Double),
                         row["parameters"] as! Int, row["macs"] as! Int,
-                        (row["ranks"] as! [Int]).map(String.init).joined(separator: "/")))
+                        formatRanks(row["ranks"] as! [Int])))
             }
         }
     }
@@ -138,9 +139,8 @@ extension Evaluate {
                 (row["uniform_accuracy"] as? Double).map { String(format: "%10.2f%%", 100 * $0) }
                 ?? "         -"
             let uniformRanks =
-                (row["uniform_ranks"] as? [Int])?.map(String.init).joined(separator: "/") ?? "-"
-            let greedyRanks = (row["greedy_ranks"] as! [Int]).map(String.init).joined(
-                separator: "/")
+                (row["uniform_ranks"] as? [Int]).map(formatRanks) ?? "-"
+            let greedyRanks = formatRanks(row["greedy_ranks"] as! [Int])
             print(
                 "\(String(row["budget"] as! Int).leftPadded(10))  \(String(format: "%9.2f%%", 100 * (row["greedy_accuracy"] as! Double)))  \(greedyRanks.padding(toLength: 24, withPad: " ", startingAt: 0))  \(uniform)  \(uniformRanks.padding(toLength: 16, withPad: " ", startingAt: 0))  \((row["chosen"] as! String).padding(toLength: 7, withPad: " ", startingAt: 0))  \((row["on_frontier"] as! Bool) ? "*" : "")"
             )
@@ -349,7 +349,7 @@ struct Export: ParsableCommand {
         let bytes = ModelFile.encode(smaller, metadata: newMetadata)
         try writeAtomically(bytes, to: out)
         print(
-            "wrote \(out): \(smaller.parameterCount(ranks: smaller.keptRanks)) parameters (from \(network.parameterCount(ranks: network.keptRanks))), \(network.macs(ranks: ranks)) MACs (from \(network.macs(ranks: network.keptRanks))), \(bytes.count) bytes, ranks \(ranks.map(String.init).joined(separator: "/"))"
+            "wrote \(out): \(smaller.parameterCount(ranks: smaller.keptRanks)) parameters (from \(network.parameterCount(ranks: network.keptRanks))), \(network.macs(ranks: ranks)) MACs (from \(network.macs(ranks: network.keptRanks))), \(bytes.count) bytes, kept ranks \(formatRanks(smaller.keptRanks)) (of \(formatRanks(network.keptRanks)))"
         )
     }
 }

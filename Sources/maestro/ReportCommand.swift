@@ -8,9 +8,9 @@ import Runtime
 struct ComparisonOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
-            "Target accuracies of the best tier, comma-separated, as fractions or percent.",
+            "Target accuracies of the best tier, comma-separated, as fractions or percent (default: the first run's scenario's report.targets, else 0.80,0.85,0.87).",
             valueName: "list"))
-    var targets: String = "0.80,0.85,0.87"
+    var targets: String?
 
     @Option(
         help:
@@ -18,8 +18,9 @@ struct ComparisonOptions: ParsableArguments {
     )
     var baseline: String?
 
-    func parsedTargets() throws -> [Double] {
-        try parseTargets(targets)
+    /// `--targets`, else the targets the runs' scenarios state, else the defaults.
+    func parsedTargets(_ runs: [RunData]) throws -> [Double] {
+        try targets.map(parseTargets) ?? RunData.targets(of: runs)
     }
 
     func baselineIndex(_ runs: [RunData]) throws -> Int {
@@ -108,7 +109,7 @@ struct ReportCommand: ParsableCommand {
         guard !runDirectories.isEmpty else {
             throw ValidationError("give at least one run directory")
         }
-        _ = try comparison.parsedTargets()
+        _ = try comparison.targets.map(parseTargets)
     }
 
     func run() throws {
@@ -119,7 +120,7 @@ struct ReportCommand: ParsableCommand {
                 RunRecorder.reportFile
             ).path
         try writeReport(
-            runs, targets: try comparison.parsedTargets(),
+            runs, targets: try comparison.parsedTargets(runs),
             baseline: try comparison.baselineIndex(runs),
             to: path)
         print("report: \(path)")
@@ -148,13 +149,13 @@ struct CompareCommand: ParsableCommand {
         guard !runDirectories.isEmpty else {
             throw ValidationError("give at least one run directory")
         }
-        _ = try comparison.parsedTargets()
+        _ = try comparison.targets.map(parseTargets)
     }
 
     func run() throws {
         let runs = try loadRuns(runDirectories)
         let report = CompareReport(
-            runs: runs, targets: try comparison.parsedTargets(),
+            runs: runs, targets: try comparison.parsedTargets(runs),
             baseline: try comparison.baselineIndex(runs))
         print(json ? report.json() : report.text())
     }

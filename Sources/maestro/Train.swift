@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LowRank
+import Report
 import Tensors
 import Vocabulary
 
@@ -178,7 +179,7 @@ struct Train: ParsableCommand {
                     report.epoch, epochs, phase, report.firstLearningRate, report.learningRate,
                     report.loss,
                     100 * report.trainingAccuracy, 100 * accuracy,
-                    report.keptRanks.map(String.init).joined(separator: "/"), report.parameterCount,
+                    formatRanks(report.keptRanks), report.parameterCount,
                     100 * Double(report.parameterCount) / Double(denseCount), report.seconds))
             flushOutput()
         }

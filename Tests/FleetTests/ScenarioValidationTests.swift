@@ -579,7 +579,7 @@ struct ScenarioValidationTests {
                 "seeed: unknown key; did you mean 'seed'?",
                 "zzz: unknown key; expected one of name, seed, clients, rounds, clientsPerRound, overSelection, "
                     + "minimumUpdates, roundFailurePolicy, deadlineSeconds, dataset, model, training, shrinking, "
-                    + "evaluation, security, simulation, robustness, adversaries, tiers",
+                    + "evaluation, security, simulation, robustness, adversaries, tiers, report",
             ])
     }
 

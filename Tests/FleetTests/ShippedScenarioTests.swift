@@ -28,8 +28,8 @@ func denseTwin(of scenario: Scenario, named name: String) throws -> Scenario {
 @Suite("Shipped scenario files")
 struct ShippedScenarioTests {
     static let required = [
-        "default", "dense-fedavg", "fjord-uniform5", "synthetic", "smoke", "deadline",
-        "deadline-dense",
+        "default", "dense-fedavg", "fjord-uniform5", "synthetic", "smoke", "smoke-dense",
+        "deadline", "deadline-dense",
     ]
 
     @Test("The required scenario files are shipped")
@@ -197,5 +197,19 @@ struct ShippedScenarioTests {
         #expect(scenario.evaluation.period == 1)
         #expect(scenario.tiers.map(\.rankFraction) == [0.25, 1.0])
         #expect(scenario.training.localEpochs == 1)
+    }
+
+    @Test(
+        "smoke-dense.yaml equals smoke.yaml except name, strategy and the LoD-only keys; both state the same report targets"
+    )
+    func smokeDensePair() throws {
+        let smoke = try shipped("smoke")
+        let dense = try shipped("smoke-dense")
+        #expect(dense == (try denseTwin(of: smoke, named: "smoke-dense")))
+        #expect(dense.model.strategy == .denseFedAvg)
+        // Targets the smoke run reaches in its 12 rounds (docs/recipes.md), so that
+        // `maestro compare` of the pair has a figure at every target.
+        #expect(smoke.report == Scenario.ReportSettings(targets: [0.5, 0.6, 0.65]))
+        #expect(dense.report == smoke.report)
     }
 }

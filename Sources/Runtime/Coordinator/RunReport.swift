@@ -101,7 +101,9 @@ struct RunReport {
                 macs: global.macs(ranks: deployedRanks ?? (scenario.isLowRank ? ranks : [])),
                 contributingClients: samples[index].clients,
                 samples: samples[index].all, contributedSamples: samples[index].contributed)
-            summary.deployedBudget = lastDeployed[tier.name]
+            summary.deployedBudget = lastDeployed[tier.name].map {
+                scenario.deployedBudgetLabel($0, round: round)
+            }
             summary.deployedRanks = deployedRanks
             return summary
         }
