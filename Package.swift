@@ -41,13 +41,17 @@ let package = Package(
         .target(
             name: "Runtime",
             dependencies: ["Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet"]),
+        // Running a federation on this host: hosting the coordinator, launching client and
+        // worker processes, key files, the run folder (guard, resume, provenance).
+        .target(
+            name: "Launch", dependencies: ["Runtime", "Fleet", "Transport", "Federation", "LowRank"]),
         // Reports of finished run directories: pure rendering of their files (HTML, SVG, text).
         .target(name: "Report", dependencies: ["Runtime", "Fleet", "LowRank"]),
         .executableTarget(
             name: "maestro",
             dependencies: [
                 "Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet", "Runtime",
-                "Report",
+                "Launch", "Report",
                 "CPlatform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -69,6 +73,7 @@ let package = Package(
             dependencies: [
                 "maestro", "LowRank", "Datasets", "CZlib", "Federation", "Transport", "TestSupport",
             ]),
+        .testTarget(name: "LaunchTests", dependencies: ["Launch", "Runtime", "Fleet", "TestSupport"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Runtime", "TestSupport"]),
         .testTarget(
             name: "RuntimeTests",

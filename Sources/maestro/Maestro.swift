@@ -30,6 +30,7 @@ struct Entry {
     /// suggestion, and an error a subcommand throws while running is printed with that
     /// subcommand's usage, not the root's.
     static func run(_ arguments: [String]) -> Never {
+        let arguments = BenchCommand.modernSpelling(of: arguments)
         let names = Maestro.configuration.subcommands.map { $0._commandName }
         if let first = arguments.first, !first.hasPrefix("-"), first != "help",
             !names.contains(first)
@@ -69,7 +70,7 @@ struct Maestro: ParsableCommand {
         subcommands: [
             Train.self, Evaluate.self, Export.self, FleetCommand.self, CoordinatorCommand.self,
             ClientCommand.self, WorkerCommand.self,
-            ScenarioCommand.self, KeysCommand.self, Bench.self, ReportCommand.self,
+            ScenarioCommand.self, KeysCommand.self, BenchCommand.self, ReportCommand.self,
             CompareCommand.self,
         ]
     )
@@ -80,13 +81,6 @@ struct CommandError: Error, CustomStringConvertible {
     let description: String
 
     init(_ description: String) { self.description = description }
-}
-
-/// Seconds since an arbitrary origin, for progress lines and benchmarks.
-func monotonicSeconds() -> Double {
-    var time = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &time)
-    return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
 }
 
 /// Writes a file atomically (temporary file, fsync, rename) or fails naming it.

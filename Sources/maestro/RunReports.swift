@@ -6,10 +6,8 @@ import Runtime
 /// The live line per round of `fleet` and `coordinator`.
 struct ProgressPrinter: Sendable {
     let scenario: Scenario
-    let quiet: Bool
 
     func print(_ round: RoundMetrics) {
-        guard !quiet else { return }
         var line = String(format: "round %3d/%d", round.round, scenario.rounds)
         if let accuracy = round.accuracyByTier {
             line +=
@@ -36,6 +34,28 @@ struct ProgressPrinter: Sendable {
             line += "  ranks " + round.ranks.map(String.init).joined(separator: "/")
         }
         Swift.print(line)
+        flushOutput()
+    }
+}
+
+/// The registration progress line of a large fleet.
+final class RegistrationPrinter: @unchecked Sendable {
+    // Called only from the coordinator's thread; the class exists to hold the start time.
+    private let started = ProcessClock.monotonic.seconds
+    private var printed = false
+
+    func print(registered: Int, needed: Int) {
+        let seconds = ProcessClock.monotonic.seconds - started
+        if registered >= needed {
+            guard printed || seconds >= 1 else { return }
+            Swift.print(String(format: "registered %d clients in %.1f s", registered, seconds))
+        } else {
+            guard seconds >= 0.5 else { return }
+            printed = true
+            Swift.print(
+                String(
+                    format: "registering: %d of %d clients (%.1f s)", registered, needed, seconds))
+        }
         flushOutput()
     }
 }

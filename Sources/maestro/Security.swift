@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Launch
 import Runtime
 import Transport
 
@@ -46,61 +47,6 @@ struct KeysCommand: ParsableCommand {
     }
 }
 
-/// A client's CURVE settings from a coordinator's public key file and the client's secret
-/// key file, or `nil` (plaintext) when they are not given.
-func curveClient(serverKey: String?, clientKey: String?) throws -> CurveClientConfiguration? {
-    guard let serverKey, let clientKey else { return nil }
-    do {
-        let pair = try CurveKeyPair(secretKey: try readKey(clientKey, what: "secret key"))
-        return CurveClientConfiguration(
-            serverPublicKey: try readKey(serverKey, what: "server public key"), keyPair: pair)
-    } catch let error as TransportError {
-        throw CommandError("\(clientKey): \(error)")
-    }
-}
-
-/// Reads a Z85 key file (40 characters, surrounding whitespace ignored).
-func readKey(_ path: String, what: String) throws -> String {
-    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-        throw CommandError("\(path): cannot read the \(what)")
-    }
-    let key = text.trimmingCharacters(in: .whitespacesAndNewlines)
-    guard key.count == 40 else {
-        throw CommandError("\(path): not a CURVE key (expected 40 Z85 characters)")
-    }
-    return key
-}
-
-/// The allow-list: a folder of `*.pub` files (keys bound to no ID), or a file of
-/// `KEY [ID [TIER]]` lines (see `Enrolment`).
-func readAllowList(_ path: String) throws -> Enrolment {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-        throw CommandError("\(path): no such allow-list file or folder")
-    }
-    guard isDirectory.boolValue else {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw CommandError("\(path): cannot read the allow-list")
-        }
-        do {
-            return try Enrolment.parse(text, path: path)
-        } catch {
-            throw CommandError("\(error)")
-        }
-    }
-    var enrolment = Enrolment()
-    let files = try FileManager.default.contentsOfDirectory(atPath: path).filter {
-        $0.hasSuffix(".pub")
-    }.sorted()
-    for file in files {
-        let full = URL(fileURLWithPath: path).appendingPathComponent(file).path
-        if let problem = enrolment.add(key: try readKey(full, what: "public key"), entry: .init()) {
-            throw CommandError("\(full): \(problem)")
-        }
-    }
-    return enrolment
-}
-
 /// Coordinator-side security options.
 struct ServerSecurityOptions: ParsableArguments {
     @Option(
@@ -115,35 +61,41 @@ struct ServerSecurityOptions: ParsableArguments {
             valueName: "folder-or-file"))
     var allowKeys: String?
 
-    /// Who may register as whom (nil in plaintext).
-    func enrolment() throws -> Enrolment? {
-        guard secretKey != nil, let allowKeys else { return nil }
-        return try readAllowList(allowKeys)
-    }
-
-    /// The CURVE configuration, or nil for plaintext; `required` (scenario security) refuses plaintext.
-    func configuration(required: Bool) throws -> CurveServerConfiguration? {
-        guard let secretKey else {
-            if required {
-                throw CommandError(
-                    "the scenario requires CURVE (security.requireCurve): give --curve-secret-key and --allow-keys"
-                )
-            }
-            if allowKeys != nil { throw ValidationError("--allow-keys needs --curve-secret-key") }
-            return nil
+    func validate() throws {
+        if allowKeys != nil && secretKey == nil {
+            throw ValidationError("--allow-keys needs --curve-secret-key")
         }
-        guard let allowKeys else {
+        if secretKey != nil && allowKeys == nil {
             throw ValidationError(
                 "--curve-secret-key needs --allow-keys (the clients' public keys)")
         }
-        let pair: CurveKeyPair
-        do {
-            pair = try CurveKeyPair(secretKey: try readKey(secretKey, what: "secret key"))
-        } catch let error as TransportError {
-            throw CommandError("\(secretKey): \(error)")
+    }
+}
+
+/// A client's CURVE keys (`client`, `worker`, `bench profile`): the coordinator's public key
+/// and this process's secret key.
+struct CurveClientKeyOptions: ParsableArguments {
+    @Option(
+        name: .customLong("server-key"),
+        help: "The coordinator's CURVE public key file (turns CURVE on).")
+    var serverKey: String?
+
+    @Option(
+        name: .customLong("client-key"),
+        help: "This process's CURVE secret key file (with --server-key; an enrolled key).")
+    var clientKey: String?
+
+    func validate() throws {
+        if (serverKey == nil) != (clientKey == nil) {
+            throw ValidationError("--server-key and --client-key go together")
         }
-        return CurveServerConfiguration(
-            keyPair: pair, allowedClientKeys: try readAllowList(allowKeys).keys)
+    }
+
+    /// The CURVE settings, or `nil` (plaintext) when the keys are not given.
+    func configuration() throws -> CurveClientConfiguration? {
+        try launching { () throws(LaunchError) in
+            try KeyFiles.curveClient(serverKey: serverKey, clientKey: clientKey)
+        }
     }
 }
 
@@ -165,63 +117,24 @@ struct ConnectionOptions: ParsableArguments {
     @Flag(help: "Log registration and errors to standard error.")
     var verbose = false
 
-    @Option(
-        name: .customLong("server-key"),
-        help: "The coordinator's CURVE public key file (turns CURVE on).")
-    var serverKey: String?
-
-    @Option(
-        name: .customLong("client-key"),
-        help: "This process's CURVE secret key file (with --server-key).")
-    var clientKey: String?
+    @OptionGroup var keys: CurveClientKeyOptions
 
     func validate() throws {
         try validateEndpoint(connect, flag: "--connect")
         guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be > 0") }
-        if (serverKey == nil) != (clientKey == nil) {
-            throw ValidationError("--server-key and --client-key go together")
-        }
     }
 
     var idleDuration: Duration { .milliseconds(Int64(idleTimeout * 1000)) }
 
     /// The DEALER connection to the coordinator, with CURVE when the keys are given.
     func transport(multiplexed: Bool = false) throws -> ZeroMQClient {
-        let curve = try curveClient(serverKey: serverKey, clientKey: clientKey)
+        let curve = try keys.configuration()
         do {
             return try ZeroMQClient(connectingTo: connect, curve: curve, multiplexed: multiplexed)
         } catch {
             throw CommandError("\(connect): \(error)")
         }
     }
-}
-
-/// The worker secret in `path`: read if the file exists, else made and written there
-/// (mode 600) for the workers that will join.
-func workerSecret(at path: String) throws -> (secret: String, created: Bool) {
-    if FileManager.default.fileExists(atPath: path) { return (try readWorkerSecret(path), false) }
-    let secret = WorkerSecret.generate()
-    try writeAtomically(Array((secret + "\n").utf8), to: path, mode: 0o600)
-    return (secret, true)
-}
-
-/// The worker secret in the file at `path`, which no other user may read (as ssh insists for
-/// its keys).
-func readWorkerSecret(_ path: String) throws -> String {
-    var status = stat()
-    if stat(path, &status) == 0, status.st_mode & 0o077 != 0 {
-        throw CommandError(
-            "\(path): the worker secret is readable by other users (mode \(String(status.st_mode & 0o777, radix: 8))); chmod 600 it"
-        )
-    }
-    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-        throw CommandError("\(path): cannot read the worker secret")
-    }
-    let secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
-    if let problem = WorkerSecret.problem(with: secret) {
-        throw CommandError("\(path): \(problem)")
-    }
-    return secret
 }
 
 /// Refuses an address without a ZeroMQ transport (`127.0.0.1:5555`), suggesting the one meant.
