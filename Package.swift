@@ -44,7 +44,8 @@ let package = Package(
         // Running a federation on this host: hosting the coordinator, launching client and
         // worker processes, key files, the run folder (guard, resume, provenance).
         .target(
-            name: "Launch", dependencies: ["Runtime", "Fleet", "Transport", "Federation", "LowRank"]),
+            name: "Launch",
+            dependencies: ["Runtime", "Fleet", "Transport", "Federation", "LowRank"]),
         // Reports of finished run directories: pure rendering of their files (HTML, SVG, text).
         .target(name: "Report", dependencies: ["Runtime", "Fleet", "LowRank"]),
         .executableTarget(
@@ -73,7 +74,8 @@ let package = Package(
             dependencies: [
                 "maestro", "LowRank", "Datasets", "CZlib", "Federation", "Transport", "TestSupport",
             ]),
-        .testTarget(name: "LaunchTests", dependencies: ["Launch", "Runtime", "Fleet", "TestSupport"]),
+        .testTarget(
+            name: "LaunchTests", dependencies: ["Launch", "Runtime", "Fleet", "TestSupport"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Runtime", "TestSupport"]),
         .testTarget(
             name: "RuntimeTests",

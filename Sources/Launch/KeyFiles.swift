@@ -74,7 +74,8 @@ public enum KeyFiles {
         var enrolment = Enrolment()
         for name in names.filter({ $0.hasSuffix(".pub") }).sorted() {
             let full = URL(fileURLWithPath: path).appendingPathComponent(name).path
-            if let problem = enrolment.add(key: try readKey(full, what: "public key"), entry: .init())
+            if let problem = enrolment.add(
+                key: try readKey(full, what: "public key"), entry: .init())
             {
                 throw .failed("\(full): \(problem)")
             }

@@ -32,8 +32,7 @@ public struct LocalFleet {
     public var version: String
     public var commandLine: [String]
 
-    public init(start: RunStart, version: String, commandLine: [String] = CommandLine.arguments)
-    {
+    public init(start: RunStart, version: String, commandLine: [String] = CommandLine.arguments) {
         self.start = start
         self.version = version
         self.commandLine = commandLine
@@ -142,7 +141,8 @@ public struct LocalFleet {
         let hosted: String
         switch hosting {
         case .processPerClient: hosted = "one process per client"
-        case .workers(0): hosted = "no local worker (workers and devices join on \(server.endpoint))"
+        case .workers(0):
+            hosted = "no local worker (workers and devices join on \(server.endpoint))"
         case .workers(let count): hosted = "\(count) worker process\(count == 1 ? "" : "es")"
         }
         let tiers = zip(scenario.tiers, scenario.clientsPerTier).map { "\($0.1) \($0.0.name)" }

@@ -18,7 +18,8 @@ public struct RunFolder: Sendable {
     public init(_ path: String) { self.path = path }
 
     /// `runs/<scenario>-<yyyyMMdd-HHmmss>`: the folder of a run started at `date`.
-    public static func defaultPath(for scenario: Scenario, startedAt date: Date = Date()) -> String {
+    public static func defaultPath(for scenario: Scenario, startedAt date: Date = Date()) -> String
+    {
         let formatter = DateFormatter()
         formatter.dateFormat = "yyyyMMdd-HHmmss"
         return "runs/\(scenario.name)-\(formatter.string(from: date))"
@@ -89,8 +90,11 @@ public struct RunFolder: Sendable {
         guard mine != theirs else { return asRun }
         let source =
             (scenarioFile.map { "--scenario \($0)" } ?? "the options")
-            + (overrides.isEmpty ? "" : " with " + overrides.map { "\($0.keyPath)=\($0.value)" }
-                .joined(separator: ", "))
+            + (overrides.isEmpty
+                ? ""
+                : " with "
+                    + overrides.map { "\($0.keyPath)=\($0.value)" }
+                    .joined(separator: ", "))
         throw .failed(
             "\(source) is not the scenario of the run in \(path) (\(stored))\(Self.firstDifference(mine, theirs)): a resume continues the run as it started; drop the scenario options, or start a new run with another --out"
         )

@@ -32,7 +32,8 @@ public enum SourceTree {
             let path = link.dropFirst(8).trimmingCharacters(in: .whitespacesAndNewlines)
             git =
                 path.hasPrefix("/")
-                ? URL(fileURLWithPath: path) : URL(fileURLWithPath: root).appendingPathComponent(path)
+                ? URL(fileURLWithPath: path)
+                : URL(fileURLWithPath: root).appendingPathComponent(path)
         }
         guard
             let head = try? String(contentsOf: git.appendingPathComponent("HEAD"), encoding: .utf8)
@@ -64,8 +65,7 @@ public enum SourceTree {
                 (try? String(
                     contentsOf: folder.appendingPathComponent("packed-refs"), encoding: .utf8))
                 ?? ""
-            if let found = packed.split(separator: "\n").first(where: { $0.hasSuffix(" " + ref) })
-            {
+            if let found = packed.split(separator: "\n").first(where: { $0.hasSuffix(" " + ref) }) {
                 return String(found.prefix { $0 != " " })
             }
         }

@@ -39,8 +39,7 @@ public struct StandaloneCoordinator {
     /// not given): the command that continues the run, with its devices, where it stopped.
     public func resumeCommand(_ directory: String) -> String {
         var arguments = self.arguments.filter { $0 != "--resume" }
-        if !arguments.contains("--out") && !arguments.contains(where: { $0.hasPrefix("--out=") })
-        {
+        if !arguments.contains("--out") && !arguments.contains(where: { $0.hasPrefix("--out=") }) {
             arguments += ["--out", directory]
         }
         return (["maestro"] + arguments + ["--resume"]).map(shellQuoted).joined(separator: " ")

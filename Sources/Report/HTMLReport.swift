@@ -252,34 +252,26 @@ public struct HTMLReport: Sendable {
     }
 
     func tierTable(_ run: RunData) -> String {
-        var html =
-            "<table><thead><tr><th>tier</th><th>rank fraction</th><th>clients</th><th>participations</th><th>bytes</th><th>dense FedAvg</th><th>ratio</th><th>accuracy</th><th>parameters</th><th>MACs</th><th>training MFLOP / sample</th><th>ranks</th><th>data reached (clients, samples)</th></tr></thead><tbody>"
+        let table = TierTable(
+            summary: run.summary,
+            columns: [
+                .tier, .rankFraction, .clients, .participations, .bytes, .denseBytes, .ratio,
+                .accuracy, .parameters, .macs, .trainingMFLOPs, .ranks, .dataReached,
+            ])
         let style = self.style
-        let fullFLOPs = run.summary.tiers.max { $0.rankFraction < $1.rankFraction }?
-            .trainingFlopsPerSample
-        for tier in run.summary.tiers {
-            let ratio =
-                tier.denseEquivalentBytes > 0
-                ? percent(Double(tier.bytes) / Double(tier.denseEquivalentBytes)) : "–"
+        func cells(_ row: [String]) -> String {
+            row.map { "<td>\(escapeXML($0))</td>" }.joined()
+        }
+        var html =
+            "<table><thead><tr>"
+            + table.columns.map { "<th>\(escapeXML($0.title.html))</th>" }.joined()
+            + "</tr></thead><tbody>"
+        for (tier, row) in zip(table.tiers, table.rows) {
             html +=
-                "<tr><td><span class=\"dot\" style=\"background: \(style.colour(tier: tier.tier))\"></span>\(escapeXML(tier.tier))</td><td>\(String(format: "%.3f", tier.rankFraction))</td><td>\(tier.clients)</td><td>\(tier.participations)</td><td>\(formatBytes(tier.bytes))</td><td>\(formatBytes(tier.denseEquivalentBytes))</td><td>\(ratio)</td><td>\(tier.accuracy.map { percent($0, digits: 2) } ?? "–")</td><td>\(tier.parameters)</td><td>\(tier.macs.map(String.init) ?? "–")</td><td>\(flopsCell(tier.trainingFlopsPerSample, full: fullFLOPs))</td><td>\(tier.ranks.isEmpty ? "full" : tier.ranks.map(String.init).joined(separator: "/"))</td><td>\(dataReached(tier))</td></tr>"
+                "<tr><td><span class=\"dot\" style=\"background: \(style.colour(tier: tier))\"></span>\(escapeXML(tier))</td>"
+                + cells(Array(row.dropFirst())) + "</tr>"
         }
-        let s = run.summary
-        let total = s.bytesUp + s.bytesDown
-        html +=
-            "<tr class=\"total\"><td>total</td><td></td><td>\(s.tiers.map(\.clients).reduce(0, +))</td><td>\(s.tiers.map(\.participations).reduce(0, +))</td><td>\(formatBytes(total))</td><td>\(formatBytes(s.denseEquivalentBytes))</td><td>\(s.denseEquivalentBytes > 0 ? percent(Double(total) / Double(s.denseEquivalentBytes)) : "–")</td><td></td><td></td><td></td><td></td><td></td><td></td></tr>"
-        return html + "</tbody></table>\n"
-    }
-
-    /// "2.41 (0.31 of full)": a tier's training cost per sample and its share of the largest
-    /// tier's.
-    func flopsCell(_ flops: Double?, full: Double??) -> String {
-        guard let flops else { return "–" }
-        var text = String(format: "%.2f", flops / 1e6)
-        if let full = full ?? nil, full > 0, flops != full {
-            text += String(format: " (%.2f of the largest)", flops / full)
-        }
-        return text
+        return html + "<tr class=\"total\">" + cells(table.total) + "</tr></tbody></table>\n"
     }
 
     func provenanceTable() -> String {

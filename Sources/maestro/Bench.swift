@@ -14,8 +14,10 @@ struct BenchCommand: ParsableCommand {
             `maestro bench` runs every part (`all`); the subcommands run one. The spellings \
             `bench --profile` and `bench --layers` still mean `bench profile` and `bench layers`.
             """,
-        subcommands: [All.self, Kernels.self, Steps.self, Layers.self, Federation.self,
-            Fleet.self, Profile.self],
+        subcommands: [
+            All.self, Kernels.self, Steps.self, Layers.self, Federation.self,
+            Fleet.self, Profile.self,
+        ],
         defaultSubcommand: All.self)
 
     /// `bench --profile …` and `bench --layers …`, the spellings from before the modes were

@@ -78,9 +78,10 @@ struct BenchResults: Encodable {
                     toLength: 25, withPad: " ", startingAt: 0)
                 let fraction = (s.rankFraction.map { String($0) } ?? "-").padding(
                     toLength: 8, withPad: " ", startingAt: 0)
-                let share = sgemmGflopsSingleThread.map {
-                    String(format: "%5.0f%%", 100 * s.gflops / $0)
-                } ?? "    -"
+                let share =
+                    sgemmGflopsSingleThread.map {
+                        String(format: "%5.0f%%", 100 * s.gflops / $0)
+                    } ?? "    -"
                 lines.append(
                     label + fraction
                         + String(format: "  %8.3f  %8.1f   ", s.seconds * 1e3, s.gflops) + share

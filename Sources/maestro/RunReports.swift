@@ -66,29 +66,16 @@ struct SavingsTable {
 
     func render() -> String {
         // With deployment by validation a tier may run a smaller tier's budget: say whose.
-        let deploys = summary.tiers.contains { $0.deployedBudget != nil }
+        let table = TierTable(
+            summary: summary,
+            columns: [
+                .tier, .rankFraction, .clients, .participations, .bytes, .denseBytes, .ratio,
+                .accuracy, .parameters, .deploys, .dataReached,
+            ])
         var lines = [
             "\(summary.scenario) (\(summary.strategy)): \(summary.rounds) rounds, wall \(String(format: "%.0f", summary.wallSeconds)) s, virtual \(formatDuration(summary.virtualSeconds))",
-            "tier        p   clients  participations       bytes   dense FedAvg   ratio   accuracy   parameters  "
-                + (deploys ? "deploys   " : "") + "data reached",
+            table.text(),
         ]
-        for tier in summary.tiers {
-            let ratio =
-                tier.denseEquivalentBytes > 0
-                ? Double(tier.bytes) / Double(tier.denseEquivalentBytes) : 0
-            let accuracy = tier.accuracy.map { String(format: "%.2f%%", 100 * $0) } ?? "-"
-            lines.append(
-                pad(tier.tier, 8)
-                    + String(
-                        format: " %5.3f  %7d  %14d", tier.rankFraction, tier.clients,
-                        tier.participations)
-                    + pad(formatBytes(tier.bytes), 12, right: true)
-                    + pad(formatBytes(tier.denseEquivalentBytes), 15, right: true)
-                    + String(format: "  %5.1f%%", 100 * ratio) + pad(accuracy, 11, right: true)
-                    + String(format: "  %11d", tier.parameters) + "  "
-                    + (deploys ? pad(tier.deployedBudget ?? "-", 8) + "  " : "")
-                    + dataReached(tier))
-        }
         let total = summary.bytesUp + summary.bytesDown
         lines.append(
             String(

@@ -30,7 +30,9 @@ func startedRun(in directory: String) throws -> RunFolder {
 
 @Suite("The run folder: what may start there, what a resume continues")
 struct RunFolderTests {
-    @Test("A resume takes its scenario from the folder; the command line that started it is accepted again")
+    @Test(
+        "A resume takes its scenario from the folder; the command line that started it is accepted again"
+    )
     func scenarioFromTheFolder() throws {
         let directory = scratchFolder()
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -82,7 +84,9 @@ struct RunFolderTests {
         } throws: { "\($0)".contains("the run finished") }
     }
 
-    @Test("A folder holds a run once a round completed; leftovers of a run that never got there make way")
+    @Test(
+        "A folder holds a run once a round completed; leftovers of a run that never got there make way"
+    )
     func newRunGuard() throws {
         let directory = scratchFolder()
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -117,7 +121,8 @@ struct RunFolderTests {
         try folder.record(provenance(["maestro", "fleet", "s.yaml", "--rounds", "20"]))
         let first = folder.provenance(resumedBy: provenance(["maestro", "fleet", "--resume", "d"]))
         try folder.record(first)
-        let second = folder.provenance(resumedBy: provenance(["maestro", "fleet", "--resume", "d2"]))
+        let second = folder.provenance(
+            resumedBy: provenance(["maestro", "fleet", "--resume", "d2"]))
         #expect(second.commandLine == ["maestro", "fleet", "s.yaml", "--rounds", "20"])
         #expect(second.resumes?.map(\.commandLine.last) == ["d", "d2"])
         #expect(folder.storedProvenance()?.resumes?.count == 1)
@@ -137,8 +142,10 @@ struct SourceTreeTests {
             atPath: "\(main)/refs/heads", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(
             atPath: "\(main)/worktrees/wt", withIntermediateDirectories: true)
-        try "ref: refs/heads/main\n".write(toFile: "\(main)/HEAD", atomically: true, encoding: .utf8)
-        try "\(commit)\n".write(toFile: "\(main)/refs/heads/main", atomically: true, encoding: .utf8)
+        try "ref: refs/heads/main\n".write(
+            toFile: "\(main)/HEAD", atomically: true, encoding: .utf8)
+        try "\(commit)\n".write(
+            toFile: "\(main)/refs/heads/main", atomically: true, encoding: .utf8)
         try "# pack-refs\n\(packed) refs/heads/wt\n".write(
             toFile: "\(main)/packed-refs", atomically: true, encoding: .utf8)
         try "ref: refs/heads/wt\n".write(
