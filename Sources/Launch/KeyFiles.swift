@@ -15,6 +15,30 @@ public enum KeyFiles {
         }
     }
 
+    /// Makes a CURVE key pair and writes `NAME.key` (secret, mode 600) and `NAME.pub` into
+    /// `folder` (created if missing); never writes over a secret key.
+    public static func generate(
+        in folder: String, name: String
+    ) throws(LaunchError) -> (secretFile: String, publicFile: String, publicKey: String) {
+        guard CurveKeyPair.isAvailable else { throw .failed("this libzmq was built without CURVE") }
+        let secret = URL(fileURLWithPath: folder).appendingPathComponent("\(name).key").path
+        let publicFile = URL(fileURLWithPath: folder).appendingPathComponent("\(name).pub").path
+        guard !FileManager.default.fileExists(atPath: secret) else {
+            throw .failed("\(secret): exists; not overwriting a secret key")
+        }
+        let pair: CurveKeyPair
+        do {
+            try FileManager.default.createDirectory(
+                atPath: folder, withIntermediateDirectories: true)
+            pair = try CurveKeyPair.generate()
+        } catch {
+            throw .failed("\(folder): \(error)")
+        }
+        try write(Array((pair.secretKey + "\n").utf8), to: secret, mode: 0o600)
+        try write(Array((pair.publicKey + "\n").utf8), to: publicFile)
+        return (secret, publicFile, pair.publicKey)
+    }
+
     /// Reads a Z85 key file (40 characters, surrounding whitespace ignored).
     public static func readKey(_ path: String, what: String) throws(LaunchError) -> String {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {

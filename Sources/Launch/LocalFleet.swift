@@ -74,6 +74,7 @@ public struct LocalFleet {
             bind ?? "tcp://127.0.0.1:*", limits: limits, curve: keys?.serverConfiguration)
         defer { server.close() }
         let endpoint = loopbackEndpoint(server.endpoint)
+        try run.folder.create()
         // Clients read the scenario as run (with overrides) from the run directory.
         let scenarioPath = run.folder.file(RunRecorder.scenarioFile)
         try KeyFiles.write(Array(scenario.yaml().utf8), to: scenarioPath)

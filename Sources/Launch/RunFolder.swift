@@ -58,6 +58,16 @@ public struct RunFolder: Sendable {
         }
     }
 
+    /// Creates the folder (and its parents) if it is not there.
+    public func create() throws(LaunchError) {
+        do {
+            try FileManager.default.createDirectory(
+                atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw .failed("\(path): cannot create the run folder (\(error.localizedDescription))")
+        }
+    }
+
     /// Whether the run ran to its end (`summary.json` says so).
     public var isFinished: Bool {
         guard let data = FileManager.default.contents(atPath: file(RunRecorder.summaryFile)),
@@ -148,9 +158,8 @@ public struct RunFolder: Sendable {
         let encoder = RunJSON.encoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        try create()
         do {
-            try FileManager.default.createDirectory(
-                atPath: path, withIntermediateDirectories: true)
             try RunRecorder.writeAtomically(
                 Array(try encoder.encode(provenance)), to: file(Self.provenanceFile))
         } catch {

@@ -79,12 +79,7 @@ public struct StandaloneCoordinator {
         options.maximumClients = maximumClients
         if options.enrolment == nil {
             let path = workerSecretFile ?? run.folder.file("worker.secret")
-            do {
-                try FileManager.default.createDirectory(
-                    atPath: directory, withIntermediateDirectories: true)
-            } catch {
-                throw .failed("\(directory): cannot create the run folder")
-            }
+            try run.folder.create()
             let (secret, created) = try KeyFiles.workerSecret(at: path)
             options.workerSecret = secret
             output.note(

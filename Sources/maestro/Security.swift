@@ -25,24 +25,12 @@ struct KeysCommand: ParsableCommand {
         var name = "maestro"
 
         func run() throws {
-            guard CurveKeyPair.isAvailable else {
-                throw CommandError("this libzmq was built without CURVE")
+            let written = try launching { () throws(LaunchError) in
+                try KeyFiles.generate(in: out, name: name)
             }
-            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            let pair: CurveKeyPair
-            do {
-                pair = try CurveKeyPair.generate()
-            } catch {
-                throw CommandError("\(error)")
-            }
-            let secret = URL(fileURLWithPath: out).appendingPathComponent("\(name).key").path
-            let publicFile = URL(fileURLWithPath: out).appendingPathComponent("\(name).pub").path
-            guard !FileManager.default.fileExists(atPath: secret) else {
-                throw CommandError("\(secret): exists; not overwriting a secret key")
-            }
-            try writeAtomically(Array((pair.secretKey + "\n").utf8), to: secret, mode: 0o600)
-            try writeAtomically(Array((pair.publicKey + "\n").utf8), to: publicFile)
-            print("wrote \(secret) (secret) and \(publicFile) (public key \(pair.publicKey))")
+            print(
+                "wrote \(written.secretFile) (secret) and \(written.publicFile) (public key \(written.publicKey))"
+            )
         }
     }
 }

@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 @Suite("Resume: the scenario from the run folder, no second life for a finished run", .serialized)
-struct ResumeTests {
+struct ResumeCommandTests {
     @Test(
         "A fleet stopped after round 1 is refused another --scenario, resumed by a coordinator without --scenario, keeps its original command line, and once finished is refused"
     )
@@ -95,8 +95,8 @@ func runProgram(
     process.currentDirectoryURL = URL(fileURLWithPath: folder)
     let output = folder + "/stdout.txt"
     let error = folder + "/stderr.txt"
-    FileManager.default.createFile(atPath: output, contents: nil)
-    FileManager.default.createFile(atPath: error, contents: nil)
+    _ = FileManager.default.createFile(atPath: output, contents: nil)
+    _ = FileManager.default.createFile(atPath: error, contents: nil)
     process.standardOutput = FileHandle(forWritingAtPath: output)
     process.standardError = FileHandle(forWritingAtPath: error)
     try process.run()
@@ -150,7 +150,7 @@ struct BenchOutsideTests {
         #expect(missing.error.contains("--fleet nowhere.yaml: no such scenario file"))
     }
 
-    @Test("The old spellings bench --layers and --profile run the subcommands")
+    @Test("The old spelling bench --layers runs the subcommand; a mistyped mode is refused")
     func oldSpellings() throws {
         let layers = try maestro(["bench", "--layers", "--cases", "mlp/dense", "--seconds", "0"])
         #expect(layers.status == 0, "\(layers.error)")
