@@ -161,7 +161,7 @@ struct SourceTreeTests {
         #expect(SourceTree.commit(ofExecutable: "\(root)/main/.build/debug/maestro") == commit)
         #expect(SourceTree.commit(ofExecutable: "\(root)/wt/.build/debug/maestro") == packed)
         #expect(SourceTree.root(ofExecutable: "\(root)/wt/.build/debug/maestro") == "\(root)/wt")
-        #expect(SourceTree.commit(ofExecutable: "/nonexistent/bin/maestro") == nil)
+        #expect(SourceTree.commit(ofExecutable: "\(root)/installed/maestro") == nil)
     }
 
     @Test("A standalone coordinator's resume command is its own command line with --resume")
