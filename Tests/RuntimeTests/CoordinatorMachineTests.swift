@@ -7,278 +7,6 @@ import Transport
 
 @testable import Runtime
 
-/// Drives a `CoordinatorMachine` with made-up frames and a test clock: no sockets, no threads.
-struct MachineHarness {
-    var machine: CoordinatorMachine
-    /// Every TRAIN the machine sent, by client, with its round.
-    var trains: [(client: UInt32, round: UInt32, task: TrainingTask)] = []
-    /// The actions other than sends, in order.
-    var actions: [CoordinatorAction] = []
-
-    init(
-        _ overrides: [(keyPath: String, value: String)],
-        enrolment: Enrolment? = nil, maximumClients: Int? = nil,
-        resumingFrom checkpoint: CoordinatorCheckpoint? = nil
-    ) throws {
-        let scenario = try Scenario.parse(yaml: syntheticScenarioYAML).overriding(overrides)
-        machine = try CoordinatorMachine(
-            scenario: scenario, evaluationSet: scenario.evaluationSamples(),
-            expectedClients: nil, registrationTimeout: .seconds(10), roundTimeout: .seconds(5),
-            maximumMessageSize: 1 << 22, enrolment: enrolment, maximumClients: maximumClients,
-            resumingFrom: checkpoint)
-    }
-
-    /// Sends a REGISTER from `peer` (authenticated by `key`, if given) and returns the
-    /// machine's answer: the ID it registered, or the rejection reason it counted.
-    mutating func registration(
-        from peer: PeerID, nonce: UInt64, requested: UInt32?, tier: String = "small",
-        samples: UInt32 = 50, key: String? = nil, at time: Duration = .zero
-    ) -> RegistrationOutcome {
-        let frame = WireCodec.encode(
-            .register(
-                Registration(
-                    tierName: tier, capability: 1, sampleCount: samples, instanceNonce: nonce,
-                    requestedClientID: requested)),
-            round: 0, sender: 0)
-        let before = actions.count
-        perform(
-            machine.received(
-                ReceivedFrame(peer: peer, bytes: frame, authenticatedKey: key), at: time))
-        for action in actions[before...] {
-            if case .log(let line) = action, line.hasPrefix("rejected register") {
-                // "rejected register from PEER: REASON (message)"
-                let reason = line.split(separator: ": ").dropFirst().first?
-                    .split(separator: " ").first
-                return .refused(reason.map(String.init) ?? line)
-            }
-        }
-        guard let id = machine.clients.id(ofNonce: nonce) else {
-            return .refused("no record")
-        }
-        return .registered(id)
-    }
-
-    static func peer(_ client: Int) -> PeerID { PeerID(bytes: [0x70, UInt8(client)]) }
-
-    /// Carries out `actions` as a transport that delivers every frame would.
-    mutating func perform(_ batch: [CoordinatorAction]) {
-        for action in batch {
-            if case .send(let frame, _, let ticket) = action {
-                if case .train(let client) = ticket.purpose,
-                    let envelope = try? WireCodec.decode(frame, maximumSize: 1 << 22),
-                    case .train(let task) = envelope.message
-                {
-                    trains.append((client, envelope.round, task))
-                }
-                perform(machine.delivered(ticket))
-            } else {
-                actions.append(action)
-            }
-        }
-    }
-
-    mutating func register(_ client: Int, at time: Duration) {
-        let frame = WireCodec.encode(
-            .register(
-                Registration(
-                    tierName: client < 4 ? "small" : "large", capability: 1, sampleCount: 50,
-                    instanceNonce: UInt64(client + 1), requestedClientID: UInt32(client))),
-            round: 0, sender: 0)
-        perform(
-            machine.received(ReceivedFrame(peer: Self.peer(client), bytes: frame), at: time))
-    }
-
-    /// Client `client` answers its last TRAIN (of `round`, if given) with the factors it
-    /// was sent.
-    mutating func answer(_ client: UInt32, round: UInt32? = nil, at time: Duration) {
-        let train = trains.last { $0.client == client && (round == nil || $0.round == round) }!
-        let update = TrainingUpdate(
-            factors: train.task.factors, shared: train.task.shared, sampleCount: 50,
-            trainingLoss: 1, computeSeconds: 0.01)
-        let frame = WireCodec.encode(.update(update), round: train.round, sender: client)
-        perform(
-            machine.received(ReceivedFrame(peer: Self.peer(Int(client)), bytes: frame), at: time))
-    }
-
-    var commits: [RoundMetrics] {
-        actions.compactMap { if case .commit(let metrics) = $0 { metrics } else { nil } }
-    }
-
-    var failures: [CoordinatorError] {
-        actions.compactMap { if case .fail(let error) = $0 { error } else { nil } }
-    }
-
-    var finished: Bool { actions.contains { if case .finish = $0 { true } else { false } } }
-}
-
-/// What became of a REGISTER: the ID it got, or the reason it was refused for.
-enum RegistrationOutcome: Equatable {
-    case registered(UInt32)
-    case refused(String)
-}
-
-@Suite("Enrolment: who may register as whom")
-struct EnrolmentTests {
-    static let keyA = String(repeating: "A", count: 39) + "1"
-    static let keyB = "#" + String(repeating: "B", count: 38) + "2"  // a key may start with '#'
-
-    static let keyW = String(repeating: "W", count: 38) + "#3"  // Z85 has '#'; not a comment
-
-    @Test("An allow-list file binds keys to client IDs and tiers; bad lines name file and line")
-    func parse() throws {
-        let text = """
-            # devices
-            #no-key comment
-            \(Self.keyA) 3 small   # the lab's board
-            \(Self.keyB) 4
-            \(Self.keyW)
-
-            """
-        let enrolment = try Enrolment.parse(text, path: "allow")
-        #expect(enrolment.keys.count == 3)
-        #expect(enrolment.entry(forKey: Self.keyA) == .init(clientID: 3, tier: "small"))
-        #expect(enrolment.entry(forKey: Self.keyW) == .init())
-        #expect(enrolment.key(boundTo: 4) == Self.keyB)
-        let bad: [(String, String)] = [
-            ("short-key 1", "allow:1: 'short-key' is not a CURVE public key"),
-            ("\(Self.keyA) x", "allow:1: 'x' is not a client ID"),
-            ("\(Self.keyA) 4294967295", "is not a client ID"),
-            ("\(Self.keyA) 1 small extra", "allow:1: expected 'KEY [ID [TIER]]'"),
-            ("\(Self.keyA) 1\n\(Self.keyB) 1", "allow:2: client 1 is bound to key"),
-            ("\(Self.keyA) 1\n\(Self.keyA) 2", "allow:2: key \(Self.keyA) is listed twice"),
-        ]
-        for (text, message) in bad {
-            #expect(throws: Enrolment.Error.self) { try Enrolment.parse(text, path: "allow") }
-            do {
-                _ = try Enrolment.parse(text, path: "allow")
-            } catch {
-                #expect(error.description.contains(message), "\(error)")
-            }
-        }
-    }
-
-    @Test("Under CURVE a bound key registers only as its own ID and tier, and nobody else as it")
-    func curveBinding() throws {
-        var enrolment = Enrolment()
-        _ = enrolment.add(key: Self.keyA, entry: .init(clientID: 3, tier: "small"))
-        _ = enrolment.add(key: Self.keyW, entry: .init())
-        var run = try MachineHarness([], enrolment: enrolment)
-        run.perform(run.machine.start(at: .zero))
-        let a = PeerID(bytes: [1])
-        let w = PeerID(bytes: [2])
-        #expect(
-            run.registration(from: a, nonce: 1, requested: 4, key: Self.keyA)
-                == .refused("key_id_mismatch"))
-        #expect(
-            run.registration(from: a, nonce: 1, requested: nil, tier: "large", key: Self.keyA)
-                == .refused("key_tier_mismatch"))
-        #expect(
-            run.registration(from: w, nonce: 2, requested: 3, key: Self.keyW)
-                == .refused("id_bound_to_other_key"))
-        #expect(
-            run.registration(from: a, nonce: 1, requested: nil, key: Self.keyA) == .registered(3))
-        // The unbound key registers any free ID; the bound key's device restarts (new nonce,
-        // new connection, the old one not yet known dead) and takes its ID back.
-        #expect(run.registration(from: w, nonce: 2, requested: 5, key: Self.keyW) == .registered(5))
-        let restarted = PeerID(bytes: [9])
-        #expect(
-            run.registration(from: restarted, nonce: 77, requested: 3, key: Self.keyA)
-                == .registered(3))
-        #expect(run.machine.clients[3]?.peer == restarted)
-    }
-
-    @Test("In plaintext a live client's ID cannot be taken over; once its connection closes it can")
-    func plaintextTakeover() throws {
-        var run = try MachineHarness([])
-        run.perform(run.machine.start(at: .zero))
-        let first = PeerID(bytes: [1])
-        let intruder = PeerID(bytes: [2])
-        #expect(run.registration(from: first, nonce: 10, requested: 2) == .registered(2))
-        #expect(
-            run.registration(from: intruder, nonce: 11, requested: 2) == .refused("id_taken"))
-        #expect(run.machine.clients[2]?.peer == first, "the intruder replaced the client")
-        // The same process registering again (a reconnect) keeps its ID.
-        #expect(run.registration(from: first, nonce: 10, requested: 2) == .registered(2))
-        run.perform(run.machine.disconnected([first], at: .seconds(1)))
-        #expect(run.registration(from: intruder, nonce: 11, requested: 2) == .registered(2))
-    }
-
-    @Test("Registrations stop at the population bound; --max-clients raises it")
-    func populationBound() throws {
-        var run = try MachineHarness([])
-        run.perform(run.machine.start(at: .zero))
-        let peer = { (index: Int) in PeerID(bytes: [1, UInt8(index)]) }
-        for index in 0..<8 {
-            // No room above the fleet without --max-clients: the lowest free fleet index.
-            #expect(
-                run.registration(from: peer(index), nonce: UInt64(index + 1), requested: nil)
-                    == .registered(UInt32(index)))
-        }
-        #expect(
-            run.registration(from: peer(8), nonce: 99, requested: nil)
-                == .refused("population_full"))
-        #expect(run.machine.clients.count == 8)
-        var open = try MachineHarness([], maximumClients: 9)
-        open.perform(open.machine.start(at: .zero))
-        for index in 0..<9 {
-            #expect(
-                open.registration(
-                    from: peer(index), nonce: UInt64(index + 1), requested: 8 - UInt32(index))
-                    == .registered(8 - UInt32(index)))
-        }
-        #expect(
-            open.registration(from: peer(9), nonce: 99, requested: nil)
-                == .refused("population_full"))
-        #expect(
-            open.registration(from: peer(9), nonce: 99, requested: 7) == .refused("id_taken")
-        )
-    }
-
-    @Test(
-        "An update weighs the sample count fixed at registration, capped; its own claim is ignored")
-    func weights() throws {
-        func finalModel(claimAtRegistration: UInt32, claimInUpdate: UInt32) throws -> [Tensor] {
-            var run = try MachineHarness([
-                ("rounds", "1"), ("clientsPerRound", "8"), ("dataset.samplesPerClient", "40"),
-            ])
-            run.perform(run.machine.start(at: .zero))
-            for client in 0..<8 {
-                _ = run.registration(
-                    from: MachineHarness.peer(client), nonce: UInt64(client + 1),
-                    requested: UInt32(client), tier: client < 4 ? "small" : "large",
-                    samples: client == 0 ? claimAtRegistration : 40)
-            }
-            #expect(run.machine.clients[0]?.sampleCount == min(Int(claimAtRegistration), 40))
-            for train in run.trains {
-                // Client 0 sends its factors scaled: its weight decides how far they pull.
-                var factors = train.task.factors
-                if train.client == 0 {
-                    factors = factors.map {
-                        FactorPair(
-                            up: Tensor(shape: $0.up.shape, scalars: $0.up.scalars.map { $0 * 2 }),
-                            down: $0.down)
-                    }
-                }
-                let update = TrainingUpdate(
-                    factors: factors, shared: train.task.shared,
-                    sampleCount: train.client == 0 ? claimInUpdate : 40, trainingLoss: 1,
-                    computeSeconds: 0.01)
-                let frame = WireCodec.encode(.update(update), round: 1, sender: train.client)
-                run.perform(
-                    run.machine.received(
-                        ReceivedFrame(peer: MachineHarness.peer(Int(train.client)), bytes: frame),
-                        at: .seconds(1)))
-            }
-            #expect(run.commits.count == 1)
-            return run.machine.global.parameters
-        }
-        let honest = try finalModel(claimAtRegistration: 40, claimInUpdate: 40)
-        #expect(try finalModel(claimAtRegistration: 40, claimInUpdate: 4_000_000_000) == honest)
-        #expect(try finalModel(claimAtRegistration: 4_000_000_000, claimInUpdate: 40) == honest)
-        #expect(try finalModel(claimAtRegistration: 10, claimInUpdate: 40) != honest)
-    }
-}
-
 @Suite("The coordinator's state machine, on a test clock")
 struct CoordinatorMachineTests {
     @Test("A silent client is dropped when the test clock passes the round's deadline")
@@ -319,9 +47,9 @@ struct CoordinatorMachineTests {
         var probe = try MachineHarness([("clientsPerRound", "8")])
         probe.perform(probe.machine.start(at: .zero))
         for client in 0..<8 { probe.register(client, at: .zero) }
-        let times = RoundLogic.invitations(
-            selected: Array(0..<8), clients: probe.machine.clients,
-            scenario: probe.machine.scenario, global: probe.machine.global, round: 1
+        let times = RoundLogic(scenario: probe.machine.scenario).invitations(
+            selected: Array(0..<8), clients: probe.machine.clients, global: probe.machine.global,
+            round: 1
         ).invited
         let small = times.filter { $0.client < 4 }.map(\.time.totalSeconds).min()!
         let large = times.filter { $0.client >= 4 }.map(\.time.totalSeconds).max()!
@@ -394,10 +122,10 @@ struct CoordinatorMachineTests {
         let peer = { (nonce: UInt64) in PeerID(bytes: [0x71, UInt8(nonce)]) }
         #expect(
             run.registration(from: peer(1), nonce: 1, requested: 0xFFFF_FFFE, at: .seconds(1))
-                == .refused("id_out_of_range"))
+                == .refused(.idOutOfRange))
         #expect(
             run.registration(from: peer(2), nonce: 2, requested: 8, at: .seconds(1))
-                == .refused("id_out_of_range"))
+                == .refused(.idOutOfRange))
         #expect(run.registration(from: peer(3), nonce: 3, requested: 7) == .registered(7))
         #expect(run.registration(from: peer(4), nonce: 4, requested: nil) == .registered(0))
         #expect(run.registration(from: peer(5), nonce: 5, requested: nil) == .registered(1))
@@ -419,7 +147,7 @@ struct CoordinatorMachineTests {
         #expect(run.registration(from: peer(4), nonce: 4, requested: 0) == .registered(0))
         #expect(run.registration(from: peer(5), nonce: 5, requested: nil) == .registered(1))
         #expect(
-            run.registration(from: peer(6), nonce: 6, requested: 11) == .refused("id_out_of_range"))
+            run.registration(from: peer(6), nonce: 6, requested: 11) == .refused(.idOutOfRange))
         // The same process again keeps its ID.
         #expect(run.registration(from: peer(2), nonce: 2, requested: nil) == .registered(8))
     }

@@ -39,7 +39,13 @@ struct PeerTextTests {
     /// Every log line the machine emitted is one line with no control character, whose
     /// peer text is capped.
     static func expectSafe(_ actions: [CoordinatorAction]) -> [String] {
-        let lines = actions.compactMap { if case .log(let line) = $0 { line } else { nil } }
+        let lines = actions.compactMap { action -> String? in
+            switch action {
+            case .log(let line): line
+            case .rejected(let rejection): rejection.description
+            default: nil
+            }
+        }
         for line in lines {
             #expect(
                 !line.unicodeScalars.contains {
@@ -55,7 +61,7 @@ struct PeerTextTests {
         var harness = try MachineHarness([])
         let outcome = harness.registration(
             from: MachineHarness.peer(1), nonce: 1, requested: nil, tier: Self.hostile)
-        #expect(outcome == .refused("unknown_tier"))
+        #expect(outcome == .refused(.unknownTier))
         let lines = Self.expectSafe(harness.actions)
         #expect(
             lines.contains { $0.contains(#"unknown tier 'evil\nround 5: forged line\r\u{1B}[2J"#) })

@@ -41,20 +41,20 @@ struct RobustnessTests {
         let good = TrainingUpdate(
             factors: slice.factors, shared: slice.shared, sampleCount: 10, trainingLoss: 0.5,
             computeSeconds: 0.1)
-        #expect(RoundLogic.problem(with: good, budgets: [3], global: global) == nil)
+        #expect(UpdateCheck.problem(with: good, budgets: [3], global: global) == nil)
         for bad: Float in [.nan, .infinity, -.infinity, -0.5, 1e6, 3e30] {
             var update = good
             update.trainingLoss = bad
-            let problem = RoundLogic.problem(with: update, budgets: [3], global: global)
-            #expect(problem?.reason == "bad_training_loss", "\(bad)")
+            let problem = UpdateCheck.problem(with: update, budgets: [3], global: global)
+            #expect(problem?.reason == .badTrainingLoss, "\(bad)")
             update = good
             update.computeSeconds = bad
-            let seconds = RoundLogic.problem(with: update, budgets: [3], global: global)
-            #expect(seconds?.reason == "bad_compute_seconds", "\(bad)")
+            let seconds = UpdateCheck.problem(with: update, budgets: [3], global: global)
+            #expect(seconds?.reason == .badComputeSeconds, "\(bad)")
         }
         var zero = good
         (zero.trainingLoss, zero.computeSeconds) = (0, 0)
-        #expect(RoundLogic.problem(with: zero, budgets: [3], global: global) == nil)
+        #expect(UpdateCheck.problem(with: zero, budgets: [3], global: global) == nil)
     }
 
     @Test("The norm bound: each tensor's change relative to the global slice, floored near zero")
@@ -67,15 +67,15 @@ struct RobustnessTests {
             computeSeconds: 0.1)
         // Unchanged: ratio 0.
         #expect(
-            RoundLogic.updateNormRatio(of: update, budgets: [3], global: global)?.ratio == 0)
+            UpdateCheck.updateNormRatio(of: update, budgets: [3], global: global)?.ratio == 0)
         // `up` moved by 3 times itself: ‖x − g‖ = 3‖g‖.
         update.factors[0].up.scalars = slice.factors[0].up.scalars.map { 4 * $0 }
-        let up = try #require(RoundLogic.updateNormRatio(of: update, budgets: [3], global: global))
+        let up = try #require(UpdateCheck.updateNormRatio(of: update, budgets: [3], global: global))
         #expect(up.tensor == 0 && abs(up.ratio - 3) < 1e-5)
-        #expect(RoundLogic.problem(with: update, budgets: [3], global: global) == nil)
+        #expect(UpdateCheck.problem(with: update, budgets: [3], global: global) == nil)
         #expect(
-            RoundLogic.problem(with: update, budgets: [3], global: global, maximumNormRatio: 2.5)?
-                .reason == "update_norm_too_large")
+            UpdateCheck.problem(with: update, budgets: [3], global: global, maximumNormRatio: 2.5)?
+                .reason == .updateNormTooLarge)
         // The bias starts at 0: its floor is 0.01 per entry, so +0.05 everywhere is ratio 5.
         update = TrainingUpdate(
             factors: slice.factors, shared: slice.shared, sampleCount: 10, trainingLoss: 0.5,
@@ -83,12 +83,12 @@ struct RobustnessTests {
         #expect(slice.shared[0].scalars.allSatisfy { $0 == 0 })
         update.shared[0].scalars = update.shared[0].scalars.map { $0 + 0.05 }
         let bias = try #require(
-            RoundLogic.updateNormRatio(of: update, budgets: [3], global: global))
+            UpdateCheck.updateNormRatio(of: update, budgets: [3], global: global))
         #expect(bias.tensor == 2 && abs(bias.ratio - 5) < 1e-4)
         // Every value 9e5 (under the 1e6 value bound): far beyond the default ratio.
         update.factors[0].up.scalars = update.factors[0].up.scalars.map { _ in 9e5 }
         guard
-            case .normTooLarge(let tensor, let ratio, let bound) = RoundLogic.problem(
+            case .normTooLarge(let tensor, let ratio, let bound) = UpdateCheck.problem(
                 with: update, budgets: [3], global: global)
         else {
             Issue.record("a 9e5 update passed")
@@ -187,13 +187,13 @@ struct RobustnessTests {
 
     @Test("Evaluations with NaN or ±Inf are not finite; finite ones are")
     func evaluationCheck() {
-        #expect(RoundLogic.nonFiniteEvaluation(accuracy: nil, loss: nil) == nil)
-        #expect(RoundLogic.nonFiniteEvaluation(accuracy: ["a": 0.5], loss: ["a": 2]) == nil)
+        #expect(Deployment.nonFiniteEvaluation(accuracy: nil, loss: nil) == nil)
+        #expect(Deployment.nonFiniteEvaluation(accuracy: ["a": 0.5], loss: ["a": 2]) == nil)
         #expect(
-            RoundLogic.nonFiniteEvaluation(accuracy: ["a": 0.5], loss: ["a": .nan])
+            Deployment.nonFiniteEvaluation(accuracy: ["a": 0.5], loss: ["a": .nan])
                 == "non_finite_evaluation")
         #expect(
-            RoundLogic.nonFiniteEvaluation(accuracy: ["a": .infinity], loss: nil)
+            Deployment.nonFiniteEvaluation(accuracy: ["a": .infinity], loss: nil)
                 == "non_finite_evaluation")
     }
 

@@ -30,16 +30,15 @@ struct RoundLogicTests {
     func overSelection() throws {
         let (scenario, global, clients) = try fleet([("clientsPerRound", "3")])
         let selected: [UInt32] = [0, 2, 5, 6, 7]
-        let (invited, dropped) = RoundLogic.invitations(
-            selected: selected, clients: clients, scenario: scenario, global: global, round: 1)
+        let (invited, dropped) = RoundLogic(scenario: scenario).invitations(
+            selected: selected, clients: clients, global: global, round: 1)
         #expect(invited.count == 3)
         // Every invited client finishes no later than every dropped one.
         let times = Dictionary(
-            uniqueKeysWithValues: RoundLogic.invitations(
-                selected: selected, clients: clients,
-                scenario: try scenario.overriding([("clientsPerRound", "8")]), global: global,
-                round: 1
-            ).invited.map { ($0.client, $0.time.totalSeconds) })
+            uniqueKeysWithValues: RoundLogic(
+                scenario: try scenario.overriding([("clientsPerRound", "8")])
+            ).invitations(selected: selected, clients: clients, global: global, round: 1).invited
+                .map { ($0.client, $0.time.totalSeconds) })
         #expect(times.count == 5)
         let slowestInvited = invited.map { times[$0.client]! }.max()!
         #expect(dropped.allSatisfy { times[$0]! >= slowestInvited })
@@ -57,9 +56,8 @@ struct RoundLogicTests {
             let (scenario, global, clients) = try fleet([
                 ("clientsPerRound", "8"), ("training.sampler", sampler),
             ])
-            return RoundLogic.invitations(
-                selected: Array(0..<8), clients: clients, scenario: scenario, global: global,
-                round: 1
+            return RoundLogic(scenario: scenario).invitations(
+                selected: Array(0..<8), clients: clients, global: global, round: 1
             ).invited
         }
         let scoped = try invited(
@@ -94,22 +92,22 @@ struct RoundLogicTests {
     func bestValidatedBudgets() {
         let budgets = [[1, 2], [2, 4], [4, 8], [8, 16]]
         #expect(
-            RoundLogic.bestValidatedBudgets(
+            Deployment.bestValidatedBudgets(
                 budgets: budgets, validationAccuracy: [0.5, 0.6, 0.7, 0.8]) == [0, 1, 2, 3])
         #expect(
-            RoundLogic.bestValidatedBudgets(
+            Deployment.bestValidatedBudgets(
                 budgets: budgets, validationAccuracy: [0.5, 0.9, 0.7, 0.8]) == [0, 1, 1, 1])
         #expect(
-            RoundLogic.bestValidatedBudgets(
+            Deployment.bestValidatedBudgets(
                 budgets: budgets, validationAccuracy: [0.9, 0.9, 0.7, 0.9]) == [0, 1, 1, 3])
         // A budget larger in any layer does not fit, however well it validates.
         #expect(
-            RoundLogic.bestValidatedBudgets(
+            Deployment.bestValidatedBudgets(
                 budgets: [[1, 8], [4, 4], [8, 8]], validationAccuracy: [0.9, 0.5, 0.6])
                 == [0, 1, 0])
         // Equal budgets (two tiers capped alike): the first one validating best.
         #expect(
-            RoundLogic.bestValidatedBudgets(
+            Deployment.bestValidatedBudgets(
                 budgets: [[2, 2], [2, 2]], validationAccuracy: [0.7, 0.7]) == [0, 1])
     }
 
@@ -126,26 +124,26 @@ struct RoundLogicTests {
         ]
         // Accuracy alone: 80, 85, 86, 90 %, every tier its own.
         #expect(
-            RoundLogic.bestValidatedBudgets(
+            Deployment.bestValidatedBudgets(
                 budgets: budgets, validationAccuracy: correct.map { Double($0.count { $0 }) / 100 })
                 == [0, 1, 2, 3])
         // z = 2: 1 over 0 is 5 wins to 0 (5 ≥ 2·√5 = 4.5); 2 over 1 is 1 to 0 (< 2); 3 over
         // 1 is 6 to 1 (5 < 2·√7 = 5.3): the larger tiers keep budget 1.
         #expect(
-            RoundLogic.bestValidatedBudgets(
+            Deployment.bestValidatedBudgets(
                 budgets: budgets, validationCorrect: correct, significance: 2) == [0, 1, 1, 1])
         // z = 1: 2 over 1 (1 ≥ 1) and 3 over 2 (6 to 2: 4 ≥ √8 = 2.8) pass.
         #expect(
-            RoundLogic.bestValidatedBudgets(
+            Deployment.bestValidatedBudgets(
                 budgets: budgets, validationCorrect: correct, significance: 1) == [0, 1, 2, 3])
         // Never a budget that validates worse than a smaller one, whatever z.
         let worse = [(0..<100).map { $0 < 90 }, (0..<100).map { $0 < 80 }]
         #expect(
-            RoundLogic.bestValidatedBudgets(
+            Deployment.bestValidatedBudgets(
                 budgets: [[1], [2]], validationCorrect: worse, significance: 0.01) == [0, 0])
         // Equal budgets (two tiers capped alike): each tier its own.
         #expect(
-            RoundLogic.bestValidatedBudgets(
+            Deployment.bestValidatedBudgets(
                 budgets: [[2, 2], [2, 2]], validationCorrect: [worse[0], worse[0]],
                 significance: 2) == [0, 1])
     }
@@ -160,9 +158,8 @@ struct RoundLogicTests {
         ])
         /// (budget, fractions on the wire) of the small and the large tier in `round`.
         func plan(_ round: Int) -> [[Int]: [Float]] {
-            let invited = RoundLogic.invitations(
-                selected: Array(0..<8), clients: clients, scenario: scenario, global: global,
-                round: round
+            let invited = RoundLogic(scenario: scenario).invitations(
+                selected: Array(0..<8), clients: clients, global: global, round: round
             ).invited
             #expect(invited.count == 8)
             return Dictionary(
@@ -184,10 +181,10 @@ struct RoundLogicTests {
         let input = (0..<120).map { Float($0 % 7) / 7 - 0.4 }
         let before = grown.forward(input, batch: 2, ranks: [1]).activations.last!
         #expect(
-            RoundLogic.openGrownBudgets(&grown, serverState: &state, scenario: scenario, after: 1)
+            RoundLogic(scenario: scenario).openGrownBudgets(&grown, serverState: &state, after: 1)
                 .isEmpty)
-        let opened = RoundLogic.openGrownBudgets(
-            &grown, serverState: &state, scenario: scenario, after: 2)
+        let opened = RoundLogic(scenario: scenario).openGrownBudgets(
+            &grown, serverState: &state, after: 2)
         #expect(opened.count == 1 && opened[0].layer == 0 && opened[0].components == 1..<5)
         // Output factor rows 1..<5 zeroed, the rest and the input factor untouched.
         let (up, down) = (grown.parameters[0], global.parameters[0])
@@ -207,12 +204,12 @@ struct RoundLogicTests {
                 tolerance: 1e-6)
         }
         #expect(same(grown.forward(input, batch: 2, ranks: [5]).activations.last!, before))
-        let last = RoundLogic.openGrownBudgets(
-            &grown, serverState: &state, scenario: scenario, after: 4)
+        let last = RoundLogic(scenario: scenario).openGrownBudgets(
+            &grown, serverState: &state, after: 4)
         #expect(last.count == 1 && last[0].components == 5..<10)
         #expect(same(grown.forward(input, batch: 2, ranks: [10]).activations.last!, before))
         #expect(
-            RoundLogic.openGrownBudgets(&grown, serverState: &state, scenario: scenario, after: 5)
+            RoundLogic(scenario: scenario).openGrownBudgets(&grown, serverState: &state, after: 5)
                 .isEmpty)
     }
 
@@ -220,22 +217,22 @@ struct RoundLogicTests {
     func deadline() throws {
         let (open, global, clients) = try fleet([("clientsPerRound", "8")])
         let all: [UInt32] = Array(0..<8)
-        let times = RoundLogic.invitations(
-            selected: all, clients: clients, scenario: open, global: global, round: 1
+        let times = RoundLogic(scenario: open).invitations(
+            selected: all, clients: clients, global: global, round: 1
         ).invited
         let small = times.filter { $0.client < 4 }.map(\.time.totalSeconds)
         let large = times.filter { $0.client >= 4 }.map(\.time.totalSeconds)
         #expect(large.max()! < small.min()!, "small \(small), large \(large)")
         let cut = (large.max()! + small.min()!) / 2
         let (scenario, _, _) = try fleet([("clientsPerRound", "8"), ("deadlineSeconds", "\(cut)")])
-        let (invited, dropped) = RoundLogic.invitations(
-            selected: all, clients: clients, scenario: scenario, global: global, round: 1)
+        let (invited, dropped) = RoundLogic(scenario: scenario).invitations(
+            selected: all, clients: clients, global: global, round: 1)
         #expect(invited.map(\.client).sorted() == [4, 5, 6, 7])
         #expect(dropped == [0, 1, 2, 3])
         #expect(invited.first!.budgets == [10])
         // Unknown IDs are skipped, not planned.
-        let ghosts = RoundLogic.invitations(
-            selected: [42], clients: clients, scenario: scenario, global: global, round: 1)
+        let ghosts = RoundLogic(scenario: scenario).invitations(
+            selected: [42], clients: clients, global: global, round: 1)
         #expect(ghosts.invited.isEmpty && ghosts.dropped.isEmpty)
     }
 
@@ -247,31 +244,31 @@ struct RoundLogicTests {
         let good = TrainingUpdate(
             factors: slice.factors, shared: slice.shared, sampleCount: 10, trainingLoss: 0.5,
             computeSeconds: 0.1)
-        #expect(RoundLogic.problem(with: good, budgets: budgets, global: global) == nil)
+        #expect(UpdateCheck.problem(with: good, budgets: budgets, global: global) == nil)
         // The same tensors against a larger budget: shapes differ.
-        let problem = RoundLogic.problem(with: good, budgets: [4], global: global)
+        let problem = UpdateCheck.problem(with: good, budgets: [4], global: global)
         guard case .shapeMismatch(let got, let expected) = problem else {
             Issue.record("expected a shape mismatch, got \(String(describing: problem))")
             return
         }
         #expect(got[0] == [3, 10] && expected[0] == [4, 10])
-        #expect(problem?.reason == "shape_mismatch")
+        #expect(problem?.reason == .shapeMismatch)
         for bad: Float in [.nan, .infinity, -.infinity, 1e6, -2e7] {
             var update = good
             update.shared[0].scalars[0] = bad
             #expect(
-                RoundLogic.problem(with: update, budgets: budgets, global: global)
+                UpdateCheck.problem(with: update, budgets: budgets, global: global)
                     == .nonFiniteOrAbsurd, "\(bad)")
         }
         var large = good
         large.factors[0].up.scalars[0] = 999_999
         // Under the value bound; only the norm bound (lifted here) refuses it.
         #expect(
-            RoundLogic.problem(
+            UpdateCheck.problem(
                 with: large, budgets: budgets, global: global, maximumNormRatio: .infinity) == nil)
         #expect(
-            RoundLogic.problem(with: large, budgets: budgets, global: global)?.reason
-                == "update_norm_too_large")
+            UpdateCheck.problem(with: large, budgets: budgets, global: global)?.reason
+                == .updateNormTooLarge)
     }
 
     @Test(
@@ -301,9 +298,9 @@ struct RoundLogicTests {
             ("clientsPerRound", "3"), ("tiers[0].availability", "0.5"),
         ])
         func select(round: Int, attempt: Int = 0, excluding: Set<UInt32> = []) -> [UInt32] {
-            RoundLogic.selection(
-                clients: clients, excluding: { excluding.contains($0) }, scenario: scenario,
-                round: round, attempt: attempt)
+            RoundLogic(scenario: scenario).selection(
+                clients: clients, excluding: { excluding.contains($0) }, round: round,
+                attempt: attempt)
         }
         #expect(select(round: 5) == select(round: 5))
         #expect(select(round: 5).count == 3 && select(round: 5) == select(round: 5).sorted())
@@ -321,11 +318,10 @@ struct RoundLogicTests {
             #expect(!without.contains(4) && !without.contains(5))
         }
         let (everyone, _, _) = try fleet([("clientsPerRound", "8")])
-        let all = RoundLogic.selection(
-            clients: clients, excluding: { _ in false }, scenario: everyone, round: 3, attempt: 0)
-        let allButTwo = RoundLogic.selection(
-            clients: clients, excluding: { $0 == 1 || $0 == 6 }, scenario: everyone, round: 3,
-            attempt: 0)
+        let all = RoundLogic(scenario: everyone).selection(
+            clients: clients, excluding: { _ in false }, round: 3, attempt: 0)
+        let allButTwo = RoundLogic(scenario: everyone).selection(
+            clients: clients, excluding: { $0 == 1 || $0 == 6 }, round: 3, attempt: 0)
         #expect(allButTwo == all.filter { $0 != 1 && $0 != 6 })
     }
 
@@ -373,9 +369,9 @@ struct RoundLogicTests {
                     .map(UInt32.init))
             let round = 1 + trial
             #expect(
-                RoundLogic.selection(
-                    clients: clients, excluding: { excluded.contains($0) }, scenario: scenario,
-                    round: round, attempt: trial % 3)
+                RoundLogic(scenario: scenario).selection(
+                    clients: clients, excluding: { excluded.contains($0) }, round: round,
+                    attempt: trial % 3)
                     == earlier(
                         clients, excluded: excluded, scenario: scenario, round: round,
                         attempt: trial % 3), "trial \(trial)")
@@ -451,14 +447,14 @@ struct RoundLogicTests {
             keptRanks: [60])
         var state = ServerOptimizerState(for: global.parameters)
         state.firstMoment[0].scalars = Array(repeating: 1, count: state.firstMoment[0].count)
-        let cuts = RoundLogic.shrink(&global, serverState: &state, scenario: scenario)
+        let cuts = RoundLogic(scenario: scenario).shrink(&global, serverState: &state)
         #expect(cuts.count == 1 && cuts[0].layer == 0 && cuts[0].from == 60)
         #expect(cuts[0].to == 20, "kept \(cuts[0].to)")
         #expect(global.keptRanks == [20])
         #expect(state.firstMoment[0].scalars[(20 * 200)...].allSatisfy { $0 == 0 })
         #expect(state.firstMoment[0].scalars[..<(20 * 200)].allSatisfy { $0 == 1 })
         // Nothing left to cut: a second pass changes nothing.
-        #expect(RoundLogic.shrink(&global, serverState: &state, scenario: scenario).isEmpty)
+        #expect(RoundLogic(scenario: scenario).shrink(&global, serverState: &state).isEmpty)
     }
 
     @Test(
@@ -479,10 +475,10 @@ struct RoundLogicTests {
         }
         let first = network((0..<10).map(Float.init))
         var averaged: Network?
-        RoundLogic.average(&averaged, toward: first, decay: 0.75)
+        Deployment.average(&averaged, toward: first, decay: 0.75)
         #expect(averaged == first)
         let second = network(Array(repeating: 4, count: 10), kept: 1)
-        RoundLogic.average(&averaged, toward: second, decay: 0.75)
+        Deployment.average(&averaged, toward: second, decay: 0.75)
         let expected = (0..<10).map { 0.75 * Float($0) + 0.25 * 4 }
         #expect(averaged?.parameters.flatMap(\.scalars) == expected)
         #expect(averaged?.keptRanks == [1])
@@ -491,21 +487,21 @@ struct RoundLogicTests {
         renamed.name = "tiny-2"
         let other = Network(
             architecture: renamed, parameters: first.parameters, keptRanks: first.keptRanks)
-        RoundLogic.average(&averaged, toward: other, decay: 0.75)
+        Deployment.average(&averaged, toward: other, decay: 0.75)
         #expect(averaged == other)
     }
 
     @Test("Registration IDs: same process again, the requested one, or the lowest free one")
     func registrationIDs() throws {
-        let (_, _, clients) = try fleet()
+        let (scenario, _, clients) = try fleet()
         func register(
             nonce: UInt64, requested: UInt32?, in table: ClientTable? = nil, bound: Int = 8
         ) -> UInt32? {
-            RoundLogic.clientID(
+            let desk = RegistrationDesk(scenario: scenario, enrolment: nil, populationBound: bound)
+            return desk.clientID(
                 for: Registration(
                     tierName: "small", capability: 1, sampleCount: 10, instanceNonce: nonce,
-                    requestedClientID: requested),
-                clients: table ?? clients, populationBound: bound)
+                    requestedClientID: requested), clients: table ?? clients)
         }
         #expect(register(nonce: 3, requested: nil) == 3)  // client 3's process, again
         #expect(register(nonce: 3, requested: 6) == 3)
@@ -572,18 +568,18 @@ struct FrozenConvolutionTests {
             factors: frozen.slice.factors, shared: frozen.slice.shared, sampleCount: 8,
             trainingLoss: Float(frozen.loss), computeSeconds: 0)
         #expect(
-            RoundLogic.problem(with: update, budgets: budgets, global: global, frozenLayers: 4)
+            UpdateCheck.problem(with: update, budgets: budgets, global: global, frozenLayers: 4)
                 == nil)
         #expect(
-            RoundLogic.problem(with: update, budgets: budgets, global: global)?.reason
-                == "shape_mismatch")
+            UpdateCheck.problem(with: update, budgets: budgets, global: global)?.reason
+                == .shapeMismatch)
         let full = TrainingUpdate(
             factors: trained.slice.factors, shared: trained.slice.shared, sampleCount: 8,
             trainingLoss: 0, computeSeconds: 0)
         #expect(
-            RoundLogic.problem(with: full, budgets: budgets, global: global, frozenLayers: 4)?
+            UpdateCheck.problem(with: full, budgets: budgets, global: global, frozenLayers: 4)?
                 .reason
-                == "shape_mismatch")
+                == .shapeMismatch)
         // The cost model: the frozen client trains a third of the full tier's FLOPs or less.
         let low = global.trainingStepFLOPs(batch: 1, ranks: budgets, frozenLayers: 4)
         let top = global.trainingStepFLOPs(batch: 1)

@@ -12,6 +12,8 @@ struct WorkerHarness {
     var machine: CoordinatorMachine
     var sent: [(frame: [UInt8], to: PeerID, ticket: SendTicket)] = []
     var logs: [String] = []
+    /// Every rejection, with the index of its line in `logs`.
+    var rejections: [(line: Int, reason: RejectionReason)] = []
 
     init(slots: Int?, enrolment: Enrolment? = nil) throws {
         let scenario = try Scenario.parse(yaml: syntheticScenarioYAML)
@@ -30,6 +32,9 @@ struct WorkerHarness {
                 sent.append((frame, peer, ticket))
                 perform(machine.delivered(ticket))
             case .log(let line): logs.append(line)
+            case .rejected(let rejection):
+                rejections.append((logs.count, rejection.reason))
+                logs.append(rejection.description)
             default: break
             }
         }
@@ -66,7 +71,7 @@ struct WorkerHarness {
     mutating func register(
         _ index: Int, on connection: PeerID, channel: Int? = nil, requested: UInt32? = nil,
         key: String? = nil
-    ) -> String? {
+    ) -> RejectionReason? {
         let peer = channel.map { connection.onChannel(Array(String($0).utf8)) } ?? connection
         let before = logs.count
         deliver(
@@ -79,13 +84,8 @@ struct WorkerHarness {
     }
 
     /// The reason of the first rejection logged since log line `start`.
-    func rejection(since start: Int) -> String? {
-        for line in logs[start...] where line.hasPrefix("rejected ") {
-            // "rejected MESSAGE from PEER: REASON (message)"
-            return line.split(separator: ": ").dropFirst().first?.split(separator: " ").first
-                .map(String.init)
-        }
-        return nil
+    func rejection(since start: Int) -> RejectionReason? {
+        rejections.first { $0.line >= start }?.reason
     }
 
     static func message(_ frame: [UInt8]) -> Message? {
@@ -186,10 +186,10 @@ struct WorkerAdmissionTests {
             return
         }
         // A worker key registers no device; its clients register on its channels.
-        #expect(harness.register(2, on: first, key: workerKey) == "worker_key")
+        #expect(harness.register(2, on: first, key: workerKey) == .workerKey)
         #expect(harness.register(2, on: first, channel: 2, key: workerKey) == nil)
         // The device key's own ID on the worker's channel is bound to the device.
-        #expect(harness.register(0, on: first, channel: 0, key: workerKey) == "id_bound_to_other_key")
+        #expect(harness.register(0, on: first, channel: 0, key: workerKey) == .idBoundToOtherKey)
     }
 
     @Test(
@@ -197,13 +197,13 @@ struct WorkerAdmissionTests {
     )
     func channelRegistration() throws {
         var harness = try WorkerHarness(slots: 2)
-        #expect(harness.register(0, on: stranger, channel: 0) == "not_hosted")
+        #expect(harness.register(0, on: stranger, channel: 0) == .notHosted)
         _ = harness.hello(from: first, slot: 0)
         _ = harness.hello(from: second, slot: 1)
-        #expect(harness.register(0, on: second, channel: 0) == "not_hosted")
-        #expect(harness.register(2, on: first, channel: 0, requested: 2) == "not_hosted")
+        #expect(harness.register(0, on: second, channel: 0) == .notHosted)
+        #expect(harness.register(2, on: first, channel: 0, requested: 2) == .notHosted)
         // The worker does not choose its clients' tiers: the scenario does.
-        #expect(harness.register(6, on: first, channel: 0, requested: 0) == "wrong_tier")
+        #expect(harness.register(6, on: first, channel: 0, requested: 0) == .wrongTier)
         #expect(harness.register(0, on: first, channel: 0) == nil)
         #expect(harness.machine.clients[0]?.peer == first.onChannel(Array("0".utf8)))
     }
@@ -269,7 +269,7 @@ struct WorkerAdmissionTests {
                 let start = harness.logs.count
                 harness.deliver(.heartbeat, from: owner, key: keys[Int(id) % 2])
                 harness.deliver(update, from: owner, key: keys[Int(id) % 2], round: 1, sender: id)
-                #expect(harness.rejection(since: start) == "not_dispatched_here")
+                #expect(harness.rejection(since: start) == .notDispatchedHere)
                 #expect(harness.machine.isPending(id))
                 // A device on the client's channel: not registered there, changes nothing.
                 harness.deliver(.heartbeat, from: stranger.onChannel(Array(String(id).utf8)))

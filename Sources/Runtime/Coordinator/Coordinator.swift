@@ -225,6 +225,9 @@ public final class Coordinator {
             case .log(let line):
                 options.log(line)
                 followUp = []
+            case .rejected(let rejection):
+                options.log(rejection.description)
+                followUp = []
             case .flushLedger:
                 try recorder.flushLedgerOrThrow()
                 followUp = []

@@ -1,0 +1,151 @@
+import Federation
+import Fleet
+import LowRank
+import Transport
+
+/// What the coordinator's state reports about its run: the summary (`summary.json`), the
+/// checkpoint for `--resume`, the final model's truncation curve and its metadata.
+///
+/// A snapshot of the machine's state (`CoordinatorMachine.report`), read only.
+struct RunReport {
+    let scenario: Scenario
+    /// The last round started (the current one while it runs).
+    let round: Int
+    let global: Network
+    let serverState: ServerOptimizerState
+    let averaged: Network?
+    let clients: ClientTable
+    let standing: ClientStanding
+    let totals: RunTotals
+    let lastAccuracy: [String: Double]
+    let lastDeployed: [String: String]
+    let evaluationSet: TrainingSamples
+
+    /// The model tiers deploy: the moving average of the server's model, or the model.
+    var deployedModel: Network { averaged ?? global }
+
+    /// Budgets of tier `tierIndex` for the current global ranks, in the current round.
+    func budgets(tierIndex: Int) -> [Int] {
+        RoundLogic(scenario: scenario).budgets(
+            tierIndex: tierIndex, keptRanks: global.keptRanks, round: round)
+    }
+
+    /// The state after the current round, for `--resume`.
+    func checkpoint(statistics: TransportStatistics, wallSeconds: Double) -> CoordinatorCheckpoint {
+        CoordinatorCheckpoint(
+            header: CoordinatorCheckpoint.Header(
+                round: round, model: global, totals: totals, standing: standing,
+                lastAccuracy: lastAccuracy, lastDeployed: lastDeployed,
+                statistics: statistics, wallSeconds: wallSeconds),
+            parameters: global.parameters, serverState: serverState,
+            averagedParameters: averaged?.parameters)
+    }
+
+    /// The final (deployed) model's accuracy, parameters and MACs with every layer cut to each
+    /// of `TruncationPoint.fractions` of its kept rank (one point for a dense model).
+    func truncationCurve() -> [TruncationPoint] {
+        let model = deployedModel
+        let fractions = scenario.isLowRank ? TruncationPoint.fractions : [1]
+        let rankSets = fractions.map { model.ranks(atFraction: $0) }
+        let results = model.evaluate(on: evaluationSet, rankSets: rankSets)
+        return zip(fractions, zip(rankSets, results)).map { fraction, pair in
+            TruncationPoint(
+                rankFraction: fraction, accuracy: pair.1.accuracy,
+                parameters: model.parameterCount(ranks: pair.0), macs: model.macs(ranks: pair.0),
+                ranks: pair.0)
+        }
+    }
+
+    /// The final model file's metadata.
+    var modelMetadata: [String: String] {
+        [
+            "dataset": scenario.dataset.name, "dataDirectory": scenario.dataDirectory,
+            "model": scenario.modelKind.rawValue,
+            "variant": scenario.isLowRank ? "lod" : "dense", "seed": "\(scenario.seed)",
+            "scenario": scenario.name,
+            "rounds": "\(scenario.rounds)",
+        ]
+    }
+
+    /// The run's summary.
+    func summary(statistics: TransportStatistics, wallSeconds: Double) -> RunSummary {
+        let counts = scenario.clientsPerTier
+        var samples = scenario.tiers.map { _ in (all: 0, contributed: 0, clients: 0) }
+        clients.forEach { client in
+            guard samples.indices.contains(client.tierIndex) else { return }
+            samples[client.tierIndex].all += client.sampleCount
+            if standing.contributors.contains(client.id) {
+                samples[client.tierIndex].contributed += client.sampleCount
+                samples[client.tierIndex].clients += 1
+            }
+        }
+        let tiers = scenario.tiers.enumerated().map { index, tier in
+            let ranks = scenario.isLowRank ? budgets(tierIndex: index) : []
+            let deployedTier = lastDeployed[tier.name].flatMap { name in
+                scenario.tiers.firstIndex { $0.name == name }
+            }
+            let deployedRanks = deployedTier.map { budgets(tierIndex: $0) }
+            let bytes = totals.tierBytes[tier.name] ?? RoundMetrics.TierBytes()
+            var summary = RunSummary.TierSummary(
+                tier: tier.name, rankFraction: tier.rankFraction, clients: counts[index],
+                participations: totals.participations[tier.name] ?? 0,
+                bytes: bytes.up + bytes.down,
+                denseEquivalentBytes: bytes.denseEquivalent, accuracy: lastAccuracy[tier.name],
+                ranks: ranks,
+                parameters: global.parameterCount(ranks: scenario.isLowRank ? ranks : []),
+                trainingFlopsPerSample: global.trainingStepFLOPs(
+                    batch: 1, ranks: scenario.isLowRank ? ranks : nil,
+                    frozenLayers: scenario.frozenLayers(
+                        of: tier, architecture: global.architecture)),
+                macs: global.macs(ranks: deployedRanks ?? (scenario.isLowRank ? ranks : [])),
+                contributingClients: samples[index].clients,
+                samples: samples[index].all, contributedSamples: samples[index].contributed)
+            summary.deployedBudget = lastDeployed[tier.name]
+            summary.deployedRanks = deployedRanks
+            return summary
+        }
+        let moved = Double(totals.bytesMoved)
+        let dense = totals.denseEquivalentBytes
+        let savings: Double = dense > 0 ? 1 - moved / Double(dense) : 0
+        return RunSummary(
+            scenario: scenario.name, strategy: scenario.model.strategy.rawValue, rounds: round,
+            seed: scenario.seed,
+            finalAccuracyByTier: lastAccuracy, bytesUp: totals.bytesUp,
+            bytesDown: totals.bytesDown, denseEquivalentBytes: dense,
+            savingsRatio: savings,
+            wallSeconds: totals.earlierWallSeconds + wallSeconds,
+            virtualSeconds: totals.virtualSeconds,
+            finalRanks: global.keptRanks, tiers: tiers, rejectedMessages: totals.rejected,
+            lateUpdates: totals.lateUpdates, clientComputeSeconds: totals.clientComputeSeconds,
+            transportBytesSent: totals.earlierTransportBytesSent + Int(statistics.bytesSent),
+            transportBytesReceived: totals.earlierTransportBytesReceived
+                + Int(statistics.bytesReceived),
+            modelFile: RunRecorder.finalModelFile)
+    }
+}
+
+extension CoordinatorMachine {
+    /// What the run reports now.
+    var report: RunReport {
+        RunReport(
+            scenario: scenario, round: round, global: global, serverState: serverState,
+            averaged: averaged, clients: clients, standing: standing, totals: totals,
+            lastAccuracy: lastAccuracy, lastDeployed: lastDeployed, evaluationSet: evaluationSet)
+    }
+
+    /// The state after the current round, for `--resume`.
+    func checkpoint(statistics: TransportStatistics, wallSeconds: Double) -> CoordinatorCheckpoint {
+        report.checkpoint(statistics: statistics, wallSeconds: wallSeconds)
+    }
+
+    /// The run's summary.
+    func summary(statistics: TransportStatistics, wallSeconds: Double) -> RunSummary {
+        report.summary(statistics: statistics, wallSeconds: wallSeconds)
+    }
+
+    /// The final model's truncation curve (`RunReport.truncationCurve()`).
+    func truncationCurve() -> [TruncationPoint] { report.truncationCurve() }
+
+    /// The final model file's metadata.
+    var modelMetadata: [String: String] { report.modelMetadata }
+}
