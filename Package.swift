@@ -5,7 +5,10 @@ let package = Package(
     name: "Maestro",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "maestro", targets: ["maestro"])
+        .executable(name: "maestro", targets: ["maestro"]),
+        // The board client (tools/package-client installs it as `maestro`): `client` alone,
+        // linked without scenarios, reports or the coordinator (docs/devices.md).
+        .executable(name: "maestro-board", targets: ["MaestroBoard"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -34,40 +37,66 @@ let package = Package(
             exclude: ["WIRE.md"]),
 
         // Effects at the edge.
-        .target(name: "Transport", dependencies: ["CZeroMQ"], exclude: ["README.md"]),
+        .target(
+            name: "Transport", dependencies: ["CZeroMQ", "CPlatform"], exclude: ["README.md"]),
         .target(
             name: "Fleet", dependencies: ["Vocabulary", .product(name: "Yams", package: "Yams")],
             exclude: ["README.md"]),
+        // What a run folder holds (summary, per-round metrics, ledger, truncation curve), its
+        // JSON spelling and its atomic writer: files, no sockets, no data sets.
+        .target(name: "RunRecords", exclude: ["README.md"]),
+        // What a device runs: its side of the protocol, local training, the client process.
+        // Nothing here reads scenarios (YAML) or needs more than FoundationEssentials.
+        .target(
+            name: "Device",
+            dependencies: ["Vocabulary", "Tensors", "LowRank", "Datasets", "Federation", "Transport"]),
         .target(
             name: "Runtime",
-            dependencies: ["Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet"]),
+            dependencies: [
+                "Vocabulary", "Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet",
+                "RunRecords", "Device",
+            ]),
         // Running a federation on this host: hosting the coordinator, launching client and
         // worker processes, key files, the run folder (guard, resume, provenance).
         .target(
             name: "Launch",
-            dependencies: ["Runtime", "Fleet", "Transport", "Federation", "LowRank"]),
+            dependencies: [
+                "Runtime", "RunRecords", "Device", "Fleet", "Transport", "Federation", "LowRank",
+            ]),
         // Reports of finished run directories: pure rendering of their files (HTML, SVG, text).
-        .target(name: "Report", dependencies: ["Runtime", "Fleet", "LowRank"]),
+        .target(name: "Report", dependencies: ["RunRecords", "Fleet", "LowRank"]),
+        // The `client` command and its connection options, shared by both executables.
+        .target(
+            name: "DeviceCommands",
+            dependencies: [
+                "Device", "Datasets", "Transport", "CPlatform",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .executableTarget(
             name: "maestro",
             dependencies: [
-                "Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet", "Runtime",
-                "Launch", "Report",
+                "Vocabulary", "Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet",
+                "RunRecords", "Runtime", "Launch", "Report", "DeviceCommands",
                 "CPlatform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
+        .executableTarget(
+            name: "MaestroBoard", dependencies: ["DeviceCommands", "Tensors", "CPlatform"]),
+
         .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
-        .testTarget(name: "LowRankTests", dependencies: ["LowRank", "Tensors", "TestSupport"]),
+        .testTarget(name: "VocabularyTests", dependencies: ["Vocabulary"]),
+        .testTarget(
+            name: "LowRankTests", dependencies: ["LowRank", "Tensors", "Vocabulary", "TestSupport"]),
         .testTarget(
             name: "DatasetsTests", dependencies: ["Datasets", "CZlib", "Tensors", "TestSupport"]),
         .testTarget(
             name: "FederationTests",
-            dependencies: ["Federation", "LowRank", "Tensors", "TestSupport"]),
+            dependencies: ["Federation", "LowRank", "Tensors", "Vocabulary", "TestSupport"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "CZeroMQ", "TestSupport"]),
-        .testTarget(name: "FleetTests", dependencies: ["Fleet", "TestSupport"]),
+        .testTarget(name: "FleetTests", dependencies: ["Fleet", "Vocabulary", "TestSupport"]),
         // Runs the built `maestro` executable as a user would: real processes and sockets.
         .testTarget(
             name: "MaestroTests",
@@ -75,12 +104,14 @@ let package = Package(
                 "maestro", "LowRank", "Datasets", "CZlib", "Federation", "Transport", "TestSupport",
             ]),
         .testTarget(
-            name: "LaunchTests", dependencies: ["Launch", "Runtime", "Fleet", "TestSupport"]),
-        .testTarget(name: "ReportTests", dependencies: ["Report", "Runtime", "TestSupport"]),
+            name: "LaunchTests",
+            dependencies: ["Launch", "Runtime", "RunRecords", "Fleet", "TestSupport"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "RunRecords", "TestSupport"]),
         .testTarget(
             name: "RuntimeTests",
             dependencies: [
-                "Runtime", "Federation", "Fleet", "LowRank", "Transport", "Tensors", "TestSupport",
+                "Runtime", "RunRecords", "Federation", "Fleet", "LowRank", "Transport", "Tensors",
+                "Vocabulary", "TestSupport",
             ]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,5 +1,7 @@
 #include "CPlatform.h"
 
+#include <string.h>
+
 #if defined(__linux__)
 #include <sys/prctl.h>
 
@@ -26,4 +28,15 @@ void maestro_return_large_allocations(unsigned long threshold) {
 #else
 void maestro_keep_large_allocations_on_heap(void) {}
 void maestro_return_large_allocations(unsigned long threshold) { (void)threshold; }
+#endif
+
+#if defined(__linux__)
+void maestro_set_thread_name(const char *name) {
+    char shown[16];
+    strncpy(shown, name, sizeof shown - 1);
+    shown[sizeof shown - 1] = 0;
+    prctl(PR_SET_NAME, shown, 0, 0, 0);
+}
+#else
+void maestro_set_thread_name(const char *name) { (void)name; }
 #endif

@@ -35,6 +35,18 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable, Sendable {
     case labelOutOfRange(path: String, index: Int, label: Int, classCount: Int)
     /// Item `index` was asked for, but the file holds only `itemCount` items.
     case itemOutOfRange(path: String, index: Int, itemCount: Int)
+    /// Record `record` (from 0) of a fixed-size-record file (CIFAR) is unusable: `reason`.
+    case badRecord(path: String, record: Int, reason: String)
+    /// The JSON text is not well formed, or not shaped as the format requires, at byte
+    /// `byteOffset` (from 0).
+    case malformedJSON(path: String, byteOffset: Int, reason: String)
+    /// A LEAF writer (a `users` entry) is unusable: `reason` (no samples, listed twice, …).
+    case badWriter(path: String, writer: String, reason: String)
+    /// Sample `sample` (from 0) of a LEAF writer is unusable: `reason` (ragged, not finite,
+    /// label out of range).
+    case badSample(path: String, writer: String, sample: Int, reason: String)
+    /// The data at `path` is too small for what was asked of it: `reason`.
+    case tooFewSamples(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -78,6 +90,16 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(path): label \(label) of sample \(index) is outside 0..<\(classCount)"
         case .itemOutOfRange(let path, let index, let itemCount):
             return "\(path): item \(index) was asked for, but the file holds \(itemCount) items"
+        case .badRecord(let path, let record, let reason):
+            return "\(path): record \(record): \(reason)"
+        case .malformedJSON(let path, let byteOffset, let reason):
+            return "\(path): malformed JSON at byte \(byteOffset): \(reason)"
+        case .badWriter(let path, let writer, let reason):
+            return "\(path): user \"\(writer)\": \(reason)"
+        case .badSample(let path, let writer, let sample, let reason):
+            return "\(path): user \"\(writer)\", sample \(sample): \(reason)"
+        case .tooFewSamples(let path, let reason):
+            return "\(path): \(reason)"
         }
     }
 }

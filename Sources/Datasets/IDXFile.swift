@@ -285,7 +285,7 @@ public struct IDXFile: Sendable, Equatable {
 }
 
 /// A read-only descriptor of the file at `path`.
-private func openForReading(_ path: String) throws(DatasetError) -> Int32 {
+func openForReading(_ path: String) throws(DatasetError) -> Int32 {
     let descriptor = open(path, O_RDONLY | O_CLOEXEC)
     guard descriptor >= 0 else {
         if errno == ENOENT { throw .fileNotFound(path: path) }
@@ -300,7 +300,7 @@ private func openForReading(_ path: String) throws(DatasetError) -> Int32 {
 }
 
 /// Reads up to `buffer.count` bytes at `offset`; returns how many there were before the end.
-private func readFully(
+func readFully(
     _ descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int, path: String
 ) throws(DatasetError) -> Int {
     var done = 0
@@ -317,7 +317,7 @@ private func readFully(
     return done
 }
 
-private func readFully(
+func readFully(
     _ descriptor: Int32, into bytes: inout [UInt8], at offset: Int, path: String
 ) throws(DatasetError) -> Int {
     try bytes.withUnsafeMutableBytes { buffer in
@@ -327,18 +327,17 @@ private func readFully(
     }.get()
 }
 
-/// The bytes of the file at `path`.
+/// The bytes of the file at `path` (POSIX calls: Foundation's `Data(contentsOf:)` and its
+/// error texts would link all of Foundation into the board client).
 private func readBytes(path: String) throws(DatasetError) -> [UInt8] {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-        throw .fileNotFound(path: path)
+    let descriptor = try openForReading(path)
+    defer { close(descriptor) }
+    var status = stat()
+    guard fstat(descriptor, &status) == 0 else {
+        throw .unreadable(path: path, reason: String(cString: strerror(errno)))
     }
-    guard !isDirectory.boolValue else {
-        throw .unreadable(path: path, reason: "it is a directory")
-    }
-    do {
-        return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-    } catch {
-        throw .unreadable(path: path, reason: error.localizedDescription)
-    }
+    var bytes = [UInt8](repeating: 0, count: Int(status.st_size))
+    let count = try readFully(descriptor, into: &bytes, at: 0, path: path)
+    bytes.removeLast(bytes.count - count)
+    return bytes
 }

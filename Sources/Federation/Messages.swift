@@ -1,4 +1,5 @@
 import Tensors
+import Vocabulary
 
 /// The message kinds of the Maestro protocol, with their wire codes (header byte 6).
 public enum MessageType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
@@ -140,15 +141,6 @@ public struct FactorPair: Sendable, Equatable {
     }
 }
 
-/// The rank sampler a client uses during local training (docs/spec.md#rank-sampling), by wire code.
-public enum SamplerKind: UInt8, Sendable, CaseIterable {
-    case perLayer = 0
-    case acrossLayers = 1
-    case sharedFraction = 2
-    case fixed = 3
-    case none = 4
-}
-
 /// `register`: a client introduces itself to the coordinator.
 public struct Registration: Sendable, Equatable {
     /// The device tier's name (UTF-8, at most ``WireLimits/tierNameBytes`` bytes on the wire).
@@ -204,7 +196,8 @@ public struct TrainingTask: Sendable, Equatable {
     public var localEpochs: UInt16
     public var batchSize: UInt16
     public var learningRate: Float
-    public var sampler: SamplerKind
+    /// The kind of the rank sampler the client trains with (wire codes: SamplerOnWire.swift).
+    public var sampler: RankSampler.Kind
     /// Group-lasso weight λ (0 for none).
     public var groupLasso: Float
     /// Seed of the client's sampling and shuffling for this round.
@@ -225,7 +218,7 @@ public struct TrainingTask: Sendable, Equatable {
 
     public init(
         budgets: [UInt32], factors: [FactorPair], shared: [Tensor], localEpochs: UInt16,
-        batchSize: UInt16, learningRate: Float, sampler: SamplerKind, groupLasso: Float,
+        batchSize: UInt16, learningRate: Float, sampler: RankSampler.Kind, groupLasso: Float,
         seed: UInt64, momentum: Float = 0, weightDecay: Float = 0, samplerFractions: [Float] = [],
         fullBudgetProbability: Float = 0, selfDistillation: Bool = false,
         freezeConvolutions: Bool = false

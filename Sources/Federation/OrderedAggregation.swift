@@ -1,6 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import LowRank
 import Tensors
+import Vocabulary
 
 /// One client's trained slice and how many samples it trained on.
 public struct ClientContribution: Sendable, Equatable {
@@ -26,17 +31,6 @@ public enum AggregationRule: Sendable, Equatable {
     /// `⌊β·m⌋` smallest and the `⌊β·m⌋` largest are dropped (ties in client-ID order) and the
     /// rest averaged, weighted by sample count. β is in [0, 0.5), so at least one stays.
     case trimmedMean(fraction: Double)
-}
-
-/// The server's optimiser over the round's pseudo-gradient `Δ = global − aggregate`.
-public enum ServerOptimizer: Sendable, Equatable, Codable {
-    /// `w ← w − η·Δ`; with η = 1 the global model becomes the aggregate (FedAvg).
-    case fedAvg(learningRate: Float)
-    /// Heavy-ball server momentum (FedAvgM, Hsu et al. 2019): `m ← β·m + Δ`, `w ← w − η·m`.
-    case fedAvgM(learningRate: Float, momentum: Float)
-    /// FedAdam (Reddi et al. 2021), without bias correction:
-    /// `m ← β₁m + (1−β₁)Δ`, `v ← β₂v + (1−β₂)Δ²`, `w ← w − η·m/(√v + ε)`.
-    case fedAdam(learningRate: Float, beta1: Float, beta2: Float, epsilon: Float)
 }
 
 /// The server optimiser's buffers, one per parameter tensor (saved in checkpoints).
@@ -263,15 +257,22 @@ public enum OrderedAggregation {
                 delta[i].scalars.withUnsafeBufferPointer { d in
                     state.firstMoment[i].scalars.withUnsafeMutableBufferPointer { m in
                         state.secondMoment[i].scalars.withUnsafeMutableBufferPointer { v in
+                            // Each hyperparameter rounded to 32 bits once, then 32-bit
+                            // arithmetic throughout.
                             switch optimizer {
                             case .fedAvg(let rate):
+                                let rate = Float(rate)
                                 for j in 0..<count { w[j] -= rate * d[j] }
                             case .fedAvgM(let rate, let beta):
+                                let (rate, beta) = (Float(rate), Float(beta))
                                 for j in 0..<count {
                                     m[j] = beta * m[j] + d[j]
                                     w[j] -= rate * m[j]
                                 }
                             case .fedAdam(let rate, let beta1, let beta2, let epsilon):
+                                let (rate, beta1, beta2, epsilon) = (
+                                    Float(rate), Float(beta1), Float(beta2), Float(epsilon)
+                                )
                                 for j in 0..<count {
                                     m[j] = beta1 * m[j] + (1 - beta1) * d[j]
                                     v[j] = beta2 * v[j] + (1 - beta2) * d[j] * d[j]

@@ -1,4 +1,5 @@
 import Tensors
+import Vocabulary
 
 /// Limits of the wire format that both ends enforce.
 public enum WireLimits {
@@ -173,7 +174,7 @@ public enum WireCodec {
             writer.write(body.learningRate)
             writer.write(body.groupLasso)
             writer.write(body.seed)
-            writer.write(body.sampler.rawValue)
+            writer.write(body.sampler.wireCode)
             writer.write(body.momentum)
             writer.write(body.weightDecay)
             writer.write(body.fullBudgetProbability)
@@ -372,7 +373,7 @@ public enum WireCodec {
             let groupLasso = try reader.readFloat("train.groupLasso")
             let seed = try reader.read(UInt64.self, "train.seed")
             let samplerCode = try reader.read(UInt8.self, "train.sampler")
-            guard let sampler = SamplerKind(rawValue: samplerCode) else {
+            guard let sampler = RankSampler.Kind(wireCode: samplerCode) else {
                 throw .invalidValue(field: "train.sampler", value: UInt64(samplerCode))
             }
             let momentum = try reader.readFloat("train.momentum")

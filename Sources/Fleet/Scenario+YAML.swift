@@ -190,22 +190,25 @@ extension Scenario.Dataset {
     var node: ScenarioNode {
         switch self {
         case .fashionMNIST(let directory, let partition):
-            let partitionNode: ScenarioNode =
-                switch partition {
-                case .iid: .flow([("scheme", .text("iid"))])
-                case .dirichlet(let alpha):
-                    .flow([("scheme", .text("dirichlet")), ("alpha", .number(alpha))])
-                case .shards(let perClient):
-                    .flow([("scheme", .text("shards")), ("perClient", .number(perClient))])
-                case .tiered(let alpha, let tierAlpha):
-                    .flow([
-                        ("scheme", .text("tiered")), ("alpha", .number(alpha)),
-                        ("tierAlpha", .number(tierAlpha)),
-                    ])
-                }
             return .block([
                 ("name", .text(name)), ("directory", .text(directory)),
-                ("partition", partitionNode),
+                ("partition", partition.node),
+            ])
+        case .cifar10(let directory, let partition):
+            return .block([
+                ("name", .text(name)), ("directory", .text(directory)),
+                ("partition", partition.node),
+            ])
+        case .cifar100(let directory, let labels, let partition):
+            return .block([
+                ("name", .text(name)), ("directory", .text(directory)),
+                ("labels", .text(labels.rawValue)), ("partition", partition.node),
+            ])
+        case .leaf(let train, let test, let featureShape, let classCount, let partition):
+            return .block([
+                ("name", .text(name)), ("train", .text(train)), ("test", .text(test)),
+                ("shape", .sequence(featureShape.map { .number($0) }, isFlow: true)),
+                ("classes", .number(classCount)), ("partition", partition.node),
             ])
         case .synthetic(let alpha, let beta):
             return .block([
@@ -224,19 +227,37 @@ extension Scenario.Dataset {
     }
 }
 
+extension Scenario.Partition {
+    var node: ScenarioNode {
+        switch self {
+        case .iid: .flow([("scheme", .text("iid"))])
+        case .dirichlet(let alpha):
+            .flow([("scheme", .text("dirichlet")), ("alpha", .number(alpha))])
+        case .shards(let perClient):
+            .flow([("scheme", .text("shards")), ("perClient", .number(perClient))])
+        case .tiered(let alpha, let tierAlpha):
+            .flow([
+                ("scheme", .text("tiered")), ("alpha", .number(alpha)),
+                ("tierAlpha", .number(tierAlpha)),
+            ])
+        case .natural: .flow([("scheme", .text("natural"))])
+        }
+    }
+}
+
 extension Scenario.Training {
     var node: ScenarioNode {
         let samplerNode: ScenarioNode =
             switch sampler {
-            case .perLayer, .acrossLayers, .unsampled: .text(sampler.kind)
+            case .perLayer, .acrossLayers, .unsampled: .text(sampler.name)
             case .sharedFraction(let fractions, let scope):
                 .flow([
-                    ("kind", .text(sampler.kind)),
+                    ("kind", .text(sampler.name)),
                     ("fractions", .sequence(fractions.map { .number($0) }, isFlow: true)),
                     ("scope", .text(scope.rawValue)),
                 ])
             case .fixed(let fraction):
-                .flow([("kind", .text(sampler.kind)), ("fraction", .number(fraction))])
+                .flow([("kind", .text(sampler.name)), ("fraction", .number(fraction))])
             }
         let serverNode: ScenarioNode =
             switch server {

@@ -1,3 +1,5 @@
+import Vocabulary
+
 /// A federated-learning experiment as a researcher wrote it: data, model, training, fleet.
 ///
 /// A `Scenario` is a trusted value: the only ways to get one are ``parse(yaml:path:)``,
@@ -74,14 +76,52 @@ extension Scenario {
         case synthetic(alpha: Double, beta: Double)
         /// FedProx Synthetic IID: one shared model, zero input means.
         case syntheticIID
+        /// CIFAR-10, binary version (50k train / 10k test, 32×32×3, 10 classes) in `directory`,
+        /// split over the clients by `partition`.
+        case cifar10(directory: String, partition: Partition)
+        /// CIFAR-100, binary version (50k train / 10k test, 32×32×3), with its fine (100) or
+        /// coarse (20) labels, in `directory`, split over the clients by `partition`.
+        case cifar100(directory: String, labels: CIFAR100Labels, partition: Partition)
+        /// LEAF JSON files (FEMNIST and the other LEAF sets of number vectors): the training
+        /// split at `train` and the test split at `test` (each a `.json` file or a folder of
+        /// them), samples of `featureShape` in `classCount` classes, split over the clients by
+        /// `partition` (`natural`: each writer's samples on one client).
+        case leaf(
+            train: String, test: String, featureShape: [Int], classCount: Int,
+            partition: Partition)
 
-        /// The `dataset.name` key: `fashion-mnist` or `synthetic`.
+        /// The `dataset.name` key: `fashion-mnist`, `synthetic`, `cifar10`, `cifar100` or
+        /// `leaf`.
         public var name: String {
             switch self {
             case .fashionMNIST: "fashion-mnist"
             case .synthetic, .syntheticIID: "synthetic"
+            case .cifar10: "cifar10"
+            case .cifar100: "cifar100"
+            case .leaf: "leaf"
             }
         }
+
+        /// The partition of a centralised data set (`nil` for generated data).
+        public var partition: Partition? {
+            switch self {
+            case .fashionMNIST(_, let partition), .cifar10(_, let partition),
+                .cifar100(_, _, let partition), .leaf(_, _, _, _, let partition):
+                partition
+            case .synthetic, .syntheticIID: nil
+            }
+        }
+
+        /// Which of CIFAR-100's labels the samples carry.
+        public enum CIFAR100Labels: String, Sendable, Equatable, CaseIterable {
+            /// The 100 classes.
+            case fine
+            /// The 20 superclasses.
+            case coarse
+        }
+
+        /// Training images of CIFAR-10 and CIFAR-100, the bound for their partitions.
+        public static let cifarTrainingCount = 50_000
 
         /// Default location of the Debian package `dataset-fashion-mnist`.
         public static let defaultFashionMNISTDirectory = "/usr/share/datasets/fashion-mnist"
@@ -103,6 +143,9 @@ extension Scenario {
         /// Models a fleet whose device classes serve different users (regions, uses), so that
         /// dropping a tier loses data no other tier holds.
         case tiered(alpha: Double, tierAlpha: Double)
+        /// Each writer's samples on one client, writers dealt round-robin (writer w to client
+        /// w mod clients, in the files' order); LEAF data only, which knows its writers.
+        case natural
     }
 
     /// The network every client and the server build.
@@ -207,73 +250,6 @@ extension Scenario {
 
         /// The last round that trains under a cap.
         public var lastCappedRound: Int { until.last ?? 0 }
-    }
-
-    /// Rank sampling for one local step, always restricted to the client's budget k_l.
-    public enum RankSampler: Sendable, Equatable {
-        /// One (layer, rank) pair per step from a shuffled list of all pairs (the paper's).
-        case perLayer
-        /// Every layer draws its rank uniformly in the same step.
-        case acrossLayers
-        /// One fraction f from `fractions` per step for all layers; `scope` says of what.
-        case sharedFraction(fractions: [Double], scope: FractionScope = .budget)
-        /// A constant fraction of each layer's rank, capped at the budget (Pufferfish-like).
-        case fixed(fraction: Double)
-        /// No sampling: every step trains the whole budget (`none` in YAML).
-        case unsampled
-
-        /// The `kind` name in YAML.
-        public var kind: String {
-            switch self {
-            case .perLayer: "perLayer"
-            case .acrossLayers: "acrossLayers"
-            case .sharedFraction: "sharedFraction"
-            case .fixed: "fixed"
-            case .unsampled: "none"
-            }
-        }
-
-        static let kinds = ["perLayer", "acrossLayers", "sharedFraction", "fixed", "none"]
-    }
-
-    /// What the fractions of a `sharedFraction` sampler are fractions of.
-    public enum FractionScope: String, Sendable, Equatable, CaseIterable {
-        /// The client's budget: a step at f trains `ceil(f · k_l)` of its `k_l` components,
-        /// so every client spreads its steps over prefixes of its own budget.
-        case budget
-        /// The model's kept ranks, as FjORD's ordered dropout (Horváth et al. 2021): a client
-        /// of tier fraction p draws only among the fractions f ≤ p and trains about
-        /// `ceil(f · r_l)` components (`ceil(f/p · k_l)`, the same or one more), so every
-        /// client also trains the prefixes the smaller tiers run.
-        case model
-    }
-
-    /// The server step applied to the aggregated pseudo-gradient Δ (Reddi et al., ICLR 2021).
-    public enum ServerOptimizer: Sendable, Equatable {
-        /// `w ← w + η Δ`.
-        case fedAvg(learningRate: Double)
-        /// `m ← β m + Δ; w ← w + η m` (Hsu et al., 2019).
-        case fedAvgM(learningRate: Double, momentum: Double)
-        /// Adam on Δ with adaptivity τ = `epsilon`.
-        case fedAdam(learningRate: Double, beta1: Double, beta2: Double, epsilon: Double)
-
-        /// The `optimizer` name in YAML.
-        public var name: String {
-            switch self {
-            case .fedAvg: "fedAvg"
-            case .fedAvgM: "fedAvgM"
-            case .fedAdam: "fedAdam"
-            }
-        }
-
-        /// Server learning rate η.
-        public var learningRate: Double {
-            switch self {
-            case .fedAvg(let rate), .fedAvgM(let rate, _), .fedAdam(let rate, _, _, _): rate
-            }
-        }
-
-        static let names = ["fedAvg", "fedAvgM", "fedAdam"]
     }
 
     /// Server-side progressive shrinking with a relative threshold.
@@ -458,14 +434,10 @@ extension Scenario {
             case count(Int)
         }
 
-        /// The budget k = ceil(p · rank) of a layer whose current rank is `rank`: at least 1,
-        /// at most `rank` (0 for a layer with no components left).
-        ///
-        /// A tolerance of 1e-9 absorbs binary rounding, so `0.7 · 10` keeps 7, not 8.
+        /// The tier's budget in a layer whose current rank is `rank`, with every tier capped
+        /// at `cap`: ``RankBudget/rank(fraction:cappedAt:of:)``, the budget the run trains.
         public func keptRank(outOf rank: Int, cap: Double = 1) -> Int {
-            guard rank > 0 else { return 0 }
-            let kept = Int((min(rankFraction, cap) * Double(rank) - 1e-9).rounded(.up))
-            return min(rank, max(1, kept))
+            RankBudget.rank(fraction: rankFraction, cappedAt: cap, of: rank)
         }
     }
 }

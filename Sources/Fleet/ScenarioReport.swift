@@ -323,17 +323,22 @@ public struct ScenarioReport: Sendable, Equatable {
     }
 
     private var datasetSummary: String {
+        let name: String
         switch scenario.dataset {
-        case .fashionMNIST(_, .iid): "fashion-mnist (IID)"
-        case .fashionMNIST(_, .dirichlet(let alpha)):
-            "fashion-mnist (Dirichlet α = \(format(alpha)))"
-        case .fashionMNIST(_, .tiered(let alpha, let tierAlpha)):
-            "fashion-mnist (Dirichlet α = \(format(alpha)) within tiers, tier label mixes α = "
+        case .synthetic(let alpha, let beta): return "synthetic(\(format(alpha)), \(format(beta)))"
+        case .syntheticIID: return "synthetic IID"
+        case .cifar100(_, .coarse, _): name = "cifar100, coarse labels"
+        case .fashionMNIST, .cifar10, .cifar100, .leaf: name = scenario.dataset.name
+        }
+        switch scenario.dataset.partition {
+        case .iid: return "\(name) (IID)"
+        case .dirichlet(let alpha): return "\(name) (Dirichlet α = \(format(alpha)))"
+        case .tiered(let alpha, let tierAlpha):
+            return "\(name) (Dirichlet α = \(format(alpha)) within tiers, tier label mixes α = "
                 + "\(format(tierAlpha)))"
-        case .fashionMNIST(_, .shards(let perClient)):
-            "fashion-mnist (\(perClient) shards per client)"
-        case .synthetic(let alpha, let beta): "synthetic(\(format(alpha)), \(format(beta)))"
-        case .syntheticIID: "synthetic IID"
+        case .shards(let perClient): return "\(name) (\(perClient) shards per client)"
+        case .natural: return "\(name) (natural: writers dealt round-robin)"
+        case nil: return name
         }
     }
 }

@@ -1,6 +1,8 @@
 // The model, training (sampler, server optimiser, budget growth), shrinking and evaluation
 // sections of a scenario.
 
+import Vocabulary
+
 extension ScenarioValidator {
     // MARK: Model and training
 
@@ -39,7 +41,7 @@ extension ScenarioValidator {
             fields, "localEpochs", .integer(atLeast: 1, atMost: Int(UInt16.max)))
         let batchSize = required(fields, "batchSize", .integer(atLeast: 1, atMost: Int(UInt16.max)))
         let learningRate = required(fields, "learningRate", .number(.positiveFloat))
-        let sampler: Scenario.RankSampler? =
+        let sampler: RankSampler? =
             if let node = fields.node("sampler") {
                 self.sampler(node, strategy: strategy)
             } else {
@@ -51,7 +53,7 @@ extension ScenarioValidator {
                 "training.groupLasso",
                 "must be 0 with denseFedAvg: the group lasso acts on low-rank factors")
         }
-        let server: Scenario.ServerOptimizer? =
+        let server: ServerOptimizer? =
             if let node = fields.node("server") { self.server(node) } else {
                 .fedAvg(learningRate: 1)
             }
@@ -123,20 +125,20 @@ extension ScenarioValidator {
 
     mutating func sampler(
         _ node: ScenarioNode, strategy: Scenario.Strategy?
-    ) -> Scenario.RankSampler? {
+    ) -> RankSampler? {
         let path = "training.sampler"
         // `sampler: perLayer` is short for `sampler: {kind: perLayer}`.
         let fields: Fields
         let kind: String?
         if case .scalar = node {
             fields = Fields(path: path, entries: [])
-            kind = read(node, at: path, .choice(Scenario.RankSampler.kinds))
+            kind = read(node, at: path, .choice(RankSampler.names))
         } else {
             guard let mapping = self.fields(node, at: path, known: Self.samplerKeys) else {
                 return nil
             }
             fields = mapping
-            kind = required(fields, "kind", .choice(Scenario.RankSampler.kinds))
+            kind = required(fields, "kind", .choice(RankSampler.names))
         }
         guard let kind else { return nil }
         if strategy == .denseFedAvg, kind != "none" {
@@ -146,7 +148,7 @@ extension ScenarioValidator {
         case "sharedFraction":
             rejectUnused(fields, ["fraction"], because: "sampler sharedFraction")
             let scope = optional(
-                fields, "scope", .choice(Scenario.FractionScope.self), default: .budget)
+                fields, "scope", .choice(RankSampler.FractionScope.self), default: .budget)
             guard let scope else { return nil }
             guard let node = fields.node("fractions") else {
                 return .sharedFraction(fractions: [], scope: scope)
@@ -173,9 +175,9 @@ extension ScenarioValidator {
         }
     }
 
-    mutating func server(_ node: ScenarioNode) -> Scenario.ServerOptimizer? {
+    mutating func server(_ node: ScenarioNode) -> ServerOptimizer? {
         guard let fields = fields(node, at: "training.server", known: Self.serverKeys),
-            let optimizer = required(fields, "optimizer", .choice(Scenario.ServerOptimizer.names))
+            let optimizer = required(fields, "optimizer", .choice(ServerOptimizer.names))
         else { return nil }
         let unused = ["momentum", "beta1", "beta2", "epsilon"]
         switch optimizer {

@@ -115,7 +115,7 @@ struct ScenarioValidator {
             }
         }
 
-        let dataset = self.dataset(top, clients: clients)
+        let dataset = dataFileSection(top, clients: clients) ?? self.dataset(top, clients: clients)
         var samplesPerClient: Int?? = .some(nil)
         if let node = top.node("dataset")?["samplesPerClient"] {
             samplesPerClient = read(

@@ -1,4 +1,5 @@
 import Foundation
+import RunRecords
 import Runtime
 import Transport
 
@@ -59,17 +60,6 @@ public enum KeyFiles {
         } catch {
             throw .failed("\(path): \(error)")
         }
-    }
-
-    /// A client's CURVE settings from a coordinator's public key file and the client's secret
-    /// key file, or `nil` (plaintext) when they are not given.
-    public static func curveClient(
-        serverKey: String?, clientKey: String?
-    ) throws(LaunchError) -> CurveClientConfiguration? {
-        guard let serverKey, let clientKey else { return nil }
-        let pair = try keyPair(secretKeyFile: clientKey)
-        return CurveClientConfiguration(
-            serverPublicKey: try readKey(serverKey, what: "server public key"), keyPair: pair)
     }
 
     /// The allow-list: a folder of `*.pub` files (keys bound to no ID), or a file of

@@ -1,5 +1,6 @@
 import Fleet
 import Foundation
+import RunRecords
 import Runtime
 
 /// A run folder: what may start in it, what a resume continues, and who ran it.

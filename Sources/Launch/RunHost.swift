@@ -1,6 +1,7 @@
 import Fleet
 import Foundation
 import LowRank
+import RunRecords
 import Runtime
 import Transport
 

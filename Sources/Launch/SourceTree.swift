@@ -1,4 +1,5 @@
 import Foundation
+import RunRecords
 import Runtime
 
 /// The executable and the source tree it was built in: what a run's provenance records.

@@ -117,7 +117,7 @@ public enum ModelKind: String, Sendable, Codable, CaseIterable {
     /// Why this model cannot take samples of `inputShape`, or `nil` when it can.
     public func problem(inputShape: [Int]) -> String? {
         switch self {
-        case .lenet where inputShape.count != 3 || inputShape.contains { $0 < 5 }:
+        case .lenet where inputShape.count != 3 || inputShape.prefix(2).contains(where: { $0 < 5 }):
             "lenet needs images (height × width × channels, at least 5 × 5); this data has samples of shape \(inputShape.map(String.init).joined(separator: " × ")) (use mlp or logistic)"
         default: nil
         }

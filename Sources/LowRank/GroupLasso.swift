@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Tensors
 
 /// Hierarchical group lasso and progressive shrinking of LoD layers (Maestro, §3.2).

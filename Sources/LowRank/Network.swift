@@ -1,4 +1,5 @@
 import Tensors
+import Vocabulary
 
 /// How the weights of a new network are drawn.
 public enum Initialization: String, Sendable, Codable, CaseIterable {
@@ -128,17 +129,5 @@ public struct Network: Sendable, Equatable {
     /// Index of the first parameter tensor of layer `layerIndex`.
     public func parameterOffset(ofLayer layerIndex: Int) -> Int {
         architecture.parameterOffsets[layerIndex]
-    }
-}
-
-/// Rank budgets of tiers and evaluation fractions.
-public enum RankBudget {
-    /// `ceil(fraction · rank)`, at least 1 when `rank > 0`, never more than `rank`.
-    ///
-    /// A product less than one part in a million above a whole number counts as it: fractions
-    /// travel in TRAIN as 32-bit floats, and `Float(0.3) · 10` is 3.0000001, not 3.
-    public static func rank(fraction: Double, of rank: Int) -> Int {
-        guard rank > 0 else { return 0 }
-        return min(rank, max(1, Int((fraction * Double(rank) * (1 - 1e-6)).rounded(.up))))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Tensors
+import Vocabulary
 
 /// Hyperparameters of central (or one client's local) training.
 public struct TrainingConfiguration: Sendable, Equatable, Codable {

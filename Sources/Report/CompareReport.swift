@@ -1,5 +1,4 @@
 import Foundation
-import Runtime
 
 /// `maestro compare`: the to-target table and the final per-tier table, as text or JSON.
 public struct CompareReport: Sendable {

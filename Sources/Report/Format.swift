@@ -1,5 +1,5 @@
 import Foundation
-import Runtime
+import RunRecords
 
 /// Bytes with a decimal unit: "71.20 MB".
 public func formatBytes(_ bytes: Int) -> String {

@@ -1,5 +1,4 @@
 import Foundation
-import Runtime
 
 /// The colours and line styles shared by every chart and table of a report.
 struct ReportStyle {

@@ -1,7 +1,7 @@
 import Fleet
 import Foundation
 import LowRank
-import Runtime
+import RunRecords
 
 /// What a report reads from one run directory.
 public struct RunData: Sendable {
@@ -52,7 +52,13 @@ public struct ReportError: Error, CustomStringConvertible {
 extension RunData {
     /// Reads `summary.json`, `metrics.jsonl`, `scenario.yaml` and, when present,
     /// `truncation.json` of a finished run directory.
-    public static func load(directory: String) throws(ReportError) -> RunData {
+    ///
+    /// `architecture` builds the model a scenario names (the runtime's binding), so the LoD
+    /// layers are labelled by their shapes (`dense 784→300`); without it, or when the run's
+    /// scenario does not load, they are numbered (`LoD layer 1`).
+    public static func load(
+        directory: String, architecture: ((Scenario) -> Architecture)? = nil
+    ) throws(ReportError) -> RunData {
         let url = URL(fileURLWithPath: directory)
         func read(_ file: String) throws(ReportError) -> Data {
             let path = url.appendingPathComponent(file).path
@@ -98,8 +104,8 @@ extension RunData {
         }
         var layerNames = rounds.last!.ranks.indices.map { "LoD layer \($0 + 1)" }
         let scenarioPath = url.appendingPathComponent(RunRecorder.scenarioFile).path
-        if let scenario = try? Scenario.load(path: scenarioPath) {
-            let architecture = scenario.networkArchitecture
+        if let architecture, let scenario = try? Scenario.load(path: scenarioPath) {
+            let architecture = architecture(scenario)
             let names = architecture.lowRankLayerIndices.map { layerLabel(architecture.layers[$0]) }
             if names.count == layerNames.count { layerNames = names }
         }

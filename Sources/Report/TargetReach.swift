@@ -1,4 +1,4 @@
-import Runtime
+import RunRecords
 
 /// When a run first reached an accuracy: the first evaluated round at which its best tier
 /// (the most accurate tier's model) was at or above the target, and what it had cost by then.

@@ -1,5 +1,5 @@
 import Foundation
-import Runtime
+import RunRecords
 
 /// The per-tier table of a run: bytes against dense FedAvg, accuracy and cost per tier, and a
 /// total row. One definition of its columns and cells, rendered as aligned text (`fleet`,

@@ -1,5 +1,9 @@
 import CZeroMQ
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A CURVE (Curve25519) key pair in Z85 text, as ZeroMQ exchanges them.
 ///
@@ -97,7 +101,7 @@ public struct CurveRefusal: Sendable, Equatable, CustomStringConvertible {
 
     /// Writes `maestro: <description>` to standard error.
     public static let logToStandardError: @Sendable (CurveRefusal) -> Void = { refusal in
-        FileHandle.standardError.write(Data("maestro: \(refusal)\n".utf8))
+        writeToStandardError("maestro: \(refusal)")
     }
 }
 

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// An in-process stand-in for a ZeroMQ deployment, for testing protocol logic without
 /// sockets: servers bind names, clients connect to them, frames move between queues.
@@ -11,7 +15,7 @@ import Foundation
 ///
 /// `@unchecked Sendable`: all state is behind `condition`'s lock.
 public final class InMemoryNetwork: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let condition = ConditionLock()
     private var servers: [String: ServerState] = [:]
     private var clients: [PeerID: ClientState] = [:]
     private var nextClientNumber = 1
@@ -170,9 +174,7 @@ public final class InMemoryNetwork: @unchecked Sendable {
     private func waitThrowing<T>(
         _ timeout: Duration, _ attempt: () throws(TransportError) -> T?
     ) throws(TransportError) -> T? {
-        let (seconds, attoseconds) = timeout.components
-        let deadline = Date(
-            timeIntervalSinceNow: max(0, Double(seconds) + Double(attoseconds) * 1e-18))
+        let deadline = ConditionLock.deadline(after: timeout)
         condition.lock()
         defer { condition.unlock() }
         while true {

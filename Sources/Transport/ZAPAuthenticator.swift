@@ -1,6 +1,10 @@
 import CZeroMQ
 import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A ZeroMQ authentication handler (ZAP, RFC 27) that admits CURVE clients whose public
 /// key is on an allow-list.
@@ -24,13 +28,16 @@ final class ZAPAuthenticator {
         let handover = SocketHandover(socket: socket)
         let stopRequested = stopRequested
         let finished = finished
-        let thread = Thread {
+        let started = startDetachedThread(named: "maestro-zap") {
             Self.serve(handover.socket, allowedClientKeys, onRefusal, stopRequested)
             handover.socket.close()
             finished.signal()
         }
-        thread.name = "maestro-zap"
-        thread.start()
+        guard started else {
+            socket.close()
+            throw .setupFailed(
+                what: "the ZAP handler thread", reason: "the system refused a new thread")
+        }
     }
 
     /// Stops the handler thread and waits for it to close its socket (at most one poll
@@ -108,7 +115,7 @@ final class ZAPAuthenticator {
 /// Carries the ZAP socket to its thread.
 ///
 /// `@unchecked Sendable`: the creating thread builds and binds the socket, hands it over
-/// before `Thread.start` (a full memory barrier, which libzmq requires for moving a socket
+/// before its thread starts (a full memory barrier, which libzmq requires for moving a socket
 /// between threads) and never touches it again; only the handler thread uses it after.
 private final class SocketHandover: @unchecked Sendable {
     let socket: ZeroMQSocket
@@ -119,7 +126,7 @@ private final class SocketHandover: @unchecked Sendable {
 ///
 /// `@unchecked Sendable`: every access holds the lock.
 private final class StopFlag: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = ConditionLock()
     private var value = false
 
     var isSet: Bool { lock.withLock { value } }

@@ -2,6 +2,7 @@ import Federation
 import Foundation
 import Launch
 import LowRank
+import RunRecords
 import Runtime
 import Tensors
 
@@ -189,7 +190,7 @@ struct BenchSuite {
         let x = Tensor.randomNormal(shape: [batchSize * inputCount], using: &generator).scalars
         let y = (0..<batchSize).map { Int32($0 % network.architecture.classCount) }
         var configuration = TrainingConfiguration()
-        configuration.sampler = .none
+        configuration.sampler = .unsampled
         configuration.frozenLayers = frozenLayers
         var trainer = Trainer(network: network, configuration: configuration, generator: generator)
         return medianTime { trainer.step(features: x, labels: y, learningRate: 1e-4) }

@@ -2,6 +2,7 @@ import ArgumentParser
 import CPlatform
 import Fleet
 import Foundation
+import RunRecords
 import Runtime
 import Tensors
 
@@ -11,13 +12,7 @@ struct Entry {
     /// pool, whose Linux pool monitor reads `/proc/self/task` and crashes (SIGILL) in a root
     /// without `/proc`, as the packaged board client runs. Nothing here needs concurrency.
     static func main() {
-        // A process may inherit SIGINT and SIGTERM blocked (a launcher's thread mask): unblock
-        // them before any thread starts, so that Ctrl-C reaches the stop handlers.
-        var stopSignals = sigset_t()
-        sigemptyset(&stopSignals)
-        sigaddset(&stopSignals, SIGINT)
-        sigaddset(&stopSignals, SIGTERM)
-        pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
+        unblockStopSignals()
         KernelSelection.ensureBestKernel()
         BLASKernel.setThreadCount(1)
         // Training allocates the same large activation buffers every step: keep them on the
@@ -69,18 +64,11 @@ struct Maestro: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             Train.self, Evaluate.self, Export.self, FleetCommand.self, CoordinatorCommand.self,
-            ClientCommand.self, WorkerCommand.self,
+            ClientCommand<FleetPartitions>.self, WorkerCommand.self,
             ScenarioCommand.self, KeysCommand.self, BenchCommand.self, ReportCommand.self,
             CompareCommand.self,
         ]
     )
-}
-
-/// A fatal error of a command, already phrased for the user (names the file or flag).
-struct CommandError: Error, CustomStringConvertible {
-    let description: String
-
-    init(_ description: String) { self.description = description }
 }
 
 /// Writes a file atomically (temporary file, fsync, rename) or fails naming it.

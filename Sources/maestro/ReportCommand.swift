@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Report
+import RunRecords
 import Runtime
 
 /// Options shared by `report` and `compare`.
@@ -57,7 +58,8 @@ func loadRuns(_ directories: [String]) throws -> [RunData] {
     var runs: [RunData] = []
     for directory in directories {
         do {
-            var run = try RunData.load(directory: directory)
+            var run = try RunData.load(
+                directory: directory, architecture: { $0.networkArchitecture })
             // Two folders with the same last component (runs/a/lod, runs/b/lod) stay distinct.
             if runs.contains(where: { $0.name == run.name }) { run.name = directory }
             runs.append(run)

@@ -3,6 +3,7 @@ import Fleet
 import Foundation
 import Launch
 import Report
+import RunRecords
 import Runtime
 import Synchronization
 import Transport
@@ -95,7 +96,7 @@ struct RunOptions: ParsableArguments {
     func loadBaseline() throws -> RunData? {
         guard let baseline else { return nil }
         do {
-            return try RunData.load(directory: baseline)
+            return try RunData.load(directory: baseline, architecture: { $0.networkArchitecture })
         } catch {
             throw CommandError("--baseline \(baseline): \(error)")
         }
@@ -109,7 +110,7 @@ struct RunOptions: ParsableArguments {
         let targets = try parseTargets(self.targets)
         let run: RunData
         do {
-            run = try RunData.load(directory: directory)
+            run = try RunData.load(directory: directory, architecture: { $0.networkArchitecture })
         } catch {
             throw CommandError("\(error)")
         }

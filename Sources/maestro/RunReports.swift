@@ -1,6 +1,7 @@
 import Fleet
 import Foundation
 import Report
+import RunRecords
 import Runtime
 
 /// The live line per round of `fleet` and `coordinator`.

@@ -3,6 +3,7 @@ import Foundation
 import LowRank
 import Runtime
 import Tensors
+import Vocabulary
 
 extension ModelKind: ExpressibleByArgument {}
 extension Initialization: ExpressibleByArgument {}
@@ -130,7 +131,7 @@ struct Train: ParsableCommand {
         if let fineTuneSampling { configuration.fineTuneSamplingRate = fineTuneSampling }
         if let selfDistillation { configuration.selfDistillation = selfDistillation }
         if dense {
-            configuration.sampler = .none
+            configuration.sampler = .unsampled
             configuration.groupLasso = 0
             configuration.shrinkThreshold = 0
         }

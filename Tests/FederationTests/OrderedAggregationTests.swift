@@ -3,6 +3,7 @@ import LowRank
 import Tensors
 import TestSupport
 import Testing
+import Vocabulary
 
 @Suite("Ordered aggregation")
 struct OrderedAggregationTests {

@@ -1,5 +1,6 @@
 import Federation
 import Tensors
+import Vocabulary
 
 /// Random but reproducible messages for property tests, including empty tensors,
 /// zero-rank budgets, scalars (no axes) and multi-byte UTF-8 text.
@@ -64,7 +65,7 @@ enum RandomMessages {
                     budgets: budgets(using: &generator), factors: factors(using: &generator),
                     shared: shared(using: &generator), localEpochs: generator.next(),
                     batchSize: generator.next(), learningRate: float(using: &generator),
-                    sampler: SamplerKind.allCases.randomElement(using: &generator)!,
+                    sampler: RankSampler.Kind.allCases.randomElement(using: &generator)!,
                     groupLasso: float(using: &generator), seed: generator.next(),
                     momentum: float(using: &generator), weightDecay: float(using: &generator),
                     samplerFractions: (0..<Int.random(in: 0...4, using: &generator)).map { _ in

@@ -34,7 +34,7 @@ struct WireCodecTests {
                         down: Tensor(shape: [3, 1], scalars: [.greatestFiniteMagnitude, 2, 3])),
                 ],
                 shared: [Tensor(shape: [], scalars: [42]), Tensor(zeros: [2, 0, 4])],
-                localEpochs: 0, batchSize: 0, learningRate: 0, sampler: .none, groupLasso: 0,
+                localEpochs: 0, batchSize: 0, learningRate: 0, sampler: .unsampled, groupLasso: 0,
                 seed: 0))
         let bytes = WireCodec.encode(message, round: 0, sender: 0)
         let decoded = try WireCodec.decode(bytes, maximumSize: Self.maximumSize)

@@ -1,5 +1,6 @@
 import Fleet
 import Foundation
+import RunRecords
 import Runtime
 import Testing
 

@@ -83,7 +83,7 @@ struct FrozenLayerTests {
         configuration.batchSize = 4
         configuration.momentum = 0.9
         configuration.weightDecay = 1e-2
-        configuration.sampler = .none
+        configuration.sampler = .unsampled
         configuration.frozenLayers = 4
         var trainer = Trainer(
             network: network, configuration: configuration, generator: SeededGenerator(seed: 7))

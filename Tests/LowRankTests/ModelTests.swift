@@ -2,6 +2,7 @@ import LowRank
 import Tensors
 import TestSupport
 import Testing
+import Vocabulary
 
 @Suite("Models, export and the model file")
 struct ModelTests {
@@ -234,7 +235,7 @@ struct SamplerTests {
         let limits = [6, 16, 40, 0]
         for sampler in [
             RankSampler.perLayer, .acrossLayers, .sharedFraction(fractions: [0.25, 1]),
-            .fixed(fraction: 0.125), .none,
+            .fixed(fraction: 0.125), .unsampled,
         ] {
             var state = RankSamplingState(sampler: sampler)
             for _ in 0..<200 {

@@ -44,6 +44,42 @@ struct CPUQuota {
     func remove() { rmdir(folder) }
 }
 
+/// The board's `cblas_sgemm` (Maestro's kernels in place of OpenBLAS, tools/board/blas.c),
+/// checked against plain loops by the program tools/package-client runs before linking it.
+@Suite("The board client's sgemm")
+struct BoardBLASTests {
+    @Test("agrees with plain loops on every transposition, alpha and beta, odd shapes and strides")
+    func sgemm() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let root = repositoryRoot.path
+        let compiled = try run([
+            "/usr/bin/env", "clang", "-O2", "-I", "\(root)/Sources/CKernels/include", "-I",
+            "\(root)/Sources/CBLAS",
+            "-o", "\(directory)/blas-check", "\(root)/tools/board/blas-check.c",
+            "\(root)/tools/board/blas.c", "\(root)/Sources/CKernels/kernels.c", "-lm", "-lpthread",
+        ])
+        try #require(compiled.status == 0, "clang failed: \(compiled.output)")
+        let checked = try run(["\(directory)/blas-check"])
+        #expect(checked.status == 0, "\(checked.output)")
+        #expect(checked.output.contains("128 cases agree"), "\(checked.output)")
+    }
+}
+
+/// Runs a program to completion and returns its exit status and its output (both streams).
+private func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: arguments[0])
+    process.arguments = Array(arguments.dropFirst())
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let output = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+}
+
 /// The packaged client on a "board": an empty root holding only the static binary, its CURVE
 /// key, the coordinator's public key and its own data, in a network namespace of its own,
 /// under a CPU quota.
@@ -90,6 +126,15 @@ struct BoardTests {
             packaging.waitUntilExit()
         }
         try #require(packaging.terminationStatus == 0, "tools/package-client failed")
+        // The board's build: the client alone, within the size a board's flash can spare.
+        let size = try #require(
+            try FileManager.default.attributesOfItem(atPath: "\(bundle)/maestro")[.size] as? Int)
+        #expect(size <= 30_000_000, "the board client is \(size) bytes")
+        let help = try run(["\(bundle)/maestro", "--help"]).output
+        let subcommands = help.components(separatedBy: "SUBCOMMANDS:").dropFirst().first?
+            .split(separator: "\n").compactMap { $0.split(separator: " ").first }
+            .filter { $0 != "See" }
+        #expect(subcommands == ["client"], "\(help)")
 
         // Keys: the coordinator's, and one per board bound to its client ID and tier.
         let keys = "\(directory)/keys"

@@ -1,6 +1,6 @@
 import Foundation
 import Report
-import Runtime
+import RunRecords
 import Testing
 
 @Suite("Run files with NaN and ±Inf")

@@ -1,6 +1,6 @@
 import Foundation
 import Report
-import Runtime
+import RunRecords
 import Testing
 
 #if canImport(FoundationXML)

@@ -1,4 +1,5 @@
 import Foundation
+@testable import RunRecords
 import Testing
 
 @testable import Runtime

@@ -1,6 +1,7 @@
 import Federation
 import Fleet
 import LowRank
+import RunRecords
 import Tensors
 import Testing
 import Transport

@@ -1,6 +1,7 @@
 import Federation
 import Foundation
 import LowRank
+import RunRecords
 import Tensors
 import Testing
 

@@ -4,6 +4,7 @@ import Federation
 import Fleet
 import Foundation
 import LowRank
+import RunRecords
 import Runtime
 import Tensors
 import TestSupport

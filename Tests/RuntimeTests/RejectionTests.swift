@@ -1,6 +1,7 @@
 import Federation
 import Fleet
 import LowRank
+import RunRecords
 import Testing
 import Transport
 

@@ -2,6 +2,7 @@ import Federation
 import Fleet
 import Foundation
 import LowRank
+import RunRecords
 import Tensors
 import Testing
 import Transport

@@ -5,6 +5,7 @@ import Tensors
 import TestSupport
 import Testing
 import Transport
+import Vocabulary
 
 @testable import Runtime
 
@@ -549,7 +550,7 @@ struct FrozenConvolutionTests {
         func task(freezing: Bool) -> TrainingTask {
             TrainingTask(
                 budgets: budgets.map(UInt32.init), factors: slice.factors, shared: slice.shared,
-                localEpochs: 1, batchSize: 4, learningRate: 0.1, sampler: .none, groupLasso: 0,
+                localEpochs: 1, batchSize: 4, learningRate: 0.1, sampler: .unsampled, groupLasso: 0,
                 seed: 1, freezeConvolutions: freezing)
         }
         let frozen = LocalTraining.run(

@@ -1,6 +1,7 @@
 import Federation
 import Fleet
 import Foundation
+import RunRecords
 import Synchronization
 import Testing
 import Transport

@@ -13,3 +13,7 @@ void maestro_keep_large_allocations_on_heap(void);
 /// when freed, and trims the heap above `threshold` too (glibc M_MMAP_THRESHOLD and
 /// M_TRIM_THRESHOLD); no-op elsewhere. For a coordinator, whose large blocks are frames.
 void maestro_return_large_allocations(unsigned long threshold);
+
+/// Names the calling thread (its first 15 bytes: what `top -H` and `ps -L` show); no-op
+/// where unsupported.
+void maestro_set_thread_name(const char *name);

@@ -1,5 +1,6 @@
 import Datasets
 import Foundation
+import RunRecords
 
 /// Plain (uncompressed) copies of a data set's training files, shared by the client
 /// processes of a simulated fleet so that each reads them instead of inflating the gzip'd

@@ -292,7 +292,9 @@ public final class Worker {
         var scenario: Scenario
         do {
             scenario = try Scenario.parse(yaml: assignment.scenario, path: "the assigned scenario")
-            if let directory = options.dataDirectory, case .fashionMNIST = scenario.dataset {
+            if let directory = options.dataDirectory, scenario.dataset.name != "synthetic",
+                scenario.dataset.name != "leaf"
+            {
                 scenario = try scenario.overriding(
                     [("dataset.directory", directory)], source: "--data-dir")
             }

@@ -3,6 +3,7 @@ import Federation
 import Fleet
 import Foundation
 import LowRank
+import RunRecords
 import Transport
 
 /// Why a federated run could not go on.
@@ -287,13 +288,6 @@ public final class Coordinator {
     }
 }
 
-extension Duration {
-    /// The duration in seconds as a double.
-    public var seconds: Double {
-        Double(components.seconds) + Double(components.attoseconds) * 1e-18
-    }
-}
-
 extension RunRecorder {
     func flushLedgerOrThrow() throws(CoordinatorError) {
         do {
@@ -305,9 +299,14 @@ extension RunRecorder {
 }
 
 extension Scenario {
-    /// The data folder of a Fashion-MNIST scenario (empty for generated data).
+    /// The data folder of a scenario (LEAF: its training data; empty for generated data).
     public var dataDirectory: String {
-        if case .fashionMNIST(let directory, _) = dataset { return directory }
-        return ""
+        switch dataset {
+        case .fashionMNIST(let directory, _), .cifar10(let directory, _),
+            .cifar100(let directory, _, _):
+            directory
+        case .leaf(let train, _, _, _, _): train
+        case .synthetic, .syntheticIID: ""
+        }
     }
 }

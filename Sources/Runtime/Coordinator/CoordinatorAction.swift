@@ -1,4 +1,5 @@
 import Federation
+import RunRecords
 import Transport
 
 /// What the coordinator's driver must do for its state machine.

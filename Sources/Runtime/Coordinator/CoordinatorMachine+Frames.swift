@@ -1,6 +1,7 @@
 import Federation
 import Fleet
 import LowRank
+import RunRecords
 import Transport
 
 /// Frames from clients (registration, updates, link probes, the rest) and what the machine

@@ -1,6 +1,7 @@
 import Federation
 import Fleet
 import LowRank
+import RunRecords
 import Tensors
 
 /// Sequencing: registration's end, rounds and their attempts, aggregation, the model's
@@ -210,7 +211,7 @@ extension CoordinatorMachine {
             ? OrderedAggregation.coveredRows(global: global, contributions: participants)
             : nil
         OrderedAggregation.apply(
-            delta, to: &global.parameters, optimizer: scenario.serverOptimizer,
+            delta, to: &global.parameters, optimizer: scenario.training.server,
             state: &serverState, coveredRows: covered)
     }
 
@@ -306,7 +307,7 @@ extension CoordinatorMachine {
         for slice: ModelSlice, scenario: Scenario, round: Int, client: UInt32,
         tierFraction: Double = 1, freezeConvolutions: Bool = false
     ) -> TrainingTask {
-        let sampler = scenario.samplerOnWire(tierFraction: tierFraction)
+        let sampler = scenario.training.sampler.onWire(tierFraction: tierFraction)
         let seed = SeededGenerator.value(
             seed: scenario.seed,
             stream: RandomStream.clientTraining &+ UInt64(round) << 20 &+ UInt64(client))

@@ -2,6 +2,7 @@ import Federation
 import Fleet
 import LowRank
 import Tensors
+import Vocabulary
 
 /// The pure decisions of a round under one scenario, apart from the coordinator's sockets,
 /// clock and files: which clients are selected and invited, how the server's model grows and

@@ -1,6 +1,7 @@
 import Federation
 import Fleet
 import LowRank
+import RunRecords
 import Transport
 
 /// What the coordinator's state reports about its run: the summary (`summary.json`), the

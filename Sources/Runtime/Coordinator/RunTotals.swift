@@ -1,4 +1,5 @@
 import Federation
+import RunRecords
 
 /// The run's counters over every round: the byte ledger's totals (what moved, and what dense
 /// FedAvg would have moved), participations, rejections, late updates, client compute and

@@ -1,4 +1,5 @@
 import Foundation
+import RunRecords
 
 /// Retries a write of whole files that failed, as when the process is out of descriptors
 /// (`EMFILE`, a flood of connections) or the disk is momentarily full (`ENOSPC`), with a

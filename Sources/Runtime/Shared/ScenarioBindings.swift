@@ -1,5 +1,4 @@
 import Datasets
-import Federation
 import Fleet
 import Foundation
 import LowRank
@@ -36,10 +35,18 @@ extension Scenario {
         switch dataset {
         case .fashionMNIST: [28, 28, 1]
         case .synthetic, .syntheticIID: [60]
+        case .cifar10, .cifar100: CIFARFormat.featureShape
+        case .leaf(_, _, let featureShape, _, _): featureShape
         }
     }
 
-    public var classCount: Int { 10 }
+    public var classCount: Int {
+        switch dataset {
+        case .fashionMNIST, .synthetic, .syntheticIID, .cifar10: 10
+        case .cifar100(_, let labels, _): labels == .coarse ? 20 : 100
+        case .leaf(_, _, _, let classCount, _): classCount
+        }
+    }
 
     /// The architecture every participant builds.
     public var networkArchitecture: LowRank.Architecture {
@@ -58,40 +65,6 @@ extension Scenario {
             using: &generator)
     }
 
-    /// The server optimiser of the scenario.
-    public var serverOptimizer: Federation.ServerOptimizer {
-        switch training.server {
-        case .fedAvg(let rate): .fedAvg(learningRate: Float(rate))
-        case .fedAvgM(let rate, let momentum):
-            .fedAvgM(learningRate: Float(rate), momentum: Float(momentum))
-        case .fedAdam(let rate, let beta1, let beta2, let epsilon):
-            .fedAdam(
-                learningRate: Float(rate), beta1: Float(beta1), beta2: Float(beta2),
-                epsilon: Float(epsilon))
-        }
-    }
-
-    /// The sampler code and fractions that travel in a TRAIN message to a client of tier
-    /// fraction `tierFraction`. TRAIN's fractions are of the client's budget, so model-scoped
-    /// fractions f ≤ p travel as f / p (the others are never drawn; none left: the budget).
-    public func samplerOnWire(tierFraction: Double) -> (kind: SamplerKind, fractions: [Float]) {
-        switch training.sampler {
-        case .perLayer: return (.perLayer, [])
-        case .acrossLayers: return (.acrossLayers, [])
-        case .sharedFraction(let fractions, .budget):
-            return (.sharedFraction, fractions.map(Float.init))
-        case .sharedFraction(let fractions, .model):
-            // A tolerance, so that a tier fraction written as 0.3 keeps a sampled 0.3.
-            let within = fractions.filter { $0 <= tierFraction * (1 + 1e-9) }
-            return (
-                .sharedFraction,
-                within.isEmpty ? [1] : within.map { Float(min($0 / tierFraction, 1)) }
-            )
-        case .fixed(let fraction): return (.fixed, [Float(fraction)])
-        case .unsampled: return (.none, [])
-        }
-    }
-
     /// The client learning rate of round `round` (1-based).
     public func learningRate(round: Int) -> Float {
         switch training.learningRateSchedule {
@@ -104,8 +77,8 @@ extension Scenario {
 
     /// The partition scheme of a centralised data set.
     var partitionScheme: PartitionScheme? {
-        guard case .fashionMNIST(_, let partition) = dataset else { return nil }
-        switch partition {
+        switch dataset.partition {
+        case nil, .natural: return nil
         case .iid: return .iid
         case .dirichlet(let alpha): return .dirichlet(alpha: alpha)
         case .shards(let perClient): return .shards(perClient: perClient)
@@ -116,7 +89,7 @@ extension Scenario {
 
     private var syntheticGenerator: FedProxSynthetic? {
         switch dataset {
-        case .fashionMNIST: nil
+        case .fashionMNIST, .cifar10, .cifar100, .leaf: nil
         case .synthetic(let alpha, let beta):
             FedProxSynthetic(alpha: alpha, beta: beta, deviceCount: clients)
         case .syntheticIID: .iid(deviceCount: clients)
@@ -138,6 +111,10 @@ extension Scenario {
                 split: .train, directory: directory,
                 selecting: Array(indices.prefix(samplesPerClient ?? indices.count))
             ).samples
+        case .cifar10, .cifar100, .leaf:
+            let files = dataFiles!
+            return try dataFileTrainingSamples(files, rows: dataFilePartitionRows(files)[index])
+                .samples
         case .synthetic, .syntheticIID:
             let train = syntheticGenerator!.device(index, seed: seed).train
             return train.subset(Array(0..<min(train.count, samplesPerClient ?? train.count)))
@@ -149,6 +126,7 @@ extension Scenario {
     /// fleet (a worker hosting thousands of clients is sent its clients' rows instead of
     /// partitioning 60 000 labels for each), or `nil` for data generated per client.
     public func partitionRows() throws(DatasetError) -> [[Int]]? {
+        if let files = dataFiles { return try dataFilePartitionRows(files) }
         guard case .fashionMNIST(let directory, _) = dataset else { return nil }
         let pool = try trainingPool(directory: directory)
         return partition(
@@ -204,6 +182,8 @@ extension Scenario {
         let whole: Int
         switch dataset {
         case .fashionMNIST: whole = 60_000
+        case .cifar10, .cifar100: whole = Dataset.cifarTrainingCount
+        case .leaf: whole = Int(UInt32.max)
         case .synthetic, .syntheticIID:
             whole = syntheticGenerator?.maximumSamplesPerDevice ?? Int(UInt32.max)
         }
@@ -214,7 +194,7 @@ extension Scenario {
     /// ``partitionRows()`` (ignored for generated data, which is counted without generating).
     public func clientSampleCount(index: Int, rows: [UInt32]) -> Int {
         switch dataset {
-        case .fashionMNIST: return rows.count
+        case .fashionMNIST, .cifar10, .cifar100, .leaf: return rows.count
         case .synthetic, .syntheticIID:
             let count = syntheticGenerator!.trainCount(ofDevice: index, seed: seed)
             return min(count, samplesPerClient ?? count)
@@ -232,6 +212,8 @@ extension Scenario {
             return try FashionMNIST.load(
                 split: .train, directory: directory, selecting: rows.map(Int.init)
             ).samples
+        case .cifar10, .cifar100, .leaf:
+            return try dataFileTrainingSamples(dataFiles!, rows: rows.map(Int.init)).samples
         case .synthetic, .syntheticIID:
             let train = syntheticGenerator!.device(index, seed: seed).train
             return train.subset(Array(0..<min(train.count, samplesPerClient ?? train.count)))
@@ -249,6 +231,8 @@ extension Scenario {
         switch dataset {
         case .fashionMNIST(let directory, _):
             return try FashionMNIST.load(split: .test, directory: directory).samples
+        case .cifar10, .cifar100, .leaf:
+            return try dataFileTestSamples(dataFiles!).samples
         case .synthetic, .syntheticIID:
             // At most the first `evaluationDevices` devices: the held-out set of a fleet of a
             // million devices must not cost a million devices' generation.
@@ -268,11 +252,4 @@ public enum RandomStream {
     public static let initialModel: UInt64 = 0x4D4F_4445_4C
     public static let selection: UInt64 = 0x5345_4C45_4354
     public static let clientTraining: UInt64 = 0x434C_4945_4E54
-}
-
-extension LabeledDataset {
-    /// The samples in the form the trainer takes.
-    public var samples: TrainingSamples {
-        TrainingSamples(features: features, labels: labels, featureCount: featureCount)
-    }
 }

@@ -1,8 +1,16 @@
 import Federation
-import Foundation
 import LowRank
 import Tensors
 import Transport
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Why a client stopped.
 public enum ClientOutcome: Sendable, Equatable {

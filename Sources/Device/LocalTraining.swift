@@ -31,7 +31,7 @@ public enum LocalTraining {
         configuration.fullRankProbability = Double(task.fullBudgetProbability)
         configuration.selfDistillation = task.selfDistillation
         configuration.selfDistillationWhileCompressing = true
-        configuration.sampler = sampler(task)
+        configuration.sampler = task.rankSampler
         let frozen = task.freezeConvolutions ? architecture.layersThroughLastConvolution : 0
         configuration.frozenLayers = frozen
         var trainer = Trainer(
@@ -50,19 +50,5 @@ public enum LocalTraining {
             lossSum / Double(max(configuration.epochs, 1)),
             steps
         )
-    }
-
-    /// The task's sampler in the trainer's terms.
-    static func sampler(_ task: TrainingTask) -> RankSampler {
-        switch task.sampler {
-        case .perLayer: .perLayer
-        case .acrossLayers: .acrossLayers
-        case .sharedFraction:
-            .sharedFraction(
-                fractions: task.samplerFractions.isEmpty
-                    ? RankSampler.defaultFractions : task.samplerFractions.map(Double.init))
-        case .fixed: .fixed(fraction: Double(task.samplerFractions.first ?? 1))
-        case .none: .none
-        }
     }
 }

@@ -1,22 +1,65 @@
 import ArgumentParser
 import CPlatform
 import Datasets
+import Device
 import Federation
-import Fleet
-import Foundation
 import LowRank
-import Runtime
 import Transport
 
-struct ClientCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "client",
-        abstract: "Run one federated client against a coordinator.",
-        discussion: """
-            The client needs only the coordinator's address, its tier and its data: either \
-            MNIST-format files of its own (--data), or its partition of a scenario's data set \
-            (--partition-of with --index), derived locally. No training data crosses the wire.
-            """)
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where `client --partition-of SCENARIO --index I` finds the client's tier and samples. The
+/// full `maestro` reads scenarios; the board's build links no scenario reader (YAML needs all
+/// of Foundation) and hides the option.
+public protocol ScenarioPartitions {
+    /// Whether `--partition-of` is offered at all.
+    static var available: Bool { get }
+
+    /// The tier of client `index` of the scenario at `path` and that client's training
+    /// samples, read from `dataDirectory` instead of the scenario's folder when given.
+    static func partition(
+        of path: String, index: Int, dataDirectory: String?
+    ) throws -> (tier: String, samples: TrainingSamples)
+}
+
+/// The board's build: no scenario reader, so a client takes only its own files (`--data`).
+public enum NoScenarioPartitions: ScenarioPartitions {
+    public static var available: Bool { false }
+
+    public static func partition(
+        of path: String, index: Int, dataDirectory: String?
+    ) throws -> (tier: String, samples: TrainingSamples) {
+        throw CommandError(
+            "--partition-of \(path): this build of maestro (the board client) reads no scenarios; give the device's own files with --data"
+        )
+    }
+}
+
+public struct ClientCommand<Scenarios: ScenarioPartitions>: ParsableCommand {
+    public static var configuration: CommandConfiguration {
+        let data =
+            Scenarios.available
+            ? """
+            either MNIST-format files of its own (--data), or its partition of a scenario's \
+            data set (--partition-of with --index), derived locally
+            """ : "MNIST-format files of its own (--data)"
+        return CommandConfiguration(
+            commandName: "client",
+            abstract: "Run one federated client against a coordinator.",
+            discussion: """
+                The client needs only the coordinator's address, its tier and its data: \
+                \(data). No training data crosses the wire.
+                """)
+    }
+
+    public init() {}
 
     @OptionGroup var connection: ConnectionOptions
 
@@ -31,7 +74,9 @@ struct ClientCommand: ParsableCommand {
 
     @Option(
         name: .customLong("partition-of"),
-        help: "A scenario file whose data partition this client takes (with --index).")
+        help: ArgumentHelp(
+            "A scenario file whose data partition this client takes (with --index).",
+            visibility: Scenarios.available ? .default : .private))
     var partitionOf: String?
 
     @Option(help: "This client's index in the scenario's fleet (also its requested client ID).")
@@ -39,7 +84,9 @@ struct ClientCommand: ParsableCommand {
 
     @Option(
         name: .customLong("data-dir"),
-        help: "With --partition-of: read the scenario's data files from this folder instead.")
+        help: ArgumentHelp(
+            "With --partition-of: read the scenario's data files from this folder instead.",
+            visibility: Scenarios.available ? .default : .private))
     var dataDirectory: String?
 
     @Option(
@@ -48,7 +95,7 @@ struct ClientCommand: ParsableCommand {
     )
     var gflops: Float?
 
-    func validate() throws {
+    public func validate() throws {
         if let gflops, !(gflops.isFinite && gflops > 0) {
             throw ValidationError("--gflops must be a positive number (got \(gflops))")
         }
@@ -62,26 +109,19 @@ struct ClientCommand: ParsableCommand {
         if let index, index < 0 { throw ValidationError("--index must be ≥ 0 (got \(index))") }
     }
 
-    func run() throws {
+    public func run() throws {
         if connection.exitWithParent { exitWhenParentDies() }
         let samples: TrainingSamples
         do {
             if let partitionOf, let index {
-                var overrides: [(keyPath: String, value: String)] = []
-                if let dataDirectory { overrides.append(("dataset.directory", dataDirectory)) }
-                let scenario = try loadScenario(partitionOf, overrides: overrides)
-                guard index < scenario.clients else {
-                    throw CommandError(
-                        "--index \(index): the scenario \(partitionOf) has \(scenario.clients) clients"
-                    )
-                }
-                let assigned = scenario.fleet()[index].tier.name
+                let (assigned, partition) = try Scenarios.partition(
+                    of: partitionOf, index: index, dataDirectory: dataDirectory)
                 guard assigned == tier else {
                     throw CommandError(
                         "--tier \(tier) contradicts --partition-of \(partitionOf) --index \(index): client \(index) of that scenario is in tier \(assigned)"
                     )
                 }
-                samples = try scenario.clientSamples(index: index)
+                samples = partition
             } else {
                 samples = try FashionMNIST.load(split: .train, directory: data!).samples
             }
@@ -95,11 +135,9 @@ struct ClientCommand: ParsableCommand {
             coordinator: connect, tierName: tier, gflops: gflops ?? 0,
             requestedClientID: index.map(UInt32.init))
         options.idleTimeout = connection.idleDuration
-        options.notice = { message in
-            FileHandle.standardError.write(Data("\(label): \(message)\n".utf8))
-        }
+        options.notice = { message in writeToStandardError("\(label): \(message)") }
         options.log = { message in
-            if verbose { FileHandle.standardError.write(Data("\(label): \(message)\n".utf8)) }
+            if verbose { writeToStandardError("\(label): \(message)") }
         }
         let transport = try connection.transport()
         defer { transport.close() }
@@ -114,7 +152,7 @@ struct ClientCommand: ParsableCommand {
 }
 
 /// Asks Linux to send SIGTERM when the parent exits, so fleet clients never outlive it.
-func exitWhenParentDies() {
+public func exitWhenParentDies() {
     _ = maestro_set_parent_death_signal(SIGTERM)
     // The parent may have died before the call: then init (1) or a subreaper adopted us.
     if getppid() == 1 { exit(1) }

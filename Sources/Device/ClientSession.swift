@@ -1,7 +1,12 @@
 import Federation
-import Foundation
 import LowRank
 import Tensors
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// One client's side of the protocol as a pure state machine (no I/O, no clock): envelopes from the
 /// coordinator in, decisions out. It owns no socket, data or clock, so a device's process
@@ -10,7 +15,7 @@ import Tensors
 /// the model, stop on SHUTDOWN.
 public struct ClientSession {
     /// What the session knows of its coordinator.
-    enum State {
+    public enum State {
         case unregistered
         case registered(clientID: UInt32, architecture: Architecture)
         case finished
@@ -50,7 +55,7 @@ public struct ClientSession {
     public let nonce: UInt64
     /// Where the coordinator is (for error messages).
     public let coordinator: String
-    private(set) var state: State = .unregistered
+    public private(set) var state: State = .unregistered
 
     public init(
         tierName: String, gflops: Float, sampleCount: Int, featureCount: Int,

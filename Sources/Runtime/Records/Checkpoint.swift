@@ -1,6 +1,7 @@
 import Federation
 import Foundation
 import LowRank
+import RunRecords
 import Tensors
 
 /// Everything the coordinator needs to continue a run after the last completed round.
