@@ -56,6 +56,13 @@ let package = Package(
                 "Vocabulary", "Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet",
                 "RunRecords", "Device",
             ]),
+        // Running a federation on this host: hosting the coordinator, launching client and
+        // worker processes, key files, the run folder (guard, resume, provenance).
+        .target(
+            name: "Launch",
+            dependencies: [
+                "Runtime", "RunRecords", "Device", "Fleet", "Transport", "Federation", "LowRank",
+            ]),
         // Reports of finished run directories: pure rendering of their files (HTML, SVG, text).
         .target(name: "Report", dependencies: ["RunRecords", "Fleet", "LowRank"]),
         // The `client` command and its connection options, shared by both executables.
@@ -69,7 +76,7 @@ let package = Package(
             name: "maestro",
             dependencies: [
                 "Vocabulary", "Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet",
-                "RunRecords", "Runtime", "Report", "DeviceCommands",
+                "RunRecords", "Runtime", "Launch", "Report", "DeviceCommands",
                 "CPlatform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -96,6 +103,9 @@ let package = Package(
             dependencies: [
                 "maestro", "LowRank", "Datasets", "CZlib", "Federation", "Transport", "TestSupport",
             ]),
+        .testTarget(
+            name: "LaunchTests",
+            dependencies: ["Launch", "Runtime", "RunRecords", "Fleet", "TestSupport"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "RunRecords", "TestSupport"]),
         .testTarget(
             name: "RuntimeTests",

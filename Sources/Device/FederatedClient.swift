@@ -165,7 +165,8 @@ public final class FederatedClient {
                 options.log("discarded a malformed frame from the coordinator: \(error)")
                 continue
             }
-            switch session.received(envelope, architectures: &architectures) {
+            let decision = session.received(envelope, architectures: &architectures)
+            switch decision {
             case .none: continue
             case .log(let line): options.log(line)
             case .registered(let clientID, _):
@@ -180,17 +181,13 @@ public final class FederatedClient {
             case .reply(let message, let round, let line):
                 if let line { options.log(line) }
                 try send(message, round: round)
-            case .train(let task, let round, let architecture):
-                // CPU time, not wall time: on a loaded machine the wall clock would count waiting.
-                let cpuStart = processCPUSeconds()
-                let result = LocalTraining.run(task, architecture: architecture, samples: samples)
-                try send(
-                    session.update(for: result, seconds: processCPUSeconds() - cpuStart),
-                    round: round)
-            case .evaluate(let task, let round, let architecture):
-                try send(
-                    ClientSession.evaluation(
-                        of: task, architecture: architecture, samples: samples), round: round)
+            case .train, .evaluate:
+                let samples = self.samples
+                if let answer = session.answer(
+                    to: decision, clock: .processCPU, samples: { _ in samples })
+                {
+                    try send(answer.message, round: answer.round)
+                }
             case .stop(let outcome): return outcome
             case .fail(let error): throw error
             }
@@ -206,11 +203,4 @@ public final class FederatedClient {
             throw .transport(error)
         }
     }
-}
-
-/// CPU seconds this process has used so far.
-func processCPUSeconds() -> Double {
-    var time = timespec()
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
-    return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
 }

@@ -32,6 +32,31 @@ public struct ConnectionOptions: ParsableArguments {
     @Flag(help: "Log registration and errors to standard error.")
     public var verbose = false
 
+    @OptionGroup public var keys: CurveClientKeyOptions
+
+    public init() {}
+
+    public func validate() throws {
+        try validateEndpoint(connect, flag: "--connect")
+        guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be > 0") }
+    }
+
+    public var idleDuration: Duration { .milliseconds(Int64(idleTimeout * 1000)) }
+
+    /// The DEALER connection to the coordinator, with CURVE when the keys are given.
+    public func transport(multiplexed: Bool = false) throws -> ZeroMQClient {
+        let curve = try keys.configuration()
+        do {
+            return try ZeroMQClient(connectingTo: connect, curve: curve, multiplexed: multiplexed)
+        } catch {
+            throw CommandError("\(connect): \(error)")
+        }
+    }
+}
+
+/// A client's CURVE keys (`client`, `worker`, `bench profile`): the coordinator's public key
+/// and this process's secret key.
+public struct CurveClientKeyOptions: ParsableArguments {
     @Option(
         name: .customLong("server-key"),
         help: "The coordinator's CURVE public key file (turns CURVE on).")
@@ -39,29 +64,20 @@ public struct ConnectionOptions: ParsableArguments {
 
     @Option(
         name: .customLong("client-key"),
-        help: "This process's CURVE secret key file (with --server-key).")
+        help: "This process's CURVE secret key file (with --server-key; an enrolled key).")
     public var clientKey: String?
 
     public init() {}
 
     public func validate() throws {
-        try validateEndpoint(connect, flag: "--connect")
-        guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be > 0") }
         if (serverKey == nil) != (clientKey == nil) {
             throw ValidationError("--server-key and --client-key go together")
         }
     }
 
-    public var idleDuration: Duration { .milliseconds(Int64(idleTimeout * 1000)) }
-
-    /// The DEALER connection to the coordinator, with CURVE when the keys are given.
-    public func transport(multiplexed: Bool = false) throws -> ZeroMQClient {
-        let curve = try curveClient(serverKey: serverKey, clientKey: clientKey)
-        do {
-            return try ZeroMQClient(connectingTo: connect, curve: curve, multiplexed: multiplexed)
-        } catch {
-            throw CommandError("\(connect): \(error)")
-        }
+    /// The CURVE settings, or `nil` (plaintext) when the keys are not given.
+    public func configuration() throws -> CurveClientConfiguration? {
+        try curveClient(serverKey: serverKey, clientKey: clientKey)
     }
 }
 

@@ -62,34 +62,13 @@ public struct CompareReport: Sendable {
                             format: ", %.1f%% of dense-equivalent at equal rounds",
                             100 * Double(total) / Double(s.denseEquivalentBytes)) : ""))
             lines.append(
-                "tier        p   clients  participations       bytes   dense FedAvg   ratio   accuracy        MACs  train MFLOP/sample  data reached"
-            )
-            let fullFLOPs = s.tiers.max { $0.rankFraction < $1.rankFraction }?
-                .trainingFlopsPerSample
-            for tier in s.tiers {
-                let ratio =
-                    tier.denseEquivalentBytes > 0
-                    ? Double(tier.bytes) / Double(tier.denseEquivalentBytes) : 0
-                lines.append(
-                    pad(tier.tier, 8)
-                        + String(
-                            format: " %5.3f  %7d  %14d", tier.rankFraction, tier.clients,
-                            tier.participations)
-                        + pad(formatBytes(tier.bytes), 12, right: true)
-                        + pad(formatBytes(tier.denseEquivalentBytes), 15, right: true)
-                        + String(format: "  %5.1f%%", 100 * ratio)
-                        + pad(tier.accuracy.map { percent($0, digits: 2) } ?? "-", 11, right: true)
-                        + pad(tier.macs.map(String.init) ?? "-", 12, right: true)
-                        + pad(
-                            tier.trainingFlopsPerSample.map { flops in
-                                String(format: "%.2f", flops / 1e6)
-                                    + (fullFLOPs.map {
-                                        $0 > 0 && $0 != flops
-                                            ? String(format: " (%.2f)", flops / $0) : ""
-                                    } ?? "")
-                            } ?? "-", 20, right: true)
-                        + "  " + dataReached(tier))
-            }
+                TierTable(
+                    summary: s,
+                    columns: [
+                        .tier, .rankFraction, .clients, .participations, .bytes, .denseBytes,
+                        .ratio, .accuracy, .macs, .trainingMFLOPs, .dataReached,
+                    ]
+                ).text())
         }
         return lines.joined(separator: "\n")
     }

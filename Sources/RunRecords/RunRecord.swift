@@ -259,10 +259,33 @@ public struct RunSummary: Codable, Sendable {
         public var version: String
         /// The git commit of the source tree the executable was built in, when it sits in one.
         public var commit: String?
+        /// The command line that started the run (with its overrides, e.g. `--rounds 20`).
         public var commandLine: [String]
         /// ISO 8601, UTC.
         public var startedAt: String
         public var host: String
+        /// Each `--resume` that continued the run, in order (`nil`: never resumed).
+        public var resumes: [Resume]?
+
+        /// One continuation of an interrupted run.
+        public struct Resume: Codable, Sendable, Equatable {
+            public var commandLine: [String]
+            public var startedAt: String
+            public var host: String
+            public var version: String
+            public var commit: String?
+
+            public init(
+                commandLine: [String], startedAt: String, host: String, version: String,
+                commit: String?
+            ) {
+                self.commandLine = commandLine
+                self.startedAt = startedAt
+                self.host = host
+                self.version = version
+                self.commit = commit
+            }
+        }
 
         public init(
             version: String, commit: String?, commandLine: [String], startedAt: String,

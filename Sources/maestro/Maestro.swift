@@ -25,6 +25,7 @@ struct Entry {
     /// suggestion, and an error a subcommand throws while running is printed with that
     /// subcommand's usage, not the root's.
     static func run(_ arguments: [String]) -> Never {
+        let arguments = BenchCommand.modernSpelling(of: arguments)
         let names = Maestro.configuration.subcommands.map { $0._commandName }
         if let first = arguments.first, !first.hasPrefix("-"), first != "help",
             !names.contains(first)
@@ -64,17 +65,10 @@ struct Maestro: ParsableCommand {
         subcommands: [
             Train.self, Evaluate.self, Export.self, FleetCommand.self, CoordinatorCommand.self,
             ClientCommand<FleetPartitions>.self, WorkerCommand.self,
-            ScenarioCommand.self, KeysCommand.self, Bench.self, ReportCommand.self,
+            ScenarioCommand.self, KeysCommand.self, BenchCommand.self, ReportCommand.self,
             CompareCommand.self,
         ]
     )
-}
-
-/// Seconds since an arbitrary origin, for progress lines and benchmarks.
-func monotonicSeconds() -> Double {
-    var time = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &time)
-    return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
 }
 
 /// Writes a file atomically (temporary file, fsync, rename) or fails naming it.

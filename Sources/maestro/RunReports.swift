@@ -7,10 +7,8 @@ import Runtime
 /// The live line per round of `fleet` and `coordinator`.
 struct ProgressPrinter: Sendable {
     let scenario: Scenario
-    let quiet: Bool
 
     func print(_ round: RoundMetrics) {
-        guard !quiet else { return }
         var line = String(format: "round %3d/%d", round.round, scenario.rounds)
         if let accuracy = round.accuracyByTier {
             line +=
@@ -41,35 +39,44 @@ struct ProgressPrinter: Sendable {
     }
 }
 
+/// The registration progress line of a large fleet.
+final class RegistrationPrinter: @unchecked Sendable {
+    // Called only from the coordinator's thread; the class exists to hold the start time.
+    private let started = ProcessClock.monotonic.seconds
+    private var printed = false
+
+    func print(registered: Int, needed: Int) {
+        let seconds = ProcessClock.monotonic.seconds - started
+        if registered >= needed {
+            guard printed || seconds >= 1 else { return }
+            Swift.print(String(format: "registered %d clients in %.1f s", registered, seconds))
+        } else {
+            guard seconds >= 0.5 else { return }
+            printed = true
+            Swift.print(
+                String(
+                    format: "registering: %d of %d clients (%.1f s)", registered, needed, seconds))
+        }
+        flushOutput()
+    }
+}
+
 /// The table `fleet` prints at the end: per tier, bytes vs dense FedAvg and accuracy.
 struct SavingsTable {
     let summary: RunSummary
 
     func render() -> String {
         // With deployment by validation a tier may run a smaller tier's budget: say whose.
-        let deploys = summary.tiers.contains { $0.deployedBudget != nil }
+        let table = TierTable(
+            summary: summary,
+            columns: [
+                .tier, .rankFraction, .clients, .participations, .bytes, .denseBytes, .ratio,
+                .accuracy, .parameters, .deploys, .dataReached,
+            ])
         var lines = [
             "\(summary.scenario) (\(summary.strategy)): \(summary.rounds) rounds, wall \(String(format: "%.0f", summary.wallSeconds)) s, virtual \(formatDuration(summary.virtualSeconds))",
-            "tier        p   clients  participations       bytes   dense FedAvg   ratio   accuracy   parameters  "
-                + (deploys ? "deploys   " : "") + "data reached",
+            table.text(),
         ]
-        for tier in summary.tiers {
-            let ratio =
-                tier.denseEquivalentBytes > 0
-                ? Double(tier.bytes) / Double(tier.denseEquivalentBytes) : 0
-            let accuracy = tier.accuracy.map { String(format: "%.2f%%", 100 * $0) } ?? "-"
-            lines.append(
-                pad(tier.tier, 8)
-                    + String(
-                        format: " %5.3f  %7d  %14d", tier.rankFraction, tier.clients,
-                        tier.participations)
-                    + pad(formatBytes(tier.bytes), 12, right: true)
-                    + pad(formatBytes(tier.denseEquivalentBytes), 15, right: true)
-                    + String(format: "  %5.1f%%", 100 * ratio) + pad(accuracy, 11, right: true)
-                    + String(format: "  %11d", tier.parameters) + "  "
-                    + (deploys ? pad(tier.deployedBudget ?? "-", 8) + "  " : "")
-                    + dataReached(tier))
-        }
         let total = summary.bytesUp + summary.bytesDown
         lines.append(
             String(

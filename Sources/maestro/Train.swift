@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LowRank
 import Report
+import Runtime
 import Tensors
 import Vocabulary
 
@@ -139,7 +140,7 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
-        let started = monotonicSeconds()
+        let started = ProcessClock.monotonic.seconds
         let (train, test, inputShape, classCount) = try data.load(seed: seed)
         if let problem = model.problem(inputShape: inputShape) {
             throw CommandError("--model \(model.rawValue): \(problem)")
@@ -161,11 +162,11 @@ struct Train: ParsableCommand {
             print("configuration: \(configuration)")
         }
         print(
-            "training \(dense ? "dense" : "LoD") \(model.rawValue) on \(data.dataset.rawValue): \(train.count) train / \(test.count) test samples, loaded in \(String(format: "%.1f", monotonicSeconds() - started)) s"
+            "training \(dense ? "dense" : "LoD") \(model.rawValue) on \(data.dataset.rawValue): \(train.count) train / \(test.count) test samples, loaded in \(String(format: "%.1f", ProcessClock.monotonic.seconds - started)) s"
         )
         var trainer = Trainer(network: network, configuration: configuration, generator: generator)
         for _ in 0..<epochs {
-            let report = trainer.trainEpoch(on: train, clock: monotonicSeconds)
+            let report = trainer.trainEpoch(on: train, clock: { ProcessClock.monotonic.seconds })
             let accuracy = trainer.network.evaluate(on: test).accuracy
             let phase =
                 dense
@@ -191,7 +192,7 @@ struct Train: ParsableCommand {
         ]
         try writeAtomically(ModelFile.encode(trainer.network, metadata: metadata), to: out)
         print(
-            "saved \(out) (\(trainer.network.parameterCount(ranks: trainer.network.keptRanks)) parameters at kept ranks) in \(String(format: "%.0f", monotonicSeconds() - started)) s"
+            "saved \(out) (\(trainer.network.parameterCount(ranks: trainer.network.keptRanks)) parameters at kept ranks) in \(String(format: "%.0f", ProcessClock.monotonic.seconds - started)) s"
         )
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Federation
 import Foundation
+import Launch
 import Runtime
 import Transport
 
@@ -64,12 +65,14 @@ struct WorkerCommand: ParsableCommand {
             coordinator: connect, slot: slot.map(UInt32.init), slots: slots.map(UInt32.init))
         options.dataDirectory = dataDirectory
         if let secretFile {
-            options.secret = try readWorkerSecret(secretFile)
+            options.secret = try launching { () throws(LaunchError) in
+                try KeyFiles.readWorkerSecret(secretFile)
+            }
         } else {
             options.secret =
                 ProcessInfo.processInfo.environment[WorkerSecret.environmentVariable] ?? ""
         }
-        if connection.serverKey == nil, options.secret.isEmpty {
+        if connection.keys.serverKey == nil, options.secret.isEmpty {
             throw CommandError(
                 "worker: no worker secret: give --worker-secret-file FILE (the coordinator prints where it wrote it) or set \(WorkerSecret.environmentVariable)"
             )

@@ -235,7 +235,9 @@ struct DocsTests {
         var flags: [String]
     }
 
-    static let nestedCommands: Set<String> = ["scenario", "keys"]
+    /// Commands whose modes are subcommands (`maestro bench profile …`; `maestro bench` alone
+    /// runs its default, `all`).
+    static let nestedCommands: Set<String> = ["scenario", "keys", "bench"]
 
     /// The `maestro …` invocations in the code blocks of `text` (also `.build/release/maestro`
     /// and after `&&`, `;`, `|` or an environment assignment).
@@ -258,7 +260,9 @@ struct DocsTests {
                     start + 1 < words.count
                 else { continue }
                 var command = [words[start + 1]]
-                if nestedCommands.contains(command[0]), start + 2 < words.count {
+                if nestedCommands.contains(command[0]), start + 2 < words.count,
+                    !words[start + 2].hasPrefix("-")
+                {
                     command.append(words[start + 2])
                 }
                 let flags = words[(start + 1)...].compactMap { word -> String? in

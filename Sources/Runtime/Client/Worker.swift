@@ -392,29 +392,20 @@ public final class Worker {
         case .reply(let message, let round, let line):
             if let line { options.log("\(label): \(line)") }
             try send(message, round: round, sender: client.session.clientID, to: client)
-        case .train(let task, let round, let architecture):
-            guard let samples = samples(of: client, scenario: scenario, round: round) else {
-                return
-            }
-            let cpuStart = threadCPUSeconds()
-            var result = LocalTraining.run(task, architecture: architecture, samples: samples)
+        case .train, .evaluate:
             // A simulated attacker (testing only) tampers with what it trained.
-            if let adversaries = scenario.adversaries,
+            let attacker = scenario.adversaries.flatMap { adversaries in
                 adversaries.attackers(clients: scenario.clients, seed: scenario.seed)
-                    .contains(client.index)
-            {
-                result.slice = adversaries.tampered(result.slice, sent: task)
+                    .contains(client.index) ? adversaries : nil
             }
+            guard
+                let answer = client.session.answer(
+                    to: decision, clock: .threadCPU,
+                    samples: { samples(of: client, scenario: scenario, round: $0) },
+                    tamper: attacker.map { adversaries in { adversaries.tampered($0, sent: $1) } })
+            else { return }
             try send(
-                client.session.update(for: result, seconds: threadCPUSeconds() - cpuStart),
-                round: round, sender: client.session.clientID, to: client)
-        case .evaluate(let task, let round, let architecture):
-            guard let samples = samples(of: client, scenario: scenario, round: round) else {
-                return
-            }
-            try send(
-                ClientSession.evaluation(of: task, architecture: architecture, samples: samples),
-                round: round, sender: client.session.clientID, to: client)
+                answer.message, round: answer.round, sender: client.session.clientID, to: client)
         case .stop(.shutdown(let reason)): lastReason = reason
         case .stop(.idle): break
         case .fail(let error): throw .client(index: client.index, error)
@@ -450,11 +441,4 @@ public final class Worker {
             throw .transport(error)
         }
     }
-}
-
-/// CPU seconds the calling thread has used so far (a worker trains on its one thread).
-func threadCPUSeconds() -> Double {
-    var time = timespec()
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
-    return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
 }

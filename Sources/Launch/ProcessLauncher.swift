@@ -12,20 +12,18 @@ import Foundation
 ///
 /// Used from the fleet's thread and polled by the coordinator between frames; every access to
 /// the child table holds `lock`, which makes it safe to share (`@unchecked Sendable`).
-final class ClientLauncher: @unchecked Sendable {
+public final class ProcessLauncher: @unchecked Sendable {
     private let lock = NSLock()
     private var children: [pid_t: StrideTo<Int>] = [:]
     private var exited: [UInt32] = []
     private let executable: String
     private let logDescriptor: Int32
 
-    init(logPath: String) throws {
-        executable =
-            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-            ?? CommandLine.arguments[0]
+    public init(logPath: String) throws(LaunchError) {
+        executable = SourceTree.executable
         logDescriptor = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard logDescriptor >= 0 else {
-            throw CommandError(
+            throw .failed(
                 "\(logPath): cannot open the clients' log (\(String(cString: strerror(errno))))")
         }
     }
@@ -33,9 +31,10 @@ final class ClientLauncher: @unchecked Sendable {
     deinit { close(logDescriptor) }
 
     /// Spawns `maestro ARGUMENTS`, a process that hosts the fleet clients `clients`.
-    func launch(
-        hosting clients: StrideTo<Int>, arguments: [String], environment extra: [String: String] = [:]
-    ) throws {
+    public func launch(
+        hosting clients: StrideTo<Int>, arguments: [String],
+        environment extra: [String: String] = [:]
+    ) throws(LaunchError) {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -54,7 +53,7 @@ final class ClientLauncher: @unchecked Sendable {
         var pid: pid_t = 0
         let status = posix_spawn(&pid, executable, &actions, nil, argv, envp)
         guard status == 0 else {
-            throw CommandError(
+            throw .failed(
                 "cannot start a \(arguments.first ?? "") process (\(executable)): \(String(cString: strerror(status)))"
             )
         }
@@ -62,7 +61,7 @@ final class ClientLauncher: @unchecked Sendable {
     }
 
     /// Fleet indices of clients whose process exited since the last call.
-    func exitedClients() -> [UInt32] {
+    public func exitedClients() -> [UInt32] {
         reap()
         return lock.withLock {
             defer { exited.removeAll() }
@@ -72,7 +71,7 @@ final class ClientLauncher: @unchecked Sendable {
 
     /// Reaps children that exited; returns how many are still running.
     @discardableResult
-    func reap() -> Int {
+    public func reap() -> Int {
         lock.withLock {
             while !children.isEmpty {
                 var status: Int32 = 0
@@ -87,7 +86,7 @@ final class ClientLauncher: @unchecked Sendable {
     }
 
     /// Waits up to `timeout` for every child to exit by itself.
-    func waitForExit(timeout: Duration) {
+    public func waitForExit(timeout: Duration) {
         let deadline = ContinuousClock.now + timeout
         while reap() > 0 && ContinuousClock.now < deadline {
             usleep(20_000)
@@ -95,7 +94,7 @@ final class ClientLauncher: @unchecked Sendable {
     }
 
     /// SIGTERM to every child, SIGKILL to those still there after two seconds, and reap all.
-    func stopAll() {
+    public func stopAll() {
         guard reap() > 0 else { return }
         for pid in lock.withLock({ Array(children.keys) }) { kill(pid, SIGTERM) }
         waitForExit(timeout: .seconds(2))
