@@ -106,7 +106,8 @@ let package = Package(
         .testTarget(
             name: "LaunchTests",
             dependencies: ["Launch", "Runtime", "RunRecords", "Fleet", "TestSupport"]),
-        .testTarget(name: "ReportTests", dependencies: ["Report", "RunRecords", "TestSupport"]),
+        .testTarget(
+            name: "ReportTests", dependencies: ["Report", "RunRecords", "LowRank", "TestSupport"]),
         .testTarget(
             name: "RuntimeTests",
             dependencies: [

@@ -1,6 +1,7 @@
 import Fleet
 import Foundation
 import Report
+import LowRank
 import Testing
 
 #if canImport(FoundationXML)
@@ -78,7 +79,10 @@ struct ReportLayoutTests {
         let directory = try fixture.write(in: parent)
         try mlpScenarioYAML.write(
             toFile: "\(directory)/scenario.yaml", atomically: true, encoding: .utf8)
-        return try RunData.load(directory: directory)
+        return try RunData.load(directory: directory, architecture: { _ in
+            // The scenario of `mlpRun`: the MLP, factored, on 28×28 images and 10 classes.
+            Architecture.make(.mlp, lowRank: true, inputShape: [28, 28, 1], classCount: 10)
+        })
     }
 
     @Test("The per-tier table declares column widths that fit the page, and every cell fits")
