@@ -105,7 +105,9 @@ extension Network {
         }
         var architecture = architecture
         architecture.layers = layers
-        return Network(architecture: architecture, parameters: newParameters, keptRanks: newRanks)
+        return Network(
+            architecture: architecture, parameters: newParameters, keptRanks: newRanks,
+            state: state)
     }
 
     /// Accuracy and mean loss over a sample set with LoD layers at `ranks`, in batches.
@@ -141,7 +143,10 @@ extension Network {
         let lowRank = architecture.lowRankLayerIndices
         let firstDiffering =
             keptRanks.indices.first { l in Set(distinct.map { $0[l] }).count > 1 }
-        let split = firstDiffering.map { lowRank[$0] } ?? architecture.layers.count
+        var split = firstDiffering.map { lowRank[$0] } ?? architecture.layers.count
+        // Never cut inside a residual block: its second half would miss the block's input.
+        let depths = architecture.residualDepths
+        while split > 0, split < depths.count, depths[split] > 0 { split -= 1 }
         var correct = [[Bool]](repeating: [], count: distinct.count)
         for set in correct.indices { correct[set].reserveCapacity(samples.count) }
         var lossSum = [Double](repeating: 0, count: distinct.count)
