@@ -55,7 +55,8 @@ let package = Package(
 
         .target(name: "TestSupport", dependencies: ["Tensors"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
-        .testTarget(name: "LowRankTests", dependencies: ["LowRank", "Tensors", "TestSupport"]),
+        .testTarget(
+            name: "LowRankTests", dependencies: ["LowRank", "Tensors", "TestSupport", "Vocabulary"]),
         .testTarget(
             name: "DatasetsTests", dependencies: ["Datasets", "CZlib", "Tensors", "TestSupport"]),
         .testTarget(

@@ -1,23 +1,5 @@
 import Tensors
-
-/// The models Maestro ships.
-public enum ModelKind: String, Sendable, Codable, CaseIterable {
-    /// Multi-layer perceptron 784-300-100-10.
-    case mlp
-    /// LeNet-5: conv 5×5→6 (pad 2), pool, conv 5×5→16, pool, fc 120, fc 84, fc 10.
-    case lenet
-    /// Multinomial logistic regression (a single linear layer), for FedProx Synthetic.
-    case logistic
-
-    /// Why this model cannot take samples of `inputShape`, or `nil` when it can.
-    public func problem(inputShape: [Int]) -> String? {
-        switch self {
-        case .lenet where inputShape.count != 3 || inputShape.contains { $0 < 5 }:
-            "lenet needs images (height × width × channels, at least 5 × 5); this data has samples of shape \(inputShape.map(String.init).joined(separator: " × ")) (use mlp or logistic)"
-        default: nil
-        }
-    }
-}
+import Vocabulary
 
 /// A feed-forward architecture: the per-sample input shape and the layer list.
 public struct Architecture: Sendable, Equatable, Codable {
@@ -36,54 +18,20 @@ public struct Architecture: Sendable, Equatable, Codable {
     /// One of the shipped models, dense or with its weight layers factored (LoD).
     ///
     /// With `lowRank`, a weight layer with fewer than `factoredMinimumWeights` weights stays
-    /// dense (0: every weight layer is factored).
+    /// dense (0: every weight layer is factored). The preset must fit `inputShape`
+    /// (`ModelKind.problem(inputShape:)`); built from its description, see
+    /// `init(description:…)`.
     public static func make(
         _ kind: ModelKind, lowRank: Bool, inputShape: [Int] = [28, 28, 1], classCount: Int = 10,
-        factoredMinimumWeights: Int = 0
+        factoredMinimumWeights: Int = 0, normalization: Normalization = .presetDefault
     ) -> Architecture {
-        func linear(_ inputs: Int, _ outputs: Int) -> LayerSpec {
-            lowRank && inputs * outputs >= factoredMinimumWeights
-                ? .lowRankDense(inputs: inputs, outputs: outputs, maxRank: min(inputs, outputs))
-                : .dense(inputs: inputs, outputs: outputs)
-        }
-        func convolution(_ g: ConvolutionGeometry, _ outputs: Int) -> LayerSpec {
-            lowRank && g.patchSize * outputs >= factoredMinimumWeights
-                ? .lowRankConvolution(
-                    geometry: g, outputs: outputs, maxRank: min(outputs, g.patchSize))
-                : .convolution(geometry: g, outputs: outputs)
-        }
-        let inputCount = inputShape.reduce(1, *)
-        switch kind {
-        case .mlp:
-            return Architecture(
-                name: "mlp", inputShape: inputShape, classCount: classCount,
-                layers: [
-                    .flatten, linear(inputCount, 300), .relu, linear(300, 100), .relu,
-                    linear(100, classCount),
-                ])
-        case .logistic:
-            return Architecture(
-                name: "logistic", inputShape: inputShape, classCount: classCount,
-                layers: [.flatten, linear(inputCount, classCount)])
-        case .lenet:
-            precondition(inputShape.count == 3, "LeNet takes HWC images, got \(inputShape)")
-            let (h, w, c) = (inputShape[0], inputShape[1], inputShape[2])
-            let g1 = ConvolutionGeometry(
-                height: h, width: w, channels: c, kernelSize: 5, padding: 2)
-            let (h1, w1) = (g1.outputHeight / 2, g1.outputWidth / 2)
-            let g2 = ConvolutionGeometry(
-                height: h1, width: w1, channels: 6, kernelSize: 5, padding: 0)
-            let (h2, w2) = (g2.outputHeight / 2, g2.outputWidth / 2)
-            return Architecture(
-                name: "lenet", inputShape: inputShape, classCount: classCount,
-                layers: [
-                    convolution(g1, 6), .relu,
-                    .maxPool(height: g1.outputHeight, width: g1.outputWidth, channels: 6),
-                    convolution(g2, 16), .relu,
-                    .maxPool(height: g2.outputHeight, width: g2.outputWidth, channels: 16),
-                    .flatten, linear(h2 * w2 * 16, 120), .relu, linear(120, 84), .relu,
-                    linear(84, classCount),
-                ])
+        do {
+            return try Architecture(
+                name: kind.rawValue, layers: kind.layers(normalization: normalization),
+                inputShape: inputShape, classCount: classCount, lowRank: lowRank,
+                factoredMinimumWeights: factoredMinimumWeights)
+        } catch {
+            preconditionFailure("\(kind.rawValue) on \(inputShape): \(error)")
         }
     }
 

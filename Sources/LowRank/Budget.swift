@@ -29,7 +29,8 @@ extension Network {
     }
 
     /// Parameters a model exported at `ranks` holds (a LoD layer counts as dense where
-    /// `(m+n)·k ≥ m·n`).
+    /// `(m+n)·k ≥ m·n`), normalisations' scales and shifts included; running statistics,
+    /// which are not trained, are not.
     public func parameterCount(ranks: [Int]) -> Int {
         cost(ranks: ranks, perPosition: false)
     }
@@ -45,6 +46,9 @@ extension Network {
         let shapes = architecture.activationShapes
         for (index, layer) in architecture.layers.enumerated() {
             guard let (outputs, inputs) = layer.matrixShape else {
+                // Normalisations' scales and shifts count as parameters (their few
+                // operations per value are not multiply-accumulates of a product).
+                if !perPosition { total += layer.parameterShapes.reduce(0) { $0 + $1[0] } }
                 continue
             }
             let positions = perPosition ? layer.positions(inputShape: shapes[index]) : 1
