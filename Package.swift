@@ -47,7 +47,7 @@ let package = Package(
             name: "maestro",
             dependencies: [
                 "Tensors", "LowRank", "Datasets", "Federation", "Transport", "Fleet", "Runtime",
-                "Report",
+                "Report", "Vocabulary",
                 "CPlatform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -70,7 +70,7 @@ struct Maestro: ParsableCommand {
             Train.self, Evaluate.self, Export.self, FleetCommand.self, CoordinatorCommand.self,
             ClientCommand.self, WorkerCommand.self,
             ScenarioCommand.self, KeysCommand.self, Bench.self, ReportCommand.self,
-            CompareCommand.self,
+            CompareCommand.self, ModelCommand.self,
         ]
     )
 }

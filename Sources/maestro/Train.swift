@@ -26,8 +26,11 @@ struct Train: ParsableCommand {
 
     @OptionGroup var data: DataOptions
 
-    @Option(help: "Model: mlp (784-300-100-10), lenet (LeNet-5) or logistic.")
-    var model: ModelKind = .lenet
+    @Option(
+        help:
+            "Model: a preset (mlp, lenet, logistic, cnn, resnet8, resnet20, resnet18, vgg11, vgg19) or a layer description file (docs/models.md)."
+    )
+    var model = ModelArgument(.lenet)
 
     @Flag(help: "Train the dense model instead of the LoD one.")
     var dense = false
@@ -117,7 +120,7 @@ struct Train: ParsableCommand {
 
     /// The configuration: the measured recipe, overridden by any flag given.
     var trainingConfiguration: TrainingConfiguration {
-        var configuration = Recipe.central(model: model, dense: dense)
+        var configuration = Recipe.central(model: model.preset, dense: dense)
         configuration.epochs = epochs
         configuration.batchSize = batchSize
         if let sampler { configuration.sampler = sampler }
@@ -139,27 +142,24 @@ struct Train: ParsableCommand {
     func run() throws {
         let started = monotonicSeconds()
         let (train, test, inputShape, classCount) = try data.load(seed: seed)
-        if let problem = model.problem(inputShape: inputShape) {
-            throw CommandError("--model \(model.rawValue): \(problem)")
-        }
+        let architecture = try model.architecture(
+            inputShape: inputShape, classCount: classCount, lowRank: !dense)
+        let denseArchitecture = try model.architecture(
+            inputShape: inputShape, classCount: classCount, lowRank: false)
         let configuration = trainingConfiguration
         var generator = SeededGenerator(seed: seed)
-        let architecture = Architecture.make(
-            model, lowRank: !dense, inputShape: inputShape, classCount: classCount)
         let network = Network(
             architecture: architecture, initialization: initialization,
             factorization: factorization, using: &generator)
-        let denseCount = Network(
-            architecture: .make(
-                model, lowRank: false, inputShape: inputShape, classCount: classCount),
-            using: &generator
-        ).parameterCount(ranks: [])
+        // Drawn (not just counted) as always: the draws advance the generator training uses.
+        let denseCount = Network(architecture: denseArchitecture, using: &generator)
+            .parameterCount(ranks: [])
         if verbose {
             print("BLAS kernel: \(BLASKernel.coreName)")
             print("configuration: \(configuration)")
         }
         print(
-            "training \(dense ? "dense" : "LoD") \(model.rawValue) on \(data.dataset.rawValue): \(train.count) train / \(test.count) test samples, loaded in \(String(format: "%.1f", monotonicSeconds() - started)) s"
+            "training \(dense ? "dense" : "LoD") \(architecture.name) on \(data.dataset.rawValue): \(train.count) train / \(test.count) test samples, loaded in \(String(format: "%.1f", monotonicSeconds() - started)) s"
         )
         var trainer = Trainer(network: network, configuration: configuration, generator: generator)
         for _ in 0..<epochs {
@@ -183,7 +183,7 @@ struct Train: ParsableCommand {
         }
         let metadata = [
             "dataset": data.dataset.rawValue, "dataDirectory": data.dataDirectory,
-            "model": model.rawValue,
+            "model": architecture.name,
             "variant": dense ? "dense" : "lod", "seed": "\(seed)", "epochs": "\(epochs)",
             "configuration": "\(configuration)",
         ]
@@ -197,7 +197,7 @@ struct Train: ParsableCommand {
 /// The training settings measured best (docs/recipes.md#central-training-recipe; the same for the
 /// MLP and LeNet-5).
 enum Recipe {
-    static func central(model: ModelKind, dense: Bool) -> TrainingConfiguration {
+    static func central(model: ModelKind?, dense: Bool) -> TrainingConfiguration {
         var configuration = TrainingConfiguration()
         configuration.learningRate = 0.02
         configuration.schedule = .cosine
