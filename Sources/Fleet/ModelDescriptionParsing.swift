@@ -298,3 +298,8 @@ enum ModelDescriptionReader {
         }
     }
 }
+
+extension ModelPreset {
+    /// LeNet-5, under the name scenarios have always used in code.
+    public static let leNet = ModelPreset.lenet
+}
