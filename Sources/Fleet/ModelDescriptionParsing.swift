@@ -39,7 +39,9 @@ extension ModelDescription {
     }
 
     /// Parses description YAML; `path` names the source in errors.
-    public static func parse(yaml: String, path: String = "<string>") throws(ScenarioError)
+    public static func parse(
+        yaml: String, path: String = "<string>"
+    ) throws(ScenarioError)
         -> ModelDescription
     {
         let root: ScenarioNode?
@@ -50,11 +52,14 @@ extension ModelDescription {
         }
         guard let root else {
             throw .invalid(
-                path: path, problems: [ScenarioProblem(keyPath: "(root)", reason: "empty document")])
+                path: path, problems: [ScenarioProblem(keyPath: "(root)", reason: "empty document")]
+            )
         }
         var problems: [ScenarioProblem] = []
         let description = ModelDescriptionReader.description(root, at: "model", problems: &problems)
-        guard let description, problems.isEmpty else { throw .invalid(path: path, problems: problems) }
+        guard let description, problems.isEmpty else {
+            throw .invalid(path: path, problems: problems)
+        }
         return description
     }
 }
@@ -102,7 +107,9 @@ enum ModelDescriptionReader {
                     problems.append(
                         ScenarioProblem(
                             keyPath: "\(path).layers",
-                            reason: "expected a sequence of layers, found \(layersNode.kindDescription)"))
+                            reason:
+                                "expected a sequence of layers, found \(layersNode.kindDescription)"
+                        ))
                     return nil
                 }
                 return layers(items, at: "\(path).layers", problems: &problems).map { .layers($0) }
@@ -112,7 +119,8 @@ enum ModelDescriptionReader {
                     presetNode, at: "\(path).preset", problems: &problems)
             else {
                 if node["preset"] == nil {
-                    problems.append(ScenarioProblem(keyPath: path, reason: "missing preset or layers"))
+                    problems.append(
+                        ScenarioProblem(keyPath: path, reason: "missing preset or layers"))
                 }
                 return nil
             }
@@ -124,7 +132,8 @@ enum ModelDescriptionReader {
                     ScenarioProblem(
                         keyPath: "\(path).normalization",
                         reason:
-                            "expected batch, group or none, found \(normalizationNode.kindDescription)"))
+                            "expected batch, group or none, found \(normalizationNode.kindDescription)"
+                    ))
                 return nil
             }
             return normalization == .presetDefault
@@ -169,7 +178,8 @@ enum ModelDescriptionReader {
         guard layerKeywords.contains(keyword) else {
             return problem(
                 path,
-                "unknown layer '\(keyword)': expected one of \(layerKeywords.joined(separator: ", "))")
+                "unknown layer '\(keyword)': expected one of \(layerKeywords.joined(separator: ", "))"
+            )
         }
         // Arguments: a mapping of known keys, or (for one-argument layers) a bare value.
         func arguments(_ known: [String], bare: String?) -> [String: ScenarioNode]? {
@@ -217,7 +227,8 @@ enum ModelDescriptionReader {
                     ScenarioProblem(
                         keyPath: "\(at).\(key)",
                         reason:
-                            "expected an integer in \(minimum)…\(1 << 20), found \(node.kindDescription)"))
+                            "expected an integer in \(minimum)…\(1 << 20), found \(node.kindDescription)"
+                    ))
                 return nil
             }
             return number
@@ -236,7 +247,9 @@ enum ModelDescriptionReader {
         let before = problems.count
         switch keyword {
         case "conv":
-            guard let a = arguments(["channels", "kernel", "stride", "padding", "factored"], bare: nil)
+            guard
+                let a = arguments(
+                    ["channels", "kernel", "stride", "padding", "factored"], bare: nil)
             else { return nil }
             let channels = integer(a, "channels", default: nil, atLeast: 1)
             let kernel = integer(a, "kernel", default: nil, atLeast: 1)
@@ -247,7 +260,8 @@ enum ModelDescriptionReader {
                 factored.ok
             else { return nil }
             guard padding < kernel else {
-                return problem("\(at).padding", "must be below the kernel size \(kernel), found \(padding)")
+                return problem(
+                    "\(at).padding", "must be below the kernel size \(kernel), found \(padding)")
             }
             return .convolution(
                 channels: channels, kernel: kernel, stride: stride, padding: padding,
@@ -279,12 +293,16 @@ enum ModelDescriptionReader {
                 case .sequence(let items, _):
                     return layers(items, at: "\(at).\(key)", problems: &problems)
                 case let other:
-                    _ = problem("\(at).\(key)", "expected a sequence of layers, found \(other.kindDescription)")
+                    _ = problem(
+                        "\(at).\(key)",
+                        "expected a sequence of layers, found \(other.kindDescription)")
                     return nil
                 }
             }
             guard let body = branch("body"), let shortcut = branch("shortcut") else { return nil }
-            guard !body.isEmpty else { return problem("\(at).body", "a residual block needs a body") }
+            guard !body.isEmpty else {
+                return problem("\(at).body", "a residual block needs a body")
+            }
             return .residual(body: body, shortcut: shortcut)
         default:
             guard arguments([], bare: nil) != nil else { return nil }

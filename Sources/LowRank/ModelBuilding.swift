@@ -21,7 +21,8 @@ public struct ModelDescriptionError: Error, Equatable, CustomStringConvertible {
 extension ModelPreset {
     /// Why this model cannot take samples of `inputShape`, or `nil` when it can.
     public func problem(inputShape: [Int], classCount: Int = 10) -> String? {
-        if self == .lenet, inputShape.count != 3 || inputShape.prefix(2).contains(where: { $0 < 5 }) {
+        if self == .lenet, inputShape.count != 3 || inputShape.prefix(2).contains(where: { $0 < 5 })
+        {
             return
                 "lenet needs images (height × width × channels, at least 5 × 5); this data has samples of shape \(inputShape.map(String.init).joined(separator: " × ")) (use mlp or logistic)"
         }
@@ -71,8 +72,11 @@ extension Architecture {
                     "ends in shape \(output), not the \(classCount) classes (end with a dense layer)"
             )
         }
-        self.init(name: name, inputShape: inputShape, classCount: classCount, layers: builder.layers)
-        if let problem = inconsistency { throw ModelDescriptionError(layer: "model", reason: problem) }
+        self.init(
+            name: name, inputShape: inputShape, classCount: classCount, layers: builder.layers)
+        if let problem = inconsistency {
+            throw ModelDescriptionError(layer: "model", reason: problem)
+        }
     }
 }
 
@@ -117,7 +121,8 @@ private struct Lowering {
                     height: h, width: w, channels: c, kernelSize: kernel, padding: padding,
                     stride: stride)
                 guard g.outputHeight >= 1, g.outputWidth >= 1 else {
-                    throw fail("a \(kernel)×\(kernel) kernel (padding \(padding)) does not fit \(h)×\(w)")
+                    throw fail(
+                        "a \(kernel)×\(kernel) kernel (padding \(padding)) does not fit \(h)×\(w)")
                 }
                 layers.append(
                     isFactored(factored, weights: g.patchSize * channels)

@@ -65,7 +65,9 @@ public struct Network: Sendable, Equatable {
                 // Normalisations start as the identity, scale 1 and shift 0: no draws.
                 let shapes = layer.parameterShapes
                 if shapes.count == 2 {
-                    parameters += [Tensor(repeating: 1, shape: shapes[0]), Tensor(zeros: shapes[1])]
+                    parameters += [
+                        Tensor(repeating: 1, shape: shapes[0]), Tensor(zeros: shapes[1]),
+                    ]
                 }
                 continue
             }

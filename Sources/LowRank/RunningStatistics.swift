@@ -49,7 +49,9 @@ extension Network {
         // Layer by layer: a layer's statistics are measured with those before it fixed.
         for (index, layer) in architecture.layers.enumerated() {
             guard case .batchNormalization(let c) = layer else { continue }
-            var (sums, squares) = ([Double](repeating: 0, count: c), [Double](repeating: 0, count: c))
+            var (sums, squares) = (
+                [Double](repeating: 0, count: c), [Double](repeating: 0, count: c)
+            )
             var values = 0
             var start = 0
             while start < samples.count {

@@ -117,13 +117,17 @@ public enum ModelPreset: String, Sendable, Equatable, Codable, CaseIterable {
             switch normalization {
             case .batch: [.batchNormalization]
             case .group:
-                [.groupNormalization(groups: Normalization.groupNormalizationGroups(channels: channels))]
+                [
+                    .groupNormalization(
+                        groups: Normalization.groupNormalizationGroups(channels: channels))
+                ]
             case .none: []
             }
         }
         /// A basic block: two 3×3 convolutions; a projection (1×1, stride) where the shape changes.
         func block(_ inputs: Int, _ outputs: Int, stride: Int) -> LayerDescription {
-            let body = [conv(outputs, 3, stride: stride, padding: 1)] + norm(outputs) + [.relu]
+            let body =
+                [conv(outputs, 3, stride: stride, padding: 1)] + norm(outputs) + [.relu]
                 + [conv(outputs, 3, padding: 1)] + norm(outputs)
             let shortcut =
                 stride == 1 && inputs == outputs

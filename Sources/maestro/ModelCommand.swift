@@ -131,7 +131,8 @@ struct ModelCommand: ParsableCommand {
             switch layer {
             case .convolution(let g, let outputs), .lowRankConvolution(let g, let outputs, _):
                 let stride = g.stride == 1 ? "" : " s\(g.stride)"
-                return "\(layer.kindName) \(g.kernelSize)×\(g.kernelSize)\(stride) p\(g.padding) \(g.channels)→\(outputs)"
+                return
+                    "\(layer.kindName) \(g.kernelSize)×\(g.kernelSize)\(stride) p\(g.padding) \(g.channels)→\(outputs)"
             case .dense(let inputs, let outputs), .lowRankDense(let inputs, let outputs, _):
                 return "\(layer.kindName) \(inputs)→\(outputs)"
             case .groupNormalization(_, let groups): return "groupnorm \(groups) groups"

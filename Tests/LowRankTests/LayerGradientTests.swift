@@ -62,9 +62,11 @@ private func convolution(_ g: ConvolutionGeometry, _ outputs: Int, lowRank: Bool
 private func network(_ layers: [LayerSpec], input: [Int], classes: Int, seed: UInt64) -> Network {
     var generator = SeededGenerator(seed: seed)
     var network = Network(
-        architecture: Architecture(name: "t", inputShape: input, classCount: classes, layers: layers),
+        architecture: Architecture(
+            name: "t", inputShape: input, classCount: classes, layers: layers),
         using: &generator)
-    precondition(network.architecture.inconsistency == nil, "\(network.architecture.inconsistency!)")
+    precondition(
+        network.architecture.inconsistency == nil, "\(network.architecture.inconsistency!)")
     for (index, layer) in network.architecture.layers.enumerated() {
         switch layer {
         case .batchNormalization, .groupNormalization:
@@ -102,7 +104,8 @@ struct LayerGradientTests {
         checkGradients(net, ranks: ranks, batch: 2, seed: 32)
     }
 
-    @Test("Batch normalisation with the batch's statistics and with the running ones",
+    @Test(
+        "Batch normalisation with the batch's statistics and with the running ones",
         arguments: [true, false])
     func batchNormalization(batchStatistics: Bool) {
         let g = ConvolutionGeometry(height: 5, width: 4, channels: 2, kernelSize: 3, padding: 1)

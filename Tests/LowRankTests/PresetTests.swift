@@ -60,7 +60,9 @@ struct PresetTests {
     @Test("Every preset builds on the shape it is meant for; VGG refuses 28×28 in one line")
     func everyPreset() {
         for preset in ModelPreset.allCases {
-            let input = preset == .logistic ? [60] : preset.rawValue.hasPrefix("vgg") ? [32, 32, 3] : [28, 28, 1]
+            let input =
+                preset == .logistic
+                ? [60] : preset.rawValue.hasPrefix("vgg") ? [32, 32, 3] : [28, 28, 1]
             #expect(preset.problem(inputShape: input) == nil, "\(preset)")
             for lowRank in [false, true] {
                 let architecture = Architecture.make(preset, lowRank: lowRank, inputShape: input)
@@ -100,9 +102,11 @@ struct PresetTests {
         let architecture = try Architecture(
             name: "t", layers: layers, inputShape: [9, 9, 3], classCount: 4, lowRank: true,
             factoredMinimumWeights: 100)
-        #expect(architecture.layers.map(\.kindName) == [
-            "conv", "relu", "residual", "lod-conv", "shortcut", "add", "global-avgpool", "dense",
-        ])
+        #expect(
+            architecture.layers.map(\.kindName) == [
+                "conv", "relu", "residual", "lod-conv", "shortcut", "add", "global-avgpool",
+                "dense",
+            ])
         #expect(architecture.activationShapes[1] == [5, 5, 8])
         let bad: [LayerDescription] = [
             .residual(

@@ -98,7 +98,8 @@ struct ReferenceForwardTests {
                 x = x.indices.map { i in
                     let ch = i % c
                     let n = (x[i] - mean[ch]) / (variance[ch] + 1e-5).squareRoot()
-                    return network.parameters[p].scalars[ch] * n + network.parameters[p + 1].scalars[ch]
+                    return network.parameters[p].scalars[ch] * n
+                        + network.parameters[p + 1].scalars[ch]
                 }
             case .groupNormalization(let c, let groups):
                 let perGroup = c / groups
@@ -111,7 +112,8 @@ struct ReferenceForwardTests {
                         / Double(members.count)
                     for i in members {
                         let n = Float((Double(x[i]) - mean) / (variance + 1e-5).squareRoot())
-                        y[i] = network.parameters[p].scalars[i % c] * n
+                        y[i] =
+                            network.parameters[p].scalars[i % c] * n
                             + network.parameters[p + 1].scalars[i % c]
                     }
                 }
@@ -224,8 +226,10 @@ struct ReferenceForwardTests {
             using: &generator)
         #expect(network.architecture.inconsistency == nil)
         // Scales, shifts and running statistics away from the identity.
-        for (index, shape) in network.architecture.parameterShapes.enumerated() where shape.count == 1 {
-            network.parameters[index] = Tensor.randomUniform(shape: shape, in: 0.5...1.5, using: &generator)
+        for (index, shape) in network.architecture.parameterShapes.enumerated()
+        where shape.count == 1 {
+            network.parameters[index] = Tensor.randomUniform(
+                shape: shape, in: 0.5...1.5, using: &generator)
         }
         for index in network.state.indices {
             network.state[index] = Tensor.randomUniform(
@@ -248,7 +252,8 @@ struct ReferenceForwardTests {
         let samples = TrainingSamples(
             features: images, labels: [0, 1, 2], featureCount: size)
         let ranks = network.keptRanks.map { max(1, $0 / 2) }
-        let swept = network.evaluate(on: samples, rankSets: [network.keptRanks, ranks], batchSize: 2)
+        let swept = network.evaluate(
+            on: samples, rankSets: [network.keptRanks, ranks], batchSize: 2)
         let alone = network.evaluate(on: samples, ranks: ranks, batchSize: 2)
         #expect(swept[1].loss == alone.loss)
     }

@@ -27,7 +27,8 @@ struct ModelCommandTests {
         #expect(vgg.status != 0)
         let message = vgg.error.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(!message.contains("\n"), "\(message)")
-        #expect(message.contains("vgg11 cannot take 28x28x1 samples") && message.contains("maxpool"))
+        #expect(
+            message.contains("vgg11 cannot take 28x28x1 samples") && message.contains("maxpool"))
     }
 
     @Test("A description file: shapes, a residual block; mistakes named by key path")
@@ -58,7 +59,8 @@ struct ModelCommandTests {
         """.write(to: bad, atomically: true, encoding: .utf8)
         let refused = try maestro(["model", "show", bad.path])
         #expect(refused.status != 0)
-        #expect(refused.error.contains("model.layers[0].conv.kernal: unknown key"), "\(refused.error)")
+        #expect(
+            refused.error.contains("model.layers[0].conv.kernal: unknown key"), "\(refused.error)")
         let unknown = try maestro(["model", "show", "resnet99"])
         #expect(unknown.status != 0 && unknown.error.contains("neither a preset"))
     }
