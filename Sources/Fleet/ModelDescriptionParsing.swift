@@ -321,3 +321,19 @@ extension ModelPreset {
     /// LeNet-5, under the name scenarios have always used in code.
     public static let leNet = ModelPreset.lenet
 }
+
+extension ScenarioValidator {
+    /// Reports a preset whose layers cannot take the data set's images (VGG's five 2×2
+    /// poolings on Fashion-MNIST's 28×28), at `model.architecture`.
+    mutating func checkModelFitsImages(
+        _ architecture: Scenario.Architecture?, datasetName: String?
+    ) {
+        guard datasetName == "fashion-mnist", let architecture,
+            let problem = ModelDescription.preset(architecture).spatialProblem(
+                height: 28, width: 28)
+        else { return }
+        report(
+            "model.architecture",
+            "\(architecture.rawValue) cannot take fashion-mnist's 28×28 images: \(problem)")
+    }
+}

@@ -184,3 +184,47 @@ public enum ModelPreset: String, Sendable, Equatable, Codable, CaseIterable {
         }
     }
 }
+
+extension ModelDescription {
+    /// Why the layers cannot take images of `height × width` (their spatial extent runs out
+    /// before a convolution or a pooling), or `nil` when every layer fits. Only the spatial
+    /// extent is followed: what a scenario validator can check without building the model.
+    public func spatialProblem(height: Int, width: Int) -> String? {
+        Self.spatialProblem(layers, height: height, width: width, path: "layers").problem
+    }
+
+    private static func spatialProblem(
+        _ layers: [LayerDescription], height: Int, width: Int, path: String
+    ) -> (problem: String?, height: Int, width: Int) {
+        var (h, w) = (height, width)
+        var flat = false
+        for (index, layer) in layers.enumerated() {
+            let here = "\(path)[\(index)] (\(layer.keyword))"
+            switch layer {
+            case .convolution(_, let k, let s, let p, _):
+                let (oh, ow) = ((h + 2 * p - k) / max(s, 1) + 1, (w + 2 * p - k) / max(s, 1) + 1)
+                if flat || h + 2 * p < k || w + 2 * p < k {
+                    return ("\(here): a \(k)×\(k) kernel does not fit \(h)×\(w)", h, w)
+                }
+                (h, w) = (oh, ow)
+            case .maxPool:
+                if flat || h < 2 || w < 2 { return ("\(here): cannot pool \(h)×\(w) 2×2", h, w) }
+                (h, w) = (h / 2, w / 2)
+            case .averagePool(let size):
+                if flat || h < size || w < size {
+                    return ("\(here): cannot pool \(h)×\(w) \(size)×\(size)", h, w)
+                }
+                (h, w) = (h / max(size, 1), w / max(size, 1))
+            case .globalAveragePool, .flatten, .dense:
+                flat = true
+            case .residual(let body, _):
+                let inner = spatialProblem(body, height: h, width: w, path: "\(here).body")
+                if let problem = inner.problem { return (problem, h, w) }
+                (h, w) = (inner.height, inner.width)
+            case .batchNormalization, .groupNormalization, .relu:
+                break
+            }
+        }
+        return (nil, h, w)
+    }
+}
