@@ -168,15 +168,10 @@ extension Scenario {
         }
     }
 
-    /// The layer stack; shapes come from the model code.
-    public enum Architecture: String, Sendable, Equatable, CaseIterable {
-        /// LeNet-5 on 28×28 images: conv 1→6, conv 6→16, fc 400→120→84→10.
-        case leNet = "lenet"
-        /// Multilayer perceptron 784-300-100-10.
-        case mlp
-        /// A single LoD layer (multinomial logistic regression), for the synthetic data.
-        case logistic
-    }
+    /// The layer stack: one of the model presets of the shared vocabulary (`lenet`, `mlp`,
+    /// `logistic`, `cnn`, `resnet8`, `resnet20`, `resnet18`, `vgg11`, `vgg19`); shapes come
+    /// from the data set.
+    public typealias Architecture = ModelPreset
 
     /// Who trains what and how the server combines it.
     public enum Strategy: String, Sendable, Equatable, CaseIterable {

@@ -12,6 +12,7 @@ extension ScenarioValidator {
         else { return nil }
         let architecture = required(fields, "architecture", .choice(Scenario.Architecture.self))
         let strategy = required(fields, "strategy", .choice(Scenario.Strategy.self))
+        checkModelFitsImages(architecture, datasetName: datasetName)
         if datasetName == "synthetic", let architecture, architecture != .logistic {
             report(
                 "model.architecture",

@@ -1,129 +1,5 @@
 import Tensors
-
-/// One layer of a feed-forward network, as a description: shapes only, no weights.
-///
-/// Every layer works on a batch laid out row-major with the batch axis first; images are
-/// NHWC. Parameters live in `Network.parameters`, in layer order:
-/// - `dense`: weight `[outputs, inputs]`, bias `[outputs]`.
-/// - `lowRankDense` (LoD): up `Uᵀ` `[maxRank, outputs]`, down `Vᵀ` `[maxRank, inputs]`, bias.
-/// - `convolution`: kernel `[outputs, k·k·channels]` (patch order ky, kx, channel), bias.
-/// - `lowRankConvolution` (LoD): up `[maxRank, outputs]`, down `[maxRank, k·k·channels]`, bias.
-///
-/// Factors are stored with components as rows so that a rank prefix (the first b
-/// components) is a contiguous prefix of both tensors: truncating, shipping and averaging
-/// a component needs no strided access.
-public enum LayerSpec: Sendable, Equatable, Codable {
-    case dense(inputs: Int, outputs: Int)
-    case lowRankDense(inputs: Int, outputs: Int, maxRank: Int)
-    case convolution(geometry: ConvolutionGeometry, outputs: Int)
-    case lowRankConvolution(geometry: ConvolutionGeometry, outputs: Int, maxRank: Int)
-    case relu
-    /// 2×2 max pooling with stride 2 on `[height, width, channels]` images.
-    case maxPool(height: Int, width: Int, channels: Int)
-    case flatten
-
-    /// Whether the layer is a LoD (low-rank ordered) layer.
-    public var isLowRank: Bool {
-        switch self {
-        case .lowRankDense, .lowRankConvolution: true
-        default: false
-        }
-    }
-
-    /// Whether the layer holds a weight matrix (dense or factored).
-    public var isLinear: Bool {
-        switch self {
-        case .dense, .lowRankDense, .convolution, .lowRankConvolution: true
-        default: false
-        }
-    }
-
-    /// `(outputs, inputs)` of the layer's weight matrix, for linear layers.
-    public var matrixShape: (outputs: Int, inputs: Int)? {
-        switch self {
-        case .dense(let inputs, let outputs), .lowRankDense(let inputs, let outputs, _):
-            (outputs, inputs)
-        case .convolution(let g, let outputs), .lowRankConvolution(let g, let outputs, _):
-            (outputs, g.patchSize)
-        default: nil
-        }
-    }
-
-    /// Full rank of a LoD layer: `min(outputs, inputs)` at construction.
-    public var maxRank: Int? {
-        switch self {
-        case .lowRankDense(_, _, let r), .lowRankConvolution(_, _, let r): r
-        default: nil
-        }
-    }
-
-    /// Number of rows of the layer's matrix product per sample (output positions).
-    public func positions(inputShape: [Int]) -> Int {
-        switch self {
-        case .convolution(let g, _), .lowRankConvolution(let g, _, _):
-            g.outputHeight * g.outputWidth
-        default: 1
-        }
-    }
-
-    /// Shapes of the layer's parameter tensors.
-    public var parameterShapes: [[Int]] {
-        switch self {
-        case .dense(let inputs, let outputs): [[outputs, inputs], [outputs]]
-        case .lowRankDense(let inputs, let outputs, let r):
-            [[r, outputs], [r, inputs], [outputs]]
-        case .convolution(let g, let outputs): [[outputs, g.patchSize], [outputs]]
-        case .lowRankConvolution(let g, let outputs, let r):
-            [[r, outputs], [r, g.patchSize], [outputs]]
-        default: []
-        }
-    }
-
-    /// Per-sample output shape given the per-sample input shape.
-    public func outputShape(inputShape: [Int]) -> [Int] {
-        switch self {
-        case .dense(_, let outputs), .lowRankDense(_, let outputs, _): [outputs]
-        case .convolution(let g, let outputs), .lowRankConvolution(let g, let outputs, _):
-            [g.outputHeight, g.outputWidth, outputs]
-        case .relu: inputShape
-        case .maxPool(let h, let w, let c): [h / 2, w / 2, c]
-        case .flatten: [inputShape.reduce(1, *)]
-        }
-    }
-
-    /// A short human name of the layer kind.
-    public var kindName: String {
-        switch self {
-        case .dense: "dense"
-        case .lowRankDense: "lod-dense"
-        case .convolution: "conv"
-        case .lowRankConvolution: "lod-conv"
-        case .relu: "relu"
-        case .maxPool: "maxpool"
-        case .flatten: "flatten"
-        }
-    }
-}
-
-/// The models Maestro ships.
-public enum ModelKind: String, Sendable, Codable, CaseIterable {
-    /// Multi-layer perceptron 784-300-100-10.
-    case mlp
-    /// LeNet-5: conv 5×5→6 (pad 2), pool, conv 5×5→16, pool, fc 120, fc 84, fc 10.
-    case lenet
-    /// Multinomial logistic regression (a single linear layer), for FedProx Synthetic.
-    case logistic
-
-    /// Why this model cannot take samples of `inputShape`, or `nil` when it can.
-    public func problem(inputShape: [Int]) -> String? {
-        switch self {
-        // Height and width at least the 5×5 kernel; any number of channels.
-        case .lenet where inputShape.count != 3 || inputShape.prefix(2).contains { $0 < 5 }:
-            "lenet needs images (height × width × channels, at least 5 × 5); this data has samples of shape \(inputShape.map(String.init).joined(separator: " × ")) (use mlp or logistic)"
-        default: nil
-        }
-    }
-}
+import Vocabulary
 
 /// A feed-forward architecture: the per-sample input shape and the layer list.
 public struct Architecture: Sendable, Equatable, Codable {
@@ -142,62 +18,79 @@ public struct Architecture: Sendable, Equatable, Codable {
     /// One of the shipped models, dense or with its weight layers factored (LoD).
     ///
     /// With `lowRank`, a weight layer with fewer than `factoredMinimumWeights` weights stays
-    /// dense (0: every weight layer is factored).
+    /// dense (0: every weight layer is factored). The preset must fit `inputShape`
+    /// (`ModelKind.problem(inputShape:)`); built from its description, see
+    /// `init(description:…)`.
     public static func make(
         _ kind: ModelKind, lowRank: Bool, inputShape: [Int] = [28, 28, 1], classCount: Int = 10,
-        factoredMinimumWeights: Int = 0
+        factoredMinimumWeights: Int = 0, normalization: Normalization = .presetDefault
     ) -> Architecture {
-        func linear(_ inputs: Int, _ outputs: Int) -> LayerSpec {
-            lowRank && inputs * outputs >= factoredMinimumWeights
-                ? .lowRankDense(inputs: inputs, outputs: outputs, maxRank: min(inputs, outputs))
-                : .dense(inputs: inputs, outputs: outputs)
-        }
-        func convolution(_ g: ConvolutionGeometry, _ outputs: Int) -> LayerSpec {
-            lowRank && g.patchSize * outputs >= factoredMinimumWeights
-                ? .lowRankConvolution(
-                    geometry: g, outputs: outputs, maxRank: min(outputs, g.patchSize))
-                : .convolution(geometry: g, outputs: outputs)
-        }
-        let inputCount = inputShape.reduce(1, *)
-        switch kind {
-        case .mlp:
-            return Architecture(
-                name: "mlp", inputShape: inputShape, classCount: classCount,
-                layers: [
-                    .flatten, linear(inputCount, 300), .relu, linear(300, 100), .relu,
-                    linear(100, classCount),
-                ])
-        case .logistic:
-            return Architecture(
-                name: "logistic", inputShape: inputShape, classCount: classCount,
-                layers: [.flatten, linear(inputCount, classCount)])
-        case .lenet:
-            precondition(inputShape.count == 3, "LeNet takes HWC images, got \(inputShape)")
-            let (h, w, c) = (inputShape[0], inputShape[1], inputShape[2])
-            let g1 = ConvolutionGeometry(
-                height: h, width: w, channels: c, kernelSize: 5, padding: 2)
-            let (h1, w1) = (g1.outputHeight / 2, g1.outputWidth / 2)
-            let g2 = ConvolutionGeometry(
-                height: h1, width: w1, channels: 6, kernelSize: 5, padding: 0)
-            let (h2, w2) = (g2.outputHeight / 2, g2.outputWidth / 2)
-            return Architecture(
-                name: "lenet", inputShape: inputShape, classCount: classCount,
-                layers: [
-                    convolution(g1, 6), .relu,
-                    .maxPool(height: g1.outputHeight, width: g1.outputWidth, channels: 6),
-                    convolution(g2, 16), .relu,
-                    .maxPool(height: g2.outputHeight, width: g2.outputWidth, channels: 16),
-                    .flatten, linear(h2 * w2 * 16, 120), .relu, linear(120, 84), .relu,
-                    linear(84, classCount),
-                ])
+        do {
+            return try Architecture(
+                name: kind.rawValue, layers: kind.layers(normalization: normalization),
+                inputShape: inputShape, classCount: classCount, lowRank: lowRank,
+                factoredMinimumWeights: factoredMinimumWeights)
+        } catch {
+            preconditionFailure("\(kind.rawValue) on \(inputShape): \(error)")
         }
     }
 
     /// Per-sample input shape of every layer, plus the output shape at the end.
+    ///
+    /// A `residualShortcut` outputs its block's input shape. (On an unbalanced list, which
+    /// `inconsistency` refuses, a marker without its block passes its input through.)
     public var activationShapes: [[Int]] {
         var shapes = [inputShape]
-        for layer in layers { shapes.append(layer.outputShape(inputShape: shapes.last!)) }
+        var blockInputs: [[Int]] = []
+        for layer in layers {
+            let input = shapes.last!
+            switch layer {
+            case .residualStart:
+                blockInputs.append(input)
+                shapes.append(input)
+            case .residualShortcut:
+                shapes.append(blockInputs.last ?? input)
+            case .residualEnd:
+                _ = blockInputs.popLast()
+                shapes.append(input)
+            default:
+                shapes.append(layer.outputShape(inputShape: input))
+            }
+        }
         return shapes
+    }
+
+    /// For each layer, how many residual blocks enclose it (a block's markers count as inside
+    /// it): a layer list may be cut at a depth-0 layer without splitting a block.
+    public var residualDepths: [Int] {
+        var depth = 0
+        return layers.map { layer in
+            if case .residualStart = layer { depth += 1 }
+            defer { if case .residualEnd = layer { depth -= 1 } }
+            return depth
+        }
+    }
+
+    /// For a residual marker at `index`, the index of its block's `residualStart` and of its
+    /// `residualShortcut` (`nil` for other layers or an unbalanced list).
+    public func residualBlock(containing index: Int) -> (start: Int, shortcut: Int)? {
+        guard layers.indices.contains(index), layers[index].isResidualMarker else { return nil }
+        var open: [(start: Int, shortcut: Int?)] = []
+        for (i, layer) in layers.enumerated() {
+            switch layer {
+            case .residualStart: open.append((i, nil))
+            case .residualShortcut:
+                guard !open.isEmpty else { return nil }
+                open[open.count - 1].shortcut = i
+            case .residualEnd:
+                guard let block = open.popLast() else { return nil }
+                if i == index || block.start == index || block.shortcut == index {
+                    return block.shortcut.map { (block.start, $0) }
+                }
+            default: break
+            }
+        }
+        return nil
     }
 
     /// Indices (into `layers`) of the LoD layers, in order.
@@ -239,6 +132,20 @@ public struct Architecture: Sendable, Equatable, Codable {
     /// Shapes of all parameter tensors, in order.
     public var parameterShapes: [[Int]] { layers.flatMap(\.parameterShapes) }
 
+    /// Shapes of all state tensors (batch normalisation's running statistics), in order.
+    public var stateShapes: [[Int]] { layers.flatMap(\.stateShapes) }
+
+    /// Index of the first state tensor of each layer in `Network.state`.
+    public var stateOffsets: [Int] {
+        var offsets: [Int] = []
+        var next = 0
+        for layer in layers {
+            offsets.append(next)
+            next += layer.stateShapes.count
+        }
+        return offsets
+    }
+
     /// A display name for each weight layer: `conv1`, `conv2`, `fc1`, … in order.
     public var linearLayerNames: [Int: String] {
         var names: [Int: String] = [:]
@@ -265,9 +172,14 @@ extension Architecture {
     /// files, so that a forged header is refused instead of trapping in `forward`.
     /// Floats in all parameters together, or `nil` when the count (or its bytes) would not
     /// fit in an `Int`: a crafted file's shapes are counted before anything trusts them.
-    public var checkedParameterFloatCount: Int? {
+    public var checkedParameterFloatCount: Int? { Self.checkedFloatCount(parameterShapes) }
+
+    /// Floats in all state tensors together (`checkedParameterFloatCount`'s guard).
+    public var checkedStateFloatCount: Int? { Self.checkedFloatCount(stateShapes) }
+
+    private static func checkedFloatCount(_ shapes: [[Int]]) -> Int? {
         var total = 0
-        for shape in parameterShapes {
+        for shape in shapes {
             var count = 1
             for extent in shape {
                 let (product, overflow) = count.multipliedReportingOverflow(by: extent)
@@ -298,6 +210,8 @@ extension Architecture {
             return "input shape \(inputShape)"
         }
         var shape = inputShape
+        // Per open residual block: its input shape and its body's output shape (once known).
+        var blocks: [(input: [Int], body: [Int]?)] = []
         for (index, layer) in layers.enumerated() {
             let problem: String? = {
                 // Every activation stays below `limit` elements (checked, so that a crafted
@@ -319,12 +233,42 @@ extension Architecture {
                         return "takes \([g.height, g.width, g.channels]), gets \(shape)"
                     }
                     guard g.kernelSize >= 1, g.kernelSize < 64, g.padding >= 0,
-                        g.padding < g.kernelSize,
+                        g.padding < g.kernelSize, g.stride >= 1, g.stride < 64,
                         g.outputHeight >= 1, g.outputWidth >= 1, outputs >= 1, outputs < limit
                     else { return "bad geometry \(g) with \(outputs) outputs" }
                 case .maxPool(let h, let w, let c):
                     guard shape == [h, w, c], h >= 2, w >= 2 else {
                         return "pools \([h, w, c]), gets \(shape)"
+                    }
+                case .batchNormalization(let c), .groupNormalization(let c, _):
+                    guard shape.count == 3, shape[2] == c else {
+                        return "normalises images of \(c) channels, gets \(shape)"
+                    }
+                    if case .groupNormalization(_, let groups) = layer,
+                        groups < 1 || c % groups != 0
+                    {
+                        return "\(groups) groups do not divide \(c) channels"
+                    }
+                case .averagePool(let h, let w, let c, let size):
+                    guard shape == [h, w, c], size >= 1, size <= min(h, w) else {
+                        return "pools \([h, w, c]) by \(size), gets \(shape)"
+                    }
+                case .globalAveragePool(let h, let w, let c):
+                    guard shape == [h, w, c] else { return "pools \([h, w, c]), gets \(shape)" }
+                case .residualStart:
+                    guard blocks.count < 64 else { return "residual blocks nested too deep" }
+                    blocks.append((shape, nil))
+                case .residualShortcut:
+                    guard let block = blocks.last, block.body == nil else {
+                        return "a shortcut outside a residual block's body"
+                    }
+                    blocks[blocks.count - 1].body = shape
+                case .residualEnd:
+                    guard let block = blocks.popLast(), let body = block.body else {
+                        return "a residual block closed without its shortcut marker"
+                    }
+                    guard body == shape else {
+                        return "adds a body output \(body) to a shortcut output \(shape)"
                     }
                 case .relu, .flatten:
                     break
@@ -337,8 +281,13 @@ extension Architecture {
                 return nil
             }()
             if let problem { return "layer \(index) (\(layer.kindName)): \(problem)" }
-            shape = layer.outputShape(inputShape: shape)
+            if case .residualShortcut = layer, let input = blocks.last?.input {
+                shape = input
+            } else {
+                shape = layer.outputShape(inputShape: shape)
+            }
         }
+        guard blocks.isEmpty else { return "a residual block is never closed" }
         guard let floats = checkedParameterFloatCount, floats <= 1 << 30 else {
             return "more than 2^30 weights"
         }

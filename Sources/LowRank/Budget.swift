@@ -29,33 +29,15 @@ extension Network {
     }
 
     /// Parameters a model exported at `ranks` holds (a LoD layer counts as dense where
-    /// `(m+n)·k ≥ m·n`).
+    /// `(m+n)·k ≥ m·n`), normalisations' scales and shifts included; running statistics,
+    /// which are not trained, are not.
     public func parameterCount(ranks: [Int]) -> Int {
-        cost(ranks: ranks, perPosition: false)
+        architecture.parameterCount(ranks: ranks)
     }
 
     /// Multiply-accumulates per sample of a model exported at `ranks`.
     public func macs(ranks: [Int]) -> Int {
-        cost(ranks: ranks, perPosition: true)
-    }
-
-    private func cost(ranks: [Int], perPosition: Bool) -> Int {
-        var total = 0
-        var l = 0
-        let shapes = architecture.activationShapes
-        for (index, layer) in architecture.layers.enumerated() {
-            guard let (outputs, inputs) = layer.matrixShape else {
-                continue
-            }
-            let positions = perPosition ? layer.positions(inputShape: shapes[index]) : 1
-            var matrix = outputs * inputs
-            if layer.isLowRank {
-                matrix = min(matrix, ranks[l] * (outputs + inputs))
-                l += 1
-            }
-            total += positions * matrix + (perPosition ? 0 : outputs)
-        }
-        return total
+        architecture.macs(ranks: ranks)
     }
 
     /// A physically smaller network holding only the first `ranks[l]` components of each
@@ -105,7 +87,9 @@ extension Network {
         }
         var architecture = architecture
         architecture.layers = layers
-        return Network(architecture: architecture, parameters: newParameters, keptRanks: newRanks)
+        return Network(
+            architecture: architecture, parameters: newParameters, keptRanks: newRanks,
+            state: state)
     }
 
     /// Accuracy and mean loss over a sample set with LoD layers at `ranks`, in batches.
@@ -141,7 +125,10 @@ extension Network {
         let lowRank = architecture.lowRankLayerIndices
         let firstDiffering =
             keptRanks.indices.first { l in Set(distinct.map { $0[l] }).count > 1 }
-        let split = firstDiffering.map { lowRank[$0] } ?? architecture.layers.count
+        var split = firstDiffering.map { lowRank[$0] } ?? architecture.layers.count
+        // Never cut inside a residual block: its second half would miss the block's input.
+        let depths = architecture.residualDepths
+        while split > 0, split < depths.count, depths[split] > 0 { split -= 1 }
         var correct = [[Bool]](repeating: [], count: distinct.count)
         for set in correct.indices { correct[set].reserveCapacity(samples.count) }
         var lossSum = [Double](repeating: 0, count: distinct.count)
@@ -171,5 +158,46 @@ extension Network {
                 Double(correct[set].count { $0 }) / count, lossSum[set] / count, correct[set]
             )
         }
+    }
+}
+
+extension Architecture {
+    /// Parameters a model exported at `ranks` holds (a LoD layer counts as dense where
+    /// `(m+n)·k ≥ m·n`), normalisations' scales and shifts included; running statistics,
+    /// which are not trained, are not.
+    public func parameterCount(ranks: [Int]) -> Int {
+        cost(ranks: ranks, perPosition: false)
+    }
+
+    /// Multiply-accumulates per sample of a model exported at `ranks`.
+    public func macs(ranks: [Int]) -> Int {
+        cost(ranks: ranks, perPosition: true)
+    }
+
+    /// The parameters (`perPosition: false`) or multiply-accumulates per sample of layer
+    /// `only` (every layer: `nil`) at `ranks`.
+    public func cost(ranks: [Int], perPosition: Bool, only: Int? = nil) -> Int {
+        var total = 0
+        var l = 0
+        let shapes = activationShapes
+        for (index, layer) in layers.enumerated() {
+            let counted = only == nil || only == index
+            guard let (outputs, inputs) = layer.matrixShape else {
+                // Normalisations' scales and shifts count as parameters (their few
+                // operations per value are not multiply-accumulates of a product).
+                if !perPosition && counted {
+                    total += layer.parameterShapes.reduce(0) { $0 + $1[0] }
+                }
+                continue
+            }
+            let positions = perPosition ? layer.positions(inputShape: shapes[index]) : 1
+            var matrix = outputs * inputs
+            if layer.isLowRank {
+                matrix = min(matrix, ranks[l] * (outputs + inputs))
+                l += 1
+            }
+            if counted { total += positions * matrix + (perPosition ? 0 : outputs) }
+        }
+        return total
     }
 }

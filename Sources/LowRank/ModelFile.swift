@@ -15,6 +15,7 @@ import Tensors
 /// | 12 | 4 | header length H (UInt32) |
 /// | 16 | H | header: JSON of `ModelFile.Header` (architecture, kept ranks, metadata) |
 /// | 16+H | 4·N | every parameter tensor as float32, in architecture order |
+/// | 16+H+4·N | 4·S | every state tensor (batch-norm running mean, variance) as float32 |
 /// | end−4 | 4 | CRC-32C of all preceding bytes |
 public enum ModelFile {
     public static let magic: [UInt8] = Array("MAESTRO".utf8) + [0]
@@ -67,9 +68,10 @@ public enum ModelFile {
         bytes.appendLittleEndian(version)
         bytes.appendLittleEndian(UInt32(json.count))
         bytes += json
-        let floatCount = network.parameters.reduce(0) { $0 + $1.count }
+        let floatCount = (network.parameters + network.state).reduce(0) { $0 + $1.count }
         bytes.reserveCapacity(bytes.count + 4 * floatCount + 4)
-        for tensor in network.parameters {
+        // A network without batch normalisation has no state: its bytes are as before.
+        for tensor in network.parameters + network.state {
             for value in tensor.scalars { bytes.appendLittleEndian(value.bitPattern) }
         }
         bytes.appendLittleEndian(CRC32C.checksum(bytes))
@@ -106,14 +108,15 @@ public enum ModelFile {
         }
         if let problem = header.architecture.inconsistency { throw .inconsistent(reason: problem) }
         let shapes = header.architecture.parameterShapes
-        guard let floatCount = header.architecture.checkedParameterFloatCount,
-            floatCount <= bytes.count / 4
+        guard let parameterFloats = header.architecture.checkedParameterFloatCount,
+            let stateFloats = header.architecture.checkedStateFloatCount,
+            parameterFloats <= bytes.count / 4, stateFloats <= bytes.count / 4
         else {
             throw .inconsistent(
                 reason: "the header's layers hold more weights than the file's \(bytes.count) bytes"
             )
         }
-        let expected = 16 + headerLength + 4 * floatCount + 4
+        let expected = 16 + headerLength + 4 * (parameterFloats + stateFloats) + 4
         guard expected == bytes.count else {
             throw .sizeMismatch(expected: expected, found: bytes.count)
         }
@@ -130,21 +133,33 @@ public enum ModelFile {
                 reason: "kept ranks \(header.keptRanks) do not fit max ranks \(maxRanks)")
         }
         var offset = 16 + headerLength
-        var parameters: [Tensor] = []
-        for shape in shapes {
-            let count = shape.reduce(1, *)
-            var values = [Float](repeating: 0, count: count)
-            for i in 0..<count {
-                values[i] = Float(bitPattern: bytes.readLittleEndianUInt32(at: offset + 4 * i))
+        func readTensors(_ shapes: [[Int]]) -> [Tensor] {
+            shapes.map { shape in
+                let count = shape.reduce(1, *)
+                var values = [Float](repeating: 0, count: count)
+                for i in 0..<count {
+                    values[i] = Float(bitPattern: bytes.readLittleEndianUInt32(at: offset + 4 * i))
+                }
+                offset += 4 * count
+                return Tensor(shape: shape, scalars: values)
             }
-            offset += 4 * count
-            parameters.append(Tensor(shape: shape, scalars: values))
         }
+        let parameters = readTensors(shapes)
+        let state = readTensors(header.architecture.stateShapes)
         guard parameters.allSatisfy({ $0.scalars.allSatisfy(\.isFinite) }) else {
             throw .inconsistent(reason: "non-finite weights")
         }
+        // State comes in (mean, variance) pairs: every value finite, every variance ≥ 0.
+        guard state.allSatisfy({ $0.scalars.allSatisfy(\.isFinite) }),
+            stride(from: 1, to: state.count, by: 2).allSatisfy({
+                state[$0].scalars.allSatisfy { $0 >= 0 }
+            })
+        else {
+            throw .inconsistent(reason: "non-finite running statistics or a negative variance")
+        }
         let network = Network(
-            architecture: header.architecture, parameters: parameters, keptRanks: header.keptRanks)
+            architecture: header.architecture, parameters: parameters, keptRanks: header.keptRanks,
+            state: state)
         return (network, header.metadata)
     }
 }

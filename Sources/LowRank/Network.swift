@@ -22,16 +22,28 @@ public enum Factorization: String, Sendable, Codable, CaseIterable {
 /// `keptRanks[l]` is the number of leading components of the `l`-th LoD layer that are
 /// alive after progressive shrinking; components beyond it are masked (zeroed and frozen)
 /// during training and dropped at export.
+///
+/// `state` holds what is not trained by gradient: batch normalisation's running mean and
+/// variance (`Architecture.stateShapes`), which evaluation normalises with.
 public struct Network: Sendable, Equatable {
     public private(set) var architecture: Architecture
     public var parameters: [Tensor]
     public var keptRanks: [Int]
+    public var state: [Tensor]
 
-    /// Wraps existing weights; shapes must match the architecture.
-    public init(architecture: Architecture, parameters: [Tensor], keptRanks: [Int]) {
+    /// Wraps existing weights; shapes must match the architecture. Without `state`, running
+    /// statistics start at mean 0 and variance 1.
+    public init(
+        architecture: Architecture, parameters: [Tensor], keptRanks: [Int], state: [Tensor]? = nil
+    ) {
         let shapes = architecture.parameterShapes
         precondition(
             parameters.map(\.shape) == shapes, "parameters \(parameters.map(\.shape)) vs \(shapes)")
+        let state = state ?? architecture.initialState
+        precondition(
+            state.map(\.shape) == architecture.stateShapes,
+            "state \(state.map(\.shape)) vs \(architecture.stateShapes)")
+        self.state = state
         let maxRanks = architecture.lowRankLayerIndices.map { architecture.layers[$0].maxRank! }
         precondition(
             keptRanks.count == maxRanks.count
@@ -50,7 +62,16 @@ public struct Network: Sendable, Equatable {
         var parameters: [Tensor] = []
         let lastLinear = architecture.linearLayerIndices.last
         for (index, layer) in architecture.layers.enumerated() {
-            guard let (outputs, inputs) = layer.matrixShape else { continue }
+            guard let (outputs, inputs) = layer.matrixShape else {
+                // Normalisations start as the identity, scale 1 and shift 0: no draws.
+                let shapes = layer.parameterShapes
+                if shapes.count == 2 {
+                    parameters += [
+                        Tensor(repeating: 1, shape: shapes[0]), Tensor(zeros: shapes[1]),
+                    ]
+                }
+                continue
+            }
             let gain: Float = index == lastLinear ? 1 : 2
             let dense: Tensor
             var bias = Tensor(zeros: [outputs])
@@ -129,5 +150,16 @@ public struct Network: Sendable, Equatable {
     /// Index of the first parameter tensor of layer `layerIndex`.
     public func parameterOffset(ofLayer layerIndex: Int) -> Int {
         architecture.parameterOffsets[layerIndex]
+    }
+}
+
+extension Architecture {
+    /// Running statistics before any batch: per batch-norm layer, mean 0 and variance 1.
+    public var initialState: [Tensor] {
+        layers.flatMap { layer in
+            let shapes = layer.stateShapes
+            return shapes.count == 2
+                ? [Tensor(zeros: shapes[0]), Tensor(repeating: 1, shape: shapes[1])] : []
+        }
     }
 }

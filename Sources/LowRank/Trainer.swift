@@ -202,6 +202,7 @@ public struct Trainer: Sendable {
             ranks = fineTuneSampling.nextRanks(limits: network.keptRanks, using: &generator)
         }
         let pass = network.forward(x, batch: y.count, ranks: ranks)
+        network.updateRunningStatistics(from: pass)
         var (loss, outputGradient) = SoftmaxCrossEntropy.lossAndGradient(
             logits: pass.logits, labels: y, classCount: classCount)
         var correct = SoftmaxCrossEntropy.correctCount(

@@ -1,30 +1,70 @@
 import CKernels
 
-/// Geometry of a 2-D convolution: square `kernelSize`, stride 1, symmetric zero `padding`.
+/// Geometry of a 2-D convolution: square `kernelSize`, `stride` (1 unless set), symmetric zero
+/// `padding`.
 ///
 /// Shapes are given per image as (height, width, channels). Inside a network, batches of
 /// images are stored **channel-major**, `[channels, batch, height, width]`, so that every
 /// kernel here reads and writes contiguous rows (see `im2colChannelMajor`).
+///
+/// A stride of 1 is left out of the encoded form, so that descriptions (and the model files
+/// holding them) written before strides existed keep their exact bytes.
 public struct ConvolutionGeometry: Sendable, Equatable, Codable {
     public var height: Int
     public var width: Int
     public var channels: Int
     public var kernelSize: Int
     public var padding: Int
+    public var stride: Int
 
-    public init(height: Int, width: Int, channels: Int, kernelSize: Int, padding: Int) {
+    public init(
+        height: Int, width: Int, channels: Int, kernelSize: Int, padding: Int, stride: Int = 1
+    ) {
         self.height = height
         self.width = width
         self.channels = channels
         self.kernelSize = kernelSize
         self.padding = padding
+        self.stride = stride
     }
 
-    public var outputHeight: Int { height + 2 * padding - kernelSize + 1 }
-    public var outputWidth: Int { width + 2 * padding - kernelSize + 1 }
+    private enum CodingKeys: String, CodingKey {
+        case height, width, channels, kernelSize, padding, stride
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        height = try container.decode(Int.self, forKey: .height)
+        width = try container.decode(Int.self, forKey: .width)
+        channels = try container.decode(Int.self, forKey: .channels)
+        kernelSize = try container.decode(Int.self, forKey: .kernelSize)
+        padding = try container.decode(Int.self, forKey: .padding)
+        stride = try container.decodeIfPresent(Int.self, forKey: .stride) ?? 1
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(height, forKey: .height)
+        try container.encode(width, forKey: .width)
+        try container.encode(channels, forKey: .channels)
+        try container.encode(kernelSize, forKey: .kernelSize)
+        try container.encode(padding, forKey: .padding)
+        if stride != 1 { try container.encode(stride, forKey: .stride) }
+    }
+
+    /// Output rows: `⌊(height + 2·padding − kernelSize) / stride⌋ + 1` (0 when the kernel does
+    /// not fit, or the stride is not positive).
+    public var outputHeight: Int { Self.extent(height, padding, kernelSize, stride) }
+    public var outputWidth: Int { Self.extent(width, padding, kernelSize, stride) }
     /// Entries of one patch: `kernelSize² · channels`, ordered (ky, kx, channel), the order of
     /// a convolution weight's columns.
     public var patchSize: Int { kernelSize * kernelSize * channels }
+
+    private static func extent(_ size: Int, _ padding: Int, _ kernel: Int, _ stride: Int) -> Int {
+        let span = size + 2 * padding - kernel
+        guard stride >= 1, span >= 0 else { return min(span + 1, 0) }
+        return span / stride + 1
+    }
 }
 
 /// Unfolds channel-major images `[C, batch, H, W]` into the transposed patch matrix
@@ -38,6 +78,10 @@ public func im2colChannelMajor(
     _ images: UnsafePointer<Float>, batch: Int, geometry g: ConvolutionGeometry,
     into patches: UnsafeMutablePointer<Float>
 ) {
+    if g.stride != 1 {
+        im2colStrided(images, batch: batch, geometry: g, into: patches)
+        return
+    }
     let (h, w, c, k, p) = (g.height, g.width, g.channels, g.kernelSize, g.padding)
     let (oh, ow) = (g.outputHeight, g.outputWidth)
     let positions = batch * oh * ow
@@ -75,6 +119,10 @@ public func col2imChannelMajor(
     _ patches: UnsafePointer<Float>, batch: Int, geometry g: ConvolutionGeometry,
     into images: UnsafeMutablePointer<Float>
 ) {
+    if g.stride != 1 {
+        col2imStrided(patches, batch: batch, geometry: g, into: images)
+        return
+    }
     let (h, w, c, k, p) = (g.height, g.width, g.channels, g.kernelSize, g.padding)
     let (oh, ow) = (g.outputHeight, g.outputWidth)
     let positions = batch * oh * ow
@@ -93,6 +141,69 @@ public func col2imChannelMajor(
                             let target = plane + y * w + first + kx - p
                             let from = source + first
                             for i in 0..<count { target[i] += from[i] }
+                        }
+                        source += ow
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `im2colChannelMajor` for a stride above 1: input row `oy·s + ky − p`, column
+/// `ox·s + kx − p` (a gather; zero outside the image).
+private func im2colStrided(
+    _ images: UnsafePointer<Float>, batch: Int, geometry g: ConvolutionGeometry,
+    into patches: UnsafeMutablePointer<Float>
+) {
+    let (h, w, c, k, p, s) = (g.height, g.width, g.channels, g.kernelSize, g.padding, g.stride)
+    let (oh, ow) = (g.outputHeight, g.outputWidth)
+    var target = patches
+    for ky in 0..<k {
+        for kx in 0..<k {
+            for ci in 0..<c {
+                for n in 0..<batch {
+                    let plane = images + (ci * batch + n) * h * w
+                    for oy in 0..<oh {
+                        let y = oy * s + ky - p
+                        if y < 0 || y >= h {
+                            target.update(repeating: 0, count: ow)
+                        } else {
+                            let row = plane + y * w
+                            for ox in 0..<ow {
+                                let x = ox * s + kx - p
+                                target[ox] = x >= 0 && x < w ? row[x] : 0
+                            }
+                        }
+                        target += ow
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of `im2colStrided`: accumulates each patch entry onto its input value.
+private func col2imStrided(
+    _ patches: UnsafePointer<Float>, batch: Int, geometry g: ConvolutionGeometry,
+    into images: UnsafeMutablePointer<Float>
+) {
+    let (h, w, c, k, p, s) = (g.height, g.width, g.channels, g.kernelSize, g.padding, g.stride)
+    let (oh, ow) = (g.outputHeight, g.outputWidth)
+    var source = patches
+    for ky in 0..<k {
+        for kx in 0..<k {
+            for ci in 0..<c {
+                for n in 0..<batch {
+                    let plane = images + (ci * batch + n) * h * w
+                    for oy in 0..<oh {
+                        let y = oy * s + ky - p
+                        if y >= 0 && y < h {
+                            let row = plane + y * w
+                            for ox in 0..<ow {
+                                let x = ox * s + kx - p
+                                if x >= 0 && x < w { row[x] += source[ox] }
+                            }
                         }
                         source += ow
                     }

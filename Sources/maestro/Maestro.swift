@@ -66,7 +66,7 @@ struct Maestro: ParsableCommand {
             Train.self, Evaluate.self, Export.self, FleetCommand.self, CoordinatorCommand.self,
             ClientCommand<FleetPartitions>.self, WorkerCommand.self,
             ScenarioCommand.self, KeysCommand.self, BenchCommand.self, ReportCommand.self,
-            CompareCommand.self,
+            CompareCommand.self, ModelCommand.self,
         ]
     )
 }

@@ -29,7 +29,7 @@ func denseTwin(of scenario: Scenario, named name: String) throws -> Scenario {
 struct ShippedScenarioTests {
     static let required = [
         "default", "dense-fedavg", "fjord-uniform5", "synthetic", "smoke", "smoke-dense",
-        "deadline", "deadline-dense",
+        "deadline", "deadline-dense", "cnn", "cnn-dense",
     ]
 
     @Test("The required scenario files are shipped")
@@ -102,6 +102,16 @@ struct ShippedScenarioTests {
         #expect(scenario.minimumUpdates == 1)
         #expect(scenario.roundFailurePolicy == .skip)
         #expect(scenario.security.requireCurve == false)
+    }
+
+    @Test("cnn.yaml: the cnn preset, every layer factored, default.yaml's fleet; its dense twin")
+    func cnnPair() throws {
+        let lod = try shipped("cnn")
+        #expect(lod.model.architecture == .cnn)
+        #expect(lod.model.strategy == .orderedLoD && lod.model.factoredMinimumWeights == 0)
+        #expect(lod.clients == 100)
+        #expect(lod.tiers.map(\.rankFraction) == (try shipped("default")).tiers.map(\.rankFraction))
+        #expect(try shipped("cnn-dense") == denseTwin(of: lod, named: "cnn-dense"))
     }
 
     @Test("dense-fedavg.yaml equals default.yaml except name, strategy and the LoD-only keys")

@@ -6,14 +6,8 @@ import Tensors
 
 /// How a scenario's plain values become the model, samplers, optimisers and data of a run.
 extension Scenario {
-    /// The shipped model the scenario names.
-    public var modelKind: ModelKind {
-        switch model.architecture {
-        case .leNet: .lenet
-        case .mlp: .mlp
-        case .logistic: .logistic
-        }
-    }
+    /// The model preset the scenario names (the same type: one definition of the models).
+    public var modelKind: ModelKind { model.architecture }
 
     /// Whether the run ships LoD factors (ordered LoD) or dense weights (the baseline).
     public var isLowRank: Bool { model.strategy == .orderedLoD }

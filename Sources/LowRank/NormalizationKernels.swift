@@ -1,0 +1,323 @@
+import Tensors
+
+// Batch and group normalisation, average pooling and residual sums, on channel-major image
+// activations `[channels, batch, height, width]`. Sums over a channel or a group run in
+// double precision, in a fixed order: the same batch gives the same bits.
+
+/// `a + b` elementwise.
+func sum(_ a: [Float], _ b: [Float]) -> [Float] {
+    precondition(a.count == b.count, "adding \(a.count) to \(b.count) floats")
+    return [Float](unsafeUninitializedCapacity: a.count) { y, initialized in
+        a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                for i in 0..<a.count { y[i] = a[i] + b[i] }
+            }
+        }
+        initialized = a.count
+    }
+}
+
+/// Mean and (biased) variance of `count` floats at `x`, in double precision.
+private func moments(_ x: UnsafePointer<Float>, count: Int) -> (mean: Double, variance: Double) {
+    var total = 0.0
+    for i in 0..<count { total += Double(x[i]) }
+    let mean = total / Double(max(count, 1))
+    var squares = 0.0
+    for i in 0..<count {
+        let d = Double(x[i]) - mean
+        squares += d * d
+    }
+    return (mean, squares / Double(max(count, 1)))
+}
+
+/// `1 / √(variance + ε)`.
+private func inverseDeviation(_ variance: Float) -> Float {
+    1 / (variance + LayerSpec.normalizationEpsilon).squareRoot()
+}
+
+/// Batch normalisation of each channel's `x.count / channels` values: with the batch's own
+/// statistics (`running == nil`) or the running ones. Returns the output, the normalised
+/// input `x̂` (for the backward pass) and the statistics used, means then variances.
+func batchNormalizationForward(
+    _ x: [Float], channels c: Int, scale: [Float], shift: [Float],
+    running: (mean: [Float], variance: [Float])?
+) -> (output: [Float], normalized: [Float], statistics: [Float]) {
+    let length = x.count / c
+    var statistics = [Float](repeating: 0, count: 2 * c)
+    var normalized = scratch(x.count)
+    var y = scratch(x.count)
+    x.withUnsafeBufferPointer { xp in
+        normalized.withUnsafeMutableBufferPointer { np in
+            y.withUnsafeMutableBufferPointer { yp in
+                for ci in 0..<c {
+                    let base = ci * length
+                    let (mean, variance): (Float, Float)
+                    if let running {
+                        (mean, variance) = (running.mean[ci], running.variance[ci])
+                    } else {
+                        let m = moments(xp.baseAddress! + base, count: length)
+                        (mean, variance) = (Float(m.mean), Float(m.variance))
+                    }
+                    statistics[ci] = mean
+                    statistics[c + ci] = variance
+                    let inverse = inverseDeviation(variance)
+                    let (gamma, beta) = (scale[ci], shift[ci])
+                    for i in base..<(base + length) {
+                        let n = (xp[i] - mean) * inverse
+                        np[i] = n
+                        yp[i] = gamma * n + beta
+                    }
+                }
+            }
+        }
+    }
+    return (y, normalized, statistics)
+}
+
+/// Back through `batchNormalizationForward`: writes ∂γ and ∂β at `gradients[p]`, `[p + 1]`
+/// and returns ∂x (empty unless `needsInput`). With the batch's statistics,
+/// `∂x = γ·σ⁻¹/L · (L·∂y − Σ∂y − x̂·Σ∂y·x̂)`; with fixed ones, `γ·σ⁻¹·∂y`.
+func batchNormalizationBackward(
+    _ dy: [Float], normalized: [Float], statistics: [Float], channels c: Int,
+    batchStatistics: Bool, scale: [Float], gradients: inout [Tensor], at p: Int,
+    needsInput: Bool
+) -> [Float] {
+    let length = dy.count / c
+    var dx = needsInput ? scratch(dy.count) : []
+    dy.withUnsafeBufferPointer { dyp in
+        normalized.withUnsafeBufferPointer { np in
+            for ci in 0..<c {
+                let base = ci * length
+                var (shiftGradient, scaleGradient) = (0.0, 0.0)
+                for i in base..<(base + length) {
+                    shiftGradient += Double(dyp[i])
+                    scaleGradient += Double(dyp[i]) * Double(np[i])
+                }
+                gradients[p].scalars[ci] = Float(scaleGradient)
+                gradients[p + 1].scalars[ci] = Float(shiftGradient)
+                guard needsInput else { continue }
+                let factor = scale[ci] * inverseDeviation(statistics[c + ci])
+                dx.withUnsafeMutableBufferPointer { dxp in
+                    if batchStatistics {
+                        let meanShift = Float(shiftGradient / Double(length))
+                        let meanScale = Float(scaleGradient / Double(length))
+                        for i in base..<(base + length) {
+                            dxp[i] = factor * (dyp[i] - meanShift - np[i] * meanScale)
+                        }
+                    } else {
+                        for i in base..<(base + length) { dxp[i] = factor * dyp[i] }
+                    }
+                }
+            }
+        }
+    }
+    return dx
+}
+
+/// Group normalisation: for each sample `n` and group `g` (channels `g·C/G ..< (g+1)·C/G`),
+/// the mean and variance over its channels and positions. Returns the output, `x̂`, and the
+/// statistics, means then variances, at `n·groups + g`.
+func groupNormalizationForward(
+    _ x: [Float], channels c: Int, groups: Int, batch: Int, scale: [Float], shift: [Float]
+) -> (output: [Float], normalized: [Float], statistics: [Float]) {
+    let positions = x.count / (c * batch)
+    let perGroup = c / groups
+    let count = batch * groups
+    var statistics = [Float](repeating: 0, count: 2 * count)
+    var normalized = scratch(x.count)
+    var y = scratch(x.count)
+    x.withUnsafeBufferPointer { xp in
+        normalized.withUnsafeMutableBufferPointer { np in
+            y.withUnsafeMutableBufferPointer { yp in
+                for n in 0..<batch {
+                    for g in 0..<groups {
+                        let channels = (g * perGroup)..<((g + 1) * perGroup)
+                        var total = 0.0
+                        for ci in channels {
+                            let plane = xp.baseAddress! + (ci * batch + n) * positions
+                            for q in 0..<positions { total += Double(plane[q]) }
+                        }
+                        let elements = Double(perGroup * positions)
+                        let mean = total / elements
+                        var squares = 0.0
+                        for ci in channels {
+                            let plane = xp.baseAddress! + (ci * batch + n) * positions
+                            for q in 0..<positions {
+                                let d = Double(plane[q]) - mean
+                                squares += d * d
+                            }
+                        }
+                        let variance = Float(squares / elements)
+                        statistics[n * groups + g] = Float(mean)
+                        statistics[count + n * groups + g] = variance
+                        let inverse = inverseDeviation(variance)
+                        let m = Float(mean)
+                        for ci in channels {
+                            let start = (ci * batch + n) * positions
+                            let (gamma, beta) = (scale[ci], shift[ci])
+                            for i in start..<(start + positions) {
+                                let v = (xp[i] - m) * inverse
+                                np[i] = v
+                                yp[i] = gamma * v + beta
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return (y, normalized, statistics)
+}
+
+/// Back through `groupNormalizationForward`: ∂γ, ∂β per channel at `gradients[p]`,
+/// `[p + 1]`; returns ∂x (empty unless `needsInput`), per group
+/// `σ⁻¹/M · (M·∂x̂ − Σ∂x̂ − x̂·Σ∂x̂·x̂)` with `∂x̂ = γ·∂y`.
+func groupNormalizationBackward(
+    _ dy: [Float], normalized: [Float], statistics: [Float], channels c: Int, groups: Int,
+    batch: Int, scale: [Float], gradients: inout [Tensor], at p: Int, needsInput: Bool
+) -> [Float] {
+    let positions = dy.count / (c * batch)
+    let perGroup = c / groups
+    let count = batch * groups
+    var dx = needsInput ? scratch(dy.count) : []
+    dy.withUnsafeBufferPointer { dyp in
+        normalized.withUnsafeBufferPointer { np in
+            for ci in 0..<c {
+                var (shiftGradient, scaleGradient) = (0.0, 0.0)
+                for n in 0..<batch {
+                    let start = (ci * batch + n) * positions
+                    for i in start..<(start + positions) {
+                        shiftGradient += Double(dyp[i])
+                        scaleGradient += Double(dyp[i]) * Double(np[i])
+                    }
+                }
+                gradients[p].scalars[ci] = Float(scaleGradient)
+                gradients[p + 1].scalars[ci] = Float(shiftGradient)
+            }
+            guard needsInput else { return }
+            dx.withUnsafeMutableBufferPointer { dxp in
+                for n in 0..<batch {
+                    for g in 0..<groups {
+                        let channels = (g * perGroup)..<((g + 1) * perGroup)
+                        var (s1, s2) = (0.0, 0.0)
+                        for ci in channels {
+                            let start = (ci * batch + n) * positions
+                            let gamma = Double(scale[ci])
+                            for i in start..<(start + positions) {
+                                let d = gamma * Double(dyp[i])
+                                s1 += d
+                                s2 += d * Double(np[i])
+                            }
+                        }
+                        let elements = Double(perGroup * positions)
+                        let (meanD, meanDN) = (Float(s1 / elements), Float(s2 / elements))
+                        let inverse = inverseDeviation(statistics[count + n * groups + g])
+                        for ci in channels {
+                            let start = (ci * batch + n) * positions
+                            let gamma = scale[ci]
+                            for i in start..<(start + positions) {
+                                dxp[i] = inverse * (gamma * dyp[i] - meanD - np[i] * meanDN)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return dx
+}
+
+/// `size×size` average pooling, stride `size`, of `planes` planes of `height × width`.
+func averagePoolForward(
+    _ x: [Float], planes: Int, height h: Int, width w: Int, size s: Int
+) -> [Float] {
+    let (oh, ow) = (h / s, w / s)
+    let area = 1 / Float(s * s)
+    return [Float](unsafeUninitializedCapacity: planes * oh * ow) { y, initialized in
+        x.withUnsafeBufferPointer { xp in
+            var out = 0
+            for plane in 0..<planes {
+                let base = plane * h * w
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        var total: Float = 0
+                        for dy in 0..<s {
+                            let row = base + (oy * s + dy) * w + ox * s
+                            for dx in 0..<s { total += xp[row + dx] }
+                        }
+                        y[out] = total * area
+                        out += 1
+                    }
+                }
+            }
+        }
+        initialized = planes * oh * ow
+    }
+}
+
+/// The adjoint of `averagePoolForward`: each window's inputs get its gradient over `size²`;
+/// inputs in no window get 0.
+func averagePoolBackward(
+    _ dy: [Float], planes: Int, height h: Int, width w: Int, size s: Int
+) -> [Float] {
+    let (oh, ow) = (h / s, w / s)
+    let area = 1 / Float(s * s)
+    var dx = [Float](repeating: 0, count: planes * h * w)
+    dx.withUnsafeMutableBufferPointer { dxp in
+        dy.withUnsafeBufferPointer { dyp in
+            var out = 0
+            for plane in 0..<planes {
+                let base = plane * h * w
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        let g = dyp[out] * area
+                        for ky in 0..<s {
+                            let row = base + (oy * s + ky) * w + ox * s
+                            for kx in 0..<s { dxp[row + kx] = g }
+                        }
+                        out += 1
+                    }
+                }
+            }
+        }
+    }
+    return dx
+}
+
+/// Each channel's mean over its positions: channel-major `[C, batch, positions]` in,
+/// row-major `[batch, C]` out.
+func globalAveragePoolForward(
+    _ x: [Float], channels c: Int, batch: Int, positions: Int
+) -> [Float] {
+    [Float](unsafeUninitializedCapacity: batch * c) { y, initialized in
+        x.withUnsafeBufferPointer { xp in
+            for ci in 0..<c {
+                for n in 0..<batch {
+                    let plane = xp.baseAddress! + (ci * batch + n) * positions
+                    var total: Float = 0
+                    for q in 0..<positions { total += plane[q] }
+                    y[n * c + ci] = total / Float(positions)
+                }
+            }
+        }
+        initialized = batch * c
+    }
+}
+
+/// The adjoint of `globalAveragePoolForward`.
+func globalAveragePoolBackward(
+    _ dy: [Float], channels c: Int, batch: Int, positions: Int
+) -> [Float] {
+    [Float](unsafeUninitializedCapacity: c * batch * positions) { dx, initialized in
+        dy.withUnsafeBufferPointer { dyp in
+            for ci in 0..<c {
+                for n in 0..<batch {
+                    let g = dyp[n * c + ci] / Float(positions)
+                    (dx.baseAddress! + (ci * batch + n) * positions).update(
+                        repeating: g, count: positions)
+                }
+            }
+        }
+        initialized = c * batch * positions
+    }
+}
