@@ -49,6 +49,7 @@ struct BenchCommand: ParsableCommand {
             var generator = SeededGenerator(seed: 1)
             suite.measureKernels(into: &results)
             suite.measureSteps(cases.selected, into: &results, generator: &generator)
+            suite.measureModelSteps(cases, into: &results, generator: &generator)
             suite.measureFederation(into: &results, generator: &generator)
             if let scenario {
                 results.fleet = try suite.measureFleet(scenario: scenario, rounds: fleet.rounds)
@@ -85,6 +86,7 @@ struct BenchCommand: ParsableCommand {
             results.sgemmGflopsSingleThread = suite.sgemmRate(m: 1024, n: 1024, k: 1024)
             var generator = SeededGenerator(seed: 1)
             suite.measureSteps(cases.selected, into: &results, generator: &generator)
+            suite.measureModelSteps(cases, into: &results, generator: &generator)
             try output.print(results)
         }
     }

@@ -42,7 +42,12 @@ struct BenchCaseOptions: ParsableArguments {
                     "--cases \(item): expected MODEL[/VARIANT[/FRACTION]], e.g. mlp/lod/0.125")
             }
         }
-        if selected.isEmpty { throw ValidationError("--cases \(cases) selects no case") }
+        let selectsModel = ModelStepTiming.cases.contains {
+            isSelected(model: $0.model, variant: $0.variant, fraction: $0.fraction)
+        }
+        if selected.isEmpty && !selectsModel {
+            throw ValidationError("--cases \(cases) selects no case")
+        }
     }
 
     /// The cases `--cases` selects, in the suite's order.

@@ -52,3 +52,18 @@ enum ModelStepTiming {
         }
     }
 }
+
+extension BenchSuite {
+    /// The larger presets' training steps (``ModelStepTiming``) that `cases` selects, appended
+    /// to the training-step table, timed like the suite's own cases.
+    func measureModelSteps(
+        _ cases: BenchCaseOptions, into results: inout BenchResults,
+        generator: inout SeededGenerator
+    ) {
+        results.trainingSteps += ModelStepTiming.steps(
+            batch: batchSize,
+            isSelected: { cases.isSelected(model: $0, variant: $1, fraction: $2) },
+            generator: &generator
+        ) { network, generator in stepTime(network, generator: &generator) }
+    }
+}
