@@ -49,7 +49,9 @@ let package = Package(
         // Nothing here reads scenarios (YAML) or needs more than FoundationEssentials.
         .target(
             name: "Device",
-            dependencies: ["Vocabulary", "Tensors", "LowRank", "Datasets", "Federation", "Transport"]),
+            dependencies: [
+                "Vocabulary", "Tensors", "LowRank", "Datasets", "Federation", "Transport",
+            ]),
         .target(
             name: "Runtime",
             dependencies: [

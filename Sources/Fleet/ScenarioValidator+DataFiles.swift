@@ -29,21 +29,25 @@ extension ScenarioValidator {
 
     /// The dataset section of a CIFAR-10, CIFAR-100 or LEAF scenario.
     private mutating func dataFileDataset(_ top: Fields, clients: Int?) -> Scenario.Dataset? {
-        guard let node = top.node("dataset"), let fields = dataFields(node, at: "dataset")
+        guard let node = top.node("dataset"),
+            let fields = self.fields(node, at: "dataset", known: Self.dataFileKeys)
         else { return nil }
-        let name = dataRead(fields, "name", .choice(Self.datasetNames))
+        let name = required(fields, "name", .choice(Self.datasetNames))
         let partition = dataPartition(fields, name: name, clients: clients)
         if fields.has("synthetic") {
             report("dataset.synthetic", "only allowed with name: synthetic")
         }
         switch name {
         case "cifar10", "cifar100":
-            rejectDataKeys(fields, ["train", "test", "shape", "classes"], name: name)
-            if name == "cifar10" { rejectDataKeys(fields, ["labels"], name: name) }
-            let directory = dataRead(fields, "directory", .nonEmptyText)
+            rejectUnused(
+                fields, ["train", "test", "shape", "classes"], because: "name: \(name ?? "")")
+            if name == "cifar10" {
+                rejectUnused(fields, ["labels"], because: "name: \(name ?? "")")
+            }
+            let directory = required(fields, "directory", .nonEmptyText)
             var labels: Scenario.Dataset.CIFAR100Labels? = .fine
             if let node = fields.node("labels") {
-                labels = dataRead(
+                labels = read(
                     node, at: "dataset.labels", .choice(Scenario.Dataset.CIFAR100Labels.self))
             }
             guard let directory, let labels, let partition else { return nil }
@@ -51,12 +55,12 @@ extension ScenarioValidator {
                 ? .cifar10(directory: directory, partition: partition)
                 : .cifar100(directory: directory, labels: labels, partition: partition)
         case "leaf":
-            rejectDataKeys(fields, ["directory", "labels"], name: name)
-            let train = dataRead(fields, "train", .nonEmptyText)
-            let test = dataRead(fields, "test", .nonEmptyText)
+            rejectUnused(fields, ["directory", "labels"], because: "name: \(name ?? "")")
+            let train = required(fields, "train", .nonEmptyText)
+            let test = required(fields, "test", .nonEmptyText)
             var shape: [Int]? = Self.leafDefaultShape
             if let node = fields.node("shape") {
-                shape = dataRead(
+                shape = read(
                     node, at: "dataset.shape", .list(of: .integer(atLeast: 1, atMost: 1 << 16)))
                 if let extents = shape,
                     extents.isEmpty || extents.count > 4
@@ -71,7 +75,7 @@ extension ScenarioValidator {
             }
             var classes: Int? = Self.leafDefaultClasses
             if let node = fields.node("classes") {
-                classes = dataRead(
+                classes = read(
                     node, at: "dataset.classes", .integer(atLeast: 2, atMost: 1 << 16))
             }
             if let shape, top.node("model")?["architecture"]?.text == "lenet",
@@ -108,22 +112,22 @@ extension ScenarioValidator {
         if case .scalar = node {
             isShort = true
             partition = Fields(path: path, entries: [])
-            scheme = dataRead(node, at: path, .choice(Self.dataFilePartitionSchemes))
+            scheme = read(node, at: path, .choice(Self.dataFilePartitionSchemes))
         } else {
-            guard let mapping = dataFields(node, at: path, known: Self.partitionKeys) else {
+            guard let mapping = self.fields(node, at: path, known: Self.partitionKeys) else {
                 return nil
             }
             isShort = false
             partition = mapping
-            scheme = dataRead(partition, "scheme", .choice(Self.dataFilePartitionSchemes))
+            scheme = required(partition, "scheme", .choice(Self.dataFilePartitionSchemes))
         }
         let isCIFAR = name == "cifar10" || name == "cifar100"
         let capacity = isCIFAR ? Scenario.Dataset.cifarTrainingCount : nil
         let because = "scheme \(scheme ?? "")"
-        if scheme != "shards" { rejectDataKeys(partition, ["perClient"], context: because) }
-        if scheme != "tiered" { rejectDataKeys(partition, ["tierAlpha"], context: because) }
+        if scheme != "shards" { rejectUnused(partition, ["perClient"], because: because) }
+        if scheme != "tiered" { rejectUnused(partition, ["tierAlpha"], because: because) }
         if scheme == "iid" || scheme == "shards" || scheme == "natural" {
-            rejectDataKeys(partition, ["alpha"], context: because)
+            rejectUnused(partition, ["alpha"], because: because)
         }
         if let capacity, let clients, clients > capacity, scheme != "shards" {
             report(
@@ -133,16 +137,16 @@ extension ScenarioValidator {
         switch scheme {
         case "iid": return .iid
         case "dirichlet":
-            return dataRead(partition, "alpha", .number(.positive)).map { .dirichlet(alpha: $0) }
+            return required(partition, "alpha", .number(.positive)).map { .dirichlet(alpha: $0) }
         case "tiered":
-            let alpha = dataRead(partition, "alpha", .number(.positive))
-            let tierAlpha = dataRead(partition, "tierAlpha", .number(.positive))
+            let alpha = required(partition, "alpha", .number(.positive))
+            let tierAlpha = required(partition, "tierAlpha", .number(.positive))
             guard let alpha, let tierAlpha else { return nil }
             return .tiered(alpha: alpha, tierAlpha: tierAlpha)
         case "shards":
             var perClient: Int? = 2
             if let node = partition.node("perClient") {
-                perClient = dataRead(
+                perClient = read(
                     node, at: partition.keyPath("perClient"),
                     .integer(atLeast: 1, atMost: Scenario.maximumClients))
             }
@@ -163,60 +167,6 @@ extension ScenarioValidator {
             return .natural
         default:
             return nil
-        }
-    }
-
-    // MARK: Reading helpers of this section
-
-    private mutating func dataFields(
-        _ node: ScenarioNode, at path: String, known: [String] = dataFileKeys
-    ) -> Fields? {
-        guard case .mapping(let entries, _) = node else {
-            report(path, "wrong type: expected a mapping, found \(node.kindDescription)")
-            return nil
-        }
-        let fields = Fields(path: path, entries: entries)
-        for entry in entries where !known.contains(entry.key) {
-            var reason = "unknown key"
-            if let suggestion = closestMatch(to: entry.key, among: known) {
-                reason += "; did you mean '\(suggestion)'?"
-            } else {
-                reason += "; expected one of " + known.joined(separator: ", ")
-            }
-            report(fields.keyPath(entry.key), reason)
-        }
-        return fields
-    }
-
-    /// The value of required key `key`.
-    private mutating func dataRead<Value>(
-        _ fields: Fields, _ key: String, _ field: Field<Value>
-    ) -> Value? {
-        guard let node = fields.node(key) else {
-            report(fields.keyPath(key), "missing required key")
-            return nil
-        }
-        return dataRead(node, at: fields.keyPath(key), field)
-    }
-
-    private mutating func dataRead<Value>(
-        _ node: ScenarioNode, at path: String, _ field: Field<Value>
-    ) -> Value? {
-        switch field.read(node) {
-        case .success(let value): return value
-        case .failure(let problem):
-            report(path, problem.reason)
-            return nil
-        }
-    }
-
-    private mutating func rejectDataKeys(_ fields: Fields, _ keys: [String], name: String?) {
-        rejectDataKeys(fields, keys, context: "name: \(name ?? "")")
-    }
-
-    private mutating func rejectDataKeys(_ fields: Fields, _ keys: [String], context: String) {
-        for key in keys where fields.has(key) {
-            report(fields.keyPath(key), "not used by \(context)")
         }
     }
 }
