@@ -19,11 +19,14 @@ public struct CompareReport: Sendable {
         let table = self.table
         let width = max(8, runs.map(\.name.count).max() ?? 0)
         var lines = [
-            "to target (best tier; first evaluated round at or above it; baseline \(runs[baseline].name))",
+            // One run has nothing to be compared with: no baseline, no ratio columns.
+            "to target (best tier; first evaluated round at or above it"
+                + (runs.count > 1 ? "; baseline \(runs[baseline].name))" : ")"),
             pad("target", 7) + "  " + pad("run", width) + pad("round", 8, right: true)
                 + pad("bytes", 12, right: true) + pad("virtual", 10, right: true)
-                + pad("bytes/base", 12, right: true) + pad("rounds/base", 12, right: true)
-                + pad("time/base", 11, right: true),
+                + (runs.count > 1
+                    ? pad("bytes/base", 12, right: true) + pad("rounds/base", 12, right: true)
+                        + pad("time/base", 11, right: true) : ""),
         ]
         for (t, target) in targets.enumerated() {
             for (index, row) in table.rows.enumerated() {
@@ -39,7 +42,9 @@ public struct CompareReport: Sendable {
                 } else {
                     line += pad("not reached", 30, right: true)
                 }
-                if index == table.baseline {
+                if runs.count == 1 {
+                    // No ratio columns.
+                } else if index == table.baseline {
                     line += pad("baseline", 12, right: true)
                 } else {
                     let r = reach.ratios(to: table.rows[table.baseline].reaches[t])

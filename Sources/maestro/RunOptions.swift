@@ -80,13 +80,13 @@ struct RunOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "With --baseline: target accuracies of the best tier, comma-separated.",
+            "Target accuracies of the best tier, comma-separated (default: the scenario's report.targets, else 0.80,0.85,0.87).",
             valueName: "list"))
-    var targets: String = "0.80,0.85,0.87"
+    var targets: String?
 
     func validate() throws {
         guard roundTimeout > 0 else { throw ValidationError("--round-timeout must be > 0") }
-        _ = try parseTargets(targets)
+        if let targets { _ = try parseTargets(targets) }
         guard registrationTimeout > 0 else {
             throw ValidationError("--registration-timeout must be > 0")
         }
@@ -107,13 +107,14 @@ struct RunOptions: ParsableArguments {
     func finish(summary: RunSummary, directory: String, baseline: RunData?) throws {
         if !quiet { print() }  // after the progress lines
         print(SavingsTable(summary: summary).render())
-        let targets = try parseTargets(self.targets)
         let run: RunData
         do {
             run = try RunData.load(directory: directory, architecture: { $0.networkArchitecture })
         } catch {
             throw CommandError("\(error)")
         }
+        let runs = [run] + (baseline.map { [$0] } ?? [])
+        let targets = try self.targets.map(parseTargets) ?? RunData.targets(of: runs)
         if let baseline {
             print(equalAccuracyLine(run: run, baseline: baseline, targets: targets))
         } else {
@@ -121,7 +122,6 @@ struct RunOptions: ParsableArguments {
                 "at equal accuracy: give --baseline RUNDIR (a dense FedAvg run of the same data, e.g. of Scenarios/dense-fedavg.yaml) to compare bytes to \(targets.map { String(format: "%.0f%%", 100 * $0) }.joined(separator: "/"))"
             )
         }
-        let runs = [run] + (baseline.map { [$0] } ?? [])
         let path = URL(fileURLWithPath: directory).appendingPathComponent(RunRecorder.reportFile)
             .path
         try writeReport(runs, targets: targets, baseline: runs.count - 1, to: path)

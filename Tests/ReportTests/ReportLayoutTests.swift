@@ -199,6 +199,8 @@ struct ReportLayoutTests {
         let html = HTMLReport(runs: [lod], targets: [0.8], baseline: 0, generator: "t").render()
         #expect(!html.contains(">baseline<"))
         #expect(!html.contains("bytes / baseline"))
+        let text = CompareReport(runs: [lod], targets: [0.8], baseline: 0).text()
+        #expect(!text.contains("baseline") && !text.contains("/base"), "\(text)")
         let dense = try RunData.load(directory: try denseFixture.write(in: parent))
         let two = HTMLReport(runs: [lod, dense], targets: [0.8], baseline: 1, generator: "t")
         #expect(two.render().contains("<span class=\"tag\">baseline</span>"))
