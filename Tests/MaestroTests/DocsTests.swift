@@ -237,7 +237,7 @@ struct DocsTests {
 
     /// Commands whose modes are subcommands (`maestro bench profile …`; `maestro bench` alone
     /// runs its default, `all`).
-    static let nestedCommands: Set<String> = ["scenario", "keys", "bench"]
+    static let nestedCommands: Set<String> = ["scenario", "keys", "bench", "model"]
 
     /// The `maestro …` invocations in the code blocks of `text` (also `.build/release/maestro`
     /// and after `&&`, `;`, `|` or an environment assignment).
