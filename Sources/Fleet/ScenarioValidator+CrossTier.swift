@@ -49,11 +49,15 @@ extension ScenarioValidator {
                             "only with orderedLoD: dense FedAvg trains the whole model on every client"
                     ))
             } else if let architecture, architecture != .leNet {
+                // The clients' frozen prefix (the layers through the last convolution) is
+                // measured and budgeted for LeNet only.
+                let convolutional = architecture != .mlp && architecture != .logistic
                 found.append(
                     ScenarioProblem(
                         keyPath: key,
-                        reason:
-                            "model.architecture \(architecture.rawValue) has no convolutions to freeze"
+                        reason: convolutional
+                            ? "model.architecture \(architecture.rawValue): frozen convolutions are supported for lenet only"
+                            : "model.architecture \(architecture.rawValue) has no convolutions to freeze"
                     ))
             } else if freezing.count == items.count {
                 found.append(

@@ -45,6 +45,22 @@ struct CrossTierProblemsTests {
             ], "\(found)")
     }
 
+    @Test("Frozen convolutions of a convolutional model other than LeNet: refused as unsupported")
+    func freezingCNN() {
+        let found = problems(
+            Self.file(
+                rounds: 5,
+                tiers: """
+                      - {name: a, share: 0.5, rankFraction: 0.5, gflops: 1, uplinkMbps: 1, downlinkMbps: 1, freezeConvolutions: true}
+                      - {name: b, share: 0.5, rankFraction: 1, gflops: 1, uplinkMbps: 1, downlinkMbps: 1}
+                    """
+            ).replacingOccurrences(of: "architecture: mlp", with: "architecture: cnn"))
+        #expect(
+            found == [
+                "tiers[0].freezeConvolutions: model.architecture cnn: frozen convolutions are supported for lenet only"
+            ], "\(found)")
+    }
+
     @Test("Shares and counts that do not add up are reported even when a tier has a bad key")
     func sumsWithABadTier() {
         let shares = problems(
