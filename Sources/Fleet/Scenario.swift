@@ -179,6 +179,15 @@ extension Scenario {
         case orderedLoD
         /// Every client trains the whole dense model; plain (or server-optimised) FedAvg.
         case denseFedAvg
+        /// LoD factors at a fixed rank per tier (Pufferfish-style; Wang, Chen et al., MLSys
+        /// 2021): every local step trains the client's whole budget `⌈p · r_l⌉` of every LoD
+        /// layer, with no rank sampling, group lasso, shrinking or budget growth; the server
+        /// averages each component over the clients that trained it.
+        case fixedRank
+
+        /// Whether the strategy ships LoD factors cut to each tier's rank budget (the others
+        /// ship dense weights).
+        public var usesLoDFactors: Bool { self == .orderedLoD || self == .fixedRank }
     }
 
     /// Client-side training of one round, and the server optimiser.

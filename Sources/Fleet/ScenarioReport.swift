@@ -151,10 +151,10 @@ public struct ScenarioReport: Sendable, Equatable {
         /// A tier's traffic with its fraction capped at `cap`.
         func traffic(_ tier: Scenario.Tier, cap: Double) -> (budgets: [Int?], traffic: Traffic) {
             let budgets: [Int?] = layers.map { layer in
-                guard layer.isLowRank, scenario.model.strategy == .orderedLoD else { return nil }
+                guard layer.isLowRank, scenario.model.strategy.usesLoDFactors else { return nil }
                 return tier.keptRank(outOf: layer.rank, cap: cap)
             }
-            let freezes = tier.freezeConvolutions && scenario.model.strategy == .orderedLoD
+            let freezes = tier.freezeConvolutions && scenario.model.strategy.usesLoDFactors
             return (
                 budgets,
                 Self.traffic(
@@ -183,7 +183,7 @@ public struct ScenarioReport: Sendable, Equatable {
         self.expectedBytesPerRound = expected(cap: 1)
         let growth = scenario.training.budgetGrowth
         self.cappedPhases =
-            scenario.model.strategy == .orderedLoD
+            scenario.model.strategy.usesLoDFactors
             ? (growth.map { growth in
                 zip(growth.caps, growth.until).enumerated().map { index, phase in
                     CappedPhase(
@@ -292,7 +292,7 @@ public struct ScenarioReport: Sendable, Equatable {
         ])
         out += bytes.lines()
         let frozen = tiers.filter(\.tier.freezeConvolutions).map(\.tier.name)
-        if !frozen.isEmpty, scenario.model.strategy == .orderedLoD {
+        if !frozen.isEmpty, scenario.model.strategy.usesLoDFactors {
             out.append(
                 "Convolutions frozen on \(frozen.joined(separator: ", ")): run forward only, "
                     + "sent back with no rows")

@@ -126,8 +126,13 @@ struct ScenarioValidator {
         }
         let model = self.model(
             top, datasetName: dataset?.name ?? top.node("dataset")?["name"]?.text)
-        let training = self.training(top, strategy: model?.strategy)
+        var training = self.training(top, strategy: model?.strategy)
         let shrinking = self.shrinking(top, strategy: model?.strategy)
+        if model?.strategy == .fixedRank {
+            applyFixedRank(
+                training: &training, shrinking: shrinking,
+                samplerGiven: top.node("training")?["sampler"].map { $0 != .null } ?? false)
+        }
         let evaluation = self.evaluation(
             top, strategy: model?.strategy,
             datasetName: dataset?.name ?? top.node("dataset")?["name"]?.text, clients: clients)

@@ -75,7 +75,8 @@ public struct CompareReport: Sendable {
                     ]
                 ).text())
         }
-        return lines.joined(separator: "\n")
+        let seeds = seedText()
+        return lines.joined(separator: "\n") + (seeds.isEmpty ? "" : "\n" + seeds)
     }
 
     /// The same figures as JSON: `targets` (one object per target and run; `null` where not
@@ -122,6 +123,7 @@ public struct CompareReport: Sendable {
         }
         let object: [String: Any] = [
             "baseline": runs[baseline].name, "targets": reaches, "runs": runRows,
+            "seed_groups": seedJSON(),
         ]
         let data = try! JSONSerialization.data(
             withJSONObject: object, options: [.prettyPrinted, .sortedKeys])

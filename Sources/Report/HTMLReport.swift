@@ -47,6 +47,7 @@ public struct HTMLReport: Sendable {
                     ? " Ratios are to the baseline run (\(runs[baseline].name))."
                     : " Give a dense FedAvg run of the same scenario too (e.g. smoke-dense.yaml for smoke.yaml) for the bytes saved to each target."),
             body: targetTable(table))
+        page += seedSection()
         page += "<section><h2>Accuracy and cost</h2><div class=\"grid\">"
         page += figure(
             "Accuracy against cumulative bytes (the savings chart)",

@@ -17,6 +17,9 @@ public struct RunData: Sendable {
     public var truncation: [TruncationPoint]?
     /// The target accuracies the run's scenario states (`report.targets`), if any.
     public var scenarioTargets: [Double]?
+    /// The run's scenario as run, but for its seed (`nil` when the folder holds none): runs
+    /// with the same identity and different seeds form a ``SeedGroup``.
+    public var scenarioIdentity: String?
 
     public init(
         name: String, directory: String, summary: RunSummary, rounds: [RoundMetrics],
@@ -127,6 +130,7 @@ extension RunData {
             name: name.isEmpty ? directory : name, directory: directory, summary: summary,
             rounds: rounds, layerNames: layerNames, truncation: truncation)
         run.scenarioTargets = scenario?.report?.targets
+        run.scenarioIdentity = scenario.flatMap { try? $0.overriding([("seed", "0")]).yaml() }
         return run
     }
 

@@ -43,6 +43,12 @@ struct FleetCommand: ParsableCommand {
     )
     var workers: Int?
 
+    @Option(
+        help: ArgumentHelp(
+            "Run the scenario once per seed, one after another, each in DIR/seed-N (DIR: --out, else runs/<scenario>-<time>), then print each figure's mean ± standard deviation over the seeds: 1-5, 1,3,7 or 1-3,7.",
+            valueName: "seeds"))
+    var seeds: String?
+
     @Flag(
         name: .customLong("process-per-client"),
         help: "One `maestro client` OS process per client instead of worker processes.")
@@ -62,12 +68,27 @@ struct FleetCommand: ParsableCommand {
         if workers != nil && processPerClient {
             throw ValidationError("give --workers N or --process-per-client, not both")
         }
+        if let seeds {
+            _ = try parseSeeds(seeds)
+            if runOptions.scenario.seed != nil {
+                throw ValidationError("give --seed N or --seeds LIST, not both")
+            }
+            if let resume {
+                throw ValidationError(
+                    "--seeds starts new runs: resume one seed's run with --resume \(resume)/seed-N alone"
+                )
+            }
+        }
     }
 
     func run() throws {
         installStopHandlers()
         returnLargeBuffersToTheSystem()
         let baseline = try runOptions.loadBaseline()
+        if let seeds {
+            try runSeeds(try parseSeeds(seeds), baseline: baseline)
+            return
+        }
         let start: RunStart
         if let resume {
             start = .resume(
@@ -77,15 +98,23 @@ struct FleetCommand: ParsableCommand {
             let scenario = try loadScenario(scenarioFile!, overrides: runOptions.scenario.overrides)
             start = .new(scenario, directory: runOptions.out)
         }
+        var fleet = configuredFleet(start: start)
+        fleet.limits = try peerLimits.serverLimits()
+        let (summary, directory) = try launching { () throws(LaunchError) in try fleet.run() }
+        try runOptions.finish(summary: summary, directory: directory, baseline: baseline)
+    }
+}
+
+extension FleetCommand {
+    /// A fleet of this command's options (but for the peer limits, which may throw).
+    func configuredFleet(start: RunStart) -> LocalFleet {
         var fleet = LocalFleet(start: start, version: Maestro.configuration.version)
         fleet.bind = bind
-        fleet.limits = try peerLimits.serverLimits()
         fleet.workers = workers
         fleet.processPerClient = processPerClient
         fleet.options = runOptions.coordinatorOptions
         fleet.output = runOptions.output
-        let (summary, directory) = try launching { () throws(LaunchError) in try fleet.run() }
-        try runOptions.finish(summary: summary, directory: directory, baseline: baseline)
+        return fleet
     }
 }
 

@@ -9,8 +9,8 @@ extension Scenario {
     /// The model preset the scenario names (the same type: one definition of the models).
     public var modelKind: ModelKind { model.architecture }
 
-    /// Whether the run ships LoD factors (ordered LoD) or dense weights (the baseline).
-    public var isLowRank: Bool { model.strategy == .orderedLoD }
+    /// Whether the run ships LoD factors (ordered LoD, fixed rank) or dense weights.
+    public var isLowRank: Bool { model.strategy.usesLoDFactors }
 
     /// The rank fraction a tier trains in round `round` (1-based): its own, under the cap of
     /// `training.budgetGrowth` while one applies.
