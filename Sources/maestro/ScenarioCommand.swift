@@ -37,7 +37,7 @@ struct ScenarioCommand: ParsableCommand {
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "Print the fleet, each tier's budget per layer and the expected bytes per round vs dense."
+                "Print the fleet, each tier's budget per layer, the expected bytes per round vs dense, and each tier's training FLOPs and MACs."
         )
 
         @Argument(help: "A scenario file (YAML).")
@@ -55,6 +55,7 @@ struct ScenarioCommand: ParsableCommand {
         func run() throws {
             let scenario = try loadScenario(file, overrides: parseAssignments(assignments))
             print(report(for: scenario).render())
+            print(computeTable(for: scenario))
         }
     }
 }

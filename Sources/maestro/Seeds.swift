@@ -45,7 +45,7 @@ func parseSeeds(_ text: String) throws -> [UInt64] {
 
 /// The run folder of seed `seed` of a `--seeds` run whose folders go under `base`.
 func seedFolder(_ base: String, seed: UInt64) -> String {
-    URL(fileURLWithPath: base).appendingPathComponent("seed-\(seed)").path
+    (base as NSString).appendingPathComponent("seed-\(seed)")
 }
 
 extension FleetCommand {

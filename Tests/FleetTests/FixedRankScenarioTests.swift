@@ -32,20 +32,28 @@ struct FixedRankScenarioTests {
             ("model.strategy", "fixedRank"), ("training.sampler", "perLayer"),
             ("training.groupLasso", "0.001"), ("training.fullBudgetProbability", "0.5"),
             ("training.selfDistillation", "true"), ("training.coverageDamping", "true"),
-            ("training.budgetGrowth", "{caps: [0.5], until: [2]}"),
             ("shrinking", "{threshold: 0.01}"),
         ])
         #expect(
             found.map(\.keyPath) == [
                 "training.sampler", "training.groupLasso", "training.fullBudgetProbability",
-                "training.selfDistillation", "training.coverageDamping", "training.budgetGrowth",
-                "shrinking.threshold",
+                "training.selfDistillation", "training.coverageDamping", "shrinking.threshold",
             ])
         #expect(
             found.first?.reason
                 == "must be none with fixedRank: with fixedRank every local step trains the "
                 + "client's whole budget (no rank sampling, so no ordering)")
-        // A fixed-fraction sampler is sampling too.
+        #expect(
+            try problems(overriding: [
+                ("model.strategy", "fixedRank"), ("training.sampler", "none"),
+                ("training.budgetGrowth", "{caps: [0.5], until: [2]}"),
+            ]).map(\.description) == [
+                "training.budgetGrowth: not allowed with fixedRank: each tier trains its own "
+                    + "fixed budget from the first round"
+            ])
+        // A fixed-fraction sampler is sampling too. (A scenario overridden keeps the sampler
+        // its file's strategy defaulted to, written out: `--set model.strategy=fixedRank`
+        // needs `--set training.sampler=none` too, as denseFedAvg does.)
         #expect(
             try problems(overriding: [
                 ("model.strategy", "fixedRank"), ("training.sampler", "{kind: fixed, fraction: 0.5}"),
