@@ -165,7 +165,8 @@ struct SeedTables {
     func summaryLine(_ group: SeedGroup) -> String {
         let first = group.runs[0].summary
         let bytes = group.figure { Double($0.bytesUp + $0.bytesDown) }
-        return "\(group.name) (\(first.strategy)), n = \(group.runs.count): \(first.rounds) rounds, "
+        return
+            "\(group.name) (\(first.strategy)), n = \(group.runs.count): \(first.rounds) rounds, "
             + bytes.text { formatBytes(Int($0.rounded())) } + ", virtual "
             + group.figure(\.virtualSeconds).text(formatTime)
     }

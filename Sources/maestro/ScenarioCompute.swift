@@ -32,6 +32,8 @@ func computeTable(for scenario: Scenario) -> String {
         row.indices.map { pad(row[$0], widths[$0], right: $0 > 0) }.joined(separator: "  ")
     }
     return
-        (["Compute per sample at each tier's budget (training: forward and backward pass; "
-            + "MACs: one inference of the model the tier runs)"] + lines).joined(separator: "\n")
+        ([
+            "Compute per sample at each tier's budget (training: forward and backward pass; "
+                + "MACs: one inference of the model the tier runs)"
+        ] + lines).joined(separator: "\n")
 }

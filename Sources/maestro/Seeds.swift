@@ -26,7 +26,8 @@ func parseSeeds(_ text: String) throws -> [UInt64] {
             )
         }
         guard low <= high else {
-            throw ValidationError("--seeds: the range \(trimmed) runs backwards (write \(high)-\(low))")
+            throw ValidationError(
+                "--seeds: the range \(trimmed) runs backwards (write \(high)-\(low))")
         }
         guard high - low < UInt64(maximumSeedRuns), seeds.count + Int(high - low) < maximumSeedRuns
         else {
@@ -82,7 +83,8 @@ extension FleetCommand {
         }
         let runs = try loadRuns(directories)
         let report = CompareReport(
-            runs: runs, targets: try runOptions.targets.map(parseTargets) ?? RunData.targets(of: runs),
+            runs: runs,
+            targets: try runOptions.targets.map(parseTargets) ?? RunData.targets(of: runs),
             baseline: runs.count - 1)
         print(
             "\(scenarios[0].name), seeds \(formatSeeds(seeds)): \(seeds.count) runs in \(base)/seed-*; "

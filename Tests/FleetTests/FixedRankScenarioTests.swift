@@ -56,7 +56,8 @@ struct FixedRankScenarioTests {
         // needs `--set training.sampler=none` too, as denseFedAvg does.)
         #expect(
             try problems(overriding: [
-                ("model.strategy", "fixedRank"), ("training.sampler", "{kind: fixed, fraction: 0.5}"),
+                ("model.strategy", "fixedRank"),
+                ("training.sampler", "{kind: fixed, fraction: 0.5}"),
             ]).map(\.keyPath) == ["training.sampler"])
     }
 

@@ -108,7 +108,9 @@ func twinProblems(
         do {
             _ = try Scenario.parse(yaml: restored.emitted(), path: name)
             problems.append("leaves out \(keyPath), which \(strategy) accepts: keep it")
-        } catch .invalid(_, let found) where found.contains(where: { $0.keyPath.hasPrefix(keyPath) }) {
+        } catch .invalid(_, let found)
+            where found.contains(where: { $0.keyPath.hasPrefix(keyPath) })
+        {
             // Refused at that key: rightly left out.
         } catch {
             problems.append("\(keyPath): put back, refused elsewhere: \(error)")
@@ -180,7 +182,9 @@ struct TwinScenarioTests {
             let components = try #require(KeyPathComponent.parse(keyPath))
             return try good.setting(value, at: components[...]).get()
         }
-        #expect(twinProblems(name: "smoke-fixedRank", strategy: "fixedRank", base: base, twin: good) == [])
+        #expect(
+            twinProblems(name: "smoke-fixedRank", strategy: "fixedRank", base: base, twin: good)
+                == [])
         let noSchedule = try edited("training.learningRateSchedule", .null)
         #expect(
             twinProblems(

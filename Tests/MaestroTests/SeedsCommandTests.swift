@@ -23,7 +23,10 @@ struct SeedsParsingTests {
             ("a", "--seeds: 'a' is not a seed or a range of seeds (write 1-5, 1,3,7 or 1-3,7)"),
             ("1,", "--seeds: '' is not a seed or a range of seeds (write 1-5, 1,3,7 or 1-3,7)"),
             ("-3", "--seeds: '-3' is not a seed or a range of seeds (write 1-5, 1,3,7 or 1-3,7)"),
-            ("1-2-3", "--seeds: '1-2-3' is not a seed or a range of seeds (write 1-5, 1,3,7 or 1-3,7)"),
+            (
+                "1-2-3",
+                "--seeds: '1-2-3' is not a seed or a range of seeds (write 1-5, 1,3,7 or 1-3,7)"
+            ),
             ("5-1", "--seeds: the range 5-1 runs backwards (write 1-5)"),
             ("1,1", "--seeds: seed 1 is given twice"),
             ("1-3,2", "--seeds: seed 2 is given twice"),
@@ -67,13 +70,17 @@ struct SeedsCommandTests {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let result = try maestro(
-            ["fleet", "Scenarios/smoke.yaml", "--seeds", "1-2", "--rounds", "2", "--out", directory],
+            [
+                "fleet", "Scenarios/smoke.yaml", "--seeds", "1-2", "--rounds", "2", "--out",
+                directory,
+            ],
             timeout: 900)
         #expect(result.status == 0, "\(result.error.suffix(2000))")
         for seed in [1, 2] {
             let summary =
                 try JSONSerialization.jsonObject(
-                    with: Data(contentsOf: URL(fileURLWithPath: "\(directory)/seed-\(seed)/summary.json")))
+                    with: Data(
+                        contentsOf: URL(fileURLWithPath: "\(directory)/seed-\(seed)/summary.json")))
                 as! [String: Any]
             #expect(summary["seed"] as? Int == seed)
             #expect(summary["rounds"] as? Int == 2)
@@ -93,7 +100,10 @@ struct SeedsCommandTests {
         #expect(lines.contains { $0.hasPrefix("smoke, seeds 1-2 (orderedLoD), n = 2") })
         // Running again into the same folders is refused before any run starts.
         let again = try maestro(
-            ["fleet", "Scenarios/smoke.yaml", "--seeds", "2-3", "--rounds", "2", "--out", directory])
+            [
+                "fleet", "Scenarios/smoke.yaml", "--seeds", "2-3", "--rounds", "2", "--out",
+                directory,
+            ])
         #expect(again.status != 0 && again.error.contains("seed-2 already holds a run"))
         #expect(!FileManager.default.fileExists(atPath: "\(directory)/seed-3"))
     }
@@ -107,8 +117,9 @@ struct SeedsCommandTests {
         let refused = try maestro(
             ["fleet", "Scenarios/smoke.yaml", "--set", "model.strategy=fixedRank", "--rounds", "3"])
         #expect(refused.status != 0)
-        for key in ["training.sampler", "training.fullBudgetProbability", "training.coverageDamping"]
-        {
+        for key in [
+            "training.sampler", "training.fullBudgetProbability", "training.coverageDamping",
+        ] {
             #expect(refused.error.contains("\(key): must be"), "\(refused.error)")
         }
         let run = "\(directory)/fixedRank"

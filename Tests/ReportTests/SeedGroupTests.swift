@@ -159,7 +159,8 @@ struct SeedGroupTests {
         let full = try #require(lines.first { $0.hasPrefix("full ") })
         #expect(full.contains("86.00% ± 2.83%"))
         // JSON: the same figures as numbers.
-        let json = try JSONSerialization.jsonObject(with: Data(report.json().utf8)) as! [String: Any]
+        let json =
+            try JSONSerialization.jsonObject(with: Data(report.json().utf8)) as! [String: Any]
         let groups = try #require(json["seed_groups"] as? [[String: Any]])
         #expect(groups.count == 2 && groups[0]["n"] as? Int == 2)
         #expect(groups[0]["seeds"] as? [Int] == [1, 2])

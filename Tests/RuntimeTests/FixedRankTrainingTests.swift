@@ -87,7 +87,8 @@ struct FixedRankTrainingTests {
         }
     }
 
-    @Test("Ordered LoD's per-layer sampler, by contrast, leaves budget components out of some steps")
+    @Test(
+        "Ordered LoD's per-layer sampler, by contrast, leaves budget components out of some steps")
     func orderedLoDSamplesWithinTheBudget() throws {
         let scenario = try Self.scenario("orderedLoD", sampler: "perLayer")
         var generator = SeededGenerator(seed: 11)
