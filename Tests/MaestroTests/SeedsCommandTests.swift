@@ -145,3 +145,31 @@ struct SeedsCommandTests {
         #expect(compare.status == 0 && compare.output.contains("(fixedRank)"))
     }
 }
+
+@Suite("scenario show: training FLOPs and MACs per tier")
+struct ScenarioComputeTableTests {
+    /// The compute table's row of `tier`, split into its cells.
+    static func row(_ tier: String, in output: String) -> [Substring] {
+        let table = output.components(separatedBy: "Compute per sample")
+        return (table.count > 1 ? table[1] : "").split(separator: "\n")
+            .first { $0.hasPrefix(tier + " ") }?.split(separator: " ") ?? []
+    }
+
+    @Test(
+        "fixedRank tiers train and run their budgets (the frozen 1/8 tier 0.32 of the full); dense tiers the whole model"
+    )
+    func computeTable() throws {
+        let fixed = try maestro(["scenario", "show", "Scenarios/default-fixedRank.yaml"])
+        #expect(fixed.status == 0, "\(fixed.error)")
+        #expect(Self.row("low", in: fixed.output) == ["low", "0.125", "0.769", "0.321", "368484"])
+        #expect(Self.row("full", in: fixed.output) == ["full", "1", "2.393", "1.000", "416520"])
+        let dense = try maestro(["scenario", "show", "Scenarios/dense-fedavg.yaml"])
+        #expect(dense.status == 0, "\(dense.error)")
+        for tier in ["low", "mid", "high", "full"] {
+            #expect(
+                Array(Self.row(tier, in: dense.output).dropFirst(2)) == [
+                    "2.264", "1.000", "416520",
+                ])
+        }
+    }
+}
