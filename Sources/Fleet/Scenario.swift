@@ -154,7 +154,8 @@ extension Scenario {
     public struct Model: Sendable, Equatable {
         /// The layer stack.
         public let architecture: Architecture
-        /// The federated strategy: ordered low-rank sub-models or the dense baseline.
+        /// The federated strategy: ordered low-rank sub-models, the dense baseline, or fixed
+        /// ranks per tier.
         public let strategy: Strategy
         /// Weight layers with fewer weights than this stay dense under `orderedLoD`: every
         /// tier holds them whole and they are averaged like biases. 0 factors every layer.
