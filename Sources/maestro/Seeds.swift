@@ -81,6 +81,8 @@ extension FleetCommand {
             directories.append(written)
             print()
         }
+        // One seed: its run's savings table was the summary.
+        guard seeds.count > 1 else { return }
         let runs = try loadRuns(directories)
         let report = CompareReport(
             runs: runs,
