@@ -152,7 +152,8 @@ public struct ChannelSpaces: Sendable, Equatable {
 
     /// The architecture with every space cut to `widths[s]` channels (the same layers).
     public func subArchitecture(widths: [Int]) -> Architecture {
-        precondition(widths.count == sizes.count, "\(widths.count) widths for \(sizes.count) spaces")
+        precondition(
+            widths.count == sizes.count, "\(widths.count) widths for \(sizes.count) spaces")
         var layers: [LayerSpec] = []
         for (index, layer) in architecture.layers.enumerated() {
             let input = widths[inputSpace[index]]
@@ -193,8 +194,8 @@ public struct ChannelSpaces: Sendable, Equatable {
         guard shapes.count == architecture.parameterShapes.count else {
             return .failure(
                 WidthShapeError(
-                    reason:
-                        "\(shapes.count) tensors, the model has \(architecture.parameterShapes.count)"
+                    reason: "\(shapes.count) tensors, the model has "
+                        + "\(architecture.parameterShapes.count)"
                 ))
         }
         for (index, layer) in architecture.layers.enumerated() where layer.isLinear {
@@ -208,8 +209,8 @@ public struct ChannelSpaces: Sendable, Equatable {
             if seen[space], widths[space] != outputs {
                 return .failure(
                     WidthShapeError(
-                        reason:
-                            "layer \(index) has \(outputs) outputs, its channel space \(widths[space])"
+                        reason: "layer \(index) has \(outputs) outputs, its channel space "
+                            + "\(widths[space])"
                     ))
             }
             (widths[space], seen[space]) = (outputs, true)

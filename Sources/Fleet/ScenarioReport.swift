@@ -376,7 +376,8 @@ public struct ScenarioReport: Sendable, Equatable {
     /// Each tier's width slice per layer: the shape of the weight matrix it trains and sends.
     private func widthTable() -> [String] {
         var out = [
-            "Width slice per layer (outputs×inputs of the weight matrix each tier trains and sends)"
+            "Width slice per layer (outputs×inputs of the weight matrix each tier trains and "
+                + "sends)"
         ]
         var table = TextTable(
             header: ["layer", "shape"] + tiers.map(\.tier.name),

@@ -52,8 +52,8 @@ extension ScenarioValidator {
                 found.append(
                     ScenarioProblem(
                         keyPath: key,
-                        reason:
-                            "only with orderedLoD: \(strategy.rawValue) trains every layer of its width slice"
+                        reason: "only with orderedLoD: \(strategy.rawValue) trains every layer "
+                            + "of its width slice"
                     ))
             } else if let architecture, architecture != .leNet {
                 // The clients' frozen prefix (the layers through the last convolution) is

@@ -92,7 +92,8 @@ public struct HTMLReport: Sendable {
                 let what =
                     run.isDense
                     ? "A dense FedAvg run: every layer keeps its full width all run long"
-                    : "A \(run.summary.strategy) run trains width slices of a dense model: no LoD ranks"
+                    : "A \(run.summary.strategy) run trains width slices of a dense model: "
+                        + "no LoD ranks"
                 page +=
                     "<figure class=\"empty\"><h3>Kept rank per layer</h3><p class=\"note\">\(what); nothing to draw.</p></figure>"
             }

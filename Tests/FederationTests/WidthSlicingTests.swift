@@ -6,7 +6,9 @@ import Testing
 import Vocabulary
 
 /// A `[3, 3, channels]`-or-other convolution geometry with stride 1.
-private func geometry(_ h: Int, _ w: Int, _ c: Int, kernel: Int, padding: Int, stride: Int = 1)
+private func geometry(
+    _ h: Int, _ w: Int, _ c: Int, kernel: Int, padding: Int, stride: Int = 1
+)
     -> ConvolutionGeometry
 {
     ConvolutionGeometry(
@@ -245,7 +247,8 @@ struct WidthSlicingTests {
         for (t, indices) in plan.parameterIndices.enumerated() {
             let held = Set(indices)
             for j in 0..<parameters[t].count {
-                #expect(parameters[t].scalars[j] == (held.contains(j) ? -1 : original[t].scalars[j]))
+                #expect(
+                    parameters[t].scalars[j] == (held.contains(j) ? -1 : original[t].scalars[j]))
             }
         }
         plan.scatter(sub, into: &parameters)

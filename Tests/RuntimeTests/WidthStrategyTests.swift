@@ -178,13 +178,17 @@ struct WidthStrategyTests {
         let full = try #require(
             logic.widthPlan(tierIndex: 1, round: 1, architecture: global.architecture))
         let contributions = [
-            ClientContribution(clientID: 3, sampleCount: 43, slice: ModelSlice(
-                budgets: [], factors: [],
-                shared: full.gather(global.parameters).map {
-                    Tensor(repeating: 0.02, shape: $0.shape)
-                })),
-            ClientContribution(clientID: 0, sampleCount: 40, slice: ModelSlice(
-                budgets: [], factors: [], shared: update.shared)),
+            ClientContribution(
+                clientID: 3, sampleCount: 43,
+                slice: ModelSlice(
+                    budgets: [], factors: [],
+                    shared: full.gather(global.parameters).map {
+                        Tensor(repeating: 0.02, shape: $0.shape)
+                    })),
+            ClientContribution(
+                clientID: 0, sampleCount: 40,
+                slice: ModelSlice(
+                    budgets: [], factors: [], shared: update.shared)),
         ]
         let delta = logic.widthPseudoGradient(
             global: global, contributions: contributions, round: 1,

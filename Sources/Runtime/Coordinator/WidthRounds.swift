@@ -22,7 +22,9 @@ extension RoundLogic {
     func widthSlice(
         tierIndex: Int, round: Int, global: Network
     ) -> (slice: ModelSlice, stepFLOPs: Double)? {
-        guard let plan = widthPlan(tierIndex: tierIndex, round: round, architecture: global.architecture)
+        guard
+            let plan = widthPlan(
+                tierIndex: tierIndex, round: round, architecture: global.architecture)
         else { return nil }
         let sub = plan.gather(global)
         return (
