@@ -257,8 +257,9 @@ public struct ScenarioReport: Sendable, Equatable {
 
     // MARK: Rendering
 
-    /// Three text tables: the fleet, each tier's budget per layer, bytes per round per tier
-    /// against dense FedAvg; then the expected traffic of a round.
+    /// Text tables: the fleet, each tier's budget (or width slice) per layer, bytes per round
+    /// per tier against dense FedAvg, each tier's compute when given; then the expected
+    /// traffic of a round.
     public func render() -> String {
         var out: [String] = []
         out.append(

@@ -211,7 +211,8 @@ struct ScenarioValidator {
         func has(_ key: String) -> Bool { node(key) != nil }
     }
 
-    mutating func fields(_ node: ScenarioNode, at path: String, known: [String]) -> Fields? {
+    mutating func fields(_ node: ScenarioNode, at path: String, known: [String]) -> Fields?
+    {
         guard case .mapping(let entries, _) = node else {
             report(path, "wrong type: expected a mapping, found \(node.kindDescription)")
             return nil
@@ -264,7 +265,8 @@ struct ScenarioValidator {
     }
 
     /// Reports each of `keys` present in `fields` as not applying in this context.
-    mutating func rejectUnused(_ fields: Fields, _ keys: [String], because context: String) {
+    mutating func rejectUnused(_ fields: Fields, _ keys: [String], because context: String)
+    {
         for key in keys where fields.has(key) {
             report(fields.keyPath(key), "not used by \(context)")
         }
