@@ -83,8 +83,10 @@ public enum WidthTraining {
                 let rows = order[start..<min(start + batchSize, samples.count)]
                 let (x, y) = samples.batch(rows)
                 let plan = plans[generator.nextIndex(below: plans.count)]
-                var sub = plan.gather(parameters)
-                var subVelocities = plan.gather(velocities)
+                // The client's own width needs no gathering: the slice is the whole model.
+                let isWhole = plan.kept.map(\.count) == spaces.sizes
+                var sub = isWhole ? parameters : plan.gather(parameters)
+                var subVelocities = isWhole ? velocities : plan.gather(velocities)
                 let network = Network(
                     architecture: plan.subArchitecture, parameters: sub, keptRanks: [])
                 let pass = network.forward(x, batch: y.count)
@@ -105,8 +107,12 @@ public enum WidthTraining {
                         }
                     }
                 }
-                plan.scatter(sub, into: &parameters)
-                plan.scatter(subVelocities, into: &velocities)
+                if isWhole {
+                    (parameters, velocities) = (sub, subVelocities)
+                } else {
+                    plan.scatter(sub, into: &parameters)
+                    plan.scatter(subVelocities, into: &velocities)
+                }
                 epochLoss += loss * Double(rows.count)
                 steps += 1
             }
