@@ -195,8 +195,8 @@ extension Scenario {
         /// Whether the strategy trains width slices of the dense model.
         public var isWidthSliced: Bool {
             switch self {
-            case .orderedLoD, .denseFedAvg: false
             case .heteroFL, .fjord, .fedRolex, .smallModel: true
+            default: false
             }
         }
     }
