@@ -159,10 +159,12 @@ public struct ScenarioReport: Sendable, Equatable {
     /// Per tier, in scenario order, its compute (empty: not printed).
     public let compute: [TierCompute]
 
-    /// - Parameters:
-    ///   - widthLayers: under a width strategy, per tier (in scenario order) the weight layers
-    ///     of the slice its clients are sent; each tier's traffic is that slice's, sent dense.
-    ///   - compute: per tier, training FLOPs and deployed MACs to print (or none).
+    /// The report of `scenario` on a model of weight layers `layers`.
+    ///
+    /// Under a width strategy, `widthLayers` holds per tier (in scenario order) the weight
+    /// layers of the slice its clients are sent: each tier's traffic is that slice's, sent
+    /// dense. `compute` holds per tier the training FLOPs and deployed MACs to print (none:
+    /// not printed).
     public init(
         scenario: Scenario, layers: [LayerShape], overhead: MessageOverhead = .none,
         widthLayers: [[LayerShape]]? = nil, compute: [TierCompute] = []
