@@ -66,7 +66,7 @@ public enum WidthTraining {
                             spaces.sizes[s],
                             RankBudget.rank(fraction: fraction, of: fullSpaces.sizes[s]))
                     return Array(0..<width)
-                })
+                }, groupsFrom: fullSpaces)
         }
         var parameters = parameters
         var velocities = parameters.map { Tensor(zeros: $0.shape) }

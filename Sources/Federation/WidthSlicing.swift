@@ -284,14 +284,25 @@ public struct WidthPlan: Sendable, Equatable {
     /// Per parameter tensor, the flat indices into the full tensor of the sub-tensor's entries.
     public let parameterIndices: [[Int]]
 
-    public init(spaces: ChannelSpaces, kept: [[Int]]) {
+    /// The slice keeping `kept[s]` of each space of `spaces`.
+    ///
+    /// `groupsFrom`, when `spaces` are those of a slice (a client's model), are the full
+    /// model's spaces: group normalisation then takes its group count from the full layer's
+    /// group size (``ChannelSpaces/groups(channels:groups:kept:)``), as the server's slice of
+    /// the same width does, rather than from the slice's own layer.
+    public init(spaces: ChannelSpaces, kept: [[Int]], groupsFrom full: ChannelSpaces? = nil) {
         precondition(
             zip(kept, spaces.sizes).allSatisfy { set, size in
                 !set.isEmpty && set.allSatisfy { $0 >= 0 && $0 < size }
             }, "keep-sets outside their spaces")
         self.spaces = spaces
         self.kept = kept
-        subArchitecture = spaces.subArchitecture(widths: kept.map(\.count))
+        let widths = kept.map(\.count)
+        subArchitecture = (full ?? spaces).subArchitecture(widths: widths)
+        precondition(
+            subArchitecture.parameterShapes
+                == spaces.subArchitecture(widths: widths).parameterShapes,
+            "the full model's spaces do not match the slice's")
         parameterIndices = spaces.parameterIndices(kept: kept)
     }
 

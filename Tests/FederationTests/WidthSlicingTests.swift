@@ -180,6 +180,30 @@ struct WidthSlicingTests {
         #expect(ChannelSpaces.groups(channels: 64, groups: 16, kept: 10) == 2)
     }
 
+    @Test("A slice of a slice normalises in the full layer's groups, as the server's slice does")
+    func groupsFromTheFullModel() throws {
+        let full = Architecture(
+            name: "gn", inputShape: [4, 4, 1], classCount: 2,
+            layers: [
+                .convolution(geometry: geometry(4, 4, 1, kernel: 3, padding: 1), outputs: 8),
+                .groupNormalization(channels: 8, groups: 4), .relu,
+                .globalAveragePool(height: 4, width: 4, channels: 8), .dense(inputs: 8, outputs: 2),
+            ])
+        let fullSpaces = try ChannelSpaces(full)
+        // A client of 5 channels normalises them as one group (5 is odd)…
+        let client = fullSpaces.subArchitecture(widths: [1, 5, 2])
+        #expect(client.layers[1] == .groupNormalization(channels: 5, groups: 1))
+        // …but its 4-channel prefix takes the full layer's group size 2, as the server's does.
+        let clientSpaces = try ChannelSpaces(client)
+        let kept = [[0], [0, 1, 2, 3], [0, 1]]
+        let prefix = WidthPlan(spaces: clientSpaces, kept: kept, groupsFrom: fullSpaces)
+        #expect(prefix.subArchitecture == WidthPlan(spaces: fullSpaces, kept: kept).subArchitecture)
+        #expect(prefix.subArchitecture.layers[1] == .groupNormalization(channels: 4, groups: 2))
+        #expect(
+            WidthPlan(spaces: clientSpaces, kept: kept).subArchitecture.layers[1]
+                == .groupNormalization(channels: 4, groups: 1))
+    }
+
     @Test("A client finds its slice's widths from the shapes it receives, or says why not")
     func widthsFromShapes() throws {
         let spaces = try ChannelSpaces(residual)
