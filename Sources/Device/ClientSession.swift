@@ -259,7 +259,11 @@ public struct ClientSession {
         }
         let layout = ParameterLayout(architecture)
         let shapes = architecture.parameterShapes
-        return shared.map(\.shape) == layout.sharedIndices.map { shapes[$0] }
+        // A dense model may also be sent as a width slice (narrower channels).
+        let isWidthSlice =
+            lowRank.isEmpty
+            && (try? WidthTraining.sliceWidths(of: architecture, shared: shared)) != nil
+        return (isWidthSlice || shared.map(\.shape) == layout.sharedIndices.map { shapes[$0] })
             && shared.allSatisfy { $0.scalars.allSatisfy(\.isFinite) }
             && factors.allSatisfy {
                 $0.up.scalars.allSatisfy(\.isFinite) && $0.down.scalars.allSatisfy(\.isFinite)

@@ -12,9 +12,28 @@ public enum LocalTraining {
     /// Ranks are sampled inside the budget by the task's sampler (with probability
     /// `fullBudgetProbability` a step runs at the whole budget); the group lasso applies to
     /// the held components; nothing is shrunk on the client.
+    ///
+    /// A width slice of a dense model (narrower tensors, see ``WidthTraining``) is trained as
+    /// the dense sub-model its shapes give, with FjORD's ordered dropout when TRAIN asks for
+    /// it. The shapes must have been accepted (`ClientSession.sliceFits`).
     public static func run(
         _ task: TrainingTask, architecture: Architecture, samples: TrainingSamples
     ) -> (slice: ModelSlice, loss: Double, steps: Int) {
+        var architecture = architecture
+        if architecture.lowRankLayerIndices.isEmpty, let spaces = try? ChannelSpaces(architecture) {
+            let widths = try? WidthTraining.sliceWidths(of: architecture, shared: task.shared)
+            if WidthTraining.isOrderedDropout(task, architecture: architecture) {
+                // Even the widest tier's client, which holds the whole model, drops out.
+                let trained = WidthTraining.orderedDropout(
+                    task, full: architecture, widths: widths ?? spaces.sizes,
+                    parameters: task.shared, samples: samples)
+                return (
+                    ModelSlice(budgets: [], factors: [], shared: trained.parameters),
+                    trained.loss, trained.steps
+                )
+            }
+            if let widths { architecture = spaces.subArchitecture(widths: widths) }
+        }
         let slice = ModelSlice(
             budgets: task.budgets.map(Int.init), factors: task.factors, shared: task.shared)
         let network = Network(architecture: architecture, slice: slice)

@@ -180,6 +180,18 @@ extension Scenario {
         case orderedLoD
         /// Every client trains the whole dense model; plain (or server-optimised) FedAvg.
         case denseFedAvg
+        /// Static nested width slices (HeteroFL, Diao et al., ICLR 2021): a tier of fraction
+        /// p trains the first ⌈p·c⌉ channels or units of every hidden layer; the server
+        /// averages each weight over the clients that hold it.
+        case heteroFL
+        /// Ordered dropout over width (FjORD, Horváth et al., NeurIPS 2021): each local step
+        /// trains the prefix of a width drawn from the tiers' fractions up to the client's.
+        case fjord
+        /// A rolling width window (FedRolex, Alam et al., NeurIPS 2022): a tier's ⌈p·c⌉
+        /// channels start one channel further every round, wrapping around.
+        case fedRolex
+        /// Every client trains the full model at the smallest tier's width with plain FedAvg.
+        case smallModel
         /// LoD factors at a fixed rank per tier (Pufferfish-style; Wang, Chen et al., MLSys
         /// 2021): every local step trains the client's whole budget `⌈p · r_l⌉` of every LoD
         /// layer, with no rank sampling, group lasso, shrinking or budget growth; the server
@@ -189,6 +201,14 @@ extension Scenario {
         /// Whether the strategy ships LoD factors cut to each tier's rank budget (the others
         /// ship dense weights).
         public var usesLoDFactors: Bool { self == .orderedLoD || self == .fixedRank }
+
+        /// Whether the strategy trains width slices of the dense model.
+        public var isWidthSliced: Bool {
+            switch self {
+            case .heteroFL, .fjord, .fedRolex, .smallModel: true
+            default: false
+            }
+        }
     }
 
     /// Client-side training of one round, and the server optimiser.

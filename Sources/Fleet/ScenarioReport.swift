@@ -80,6 +80,20 @@ public struct Traffic: Sendable, Equatable, Hashable {
     }
 }
 
+/// One tier's compute: what a client trains and what the tier deploys; supplied by the model
+/// code (the model at the tier's budget, or its width slice).
+public struct TierCompute: Sendable, Equatable, Hashable {
+    /// FLOPs of one training step per sample (forward and backward) at the tier's budget.
+    public var trainingFLOPsPerSample: Double
+    /// Multiply-adds of one inference of the model the tier deploys.
+    public var deployedMACs: Int
+
+    public init(trainingFLOPsPerSample: Double, deployedMACs: Int) {
+        self.trainingFLOPsPerSample = trainingFLOPsPerSample
+        self.deployedMACs = deployedMACs
+    }
+}
+
 /// One tier's budgets and traffic.
 public struct TierTraffic: Sendable, Equatable, Hashable {
     /// The tier as in the scenario.
@@ -89,6 +103,8 @@ public struct TierTraffic: Sendable, Equatable, Hashable {
     /// Per layer, in layer order: k_l = ceil(p · r_l) for a low-rank layer, `nil` for a layer
     /// sent dense (a dense layer, or every layer under `denseFedAvg`).
     public let budgets: [Int?]
+    /// Under a width strategy, the weight layers of the tier's slice (all sent dense).
+    public let widthLayers: [LayerShape]?
     /// Bytes per round of one client of this tier.
     public let traffic: Traffic
     /// `traffic.bytesPerRound` over dense FedAvg's.
@@ -140,16 +156,37 @@ public struct ScenarioReport: Sendable, Equatable {
         }
     }
 
-    public init(scenario: Scenario, layers: [LayerShape], overhead: MessageOverhead = .none) {
+    /// Per tier, in scenario order, its compute (empty: not printed).
+    public let compute: [TierCompute]
+
+    /// The report of `scenario` on a model of weight layers `layers`.
+    ///
+    /// Under a width strategy, `widthLayers` holds per tier (in scenario order) the weight
+    /// layers of the slice its clients are sent: each tier's traffic is that slice's, sent
+    /// dense. `compute` holds per tier the training FLOPs and deployed MACs to print (none:
+    /// not printed).
+    public init(
+        scenario: Scenario, layers: [LayerShape], overhead: MessageOverhead = .none,
+        widthLayers: [[LayerShape]]? = nil, compute: [TierCompute] = []
+    ) {
         self.scenario = scenario
         self.layers = layers
         self.overhead = overhead
+        self.compute = compute
         let dense = Self.traffic(
             layers: layers, budgets: layers.map { _ in nil }, overhead: overhead)
         self.dense = dense
         let sizes = scenario.clientsPerTier
         /// A tier's traffic with its fraction capped at `cap`.
         func traffic(_ tier: Scenario.Tier, cap: Double) -> (budgets: [Int?], traffic: Traffic) {
+            if let widthLayers, let index = scenario.tiers.firstIndex(of: tier) {
+                let sliced = widthLayers[index]
+                return (
+                    layers.map { _ in nil },
+                    Self.traffic(
+                        layers: sliced, budgets: sliced.map { _ in nil }, overhead: overhead)
+                )
+            }
             let budgets: [Int?] = layers.map { layer in
                 guard layer.isLowRank, scenario.model.strategy.usesLoDFactors else { return nil }
                 return tier.keptRank(outOf: layer.rank, cap: cap)
@@ -169,14 +206,16 @@ public struct ScenarioReport: Sendable, Equatable {
             }
             return Double(scenario.clientsPerRound) * Double(fleetBytes) / Double(scenario.clients)
         }
-        self.tiers = zip(scenario.tiers, sizes).map { tier, clients in
+        self.tiers = zip(scenario.tiers, sizes).enumerated().map { index, pair in
+            let (tier, clients) = pair
             let (budgets, traffic) = traffic(tier, cap: 1)
             let transfer =
                 Double(traffic.downloadBytes) * 8 / (tier.downlinkMbps * 1e6)
                 + Double(traffic.uploadBytes) * 8 / (tier.uplinkMbps * 1e6) + 2 * tier.latencyMs
                 / 1000
             return TierTraffic(
-                tier: tier, clients: clients, budgets: budgets, traffic: traffic,
+                tier: tier, clients: clients, budgets: budgets,
+                widthLayers: widthLayers?[index], traffic: traffic,
                 ratioToDense: Double(traffic.bytesPerRound) / Double(max(1, dense.bytesPerRound)),
                 transferSeconds: transfer)
         }
@@ -220,8 +259,9 @@ public struct ScenarioReport: Sendable, Equatable {
 
     // MARK: Rendering
 
-    /// Three text tables: the fleet, each tier's budget per layer, bytes per round per tier
-    /// against dense FedAvg; then the expected traffic of a round.
+    /// Text tables: the fleet, each tier's budget (or width slice) per layer, bytes per round
+    /// per tier against dense FedAvg, each tier's compute when given; then the expected
+    /// traffic of a round.
     public func render() -> String {
         var out: [String] = []
         out.append(
@@ -254,19 +294,11 @@ public struct ScenarioReport: Sendable, Equatable {
         out += fleet.lines()
 
         out.append("")
-        out.append("Budget per layer (k_l kept of the current rank r_l; dense = sent whole)")
-        var budgets = TextTable(
-            header: ["layer", "shape", "r_l"] + tiers.map(\.tier.name),
-            rightAligned: [false, false, true] + tiers.map { _ in true })
-        for (index, layer) in layers.enumerated() {
-            budgets.append(
-                [
-                    layer.name, "\(layer.outputs)×\(layer.inputs)",
-                    layer.isLowRank ? "\(layer.rank)" : "-",
-                ]
-                    + tiers.map { $0.budgets[index].map(String.init) ?? "dense" })
+        if tiers.contains(where: { $0.widthLayers != nil }) {
+            out += widthTable()
+        } else {
+            out += budgetTable()
         }
-        out += budgets.lines()
 
         out.append("")
         out.append(
@@ -298,6 +330,11 @@ public struct ScenarioReport: Sendable, Equatable {
                     + "sent back with no rows")
         }
 
+        if !compute.isEmpty {
+            out.append("")
+            out += computeTable()
+        }
+
         out.append("")
         out.append(
             "Expected per round (\(scenario.clientsPerRound) clients by fleet share): "
@@ -320,6 +357,58 @@ public struct ScenarioReport: Sendable, Equatable {
             }
         }
         return out.joined(separator: "\n") + "\n"
+    }
+
+    /// Each tier's budget per layer (LoD and dense FedAvg).
+    private func budgetTable() -> [String] {
+        var budgets = TextTable(
+            header: ["layer", "shape", "r_l"] + tiers.map(\.tier.name),
+            rightAligned: [false, false, true] + tiers.map { _ in true })
+        for (index, layer) in layers.enumerated() {
+            budgets.append(
+                [
+                    layer.name, "\(layer.outputs)×\(layer.inputs)",
+                    layer.isLowRank ? "\(layer.rank)" : "-",
+                ]
+                    + tiers.map { $0.budgets[index].map(String.init) ?? "dense" })
+        }
+        return ["Budget per layer (k_l kept of the current rank r_l; dense = sent whole)"]
+            + budgets.lines()
+    }
+
+    /// Each tier's width slice per layer: the shape of the weight matrix it trains and sends.
+    private func widthTable() -> [String] {
+        var out = [
+            "Width slice per layer (outputs×inputs of the weight matrix each tier trains and "
+                + "sends)"
+        ]
+        var table = TextTable(
+            header: ["layer", "shape"] + tiers.map(\.tier.name),
+            rightAligned: [false, false] + tiers.map { _ in true })
+        for (index, layer) in layers.enumerated() {
+            table.append(
+                [layer.name, "\(layer.outputs)×\(layer.inputs)"]
+                    + tiers.map { tier in
+                        tier.widthLayers.map { "\($0[index].outputs)×\($0[index].inputs)" } ?? "-"
+                    })
+        }
+        out += table.lines()
+        return out
+    }
+
+    /// Each tier's training FLOPs per sample and deployed MACs, against the dense model's.
+    private func computeTable() -> [String] {
+        var table = TextTable(
+            header: ["tier", "training MFLOP/sample", "deployed MMAC"],
+            rightAligned: [false, true, true])
+        for (tier, cost) in zip(tiers, compute) {
+            table.append([
+                tier.tier.name, String(format: "%.3f", cost.trainingFLOPsPerSample / 1e6),
+                String(format: "%.3f", Double(cost.deployedMACs) / 1e6),
+            ])
+        }
+        return ["Compute per client (one training step per sample; one inference deployed)"]
+            + table.lines()
     }
 
     private var datasetSummary: String {

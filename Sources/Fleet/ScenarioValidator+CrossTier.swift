@@ -48,6 +48,13 @@ extension ScenarioValidator {
                         reason:
                             "only with orderedLoD: dense FedAvg trains the whole model on every client"
                     ))
+            } else if let strategy, strategy.isWidthSliced {
+                found.append(
+                    ScenarioProblem(
+                        keyPath: key,
+                        reason: "only with orderedLoD: \(strategy.rawValue) trains every layer "
+                            + "of its width slice"
+                    ))
             } else if let architecture, architecture != .leNet {
                 // The clients' frozen prefix (the layers through the last convolution) is
                 // measured and budgeted for LeNet only.

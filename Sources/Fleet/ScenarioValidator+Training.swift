@@ -46,7 +46,8 @@ extension ScenarioValidator {
             if let node = fields.node("sampler") {
                 self.sampler(node, strategy: strategy)
             } else {
-                strategy == .denseFedAvg ? .unsampled : .perLayer
+                strategy == .denseFedAvg || strategy?.isWidthSliced == true
+                    ? .unsampled : .perLayer
             }
         let groupLasso = optional(fields, "groupLasso", .number(.nonNegativeFloat), default: 0)
         if strategy == .denseFedAvg, let groupLasso, groupLasso > 0 {

@@ -192,6 +192,7 @@ struct ScenarioValidator {
         scenario.robustness = robustness
         scenario.adversaries = adversaries
         scenario.report = reportSettings
+        reportWidthStrategyProblems(scenario)
         return scenario
     }
 

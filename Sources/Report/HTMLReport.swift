@@ -90,8 +90,13 @@ public struct HTMLReport: Sendable {
                     note: "Progressive shrinking: the rank every LoD layer keeps after each round.",
                     legend: layerLegend(run), chart: rankChart(run, index: index))
             } else {
+                let what =
+                    run.isDense
+                    ? "A dense FedAvg run: every layer keeps its full width all run long"
+                    : "A \(run.summary.strategy) run trains width slices of a dense model: "
+                        + "no LoD ranks"
                 page +=
-                    "<figure class=\"empty\"><h3>Kept rank per layer</h3><p class=\"note\">A dense FedAvg run: every layer keeps its full width all run long; nothing to draw.</p></figure>"
+                    "<figure class=\"empty\"><h3>Kept rank per layer</h3><p class=\"note\">\(what); nothing to draw.</p></figure>"
             }
             page += figure(
                 "Clients per round: participants, drops and rejections",

@@ -78,6 +78,35 @@ func parseAssignments(_ assignments: [String]) -> [(keyPath: String, value: Stri
 /// The traffic report of a scenario, with the wire's real per-message and per-tensor overhead.
 func report(for scenario: Scenario) -> ScenarioReport {
     let network = scenario.initialNetwork()
+    let layers = layerShapes(of: network)
+    // A 2-D tensor costs 1 + 2·4 bytes of header, a message 32 bytes plus its fixed fields.
+    let overhead = MessageOverhead(perMessage: WireLimits.headerSize + 48, perTensor: 9)
+    if let spaces = scenario.channelSpaces(of: network.architecture) {
+        // Width strategies: each tier's slice (its size is the same in every round).
+        let trained = scenario.tiers.map { scenario.widthPlan(spaces, tier: $0, round: 1) }
+        let deployed = scenario.tiers.map { scenario.deployedWidthPlan(spaces, tier: $0) }
+        return ScenarioReport(
+            scenario: scenario, layers: layers, overhead: overhead,
+            widthLayers: trained.map { layerShapes(of: $0.gather(network)) },
+            compute: zip(trained, deployed).map { trained, deployed in
+                TierCompute(
+                    trainingFLOPsPerSample: trained.gather(network).trainingStepFLOPs(batch: 1),
+                    deployedMACs: deployed.gather(network).macs(ranks: []))
+            })
+    }
+    let compute = scenario.tiers.map { tier in
+        let ranks = scenario.isLowRank ? network.keptRanks.map { tier.keptRank(outOf: $0) } : []
+        return TierCompute(
+            trainingFLOPsPerSample: network.trainingStepFLOPs(
+                batch: 1, ranks: scenario.isLowRank ? ranks : nil,
+                frozenLayers: scenario.frozenLayers(of: tier, architecture: network.architecture)),
+            deployedMACs: network.macs(ranks: ranks))
+    }
+    return ScenarioReport(scenario: scenario, layers: layers, overhead: overhead, compute: compute)
+}
+
+/// The weight layers of a network as the wire sees them (`ScenarioReport`'s input).
+private func layerShapes(of network: Network) -> [LayerShape] {
     let names = network.architecture.linearLayerNames
     var l = 0
     var layers: [LayerShape] = []
@@ -92,9 +121,7 @@ func report(for scenario: Scenario) -> ScenarioReport {
         shape.isConvolution = index < network.architecture.layersThroughLastConvolution
         layers.append(shape)
     }
-    // A 2-D tensor costs 1 + 2·4 bytes of header, a message 32 bytes plus its fixed fields.
-    let overhead = MessageOverhead(perMessage: WireLimits.headerSize + 48, perTensor: 9)
-    return ScenarioReport(scenario: scenario, layers: layers, overhead: overhead)
+    return layers
 }
 
 /// Loads a scenario or fails with every problem, one per line.

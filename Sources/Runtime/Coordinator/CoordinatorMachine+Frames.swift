@@ -192,9 +192,11 @@ extension CoordinatorMachine {
         }
         let frozen = scenario.frozenLayers(
             of: scenario.tiers[client.tierIndex], architecture: global.architecture)
+        let widthPlan = logic.widthPlan(
+            tierIndex: client.tierIndex, round: round, architecture: global.architecture)
         if let problem = UpdateCheck.problem(
             with: update, budgets: budgets, global: global, frozenLayers: frozen,
-            maximumNormRatio: scenario.robustness.maximumUpdateNormRatio)
+            widthPlan: widthPlan, maximumNormRatio: scenario.robustness.maximumUpdateNormRatio)
         {
             // The client answered, wrongly: it leaves the round (no waiting for the timeout).
             _ = dropFromAttempt(id)
@@ -206,7 +208,8 @@ extension CoordinatorMachine {
         }
         _ = dropFromAttempt(id)
         if let largest = UpdateCheck.updateNormRatio(
-            of: update, budgets: budgets, global: global, frozenLayers: frozen)
+            of: update, budgets: budgets, global: global, frozenLayers: frozen,
+            widthPlan: widthPlan)
         {
             metrics.largestUpdateNormRatio = max(
                 metrics.largestUpdateNormRatio ?? 0, largest.ratio)

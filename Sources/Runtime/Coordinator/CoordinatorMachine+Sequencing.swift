@@ -203,9 +203,15 @@ extension CoordinatorMachine {
             case .median: .median
             case .trimmedMean: .trimmedMean(fraction: scenario.robustness.trimFraction)
             }
-        let delta = OrderedAggregation.pseudoGradient(
-            global: global, contributions: participants,
-            coverageDamping: scenario.training.coverageDamping, rule: rule)
+        let clients = clients
+        let delta =
+            scenario.model.strategy.isWidthSliced
+            ? logic.widthPseudoGradient(
+                global: global, contributions: participants, round: round,
+                tierIndex: { clients[UInt32($0)]?.tierIndex })
+            : OrderedAggregation.pseudoGradient(
+                global: global, contributions: participants,
+                coverageDamping: scenario.training.coverageDamping, rule: rule)
         let covered =
             scenario.training.rankAwareServer
             ? OrderedAggregation.coveredRows(global: global, contributions: participants)
@@ -271,10 +277,16 @@ extension CoordinatorMachine {
         let rankSets = tiers.indices.map { index in
             scenario.isLowRank ? budgets(tierIndex: index) : global.keptRanks
         }
-        let results = model.evaluate(on: evaluationSet, rankSets: rankSets)
+        let widthModels = logic.deployedWidthModels(of: model)
+        let results =
+            widthModels.map {
+                RoundLogic.evaluateRows($0, on: evaluationSet).map { ($0.accuracy, $0.loss) }
+            } ?? model.evaluate(on: evaluationSet, rankSets: rankSets)
         var deployed = Array(tiers.indices)
         if let validationSet {
-            let validation = model.evaluateRows(on: validationSet, rankSets: rankSets)
+            let validation =
+                widthModels.map { RoundLogic.evaluateRows($0, on: validationSet) }
+                ?? model.evaluateRows(on: validationSet, rankSets: rankSets)
             metrics.validationAccuracyByTier = Dictionary(
                 uniqueKeysWithValues: zip(tiers.map(\.name), validation.map(\.accuracy)))
             if scenario.evaluation.deploy == .bestValidated {

@@ -133,16 +133,26 @@ struct RoundLogic {
     ) -> (invited: [Invitation], dropped: [UInt32]) {
         var planned: [Invitation] = []
         var dropped: [UInt32] = []
+        // Width slices, one per tier (the same for all of a tier's clients in a round).
+        var widthSlices: [Int: (slice: ModelSlice, stepFLOPs: Double)] = [:]
         for id in selected {
             guard let client = clients[id] else { continue }
             let tier = scenario.tiers[client.tierIndex]
             let fraction = scenario.rankFraction(of: tier, round: round)
             let budgets = Self.budgets(
                 fraction: fraction, keptRanks: global.keptRanks, lowRank: scenario.isLowRank)
-            let slice = global.slice(budgets: budgets)
-            let task = CoordinatorMachine.task(
+            if scenario.model.strategy.isWidthSliced, widthSlices[client.tierIndex] == nil {
+                widthSlices[client.tierIndex] = widthSlice(
+                    tierIndex: client.tierIndex, round: round, global: global)
+            }
+            let width = widthSlices[client.tierIndex]
+            let slice = width?.slice ?? global.slice(budgets: budgets)
+            var task = CoordinatorMachine.task(
                 for: slice, scenario: scenario, round: round, client: id, tierFraction: fraction,
                 freezeConvolutions: scenario.isLowRank && tier.freezeConvolutions)
+            if let sampler = orderedDropoutSampler(tierIndex: client.tierIndex) {
+                (task.sampler, task.samplerFractions) = sampler
+            }
             let frozen = scenario.frozenLayers(of: tier, architecture: global.architecture)
             let returned = frozen > 0 ? global.slice(budgets: budgets, frozenLayers: frozen) : slice
             let uploadBytes = WireCodec.encodedSize(
@@ -155,9 +165,10 @@ struct RoundLogic {
                 scenario.training.localEpochs * ((client.sampleCount + batchSize - 1) / batchSize)
             let flops =
                 Double(steps)
-                * global.trainingStepFLOPs(
-                    batch: batchSize, ranks: budgets.isEmpty ? nil : budgets,
-                    frozenLayers: frozen)
+                * (width?.stepFLOPs
+                    ?? global.trainingStepFLOPs(
+                        batch: batchSize, ranks: budgets.isEmpty ? nil : budgets,
+                        frozenLayers: frozen))
             let time = ClientRoundTime(
                 tier: tier, trainingFLOPs: flops,
                 downloadBytes: WireCodec.encodedSize(of: .train(task)), uploadBytes: uploadBytes,

@@ -44,8 +44,22 @@ struct RunReport {
 
     /// The final (deployed) model's accuracy, parameters and MACs with every layer cut to each
     /// of `TruncationPoint.fractions` of its kept rank (one point for a dense model).
+    ///
+    /// Under a width strategy, the points are the prefix sub-models at those width fractions.
     func truncationCurve() -> [TruncationPoint] {
         let model = deployedModel
+        if let spaces = scenario.channelSpaces(of: model.architecture) {
+            let subs = TruncationPoint.fractions.map {
+                WidthPlan.prefix(spaces, fraction: $0).gather(model)
+            }
+            let results = RoundLogic.evaluateRows(subs, on: evaluationSet)
+            return zip(TruncationPoint.fractions, zip(subs, results)).map { fraction, pair in
+                TruncationPoint(
+                    rankFraction: fraction, accuracy: pair.1.accuracy,
+                    parameters: pair.0.parameterCount(ranks: []), macs: pair.0.macs(ranks: []),
+                    ranks: [])
+            }
+        }
         let fractions = scenario.isLowRank ? TruncationPoint.fractions : [1]
         let rankSets = fractions.map { model.ranks(atFraction: $0) }
         let results = model.evaluate(on: evaluationSet, rankSets: rankSets)
@@ -80,8 +94,16 @@ struct RunReport {
                 samples[client.tierIndex].clients += 1
             }
         }
+        let spaces = scenario.channelSpaces(of: global.architecture)
         let tiers = scenario.tiers.enumerated().map { index, tier in
             let ranks = scenario.isLowRank ? budgets(tierIndex: index) : []
+            // Under a width strategy: the tier's trained and deployed sub-models.
+            let trained = spaces.map {
+                scenario.widthPlan($0, tier: tier, round: max(round, 1)).gather(global)
+            }
+            let deployedWidth = spaces.map {
+                scenario.deployedWidthPlan($0, tier: tier).gather(deployedModel)
+            }
             let deployedTier = lastDeployed[tier.name].flatMap { name in
                 scenario.tiers.firstIndex { $0.name == name }
             }
@@ -93,12 +115,15 @@ struct RunReport {
                 bytes: bytes.up + bytes.down,
                 denseEquivalentBytes: bytes.denseEquivalent, accuracy: lastAccuracy[tier.name],
                 ranks: ranks,
-                parameters: global.parameterCount(ranks: scenario.isLowRank ? ranks : []),
-                trainingFlopsPerSample: global.trainingStepFLOPs(
-                    batch: 1, ranks: scenario.isLowRank ? ranks : nil,
-                    frozenLayers: scenario.frozenLayers(
-                        of: tier, architecture: global.architecture)),
-                macs: global.macs(ranks: deployedRanks ?? (scenario.isLowRank ? ranks : [])),
+                parameters: trained?.parameterCount(ranks: [])
+                    ?? global.parameterCount(ranks: scenario.isLowRank ? ranks : []),
+                trainingFlopsPerSample: trained?.trainingStepFLOPs(batch: 1)
+                    ?? global.trainingStepFLOPs(
+                        batch: 1, ranks: scenario.isLowRank ? ranks : nil,
+                        frozenLayers: scenario.frozenLayers(
+                            of: tier, architecture: global.architecture)),
+                macs: deployedWidth?.macs(ranks: [])
+                    ?? global.macs(ranks: deployedRanks ?? (scenario.isLowRank ? ranks : [])),
                 contributingClients: samples[index].clients,
                 samples: samples[index].all, contributedSamples: samples[index].contributed)
             summary.deployedBudget = lastDeployed[tier.name].map {

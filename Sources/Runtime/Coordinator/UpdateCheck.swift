@@ -56,11 +56,17 @@ enum UpdateCheck {
     ///
     /// `sampleCount` is an unsigned integer the coordinator does not read (an update weighs
     /// the count fixed at registration), so no value of it can do harm.
+    ///
+    /// Under a width strategy, `widthPlan` is the slice the client was sent: the update must
+    /// have its sub-architecture's shapes.
     static func problem(
         with update: TrainingUpdate, budgets: [Int], global: Network, frozenLayers: Int = 0,
+        widthPlan: WidthPlan? = nil,
         maximumNormRatio: Double = Scenario.Robustness.defaultMaximumUpdateNormRatio
     ) -> Problem? {
-        let expected = global.sliceShapes(budgets: budgets, frozenLayers: frozenLayers)
+        let expected =
+            widthPlan?.subArchitecture.parameterShapes
+            ?? global.sliceShapes(budgets: budgets, frozenLayers: frozenLayers)
         let got =
             update.factors.flatMap { [$0.up.shape, $0.down.shape] } + update.shared.map(\.shape)
         guard got == expected else { return .shapeMismatch(got: got, expected: expected) }
@@ -74,7 +80,8 @@ enum UpdateCheck {
             return .badComputeSeconds(seconds)
         }
         let largest = updateNormRatio(
-            of: update, budgets: budgets, global: global, frozenLayers: frozenLayers)
+            of: update, budgets: budgets, global: global, frozenLayers: frozenLayers,
+            widthPlan: widthPlan)
         if let largest, largest.ratio > maximumNormRatio {
             return .normTooLarge(
                 tensor: largest.tensor, ratio: largest.ratio, bound: maximumNormRatio)
@@ -93,10 +100,16 @@ enum UpdateCheck {
     /// order (factors' up and down, then shared). `nil` when every tensor is empty. The
     /// update's shapes must be those of `budgets`.
     static func updateNormRatio(
-        of update: TrainingUpdate, budgets: [Int], global: Network, frozenLayers: Int = 0
+        of update: TrainingUpdate, budgets: [Int], global: Network, frozenLayers: Int = 0,
+        widthPlan: WidthPlan? = nil
     ) -> (tensor: Int, ratio: Double)? {
-        let sent = global.slice(budgets: budgets, frozenLayers: frozenLayers)
-        let globals = sent.factors.flatMap { [$0.up, $0.down] } + sent.shared
+        let globals: [Tensor]
+        if let widthPlan {
+            globals = widthPlan.gather(global.parameters)
+        } else {
+            let sent = global.slice(budgets: budgets, frozenLayers: frozenLayers)
+            globals = sent.factors.flatMap { [$0.up, $0.down] } + sent.shared
+        }
         let updates = update.factors.flatMap { [$0.up, $0.down] } + update.shared
         var largest: (tensor: Int, ratio: Double)?
         for (index, (x, g)) in zip(updates, globals).enumerated() where x.count > 0 {
