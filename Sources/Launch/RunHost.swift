@@ -119,7 +119,10 @@ enum RunHost {
         let transport: ServedServer
         let coordinator: Coordinator
         do {
-            transport = try ServedServer(server)
+            // Room for two of the largest frames, and at least 16 MiB of small ones.
+            transport = try ServedServer(
+                server,
+                queueBudget: max(16 << 20, 2 * server.limits.maximumInboundFrameBytes))
             coordinator = try Coordinator(
                 scenario: scenario, transport: transport, recorder: recorder,
                 evaluationSet: evaluationSet, validationSet: validationSet, options: options,

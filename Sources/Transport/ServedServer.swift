@@ -34,7 +34,7 @@ public final class ServedServer: MessageTransport {
 
     /// Serves `server`; the I/O thread starts with ``start(answering:)``. Until then, and
     /// after ``stop()``, calls go straight to `server`.
-    public init(_ server: ZeroMQServer, queueBudget: Int = 32 << 20) throws(TransportError) {
+    public init(_ server: ZeroMQServer, queueBudget: Int = 16 << 20) throws(TransportError) {
         self.queueBudget = queueBudget
         shared = try Shared(server: server, budget: queueBudget)
     }
