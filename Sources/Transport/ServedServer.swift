@@ -32,8 +32,10 @@ public final class ServedServer: MessageTransport {
     /// Connection news taken from the queue ahead of the frames the owner received since.
     private var pendingEvents = ConnectionEvents()
 
-    /// Serves `server`; the I/O thread starts with ``start(answering:)``. Until then, and
-    /// after ``stop()``, calls go straight to `server`.
+    /// Serves `server`.
+    ///
+    /// The I/O thread starts with ``start(answering:)``; until then, and after ``stop()``,
+    /// calls go straight to `server`.
     public init(_ server: ZeroMQServer, queueBudget: Int = 16 << 20) throws(TransportError) {
         self.queueBudget = queueBudget
         shared = try Shared(server: server, budget: queueBudget)
@@ -48,9 +50,11 @@ public final class ServedServer: MessageTransport {
     /// The server's bound endpoint.
     public var endpoint: String { shared.withServer { $0.endpoint } }
 
-    /// Starts the I/O thread; `answering` returns the reply to a frame the thread answers
-    /// itself (its owner then receives an ``Arrival/answered(_:)`` in its place), or `nil` to
-    /// pass the frame on. It runs on the I/O thread, holding the server's lock.
+    /// Starts the I/O thread.
+    ///
+    /// `answering` returns the reply to a frame the thread answers itself (its owner then
+    /// receives an ``Arrival/answered(_:)`` in its place), or `nil` to pass the frame on. It
+    /// runs on the I/O thread, holding the server's lock.
     public func start(
         answering: @escaping @Sendable (ReceivedFrame) -> [UInt8]?
     ) throws(TransportError) {
@@ -174,10 +178,13 @@ public final class ServedServer: MessageTransport {
     }
 }
 
-/// The state both threads share. `@unchecked Sendable`: every stored property but the
-/// constants is read and written only with `lock` held (the I/O thread waits in `poll`
-/// without it), and the server, which libzmq allows to move between threads given a full
-/// memory barrier, is used only by the thread holding the lock: the mutex is that barrier.
+/// The state both threads share.
+///
+/// `@unchecked Sendable`: every stored property but the constants (the pipe's descriptors,
+/// the budget, the atomic `wakePending`) is read and written only with `lock` held (the I/O
+/// thread waits in `poll` without it), and the server, which libzmq allows to move between
+/// threads given a full memory barrier, is used only by the thread holding the lock: the
+/// mutex is that barrier.
 private final class Shared: @unchecked Sendable {
     enum Item {
         case frame(ReceivedFrame)

@@ -12,9 +12,10 @@ extension CoordinatorMachine {
     /// budget (eight such peers hold 8 MiB of replies, not 64).
     static let maximumProbeReplyBytes = InboundFrameLimit.largestProbeFrame
 
-    /// Why a link probe is refused (`nil`: it is answered with a reply of the size it asks
-    /// for): with an enrolment, a key that is not enrolled; a reply larger than the probe's
-    /// own frame, or than ``maximumProbeReplyBytes``. Shared with ``LinkProbeDesk``, which
+    /// Why a link probe is refused (`nil`: it is answered).
+    ///
+    /// With an enrolment, a key that is not enrolled; a reply larger than the probe's own
+    /// frame, or than ``maximumProbeReplyBytes``. Shared with ``LinkProbeDesk``, which
     /// answers on the transport's thread exactly the probes this machine would.
     static func probeRefusal(
         _ probe: LinkProbe, frameBytes bytes: Int, key: String?, enrolment: Enrolment?
