@@ -72,7 +72,8 @@ public struct LocalFleet {
                 bindings: hosting == .processPerClient
                     ? scenario.fleet().map { (UInt32($0.index), $0.tier.name) } : nil) : nil
         let server = try RunHost.bind(
-            bind ?? "tcp://127.0.0.1:*", limits: limits, curve: keys?.serverConfiguration)
+            bind ?? "tcp://127.0.0.1:*", limits: limits.bounding(scenario),
+            curve: keys?.serverConfiguration)
         defer { server.close() }
         let endpoint = loopbackEndpoint(server.endpoint)
         try run.folder.create()

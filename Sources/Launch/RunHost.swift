@@ -114,15 +114,24 @@ enum RunHost {
         options.onRound = { report($0, scenario) }
         options.provenance = run.provenance
         if let registration = output.registration { options.onRegistration = registration }
+        // A thread of its own reads the socket and answers link probes while the coordinator
+        // aggregates and evaluates; stopped (the server the caller's again) when the run ends.
+        let transport: ServedServer
         let coordinator: Coordinator
         do {
+            // Room for two of the largest frames, and at least 16 MiB of small ones.
+            transport = try ServedServer(
+                server,
+                queueBudget: max(16 << 20, 2 * server.limits.maximumInboundFrameBytes))
             coordinator = try Coordinator(
-                scenario: scenario, transport: server, recorder: recorder,
+                scenario: scenario, transport: transport, recorder: recorder,
                 evaluationSet: evaluationSet, validationSet: validationSet, options: options,
                 resumingFrom: checkpoint)
+            try transport.start(answering: coordinator.probeDesk.reply)
         } catch {
             throw .failed("\(directory): \(error)")
         }
+        defer { transport.stop() }
         do {
             return try coordinator.run()
         } catch {
@@ -159,4 +168,15 @@ public func loopbackEndpoint(_ endpoint: String) -> String {
         return "tcp://127.0.0.1:" + endpoint.dropFirst(wildcard.count)
     }
     return endpoint
+}
+
+extension ServerLimits {
+    /// These limits with inbound frames bounded by what `scenario`'s peers legitimately send
+    /// (``InboundFrameLimit``), never above the limit already set.
+    func bounding(_ scenario: Scenario) -> ServerLimits {
+        var limits = self
+        limits.maximumInboundFrameBytes = min(
+            maximumInboundFrameBytes, InboundFrameLimit.bytes(for: scenario))
+        return limits
+    }
 }

@@ -68,7 +68,8 @@ public struct StandaloneCoordinator {
             throw .failed("--workers must be in 1…\(scenario.clients) (got \(workers))")
         }
         let curve = try serverCurve(required: scenario.security.requireCurve)
-        let server = try RunHost.bind(bind, limits: limits, curve: curve?.configuration)
+        let server = try RunHost.bind(
+            bind, limits: limits.bounding(scenario), curve: curve?.configuration)
         defer { server.close() }
         output.note(
             "coordinator \(scenario.name) listening on \(server.endpoint); run directory \(directory)"

@@ -25,11 +25,51 @@ public protocol MessageTransport: AnyObject {
 
     /// What happened to connections since the last call (the socket monitor's news).
     func takeConnectionEvents() -> ConnectionEvents
+
+    /// The next frame from any peer, or the news that the transport answered one itself
+    /// (``ServedServer``), or `nil` if nothing arrives within `timeout`.
+    func receiveArrival(timeout: Duration) throws(TransportError) -> Arrival?
 }
 
 extension MessageTransport {
     /// A transport that cannot tell reports nothing.
     public func takeConnectionEvents() -> ConnectionEvents { ConnectionEvents() }
+
+    /// A transport that answers nothing itself returns frames.
+    public func receiveArrival(timeout: Duration) throws(TransportError) -> Arrival? {
+        try receive(timeout: timeout).map(Arrival.frame)
+    }
+}
+
+/// What a transport hands its owner: a frame, or a frame it answered itself.
+public enum Arrival: Sendable, Equatable {
+    case frame(ReceivedFrame)
+    case answered(AnsweredFrame)
+}
+
+/// A frame the transport's own thread answered (a link probe, while the owner was busy):
+/// what the owner would have counted had it answered, without the frame's bytes.
+public struct AnsweredFrame: Sendable, Equatable {
+    public var peer: PeerID
+    /// The CURVE public key (Z85) that authenticated the connection, `nil` in plaintext.
+    public var authenticatedKey: String?
+    /// The size of the frame that was answered.
+    public var frameBytes: Int
+    /// The size of the reply.
+    public var replyBytes: Int
+    /// Why the reply did not go out (`nil`: it was handed to the connection).
+    public var error: TransportError?
+
+    public init(
+        peer: PeerID, authenticatedKey: String?, frameBytes: Int, replyBytes: Int,
+        error: TransportError?
+    ) {
+        self.peer = peer
+        self.authenticatedKey = authenticatedKey
+        self.frameBytes = frameBytes
+        self.replyBytes = replyBytes
+        self.error = error
+    }
 }
 
 /// Connection news from a transport's socket monitor.
@@ -58,6 +98,15 @@ public struct ConnectionEvents: Sendable, Equatable {
         self.refused = refused
         self.failedConnects = failedConnects
         self.connects = connects
+    }
+
+    /// These events followed by `later`'s.
+    public mutating func append(_ later: ConnectionEvents) {
+        closed += later.closed
+        reestablished += later.reestablished
+        refused += later.refused
+        failedConnects += later.failedConnects
+        connects += later.connects
     }
 
     public var isEmpty: Bool {

@@ -24,6 +24,12 @@ public struct ServerLimits: Sendable, Equatable {
     /// `ZMQ_HANDSHAKE_IVL`: a connection that has not finished the ZMTP (and CURVE)
     /// handshake by then is closed (libzmq's default is 30 s).
     public var handshakeInterval: Duration = .seconds(5)
+    /// `ZMQ_MAXMSGSIZE` on the server: a peer that announces a larger frame is disconnected
+    /// before anything is allocated for it. libzmq allocates each incoming frame whole as its
+    /// header arrives, so this bounds what one connection can make the server hold while a
+    /// frame is read. A coordinator sets it from its scenario (its largest UPDATE, see
+    /// `InboundFrameLimit`); sending is bounded by the transport options instead.
+    public var maximumInboundFrameBytes: Int = 64 << 20
 
     /// What a queued frame costs beyond its payload in the budget: libzmq's message and
     /// content records and the allocator's rounding, so that many tiny frames are bounded

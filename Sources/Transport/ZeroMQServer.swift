@@ -57,6 +57,11 @@ public final class ZeroMQServer: MessageTransport {
         let context = try ZeroMQContext.existing(context)
         let socket = try ZeroMQSocket(context: context, type: ZMQ_ROUTER, endpoint: address)
         try options.apply(to: socket)
+        // What a peer may send (the options' size also bounds what this side sends).
+        try socket.set(
+            ZMQ_MAXMSGSIZE,
+            Int64(min(options.maximumMessageSize, limits.maximumInboundFrameBytes)),
+            "ZMQ_MAXMSGSIZE")
         // Queues are bounded in bytes per connection (`limits`), so bursts of small frames
         // (a worker's many clients registering) never meet a message count.
         try socket.set(ZMQ_SNDHWM, Int32(0), "ZMQ_SNDHWM")
@@ -239,6 +244,15 @@ public final class ZeroMQServer: MessageTransport {
                 peer: peer, bytes: payload, authenticatedKey: metadata.userID)
         }
     }
+
+    /// The socket's `ZMQ_FD` (see ``ZeroMQSocket/readinessDescriptor()``), for a thread that
+    /// waits on it with `poll(2)` while another uses the server.
+    func readinessDescriptor() throws(TransportError) -> Int32 {
+        try socket.readinessDescriptor()
+    }
+
+    /// Whether a frame can be read now.
+    func hasInput() throws(TransportError) -> Bool { try socket.hasInput() }
 
     /// Closes the socket (queued frames get `options.linger` to leave) and stops the ZAP
     /// handler.

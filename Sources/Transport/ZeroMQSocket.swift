@@ -172,6 +172,33 @@ final class ZeroMQSocket {
         }
     }
 
+    /// `ZMQ_FD`: a descriptor that becomes readable when the socket's state may have
+    /// changed. It signals edges, not levels: after any use of the socket, check
+    /// ``hasInput()`` before waiting on it.
+    func readinessDescriptor() throws(TransportError) -> Int32 {
+        let handle = try liveHandle()
+        var descriptor: Int32 = -1
+        var size = MemoryLayout<Int32>.size
+        if zmq_getsockopt(handle, ZMQ_FD, &descriptor, &size) != 0 {
+            throw .setupFailed(what: "zmq_getsockopt(ZMQ_FD)", reason: zmqReason())
+        }
+        return descriptor
+    }
+
+    /// Whether a message can be read now (`ZMQ_EVENTS` has `ZMQ_POLLIN`), without waiting.
+    func hasInput() throws(TransportError) -> Bool {
+        let handle = try liveHandle()
+        var events: Int32 = 0
+        var size = MemoryLayout<Int32>.size
+        while zmq_getsockopt(handle, ZMQ_EVENTS, &events, &size) != 0 {
+            let code = zmq_errno()
+            if code == EINTR { continue }
+            if code == ETERM { throw .closed(endpoint: endpoint) }
+            throw .receiveFailed(endpoint: endpoint, reason: zmqReason(code))
+        }
+        return events & Int32(ZMQ_POLLIN) != 0
+    }
+
     /// Waits until a message can be read or the timeout passes.
     func waitReadable(timeout: Int32) throws(TransportError) -> Bool {
         let handle = try liveHandle()

@@ -92,11 +92,11 @@ struct WriteRetriesTests {
 @Suite("Link probes are capped")
 struct ProbeCapTests {
     @Test(
-        "A probe that asks for a reply above 8 MiB is refused as probe_too_large; 8 MiB is answered"
+        "A probe that asks for a reply above 1 MiB is refused as probe_too_large; 1 MiB is answered"
     )
     func cap() throws {
         var run = try MachineHarness([])
-        // Frames of 8 MiB must decode: the harness's 4 MiB limit would refuse them first.
+        // Frames above the cap must decode, so that the cap, not the size limit, refuses them.
         let scenario = try Scenario.parse(yaml: syntheticScenarioYAML)
         run.machine = try CoordinatorMachine(
             scenario: scenario, evaluationSet: scenario.evaluationSamples(),
@@ -117,9 +117,11 @@ struct ProbeCapTests {
                 return nil
             }
         }
-        #expect(replies(asking: 8 << 20) == [8 << 20])
-        #expect(replies(asking: (8 << 20) + 1) == [])
+        #expect(InboundFrameLimit.largestProbeFrame == 1 << 20)
+        #expect(replies(asking: 1 << 20) == [1 << 20])
+        #expect(replies(asking: (1 << 20) + 1) == [])
+        #expect(replies(asking: 8 << 20) == [])
         let summary = run.machine.summary(statistics: TransportStatistics(), wallSeconds: 0)
-        #expect(summary.rejectedMessages["probe_too_large"] == 1)
+        #expect(summary.rejectedMessages["probe_too_large"] == 2)
     }
 }

@@ -196,4 +196,34 @@ struct PeerLimitTests {
         #expect(silent.isClosed(waiting: 5000))
         withExtendedLifetime(server) {}
     }
+
+    @Test(
+        "A frame above the inbound limit drops its connection, one at the limit arrives, and what the server sends is not bound by it"
+    )
+    func inboundFrameLimit() throws {
+        var limits = ServerLimits()
+        limits.maximumInboundFrameBytes = 4096
+        let server = try ZeroMQServer(bindingTo: "tcp://127.0.0.1:*", limits: limits)
+        let client = try ZeroMQClient(connectingTo: server.endpoint)
+        try client.send([UInt8](repeating: 1, count: 4096))
+        let atLimit = try eventually { try server.receive(timeout: .milliseconds(50)) }
+        #expect(atLimit?.bytes.count == 4096)
+        try client.send([UInt8](repeating: 2, count: 4097))
+        #expect(try server.receive(timeout: .milliseconds(300)) == nil)
+        // The connection was dropped and the DEALER reconnects; its small frames arrive again
+        // (bounded retries), and the oversize frame never does.
+        var recovered: ReceivedFrame?
+        for _ in 0..<50 where recovered == nil {
+            try client.send([3])
+            recovered = try server.receive(timeout: .milliseconds(100))
+        }
+        #expect(recovered?.bytes == [3])
+        #expect(server.statistics.framesReceived >= 2)
+        #expect(server.statistics.bytesReceived < 4096 + 4097)
+        // The server still sends frames far larger than it accepts.
+        let large = [UInt8](repeating: 4, count: 1 << 20)
+        try server.send(large, to: client.routingID)
+        let reply = try eventually { try client.receive(timeout: .milliseconds(50)) }
+        #expect(reply?.bytes == large)
+    }
 }

@@ -22,6 +22,11 @@ public struct LinkFigures: Sendable, Equatable {
 /// second; the medians' differences give the rates. N doubles from 64 KiB until one exchange
 /// takes 0.3 s (at most 8 MiB), so slow and fast links are both timed over enough bytes. A
 /// coordinator never sends more than it was sent, so the downlink is measured by echoes.
+///
+/// A coordinator answers probes of at most ``InboundFrameLimit/largestProbeFrame`` bytes
+/// (1 MiB), so an exchange of more is `k` probes of equal size in sequence, each sent when
+/// the previous one is answered (never more than one reply queued for this device): the
+/// uplink's time is then the N/small exchange less `k` round trips.
 public enum LinkMeasurement {
     /// A failure, naming the coordinator's address.
     public struct Failure: Error, CustomStringConvertible {
@@ -40,7 +45,19 @@ public enum LinkMeasurement {
         }
         defer { transport.close() }
         let small = WireLimits.headerSize + 8
+        let chunk = InboundFrameLimit.largestProbeFrame
+        /// Probes in sequence that move `up` bytes up and ask for `down` bytes back in all.
+        func probes(up: Int, down: Int) -> Int { max(1, (max(up, down) + chunk - 1) / chunk) }
+        /// The seconds `up` bytes up and `down` back take as ``probes(up:down:)`` probes.
         func exchange(up: Int, down: Int, timeout: Duration) throws(Failure) -> Double {
+            let count = probes(up: up, down: down)
+            var seconds = 0.0
+            for _ in 0..<count {
+                seconds += try probe(up: up / count, down: down / count, timeout: timeout)
+            }
+            return seconds
+        }
+        func probe(up: Int, down: Int, timeout: Duration) throws(Failure) -> Double {
             let frame = WireCodec.encode(
                 .linkProbe(
                     LinkProbe(
@@ -102,7 +119,7 @@ public enum LinkMeasurement {
         func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
         let roundTrip = median(roundTrips)
         let extraBits = Double(size - small) * 8
-        let upSeconds = median(uplink) - roundTrip
+        let upSeconds = median(uplink) - Double(probes(up: size, down: 0)) * roundTrip
         let downSeconds = median(both) - median(uplink)
         return LinkFigures(
             latencyMilliseconds: roundTrip / 2 * 1000,

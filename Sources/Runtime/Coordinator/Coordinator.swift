@@ -76,6 +76,9 @@ public final class Coordinator {
     }
 
     let options: Options
+    /// Answers link probes on the transport's thread, when it has one (``ServedServer``):
+    /// give ``LinkProbeDesk/reply(to:)`` to its `start(answering:)`.
+    public let probeDesk: LinkProbeDesk
     private let transport: any MessageTransport
     private let recorder: RunRecorder
     private(set) var machine: CoordinatorMachine
@@ -91,6 +94,8 @@ public final class Coordinator {
         self.transport = transport
         self.recorder = recorder
         self.options = options
+        probeDesk = LinkProbeDesk(
+            enrolment: options.enrolment, maximumMessageSize: options.maximumMessageSize)
         machine = try CoordinatorMachine(
             scenario: scenario, evaluationSet: evaluationSet, validationSet: validationSet,
             expectedClients: options.expectedClients,
@@ -107,6 +112,7 @@ public final class Coordinator {
     public func run() throws(CoordinatorError) -> RunSummary {
         try perform(machine.start(at: now))
         while summary == nil {
+            probeDesk.round = machine.round
             if options.shouldStop() { throw .stopped }
             if machine.isCollecting {
                 let lost = options.lostClients()
@@ -124,17 +130,21 @@ public final class Coordinator {
                 try perform(machine.disconnected(closed, at: now))
                 continue
             }
-            let frame: ReceivedFrame?
+            let arrival: Arrival?
             do {
-                frame = try transport.receive(timeout: machine.patience)
+                arrival = try transport.receiveArrival(timeout: machine.patience)
             } catch {
                 guard error.isPeerFault else { throw .transport(error) }
                 try perform(machine.receivedMalformedEnvelope(at: now))
                 continue
             }
-            if let frame {
+            switch arrival {
+            case .frame(let frame)?:
                 try perform(machine.received(frame, at: now))
-            } else {
+            case .answered(let answer)?:
+                if let error = answer.error, case .peerQueueFull = error { options.log("\(error)") }
+                try perform(machine.answered(answer, at: now))
+            case nil:
                 try perform(machine.tick(at: now))
             }
             reportRegistration()

@@ -7,28 +7,68 @@ import Transport
 /// Frames from clients (registration, updates, link probes, the rest) and what the machine
 /// sends, with each frame's row in the byte ledger.
 extension CoordinatorMachine {
-    /// The largest probe reply: `bench --profile --coordinator` asks for at most 8 MiB, and
-    /// one reply a peer does not read then stays within a connection's queue budget.
-    static let maximumProbeReplyBytes = 8 << 20
+    /// The largest probe reply: `bench --profile --coordinator` asks for at most 1 MiB per
+    /// probe, and one reply a peer does not read then stays well within a connection's queue
+    /// budget (eight such peers hold 8 MiB of replies, not 64).
+    static let maximumProbeReplyBytes = InboundFrameLimit.largestProbeFrame
+
+    /// Why a link probe is refused (`nil`: it is answered).
+    ///
+    /// With an enrolment, a key that is not enrolled; a reply larger than the probe's own
+    /// frame, or than ``maximumProbeReplyBytes``. Shared with ``LinkProbeDesk``, which
+    /// answers on the transport's thread exactly the probes this machine would.
+    static func probeRefusal(
+        _ probe: LinkProbe, frameBytes bytes: Int, key: String?, enrolment: Enrolment?
+    ) -> (RejectionReason, String)? {
+        if enrolment != nil && enrolment?.entry(forKey: key) == nil {
+            (.notEnrolled, "this connection's key is not enrolled")
+        } else if Int(probe.replyFrameBytes) > bytes {
+            (
+                .probeAmplifies,
+                "a link probe of \(bytes) bytes may ask for a reply of at most \(bytes) bytes, not \(probe.replyFrameBytes)"
+            )
+        } else if Int(probe.replyFrameBytes) > maximumProbeReplyBytes {
+            (
+                .probeTooLarge,
+                "a link probe may ask for a reply of at most \(maximumProbeReplyBytes) bytes, not \(probe.replyFrameBytes)"
+            )
+        } else {
+            nil
+        }
+    }
+
+    /// The transport's thread answered a link probe (see ``LinkProbeDesk``): the probe and
+    /// its reply are counted as ``answer(_:from:key:bytes:)`` and ``delivered(_:)`` would
+    /// have counted them, after the same check of the connection's key.
+    mutating func answeredProbe(_ answer: AnsweredFrame) {
+        checkKey(of: answer.peer, key: answer.authenticatedKey)
+        let client = clientID(of: answer.peer)
+        recordLedger(client: client, direction: .up, message: .linkProbe, bytes: answer.frameBytes)
+        if answer.error == nil {
+            recordLedger(
+                client: client, direction: .down, message: .linkProbeReply,
+                bytes: answer.replyBytes)
+        }
+    }
+
+    /// A frame from a registered client's peer with another key than the client's: another
+    /// key now speaks for this peer (a connection took its routing identity over), so the
+    /// client is gone until it registers again, and nothing more goes there.
+    private mutating func checkKey(of peer: PeerID, key: String?) {
+        guard let id = clients.id(of: peer), let record = clients[id], record.key != key,
+            !standing.unresponsive.contains(id) || record.connected
+        else { return }
+        emit(.log("client \(id)'s connection \(peer) now carries another key; treated as gone"))
+        clients.markDisconnected(id)
+        standing.unresponsive.insert(id)
+        if dropFromAttempt(id) { metrics.droppedTimeout.append(Int(id)) }
+    }
 
     /// Handles one frame; returns an accepted update, if it was one.
     mutating func handle(
         _ frame: ReceivedFrame
     ) -> (contribution: ClientContribution, loss: Double)? {
-        if let id = clients.id(of: frame.peer), let record = clients[id],
-            record.key != frame.authenticatedKey,
-            !standing.unresponsive.contains(id) || record.connected
-        {
-            // Another key now speaks for this peer (a connection took its routing identity
-            // over): the client is gone until it registers again, and nothing more goes there.
-            emit(
-                .log(
-                    "client \(id)'s connection \(frame.peer) now carries another key; treated as gone"
-                ))
-            clients.markDisconnected(id)
-            standing.unresponsive.insert(id)
-            if dropFromAttempt(id) { metrics.droppedTimeout.append(Int(id)) }
-        }
+        checkKey(of: frame.peer, key: frame.authenticatedKey)
         let bytes = frame.bytes.count
         let envelope: Envelope
         do {
@@ -77,23 +117,9 @@ extension CoordinatorMachine {
     /// answered (as only they may register). Probes and replies are ledger rows like any
     /// other traffic.
     private mutating func answer(_ probe: LinkProbe, from peer: PeerID, key: String?, bytes: Int) {
-        let refusal: (RejectionReason, String)? =
-            if enrolment != nil && enrolment?.entry(forKey: key) == nil {
-                (.notEnrolled, "this connection's key is not enrolled")
-            } else if Int(probe.replyFrameBytes) > bytes {
-                (
-                    .probeAmplifies,
-                    "a link probe of \(bytes) bytes may ask for a reply of at most \(bytes) bytes, not \(probe.replyFrameBytes)"
-                )
-            } else if Int(probe.replyFrameBytes) > Self.maximumProbeReplyBytes {
-                (
-                    .probeTooLarge,
-                    "a link probe may ask for a reply of at most \(Self.maximumProbeReplyBytes) bytes, not \(probe.replyFrameBytes)"
-                )
-            } else {
-                nil
-            }
-        if let (reason, message) = refusal {
+        if let (reason, message) = Self.probeRefusal(
+            probe, frameBytes: bytes, key: key, enrolment: enrolment)
+        {
             reject(
                 reason, peer: peer, bytes: bytes, message: .linkProbe,
                 reply: ErrorReport(code: .unexpected, message: message))

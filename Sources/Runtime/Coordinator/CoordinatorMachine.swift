@@ -247,6 +247,19 @@ struct CoordinatorMachine {
         return takeOutbox()
     }
 
+    /// The transport answered a link probe on its own thread (``LinkProbeDesk``, while the
+    /// driver was busy): the same event as the probe's frame would have been.
+    mutating func answered(_ answer: AnsweredFrame, at now: Duration) -> [CoordinatorAction] {
+        self.now = now
+        if let known = connectionKeys[answer.peer.connection], known != answer.authenticatedKey {
+            connectionChangedKey(answer.peer.connection)
+        }
+        workers.arrived(from: answer.peer)
+        answeredProbe(answer)
+        progress()
+        return takeOutbox()
+    }
+
     /// The transport refused a frame because of its sender (a malformed envelope).
     mutating func receivedMalformedEnvelope(at now: Duration) -> [CoordinatorAction] {
         self.now = now
