@@ -163,7 +163,24 @@ let blasConvolutionMinimumFilters = 32
 /// Whether a product with `filters` rows on its short side runs in BLAS.
 func usesBLAS(filters: Int) -> Bool { filters >= blasConvolutionMinimumFilters }
 
-/// Floats of the patch matrix of one chunk of images on the BLAS path: about 1 MiB, so that
+/// Below the BLAS threshold, a convolution with at least this many input channels whose
+/// patch matrix over the batch would pass `chunkedPatchMinimumFloats` (32 MiB: `cnn`'s second
+/// convolution at low rank, 40 MB at batch 64) also lowers its input a chunk of images at a
+/// time, its products in the streaming kernels. Smaller ones lower the whole batch at once:
+/// measured on `resnet20` (patch matrices up to 19 MB), lowering twice cost more than the
+/// memory saved. LeNet's convolutions (1 and 6 channels) lower the whole batch, as they
+/// always did (the filter gradient's sums over positions would be split otherwise).
+let chunkedConvolutionMinimumChannels = 8
+let chunkedPatchMinimumFloats = 1 << 23
+
+/// Whether `count` filters of geometry `g` (not run direct) lower the batch in chunks.
+func lowersInChunks(filters count: Int, batch: Int, geometry g: ConvolutionGeometry) -> Bool {
+    usesBLAS(filters: count)
+        || (g.channels >= chunkedConvolutionMinimumChannels
+            && g.patchSize * g.outputArea * batch >= chunkedPatchMinimumFloats)
+}
+
+/// Floats of the patch matrix of one chunk of images: about 1 MiB, so that
 /// a chunk's patches stay in a core's L2 cache between their lowering and the products that
 /// read them (the whole batch's would run to tens of MB, written and read back from memory).
 let patchChunkFloats = 1 << 18
@@ -190,8 +207,8 @@ extension ConvolutionGeometry {
 
 /// `count` filters `[count, patch]` applied to channel-major images `x`: writes the
 /// channel-major `[count, batch·outH·outW]` result into `y` and returns what
-/// `filterBackward` needs (the transposed patch matrix, the padded input, or on the BLAS
-/// path, which lowers the batch a chunk of images at a time, the input itself).
+/// `filterBackward` needs (the transposed patch matrix, the padded input, or where the
+/// batch is lowered a chunk of images at a time, the input itself).
 func filterForward(
     _ x: [Float], batch: Int, geometry g: ConvolutionGeometry, filters: UnsafePointer<Float>,
     count: Int, into y: inout [Float]
@@ -214,7 +231,8 @@ func filterForward(
         }
         return padded
     }
-    if usesBLAS(filters: count) {
+    if lowersInChunks(filters: count, batch: batch, geometry: g) {
+        let blas = usesBLAS(filters: count)
         var cols = scratch(g.patchSize * imagesPerChunk(batch: batch, geometry: g) * g.outputArea)
         forEachChunk(batch: batch, geometry: g) { images in
             let columns = images.count * g.outputArea
@@ -227,10 +245,17 @@ func filterForward(
             }
             cols.withUnsafeBufferPointer { cp in
                 y.withUnsafeMutableBufferPointer { yp in
-                    sgemm(
-                        .none, .none, m: count, n: columns, k: g.patchSize, filters,
-                        lda: g.patchSize, cp.baseAddress!, ldb: columns,
-                        yp.baseAddress! + images.lowerBound * g.outputArea, ldc: positions)
+                    let target = yp.baseAddress! + images.lowerBound * g.outputArea
+                    if blas {
+                        sgemm(
+                            .none, .none, m: count, n: columns, k: g.patchSize, filters,
+                            lda: g.patchSize, cp.baseAddress!, ldb: columns, target,
+                            ldc: positions)
+                    } else {
+                        streamingProduct(
+                            m: count, n: columns, k: g.patchSize, filters, aRow: g.patchSize,
+                            aColumn: 1, cp.baseAddress!, ldb: columns, target, ldc: positions)
+                    }
                 }
             }
         }
@@ -299,7 +324,8 @@ func filterBackward(
         }
         return dx
     }
-    if usesBLAS(filters: count) {
+    if lowersInChunks(filters: count, batch: batch, geometry: g) {
+        let blas = usesBLAS(filters: count)
         // `saved` is the input: lowered again per chunk, the chunk's gradient added on.
         let chunkColumns = imagesPerChunk(batch: batch, geometry: g) * g.outputArea
         var cols = scratch(g.patchSize * chunkColumns)
@@ -315,20 +341,35 @@ func filterBackward(
                         images: images)
                 }
             }
+            let beta: Float = images.lowerBound == 0 ? 0 : 1
             dy.withUnsafeBufferPointer { dyp in
                 cols.withUnsafeBufferPointer { cp in
-                    sgemm(
-                        .none, .transposed, m: count, n: g.patchSize, k: columns,
-                        dyp.baseAddress! + offset, lda: positions, cp.baseAddress!,
-                        ldb: columns, beta: images.lowerBound == 0 ? 0 : 1, gradient,
-                        ldc: g.patchSize)
+                    if blas {
+                        sgemm(
+                            .none, .transposed, m: count, n: g.patchSize, k: columns,
+                            dyp.baseAddress! + offset, lda: positions, cp.baseAddress!,
+                            ldb: columns, beta: beta, gradient, ldc: g.patchSize)
+                    } else {
+                        streamingReduction(
+                            m: count, n: g.patchSize, k: columns, dyp.baseAddress! + offset,
+                            lda: positions, cp.baseAddress!, ldb: columns, beta: beta, gradient,
+                            ldc: g.patchSize)
+                    }
                 }
                 guard needsInput else { return }
                 dcols.withUnsafeMutableBufferPointer { dp in
-                    sgemm(
-                        .transposed, .none, m: g.patchSize, n: columns, k: count, filters,
-                        lda: g.patchSize, dyp.baseAddress! + offset, ldb: positions,
-                        dp.baseAddress!, ldc: columns)
+                    if blas {
+                        sgemm(
+                            .transposed, .none, m: g.patchSize, n: columns, k: count, filters,
+                            lda: g.patchSize, dyp.baseAddress! + offset, ldb: positions,
+                            dp.baseAddress!, ldc: columns)
+                    } else {
+                        // The filters' transpose: element (k, o) is filters[o·patch + k].
+                        streamingProduct(
+                            m: g.patchSize, n: columns, k: count, filters, aRow: 1,
+                            aColumn: g.patchSize, dyp.baseAddress! + offset, ldb: positions,
+                            dp.baseAddress!, ldc: columns)
+                    }
                 }
             }
             guard needsInput else { return }

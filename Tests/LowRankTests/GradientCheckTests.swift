@@ -163,6 +163,25 @@ struct GradientCheckTests {
         checkDirectionalDerivatives(network, ranks: [33], batch: 4, seed: 16)
     }
 
+    @Test("A large patch matrix below the BLAS threshold is lowered in chunks too, LoD")
+    func chunkedStreamingConvolution() {
+        var generator = SeededGenerator(seed: 19)
+        // 400 · 30 · 30 floats of patches per image, 24 images: 8.6 M floats, past the
+        // threshold; 8 filters (rank 8) on rows 30 wide run in the streaming kernels.
+        let g1 = ConvolutionGeometry(height: 30, width: 30, channels: 1, kernelSize: 1, padding: 0)
+        let g = ConvolutionGeometry(height: 30, width: 30, channels: 16, kernelSize: 5, padding: 2)
+        let architecture = Architecture(
+            name: "t", inputShape: [30, 30, 1], classCount: 2,
+            layers: [
+                .convolution(geometry: g1, outputs: 16),
+                .lowRankConvolution(geometry: g, outputs: 10, maxRank: 10),
+                .globalAveragePool(height: 30, width: 30, channels: 10),
+                .dense(inputs: 10, outputs: 2),
+            ])
+        let network = Network(architecture: architecture, using: &generator)
+        checkDirectionalDerivatives(network, ranks: [8], batch: 24, seed: 20)
+    }
+
     @Test("Up to 16 filters run direct on output rows a whole number of vectors wide")
     func directConvolutionFullVectors() {
         var generator = SeededGenerator(seed: 17)
