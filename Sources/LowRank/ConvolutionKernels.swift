@@ -142,15 +142,79 @@ func rowSums(_ matrix: [Float], rows: Int, columns: Int, into sums: inout [Float
 /// Measured with `maestro bench --layers` on LeNet's two convolutions (docs/benchmarks.md).
 let directConvolutionMaximumFilters = 6
 
+/// The same for output rows a whole number of 8-float vectors wide (the ResNets' 32, 16 and
+/// 8), where the direct kernel's vectors waste no lanes: direct up to this many filters.
+/// Measured with `maestro bench layers` on `resnet20` (docs/benchmarks.md).
+let directConvolutionMaximumFiltersFullVectors = 16
+
+/// Whether `count` filters of geometry `g` run direct (stride 1 only).
+func usesDirectConvolution(filters count: Int, geometry g: ConvolutionGeometry) -> Bool {
+    guard g.stride == 1 else { return false }
+    return count <= directConvolutionMaximumFilters
+        || (g.outputWidth % 8 == 0 && count <= directConvolutionMaximumFiltersFullVectors)
+}
+
+/// From this many filters (or output channels of a 1×1 stage) up, a convolution's products
+/// run in BLAS (`sgemm`, packed, AVX-512 where the CPU has it); below, in the streaming
+/// kernels, which need no packing of the few filters' side. LeNet's convolutions (6 and 16
+/// filters, and any rank of their LoD forms) stay below, so their results do not move.
+let blasConvolutionMinimumFilters = 32
+
+/// Whether a product with `filters` rows on its short side runs in BLAS.
+func usesBLAS(filters: Int) -> Bool { filters >= blasConvolutionMinimumFilters }
+
+/// Below the BLAS threshold, a convolution with at least this many input channels whose
+/// patch matrix over the batch would pass `chunkedPatchMinimumFloats` (32 MiB: `cnn`'s second
+/// convolution at low rank, 40 MB at batch 64) also lowers its input a chunk of images at a
+/// time, its products in the streaming kernels. Smaller ones lower the whole batch at once:
+/// measured on `resnet20` (patch matrices up to 19 MB), lowering twice cost more than the
+/// memory saved. LeNet's convolutions (1 and 6 channels) lower the whole batch, as they
+/// always did (the filter gradient's sums over positions would be split otherwise).
+let chunkedConvolutionMinimumChannels = 8
+let chunkedPatchMinimumFloats = 1 << 23
+
+/// Whether `count` filters of geometry `g` (not run direct) lower the batch in chunks.
+func lowersInChunks(filters count: Int, batch: Int, geometry g: ConvolutionGeometry) -> Bool {
+    usesBLAS(filters: count)
+        || (g.channels >= chunkedConvolutionMinimumChannels
+            && g.patchSize * g.outputArea * batch >= chunkedPatchMinimumFloats)
+}
+
+/// Floats of the patch matrix of one chunk of images: about 1 MiB, so that
+/// a chunk's patches stay in a core's L2 cache between their lowering and the products that
+/// read them (the whole batch's would run to tens of MB, written and read back from memory).
+let patchChunkFloats = 1 << 18
+
+/// Images per chunk of `batch` for geometry `g` (at least 1).
+func imagesPerChunk(batch: Int, geometry g: ConvolutionGeometry) -> Int {
+    min(batch, max(1, patchChunkFloats / max(1, g.patchSize * g.outputArea)))
+}
+
+/// Runs `body` on consecutive chunks of the batch's images, in order.
+func forEachChunk(batch: Int, geometry g: ConvolutionGeometry, _ body: (Range<Int>) -> Void) {
+    let step = imagesPerChunk(batch: batch, geometry: g)
+    var start = 0
+    while start < batch {
+        body(start..<min(batch, start + step))
+        start += step
+    }
+}
+
+extension ConvolutionGeometry {
+    /// Output positions of one image.
+    var outputArea: Int { outputHeight * outputWidth }
+}
+
 /// `count` filters `[count, patch]` applied to channel-major images `x`: writes the
 /// channel-major `[count, batch·outH·outW]` result into `y` and returns what
-/// `filterBackward` needs (the transposed patch matrix, or the padded input).
+/// `filterBackward` needs (the transposed patch matrix, the padded input, or where the
+/// batch is lowered a chunk of images at a time, the input itself).
 func filterForward(
     _ x: [Float], batch: Int, geometry g: ConvolutionGeometry, filters: UnsafePointer<Float>,
     count: Int, into y: inout [Float]
 ) -> [Float] {
     let positions = batch * g.outputHeight * g.outputWidth
-    if count <= directConvolutionMaximumFilters && g.stride == 1 {
+    if usesDirectConvolution(filters: count, geometry: g) {
         let padded = x.withUnsafeBufferPointer { xp in
             paddedPlanes(
                 xp.baseAddress!, planes: g.channels * batch, height: g.height, width: g.width,
@@ -166,6 +230,37 @@ func filterForward(
             }
         }
         return padded
+    }
+    if lowersInChunks(filters: count, batch: batch, geometry: g) {
+        let blas = usesBLAS(filters: count)
+        var cols = scratch(g.patchSize * imagesPerChunk(batch: batch, geometry: g) * g.outputArea)
+        forEachChunk(batch: batch, geometry: g) { images in
+            let columns = images.count * g.outputArea
+            x.withUnsafeBufferPointer { xp in
+                cols.withUnsafeMutableBufferPointer { cp in
+                    im2colChannelMajor(
+                        xp.baseAddress!, batch: batch, geometry: g, into: cp.baseAddress!,
+                        images: images)
+                }
+            }
+            cols.withUnsafeBufferPointer { cp in
+                y.withUnsafeMutableBufferPointer { yp in
+                    let target = yp.baseAddress! + images.lowerBound * g.outputArea
+                    if blas {
+                        sgemm(
+                            .none, .none, m: count, n: columns, k: g.patchSize, filters,
+                            lda: g.patchSize, cp.baseAddress!, ldb: columns, target,
+                            ldc: positions)
+                    } else {
+                        streamingProduct(
+                            m: count, n: columns, k: g.patchSize, filters, aRow: g.patchSize,
+                            aColumn: 1, cp.baseAddress!, ldb: columns, target, ldc: positions)
+                    }
+                }
+            }
+        }
+        // The backward pass lowers the input again, chunk by chunk.
+        return x
     }
     let cols = lower(x, batch: batch, geometry: g)
     cols.withUnsafeBufferPointer { cp in
@@ -188,7 +283,7 @@ func filterBackward(
     let (k, c) = (g.kernelSize, g.channels)
     let (oh, ow) = (g.outputHeight, g.outputWidth)
     let positions = batch * oh * ow
-    if count <= directConvolutionMaximumFilters && g.stride == 1 {
+    if usesDirectConvolution(filters: count, geometry: g) {
         let (hp, wp) = (g.height + 2 * g.padding, g.width + 2 * g.padding)
         saved.withUnsafeBufferPointer { xp in
             dy.withUnsafeBufferPointer { dyp in
@@ -224,6 +319,65 @@ func filterBackward(
                         outputs: c, channels: count, batch: batch, paddedHeight: oh + 2 * pad,
                         paddedWidth: ow + 2 * pad, kernel: k, dp.baseAddress!,
                         filters: fp.baseAddress!, into: dxp.baseAddress!)
+                }
+            }
+        }
+        return dx
+    }
+    if lowersInChunks(filters: count, batch: batch, geometry: g) {
+        let blas = usesBLAS(filters: count)
+        // `saved` is the input: lowered again per chunk, the chunk's gradient added on.
+        let chunkColumns = imagesPerChunk(batch: batch, geometry: g) * g.outputArea
+        var cols = scratch(g.patchSize * chunkColumns)
+        var dcols = needsInput ? scratch(g.patchSize * chunkColumns) : []
+        var dx = needsInput ? [Float](repeating: 0, count: saved.count) : []
+        forEachChunk(batch: batch, geometry: g) { images in
+            let columns = images.count * g.outputArea
+            let offset = images.lowerBound * g.outputArea
+            saved.withUnsafeBufferPointer { xp in
+                cols.withUnsafeMutableBufferPointer { cp in
+                    im2colChannelMajor(
+                        xp.baseAddress!, batch: batch, geometry: g, into: cp.baseAddress!,
+                        images: images)
+                }
+            }
+            let beta: Float = images.lowerBound == 0 ? 0 : 1
+            dy.withUnsafeBufferPointer { dyp in
+                cols.withUnsafeBufferPointer { cp in
+                    if blas {
+                        sgemm(
+                            .none, .transposed, m: count, n: g.patchSize, k: columns,
+                            dyp.baseAddress! + offset, lda: positions, cp.baseAddress!,
+                            ldb: columns, beta: beta, gradient, ldc: g.patchSize)
+                    } else {
+                        streamingReduction(
+                            m: count, n: g.patchSize, k: columns, dyp.baseAddress! + offset,
+                            lda: positions, cp.baseAddress!, ldb: columns, beta: beta, gradient,
+                            ldc: g.patchSize)
+                    }
+                }
+                guard needsInput else { return }
+                dcols.withUnsafeMutableBufferPointer { dp in
+                    if blas {
+                        sgemm(
+                            .transposed, .none, m: g.patchSize, n: columns, k: count, filters,
+                            lda: g.patchSize, dyp.baseAddress! + offset, ldb: positions,
+                            dp.baseAddress!, ldc: columns)
+                    } else {
+                        // The filters' transpose: element (k, o) is filters[o·patch + k].
+                        streamingProduct(
+                            m: g.patchSize, n: columns, k: count, filters, aRow: 1,
+                            aColumn: g.patchSize, dyp.baseAddress! + offset, ldb: positions,
+                            dp.baseAddress!, ldc: columns)
+                    }
+                }
+            }
+            guard needsInput else { return }
+            dcols.withUnsafeBufferPointer { dp in
+                dx.withUnsafeMutableBufferPointer { dxp in
+                    col2imChannelMajor(
+                        dp.baseAddress!, batch: batch, geometry: g, into: dxp.baseAddress!,
+                        images: images)
                 }
             }
         }

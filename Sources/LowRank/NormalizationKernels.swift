@@ -19,15 +19,21 @@ func sum(_ a: [Float], _ b: [Float]) -> [Float] {
 
 /// Mean and (biased) variance of `count` floats at `x`, in double precision.
 private func moments(_ x: UnsafePointer<Float>, count: Int) -> (mean: Double, variance: Double) {
-    var total = 0.0
-    for i in 0..<count { total += Double(x[i]) }
-    let mean = total / Double(max(count, 1))
-    var squares = 0.0
+    let mean = DoubleSums.sum(x, count: count) / Double(max(count, 1))
+    return (mean, DoubleSums.squaredDeviations(x, count: count, from: mean) / Double(max(count, 1)))
+}
+
+/// `n[i] = (x[i] − mean)·inverse`, `y[i] = γ·n[i] + β` over `count` floats.
+@inline(__always)
+private func normalize(
+    _ x: UnsafePointer<Float>, count: Int, mean: Float, inverse: Float, scale: Float,
+    shift: Float, normalized n: UnsafeMutablePointer<Float>, output y: UnsafeMutablePointer<Float>
+) {
     for i in 0..<count {
-        let d = Double(x[i]) - mean
-        squares += d * d
+        let v = (x[i] - mean) * inverse
+        n[i] = v
+        y[i] = scale * v + shift
     }
-    return (mean, squares / Double(max(count, 1)))
 }
 
 /// `1 / √(variance + ε)`.
@@ -60,13 +66,10 @@ func batchNormalizationForward(
                     }
                     statistics[ci] = mean
                     statistics[c + ci] = variance
-                    let inverse = inverseDeviation(variance)
-                    let (gamma, beta) = (scale[ci], shift[ci])
-                    for i in base..<(base + length) {
-                        let n = (xp[i] - mean) * inverse
-                        np[i] = n
-                        yp[i] = gamma * n + beta
-                    }
+                    normalize(
+                        xp.baseAddress! + base, count: length, mean: mean,
+                        inverse: inverseDeviation(variance), scale: scale[ci], shift: shift[ci],
+                        normalized: np.baseAddress! + base, output: yp.baseAddress! + base)
                 }
             }
         }
@@ -88,11 +91,8 @@ func batchNormalizationBackward(
         normalized.withUnsafeBufferPointer { np in
             for ci in 0..<c {
                 let base = ci * length
-                var (shiftGradient, scaleGradient) = (0.0, 0.0)
-                for i in base..<(base + length) {
-                    shiftGradient += Double(dyp[i])
-                    scaleGradient += Double(dyp[i]) * Double(np[i])
-                }
+                let (shiftGradient, scaleGradient) = DoubleSums.sumAndDot(
+                    dyp.baseAddress! + base, np.baseAddress! + base, count: length)
                 gradients[p].scalars[ci] = Float(scaleGradient)
                 gradients[p + 1].scalars[ci] = Float(shiftGradient)
                 guard needsInput else { continue }
@@ -134,32 +134,28 @@ func groupNormalizationForward(
                         let channels = (g * perGroup)..<((g + 1) * perGroup)
                         var total = 0.0
                         for ci in channels {
-                            let plane = xp.baseAddress! + (ci * batch + n) * positions
-                            for q in 0..<positions { total += Double(plane[q]) }
+                            total += DoubleSums.sum(
+                                xp.baseAddress! + (ci * batch + n) * positions, count: positions)
                         }
                         let elements = Double(perGroup * positions)
                         let mean = total / elements
                         var squares = 0.0
                         for ci in channels {
-                            let plane = xp.baseAddress! + (ci * batch + n) * positions
-                            for q in 0..<positions {
-                                let d = Double(plane[q]) - mean
-                                squares += d * d
-                            }
+                            squares += DoubleSums.squaredDeviations(
+                                xp.baseAddress! + (ci * batch + n) * positions, count: positions,
+                                from: mean)
                         }
                         let variance = Float(squares / elements)
                         statistics[n * groups + g] = Float(mean)
                         statistics[count + n * groups + g] = variance
                         let inverse = inverseDeviation(variance)
-                        let m = Float(mean)
                         for ci in channels {
                             let start = (ci * batch + n) * positions
-                            let (gamma, beta) = (scale[ci], shift[ci])
-                            for i in start..<(start + positions) {
-                                let v = (xp[i] - m) * inverse
-                                np[i] = v
-                                yp[i] = gamma * v + beta
-                            }
+                            normalize(
+                                xp.baseAddress! + start, count: positions, mean: Float(mean),
+                                inverse: inverse, scale: scale[ci], shift: shift[ci],
+                                normalized: np.baseAddress! + start,
+                                output: yp.baseAddress! + start)
                         }
                     }
                 }
@@ -180,16 +176,21 @@ func groupNormalizationBackward(
     let perGroup = c / groups
     let count = batch * groups
     var dx = needsInput ? scratch(dy.count) : []
+    // Per plane (channel, sample): Σ∂y and Σ∂y·x̂, in one pass; the parameter gradients and
+    // the groups' sums are made of them.
+    var planeSums = [Double](repeating: 0, count: 2 * c * batch)
     dy.withUnsafeBufferPointer { dyp in
         normalized.withUnsafeBufferPointer { np in
+            for plane in 0..<(c * batch) {
+                let start = plane * positions
+                (planeSums[2 * plane], planeSums[2 * plane + 1]) = DoubleSums.sumAndDot(
+                    dyp.baseAddress! + start, np.baseAddress! + start, count: positions)
+            }
             for ci in 0..<c {
                 var (shiftGradient, scaleGradient) = (0.0, 0.0)
                 for n in 0..<batch {
-                    let start = (ci * batch + n) * positions
-                    for i in start..<(start + positions) {
-                        shiftGradient += Double(dyp[i])
-                        scaleGradient += Double(dyp[i]) * Double(np[i])
-                    }
+                    shiftGradient += planeSums[2 * (ci * batch + n)]
+                    scaleGradient += planeSums[2 * (ci * batch + n) + 1]
                 }
                 gradients[p].scalars[ci] = Float(scaleGradient)
                 gradients[p + 1].scalars[ci] = Float(shiftGradient)
@@ -201,13 +202,9 @@ func groupNormalizationBackward(
                         let channels = (g * perGroup)..<((g + 1) * perGroup)
                         var (s1, s2) = (0.0, 0.0)
                         for ci in channels {
-                            let start = (ci * batch + n) * positions
                             let gamma = Double(scale[ci])
-                            for i in start..<(start + positions) {
-                                let d = gamma * Double(dyp[i])
-                                s1 += d
-                                s2 += d * Double(np[i])
-                            }
+                            s1 += gamma * planeSums[2 * (ci * batch + n)]
+                            s2 += gamma * planeSums[2 * (ci * batch + n) + 1]
                         }
                         let elements = Double(perGroup * positions)
                         let (meanD, meanDN) = (Float(s1 / elements), Float(s2 / elements))

@@ -74,17 +74,21 @@ public struct ConvolutionGeometry: Sendable, Equatable, Codable {
 /// Each row is written as runs of `outW` consecutive floats copied from one input row, so
 /// loads and stores are contiguous. A convolution is then `Yᵀ = W · colsᵀ`, whose result
 /// `[outputs, batch·outH·outW]` is again channel-major.
+///
+/// With `images`, only those images of the batch: the columns of images `images` alone
+/// (`images.count·outH·outW` per row), as a product over a chunk of the batch reads them.
 public func im2colChannelMajor(
     _ images: UnsafePointer<Float>, batch: Int, geometry g: ConvolutionGeometry,
-    into patches: UnsafeMutablePointer<Float>
+    into patches: UnsafeMutablePointer<Float>, images range: Range<Int>? = nil
 ) {
+    let range = range ?? 0..<batch
     if g.stride != 1 {
-        im2colStrided(images, batch: batch, geometry: g, into: patches)
+        im2colStrided(images, batch: batch, geometry: g, into: patches, images: range)
         return
     }
     let (h, w, c, k, p) = (g.height, g.width, g.channels, g.kernelSize, g.padding)
     let (oh, ow) = (g.outputHeight, g.outputWidth)
-    let positions = batch * oh * ow
+    let positions = range.count * oh * ow
     for ky in 0..<k {
         for kx in 0..<k {
             // Output columns whose input column ox + kx − p lies inside the image.
@@ -92,7 +96,7 @@ public func im2colChannelMajor(
             let end = max(first, min(ow, w + p - kx))
             for ci in 0..<c {
                 var target = patches + ((ky * k + kx) * c + ci) * positions
-                for n in 0..<batch {
+                for n in range {
                     let plane = images + (ci * batch + n) * h * w
                     for oy in 0..<oh {
                         let y = oy + ky - p
@@ -115,17 +119,20 @@ public func im2colChannelMajor(
 /// The adjoint of `im2colChannelMajor`: adds each entry of the transposed patch matrix back
 /// onto the input value it was copied from. `images` (channel-major) must be zeroed, or hold
 /// values to accumulate onto.
+/// With `images`, the patch matrix holds those images of the batch only (as
+/// `im2colChannelMajor` with `images` writes it), and only they are added to.
 public func col2imChannelMajor(
     _ patches: UnsafePointer<Float>, batch: Int, geometry g: ConvolutionGeometry,
-    into images: UnsafeMutablePointer<Float>
+    into images: UnsafeMutablePointer<Float>, images range: Range<Int>? = nil
 ) {
+    let range = range ?? 0..<batch
     if g.stride != 1 {
-        col2imStrided(patches, batch: batch, geometry: g, into: images)
+        col2imStrided(patches, batch: batch, geometry: g, into: images, images: range)
         return
     }
     let (h, w, c, k, p) = (g.height, g.width, g.channels, g.kernelSize, g.padding)
     let (oh, ow) = (g.outputHeight, g.outputWidth)
-    let positions = batch * oh * ow
+    let positions = range.count * oh * ow
     for ky in 0..<k {
         for kx in 0..<k {
             let first = min(ow, max(0, p - kx))
@@ -133,7 +140,7 @@ public func col2imChannelMajor(
             let count = end - first
             for ci in 0..<c {
                 var source = UnsafePointer(patches + ((ky * k + kx) * c + ci) * positions)
-                for n in 0..<batch {
+                for n in range {
                     let plane = images + (ci * batch + n) * h * w
                     for oy in 0..<oh {
                         let y = oy + ky - p
@@ -154,7 +161,7 @@ public func col2imChannelMajor(
 /// `ox·s + kx − p` (a gather; zero outside the image).
 private func im2colStrided(
     _ images: UnsafePointer<Float>, batch: Int, geometry g: ConvolutionGeometry,
-    into patches: UnsafeMutablePointer<Float>
+    into patches: UnsafeMutablePointer<Float>, images range: Range<Int>
 ) {
     let (h, w, c, k, p, s) = (g.height, g.width, g.channels, g.kernelSize, g.padding, g.stride)
     let (oh, ow) = (g.outputHeight, g.outputWidth)
@@ -162,7 +169,7 @@ private func im2colStrided(
     for ky in 0..<k {
         for kx in 0..<k {
             for ci in 0..<c {
-                for n in 0..<batch {
+                for n in range {
                     let plane = images + (ci * batch + n) * h * w
                     for oy in 0..<oh {
                         let y = oy * s + ky - p
@@ -186,7 +193,7 @@ private func im2colStrided(
 /// The adjoint of `im2colStrided`: accumulates each patch entry onto its input value.
 private func col2imStrided(
     _ patches: UnsafePointer<Float>, batch: Int, geometry g: ConvolutionGeometry,
-    into images: UnsafeMutablePointer<Float>
+    into images: UnsafeMutablePointer<Float>, images range: Range<Int>
 ) {
     let (h, w, c, k, p, s) = (g.height, g.width, g.channels, g.kernelSize, g.padding, g.stride)
     let (oh, ow) = (g.outputHeight, g.outputWidth)
@@ -194,7 +201,7 @@ private func col2imStrided(
     for ky in 0..<k {
         for kx in 0..<k {
             for ci in 0..<c {
-                for n in 0..<batch {
+                for n in range {
                     let plane = images + (ci * batch + n) * h * w
                     for oy in 0..<oh {
                         let y = oy * s + ky - p

@@ -99,7 +99,10 @@ struct BenchCommand: ParsableCommand {
         @OptionGroup var cases: BenchCaseOptions
 
         func run() throws {
-            print(timing.suite.layerProfile(cases.selected))
+            print(
+                timing.suite.layerProfile(
+                    cases.selected,
+                    models: { cases.isSelected(model: $0, variant: $1, fraction: $2) }))
         }
     }
 

@@ -14,6 +14,9 @@ struct BenchSuite {
     var seconds: Double
     /// Mini-batch of the training-step cases.
     var batchSize: Int
+    /// Time in this process's CPU seconds instead of wall seconds (on a shared machine, the
+    /// wall clock also counts the time other jobs hold the cores).
+    var cpuTime = false
 
     /// The training-step cases: model, variant and rank fraction.
     static let cases: [(ModelKind, String, Double)] = [
@@ -196,9 +199,10 @@ struct BenchSuite {
         return medianTime { trainer.step(features: x, labels: y, learningRate: 1e-4) }
     }
 
-    /// Median of repeated timings after a warm-up, each repeat ≥ 5 ms, for ≥ `seconds` in all.
+    /// Median of repeated timings after a warm-up, each repeat ≥ 5 ms, for ≥ `seconds` in all
+    /// (of wall time, or of CPU time with `cpuTime`).
     func medianTime(_ body: () -> Void) -> Double {
-        let clock = ProcessClock.monotonic
+        let clock = cpuTime ? ProcessClock.processCPU : ProcessClock.monotonic
         body()
         var inner = 1
         while true {

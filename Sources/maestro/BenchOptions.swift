@@ -11,6 +11,13 @@ struct BenchTimingOptions: ParsableArguments {
     @Option(name: .customLong("batch-size"), help: "Mini-batch of the training-step cases.")
     var batchSize = 64
 
+    @Flag(
+        name: .customLong("cpu-time"),
+        help:
+            "Time in this process's CPU seconds, not wall seconds (on a shared machine, where the wall clock also counts other jobs' turns on the cores)."
+    )
+    var cpuTime = false
+
     func validate() throws {
         guard seconds >= 0, seconds.isFinite else {
             throw ValidationError("--seconds must be a non-negative number (got \(seconds))")
@@ -20,7 +27,7 @@ struct BenchTimingOptions: ParsableArguments {
         }
     }
 
-    var suite: BenchSuite { BenchSuite(seconds: seconds, batchSize: batchSize) }
+    var suite: BenchSuite { BenchSuite(seconds: seconds, batchSize: batchSize, cpuTime: cpuTime) }
 }
 
 /// Which training-step cases `bench` times.

@@ -4,12 +4,27 @@ import Runtime
 import Tensors
 
 extension BenchSuite {
-    /// Per layer, forward and backward milliseconds of each case (`bench layers`).
-    func layerProfile(_ cases: [(ModelKind, String, Double)]) -> String {
+    /// Per layer, forward and backward milliseconds of each case (`bench layers`): the
+    /// suite's own `cases`, then the larger presets' (``ModelStepTiming``) that `isSelected`
+    /// picks.
+    func layerProfile(
+        _ cases: [(ModelKind, String, Double)],
+        models isSelected: (ModelKind, String, Double) -> Bool = { _, _, _ in false }
+    ) -> String {
         var generator = SeededGenerator(seed: 1)
         var lines: [String] = []
-        for (model, variant, fraction) in cases {
-            let network = Self.network(model, variant, fraction, generator: &generator)
+        let suiteCases = cases.map { ($0.0, $0.1, $0.2, nil as [Int]?) }
+        let modelCases = ModelStepTiming.cases.filter {
+            isSelected($0.model, $0.variant, $0.fraction)
+        }
+        .map { ($0.model, $0.variant, $0.fraction, Optional($0.input)) }
+        for (model, variant, fraction, input) in suiteCases + modelCases {
+            let network =
+                input.map {
+                    ModelStepTiming.network(
+                        model, variant: variant, fraction: fraction, input: $0,
+                        generator: &generator)
+                } ?? Self.network(model, variant, fraction, generator: &generator)
             let inputCount = network.architecture.inputShape.reduce(1, *)
             let x = Tensor.randomNormal(shape: [batchSize * inputCount], using: &generator).scalars
             let times = network.layerTimes(x, batch: batchSize) { medianTime($0) }

@@ -37,6 +37,42 @@ private func checkGradients(
     }
 }
 
+/// Checks each parameter gradient of `network` along one random direction: the central
+/// difference of the loss along it against the gradient's dot product with it (two forward
+/// passes per tensor, for layers too large to difference entry by entry).
+private func checkDirectionalDerivatives(
+    _ network: Network, ranks: [Int], batch: Int, seed: UInt64, step: Float = 1e-2
+) {
+    var generator = SeededGenerator(seed: seed)
+    let inputCount = network.architecture.inputShape.reduce(1, *)
+    let input = Tensor.randomNormal(shape: [batch * inputCount], using: &generator).scalars
+    let outputCount = batch * network.architecture.classCount
+    let projection = Tensor.randomNormal(shape: [outputCount], using: &generator).scalars
+    let pass = network.forward(input, batch: batch, ranks: ranks)
+    var gradients = network.parameters.map { Tensor(zeros: $0.shape) }
+    network.backward(pass, outputGradient: projection, into: &gradients)
+    for index in network.parameters.indices {
+        let direction = Tensor.randomNormal(
+            shape: network.parameters[index].shape, using: &generator)
+        func loss(_ sign: Float) -> Double {
+            var perturbed = network
+            for i in direction.scalars.indices {
+                perturbed.parameters[index].scalars[i] += sign * step * direction.scalars[i]
+            }
+            return projectionLoss(
+                perturbed, input: input, batch: batch, ranks: ranks, projection: projection)
+        }
+        let numeric = (loss(1) - loss(-1)) / (2 * Double(step))
+        let analytic = zip(gradients[index].scalars, direction.scalars).reduce(0.0) {
+            $0 + Double($1.0) * Double($1.1)
+        }
+        #expect(
+            abs(numeric - analytic) <= 2e-3 * max(1, abs(numeric)),
+            "tensor \(index) \(network.parameters[index].shape): numeric \(numeric), analytic \(analytic)"
+        )
+    }
+}
+
 @Suite("Backward passes against central differences")
 struct GradientCheckTests {
     @Test("Dense → ReLU → Dense")
@@ -103,6 +139,64 @@ struct GradientCheckTests {
             ])
         let network = Network(architecture: architecture, using: &generator)
         checkGradients(network, ranks: [8], batch: 2, seed: 14, step: 1e-3)
+    }
+
+    @Test(
+        "32 filters and more run in BLAS a chunk of images at a time: several chunks, dense and LoD"
+    )
+    func blasConvolution() {
+        var generator = SeededGenerator(seed: 15)
+        // 36 · 48 · 48 floats of patches per image: 3 images a chunk, so a batch of 4 takes
+        // a chunk of 3 and one of 1. No ReLU: no kink for the differences to step over.
+        let g = ConvolutionGeometry(height: 48, width: 48, channels: 4, kernelSize: 3, padding: 1)
+        let g2 = ConvolutionGeometry(
+            height: 48, width: 48, channels: 34, kernelSize: 3, padding: 1, stride: 2)
+        let architecture = Architecture(
+            name: "t", inputShape: [48, 48, 4], classCount: 2,
+            layers: [
+                .lowRankConvolution(geometry: g, outputs: 34, maxRank: 33),
+                .convolution(geometry: g2, outputs: 32),
+                .globalAveragePool(height: 24, width: 24, channels: 32),
+                .dense(inputs: 32, outputs: 2),
+            ])
+        let network = Network(architecture: architecture, using: &generator)
+        checkDirectionalDerivatives(network, ranks: [33], batch: 4, seed: 16)
+    }
+
+    @Test("A large patch matrix below the BLAS threshold is lowered in chunks too, LoD")
+    func chunkedStreamingConvolution() {
+        var generator = SeededGenerator(seed: 19)
+        // 400 · 30 · 30 floats of patches per image, 24 images: 8.6 M floats, past the
+        // threshold; 8 filters (rank 8) on rows 30 wide run in the streaming kernels.
+        let g1 = ConvolutionGeometry(height: 30, width: 30, channels: 1, kernelSize: 1, padding: 0)
+        let g = ConvolutionGeometry(height: 30, width: 30, channels: 16, kernelSize: 5, padding: 2)
+        let architecture = Architecture(
+            name: "t", inputShape: [30, 30, 1], classCount: 2,
+            layers: [
+                .convolution(geometry: g1, outputs: 16),
+                .lowRankConvolution(geometry: g, outputs: 10, maxRank: 10),
+                .globalAveragePool(height: 30, width: 30, channels: 10),
+                .dense(inputs: 10, outputs: 2),
+            ])
+        let network = Network(architecture: architecture, using: &generator)
+        checkDirectionalDerivatives(network, ranks: [8], batch: 24, seed: 20)
+    }
+
+    @Test("Up to 16 filters run direct on output rows a whole number of vectors wide")
+    func directConvolutionFullVectors() {
+        var generator = SeededGenerator(seed: 17)
+        let g = ConvolutionGeometry(height: 5, width: 16, channels: 3, kernelSize: 3, padding: 1)
+        let g2 = ConvolutionGeometry(height: 5, width: 16, channels: 4, kernelSize: 3, padding: 1)
+        let architecture = Architecture(
+            name: "t", inputShape: [5, 16, 3], classCount: 2,
+            layers: [
+                .convolution(geometry: g, outputs: 4),
+                .lowRankConvolution(geometry: g2, outputs: 14, maxRank: 14),
+                .globalAveragePool(height: 5, width: 16, channels: 14),
+                .dense(inputs: 14, outputs: 2),
+            ])
+        let network = Network(architecture: architecture, using: &generator)
+        checkGradients(network, ranks: [12], batch: 2, seed: 18, step: 1e-3)
     }
 
     @Test("Softmax cross-entropy gradient")

@@ -60,3 +60,11 @@ void maestro_convolve_portable(
 void maestro_convolve_filter_gradient_portable(
     ptrdiff_t r, ptrdiff_t c, ptrdiff_t n, ptrdiff_t hp, ptrdiff_t wp, ptrdiff_t k,
     const float *in, const float *g, float *gw);
+
+/// Double-precision sums over `n` floats: `*sum = Σ (a[i] − mean)` and
+/// `*second = Σ (a[i] − mean)·b[i]`, or `Σ (a[i] − mean)²` when `b` is NULL. A fixed order
+/// (eight partial sums, see reductions.c): the vectorized and the portable (`portable` ≠ 0)
+/// versions give the same bits.
+void maestro_double_sums(
+    const float *a, const float *b, ptrdiff_t n, double mean, double *sum, double *second,
+    int portable);

@@ -1,0 +1,93 @@
+// Sums in double precision over long float rows (the normalisations' statistics and their
+// gradients' sums; see CKernels.h). Eight partial sums, lane l taking elements 8·i + l,
+// combined as ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)), then the tail in order:
+// the AVX2 and the portable versions give the same bits. Products and sums are separate
+// statements, so that no compiler contracts them into fused multiply-adds.
+#include "CKernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+static double combined(const double s[8]) {
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+static void sums_portable(
+    const float *a, const float *b, ptrdiff_t n, double mean, double *sum, double *second) {
+    double s[8] = {0}, t[8] = {0};
+    ptrdiff_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        for (int l = 0; l < 8; l++) {
+            const double x = (double)a[i + l] - mean;
+            const double y = b ? (double)b[i + l] : x;
+            const double p = x * y;
+            s[l] += x;
+            t[l] += p;
+        }
+    }
+    double total = combined(s), products = combined(t);
+    for (; i < n; i++) {
+        const double x = (double)a[i] - mean;
+        const double y = b ? (double)b[i] : x;
+        const double p = x * y;
+        total += x;
+        products += p;
+    }
+    *sum = total;
+    *second = products;
+}
+
+#if defined(__x86_64__)
+
+__attribute__((target("avx2"))) static void sums_avx2(
+    const float *a, const float *b, ptrdiff_t n, double mean, double *sum, double *second) {
+    const __m256d m = _mm256_set1_pd(mean);
+    __m256d s0 = _mm256_setzero_pd(), s1 = s0, t0 = s0, t1 = s0;
+    ptrdiff_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 va = _mm256_loadu_ps(a + i);
+        const __m256d x0 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(va)), m);
+        const __m256d x1 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(va, 1)), m);
+        __m256d y0 = x0, y1 = x1;
+        if (b) {
+            const __m256 vb = _mm256_loadu_ps(b + i);
+            y0 = _mm256_cvtps_pd(_mm256_castps256_ps128(vb));
+            y1 = _mm256_cvtps_pd(_mm256_extractf128_ps(vb, 1));
+        }
+        const __m256d p0 = _mm256_mul_pd(x0, y0), p1 = _mm256_mul_pd(x1, y1);
+        s0 = _mm256_add_pd(s0, x0);
+        s1 = _mm256_add_pd(s1, x1);
+        t0 = _mm256_add_pd(t0, p0);
+        t1 = _mm256_add_pd(t1, p1);
+    }
+    double s[8], t[8];
+    _mm256_storeu_pd(s, s0);
+    _mm256_storeu_pd(s + 4, s1);
+    _mm256_storeu_pd(t, t0);
+    _mm256_storeu_pd(t + 4, t1);
+    double total = combined(s), products = combined(t);
+    for (; i < n; i++) {
+        const double x = (double)a[i] - mean;
+        const double y = b ? (double)b[i] : x;
+        const double p = x * y;
+        total += x;
+        products += p;
+    }
+    *sum = total;
+    *second = products;
+}
+
+#endif
+
+void maestro_double_sums(
+    const float *a, const float *b, ptrdiff_t n, double mean, double *sum, double *second,
+    int portable) {
+#if defined(__x86_64__)
+    if (!portable && maestro_kernels_vectorized()) {
+        sums_avx2(a, b, n, mean, sum, second);
+        return;
+    }
+#endif
+    sums_portable(a, b, n, mean, sum, second);
+}
