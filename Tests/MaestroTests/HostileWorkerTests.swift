@@ -18,18 +18,26 @@ struct HostilePeer {
     }
 
     /// Every frame that arrives within `seconds`.
-    func frames(within seconds: Double) throws -> [ReceivedFrame] {
+
+    /// Every frame until `quiet` seconds pass without one, waiting up to `first` seconds for
+    /// the first: a count that does not depend on how fast a loaded machine answers.
+    func frames(first: Double, quiet: Double) throws -> [ReceivedFrame] {
         var frames: [ReceivedFrame] = []
-        let deadline = Date().addingTimeInterval(seconds)
+        var deadline = Date().addingTimeInterval(first)
         while Date() < deadline {
-            if let frame = try transport.receive(timeout: .milliseconds(100)) { frames.append(frame) }
+            if let frame = try transport.receive(timeout: .milliseconds(100)) {
+                frames.append(frame)
+                deadline = Date().addingTimeInterval(quiet)
+            }
         }
         return frames
     }
 
     static func hello(slot: UInt32?, slots: UInt32?, credential: String) -> Message {
         .workerHello(
-            WorkerHello(slot: slot, slots: slots, instanceNonce: 7, host: "intruder", credential: credential))
+            WorkerHello(
+                slot: slot, slots: slots, instanceNonce: 7, host: "intruder", credential: credential
+            ))
     }
 }
 
@@ -70,13 +78,17 @@ struct HostileWorkerTests {
         for credential in ["", "guess", String(secret.dropLast()) + "x"] {
             let hello = HostilePeer.hello(slot: 0, slots: 5, credential: credential)
             try intruder.send(hello, channel: [])
-            let replies = try intruder.frames(within: 1.5)
+            let replies = try intruder.frames(first: 60, quiet: 1.5)
             #expect(replies.count == 1, "\(replies.count) replies to a forged HELLO")
             for reply in replies {
                 #expect(
                     reply.bytes.count <= WireCodec.encode(hello, round: 0, sender: 0).count,
                     "a forged HELLO was answered with \(reply.bytes.count) bytes")
-                guard case .error(let report) = try WireCodec.decode(reply.bytes, maximumSize: 1 << 20).message else {
+                guard
+                    case .error(let report) = try WireCodec.decode(
+                        reply.bytes, maximumSize: 1 << 20
+                    ).message
+                else {
                     Issue.record("a forged HELLO was answered with something other than an error")
                     continue
                 }
@@ -89,7 +101,7 @@ struct HostileWorkerTests {
                 Registration(
                     tierName: "low", capability: 1, sampleCount: 10, instanceNonce: 3,
                     requestedClientID: 0)), channel: Array("0".utf8))
-        let answers = try intruder.frames(within: 1.0).compactMap {
+        let answers = try intruder.frames(first: 60, quiet: 1.0).compactMap {
             try? WireCodec.decode($0.bytes, maximumSize: 1 << 20).message
         }
         #expect(answers.count == 1)
@@ -109,7 +121,9 @@ struct HostileWorkerTests {
         // With the secret, a second connection asking for a live worker's share is refused.
         let thief = try HostilePeer(endpoint)
         try thief.send(HostilePeer.hello(slot: 0, slots: 2, credential: secret), channel: [])
-        let stolen = try thief.frames(within: 1.5).compactMap { try? WireCodec.decode($0.bytes, maximumSize: 1 << 20).message }
+        let stolen = try thief.frames(first: 30, quiet: 1.5).compactMap {
+            try? WireCodec.decode($0.bytes, maximumSize: 1 << 20).message
+        }
         #expect(stolen.count == 1)
         if case .error(let report)? = stolen.first {
             #expect(report.message.contains("held by a live worker"), "\(report.message)")
@@ -150,7 +164,9 @@ struct HostileWorkerTests {
         ] {
             let open = try maestro(command, timeout: 60)
             #expect(open.status != 0)
-            #expect(open.error.contains("\(file): the worker secret is readable by other users"), "\(open.error)")
+            #expect(
+                open.error.contains("\(file): the worker secret is readable by other users"),
+                "\(open.error)")
         }
     }
 }
