@@ -51,6 +51,9 @@ struct CoordinatorMachine {
     let runID: UInt64
     /// The architecture as JSON, in every REGISTERED.
     let modelDescription: String
+    /// The scenario as run, as YAML, in every worker assignment (emitted once: a HELLO must
+    /// not cost the coordinator the scenario's serialisation).
+    let scenarioYAML: String
 
     var phase: Phase
     var global: Network
@@ -133,6 +136,7 @@ struct CoordinatorMachine {
             (try? encoder.encode(global.architecture)).map { String(decoding: $0, as: UTF8.self) }
             ?? ""
         denseMessageBytes = Self.denseMessageBytes(of: scenario)
+        scenarioYAML = scenario.yaml()
         if let checkpoint { try restore(from: checkpoint) }
         metrics = RoundMetrics(round: round)
     }
