@@ -396,6 +396,9 @@ struct CoordinatorMachine {
             emit(.log("round \(round): cannot reach client \(id): \(error)"))
             metrics.droppedTimeout.append(Int(id))
             _ = dropFromAttempt(id)
+            // Its connection is gone or being dropped (it did not read what it was sent): it
+            // is not selected again, by a retry of this round either, until it registers again.
+            if error.isPeerFault { standing.unresponsive.insert(id) }
             progress()
         case .errorReply, .shutdown, .linkProbeReply, .workerControl:
             break

@@ -88,18 +88,28 @@ extension ProtocolFuzzing.Run {
     /// Carries out actions as the driver does, checking where each send goes.
     mutating func perform(_ actions: [CoordinatorAction], answering peer: PeerID?) throws {
         var queue = actions[...]
-        while let action = queue.popFirst() {
+        // Where the actions start that the machine returned once told that the transport
+        // dropped a connection in this batch: sends before that were decided without knowing.
+        var droppedAt: [PeerID: Int] = [:]
+        while !queue.isEmpty {
+            let index = queue.startIndex
+            let action = queue.removeFirst()
             switch action {
             case .send(let frame, let target, let ticket):
                 trace?.append("    send \(ticket.message) to \(target) (\(ticket.purpose))")
                 if checksSends {
                     try checkSend(frame, to: target, ticket: ticket, answering: peer)
-                    try checkQueue(to: target, ticket: ticket)
+                    if index >= droppedAt[target.connection, default: 0] {
+                        try checkQueue(to: target, ticket: ticket)
+                    }
                 }
                 if failingSends {
                     queue += machine.undelivered(ticket, error: .unknownPeer(target), at: now)
                 } else if let refusal = queues.queue(frame.count, for: target) {
                     trace?.append("    refused: \(refusal)")
+                    if case .peerQueueFull = refusal {
+                        droppedAt[target.connection] = queue.endIndex
+                    }
                     let followUp = machine.undelivered(ticket, error: refusal, at: now)
                     if checksSends { try checkRefusal(followUp, to: target) }
                     queue += followUp

@@ -18,9 +18,10 @@ extension ProtocolFuzzing {
         private(set) var held: [PeerID: Int] = [:]
         /// Connections that do not read what is sent to them.
         private var deaf: Set<PeerID> = []
-        /// Connections dropped for their queue and not heard from since: the machine may send
-        /// them nothing (but SHUTDOWN, which goes to every client at the end and which the
-        /// transport refuses as it refuses any send to a closed connection).
+        /// Connections dropped for their queue and not heard from since. Once the machine is
+        /// told of the refusal it may queue nothing more for them (but SHUTDOWN, which goes to
+        /// every client at the end and which the transport refuses as it refuses any send to
+        /// a closed connection); sends it had decided before it knew are refused.
         private(set) var dropped: Set<PeerID> = []
         /// Connections dropped during the current batch of actions, whose closing the driver
         /// reports to the machine once the batch is carried out (the socket monitor's event).
@@ -42,9 +43,11 @@ extension ProtocolFuzzing {
             if reading { deaf.remove(connection) } else { deaf.insert(connection) }
         }
 
-        /// Queues `bytes` for `connection`, or refuses them (the error) and drops it.
+        /// Queues `bytes` for `connection`, or refuses them (the error) and drops it. A dropped
+        /// connection takes nothing more: it is going away.
         mutating func queue(_ bytes: Int, for target: PeerID) -> TransportError? {
             let connection = target.connection
+            guard !dropped.contains(connection) else { return .unknownPeer(target) }
             let cost = bytes + ServerLimits.frameOverhead
             let queued = held[connection, default: 0]
             guard queued == 0 || queued + cost <= Self.budget else {
