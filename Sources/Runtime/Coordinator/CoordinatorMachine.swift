@@ -295,6 +295,14 @@ struct CoordinatorMachine {
     /// until they register again, and leave the current round at once.
     mutating func disconnected(_ connections: [PeerID], at now: Duration) -> [CoordinatorAction] {
         self.now = now
+        close(connections)
+        progress()
+        return takeOutbox()
+    }
+
+    /// What `connections` held is gone: their clients (until they register again), a
+    /// worker's share and the tasks it had in hand.
+    private mutating func close(_ connections: [PeerID]) {
         let closed = Set(connections.map(\.connection))
         for connection in closed { connectionKeys[connection] = nil }
         var stranded: [PeerID] = []
@@ -314,8 +322,6 @@ struct CoordinatorMachine {
             if !isRegistering { standing.unresponsive.insert(id) }
         }
         abandon(tasksOf: stranded)
-        progress()
-        return takeOutbox()
     }
 
     /// Another key now speaks on `connection`: every client registered through it is gone
@@ -402,6 +408,13 @@ struct CoordinatorMachine {
             progress()
         case .errorReply, .shutdown, .linkProbeReply, .workerControl:
             break
+        }
+        if case .peerQueueFull(let peer, _, _) = error {
+            // The transport drops the connection of a peer that does not read what it is
+            // sent: what it held is gone now, not only once its closing is reported, so no
+            // task or reply is queued for it in between.
+            close([peer])
+            progress()
         }
         return takeOutbox()
     }
