@@ -6,8 +6,10 @@ import Runtime
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzProtocol(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let input = Array(UnsafeBufferPointer(start: data, count: size))
-    if let violation = ProtocolFuzzing.run(input).violation {
-        fatalError("protocol invariant broken: \(violation)")
+    if ProtocolFuzzing.run(input).violation != nil {
+        // Again with the last events traced, for reading the failure.
+        let traced = ProtocolFuzzing.run(input, tracing: true).violation
+        fatalError("protocol invariant broken: \(traced.map(\.description) ?? "")")
     }
     return 0
 }

@@ -16,6 +16,12 @@ public enum PeerText {
     /// `text` escaped and capped for a log line: ASCII-printable and ordinary Unicode text
     /// comes back unchanged.
     public static func escaped(_ text: String, maximumLength: Int = maximumLength) -> String {
+        // Printable ASCII without a backslash, short enough: nothing to escape or cut.
+        if text.utf8.count <= maximumLength,
+            text.utf8.allSatisfy({ (0x20..<0x7F).contains($0) && $0 != 0x5C })
+        {
+            return text
+        }
         var result = ""
         var length = 0
         for scalar in text.unicodeScalars {

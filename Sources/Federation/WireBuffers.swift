@@ -156,7 +156,12 @@ struct WireReader {
         // Decoding repairs invalid sequences with U+FFFD, so a changed byte sequence means
         // invalid input (`String(validating:)` would need macOS 15).
         let text = String(decoding: utf8, as: UTF8.self)
-        guard text.utf8.elementsEqual(utf8) else { throw .invalidUTF8(field: field()) }
+        let unchanged =
+            text.utf8.withContiguousStorageIfAvailable { stored in
+                stored.count == length
+                    && (length == 0 || memcmp(stored.baseAddress!, utf8.baseAddress!, length) == 0)
+            } ?? text.utf8.elementsEqual(utf8)
+        guard unchanged else { throw .invalidUTF8(field: field()) }
         offset += length
         return text
     }

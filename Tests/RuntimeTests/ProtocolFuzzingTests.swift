@@ -36,9 +36,15 @@ struct ProtocolFuzzingTests {
         case register(peer: UInt8, nonce: UInt8, requested: UInt8, tier: UInt8, key: UInt8)
         case answer(peer: UInt8, damage: UInt8)
         case tick(UInt8)
+        /// The peer's connection stops reading what is sent to it.
+        case deaf(peer: UInt8)
+        /// A link probe padded with 32 640 bytes asking for a reply of that size.
+        case bigProbe(peer: UInt8)
 
         var bytes: [UInt8] {
             switch self {
+            case .deaf(let peer): [peer, 7, 2]
+            case .bigProbe(let peer): [peer, 3, 0, 6, 255, 7, 255, 7, 0]
             case .register(let peer, let nonce, let requested, let tier, let key):
                 [peer, 0, nonce, requested, tier, 40, 0, 0, key]
             case .answer(let peer, let damage): [peer, 1, 0, 40, 0, damage]
@@ -85,5 +91,45 @@ struct ProtocolFuzzingTests {
             #expect(outcome.violation == nil, "\(outcome.violation!)")
             #expect(outcome.rejected > 0)
         }
+    }
+
+    @Test("Scripted: a peer that never reads is refused at its byte budget and dropped; the run goes on")
+    func scriptedDeafPeer() {
+        for enrolled in [false, true] {
+            var events: [Event] = [
+                .register(peer: 0, nonce: 0, requested: 0, tier: 0, key: 2), .deaf(peer: 0),
+            ]
+            events += Array(repeating: .bigProbe(peer: 0), count: 6)
+            let outcome = run(enrolled: enrolled, events)
+            #expect(outcome.violation == nil, "\(outcome.violation!)")
+            // Each probe's reply passes the budget of a connection holding the last one:
+            // every other reply is refused (the connection is dropped, and speaks again).
+            #expect(outcome.refusedSends == 3)
+        }
+    }
+
+    @Test("The budget invariant fails for a machine that sends to a dropped connection or ends the run")
+    func budgetInvariantFails() throws {
+        var run = ProtocolFuzzing.Run(machine: ProtocolFuzzing.templates.plain)
+        let peer = ProtocolFuzzing.Run.peers[0]
+        run.answeredFrameBytes = 100  // the reply answers a frame larger than itself
+        run.queues.setReading(peer, false)
+        let big = ProtocolFuzzing.Queues.budget
+        #expect(run.queues.queue(big, for: peer) == nil)
+        #expect(run.queues.queue(1, for: peer) != nil)
+        #expect(run.queues.dropped.contains(peer))
+        // A probe reply to the dropped connection, as a machine retrying the send would queue.
+        let ticket = SendTicket(
+            purpose: .linkProbeReply, round: 0, client: -1, message: .linkProbeReply, bytes: 1)
+        #expect(throws: ProtocolFuzzing.Violation.self) {
+            try run.perform([.send([0], to: peer, ticket: ticket)], answering: peer)
+        }
+        // A machine that ends the run when a peer does not read.
+        #expect(throws: ProtocolFuzzing.Violation.self) {
+            try run.checkRefusal([.fail(.stopped)], to: peer)
+        }
+        // The peer speaks again: it may be answered.
+        run.queues.spoke(peer)
+        try run.perform([.send([0], to: peer, ticket: ticket)], answering: peer)
     }
 }

@@ -71,7 +71,7 @@ extension CoordinatorMachine {
             let assignment: WorkerAssignment
             do {
                 assignment = try workers.assignment(
-                    slot: slot, slots: slots, runID: runID, scenario: scenario.yaml())
+                    slot: slot, slots: slots, runID: runID, scenario: scenarioYAML)
             } catch {
                 emit(.log("cannot assign share \(slot) to \(frame.peer): \(error)"))
                 sendControl(

@@ -51,6 +51,9 @@ struct CoordinatorMachine {
     let runID: UInt64
     /// The architecture as JSON, in every REGISTERED.
     let modelDescription: String
+    /// The scenario as run, as YAML, in every worker assignment (emitted once: a HELLO must
+    /// not cost the coordinator the scenario's serialisation).
+    let scenarioYAML: String
 
     var phase: Phase
     var global: Network
@@ -133,6 +136,7 @@ struct CoordinatorMachine {
             (try? encoder.encode(global.architecture)).map { String(decoding: $0, as: UTF8.self) }
             ?? ""
         denseMessageBytes = Self.denseMessageBytes(of: scenario)
+        scenarioYAML = scenario.yaml()
         if let checkpoint { try restore(from: checkpoint) }
         metrics = RoundMetrics(round: round)
     }
@@ -304,6 +308,14 @@ struct CoordinatorMachine {
     /// until they register again, and leave the current round at once.
     mutating func disconnected(_ connections: [PeerID], at now: Duration) -> [CoordinatorAction] {
         self.now = now
+        close(connections)
+        progress()
+        return takeOutbox()
+    }
+
+    /// What `connections` held is gone: their clients (until they register again), a
+    /// worker's share and the tasks it had in hand.
+    private mutating func close(_ connections: [PeerID]) {
         let closed = Set(connections.map(\.connection))
         for connection in closed { connectionKeys[connection] = nil }
         var stranded: [PeerID] = []
@@ -323,8 +335,6 @@ struct CoordinatorMachine {
             if !isRegistering { standing.unresponsive.insert(id) }
         }
         abandon(tasksOf: stranded)
-        progress()
-        return takeOutbox()
     }
 
     /// Another key now speaks on `connection`: every client registered through it is gone
@@ -405,9 +415,19 @@ struct CoordinatorMachine {
             emit(.log("round \(round): cannot reach client \(id): \(error)"))
             metrics.droppedTimeout.append(Int(id))
             _ = dropFromAttempt(id)
+            // Its connection is gone or being dropped (it did not read what it was sent): it
+            // is not selected again, by a retry of this round either, until it registers again.
+            if error.isPeerFault { standing.unresponsive.insert(id) }
             progress()
         case .errorReply, .shutdown, .linkProbeReply, .workerControl:
             break
+        }
+        if case .peerQueueFull(let peer, _, _) = error {
+            // The transport drops the connection of a peer that does not read what it is
+            // sent: what it held is gone now, not only once its closing is reported, so no
+            // task or reply is queued for it in between.
+            close([peer])
+            progress()
         }
         return takeOutbox()
     }

@@ -12,12 +12,19 @@ extension ProtocolFuzzing.Run {
         let before = machine
         let rejectedBefore = machine.rejectedCount
         answeredFrameBytes = frame.bytes.count
+        let queuesBefore = queues
+        queues.spoke(frame.peer.connection)
         let actions = machine.received(frame, at: now)
         let rejected = machine.rejectedCount > rejectedBefore
         if actions.contains(where: { if case .fail = $0 { true } else { false } }) {
             throw ProtocolFuzzing.Violation(description: "a frame from \(frame.peer) ended the run")
         }
-        if checksSends, !rejected,
+        // Whether a client left the round (or the round moved on) with this frame: only then
+        // can it have been an accepted update, so only then is the frame decoded again.
+        let roundMoved =
+            machine.round != before.round
+            || Set(machine.pendingClients) != Set(before.pendingClients)
+        if checksSends, !rejected, roundMoved,
             let envelope = try? WireCodec.decode(frame.bytes, maximumSize: 1 << 22),
             case .update = envelope.message, before.isPending(envelope.sender),
             !machine.isPending(envelope.sender) || machine.round != before.round
@@ -42,13 +49,14 @@ extension ProtocolFuzzing.Run {
         // rejected frame's model must be one of theirs.
         var matched = false
         var alternatives: [ProtocolFuzzing.Run] = []
-        var ignored = counterfactual(from: before)
+        var ignored = counterfactual(from: before, queues: queuesBefore)
+        ignored.queues.spoke(frame.peer.connection)
         try ignored.perform(
             ignored.machine.received(ReceivedFrame(peer: frame.peer, bytes: [0x47]), at: now),
             answering: frame.peer)
         alternatives.append(ignored)
         if let id = before.clients.id(of: frame.peer), before.isPending(id) {
-            var dropped = counterfactual(from: before)
+            var dropped = counterfactual(from: before, queues: queuesBefore)
             try dropped.perform(dropped.machine.abandoned([id], at: now), answering: nil)
             alternatives.append(dropped)
         }
@@ -65,27 +73,48 @@ extension ProtocolFuzzing.Run {
     }
 
     /// A run from `machine` in this run's conditions, for a step that did not happen.
-    func counterfactual(from machine: CoordinatorMachine) -> ProtocolFuzzing.Run {
+    func counterfactual(
+        from machine: CoordinatorMachine, queues: ProtocolFuzzing.Queues
+    ) -> ProtocolFuzzing.Run {
         var run = ProtocolFuzzing.Run(machine: machine)
         run.checksSends = false
         run.now = now
         run.failingSends = failingSends
         run.keys = keys
+        run.queues = queues
         return run
     }
 
     /// Carries out actions as the driver does, checking where each send goes.
     mutating func perform(_ actions: [CoordinatorAction], answering peer: PeerID?) throws {
         var queue = actions[...]
-        while let action = queue.popFirst() {
+        // Where the actions start that the machine returned once told that the transport
+        // dropped a connection in this batch: sends before that were decided without knowing.
+        var droppedAt: [PeerID: Int] = [:]
+        while !queue.isEmpty {
+            let index = queue.startIndex
+            let action = queue.removeFirst()
             switch action {
             case .send(let frame, let target, let ticket):
                 trace?.append("    send \(ticket.message) to \(target) (\(ticket.purpose))")
-                if checksSends {
+                if index < droppedAt[target.connection, default: 0] {
+                    // Decided before the machine knew the connection is dropped: the transport
+                    // refuses it (below), so it reaches nobody, whatever changed since.
+                    if rowsSent?.connection == target.connection { rowsSent = nil }
+                } else if checksSends {
                     try checkSend(frame, to: target, ticket: ticket, answering: peer)
+                    try checkQueue(to: target, ticket: ticket)
                 }
                 if failingSends {
                     queue += machine.undelivered(ticket, error: .unknownPeer(target), at: now)
+                } else if let refusal = queues.queue(frame.count, for: target) {
+                    trace?.append("    refused: \(refusal)")
+                    if case .peerQueueFull = refusal {
+                        droppedAt[target.connection] = queue.endIndex
+                    }
+                    let followUp = machine.undelivered(ticket, error: refusal, at: now)
+                    if checksSends { try checkRefusal(followUp, to: target) }
+                    queue += followUp
                 } else {
                     if case .train(let id) = ticket.purpose,
                         let envelope = try? WireCodec.decode(frame, maximumSize: 1 << 22),
@@ -107,6 +136,7 @@ extension ProtocolFuzzing.Run {
             case .record, .flushLedger:
                 break
             }
+            if queue.isEmpty { queue += closeDropped() }
         }
         guard machine.clients.count <= machine.populationBound else {
             throw ProtocolFuzzing.Violation(

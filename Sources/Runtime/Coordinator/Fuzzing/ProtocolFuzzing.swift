@@ -28,7 +28,11 @@ import Transport
 ///    before that client's TRAIN to the same worker; anything else a control channel is
 ///    answered with is no larger than the frame it answers;
 /// 6. an update is aggregated only from the peer its client's TRAIN of that round went to;
-/// 7. no frame from a peer ends the run.
+/// 7. no frame from a peer ends the run;
+/// 8. the bytes queued for a connection stay within its budget, as the transport keeps it
+///    (`ServerLimits`): a send that would pass it while something is queued is refused, and
+///    the machine copes as it must, without ending the run and without queuing anything more
+///    for that connection until it speaks again.
 ///
 /// The libFuzzer target (`Fuzz/ProtocolFuzzer`) and the suite's corpus replay both call
 /// ``run(_:)``.
@@ -43,6 +47,8 @@ public enum ProtocolFuzzing {
     static let unboundKey = "#" + String(repeating: "u", count: 39)
     static let strangerKey = String(repeating: "s", count: 40)
     static let workerKey = String(repeating: "w", count: 40)
+    /// A tier name at the length limit (no tier has it).
+    static let longTierName = String(repeating: "x", count: 255)
     /// The plaintext worker secret of the fuzzed coordinator.
     static let workerSecret = "fuzz-worker-secret"
 
@@ -82,7 +88,13 @@ public enum ProtocolFuzzing {
         _ = enrolment.add(key: unboundKey, entry: .init())
         _ = enrolment.add(key: workerKey, entry: .worker)
         do {
-            let evaluation = try scenario.evaluationSamples()
+            // The first 16 held-out samples: evaluation feeds the metrics and the finiteness
+            // check, never a decision that depends on how many samples it scores.
+            let all = try scenario.evaluationSamples()
+            let kept = min(all.count, 16)
+            let evaluation = TrainingSamples(
+                features: Array(all.features.prefix(kept * all.featureCount)),
+                labels: Array(all.labels.prefix(kept)), featureCount: all.featureCount)
             func machine(_ enrolment: Enrolment?) throws(CoordinatorError) -> CoordinatorMachine {
                 try CoordinatorMachine(
                     scenario: scenario, evaluationSet: evaluation, expectedClients: 3,
@@ -105,6 +117,8 @@ public enum ProtocolFuzzing {
         /// Rounds the machine completed, and frames it rejected.
         public var rounds: Int
         public var rejected: Int
+        /// Sends the transport refused because their connection passed its byte budget.
+        public var refusedSends: Int
     }
 
     /// Runs one input and checks the invariants after every event.
@@ -133,7 +147,7 @@ public enum ProtocolFuzzing {
         }
         return Outcome(
             violation: violation, rounds: run.machine.completedRounds,
-            rejected: run.machine.rejectedCount)
+            rejected: run.machine.rejectedCount, refusedSends: run.queues.refusals)
     }
 
     /// Reads an input's bytes as numbers; past the end it reads zeros.
@@ -187,6 +201,8 @@ public enum ProtocolFuzzing {
         var checksSends = true
         /// The size of the frame being answered (a link probe's reply may not exceed it).
         var answeredFrameBytes = 0
+        /// The transport's queues: see `ProtocolFuzzing+Transport.swift`.
+        var queues = Queues()
 
         mutating func step(_ reader: inout Reader) throws {
             let peer = Self.peers[Int(reader.byte()) % Self.peers.count]
@@ -207,16 +223,22 @@ public enum ProtocolFuzzing {
             case 4:
                 now += .milliseconds(Int64(reader.byte()) * 60)
                 try perform(machine.tick(at: now), answering: nil)
-            case 5: try perform(machine.disconnected([peer], at: now), answering: nil)
+            case 5:
+                queues.closed(peer.connection)
+                try perform(machine.disconnected([peer], at: now), answering: nil)
             case 6: try perform(machine.lost([UInt32(reader.byte() % 10)], at: now), answering: nil)
-            case 7: failingSends = reader.byte() & 1 == 1
+            case 7:
+                // Sends fail or not; the peer's connection reads what is queued for it or not.
+                let switches = reader.byte()
+                failingSends = switches & 1 == 1
+                queues.setReading(peer.connection, switches & 2 == 0)
             case 8:
                 try perform(
                     machine.abandoned([UInt32(reader.byte() % 10)], at: now), answering: nil)
             case 10: try workerHello(&reader)
             default:
                 // A REGISTER with an unknown tier, or a name at the length limit.
-                let name = reader.byte() & 1 == 0 ? "nope" : String(repeating: "x", count: 255)
+                let name = reader.byte() & 1 == 0 ? "nope" : ProtocolFuzzing.longTierName
                 try deliver(
                     ReceivedFrame(
                         peer: peer,
