@@ -37,6 +37,12 @@ public struct TrainingConfiguration: Sendable, Equatable, Codable {
     /// The first this many layers of the architecture run forward only: they get no gradient
     /// and no step (a federated client that uses them as a fixed feature extractor).
     public var frozenLayers: Int = 0
+    /// Whether each LoD layer's factor steps are scaled to move `U Vᵀ` as far as a dense step.
+    ///
+    /// The scale is `1 / (2·σ̄)`, `σ̄` the mean of the layer's component importances
+    /// `‖uᵢ‖·‖vᵢ‖` when training starts (docs/spec.md#lod-layers, step size). Off by default:
+    /// the LeNet-5 and MLP recipes train without it.
+    public var normalizesFactorSteps: Bool = false
 
     public init() {}
 
@@ -138,9 +144,51 @@ public struct Trainer: Sendable {
         gradients = network.parameters.map { Tensor(zeros: $0.shape) }
         let firstTrained = network.architecture.firstTrainedTensor(
             frozenLayers: configuration.frozenLayers)
-        stepScales =
+        var scales: [Float]? =
             firstTrained == 0
             ? nil : network.parameters.indices.map { $0 < firstTrained ? 0 : 1 }
+        if configuration.normalizesFactorSteps {
+            var factorScales = scales ?? Array(repeating: 1, count: network.parameters.count)
+            for (tensor, scale) in Trainer.factorStepScales(of: network) {
+                factorScales[tensor] *= scale
+            }
+            scales = factorScales
+        }
+        stepScales = scales
+    }
+
+    /// Per LoD factor tensor, the step scale `1 / (2·σ̄)` that makes a step on the factors
+    /// move the layer's product as far, on average, as a dense step moves `W`.
+    ///
+    /// With balanced factors (`UᵀU = VᵀV = Σ`, the SVD initialisation), one SGD step of size
+    /// `η` on `U` and `V` changes `W = U Vᵀ` by `−η·(G V Vᵀ + U Uᵀ G)`: the gradient's
+    /// component along singular directions `(i, j)` is stepped `η·(σᵢ + σⱼ)`, on average
+    /// `η·2σ̄`. A He-initialised layer has `σ̄ ≈ √2`, so its factors step about 2.8 times as far
+    /// as the dense layer they replace. `σ̄` is the mean importance `‖uᵢ‖·‖vᵢ‖` over the kept
+    /// components (the singular values at the SVD initialisation); a layer with none keeps 1.
+    public static func factorStepScales(of network: Network) -> [(tensor: Int, scale: Float)] {
+        var scales: [(tensor: Int, scale: Float)] = []
+        for (l, layerIndex) in network.architecture.lowRankLayerIndices.enumerated() {
+            let p = network.parameterOffset(ofLayer: layerIndex)
+            let kept = network.keptRanks[l]
+            // Rows of the stored Uᵀ and Vᵀ: component i is row i of each.
+            func rowNorm(_ factor: Tensor, _ row: Int) -> Double {
+                let width = factor.count / max(factor.shape[0], 1)
+                var sum = 0.0
+                for j in (row * width)..<((row + 1) * width) {
+                    sum += Double(factor.scalars[j] * factor.scalars[j])
+                }
+                return sum.squareRoot()
+            }
+            var total = 0.0
+            for i in 0..<kept {
+                total += rowNorm(network.parameters[p], i) * rowNorm(network.parameters[p + 1], i)
+            }
+            let mean = kept > 0 ? total / Double(kept) : 0
+            let scale: Float = mean > 0 && mean.isFinite ? Float(1 / (2 * mean)) : 1
+            scales += [(p, scale), (p + 1, scale)]
+        }
+        return scales
     }
 
     /// Whether the current epoch is in the compression phase (lasso + shrinking).
