@@ -50,6 +50,18 @@ func processes(mentioning text: String) -> [String] {
     }
 }
 
+/// The parent process ID of process `entry` (from `/proc/ENTRY/stat`), or nil once it is gone.
+func parentProcess(of entry: String) -> Int32? {
+    guard let data = FileManager.default.contents(atPath: "/proc/\(entry)/stat") else {
+        return nil
+    }
+    let text = String(decoding: data, as: UTF8.self)
+    // "pid (command) state ppid …": the command may hold spaces, so read after its ')'.
+    guard let close = text.lastIndex(of: ")") else { return nil }
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    return fields.count > 1 ? Int32(fields[1]) : nil
+}
+
 /// Starts `maestro ARGUMENTS` in the repository, without waiting; output discarded unless
 /// `standardError` is given.
 func startMaestro(_ arguments: [String], standardError: Pipe? = nil) throws -> Process {
@@ -151,9 +163,11 @@ struct WorkerPoolTests {
         defer { if fleet.isRunning { fleet.terminate() } }
         let deadline = Date().addingTimeInterval(300)
         while metricsLines(run) < 2 && fleet.isRunning && Date() < deadline { usleep(20_000) }
+        // This fleet's own worker (other suites may run worker fleets at the same time).
         let workers = processes(mentioning: "--slots\u{0}2").filter { entry in
             let line = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") ?? Data()
             return String(decoding: line, as: UTF8.self).contains("--slot\u{0}1\u{0}")
+                && parentProcess(of: entry) == fleet.processIdentifier
         }
         #expect(workers.count == 1, "expected the worker of share 1, found \(workers)")
         for worker in workers { kill(Int32(worker)!, SIGKILL) }
