@@ -94,19 +94,9 @@ public enum WidthTraining {
                     logits: pass.logits, labels: y, classCount: classCount)
                 var gradients = sub.map { Tensor(zeros: $0.shape) }
                 network.backward(pass, outputGradient: gradient, into: &gradients)
-                for t in sub.indices {
-                    sub[t].scalars.withUnsafeMutableBufferPointer { w in
-                        subVelocities[t].scalars.withUnsafeMutableBufferPointer { v in
-                            gradients[t].scalars.withUnsafeBufferPointer { g in
-                                for j in 0..<w.count {
-                                    let velocity = momentum * v[j] + g[j] + decay * w[j]
-                                    v[j] = velocity
-                                    w[j] -= rate * velocity
-                                }
-                            }
-                        }
-                    }
-                }
+                SGD.step(
+                    &sub, velocities: &subVelocities, along: gradients, learningRate: rate,
+                    momentum: momentum, weightDecay: decay)
                 if isWhole {
                     (parameters, velocities) = (sub, subVelocities)
                 } else {

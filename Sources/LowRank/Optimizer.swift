@@ -19,6 +19,17 @@ public struct SGD: Sendable, Equatable {
         _ parameters: inout [Tensor], along gradients: [Tensor], learningRate: Float,
         scales: [Float]? = nil
     ) {
+        Self.step(
+            &parameters, velocities: &velocities, along: gradients, learningRate: learningRate,
+            momentum: momentum, weightDecay: weightDecay, scales: scales)
+    }
+
+    /// One step of the same rule on buffers the caller keeps (`velocities`, one per tensor):
+    /// what ``update(_:along:learningRate:scales:)`` does with its own.
+    public static func step(
+        _ parameters: inout [Tensor], velocities: inout [Tensor], along gradients: [Tensor],
+        learningRate: Float, momentum: Float, weightDecay: Float, scales: [Float]? = nil
+    ) {
         precondition(
             parameters.count == gradients.count && parameters.count == velocities.count,
             "tensor counts differ")
