@@ -1,7 +1,4 @@
 import Federation
-import Fleet
-import LowRank
-import RunRecords
 import Testing
 import Transport
 
