@@ -88,33 +88,13 @@ public func curveClient(
 ) throws -> CurveClientConfiguration? {
     guard let serverKey, let clientKey else { return nil }
     do {
-        let pair = try CurveKeyPair(secretKey: try readKey(clientKey, what: "secret key"))
+        let pair = try CurveKeyFile.keyPair(secretKeyFile: clientKey)
         return CurveClientConfiguration(
-            serverPublicKey: try readKey(serverKey, what: "server public key"), keyPair: pair)
-    } catch let error as TransportError {
-        throw CommandError("\(clientKey): \(error)")
+            serverPublicKey: try CurveKeyFile.read(serverKey, what: "server public key"),
+            keyPair: pair)
+    } catch {
+        throw CommandError("\(error)")
     }
-}
-
-/// Reads a Z85 key file (40 characters, surrounding whitespace ignored).
-public func readKey(_ path: String, what: String) throws -> String {
-    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-        throw CommandError("\(path): cannot read the \(what)")
-    }
-    let key = trimmingWhitespace(text)
-    guard key.count == 40 else {
-        throw CommandError("\(path): not a CURVE key (expected 40 Z85 characters)")
-    }
-    return key
-}
-
-/// `text` without its leading and trailing whitespace and newlines (what Foundation's
-/// `trimmingCharacters(in: .whitespacesAndNewlines)` does, which the board client cannot link).
-func trimmingWhitespace(_ text: String) -> String {
-    guard let first = text.firstIndex(where: { !$0.isWhitespace }),
-        let last = text.lastIndex(where: { !$0.isWhitespace })
-    else { return "" }
-    return String(text[first...last])
 }
 
 /// Refuses an address without a ZeroMQ transport (`127.0.0.1:5555`), suggesting the one meant.

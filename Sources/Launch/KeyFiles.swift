@@ -40,25 +40,12 @@ public enum KeyFiles {
         return (secret, publicFile, pair.publicKey)
     }
 
-    /// Reads a Z85 key file (40 characters, surrounding whitespace ignored).
-    public static func readKey(_ path: String, what: String) throws(LaunchError) -> String {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw .failed("\(path): cannot read the \(what)")
-        }
-        let key = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard key.count == 40 else {
-            throw .failed("\(path): not a CURVE key (expected 40 Z85 characters)")
-        }
-        return key
-    }
-
     /// A key pair from a secret key file.
     public static func keyPair(secretKeyFile path: String) throws(LaunchError) -> CurveKeyPair {
-        let key = try readKey(path, what: "secret key")
         do {
-            return try CurveKeyPair(secretKey: key)
+            return try CurveKeyFile.keyPair(secretKeyFile: path)
         } catch {
-            throw .failed("\(path): \(error)")
+            throw .failed("\(error)")
         }
     }
 
@@ -88,9 +75,13 @@ public enum KeyFiles {
         var enrolment = Enrolment()
         for name in names.filter({ $0.hasSuffix(".pub") }).sorted() {
             let full = URL(fileURLWithPath: path).appendingPathComponent(name).path
-            if let problem = enrolment.add(
-                key: try readKey(full, what: "public key"), entry: .init())
-            {
+            let key: String
+            do {
+                key = try CurveKeyFile.read(full, what: "public key")
+            } catch {
+                throw .failed("\(error)")
+            }
+            if let problem = enrolment.add(key: key, entry: .init()) {
                 throw .failed("\(full): \(problem)")
             }
         }

@@ -1,4 +1,5 @@
 import Foundation
+import RunRecords
 
 /// A self-contained HTML report of one or more runs: inline SVG and CSS, nothing fetched.
 public struct HTMLReport: Sendable {
@@ -239,9 +240,26 @@ public struct HTMLReport: Sendable {
             let s = run.summary
             let p = s.provenance
             html +=
-                "<tr><td>\(escapeXML(run.name))</td><td><code>\(escapeXML(run.directory))</code></td><td>\(escapeXML(runDescription(run)))\(s.interrupted ? " (interrupted)" : "")</td><td><code>\(escapeXML(p?.commit.map { String($0.prefix(12)) } ?? "–"))</code></td><td>\(escapeXML(p?.version ?? "–"))</td><td>\(escapeXML(p?.startedAt ?? "–"))</td><td>\(escapeXML(p?.host ?? "–"))</td><td>\(String(format: "%.0f s", s.wallSeconds))</td><td><code>\(escapeXML(p?.commandLine.joined(separator: " ") ?? "–"))</code></td></tr>"
+                "<tr><td>\(escapeXML(run.name))</td><td><code>\(escapeXML(run.directory))</code></td><td>\(escapeXML(runDescription(run)))\(s.interrupted ? " (interrupted)" : "")</td><td><code>\(escapeXML(p?.commit.map { String($0.prefix(12)) } ?? "–"))</code></td><td>\(escapeXML(p?.version ?? "–"))</td><td>\(escapeXML(p?.startedAt ?? "–"))</td><td>\(escapeXML(p?.host ?? "–"))</td><td>\(String(format: "%.0f s", s.wallSeconds))</td><td>\(commandCell(p))</td></tr>"
         }
         return html + "</tbody></table>\n"
+    }
+
+    /// The command line that started a run, then each `--resume` that continued it: when, on
+    /// which host, from which commit when another, and its command line.
+    func commandCell(_ provenance: RunSummary.Provenance?) -> String {
+        guard let provenance else { return "<code>–</code>" }
+        var html = "<code>\(escapeXML(provenance.commandLine.joined(separator: " ")))</code>"
+        for resume in provenance.resumes ?? [] {
+            let commit =
+                resume.commit.map { $0 == provenance.commit ? "" : ", commit \($0.prefix(12))" }
+                ?? ""
+            html +=
+                "<br/>resumed \(escapeXML(resume.startedAt)) on \(escapeXML(resume.host))"
+                + "\(escapeXML(commit)): "
+                + "<code>\(escapeXML(resume.commandLine.joined(separator: " ")))</code>"
+        }
+        return html
     }
 
     // MARK: - Legends

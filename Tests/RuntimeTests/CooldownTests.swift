@@ -145,7 +145,7 @@ struct CooldownTests {
         #expect(rounds(of: silent, in: all) == [1, 5, 12])
         let checkpoint = try CoordinatorCheckpoint(
             bytes: try #require(saved).encoded(), path: "checkpoint.bin")
-        #expect(checkpoint.header.timeoutStreaks == [silent: 2])
+        #expect(checkpoint.header.standing.timeoutStreaks == [silent: 2])
         var resumed = try MachineHarness(overrides, resumingFrom: checkpoint)
         resumed.perform(resumed.machine.start(at: .zero))
         for client in 0..<8 { resumed.register(client, at: .zero) }

@@ -85,9 +85,9 @@ struct CoordinatorMachineTests {
         #expect(byTier["large"]?.samples == 200 && byTier["large"]?.contributedSamples == 200)
         // The checkpoint carries the contributors: a resumed run reports the same.
         let saved = try #require(checkpoint)
-        #expect(saved.header.contributors == [4, 5, 6, 7])
+        #expect(saved.header.standing.contributors == [4, 5, 6, 7])
         let decoded = try CoordinatorCheckpoint(bytes: saved.encoded(), path: "checkpoint.bin")
-        #expect(decoded.header.contributors == [4, 5, 6, 7])
+        #expect(decoded.header.standing.contributors == [4, 5, 6, 7])
     }
 
     @Test("A client that missed a deadline sits out exactly the next three rounds")
@@ -261,8 +261,8 @@ struct CoordinatorMachineTests {
         var time = Duration.seconds(1)
         let (all, saved) = play(&uninterrupted, from: 1, time: &time)
         let checkpoint = try #require(saved)
-        #expect(checkpoint.header.unresponsive?.count == 1)
-        #expect(checkpoint.header.cooldownUntil?.values.first == 5)
+        #expect(checkpoint.header.standing.unresponsive.count == 1)
+        #expect(checkpoint.header.standing.cooldownUntil.values.first == 5)
         // The resumed coordinator: every client registers again (new processes), which must
         // neither end the silent client's cooldown nor bring the lost one back early.
         var resumed = try MachineHarness(overrides, resumingFrom: checkpoint)

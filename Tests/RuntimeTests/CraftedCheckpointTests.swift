@@ -18,14 +18,16 @@ struct CraftedCheckpointTests {
         let network = Network(
             architecture: .make(.mlp, lowRank: true, inputShape: [6], classCount: 3),
             using: &generator)
-        let header = CoordinatorCheckpoint.Header(
-            round: 4, architecture: network.architecture, keptRanks: network.keptRanks,
+        let totals = RunTotals(
             bytesUp: 1000, bytesDown: 2000, denseEquivalentBytes: 3000, virtualSeconds: 4,
-            wallSeconds: 5, clientComputeSeconds: 6, transportBytesSent: 7,
-            transportBytesReceived: 8,
             tierBytes: ["low": RoundMetrics.TierBytes(down: 1, up: 2, denseEquivalent: 3)],
             participations: ["low": 3], rejected: ["bad_crc": 1], lateUpdates: 0,
-            lastAccuracy: ["low": 0.5], cooldownUntil: [2: 6])
+            clientComputeSeconds: 6, earlierWallSeconds: 5, earlierTransportBytesSent: 7,
+            earlierTransportBytesReceived: 8)
+        let header = CoordinatorCheckpoint.Header(
+            round: 4, architecture: network.architecture, keptRanks: network.keptRanks,
+            totals: totals, lastAccuracy: ["low": 0.5],
+            standing: ClientStanding(cooldownUntil: [2: 6]))
         return CoordinatorCheckpoint(
             header: header, parameters: network.parameters,
             serverState: ServerOptimizerState(for: network.parameters))

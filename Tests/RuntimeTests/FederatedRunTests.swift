@@ -5,11 +5,12 @@ import Fleet
 import Foundation
 import LowRank
 import RunRecords
-import Runtime
 import Tensors
 import TestSupport
 import Testing
 import Transport
+
+@testable import Runtime
 
 /// A small federated scenario on generated data: 8 FedProx devices, logistic LoD model.
 let syntheticScenarioYAML = """
@@ -301,14 +302,13 @@ struct ResumeTests {
         let network = Network(
             architecture: .make(.logistic, lowRank: true, inputShape: [6], classCount: 3),
             using: &generator)
+        let totals = RunTotals(
+            bytesUp: 1, bytesDown: 2, denseEquivalentBytes: 3, virtualSeconds: 4,
+            participations: ["a": 1], clientComputeSeconds: 6, earlierWallSeconds: 5,
+            earlierTransportBytesSent: 7, earlierTransportBytesReceived: 8)
         let header = CoordinatorCheckpoint.Header(
-            round: 3, architecture: network.architecture, keptRanks: network.keptRanks, bytesUp: 1,
-            bytesDown: 2,
-            denseEquivalentBytes: 3, virtualSeconds: 4, wallSeconds: 5, clientComputeSeconds: 6,
-            transportBytesSent: 7,
-            transportBytesReceived: 8, tierBytes: [:], participations: ["a": 1], rejected: [:],
-            lateUpdates: 0,
-            lastAccuracy: ["a": 0.5])
+            round: 3, architecture: network.architecture, keptRanks: network.keptRanks,
+            totals: totals, lastAccuracy: ["a": 0.5])
         let checkpoint = CoordinatorCheckpoint(
             header: header, parameters: network.parameters,
             serverState: ServerOptimizerState(for: network.parameters))

@@ -1,13 +1,10 @@
 import Federation
-import Fleet
-import LowRank
-import RunRecords
 import Testing
 import Transport
 
 @testable import Runtime
 
-@Suite("Rejection reasons, ledger message names and the checkpoint's mapping of run totals")
+@Suite("Rejection reasons and ledger message names")
 struct RejectionTests {
     /// The words in `metrics.jsonl`, `summary.json`, `ledger.csv` and the log: renaming a
     /// case must not change them.
@@ -45,29 +42,5 @@ struct RejectionTests {
                 == "rejected register from \(peer): unknown_tier (unknown tier 'x')")
         let silent = Rejection(reason: .late, message: .update, peer: peer, reply: nil)
         #expect(silent.description == "rejected update from \(peer): late")
-    }
-
-    @Test("A checkpoint header maps to the run's totals and standing and back unchanged")
-    func headerRoundTrip() throws {
-        let scenario = try Scenario.parse(yaml: syntheticScenarioYAML)
-        let model = scenario.initialNetwork()
-        let header = CoordinatorCheckpoint.Header(
-            round: 3, architecture: model.architecture, keptRanks: model.keptRanks, bytesUp: 11,
-            bytesDown: 12, denseEquivalentBytes: 13, virtualSeconds: 1.5, wallSeconds: 2.5,
-            clientComputeSeconds: 3.5, transportBytesSent: 14, transportBytesReceived: 15,
-            tierBytes: ["small": RoundMetrics.TierBytes(down: 1, up: 2, denseEquivalent: 3)],
-            participations: ["small": 4], rejected: ["late": 2], lateUpdates: 2,
-            lastAccuracy: ["small": 0.5], cooldownUntil: [1: 7], unresponsive: [2, 5],
-            contributors: [0, 1], deployedBudgets: ["small": "small"], timeoutStreaks: [1: 2])
-        let totals = header.totals
-        #expect(totals.earlierWallSeconds == 2.5 && totals.earlierTransportBytesSent == 14)
-        #expect(totals.rejectedCount == 2 && totals.bytesMoved == 23)
-        let standing = header.standing
-        #expect(standing.unresponsive == [2, 5] && standing.contributors == [0, 1])
-        let again = CoordinatorCheckpoint.Header(
-            round: 3, model: model, totals: totals, standing: standing,
-            lastAccuracy: header.lastAccuracy, lastDeployed: header.deployedBudgets ?? [:],
-            statistics: TransportStatistics(), wallSeconds: 0)
-        #expect(again == header)
     }
 }

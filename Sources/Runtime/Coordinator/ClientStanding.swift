@@ -2,8 +2,9 @@ import Fleet
 
 /// Who may be selected, as the run has learned it: clients known gone, clients cooling down
 /// after missed deadlines, and clients whose data reached the model. Kept in the checkpoint,
-/// so a resumed run selects as the uninterrupted one would.
-struct ClientStanding: Equatable {
+/// so a resumed run selects as the uninterrupted one would (encoded whole into the header's
+/// flat JSON object; a key absent from an older checkpoint reads as none).
+struct ClientStanding: Codable, Sendable, Equatable {
     /// Clients known to be gone (a fleet's dead processes, a peer that vanished): not
     /// selected again until they register again (a restarted client does).
     var unresponsive: Set<UInt32> = []
@@ -15,6 +16,43 @@ struct ClientStanding: Equatable {
     var timeoutStreaks: [UInt32: Int] = [:]
     /// Clients whose update has been aggregated at least once: whose data reached the model.
     var contributors: Set<UInt32> = []
+
+    init(
+        unresponsive: Set<UInt32> = [], cooldownUntil: [UInt32: Int] = [:],
+        timeoutStreaks: [UInt32: Int] = [:], contributors: Set<UInt32> = []
+    ) {
+        self.unresponsive = unresponsive
+        self.cooldownUntil = cooldownUntil
+        self.timeoutStreaks = timeoutStreaks
+        self.contributors = contributors
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case unresponsive, cooldownUntil, timeoutStreaks, contributors
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        unresponsive = Set(
+            try container.decodeIfPresent([UInt32].self, forKey: .unresponsive) ?? [])
+        cooldownUntil =
+            try container.decodeIfPresent([UInt32: Int].self, forKey: .cooldownUntil) ?? [:]
+        timeoutStreaks =
+            try container.decodeIfPresent([UInt32: Int].self, forKey: .timeoutStreaks) ?? [:]
+        contributors = Set(
+            try container.decodeIfPresent([UInt32].self, forKey: .contributors) ?? [])
+    }
+
+    /// Sets as sorted lists; time-out streaks only when there are any.
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(unresponsive.sorted(), forKey: .unresponsive)
+        try container.encode(cooldownUntil, forKey: .cooldownUntil)
+        if !timeoutStreaks.isEmpty {
+            try container.encode(timeoutStreaks, forKey: .timeoutStreaks)
+        }
+        try container.encode(contributors.sorted(), forKey: .contributors)
+    }
 
     /// Whether a client may not be selected in `round`: known gone, cooling down, or its
     /// connection known closed (another connection may have taken its routing identity

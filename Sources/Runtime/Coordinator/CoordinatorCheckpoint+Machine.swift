@@ -2,9 +2,8 @@ import Federation
 import LowRank
 import Transport
 
-/// The one place where the coordinator's state maps to the checkpoint's header and back. The
-/// header keeps its flat JSON layout (checkpoints written before still load); `RunTotals`
-/// and `ClientStanding` are the machine's side of it.
+/// The coordinator's state in the checkpoint's header: `RunTotals` and `ClientStanding` are
+/// encoded whole, into the header's flat JSON object (checkpoints written before still load).
 extension CoordinatorCheckpoint.Header {
     /// The header after round `round` of a run whose current process has run `wallSeconds`
     /// and moved `statistics` (added to what its earlier processes did).
@@ -13,43 +12,14 @@ extension CoordinatorCheckpoint.Header {
         lastAccuracy: [String: Double], lastDeployed: [String: String],
         statistics: TransportStatistics, wallSeconds: Double
     ) {
+        var totals = totals
+        totals.earlierWallSeconds += wallSeconds
+        totals.earlierTransportBytesSent += Int(statistics.bytesSent)
+        totals.earlierTransportBytesReceived += Int(statistics.bytesReceived)
         self.init(
             round: round, architecture: model.architecture, keptRanks: model.keptRanks,
-            bytesUp: totals.bytesUp, bytesDown: totals.bytesDown,
-            denseEquivalentBytes: totals.denseEquivalentBytes,
-            virtualSeconds: totals.virtualSeconds,
-            wallSeconds: totals.earlierWallSeconds + wallSeconds,
-            clientComputeSeconds: totals.clientComputeSeconds,
-            transportBytesSent: totals.earlierTransportBytesSent + Int(statistics.bytesSent),
-            transportBytesReceived: totals.earlierTransportBytesReceived
-                + Int(statistics.bytesReceived),
-            tierBytes: totals.tierBytes, participations: totals.participations,
-            rejected: totals.rejected, lateUpdates: totals.lateUpdates,
-            lastAccuracy: lastAccuracy, cooldownUntil: standing.cooldownUntil,
-            unresponsive: standing.unresponsive.sorted(),
-            contributors: standing.contributors.sorted(),
-            deployedBudgets: lastDeployed.isEmpty ? nil : lastDeployed,
-            timeoutStreaks: standing.timeoutStreaks.isEmpty ? nil : standing.timeoutStreaks)
-    }
-
-    /// The run's totals as the checkpoint left them (its wall time and transport bytes are
-    /// the resumed run's earlier ones).
-    var totals: RunTotals {
-        RunTotals(
-            bytesUp: bytesUp, bytesDown: bytesDown, denseEquivalentBytes: denseEquivalentBytes,
-            virtualSeconds: virtualSeconds, tierBytes: tierBytes, participations: participations,
-            rejected: rejected, lateUpdates: lateUpdates,
-            clientComputeSeconds: clientComputeSeconds, earlierWallSeconds: wallSeconds,
-            earlierTransportBytesSent: transportBytesSent,
-            earlierTransportBytesReceived: transportBytesReceived)
-    }
-
-    /// Who may be selected, as the checkpoint left it (fields absent in older checkpoints
-    /// read as none).
-    var standing: ClientStanding {
-        ClientStanding(
-            unresponsive: Set(unresponsive ?? []), cooldownUntil: cooldownUntil ?? [:],
-            timeoutStreaks: timeoutStreaks ?? [:], contributors: Set(contributors ?? []))
+            totals: totals, lastAccuracy: lastAccuracy, standing: standing,
+            deployedBudgets: lastDeployed.isEmpty ? nil : lastDeployed)
     }
 }
 

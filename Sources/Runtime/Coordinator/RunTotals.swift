@@ -5,10 +5,9 @@ import RunRecords
 /// FedAvg would have moved), participations, rejections, late updates, client compute and
 /// virtual time, and what the run's earlier processes measured before it was resumed.
 ///
-/// One value for the summary and the checkpoint; the checkpoint's header keeps its own
-/// layout (older checkpoints still load), mapped to this type in one place
-/// (`CoordinatorCheckpoint+Machine.swift`).
-struct RunTotals: Equatable {
+/// One value for the summary and the checkpoint, which encodes it whole into its header's
+/// flat JSON object under the keys below (the layout checkpoints have always had).
+struct RunTotals: Codable, Sendable, Equatable {
     var bytesUp = 0
     var bytesDown = 0
     var denseEquivalentBytes = 0
@@ -24,6 +23,16 @@ struct RunTotals: Equatable {
     var earlierWallSeconds = 0.0
     var earlierTransportBytesSent = 0
     var earlierTransportBytesReceived = 0
+
+    /// The checkpoint header's keys. Its wall time and transport bytes are the whole run's up
+    /// to the checkpoint: what a process resumed from it ran before it.
+    enum CodingKeys: String, CodingKey {
+        case bytesUp, bytesDown, denseEquivalentBytes, virtualSeconds, tierBytes
+        case participations, rejected, lateUpdates, clientComputeSeconds
+        case earlierWallSeconds = "wallSeconds"
+        case earlierTransportBytesSent = "transportBytesSent"
+        case earlierTransportBytesReceived = "transportBytesReceived"
+    }
 
     /// Bytes moved both ways.
     var bytesMoved: Int { bytesUp + bytesDown }

@@ -38,15 +38,16 @@ extension CoordinatorCheckpoint {
         guard rounds.contains(header.round) else {
             return ("round", "\(header.round)", "in [0, \(Scenario.maximumRounds)]")
         }
+        let totals = header.totals
         var counters: [(String, Int)] = [
-            ("bytesUp", header.bytesUp), ("bytesDown", header.bytesDown),
-            ("denseEquivalentBytes", header.denseEquivalentBytes),
-            ("transportBytesSent", header.transportBytesSent),
-            ("transportBytesReceived", header.transportBytesReceived),
-            ("lateUpdates", header.lateUpdates),
+            ("bytesUp", totals.bytesUp), ("bytesDown", totals.bytesDown),
+            ("denseEquivalentBytes", totals.denseEquivalentBytes),
+            ("transportBytesSent", totals.earlierTransportBytesSent),
+            ("transportBytesReceived", totals.earlierTransportBytesReceived),
+            ("lateUpdates", totals.lateUpdates),
         ]
         // Names come from the file: escaped like peer text, since they reach the terminal.
-        for (name, bytes) in header.tierBytes.sorted(by: { $0.key < $1.key }) {
+        for (name, bytes) in totals.tierBytes.sorted(by: { $0.key < $1.key }) {
             let tier = PeerText.escaped(name)
             counters += [
                 ("tierBytes.\(tier).up", bytes.up), ("tierBytes.\(tier).down", bytes.down),
@@ -54,7 +55,7 @@ extension CoordinatorCheckpoint {
             ]
         }
         for (name, table) in [
-            ("participations", header.participations), ("rejected", header.rejected),
+            ("participations", totals.participations), ("rejected", totals.rejected),
         ] {
             for (key, count) in table.sorted(by: { $0.key < $1.key }) {
                 counters.append(("\(name).\(PeerText.escaped(key))", count))
@@ -64,8 +65,9 @@ extension CoordinatorCheckpoint {
             return (field, "\(value)", "in [0, 2^53]")
         }
         let times = [
-            ("virtualSeconds", header.virtualSeconds), ("wallSeconds", header.wallSeconds),
-            ("clientComputeSeconds", header.clientComputeSeconds),
+            ("virtualSeconds", totals.virtualSeconds),
+            ("wallSeconds", totals.earlierWallSeconds),
+            ("clientComputeSeconds", totals.clientComputeSeconds),
         ]
         for (field, value) in times where !(value >= 0 && value <= maximumSeconds) {
             return (field, "\(value)", "finite seconds in [0, 1e12]")
@@ -76,12 +78,12 @@ extension CoordinatorCheckpoint {
         }
         // A cooldown ends a few rounds after the round that set it.
         let cooldownRounds = 0...(Scenario.maximumRounds + Cooldowns.maximumRounds + 1)
-        for (client, until) in (header.cooldownUntil ?? [:]).sorted(by: { $0.key < $1.key })
+        for (client, until) in header.standing.cooldownUntil.sorted(by: { $0.key < $1.key })
         where !cooldownRounds.contains(until) {
             return ("cooldownUntil.\(client)", "\(until)", "a round in \(cooldownRounds)")
         }
         // A streak of time-outs in a row is at most one per round.
-        for (client, streak) in (header.timeoutStreaks ?? [:]).sorted(by: { $0.key < $1.key })
+        for (client, streak) in header.standing.timeoutStreaks.sorted(by: { $0.key < $1.key })
         where !(1...Scenario.maximumRounds).contains(streak) {
             return ("timeoutStreaks.\(client)", "\(streak)", "in 1...\(Scenario.maximumRounds)")
         }

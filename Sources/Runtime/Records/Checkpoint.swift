@@ -15,73 +15,67 @@ import Tensors
 /// server second moments, and (header `averaged: true`) the deployed moving average's
 /// parameters (shapes from the header's architecture), then CRC-32C of all preceding bytes.
 public struct CoordinatorCheckpoint: Sendable, Equatable {
+    /// The checkpoint's JSON header: one flat object whose keys are the header's own, those of
+    /// the run's totals (`RunTotals`) and those of the clients' standing (`ClientStanding`),
+    /// each encoded whole into the same object (checkpoints written before still load).
     public struct Header: Codable, Sendable, Equatable {
         public var round: Int
         public var architecture: Architecture
         public var keptRanks: [Int]
-        public var bytesUp: Int
-        public var bytesDown: Int
-        public var denseEquivalentBytes: Int
-        public var virtualSeconds: Double
-        public var wallSeconds: Double
-        public var clientComputeSeconds: Double
-        public var transportBytesSent: Int
-        public var transportBytesReceived: Int
-        public var tierBytes: [String: RoundMetrics.TierBytes]
-        public var participations: [String: Int]
-        public var rejected: [String: Int]
-        public var lateUpdates: Int
+        /// The byte ledger's totals and the run's counters up to this round; its "earlier"
+        /// wall time and transport bytes are the whole run's so far (a resume's earlier ones).
+        var totals: RunTotals
         public var lastAccuracy: [String: Double]
-        /// Clients that missed a deadline, with the round before which they are not selected
-        /// (absent in checkpoints written before it was kept: read as none).
-        public var cooldownUntil: [UInt32: Int]?
-        /// Clients known to be gone, not selected until they register again.
-        public var unresponsive: [UInt32]?
-        /// Clients whose update has been aggregated at least once (absent in checkpoints
-        /// written before it was kept: read as none).
-        public var contributors: [UInt32]?
+        /// Who may be selected: cooldowns, time-out streaks, clients known gone, contributors.
+        var standing: ClientStanding
         /// The tier whose budget each tier deployed at the last evaluation
         /// (`evaluation.deploy: bestValidated`; absent otherwise and in older checkpoints).
         public var deployedBudgets: [String: String]?
         /// Whether the deployed moving average's parameters follow the server's buffers
         /// (`evaluation.averageDecay > 0`; absent otherwise and in older checkpoints).
         public var averaged: Bool?
-        /// Time-outs in a row of each client that has any (`Cooldowns`; absent when none, and
-        /// in older checkpoints: read as none).
-        public var timeoutStreaks: [UInt32: Int]?
 
-        public init(
-            round: Int, architecture: Architecture, keptRanks: [Int], bytesUp: Int, bytesDown: Int,
-            denseEquivalentBytes: Int, virtualSeconds: Double, wallSeconds: Double,
-            clientComputeSeconds: Double,
-            transportBytesSent: Int, transportBytesReceived: Int,
-            tierBytes: [String: RoundMetrics.TierBytes],
-            participations: [String: Int], rejected: [String: Int], lateUpdates: Int,
-            lastAccuracy: [String: Double], cooldownUntil: [UInt32: Int] = [:],
-            unresponsive: [UInt32] = [], contributors: [UInt32] = [],
-            deployedBudgets: [String: String]? = nil, timeoutStreaks: [UInt32: Int]? = nil
+        init(
+            round: Int, architecture: Architecture, keptRanks: [Int], totals: RunTotals,
+            lastAccuracy: [String: Double], standing: ClientStanding = ClientStanding(),
+            deployedBudgets: [String: String]? = nil
         ) {
             self.round = round
             self.architecture = architecture
             self.keptRanks = keptRanks
-            self.bytesUp = bytesUp
-            self.bytesDown = bytesDown
-            self.denseEquivalentBytes = denseEquivalentBytes
-            self.virtualSeconds = virtualSeconds
-            self.wallSeconds = wallSeconds
-            self.clientComputeSeconds = clientComputeSeconds
-            self.transportBytesSent = transportBytesSent
-            self.transportBytesReceived = transportBytesReceived
-            self.tierBytes = tierBytes
-            self.participations = participations
-            self.rejected = rejected
-            self.lateUpdates = lateUpdates
+            self.totals = totals
             self.lastAccuracy = lastAccuracy
-            self.cooldownUntil = cooldownUntil
-            self.unresponsive = unresponsive
-            self.contributors = contributors
+            self.standing = standing
             self.deployedBudgets = deployedBudgets
-            self.timeoutStreaks = timeoutStreaks
+        }
+
+        private enum CodingKeys: String, CodingKey {
+            case round, architecture, keptRanks, lastAccuracy, deployedBudgets, averaged
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            round = try container.decode(Int.self, forKey: .round)
+            architecture = try container.decode(Architecture.self, forKey: .architecture)
+            keptRanks = try container.decode([Int].self, forKey: .keptRanks)
+            totals = try RunTotals(from: decoder)
+            lastAccuracy = try container.decode([String: Double].self, forKey: .lastAccuracy)
+            standing = try ClientStanding(from: decoder)
+            deployedBudgets = try container.decodeIfPresent(
+                [String: String].self, forKey: .deployedBudgets)
+            averaged = try container.decodeIfPresent(Bool.self, forKey: .averaged)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(round, forKey: .round)
+            try container.encode(architecture, forKey: .architecture)
+            try container.encode(keptRanks, forKey: .keptRanks)
+            try totals.encode(to: encoder)
+            try container.encode(lastAccuracy, forKey: .lastAccuracy)
+            try standing.encode(to: encoder)
+            try container.encodeIfPresent(deployedBudgets, forKey: .deployedBudgets)
+            try container.encodeIfPresent(averaged, forKey: .averaged)
         }
     }
 
