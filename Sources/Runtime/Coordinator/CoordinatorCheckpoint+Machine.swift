@@ -29,7 +29,8 @@ extension CoordinatorCheckpoint.Header {
             unresponsive: standing.unresponsive.sorted(),
             contributors: standing.contributors.sorted(),
             deployedBudgets: lastDeployed.isEmpty ? nil : lastDeployed,
-            timeoutStreaks: standing.timeoutStreaks.isEmpty ? nil : standing.timeoutStreaks)
+            timeoutStreaks: standing.timeoutStreaks.isEmpty ? nil : standing.timeoutStreaks,
+            widthRoundsTrained: totals.widthCoverage?.roundsTrained)
     }
 
     /// The run's totals as the checkpoint left them (its wall time and transport bytes are
@@ -83,6 +84,17 @@ extension CoordinatorMachine {
             } : nil
         round = header.round
         totals = header.totals
+        if let counts = header.widthRoundsTrained {
+            guard let spaces = scenario.channelSpaces(of: global.architecture),
+                let coverage = WidthCoverage(
+                    roundsTrained: counts, spaces: spaces, rounds: header.round)
+            else {
+                throw .checkpointMismatch(
+                    reason: "its width coverage does not fit the scenario's "
+                        + "\(scenario.model.strategy.rawValue) model over \(header.round) rounds")
+            }
+            totals.widthCoverage = coverage
+        }
         standing = header.standing
         lastAccuracy = header.lastAccuracy
         lastDeployed = header.deployedBudgets ?? [:]

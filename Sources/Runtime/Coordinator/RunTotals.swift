@@ -24,6 +24,9 @@ struct RunTotals: Equatable {
     var earlierWallSeconds = 0.0
     var earlierTransportBytesSent = 0
     var earlierTransportBytesReceived = 0
+    /// Under a width strategy, the rounds each channel was trained (`nil` until a round is
+    /// aggregated, and for other strategies).
+    var widthCoverage: WidthCoverage? = nil
 
     /// Bytes moved both ways.
     var bytesMoved: Int { bytesUp + bytesDown }

@@ -49,6 +49,9 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
         /// Time-outs in a row of each client that has any (`Cooldowns`; absent when none, and
         /// in older checkpoints: read as none).
         public var timeoutStreaks: [UInt32: Int]?
+        /// Under a width strategy, per channel space and channel, the rounds that trained it
+        /// (`WidthCoverage`; absent for other strategies and in older checkpoints: none yet).
+        public var widthRoundsTrained: [[Int]]?
 
         public init(
             round: Int, architecture: Architecture, keptRanks: [Int], bytesUp: Int, bytesDown: Int,
@@ -59,7 +62,8 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
             participations: [String: Int], rejected: [String: Int], lateUpdates: Int,
             lastAccuracy: [String: Double], cooldownUntil: [UInt32: Int] = [:],
             unresponsive: [UInt32] = [], contributors: [UInt32] = [],
-            deployedBudgets: [String: String]? = nil, timeoutStreaks: [UInt32: Int]? = nil
+            deployedBudgets: [String: String]? = nil, timeoutStreaks: [UInt32: Int]? = nil,
+            widthRoundsTrained: [[Int]]? = nil
         ) {
             self.round = round
             self.architecture = architecture
@@ -82,6 +86,7 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
             self.contributors = contributors
             self.deployedBudgets = deployedBudgets
             self.timeoutStreaks = timeoutStreaks
+            self.widthRoundsTrained = widthRoundsTrained
         }
     }
 
