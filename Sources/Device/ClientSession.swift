@@ -146,7 +146,9 @@ public struct ClientSession {
                             code: .shapeMismatch, message: "TRAIN shapes do not fit the model")),
                     round: envelope.round, log: "refused a TRAIN whose shapes do not fit the model")
             }
-            if let problem = Self.problem(withSettings: task) {
+            if let problem = Self.problem(withSettings: task)
+                ?? Self.problem(withWidthDropout: task, architecture: architecture)
+            {
                 return .reply(
                     .error(ErrorReport(code: .malformed, message: "TRAIN refused: \(problem)")),
                     round: envelope.round, log: "refused a TRAIN: \(problem)")
@@ -217,6 +219,17 @@ public struct ClientSession {
         return .evaluation(EvaluationReport(results: results))
     }
 
+    /// Why a TRAIN asks for width dropout a model cannot do: it drops channels of a dense
+    /// model, and this one has LoD layers.
+    static func problem(
+        withWidthDropout task: TrainingTask, architecture: Architecture
+    )
+        -> String?
+    {
+        guard task.widthDropout, !architecture.lowRankLayerIndices.isEmpty else { return nil }
+        return "width dropout applies to a dense model; this one has LoD layers"
+    }
+
     /// Why a TRAIN's training settings cannot be trained with (a peer's values, never
     /// trusted: a batch size of 0 divided by zero, a NaN fraction trapped in the sampler).
     static func problem(withSettings task: TrainingTask) -> String? {
@@ -237,6 +250,9 @@ public struct ClientSession {
         }
         if let bad = task.samplerFractions.first(where: { !($0 > 0 && $0 <= 1) }) {
             return "sampler fraction \(bad) is outside (0, 1]"
+        }
+        if task.widthDropout && task.samplerFractions.isEmpty {
+            return "width dropout needs the widths to draw from, got none"
         }
         if task.sampler == .fixed && task.samplerFractions.count > 1 {
             return "a fixed sampler takes one fraction, got \(task.samplerFractions.count)"

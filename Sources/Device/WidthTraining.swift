@@ -28,9 +28,11 @@ public enum WidthTraining {
         return try spaces.widths(parameterShapes: shapes).get()
     }
 
-    /// Whether a TRAIN for a dense model asks for FjORD's ordered dropout.
+    /// Whether a TRAIN for a dense model asks for FjORD's ordered dropout: its own sampler
+    /// byte (`widthDropout`), never a `sharedFraction` rank sampler, which on a model whose
+    /// layers all stay dense samples no ranks and trains the whole model.
     static func isOrderedDropout(_ task: TrainingTask, architecture: Architecture) -> Bool {
-        architecture.lowRankLayerIndices.isEmpty && task.sampler == .sharedFraction
+        architecture.lowRankLayerIndices.isEmpty && task.widthDropout
             && !task.samplerFractions.isEmpty
     }
 

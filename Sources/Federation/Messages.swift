@@ -205,8 +205,13 @@ public struct TrainingTask: Sendable, Equatable {
     /// Client SGD momentum and weight decay.
     public var momentum: Float
     public var weightDecay: Float
-    /// Fractions for `sharedFraction`, or the one fraction of `fixed` (empty otherwise).
+    /// Fractions for `sharedFraction`, the one fraction of `fixed`, or under `widthDropout`
+    /// the widths to draw from (empty otherwise).
     public var samplerFractions: [Float]
+    /// FjORD's ordered dropout over width (sampler byte 5): each local step trains the prefix
+    /// at a width drawn from `samplerFractions` (fractions of the full dense model). `sampler`
+    /// is then `none`: no ranks are sampled.
+    public var widthDropout: Bool
     /// Probability that a local step runs at the whole budget instead of a sampled rank
     /// (sampling biased to the client's own budget; docs/spec.md#convergence-notes).
     public var fullBudgetProbability: Float
@@ -221,7 +226,7 @@ public struct TrainingTask: Sendable, Equatable {
         batchSize: UInt16, learningRate: Float, sampler: RankSampler.Kind, groupLasso: Float,
         seed: UInt64, momentum: Float = 0, weightDecay: Float = 0, samplerFractions: [Float] = [],
         fullBudgetProbability: Float = 0, selfDistillation: Bool = false,
-        freezeConvolutions: Bool = false
+        freezeConvolutions: Bool = false, widthDropout: Bool = false
     ) {
         self.budgets = budgets
         self.factors = factors
@@ -238,6 +243,7 @@ public struct TrainingTask: Sendable, Equatable {
         self.fullBudgetProbability = fullBudgetProbability
         self.selfDistillation = selfDistillation
         self.freezeConvolutions = freezeConvolutions
+        self.widthDropout = widthDropout
     }
 }
 

@@ -37,6 +37,11 @@ extension RankSampler {
 }
 
 extension TrainingTask {
+    /// TRAIN's sampler byte for FjORD's ordered dropout over width (`widthDropout`): no rank
+    /// sampler kind has it, so a dense model trained with a `sharedFraction` rank sampler
+    /// (an `orderedLoD` scenario whose layers all stay dense) is never mistaken for it.
+    public static let widthDropoutCode: UInt8 = 5
+
     /// The sampler the client trains with: TRAIN's kind with its fractions.
     ///
     /// The fractions are of the client's budget. `sharedFraction` with none draws from

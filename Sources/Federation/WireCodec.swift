@@ -174,7 +174,7 @@ public enum WireCodec {
             writer.write(body.learningRate)
             writer.write(body.groupLasso)
             writer.write(body.seed)
-            writer.write(body.sampler.wireCode)
+            writer.write(body.widthDropout ? TrainingTask.widthDropoutCode : body.sampler.wireCode)
             writer.write(body.momentum)
             writer.write(body.weightDecay)
             writer.write(body.fullBudgetProbability)
@@ -373,7 +373,9 @@ public enum WireCodec {
             let groupLasso = try reader.readFloat("train.groupLasso")
             let seed = try reader.read(UInt64.self, "train.seed")
             let samplerCode = try reader.read(UInt8.self, "train.sampler")
-            guard let sampler = RankSampler.Kind(wireCode: samplerCode) else {
+            let widthDropout = samplerCode == TrainingTask.widthDropoutCode
+            guard let sampler = widthDropout ? .unsampled : RankSampler.Kind(wireCode: samplerCode)
+            else {
                 throw .invalidValue(field: "train.sampler", value: UInt64(samplerCode))
             }
             let momentum = try reader.readFloat("train.momentum")
@@ -395,7 +397,8 @@ public enum WireCodec {
                     groupLasso: groupLasso, seed: seed, momentum: momentum,
                     weightDecay: weightDecay,
                     samplerFractions: fractions, fullBudgetProbability: fullBudgetProbability,
-                    selfDistillation: options & 1 != 0, freezeConvolutions: options & 2 != 0))
+                    selfDistillation: options & 1 != 0, freezeConvolutions: options & 2 != 0,
+                    widthDropout: widthDropout))
         case .update:
             let sampleCount = try reader.read(UInt32.self, "update.sampleCount")
             let trainingLoss = try reader.readFloat("update.trainingLoss")

@@ -1,5 +1,5 @@
 // The settings a width strategy (heteroFL, fjord, fedRolex, smallModel) refuses: everything
-// that acts on LoD factors and rank budgets, and the aggregation variants it does not define.
+// that acts on LoD factors and rank budgets.
 
 extension ScenarioValidator {
     /// Reports each setting of `scenario` that its width strategy cannot honour, at its key.
@@ -63,12 +63,6 @@ extension ScenarioValidator {
             report(
                 "evaluation.deploy",
                 "bestValidated is not allowed with \(name): each tier deploys its own width prefix")
-        }
-        if scenario.robustness.aggregation != .mean {
-            report(
-                "robustness.aggregation",
-                "must be mean with \(name): width slices are averaged over the clients that "
-                    + "hold each weight (median and trimmed mean are defined for LoD and dense)")
         }
     }
 }

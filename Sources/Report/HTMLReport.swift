@@ -109,6 +109,14 @@ public struct HTMLReport: Sendable {
             page +=
                 "<p class=\"note\">p: the tier's rank fraction; training MFLOP per sample, with its share of the largest tier's in parentheses; ranks: the budget per LoD layer.</p>"
             page += tierTable(run)
+            if let coverage = WidthCoverageTable(summary: run.summary) {
+                page += "<h3>Width coverage per layer</h3>"
+                page +=
+                    "<p class=\"note\">Of each hidden layer's channels (units), those the slice "
+                    + "of at least one aggregated client held in some round, and the rounds each "
+                    + "channel was trained.</p>"
+                page += coverage.html()
+            }
             page += "</section>"
         }
         page += section("Provenance", note: nil, body: provenanceTable())

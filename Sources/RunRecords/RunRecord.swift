@@ -220,6 +220,37 @@ public struct RunSummary: Codable, Sendable {
     public var interrupted = false
     /// What produced the run.
     public var provenance: Provenance?
+    /// Under a width strategy, per hidden weight layer: how much of its width some aggregated
+    /// client trained over the run (absent for other strategies and in older runs).
+    public var widthCoverage: [WidthLayerCoverage]?
+
+    /// One weight layer's width coverage: its output channels (units), how many of them the
+    /// slice of at least one aggregated client held in some round, and the rounds each
+    /// channel was trained (fewest, mean, most).
+    public struct WidthLayerCoverage: Codable, Sendable, Equatable {
+        public var layer: Int
+        public var kind: String
+        public var channels: Int
+        public var trainedChannels: Int
+        public var coverage: Double
+        public var roundsMin: Int
+        public var roundsMean: Double
+        public var roundsMax: Int
+
+        public init(
+            layer: Int, kind: String, channels: Int, trainedChannels: Int, coverage: Double,
+            roundsMin: Int, roundsMean: Double, roundsMax: Int
+        ) {
+            self.layer = layer
+            self.kind = kind
+            self.channels = channels
+            self.trainedChannels = trainedChannels
+            self.coverage = coverage
+            self.roundsMin = roundsMin
+            self.roundsMean = roundsMean
+            self.roundsMax = roundsMax
+        }
+    }
 
     public init(
         scenario: String, strategy: String, rounds: Int, seed: UInt64,

@@ -88,6 +88,7 @@ struct SavingsTable {
                 summary.denseEquivalentBytes > 0
                     ? 100 * Double(total) / Double(summary.denseEquivalentBytes) : 0,
                 100 * summary.savingsRatio))
+        if let coverage = WidthCoverageTable(summary: summary) { lines.append(coverage.text()) }
         if !summary.rejectedMessages.isEmpty {
             lines.append(
                 "rejected messages: "

@@ -73,7 +73,9 @@ enum RandomMessages {
                     },
                     fullBudgetProbability: float(using: &generator),
                     selfDistillation: Bool.random(using: &generator),
-                    freezeConvolutions: Bool.random(using: &generator)))
+                    freezeConvolutions: Bool.random(using: &generator)
+                ).withRandomWidthDropout(
+                    using: &generator))
         case .update:
             return .update(
                 TrainingUpdate(
@@ -153,5 +155,16 @@ enum RandomMessages {
                 budgets: Array(repeating: UInt32(rank), count: 5), factors: factors,
                 shared: [tensor(shape: [300], using: &generator)], localEpochs: 1, batchSize: 64,
                 learningRate: 0.05, sampler: .perLayer, groupLasso: 0, seed: 1))
+    }
+}
+
+extension TrainingTask {
+    /// The task, one time in four as width dropout (whose rank sampler is then `none`, as
+    /// decoding sampler byte 5 gives).
+    fileprivate func withRandomWidthDropout(using generator: inout SeededGenerator) -> Self {
+        guard Int.random(in: 0..<4, using: &generator) == 0 else { return self }
+        var task = self
+        (task.widthDropout, task.sampler) = (true, .unsampled)
+        return task
     }
 }

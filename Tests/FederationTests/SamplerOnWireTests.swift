@@ -10,6 +10,34 @@ struct SamplerOnWireTests {
         #expect(RankSampler.Kind.allCases.map(\.rawValue) == RankSampler.names)
         for code in UInt8(0)...4 { #expect(RankSampler.Kind(wireCode: code)?.wireCode == code) }
         for code in [UInt8(5), 9, 255] { #expect(RankSampler.Kind(wireCode: code) == nil) }
+        // 5 is width dropout, which no rank sampler kind has.
+        #expect(TrainingTask.widthDropoutCode == 5)
+    }
+
+    @Test("Width dropout travels as sampler byte 5 and comes back as itself, with no rank sampler")
+    func widthDropout() throws {
+        var task = TrainingTask(
+            budgets: [], factors: [], shared: [], localEpochs: 1, batchSize: 1,
+            learningRate: 0.1, sampler: .unsampled, groupLasso: 0, seed: 1,
+            samplerFractions: [0.25, 1], widthDropout: true)
+        let frame = WireCodec.encode(.train(task), round: 3, sender: 0)
+        #expect(frame[WireLimits.headerSize + 20] == 5)
+        let back = try WireCodec.decode(frame, maximumSize: frame.count)
+        #expect(back.message == .train(task))
+        // The same widths with the sharedFraction rank sampler: byte 2, not width dropout.
+        task.widthDropout = false
+        task.sampler = .sharedFraction
+        let ranked = WireCodec.encode(.train(task), round: 3, sender: 0)
+        #expect(ranked[WireLimits.headerSize + 20] == 2)
+        guard
+            case .train(let received) = try WireCodec.decode(ranked, maximumSize: ranked.count)
+                .message
+        else {
+            Issue.record("not a TRAIN")
+            return
+        }
+        #expect(!received.widthDropout)
+        #expect(received.rankSampler == .sharedFraction(fractions: [0.25, 1]))
     }
 
     @Test("TRAIN carries the fractions of the client's budget, in 32 bits")

@@ -13,14 +13,14 @@ struct WidthStrategyScenarioTests {
             ("training.fullBudgetProbability", "0.5"), ("training.coverageDamping", "true"),
             ("training.rankAwareServer", "true"), ("training.selfDistillation", "true"),
             ("shrinking", "{threshold: 0.01}"), ("evaluation.validationSamples", "100"),
-            ("evaluation.deploy", "bestValidated"), ("robustness.aggregation", "median"),
+            ("evaluation.deploy", "bestValidated"),
         ])
         #expect(
             found.map(\.keyPath) == [
                 "model.factoredMinimumWeights", "training.sampler", "training.groupLasso",
                 "training.fullBudgetProbability", "training.coverageDamping",
                 "training.rankAwareServer", "training.selfDistillation", "shrinking.threshold",
-                "evaluation.deploy", "robustness.aggregation",
+                "evaluation.deploy",
             ])
         #expect(found.allSatisfy { $0.reason.contains(strategy) }, "\(found)")
         let growth = try problems(overriding: [
@@ -35,6 +35,19 @@ struct WidthStrategyScenarioTests {
         ])
         #expect(frozen.map(\.keyPath) == ["tiers[0].freezeConvolutions"])
         #expect(frozen.first?.reason.contains("only with orderedLoD") == true)
+    }
+
+    @Test("A width strategy takes median and trimmed-mean aggregation", arguments: strategies)
+    func robustAggregation(strategy: String) throws {
+        let rules: [[(keyPath: String, value: String)]] = [
+            [("robustness.aggregation", "median")],
+            [("robustness.aggregation", "trimmedMean"), ("robustness.trimFraction", "0.2")],
+        ]
+        for rule in rules {
+            let scenario = try Scenario.parse(yaml: minimalYAML).overriding(
+                [("model.strategy", strategy), ("training.sampler", "none")] + rule)
+            #expect(scenario.robustness.aggregation.rawValue == rule[0].value)
+        }
     }
 
     @Test("A width strategy defaults to no sampler and runs with momentum", arguments: strategies)

@@ -20,6 +20,8 @@ struct FixtureRun {
     var virtualSecondsPerRound = 1.5
     var ranks: [Int] = [30, 10]
     var truncation: [TruncationPoint]? = nil
+    /// `summary.json`'s `width_coverage` (width strategies only).
+    var widthCoverage: [RunSummary.WidthLayerCoverage]? = nil
 
     func metricsLines() -> String {
         (1...rounds).map { round -> String in
@@ -54,7 +56,7 @@ struct FixtureRun {
 
     func summaryJSON() -> String {
         let last = evaluations.keys.max().map { evaluations[$0]! } ?? [:]
-        let object: [String: Any] = [
+        var object: [String: Any] = [
             "scenario": "fixture", "strategy": strategy, "rounds": rounds, "seed": 1,
             "final_accuracy_by_tier": last, "bytes_up": rounds * bytesPerRound / 2,
             "bytes_down": rounds * bytesPerRound / 2,
@@ -74,6 +76,16 @@ struct FixtureRun {
             "transport_bytes_received": 0, "model_file": "final.maestro",
             "worker_control_bytes": 0, "interrupted": false,
         ]
+        if let widthCoverage {
+            object["width_coverage"] = widthCoverage.map {
+                [
+                    "layer": $0.layer, "kind": $0.kind, "channels": $0.channels,
+                    "trained_channels": $0.trainedChannels, "coverage": $0.coverage,
+                    "rounds_min": $0.roundsMin, "rounds_mean": $0.roundsMean,
+                    "rounds_max": $0.roundsMax,
+                ] as [String: Any]
+            }
+        }
         let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         return String(decoding: data, as: UTF8.self)
     }

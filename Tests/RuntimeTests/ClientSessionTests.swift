@@ -44,6 +44,14 @@ struct ClientSessionTests {
             ("fullBudgetProbability", { $0.fullBudgetProbability = 2 }),
             ("momentum", { $0.momentum = 1 }),
             ("weightDecay", { $0.weightDecay = -1 }),
+            (
+                "width dropout needs the widths",
+                { ($0.widthDropout, $0.samplerFractions) = (true, []) }
+            ),
+            (
+                "width dropout applies to a dense model",
+                { ($0.widthDropout, $0.samplerFractions) = (true, [0.5]) }
+            ),
         ]
         for (reason, change) in bad {
             guard case .reply(.error(let report), _, _) = decision(change) else {

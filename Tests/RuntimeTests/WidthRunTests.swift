@@ -65,6 +65,23 @@ struct WidthRunTests {
             #expect(try #require(small.macs) < (try #require(large.macs)))
         }
         #expect(small.accuracy != nil && large.accuracy != nil)
+        // Coverage of the hidden layers' 300 and 100 units over the 2 rounds: the full tier
+        // trains every unit in both, except under smallModel, where only the half prefix is
+        // ever trained.
+        let coverage = try #require(run.summary.widthCoverage)
+        #expect(coverage.map(\.channels) == [300, 100])
+        #expect(coverage.allSatisfy { $0.kind == "dense" })
+        for layer in coverage {
+            if strategy == "smallModel" {
+                #expect(layer.trainedChannels == layer.channels / 2)
+                #expect(layer.coverage == 0.5)
+                #expect((layer.roundsMin, layer.roundsMean, layer.roundsMax) == (0, 1, 2))
+            } else {
+                #expect(layer.trainedChannels == layer.channels)
+                #expect(layer.coverage == 1)
+                #expect((layer.roundsMin, layer.roundsMean, layer.roundsMax) == (2, 2, 2))
+            }
+        }
     }
 
     @Test(

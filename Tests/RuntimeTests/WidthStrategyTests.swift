@@ -88,8 +88,20 @@ struct WidthStrategyTests {
     func orderedDropoutFractions() throws {
         let (scenario, global, clients) = try fleet("fjord")
         let tasks = invited(scenario, global, clients)
-        #expect(tasks[0]!.task.sampler == .sharedFraction)
+        // Width dropout has its own sampler byte; no rank sampler runs beside it.
+        #expect(tasks[0]!.task.widthDropout)
+        #expect(tasks[0]!.task.sampler == .unsampled)
         #expect(tasks[0]!.task.samplerFractions == [0.25])
+        let frame = WireCodec.encode(.train(tasks[0]!.task), round: 1, sender: 0)
+        // The sampler byte follows localEpochs, batchSize, learningRate, groupLasso and seed.
+        #expect(frame[WireLimits.headerSize + 20] == TrainingTask.widthDropoutCode)
+        #expect(TrainingTask.widthDropoutCode == 5)
+        let decoded = try WireCodec.decode(frame, maximumSize: frame.count)
+        guard case .train(let received) = decoded.message else {
+            Issue.record("not a TRAIN: \(decoded.message)")
+            return
+        }
+        #expect(received == tasks[0]!.task)
         #expect(tasks[4]!.task.samplerFractions == [0.25, 1])
         for (id, invitation) in tasks {
             let own = Float(scenario.tiers[clients[id]!.tierIndex].rankFraction)
@@ -97,6 +109,35 @@ struct WidthStrategyTests {
         }
         let (hetero, _, _) = try fleet("heteroFL")
         #expect(invited(hetero, global, clients)[4]!.task.sampler == .unsampled)
+        #expect(!invited(hetero, global, clients)[4]!.task.widthDropout)
+    }
+
+    @Test("orderedLoD with every layer dense and a sharedFraction sampler trains the whole model")
+    func denseLoDIsNotWidthDropout() throws {
+        // factoredMinimumWeights above every layer's size: the model has no LoD layer, as
+        // under a width strategy, but the scenario is orderedLoD with a rank sampler.
+        let (base, _, clients) = try fleet("heteroFL")
+        let scenario = try base.overriding([
+            ("model.strategy", "orderedLoD"), ("model.factoredMinimumWeights", "1000000"),
+            ("training.sampler", "{kind: sharedFraction, fractions: [0.25, 1], scope: model}"),
+        ])
+        let global = scenario.initialNetwork()
+        #expect(global.architecture.lowRankLayerIndices.isEmpty)
+        let task = invited(scenario, global, clients)[4]!.task
+        #expect(task.sampler == .sharedFraction)
+        #expect(!task.widthDropout)
+        #expect(task.shared.map(\.shape) == fullShapes)
+        // Rank sampling on a model without LoD layers trains every weight: unit 299 of fc1
+        // moves, which width dropout at 1/4 would leave alone.
+        var narrow = task
+        narrow.samplerFractions = [0.25]
+        let ranked = LocalTraining.run(narrow, architecture: global.architecture, samples: samples)
+        #expect(ranked.slice.shared[1].scalars[299] != global.parameters[1].scalars[299])
+        narrow.widthDropout = true
+        narrow.sampler = .unsampled
+        let dropped = LocalTraining.run(narrow, architecture: global.architecture, samples: samples)
+        #expect(dropped.slice.shared[1].scalars[299] == global.parameters[1].scalars[299])
+        #expect(dropped.slice.shared[1].scalars[0] != global.parameters[1].scalars[0])
     }
 
     /// 40 random Fashion-MNIST-shaped samples.

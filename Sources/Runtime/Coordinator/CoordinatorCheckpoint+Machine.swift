@@ -19,7 +19,8 @@ extension CoordinatorCheckpoint.Header {
         self.init(
             round: round, architecture: model.architecture, keptRanks: model.keptRanks,
             totals: totals, lastAccuracy: lastAccuracy, standing: standing,
-            deployedBudgets: lastDeployed.isEmpty ? nil : lastDeployed)
+            deployedBudgets: lastDeployed.isEmpty ? nil : lastDeployed,
+            widthRoundsTrained: totals.widthCoverage?.roundsTrained)
     }
 }
 
@@ -53,6 +54,17 @@ extension CoordinatorMachine {
             } : nil
         round = header.round
         totals = header.totals
+        if let counts = header.widthRoundsTrained {
+            guard let spaces = scenario.channelSpaces(of: global.architecture),
+                let coverage = WidthCoverage(
+                    roundsTrained: counts, spaces: spaces, rounds: header.round)
+            else {
+                throw .checkpointMismatch(
+                    reason: "its width coverage does not fit the scenario's "
+                        + "\(scenario.model.strategy.rawValue) model over \(header.round) rounds")
+            }
+            totals.widthCoverage = coverage
+        }
         standing = header.standing
         lastAccuracy = header.lastAccuracy
         lastDeployed = header.deployedBudgets ?? [:]

@@ -187,6 +187,9 @@ extension CoordinatorMachine {
                 let tier = scenario.tiers[clients[UInt32(id)]!.tierIndex].name
                 totals.participations[tier, default: 0] += 1
             }
+            logic.recordWidthCoverage(
+                &totals.widthCoverage, architecture: global.architecture, round: round,
+                tierIndices: participants.compactMap { clients[UInt32($0.clientID)]?.tierIndex })
         }
         metrics.wallSeconds = (now - roundStart).seconds
         metrics.cumulativeBytes = totals.bytesMoved
@@ -207,7 +210,7 @@ extension CoordinatorMachine {
         let delta =
             scenario.model.strategy.isWidthSliced
             ? logic.widthPseudoGradient(
-                global: global, contributions: participants, round: round,
+                global: global, contributions: participants, round: round, rule: rule,
                 tierIndex: { clients[UInt32($0)]?.tierIndex })
             : OrderedAggregation.pseudoGradient(
                 global: global, contributions: participants,

@@ -150,8 +150,10 @@ struct RoundLogic {
             var task = CoordinatorMachine.task(
                 for: slice, scenario: scenario, round: round, client: id, tierFraction: fraction,
                 freezeConvolutions: scenario.isLowRank && tier.freezeConvolutions)
-            if let sampler = orderedDropoutSampler(tierIndex: client.tierIndex) {
-                (task.sampler, task.samplerFractions) = sampler
+            if let fractions = widthDropoutFractions(tierIndex: client.tierIndex) {
+                (task.sampler, task.samplerFractions, task.widthDropout) = (
+                    .unsampled, fractions, true
+                )
             }
             let frozen = scenario.frozenLayers(of: tier, architecture: global.architecture)
             let returned = frozen > 0 ? global.slice(budgets: budgets, frozenLayers: frozen) : slice

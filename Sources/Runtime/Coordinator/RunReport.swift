@@ -132,10 +132,19 @@ struct RunReport {
             summary.deployedRanks = deployedRanks
             return summary
         }
+        let coverage = spaces.map { spaces in
+            (totals.widthCoverage ?? WidthCoverage(spaces: spaces)).layers(of: spaces).map {
+                RunSummary.WidthLayerCoverage(
+                    layer: $0.layer, kind: $0.kind, channels: $0.channels,
+                    trainedChannels: $0.trained, coverage: $0.fraction,
+                    roundsMin: $0.minimumRounds, roundsMean: $0.meanRounds,
+                    roundsMax: $0.maximumRounds)
+            }
+        }
         let moved = Double(totals.bytesMoved)
         let dense = totals.denseEquivalentBytes
         let savings: Double = dense > 0 ? 1 - moved / Double(dense) : 0
-        return RunSummary(
+        var summary = RunSummary(
             scenario: scenario.name, strategy: scenario.model.strategy.rawValue, rounds: round,
             seed: scenario.seed,
             finalAccuracyByTier: lastAccuracy, bytesUp: totals.bytesUp,
@@ -149,6 +158,8 @@ struct RunReport {
             transportBytesReceived: totals.earlierTransportBytesReceived
                 + Int(statistics.bytesReceived),
             modelFile: RunRecorder.finalModelFile)
+        summary.widthCoverage = coverage
+        return summary
     }
 }
 

@@ -23,6 +23,9 @@ struct RunTotals: Codable, Sendable, Equatable {
     var earlierWallSeconds = 0.0
     var earlierTransportBytesSent = 0
     var earlierTransportBytesReceived = 0
+    /// Under a width strategy, the rounds each channel was trained (`nil` until a round is
+    /// aggregated, and for other strategies).
+    var widthCoverage: WidthCoverage? = nil
 
     /// The checkpoint header's keys. Its wall time and transport bytes are the whole run's up
     /// to the checkpoint: what a process resumed from it ran before it.

@@ -33,22 +33,25 @@ extension RoundLogic {
         )
     }
 
-    /// The sampler TRAIN carries under `fjord`: `sharedFraction` over the tiers' fractions up
-    /// to the client's (fractions of the full model); `nil` for every other strategy.
-    func orderedDropoutSampler(tierIndex: Int) -> (kind: RankSampler.Kind, fractions: [Float])? {
+    /// The widths TRAIN carries under `fjord` with its own sampler byte (`widthDropout`): the
+    /// tiers' fractions up to the client's (fractions of the full model); `nil` for every
+    /// other strategy.
+    func widthDropoutFractions(tierIndex: Int) -> [Float]? {
         let fractions = scenario.orderedDropoutFractions(of: scenario.tiers[tierIndex])
-        return fractions.isEmpty ? nil : (.sharedFraction, fractions.map(Float.init))
+        return fractions.isEmpty ? nil : fractions.map(Float.init)
     }
 
     /// The pseudo-gradient of a round's width slices: every weight averaged, weighted by
     /// sample count, over the clients (in client-ID order) whose slice held it; 0 for a weight
-    /// no client held. `tierIndex` gives each contribution's tier.
+    /// no client held. Under a robust `rule`, each weight is instead the median or trimmed
+    /// mean of the same clients' values (`WidthRobustAggregation`). `tierIndex` gives each
+    /// contribution's tier.
     func widthPseudoGradient(
         global: Network, contributions: [ClientContribution], round: Int,
-        tierIndex: (Int) -> Int?
+        rule: AggregationRule = .mean, tierIndex: (Int) -> Int?
     ) -> [Tensor] {
-        var aggregation = WidthAggregation(parameterShapes: global.architecture.parameterShapes)
         var plans: [Int: WidthPlan] = [:]
+        var slices: [WidthRobustAggregation.Slice] = []
         for contribution in contributions.sorted(by: { $0.clientID < $1.clientID }) {
             guard let tier = tierIndex(contribution.clientID) else { continue }
             if plans[tier] == nil {
@@ -56,10 +59,35 @@ extension RoundLogic {
                     tierIndex: tier, round: round, architecture: global.architecture)
             }
             guard let plan = plans[tier] else { continue }
-            aggregation.add(
-                contribution.slice.shared, plan: plan, weight: Double(contribution.sampleCount))
+            slices.append(
+                WidthRobustAggregation.Slice(
+                    tensors: contribution.slice.shared, plan: plan,
+                    weight: Double(contribution.sampleCount)))
+        }
+        guard rule == .mean else {
+            return WidthRobustAggregation.pseudoGradient(
+                global: global.parameters, slices: slices, rule: rule)
+        }
+        var aggregation = WidthAggregation(parameterShapes: global.architecture.parameterShapes)
+        for slice in slices {
+            aggregation.add(slice.tensors, plan: slice.plan, weight: slice.weight)
         }
         return aggregation.pseudoGradient(global: global.parameters)
+    }
+
+    /// Records in `coverage` the slices of an aggregated round `round` whose updates came from
+    /// clients of tiers `tierIndices` (nothing when the strategy does not slice widths).
+    func recordWidthCoverage(
+        _ coverage: inout WidthCoverage?, architecture: Architecture, round: Int,
+        tierIndices: [Int]
+    ) {
+        guard let spaces = scenario.channelSpaces(of: architecture) else { return }
+        let kept = Set(tierIndices).sorted().map { tier in
+            scenario.widthPlan(spaces, tier: scenario.tiers[tier], round: round).kept
+        }
+        var updated = coverage ?? WidthCoverage(spaces: spaces)
+        updated.record(round: kept)
+        coverage = updated
     }
 
     /// Each tier's deployed sub-model of `model` (the prefix at its width fraction), or `nil`

@@ -34,11 +34,14 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
         /// Whether the deployed moving average's parameters follow the server's buffers
         /// (`evaluation.averageDecay > 0`; absent otherwise and in older checkpoints).
         public var averaged: Bool?
+        /// Under a width strategy, per channel space and channel, the rounds that trained it
+        /// (`WidthCoverage`; absent for other strategies and in older checkpoints: none yet).
+        public var widthRoundsTrained: [[Int]]?
 
         init(
             round: Int, architecture: Architecture, keptRanks: [Int], totals: RunTotals,
             lastAccuracy: [String: Double], standing: ClientStanding = ClientStanding(),
-            deployedBudgets: [String: String]? = nil
+            deployedBudgets: [String: String]? = nil, widthRoundsTrained: [[Int]]? = nil
         ) {
             self.round = round
             self.architecture = architecture
@@ -47,10 +50,12 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
             self.lastAccuracy = lastAccuracy
             self.standing = standing
             self.deployedBudgets = deployedBudgets
+            self.widthRoundsTrained = widthRoundsTrained
         }
 
         private enum CodingKeys: String, CodingKey {
             case round, architecture, keptRanks, lastAccuracy, deployedBudgets, averaged
+            case widthRoundsTrained
         }
 
         public init(from decoder: any Decoder) throws {
@@ -64,6 +69,8 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
             deployedBudgets = try container.decodeIfPresent(
                 [String: String].self, forKey: .deployedBudgets)
             averaged = try container.decodeIfPresent(Bool.self, forKey: .averaged)
+            widthRoundsTrained = try container.decodeIfPresent(
+                [[Int]].self, forKey: .widthRoundsTrained)
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -76,6 +83,7 @@ public struct CoordinatorCheckpoint: Sendable, Equatable {
             try standing.encode(to: encoder)
             try container.encodeIfPresent(deployedBudgets, forKey: .deployedBudgets)
             try container.encodeIfPresent(averaged, forKey: .averaged)
+            try container.encodeIfPresent(widthRoundsTrained, forKey: .widthRoundsTrained)
         }
     }
 
