@@ -24,7 +24,9 @@ extension ScenarioValidator {
                         + "(use logistic)")
             }
         }
+        // Once per mistake: a sample shape already refused for the model is not reported again.
         if let architecture, let dataset, problems.count == before,
+            !problems.contains(where: { $0.keyPath == "dataset.shape" }),
             let problem = architecture.shapeProblem(
                 inputShape: dataset.sampleShape, classCount: dataset.classCount)
         {

@@ -54,7 +54,9 @@ struct ScenarioModelDescriptionTests {
         #expect(scenario.model.architecture.usesBatchNormalization)
     }
 
-    @Test("Every layer kind and flag survives emission; a preset's other normalisation keeps its name")
+    @Test(
+        "Every layer kind and flag survives emission; a preset's other normalisation keeps its name"
+    )
     func roundTrips() throws {
         let everything =
             "[{conv: {channels: 8, kernel: 3, stride: 2, padding: 1, factored: false}}, "
@@ -71,7 +73,8 @@ struct ScenarioModelDescriptionTests {
             ("model.architecture", "{preset: resnet8, normalization: batch}"),
             ("evaluation.validationSamples", "200"),
         ])
-        #expect(batch.model.architecture == .layers(ModelPreset.resnet8.layers(normalization: .batch)))
+        #expect(
+            batch.model.architecture == .layers(ModelPreset.resnet8.layers(normalization: .batch)))
         #expect(batch.yaml().contains("  architecture: {preset: resnet8, normalization: batch}\n"))
         #expect(try Scenario.parse(yaml: batch.yaml()) == batch)
         #expect(batch.model.architecture.summary == "resnet8 (batch norm)")

@@ -34,21 +34,27 @@ struct DescriptionShapeTests {
         let cases: [([LayerDescription], String)] = [
             ([.flatten, .dense(outputs: 7, factored: nil)], "ends in shape [7]"),
             ([.flatten, .batchNormalization, .dense(outputs: nil, factored: nil)], "layers[1]"),
-            ([.groupNormalization(groups: 3), .flatten, .dense(outputs: nil, factored: nil)],
-             "layers[0] (groupnorm): 3 groups do not divide 1 channels"),
+            (
+                [.groupNormalization(groups: 3), .flatten, .dense(outputs: nil, factored: nil)],
+                "layers[0] (groupnorm): 3 groups do not divide 1 channels"
+            ),
             ([.dense(outputs: nil, factored: nil)], "layers[0] (dense): needs flat samples"),
             (
                 [
                     .residual(
-                        body: [.convolution(
-                            channels: 2, kernel: 3, stride: 2, padding: 1, factored: nil)],
+                        body: [
+                            .convolution(
+                                channels: 2, kernel: 3, stride: 2, padding: 1, factored: nil)
+                        ],
                         shortcut: []), .flatten, .dense(outputs: nil, factored: nil),
                 ], "layers[0] (residual): the body gives shape [14, 14, 2]"
             ),
             ([.averagePool(size: 29), .flatten, .dense(outputs: nil, factored: nil)], "29×29"),
             (
-                [.flatten, .dense(outputs: 1 << 20, factored: nil),
-                 .dense(outputs: nil, factored: nil)], "holds"
+                [
+                    .flatten, .dense(outputs: 1 << 20, factored: nil),
+                    .dense(outputs: nil, factored: nil),
+                ], "holds"
             ),
         ]
         for (layers, expected) in cases {

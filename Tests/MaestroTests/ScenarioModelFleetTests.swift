@@ -31,39 +31,38 @@ struct ScenarioModelFleetTests {
             as! [String: Any]
     }
 
-    @Test(
-        "Runs end to end; evaluation is deterministic; each tier's model file carries its statistics"
-    )
+    @Test("Runs end to end; each tier's model file is the model cut to its budget")
     func orderedLoD() throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let first = try run("\(directory)/a", strategy: "orderedLoD")
-        let second = try run("\(directory)/b", strategy: "orderedLoD")
-        #expect(first["rounds"] as? Int == 2)
-        let accuracy = try #require(first["final_accuracy_by_tier"] as? [String: Double])
+        let summary = try run(directory, strategy: "orderedLoD")
+        #expect(summary["rounds"] as? Int == 2)
+        let accuracy = try #require(summary["final_accuracy_by_tier"] as? [String: Double])
         #expect(accuracy.keys.sorted() == ["full", "low"])
         #expect(accuracy.values.allSatisfy { $0 > 0.1 }, "\(accuracy)")
-        #expect(second["final_accuracy_by_tier"] as? [String: Double] == accuracy)
-        for file in ["model.mfile", "model-low.mfile", "model-full.mfile"] {
-            let a = FileManager.default.contents(atPath: "\(directory)/a/\(file)")
-            #expect(a != nil, "\(file) written")
-            #expect(a == FileManager.default.contents(atPath: "\(directory)/b/\(file)"), "\(file)")
+        for file in ["final.maestro", "final-low.maestro", "final-full.maestro"] {
+            #expect(FileManager.default.fileExists(atPath: "\(directory)/\(file)"), "\(file)")
         }
-        // The low tier's file is the model cut to its budget: it evaluates to its accuracy.
-        let eval = try maestro(["eval", "\(directory)/a/model-low.mfile"])
+        let eval = try maestro(["eval", "\(directory)/final-low.maestro", "--rank-fractions", "1"])
         #expect(eval.status == 0, "\(eval.error)")
-        let show = try maestro(["scenario", "show", "\(directory)/a/scenario.yaml"])
+        let show = try maestro(["scenario", "show", "\(directory)/scenario.yaml"])
         #expect(show.status == 0, "\(show.error)")
         #expect(show.output.contains("custom (10 layers)"), "\(show.output)")
     }
 
-    @Test("HeteroFL with batch norm: each tier deploys its slice with the slice's statistics")
+    @Test("HeteroFL with batch norm: deterministic per-tier evaluation and tier model files")
     func heteroFL() throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let summary = try run(directory, strategy: "heteroFL")
-        let accuracy = try #require(summary["final_accuracy_by_tier"] as? [String: Double])
+        let first = try run("\(directory)/a", strategy: "heteroFL")
+        let second = try run("\(directory)/b", strategy: "heteroFL")
+        let accuracy = try #require(first["final_accuracy_by_tier"] as? [String: Double])
         #expect(accuracy.values.allSatisfy { $0 > 0.1 }, "\(accuracy)")
-        #expect(FileManager.default.fileExists(atPath: "\(directory)/model-low.mfile"))
+        #expect(second["final_accuracy_by_tier"] as? [String: Double] == accuracy)
+        for file in ["final.maestro", "final-low.maestro", "final-full.maestro"] {
+            let a = FileManager.default.contents(atPath: "\(directory)/a/\(file)")
+            #expect(a != nil, "\(file) written")
+            #expect(a == FileManager.default.contents(atPath: "\(directory)/b/\(file)"), "\(file)")
+        }
     }
 }

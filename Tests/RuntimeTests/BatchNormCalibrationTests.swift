@@ -1,6 +1,6 @@
 import Federation
-import Foundation
 import Fleet
+import Foundation
 import LowRank
 import Tensors
 import TestSupport
@@ -30,7 +30,8 @@ struct BatchNormCalibrationTests {
             architecture: architecture,
             parameters: [
                 Tensor(shape: [2, 2], scalars: [1, 2, 3, -1]),
-                Tensor(shape: [2, 2], scalars: [1, 1, 2, -1]), Tensor(shape: [2], scalars: [0.5, 0]),
+                Tensor(shape: [2, 2], scalars: [1, 1, 2, -1]),
+                Tensor(shape: [2], scalars: [0.5, 0]),
                 Tensor(shape: [2], scalars: [1, 1]), Tensor(zeros: [2]),
                 Tensor(shape: [2, 2], scalars: [1, 0, 0, 1]), Tensor(zeros: [2]),
             ], keptRanks: [2])
@@ -89,7 +90,8 @@ struct BatchNormCalibrationTests {
         return (machine, images)
     }
 
-    @Test("Ordered LoD: each tier's model is cut to its budget and carries that budget's statistics")
+    @Test(
+        "Ordered LoD: each tier's model is cut to its budget and carries that budget's statistics")
     func rankTiers() throws {
         let (machine, images) = try Self.machine(strategy: "orderedLoD")
         let global = machine.global
@@ -100,7 +102,8 @@ struct BatchNormCalibrationTests {
         let expected = BatchNormCalibration.cut(global, toRanks: lowRanks).recalibrated(
             on: images, batchSize: BatchNormCalibration.batchSize)
         #expect(tiers[0] == expected)
-        #expect(tiers[1] == global.recalibrated(on: images, batchSize: BatchNormCalibration.batchSize))
+        #expect(
+            tiers[1] == global.recalibrated(on: images, batchSize: BatchNormCalibration.batchSize))
         #expect(tiers[0].state[0] != tiers[1].state[0], "a quarter of the ranks, other statistics")
         // Deterministic: the same parameters and images give the same statistics, bit for bit.
         #expect(machine.calibratedTierModels(of: global) == tiers)

@@ -86,16 +86,16 @@ extension CoordinatorMachine {
         return calibration.calibrated(tiers)
     }
 
-    /// Each tier's deployed model file, `model-TIER.mfile`, when the model has batch
-    /// normalisation: the tier's model (cut to its budget or slice) with its own statistics.
-    /// `nil` otherwise: every tier deploys a cut of the final model file, which carries no
+    /// Each tier's deployed model file, `final-TIER.maestro`, with batch normalisation.
+    ///
+    /// The tier's model (cut to its budget or slice) with its own statistics; `nil` otherwise: every tier deploys a cut of the final model file, which carries no
     /// statistics.
     func tierModelFiles() -> [(name: String, bytes: [UInt8])]? {
         guard let models = calibratedTierModels(of: deployedModel) else { return nil }
         return zip(scenario.tiers, models).map { tier, model in
             var metadata = modelMetadata
             metadata["tier"] = tier.name
-            return ("model-\(tier.name).mfile", ModelFile.encode(model, metadata: metadata))
+            return ("final-\(tier.name).maestro", ModelFile.encode(model, metadata: metadata))
         }
     }
 }

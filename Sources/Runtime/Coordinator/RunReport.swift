@@ -68,7 +68,9 @@ struct RunReport {
         let results =
             calibration.applies(to: model)
             ? BatchNormCalibration.evaluate(
-                rankSets.map { calibration.calibrated(BatchNormCalibration.cut(model, toRanks: $0)) },
+                rankSets.map {
+                    calibration.calibrated(BatchNormCalibration.cut(model, toRanks: $0))
+                },
                 on: evaluationSet
             ).map { ($0.accuracy, $0.loss) }
             : model.evaluate(on: evaluationSet, rankSets: rankSets)
