@@ -326,9 +326,9 @@ extension ScenarioValidator {
     /// Reports a preset whose layers cannot take the data set's images (VGG's five 2×2
     /// poolings on Fashion-MNIST's 28×28), at `model.architecture`.
     mutating func checkModelFitsImages(
-        _ architecture: Scenario.Architecture?, datasetName: String?
+        _ architecture: Scenario.Architecture, datasetName: String?
     ) {
-        guard datasetName == "fashion-mnist", let architecture,
+        guard datasetName == "fashion-mnist",
             let problem = ModelDescription.preset(architecture).spatialProblem(
                 height: 28, width: 28)
         else { return }

@@ -113,7 +113,7 @@ extension Scenario {
                 key: "model",
                 value: .block(
                     [
-                        ("architecture", .text(model.architecture.rawValue)),
+                        ("architecture", model.architecture.node),
                         ("strategy", .text(model.strategy.rawValue)),
                     ]
                         + (model.factoredMinimumWeights > 0

@@ -114,6 +114,26 @@ extension Scenario {
             }
         }
 
+        /// The shape of one sample: Fashion-MNIST's 28×28×1 images, CIFAR's 32×32×3, the 60
+        /// features of synthetic data, or a LEAF set's stated feature shape.
+        public var sampleShape: [Int] {
+            switch self {
+            case .fashionMNIST: [28, 28, 1]
+            case .synthetic, .syntheticIID: [60]
+            case .cifar10, .cifar100: [32, 32, 3]
+            case .leaf(_, _, let featureShape, _, _): featureShape
+            }
+        }
+
+        /// How many classes the labels take.
+        public var classCount: Int {
+            switch self {
+            case .fashionMNIST, .synthetic, .syntheticIID, .cifar10: 10
+            case .cifar100(_, let labels, _): labels == .coarse ? 20 : 100
+            case .leaf(_, _, _, let classCount, _): classCount
+            }
+        }
+
         /// Which of CIFAR-100's labels the samples carry.
         public enum CIFAR100Labels: String, Sendable, Equatable, CaseIterable {
             /// The 100 classes.
@@ -152,8 +172,9 @@ extension Scenario {
 
     /// The network every client and the server build.
     public struct Model: Sendable, Equatable {
-        /// The layer stack.
-        public let architecture: Architecture
+        /// The layer stack: a preset, a preset with another normalisation, or layers written
+        /// out (`model.architecture`, in the syntax of model description files).
+        public let architecture: ModelDescription
         /// The federated strategy: ordered low-rank sub-models, the dense baseline, or fixed
         /// ranks per tier.
         public let strategy: Strategy
@@ -161,17 +182,26 @@ extension Scenario {
         /// tier holds them whole and they are averaged like biases. 0 factors every layer.
         public let factoredMinimumWeights: Int
 
-        public init(architecture: Architecture, strategy: Strategy, factoredMinimumWeights: Int = 0)
-        {
+        public init(
+            architecture: ModelDescription, strategy: Strategy, factoredMinimumWeights: Int = 0
+        ) {
             self.architecture = architecture
             self.strategy = strategy
             self.factoredMinimumWeights = factoredMinimumWeights
         }
+
+        /// A model of preset `architecture` with its default normalisation.
+        public init(architecture: ModelPreset, strategy: Strategy, factoredMinimumWeights: Int = 0)
+        {
+            self.init(
+                architecture: .preset(architecture), strategy: strategy,
+                factoredMinimumWeights: factoredMinimumWeights)
+        }
     }
 
-    /// The layer stack: one of the model presets of the shared vocabulary (`lenet`, `mlp`,
-    /// `logistic`, `cnn`, `resnet8`, `resnet20`, `resnet18`, `vgg11`, `vgg19`); shapes come
-    /// from the data set.
+    /// The model presets of the shared vocabulary (`lenet`, `mlp`, `logistic`, `cnn`,
+    /// `resnet8`, `resnet20`, `resnet18`, `vgg11`, `vgg19`), which `model.architecture` may
+    /// name; shapes come from the data set.
     public typealias Architecture = ModelPreset
 
     /// Who trains what and how the server combines it.

@@ -265,7 +265,7 @@ public struct ScenarioReport: Sendable, Equatable {
     public func render() -> String {
         var out: [String] = []
         out.append(
-            "Scenario \(scenario.name): \(datasetSummary), \(scenario.model.architecture.rawValue), "
+            "Scenario \(scenario.name): \(datasetSummary), \(scenario.model.architecture.summary), "
                 + "\(scenario.model.strategy.rawValue)")
         var line =
             "\(scenario.clients) clients, \(scenario.clientsPerRound) per round, "

@@ -55,6 +55,15 @@ extension ScenarioValidator {
                         reason: "only with orderedLoD: \(strategy.rawValue) trains every layer "
                             + "of its width slice"
                     ))
+            } else if let described = model?["architecture"], described.text == nil,
+                described != .null
+            {
+                found.append(
+                    ScenarioProblem(
+                        keyPath: key,
+                        reason:
+                            "model.architecture is a layer description: frozen convolutions are supported for lenet only"
+                    ))
             } else if let architecture, architecture != .leNet {
                 // The clients' frozen prefix (the layers through the last convolution) is
                 // measured and budgeted for LeNet only.

@@ -6,18 +6,34 @@ import Vocabulary
 extension ScenarioValidator {
     // MARK: Model and training
 
-    mutating func model(_ top: Fields, datasetName: String?) -> Scenario.Model? {
+    mutating func model(
+        _ top: Fields, datasetName: String?, dataset: Scenario.Dataset?
+    ) -> Scenario.Model? {
         guard let node = requiredNode(top, "model"),
             let fields = fields(node, at: "model", known: Self.modelKeys)
         else { return nil }
-        let architecture = required(fields, "architecture", .choice(Scenario.Architecture.self))
+        let architecture = modelDescription(fields)
         let strategy = required(fields, "strategy", .choice(Scenario.Strategy.self))
-        checkModelFitsImages(architecture, datasetName: datasetName)
-        if datasetName == "synthetic", let architecture, architecture != .logistic {
+        let before = problems.count
+        if case .preset(let preset)? = architecture {
+            checkModelFitsImages(preset, datasetName: datasetName)
+            if datasetName == "synthetic", preset != .logistic {
+                report(
+                    "model.architecture",
+                    "\(preset.rawValue) needs 28×28 images; synthetic data has 60 features "
+                        + "(use logistic)")
+            }
+        }
+        // Once per mistake: a sample shape already refused for the model is not reported again.
+        if let architecture, let dataset, problems.count == before,
+            !problems.contains(where: { $0.keyPath == "dataset.shape" }),
+            let problem = architecture.shapeProblem(
+                inputShape: dataset.sampleShape, classCount: dataset.classCount)
+        {
             report(
                 "model.architecture",
-                "\(architecture.rawValue) needs 28×28 images; synthetic data has 60 features "
-                    + "(use logistic)")
+                "\(architecture.summary) cannot take \(dataset.name) samples of shape "
+                    + "\(dataset.sampleShape.map(String.init).joined(separator: "×")): \(problem)")
         }
         let minimum = optional(
             fields, "factoredMinimumWeights", .integer(atLeast: 0), default: 0)
@@ -29,6 +45,20 @@ extension ScenarioValidator {
         guard let architecture, let strategy, let minimum else { return nil }
         return Scenario.Model(
             architecture: architecture, strategy: strategy, factoredMinimumWeights: minimum)
+    }
+
+    /// `model.architecture`: a preset name (read as a choice, with its suggestions), or a
+    /// description mapping or layer list in the syntax of description files.
+    private mutating func modelDescription(_ fields: Fields) -> ModelDescription? {
+        guard let node = requiredNode(fields, "architecture") else { return nil }
+        let path = fields.keyPath("architecture")
+        if case .scalar = node {
+            return read(node, at: path, .choice(Scenario.Architecture.self)).map { .preset($0) }
+        }
+        var found: [ScenarioProblem] = []
+        let description = ModelDescriptionReader.description(node, at: path, problems: &found)
+        for problem in found { report(problem.keyPath, problem.reason) }
+        return found.isEmpty ? description : nil
     }
 
     mutating func training(

@@ -125,7 +125,8 @@ struct ScenarioValidator {
             ).map { .some($0) }
         }
         let model = self.model(
-            top, datasetName: dataset?.name ?? top.node("dataset")?["name"]?.text)
+            top, datasetName: dataset?.name ?? top.node("dataset")?["name"]?.text,
+            dataset: dataset)
         var training = self.training(top, strategy: model?.strategy)
         let shrinking = self.shrinking(top, strategy: model?.strategy)
         if model?.strategy == .fixedRank {
@@ -175,6 +176,12 @@ struct ScenarioValidator {
                 "evaluation.validationSamples",
                 "out of range: \(evaluation.validationSamples) held out leave too few training "
                     + "images for \(clients) clients × \(perClient) shards")
+        }
+        if model.architecture.usesBatchNormalization, evaluation.validationSamples == 0 {
+            report(
+                "evaluation.validationSamples",
+                "must be > 0 with batch normalisation in model.architecture: the coordinator "
+                    + "recomputes each tier's statistics on these held-out training images")
         }
         guard let samplesPerClient, let simulation, let robustness, let adversaries,
             let reportSettings

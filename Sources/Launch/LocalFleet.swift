@@ -150,6 +150,6 @@ public struct LocalFleet {
         }
         let tiers = zip(scenario.tiers, scenario.clientsPerTier).map { "\($0.1) \($0.0.name)" }
         return
-            "fleet \(scenario.name): \(scenario.clients) clients (\(tiers.joined(separator: ", "))), \(scenario.rounds) rounds, \(scenario.model.strategy.rawValue) \(scenario.modelKind.rawValue), \(hosted); coordinator on \(server.endpoint); run directory \(directory)"
+            "fleet \(scenario.name): \(scenario.clients) clients (\(tiers.joined(separator: ", "))), \(scenario.rounds) rounds, \(scenario.model.strategy.rawValue) \(scenario.modelDescription.summary), \(hosted); coordinator on \(server.endpoint); run directory \(directory)"
     }
 }

@@ -100,7 +100,7 @@ struct ModelDescriptionParsingTests {
         let base = try shipped("smoke")
         for preset in [ModelPreset.cnn, .resnet8, .resnet20, .resnet18] {
             let scenario = try base.overriding([("model.architecture", preset.rawValue)])
-            #expect(scenario.model.architecture == preset)
+            #expect(scenario.model.architecture == .preset(preset))
         }
         do {
             _ = try base.overriding([("model.architecture", "vgg11")])

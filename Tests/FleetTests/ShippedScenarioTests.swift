@@ -69,7 +69,7 @@ struct ShippedScenarioTests {
                 == .fashionMNIST(
                     directory: "/usr/share/datasets/fashion-mnist",
                     partition: .dirichlet(alpha: 0.5)))
-        #expect(scenario.model.architecture == .leNet)
+        #expect(scenario.model.architecture == .preset(.leNet))
         #expect(scenario.model.strategy == .orderedLoD)
         #expect(
             scenario.training.sampler
@@ -107,7 +107,7 @@ struct ShippedScenarioTests {
     @Test("cnn.yaml: the cnn preset, every layer factored, default.yaml's fleet; its dense twin")
     func cnnPair() throws {
         let lod = try shipped("cnn")
-        #expect(lod.model.architecture == .cnn)
+        #expect(lod.model.architecture == .preset(.cnn))
         #expect(lod.model.strategy == .orderedLoD && lod.model.factoredMinimumWeights == 0)
         #expect(lod.clients == 100)
         #expect(lod.tiers.map(\.rankFraction) == (try shipped("default")).tiers.map(\.rankFraction))
@@ -185,7 +185,7 @@ struct ShippedScenarioTests {
     func synthetic() throws {
         let scenario = try shipped("synthetic")
         #expect(scenario.dataset == .synthetic(alpha: 1, beta: 1))
-        #expect(scenario.model.architecture == .logistic)
+        #expect(scenario.model.architecture == .preset(.logistic))
         #expect(scenario.clients == 30)
         #expect(scenario.clientsPerRound == 10)
         #expect(scenario.clientsPerTier.reduce(0, +) == 30)
@@ -199,7 +199,7 @@ struct ShippedScenarioTests {
         #expect(
             scenario.dataset
                 == .fashionMNIST(directory: "/usr/share/datasets/fashion-mnist", partition: .iid))
-        #expect(scenario.model.architecture == .mlp)
+        #expect(scenario.model.architecture == .preset(.mlp))
         #expect(scenario.clients == 6)
         #expect(scenario.clientsPerRound == 3)
         #expect(scenario.rounds == 12)

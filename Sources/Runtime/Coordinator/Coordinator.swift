@@ -283,11 +283,15 @@ public final class Coordinator {
         summary.workerControlBytes = machine.workerControlBytes
         summary.provenance = options.provenance
         do {
-            let model = ModelFile.encode(machine.deployedModel, metadata: machine.modelMetadata)
+            let model = ModelFile.encode(
+                machine.calibration.calibrated(machine.deployedModel),
+                metadata: machine.modelMetadata)
+            let tierModels = machine.tierModelFiles() ?? []
             let curve = machine.truncationCurve()
             try options.writeRetries.run("writing the final model and summary", log: options.log) {
                 () throws(RunRecorder.Error) in
                 try recorder.write(model, named: RunRecorder.finalModelFile)
+                for file in tierModels { try recorder.write(file.bytes, named: file.name) }
                 try recorder.writeTruncation(curve)
                 try recorder.writeSummary(summary)
             }

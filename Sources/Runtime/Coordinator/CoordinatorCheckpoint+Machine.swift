@@ -32,7 +32,7 @@ extension CoordinatorMachine {
         guard header.architecture == global.architecture else {
             throw .checkpointMismatch(
                 reason:
-                    "the checkpoint's model is not the scenario's \(scenario.modelKind.rawValue)"
+                    "the checkpoint's model is not the scenario's \(scenario.modelDescription.summary)"
             )
         }
         guard header.round <= scenario.rounds else {

@@ -280,15 +280,21 @@ extension CoordinatorMachine {
         let rankSets = tiers.indices.map { index in
             scenario.isLowRank ? budgets(tierIndex: index) : global.keptRanks
         }
-        let widthModels = logic.deployedWidthModels(of: model)
+        // With batch normalisation, each tier's model with its own statistics.
+        let calibrated = calibratedTierModels(of: model)
+        let widthModels = calibrated == nil ? logic.deployedWidthModels(of: model) : nil
         let results =
-            widthModels.map {
+            calibrated.map {
+                BatchNormCalibration.evaluate($0, on: evaluationSet).map { ($0.accuracy, $0.loss) }
+            }
+            ?? widthModels.map {
                 RoundLogic.evaluateRows($0, on: evaluationSet).map { ($0.accuracy, $0.loss) }
             } ?? model.evaluate(on: evaluationSet, rankSets: rankSets)
         var deployed = Array(tiers.indices)
         if let validationSet {
             let validation =
-                widthModels.map { RoundLogic.evaluateRows($0, on: validationSet) }
+                calibrated.map { BatchNormCalibration.evaluate($0, on: validationSet) }
+                ?? widthModels.map { RoundLogic.evaluateRows($0, on: validationSet) }
                 ?? model.evaluateRows(on: validationSet, rankSets: rankSets)
             metrics.validationAccuracyByTier = Dictionary(
                 uniqueKeysWithValues: zip(tiers.map(\.name), validation.map(\.accuracy)))

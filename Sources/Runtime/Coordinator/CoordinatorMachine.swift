@@ -150,9 +150,7 @@ struct CoordinatorMachine {
     private static func denseMessageBytes(of scenario: Scenario) -> (train: Int, update: Int) {
         var generator = SeededGenerator(seed: 0)
         let dense = Network(
-            architecture: .make(
-                scenario.modelKind, lowRank: false, inputShape: scenario.inputShape,
-                classCount: scenario.classCount),
+            architecture: scenario.architecture(lowRank: false),
             using: &generator)
         let denseSlice = dense.slice(budgets: [])
         return (

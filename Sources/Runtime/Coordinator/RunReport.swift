@@ -21,6 +21,8 @@ struct RunReport {
     let lastAccuracy: [String: Double]
     let lastDeployed: [String: String]
     let evaluationSet: TrainingSamples
+    /// Recomputes batch-norm statistics for each point of the truncation curve.
+    let calibration: BatchNormCalibration
 
     /// The model tiers deploy: the moving average of the server's model, or the model.
     var deployedModel: Network { averaged ?? global }
@@ -50,7 +52,7 @@ struct RunReport {
         let model = deployedModel
         if let spaces = scenario.channelSpaces(of: model.architecture) {
             let subs = TruncationPoint.fractions.map {
-                WidthPlan.prefix(spaces, fraction: $0).gather(model)
+                calibration.calibrated(WidthPlan.prefix(spaces, fraction: $0).gather(model))
             }
             let results = RoundLogic.evaluateRows(subs, on: evaluationSet)
             return zip(TruncationPoint.fractions, zip(subs, results)).map { fraction, pair in
@@ -62,7 +64,16 @@ struct RunReport {
         }
         let fractions = scenario.isLowRank ? TruncationPoint.fractions : [1]
         let rankSets = fractions.map { model.ranks(atFraction: $0) }
-        let results = model.evaluate(on: evaluationSet, rankSets: rankSets)
+        // With batch normalisation, each point with statistics of its own ranks.
+        let results =
+            calibration.applies(to: model)
+            ? BatchNormCalibration.evaluate(
+                rankSets.map {
+                    calibration.calibrated(BatchNormCalibration.cut(model, toRanks: $0))
+                },
+                on: evaluationSet
+            ).map { ($0.accuracy, $0.loss) }
+            : model.evaluate(on: evaluationSet, rankSets: rankSets)
         return zip(fractions, zip(rankSets, results)).map { fraction, pair in
             TruncationPoint(
                 rankFraction: fraction, accuracy: pair.1.accuracy,
@@ -75,7 +86,7 @@ struct RunReport {
     var modelMetadata: [String: String] {
         [
             "dataset": scenario.dataset.name, "dataDirectory": scenario.dataDirectory,
-            "model": scenario.modelKind.rawValue,
+            "model": scenario.modelDescription.summary,
             "variant": scenario.isLowRank ? "lod" : "dense", "seed": "\(scenario.seed)",
             "scenario": scenario.name,
             "rounds": "\(scenario.rounds)",
@@ -169,7 +180,8 @@ extension CoordinatorMachine {
         RunReport(
             scenario: scenario, round: round, global: global, serverState: serverState,
             averaged: averaged, clients: clients, standing: standing, totals: totals,
-            lastAccuracy: lastAccuracy, lastDeployed: lastDeployed, evaluationSet: evaluationSet)
+            lastAccuracy: lastAccuracy, lastDeployed: lastDeployed, evaluationSet: evaluationSet,
+            calibration: calibration)
     }
 
     /// The state after the current round, for `--resume`.

@@ -3,11 +3,13 @@ import Fleet
 import Foundation
 import LowRank
 import Tensors
+import Vocabulary
 
 /// How a scenario's plain values become the model, samplers, optimisers and data of a run.
 extension Scenario {
-    /// The model preset the scenario names (the same type: one definition of the models).
-    public var modelKind: ModelKind { model.architecture }
+    /// The model description the scenario gives (a preset or layers: one definition of the
+    /// models for the scenario, the runtime and the model files).
+    public var modelDescription: ModelDescription { model.architecture }
 
     /// Whether the run ships LoD factors (ordered LoD, fixed rank) or dense weights.
     public var isLowRank: Bool { model.strategy.usesLoDFactors }
@@ -25,28 +27,27 @@ extension Scenario {
     }
 
     /// Per-sample input shape and class count of the scenario's data.
-    public var inputShape: [Int] {
-        switch dataset {
-        case .fashionMNIST: [28, 28, 1]
-        case .synthetic, .syntheticIID: [60]
-        case .cifar10, .cifar100: CIFARFormat.featureShape
-        case .leaf(_, _, let featureShape, _, _): featureShape
-        }
-    }
+    public var inputShape: [Int] { dataset.sampleShape }
 
-    public var classCount: Int {
-        switch dataset {
-        case .fashionMNIST, .synthetic, .syntheticIID, .cifar10: 10
-        case .cifar100(_, let labels, _): labels == .coarse ? 20 : 100
-        case .leaf(_, _, _, let classCount, _): classCount
-        }
-    }
+    public var classCount: Int { dataset.classCount }
 
     /// The architecture every participant builds.
+    ///
+    /// The scenario validator has checked that the description chains on the data set's
+    /// samples (`ModelDescription.shapeProblem`), which is what building it needs.
     public var networkArchitecture: LowRank.Architecture {
-        .make(
-            modelKind, lowRank: isLowRank, inputShape: inputShape, classCount: classCount,
-            factoredMinimumWeights: model.factoredMinimumWeights)
+        architecture(lowRank: isLowRank)
+    }
+
+    /// The scenario's model built dense (`lowRank: false`) or as the run factors it.
+    public func architecture(lowRank: Bool) -> LowRank.Architecture {
+        do {
+            return try LowRank.Architecture(
+                description: model.architecture, inputShape: inputShape, classCount: classCount,
+                lowRank: lowRank, factoredMinimumWeights: model.factoredMinimumWeights)
+        } catch {
+            preconditionFailure("a validated scenario's model does not build: \(error)")
+        }
     }
 
     /// The initial global model: He-initialised dense weights, factored by SVD for LoD, from
