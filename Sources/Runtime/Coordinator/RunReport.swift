@@ -62,7 +62,8 @@ struct RunReport {
         }
         let fractions = scenario.isLowRank ? TruncationPoint.fractions : [1]
         let rankSets = fractions.map { model.ranks(atFraction: $0) }
-        let results = model.evaluate(on: evaluationSet, rankSets: rankSets)
+        let results = model.evaluate(
+            on: evaluationSet, rankSets: rankSets, threads: CoordinatorMachine.evaluationThreads)
         return zip(fractions, zip(rankSets, results)).map { fraction, pair in
             TruncationPoint(
                 rankFraction: fraction, accuracy: pair.1.accuracy,
