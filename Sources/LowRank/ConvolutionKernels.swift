@@ -148,13 +148,14 @@ let directConvolutionMaximumFilters = 6
 let directConvolutionMaximumFiltersFullVectors = 16
 
 /// The same for kernels of at least `directConvolutionMinimumKernel` over at least
-/// `directConvolutionMinimumChannels` input channels, whatever the row width: their patch
-/// matrix is k² times the input (25 times for 5×5), and lowering it, streaming it through the
-/// products and adding it back costs far more than the lanes the direct kernel wastes at the
-/// rows' ends. `cnn`'s second convolution (32 channels, 5×5, rows of 14) at ranks 8 and 16,
-/// batch 32: 1.6 / 3.5 and 3.0 / 6.8 ms forward / backward direct, against 11.1 / 16.9 and
-/// 14.0 / 17.5 ms lowered (docs/benchmarks.md). LeNet's convolutions (1 and 6 channels) and
-/// the ResNets' 3×3 ones keep the rules above.
+/// `directConvolutionMinimumChannels` input channels, whatever the row width.
+///
+/// Their patch matrix is k² times the input (25 times for 5×5), and lowering it, streaming
+/// it through the products and adding it back costs far more than the lanes the direct
+/// kernel wastes at the rows' ends. `cnn`'s second convolution (32 channels, 5×5, rows of
+/// 14) at ranks 8 and 16, batch 32: 1.6 / 3.5 and 3.0 / 6.8 ms forward / backward direct,
+/// against 11.1 / 16.9 and 14.0 / 17.5 ms lowered (docs/benchmarks.md). LeNet's
+/// convolutions (1 and 6 channels) and the ResNets' 3×3 ones keep the rules above.
 let directConvolutionMinimumKernel = 5
 let directConvolutionMinimumChannels = 8
 

@@ -22,9 +22,11 @@ func mapInParallel<T: Sendable>(
     return results.map { $0! }
 }
 
-/// The result buffer the threads of `mapInParallel` write into. Safe to share: thread `t`
-/// writes only slots `count·t/threads ..< count·(t+1)/threads`, runs that do not overlap, and
-/// the buffer is read only after `concurrentPerform` has returned.
+/// The result buffer the threads of `mapInParallel` write into.
+///
+/// Safe to share: thread `t` writes only slots `count·t/threads ..< count·(t+1)/threads`,
+/// runs that do not overlap, and the buffer is read only after `concurrentPerform` has
+/// returned.
 private struct ResultSlots<T>: @unchecked Sendable {
     let base: UnsafeMutablePointer<T?>
 }
