@@ -103,18 +103,23 @@ extension Network {
     ///
     /// The layers before the first LoD layer whose rank differs between the sets (all the
     /// dense convolutions of a partly factored LeNet, say) run once per batch; only the rest
-    /// runs once per distinct set. Results are identical to evaluating each set on its own.
+    /// runs once per distinct set. Results are identical to evaluating each set on its own,
+    /// and identical for any number of `threads` (see `evaluateRows`).
     public func evaluate(
-        on samples: TrainingSamples, rankSets: [[Int]], batchSize: Int = 32
+        on samples: TrainingSamples, rankSets: [[Int]], batchSize: Int = 32, threads: Int = 1
     ) -> [(accuracy: Double, loss: Double)] {
-        evaluateRows(on: samples, rankSets: rankSets, batchSize: batchSize).map {
+        evaluateRows(on: samples, rankSets: rankSets, batchSize: batchSize, threads: threads).map {
             ($0.accuracy, $0.loss)
         }
     }
 
     /// `evaluate(on:rankSets:)`, with whether each sample was classified right at each set.
+    ///
+    /// With `threads` above 1, contiguous runs of batches are evaluated on that many threads
+    /// at once; each batch is computed exactly as on one thread and the batches' results are
+    /// combined in batch order, so the figures are bit for bit those of one thread.
     public func evaluateRows(
-        on samples: TrainingSamples, rankSets: [[Int]], batchSize: Int = 32
+        on samples: TrainingSamples, rankSets: [[Int]], batchSize: Int = 32, threads: Int = 1
     ) -> [(accuracy: Double, loss: Double, correct: [Bool])] {
         precondition(
             rankSets.allSatisfy { ranks in
@@ -129,27 +134,38 @@ extension Network {
         // Never cut inside a residual block: its second half would miss the block's input.
         let depths = architecture.residualDepths
         while split > 0, split < depths.count, depths[split] > 0 { split -= 1 }
+        let sharedLayers = 0..<split
+        let batches = stride(from: 0, to: samples.count, by: max(batchSize, 1)).map {
+            $0..<min($0 + max(batchSize, 1), samples.count)
+        }
+        // Per batch and distinct set: the batch's loss sum and its rows' verdicts.
+        let results = mapInParallel(batches.count, threads: threads) { index in
+            var noRecording: ForwardPass? = nil
+            let (x, y) = samples.batch(batches[index])
+            let shared = run(
+                layers: sharedLayers, x, batch: y.count, ranks: distinct[0],
+                recording: &noRecording)
+            return distinct.map { ranks in
+                let logits = run(
+                    layers: sharedLayers.upperBound..<architecture.layers.count, shared,
+                    batch: y.count, ranks: ranks, recording: &noRecording)
+                let result = SoftmaxCrossEntropy.lossAndGradient(
+                    logits: logits, labels: y, classCount: architecture.classCount)
+                return (
+                    loss: result.loss * Double(y.count),
+                    correct: SoftmaxCrossEntropy.correctRows(
+                        logits: logits, labels: y, classCount: architecture.classCount)
+                )
+            }
+        }
         var correct = [[Bool]](repeating: [], count: distinct.count)
         for set in correct.indices { correct[set].reserveCapacity(samples.count) }
         var lossSum = [Double](repeating: 0, count: distinct.count)
-        var noRecording: ForwardPass? = nil
-        var start = 0
-        while start < samples.count {
-            let (x, y) = samples.batch(start..<min(start + batchSize, samples.count))
-            let shared = run(
-                layers: 0..<split, x, batch: y.count, ranks: distinct[0],
-                recording: &noRecording)
-            for (set, ranks) in distinct.enumerated() {
-                let logits = run(
-                    layers: split..<architecture.layers.count, shared, batch: y.count,
-                    ranks: ranks, recording: &noRecording)
-                let result = SoftmaxCrossEntropy.lossAndGradient(
-                    logits: logits, labels: y, classCount: architecture.classCount)
-                lossSum[set] += result.loss * Double(y.count)
-                correct[set] += SoftmaxCrossEntropy.correctRows(
-                    logits: logits, labels: y, classCount: architecture.classCount)
+        for batch in results {
+            for (set, result) in batch.enumerated() {
+                lossSum[set] += result.loss
+                correct[set] += result.correct
             }
-            start += batchSize
         }
         let count = Double(max(samples.count, 1))
         return rankSets.map { ranks in

@@ -147,11 +147,27 @@ let directConvolutionMaximumFilters = 6
 /// Measured with `maestro bench layers` on `resnet20` (docs/benchmarks.md).
 let directConvolutionMaximumFiltersFullVectors = 16
 
+/// The same for kernels of at least `directConvolutionMinimumKernel` over at least
+/// `directConvolutionMinimumChannels` input channels, whatever the row width.
+///
+/// Their patch matrix is k² times the input (25 times for 5×5), and lowering it, streaming
+/// it through the products and adding it back costs far more than the lanes the direct
+/// kernel wastes at the rows' ends. `cnn`'s second convolution (32 channels, 5×5, rows of
+/// 14) at ranks 8 and 16, batch 32: 1.6 / 3.5 and 3.0 / 6.8 ms forward / backward direct,
+/// against 11.1 / 16.9 and 14.0 / 17.5 ms lowered (docs/benchmarks.md). LeNet's
+/// convolutions (1 and 6 channels) and the ResNets' 3×3 ones keep the rules above.
+let directConvolutionMinimumKernel = 5
+let directConvolutionMinimumChannels = 8
+
 /// Whether `count` filters of geometry `g` run direct (stride 1 only).
 func usesDirectConvolution(filters count: Int, geometry g: ConvolutionGeometry) -> Bool {
     guard g.stride == 1 else { return false }
+    let wide =
+        g.kernelSize >= directConvolutionMinimumKernel
+        && g.channels >= directConvolutionMinimumChannels
     return count <= directConvolutionMaximumFilters
-        || (g.outputWidth % 8 == 0 && count <= directConvolutionMaximumFiltersFullVectors)
+        || ((g.outputWidth % 8 == 0 || wide)
+            && count <= directConvolutionMaximumFiltersFullVectors)
 }
 
 /// From this many filters (or output channels of a 1×1 stage) up, a convolution's products
@@ -165,7 +181,7 @@ func usesBLAS(filters: Int) -> Bool { filters >= blasConvolutionMinimumFilters }
 
 /// Below the BLAS threshold, a convolution with at least this many input channels whose
 /// patch matrix over the batch would pass `chunkedPatchMinimumFloats` (32 MiB: `cnn`'s second
-/// convolution at low rank, 40 MB at batch 64) also lowers its input a chunk of images at a
+/// convolution at ranks 17 to 31, 40 MB at batch 64) also lowers its input a chunk of images at a
 /// time, its products in the streaming kernels. Smaller ones lower the whole batch at once:
 /// measured on `resnet20` (patch matrices up to 19 MB), lowering twice cost more than the
 /// memory saved. LeNet's convolutions (1 and 6 channels) lower the whole batch, as they

@@ -167,19 +167,20 @@ struct GradientCheckTests {
     func chunkedStreamingConvolution() {
         var generator = SeededGenerator(seed: 19)
         // 400 · 30 · 30 floats of patches per image, 24 images: 8.6 M floats, past the
-        // threshold; 8 filters (rank 8) on rows 30 wide run in the streaming kernels.
+        // threshold; 20 filters (rank 20: above the direct kernel's 16, below BLAS's 32) on
+        // rows 30 wide run in the streaming kernels.
         let g1 = ConvolutionGeometry(height: 30, width: 30, channels: 1, kernelSize: 1, padding: 0)
         let g = ConvolutionGeometry(height: 30, width: 30, channels: 16, kernelSize: 5, padding: 2)
         let architecture = Architecture(
             name: "t", inputShape: [30, 30, 1], classCount: 2,
             layers: [
                 .convolution(geometry: g1, outputs: 16),
-                .lowRankConvolution(geometry: g, outputs: 10, maxRank: 10),
-                .globalAveragePool(height: 30, width: 30, channels: 10),
-                .dense(inputs: 10, outputs: 2),
+                .lowRankConvolution(geometry: g, outputs: 24, maxRank: 24),
+                .globalAveragePool(height: 30, width: 30, channels: 24),
+                .dense(inputs: 24, outputs: 2),
             ])
         let network = Network(architecture: architecture, using: &generator)
-        checkDirectionalDerivatives(network, ranks: [8], batch: 24, seed: 20)
+        checkDirectionalDerivatives(network, ranks: [20], batch: 24, seed: 20)
     }
 
     @Test("Up to 16 filters run direct on output rows a whole number of vectors wide")
@@ -197,6 +198,26 @@ struct GradientCheckTests {
             ])
         let network = Network(architecture: architecture, using: &generator)
         checkGradients(network, ranks: [12], batch: 2, seed: 18, step: 1e-3)
+    }
+
+    @Test("Up to 16 filters run direct on 5×5 kernels over 8 or more channels, any row width")
+    func directConvolutionWideKernels() {
+        var generator = SeededGenerator(seed: 21)
+        // Rows of 14 (cnn's second convolution): one whole vector and a tail of 6.
+        let g = ConvolutionGeometry(height: 4, width: 14, channels: 2, kernelSize: 3, padding: 1)
+        let g2 = ConvolutionGeometry(height: 4, width: 14, channels: 9, kernelSize: 5, padding: 2)
+        let architecture = Architecture(
+            name: "t", inputShape: [4, 14, 2], classCount: 2,
+            layers: [
+                .convolution(geometry: g, outputs: 9),
+                .lowRankConvolution(geometry: g2, outputs: 16, maxRank: 16),
+                .globalAveragePool(height: 4, width: 14, channels: 16),
+                .dense(inputs: 16, outputs: 2),
+            ])
+        let network = Network(architecture: architecture, using: &generator)
+        for rank in [3, 8, 16] {
+            checkGradients(network, ranks: [rank], batch: 2, seed: 22, step: 1e-3)
+        }
     }
 
     @Test("Softmax cross-entropy gradient")

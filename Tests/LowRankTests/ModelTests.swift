@@ -83,6 +83,30 @@ struct ModelTests {
         }
     }
 
+    @Test(
+        "Evaluating on several threads gives bit for bit the figures of one thread",
+        arguments: [2, 3, 8])
+    func evaluateOnThreads(threads: Int) {
+        var generator = SeededGenerator(seed: 23)
+        let network = Network(architecture: .make(.lenet, lowRank: true), using: &generator)
+        let count = 150  // five batches and a short one
+        let samples = TrainingSamples(
+            features: Tensor.randomNormal(shape: [count * 784], using: &generator).scalars,
+            labels: (0..<count).map { Int32($0 % 10) }, featureCount: 784)
+        let rankSets = [[1, 2, 15, 11, 2], [6, 16, 120, 84, 10], [3, 8, 60, 42, 5]]
+        let one = network.evaluateRows(on: samples, rankSets: rankSets, batchSize: 32)
+        let many = network.evaluateRows(
+            on: samples, rankSets: rankSets, batchSize: 32, threads: threads)
+        #expect(one.count == many.count)
+        for (a, b) in zip(one, many) {
+            #expect(a.accuracy == b.accuracy)
+            #expect(a.loss.bitPattern == b.loss.bitPattern)
+            #expect(a.correct == b.correct)
+        }
+        // The figures differ between the budgets: the comparison above is not vacuous.
+        #expect(Set(one.map(\.loss)).count == rankSets.count)
+    }
+
     @Test("factoredMinimumWeights keeps the small layers dense, with the same initial weights")
     func partlyFactored() {
         var a = SeededGenerator(seed: 7)

@@ -289,13 +289,16 @@ extension CoordinatorMachine {
             }
             ?? widthModels.map {
                 RoundLogic.evaluateRows($0, on: evaluationSet).map { ($0.accuracy, $0.loss) }
-            } ?? model.evaluate(on: evaluationSet, rankSets: rankSets)
+            }
+            ?? model.evaluate(
+                on: evaluationSet, rankSets: rankSets, threads: Self.evaluationThreads)
         var deployed = Array(tiers.indices)
         if let validationSet {
             let validation =
                 calibrated.map { BatchNormCalibration.evaluate($0, on: validationSet) }
                 ?? widthModels.map { RoundLogic.evaluateRows($0, on: validationSet) }
-                ?? model.evaluateRows(on: validationSet, rankSets: rankSets)
+                ?? model.evaluateRows(
+                    on: validationSet, rankSets: rankSets, threads: Self.evaluationThreads)
             metrics.validationAccuracyByTier = Dictionary(
                 uniqueKeysWithValues: zip(tiers.map(\.name), validation.map(\.accuracy)))
             if scenario.evaluation.deploy == .bestValidated {

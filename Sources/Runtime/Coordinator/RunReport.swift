@@ -73,7 +73,9 @@ struct RunReport {
                 },
                 on: evaluationSet
             ).map { ($0.accuracy, $0.loss) }
-            : model.evaluate(on: evaluationSet, rankSets: rankSets)
+            : model.evaluate(
+                on: evaluationSet, rankSets: rankSets,
+                threads: CoordinatorMachine.evaluationThreads)
         return zip(fractions, zip(rankSets, results)).map { fraction, pair in
             TruncationPoint(
                 rankFraction: fraction, accuracy: pair.1.accuracy,
