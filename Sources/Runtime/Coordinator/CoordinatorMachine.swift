@@ -33,27 +33,67 @@ struct CoordinatorMachine {
         case finished
     }
 
-    let scenario: Scenario
-    /// The round's decisions under the scenario.
-    let logic: RoundLogic
-    let evaluationSet: TrainingSamples
-    /// The coordinator's validation set (`evaluation.validationSamples`), if any.
-    let validationSet: TrainingSamples?
-    let registrationTimeout: Duration
-    let roundTimeout: Duration
-    let maximumMessageSize: Int
-    /// Who may register as which client.
-    let desk: RegistrationDesk
-    /// At most this many samples weigh one update (the scenario's bound per client).
-    let sampleBound: Int
-    /// What dense FedAvg of the same architecture moves per TRAIN and per UPDATE.
-    let denseMessageBytes: (train: Int, update: Int)
-    let runID: UInt64
-    /// The architecture as JSON, in every REGISTERED.
-    let modelDescription: String
-    /// The scenario as run, as YAML, in every worker assignment (emitted once: a HELLO must
-    /// not cost the coordinator the scenario's serialisation).
-    let scenarioYAML: String
+    /// What the run fixes at its start, held once: a copy of the machine (the fuzzer copies
+    /// it before every frame, to check what the frame did) shares it instead of copying the
+    /// scenario, the evaluation data and the strings they hold.
+    final class Constants: Sendable {
+        let scenario: Scenario
+        /// The round's decisions under the scenario.
+        let logic: RoundLogic
+        let evaluationSet: TrainingSamples
+        /// The coordinator's validation set (`evaluation.validationSamples`), if any.
+        let validationSet: TrainingSamples?
+        let registrationTimeout: Duration
+        let roundTimeout: Duration
+        let maximumMessageSize: Int
+        /// Who may register as which client.
+        let desk: RegistrationDesk
+        /// At most this many samples weigh one update (the scenario's bound per client).
+        let sampleBound: Int
+        /// What dense FedAvg of the same architecture moves per TRAIN and per UPDATE.
+        let denseMessageBytes: (train: Int, update: Int)
+        let runID: UInt64
+        /// The architecture as JSON, in every REGISTERED.
+        let modelDescription: String
+        /// The scenario as run, as YAML, in every worker assignment (emitted once: a HELLO
+        /// must not cost the coordinator the scenario's serialisation).
+        let scenarioYAML: String
+
+        init(
+            scenario: Scenario, evaluationSet: TrainingSamples, validationSet: TrainingSamples?,
+            registrationTimeout: Duration, roundTimeout: Duration, maximumMessageSize: Int,
+            desk: RegistrationDesk, modelDescription: String
+        ) {
+            self.scenario = scenario
+            logic = RoundLogic(scenario: scenario)
+            self.evaluationSet = evaluationSet
+            self.validationSet = validationSet
+            self.registrationTimeout = registrationTimeout
+            self.roundTimeout = roundTimeout
+            self.maximumMessageSize = maximumMessageSize
+            self.desk = desk
+            sampleBound = scenario.samplesPerClientBound
+            denseMessageBytes = CoordinatorMachine.denseMessageBytes(of: scenario)
+            runID = SeededGenerator.value(seed: scenario.seed, stream: 0x52_554E)
+            self.modelDescription = modelDescription
+            scenarioYAML = scenario.yaml()
+        }
+    }
+
+    let constants: Constants
+    var scenario: Scenario { constants.scenario }
+    var logic: RoundLogic { constants.logic }
+    var evaluationSet: TrainingSamples { constants.evaluationSet }
+    var validationSet: TrainingSamples? { constants.validationSet }
+    var registrationTimeout: Duration { constants.registrationTimeout }
+    var roundTimeout: Duration { constants.roundTimeout }
+    var maximumMessageSize: Int { constants.maximumMessageSize }
+    var desk: RegistrationDesk { constants.desk }
+    var sampleBound: Int { constants.sampleBound }
+    var denseMessageBytes: (train: Int, update: Int) { constants.denseMessageBytes }
+    var runID: UInt64 { constants.runID }
+    var modelDescription: String { constants.modelDescription }
+    var scenarioYAML: String { constants.scenarioYAML }
 
     var phase: Phase
     var global: Network
@@ -110,33 +150,26 @@ struct CoordinatorMachine {
         partitionRows: (@Sendable () throws -> [[Int]]?)? = nil,
         resumingFrom checkpoint: CoordinatorCheckpoint?
     ) throws(CoordinatorError) {
-        self.scenario = scenario
-        logic = RoundLogic(scenario: scenario)
-        desk = RegistrationDesk(
+        let desk = RegistrationDesk(
             scenario: scenario, enrolment: enrolment,
             populationBound: max(scenario.clients, maximumClients ?? 0))
         workers = WorkerPool(
             slots: workerSlots, fleetSize: scenario.clients, secret: workerSecret,
             enrolment: enrolment,
             partitionRows: partitionRows ?? Self.partitionRows(of: scenario))
-        sampleBound = scenario.samplesPerClientBound
-        self.evaluationSet = evaluationSet
-        self.validationSet = validationSet
-        self.registrationTimeout = registrationTimeout
-        self.roundTimeout = roundTimeout
-        self.maximumMessageSize = maximumMessageSize
         clients = ClientTable(fleetSize: scenario.clients)
         phase = .registering(needed: expectedClients ?? scenario.clients, deadline: .zero)
         global = scenario.initialNetwork()
         serverState = ServerOptimizerState(for: global.parameters)
-        runID = SeededGenerator.value(seed: scenario.seed, stream: 0x52_554E)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        modelDescription =
-            (try? encoder.encode(global.architecture)).map { String(decoding: $0, as: UTF8.self) }
-            ?? ""
-        denseMessageBytes = Self.denseMessageBytes(of: scenario)
-        scenarioYAML = scenario.yaml()
+        constants = Constants(
+            scenario: scenario, evaluationSet: evaluationSet, validationSet: validationSet,
+            registrationTimeout: registrationTimeout, roundTimeout: roundTimeout,
+            maximumMessageSize: maximumMessageSize, desk: desk,
+            modelDescription: (try? encoder.encode(global.architecture)).map {
+                String(decoding: $0, as: UTF8.self)
+            } ?? "")
         if let checkpoint { try restore(from: checkpoint) }
         metrics = RoundMetrics(round: round)
     }
@@ -147,7 +180,7 @@ struct CoordinatorMachine {
     }
 
     /// What dense FedAvg of the same architecture would move per participation.
-    private static func denseMessageBytes(of scenario: Scenario) -> (train: Int, update: Int) {
+    fileprivate static func denseMessageBytes(of scenario: Scenario) -> (train: Int, update: Int) {
         var generator = SeededGenerator(seed: 0)
         let dense = Network(
             architecture: .make(
