@@ -439,7 +439,11 @@ struct CoordinatorMachine {
             standing.unresponsive.insert(id)
         case .train(let id) where ticket.viaWorker:
             // The worker is gone: the task goes to another one, the worker's other tasks are lost.
-            guard let home = clients[id]?.peer, let target = trainedAt[id] else { break }
+            // A failure of an earlier hand-over (its worker already dropped, the task since
+            // handed to another) is not the current worker's.
+            guard let home = clients[id]?.peer, let target = trainedAt[id],
+                ticket.worker == nil || ticket.worker == target
+            else { break }
             emit(.log("round \(round): cannot reach the worker on \(target.connection): \(error)"))
             trainedAt[id] = nil
             abandon(tasksOf: workers.sendFailed(home: home, target: target))
