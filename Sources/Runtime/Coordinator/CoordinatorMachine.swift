@@ -293,6 +293,11 @@ struct CoordinatorMachine {
         }
         workers.arrived(from: answer.peer)
         answeredProbe(answer)
+        if case .peerQueueFull = answer.error {
+            // The reply passed the peer's budget: the transport drops its connection, so what
+            // it held is gone now, as for a refused send (``undelivered(_:error:at:)``).
+            close([answer.peer])
+        }
         progress()
         return takeOutbox()
     }
