@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Transport
 
 @testable import Runtime
 
@@ -40,6 +41,10 @@ struct ProtocolFuzzingTests {
         case deaf(peer: UInt8)
         /// A link probe padded with 32 640 bytes asking for a reply of that size.
         case bigProbe(peer: UInt8)
+        /// A probe the transport answered: `mode` bit 0 forges it (its other bits pick the
+        /// key, the worker control channel and the requested size's shift); the probe is
+        /// padded with `padding << shift` bytes.
+        case answered(peer: UInt8, mode: UInt8, requested: UInt16, padding: UInt8, shift: UInt8)
 
         var bytes: [UInt8] {
             switch self {
@@ -49,6 +54,8 @@ struct ProtocolFuzzingTests {
                 [peer, 0, nonce, requested, tier, 40, 0, 0, key]
             case .answer(let peer, let damage): [peer, 1, 0, 40, 0, damage]
             case .tick(let units): [0, 4, units]
+            case .answered(let peer, let mode, let requested, let padding, let shift):
+                [peer, 248, mode, UInt8(requested & 0xFF), UInt8(requested >> 8), padding, shift]
             }
         }
     }
@@ -93,7 +100,9 @@ struct ProtocolFuzzingTests {
         }
     }
 
-    @Test("Scripted: a peer that never reads is refused at its byte budget and dropped; the run goes on")
+    @Test(
+        "Scripted: a peer that never reads is refused at its byte budget and dropped; the run goes on"
+    )
     func scriptedDeafPeer() {
         for enrolled in [false, true] {
             var events: [Event] = [
@@ -108,7 +117,9 @@ struct ProtocolFuzzingTests {
         }
     }
 
-    @Test("The budget invariant fails for a machine that sends to a dropped connection or ends the run")
+    @Test(
+        "The budget invariant fails for a machine that sends to a dropped connection or ends the run"
+    )
     func budgetInvariantFails() throws {
         var run = ProtocolFuzzing.Run(machine: ProtocolFuzzing.templates.plain)
         let peer = ProtocolFuzzing.Run.peers[0]
@@ -131,5 +142,70 @@ struct ProtocolFuzzingTests {
         // The peer speaks again: it may be answered.
         run.queues.spoke(peer)
         try run.perform([.send([0], to: peer, ticket: ticket)], answering: peer)
+    }
+
+    @Test(
+        "Scripted: probes the transport answered, valid and forged, are in the ledger; the run goes on"
+    )
+    func scriptedAnsweredProbes() {
+        for enrolled in [false, true] {
+            var events: [Event] = [
+                .register(peer: 0, nonce: 0, requested: 0, tier: 0, key: 2),
+                .register(peer: 1, nonce: 1, requested: 1, tier: 1, key: 2),
+            ]
+            // Valid: small replies to a probe padded to 64 bytes; a deaf peer's replies pass
+            // its budget and are refused.
+            events += [
+                .answered(peer: 0, mode: 0, requested: 40, padding: 1, shift: 6),
+                .deaf(peer: 1),
+            ]
+            events += Array(
+                repeating: .answered(peer: 1, mode: 0, requested: 20_000, padding: 255, shift: 7),
+                count: 4)
+            // Forged: every key, the worker control channel, sizes no probe asked for, every
+            // send error.
+            for mode in stride(from: 1, to: 32, by: 2) {
+                for error in 0..<3 {
+                    events.append(
+                        .answered(
+                            peer: UInt8(mode % 6), mode: UInt8(mode), requested: 60_000,
+                            padding: UInt8(error), shift: 3))
+                }
+            }
+            let outcome = run(enrolled: enrolled, events)
+            #expect(outcome.violation == nil, "\(outcome.violation!)")
+            #expect(outcome.refusedSends >= 1)
+        }
+    }
+
+    @Test("The ledger invariant fails for a machine that does not count an answered probe")
+    func answeredInvariantFails() throws {
+        var run = ProtocolFuzzing.Run(machine: ProtocolFuzzing.templates.plain)
+        let peer = ProtocolFuzzing.Run.peers[0]
+        let answer = AnsweredFrame(
+            peer: peer, authenticatedKey: nil, frameBytes: 300, replyBytes: 200, error: nil)
+        let before = run.machine.totals
+        let actions = run.machine.answered(answer, at: .zero)
+        try run.checkAnswered(answer, actions: actions, totalsBefore: before, clients: [-1])
+        // The probe's rows left out of the ledger, or the totals not moved by them.
+        let unrecorded = actions.filter { if case .record = $0 { false } else { true } }
+        #expect(throws: ProtocolFuzzing.Violation.self) {
+            try run.checkAnswered(answer, actions: unrecorded, totalsBefore: before, clients: [-1])
+        }
+        #expect(throws: ProtocolFuzzing.Violation.self) {
+            try run.checkAnswered(
+                answer, actions: actions, totalsBefore: run.machine.totals, clients: [-1])
+        }
+        // A reply that did not go out has no row.
+        var refused = answer
+        refused.error = .unknownPeer(peer)
+        #expect(throws: ProtocolFuzzing.Violation.self) {
+            try run.checkAnswered(refused, actions: actions, totalsBefore: before, clients: [-1])
+        }
+        // A run that ends on an answered probe.
+        #expect(throws: ProtocolFuzzing.Violation.self) {
+            try run.checkAnswered(
+                answer, actions: actions + [.fail(.stopped)], totalsBefore: before, clients: [-1])
+        }
     }
 }

@@ -44,4 +44,7 @@ struct SendTicket {
     let bytes: Int
     /// A TRAIN handed to a worker of the pool (not to the client's home peer).
     var viaWorker = false
+    /// Where such a TRAIN went: a failure reported for it after the client's task went
+    /// elsewhere (the worker was dropped, the task handed to another) is not the new worker's.
+    var worker: PeerID? = nil
 }

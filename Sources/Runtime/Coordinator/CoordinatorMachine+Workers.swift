@@ -26,7 +26,9 @@ extension CoordinatorMachine {
             }
             if let rows { sendControl(.workerRows(rows), to: target.connection) }
             trainedAt[id] = target
-            emit(.send(task.frame, to: target, ticket: task.ticket))
+            var ticket = task.ticket
+            ticket.worker = target
+            emit(.send(task.frame, to: target, ticket: ticket))
         }
     }
 

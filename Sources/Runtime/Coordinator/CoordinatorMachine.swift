@@ -33,27 +33,67 @@ struct CoordinatorMachine {
         case finished
     }
 
-    let scenario: Scenario
-    /// The round's decisions under the scenario.
-    let logic: RoundLogic
-    let evaluationSet: TrainingSamples
-    /// The coordinator's validation set (`evaluation.validationSamples`), if any.
-    let validationSet: TrainingSamples?
-    let registrationTimeout: Duration
-    let roundTimeout: Duration
-    let maximumMessageSize: Int
-    /// Who may register as which client.
-    let desk: RegistrationDesk
-    /// At most this many samples weigh one update (the scenario's bound per client).
-    let sampleBound: Int
-    /// What dense FedAvg of the same architecture moves per TRAIN and per UPDATE.
-    let denseMessageBytes: (train: Int, update: Int)
-    let runID: UInt64
-    /// The architecture as JSON, in every REGISTERED.
-    let modelDescription: String
-    /// The scenario as run, as YAML, in every worker assignment (emitted once: a HELLO must
-    /// not cost the coordinator the scenario's serialisation).
-    let scenarioYAML: String
+    /// What the run fixes at its start, held once: a copy of the machine (the fuzzer copies
+    /// it before every frame, to check what the frame did) shares it instead of copying the
+    /// scenario, the evaluation data and the strings they hold.
+    final class Constants: Sendable {
+        let scenario: Scenario
+        /// The round's decisions under the scenario.
+        let logic: RoundLogic
+        let evaluationSet: TrainingSamples
+        /// The coordinator's validation set (`evaluation.validationSamples`), if any.
+        let validationSet: TrainingSamples?
+        let registrationTimeout: Duration
+        let roundTimeout: Duration
+        let maximumMessageSize: Int
+        /// Who may register as which client.
+        let desk: RegistrationDesk
+        /// At most this many samples weigh one update (the scenario's bound per client).
+        let sampleBound: Int
+        /// What dense FedAvg of the same architecture moves per TRAIN and per UPDATE.
+        let denseMessageBytes: (train: Int, update: Int)
+        let runID: UInt64
+        /// The architecture as JSON, in every REGISTERED.
+        let modelDescription: String
+        /// The scenario as run, as YAML, in every worker assignment (emitted once: a HELLO
+        /// must not cost the coordinator the scenario's serialisation).
+        let scenarioYAML: String
+
+        init(
+            scenario: Scenario, evaluationSet: TrainingSamples, validationSet: TrainingSamples?,
+            registrationTimeout: Duration, roundTimeout: Duration, maximumMessageSize: Int,
+            desk: RegistrationDesk, modelDescription: String
+        ) {
+            self.scenario = scenario
+            logic = RoundLogic(scenario: scenario)
+            self.evaluationSet = evaluationSet
+            self.validationSet = validationSet
+            self.registrationTimeout = registrationTimeout
+            self.roundTimeout = roundTimeout
+            self.maximumMessageSize = maximumMessageSize
+            self.desk = desk
+            sampleBound = scenario.samplesPerClientBound
+            denseMessageBytes = CoordinatorMachine.denseMessageBytes(of: scenario)
+            runID = SeededGenerator.value(seed: scenario.seed, stream: 0x52_554E)
+            self.modelDescription = modelDescription
+            scenarioYAML = scenario.yaml()
+        }
+    }
+
+    let constants: Constants
+    var scenario: Scenario { constants.scenario }
+    var logic: RoundLogic { constants.logic }
+    var evaluationSet: TrainingSamples { constants.evaluationSet }
+    var validationSet: TrainingSamples? { constants.validationSet }
+    var registrationTimeout: Duration { constants.registrationTimeout }
+    var roundTimeout: Duration { constants.roundTimeout }
+    var maximumMessageSize: Int { constants.maximumMessageSize }
+    var desk: RegistrationDesk { constants.desk }
+    var sampleBound: Int { constants.sampleBound }
+    var denseMessageBytes: (train: Int, update: Int) { constants.denseMessageBytes }
+    var runID: UInt64 { constants.runID }
+    var modelDescription: String { constants.modelDescription }
+    var scenarioYAML: String { constants.scenarioYAML }
 
     var phase: Phase
     var global: Network
@@ -110,33 +150,26 @@ struct CoordinatorMachine {
         partitionRows: (@Sendable () throws -> [[Int]]?)? = nil,
         resumingFrom checkpoint: CoordinatorCheckpoint?
     ) throws(CoordinatorError) {
-        self.scenario = scenario
-        logic = RoundLogic(scenario: scenario)
-        desk = RegistrationDesk(
+        let desk = RegistrationDesk(
             scenario: scenario, enrolment: enrolment,
             populationBound: max(scenario.clients, maximumClients ?? 0))
         workers = WorkerPool(
             slots: workerSlots, fleetSize: scenario.clients, secret: workerSecret,
             enrolment: enrolment,
             partitionRows: partitionRows ?? Self.partitionRows(of: scenario))
-        sampleBound = scenario.samplesPerClientBound
-        self.evaluationSet = evaluationSet
-        self.validationSet = validationSet
-        self.registrationTimeout = registrationTimeout
-        self.roundTimeout = roundTimeout
-        self.maximumMessageSize = maximumMessageSize
         clients = ClientTable(fleetSize: scenario.clients)
         phase = .registering(needed: expectedClients ?? scenario.clients, deadline: .zero)
         global = scenario.initialNetwork()
         serverState = ServerOptimizerState(for: global.parameters)
-        runID = SeededGenerator.value(seed: scenario.seed, stream: 0x52_554E)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        modelDescription =
-            (try? encoder.encode(global.architecture)).map { String(decoding: $0, as: UTF8.self) }
-            ?? ""
-        denseMessageBytes = Self.denseMessageBytes(of: scenario)
-        scenarioYAML = scenario.yaml()
+        constants = Constants(
+            scenario: scenario, evaluationSet: evaluationSet, validationSet: validationSet,
+            registrationTimeout: registrationTimeout, roundTimeout: roundTimeout,
+            maximumMessageSize: maximumMessageSize, desk: desk,
+            modelDescription: (try? encoder.encode(global.architecture)).map {
+                String(decoding: $0, as: UTF8.self)
+            } ?? "")
         if let checkpoint { try restore(from: checkpoint) }
         metrics = RoundMetrics(round: round)
     }
@@ -147,7 +180,7 @@ struct CoordinatorMachine {
     }
 
     /// What dense FedAvg of the same architecture would move per participation.
-    private static func denseMessageBytes(of scenario: Scenario) -> (train: Int, update: Int) {
+    fileprivate static func denseMessageBytes(of scenario: Scenario) -> (train: Int, update: Int) {
         var generator = SeededGenerator(seed: 0)
         let dense = Network(
             architecture: scenario.architecture(lowRank: false),
@@ -258,6 +291,11 @@ struct CoordinatorMachine {
         }
         workers.arrived(from: answer.peer)
         answeredProbe(answer)
+        if case .peerQueueFull = answer.error {
+            // The reply passed the peer's budget: the transport drops its connection, so what
+            // it held is gone now, as for a refused send (``undelivered(_:error:at:)``).
+            close([answer.peer])
+        }
         progress()
         return takeOutbox()
     }
@@ -404,7 +442,11 @@ struct CoordinatorMachine {
             standing.unresponsive.insert(id)
         case .train(let id) where ticket.viaWorker:
             // The worker is gone: the task goes to another one, the worker's other tasks are lost.
-            guard let home = clients[id]?.peer, let target = trainedAt[id] else { break }
+            // A failure of an earlier hand-over (its worker already dropped, the task since
+            // handed to another) is not the current worker's.
+            guard let home = clients[id]?.peer, let target = trainedAt[id],
+                ticket.worker == nil || ticket.worker == target
+            else { break }
             emit(.log("round \(round): cannot reach the worker on \(target.connection): \(error)"))
             trainedAt[id] = nil
             abandon(tasksOf: workers.sendFailed(home: home, target: target))

@@ -37,7 +37,8 @@ struct RegistrationDesk {
         let refuse = { (reason: RejectionReason, message: String) in
             Result<Admission, Refusal>.failure(Refusal(reason: reason, message: message))
         }
-        let tierName = PeerText.escaped(registration.tierName)
+        // Escaped for a refusal's message only (an admitted tier is one of the scenario's).
+        var tierName: String { PeerText.escaped(registration.tierName) }
         guard let tierIndex = scenario.tiers.firstIndex(where: { $0.name == registration.tierName })
         else {
             let names = scenario.tiers.map(\.name).joined(separator: ", ")

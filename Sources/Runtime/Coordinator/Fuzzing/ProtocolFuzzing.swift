@@ -7,8 +7,8 @@ import Transport
 /// A stateful protocol fuzzer's harness: it reads a byte string as a sequence of events from
 /// many fake peers (registrations with and without CURVE keys, updates right and wrong,
 /// garbage frames, other message types, time passing, closed connections, lost clients, failed
-/// sends), drives a `CoordinatorMachine` with them as its driver would, and checks after every
-/// event that
+/// sends, link probes the transport answered on its own thread, valid and forged), drives a
+/// `CoordinatorMachine` with them as its driver would, and checks after every event that
 ///
 /// 1. nothing traps (the process would die);
 /// 2. rejected input never changes the model: when a step's frame is rejected and the model
@@ -32,7 +32,11 @@ import Transport
 /// 8. the bytes queued for a connection stay within its budget, as the transport keeps it
 ///    (`ServerLimits`): a send that would pass it while something is queued is refused, and
 ///    the machine copes as it must, without ending the run and without queuing anything more
-///    for that connection until it speaks again.
+///    for that connection until it speaks again;
+/// 9. a link probe the transport answered (an ``AnsweredFrame``, valid or forged: any peer,
+///    key, sizes and send error) is in the byte ledger, the probe's row and, when the reply
+///    went out, the reply's, as the peer's; the run's totals move by exactly the rows given,
+///    and the run goes on.
 ///
 /// The libFuzzer target (`Fuzz/ProtocolFuzzer`) and the suite's corpus replay both call
 /// ``run(_:)``.
@@ -206,10 +210,10 @@ public enum ProtocolFuzzing {
 
         mutating func step(_ reader: inout Reader) throws {
             let peer = Self.peers[Int(reader.byte()) % Self.peers.count]
-            // Kind bytes 240-255 are worker HELLOs; the rest keep the meaning they had before
-            // workers were fuzzed, so older corpus inputs still mean what they meant.
+            // Kind bytes 240-247 are worker HELLOs, 248-255 probes the transport answered; the
+            // rest keep the meaning they had before workers were fuzzed.
             let raw = reader.byte()
-            let kind = raw >= 240 ? 10 : raw % 10
+            let kind = raw >= 248 ? 11 : raw >= 240 ? 10 : raw % 10
             trace?.append(
                 "t=\(now) round \(machine.round) \(peer) event \(kind) pending \(machine.pendingClients.sorted())"
             )
@@ -236,6 +240,7 @@ public enum ProtocolFuzzing {
                 try perform(
                     machine.abandoned([UInt32(reader.byte() % 10)], at: now), answering: nil)
             case 10: try workerHello(&reader)
+            case 11: try answered(peer, &reader)
             default:
                 // A REGISTER with an unknown tier, or a name at the length limit.
                 let name = reader.byte() & 1 == 0 ? "nope" : ProtocolFuzzing.longTierName
