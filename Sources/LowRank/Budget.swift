@@ -137,8 +137,8 @@ extension Network {
         while start < samples.count {
             let (x, y) = samples.batch(start..<min(start + batchSize, samples.count))
             let shared = run(
-                layers: 0..<split, x, batch: y.count, ranks: distinct[0],
-                recording: &noRecording)
+                layers: 0..<split, networkInput(x, batch: y.count), batch: y.count,
+                ranks: distinct[0], recording: &noRecording)
             for (set, ranks) in distinct.enumerated() {
                 let logits = run(
                     layers: split..<architecture.layers.count, shared, batch: y.count,
@@ -158,6 +158,69 @@ extension Network {
                 Double(correct[set].count { $0 }) / count, lossSum[set] / count, correct[set]
             )
         }
+    }
+
+    /// The mean loss over `samples` at each of `rankSets`, each set running the layers before
+    /// its first LoD layer whose rank differs from `base`'s on `base`'s activations, computed
+    /// once per batch.
+    ///
+    /// Trying one cut per layer (a greedy search's step) then costs, per cut, only the layers
+    /// from the cut on. Results are identical to `evaluate(on:ranks:batchSize:)` of each set.
+    public func losses(
+        on samples: TrainingSamples, rankSets: [[Int]], sharingWith base: [Int],
+        batchSize: Int = 32
+    ) -> [Double] {
+        precondition(
+            ([base] + rankSets).allSatisfy { ranks in
+                ranks.count == keptRanks.count
+                    && zip(ranks, keptRanks).allSatisfy { $0 >= 0 && $0 <= $1 }
+            }, "rank sets \(rankSets), base \(base) vs kept ranks \(keptRanks)")
+        let lowRank = architecture.lowRankLayerIndices
+        let depths = architecture.residualDepths
+        let splits = rankSets.map { ranks in
+            var split =
+                ranks.indices.first { ranks[$0] != base[$0] }.map { lowRank[$0] }
+                ?? architecture.layers.count
+            // Never cut inside a residual block: its second half would miss the block's input.
+            while split > 0, split < depths.count, depths[split] > 0 { split -= 1 }
+            return split
+        }
+        let points = Set(splits).sorted()
+        var lossSum = [Double](repeating: 0, count: rankSets.count)
+        var noRecording: ForwardPass? = nil
+        var start = 0
+        while start < samples.count {
+            let (x, y) = samples.batch(start..<min(start + batchSize, samples.count))
+            // The base's activation at the input of each split point, layer range by range.
+            var inputs: [Int: [Float]] = [:]
+            var activation = networkInput(x, batch: y.count)
+            var reached = 0
+            for point in points {
+                activation = run(
+                    layers: reached..<point, activation, batch: y.count, ranks: base,
+                    recording: &noRecording)
+                inputs[point] = activation
+                reached = point
+            }
+            for (set, ranks) in rankSets.enumerated() {
+                let logits = run(
+                    layers: splits[set]..<architecture.layers.count, inputs[splits[set]]!,
+                    batch: y.count, ranks: ranks, recording: &noRecording)
+                let result = SoftmaxCrossEntropy.lossAndGradient(
+                    logits: logits, labels: y, classCount: architecture.classCount)
+                lossSum[set] += result.loss * Double(y.count)
+            }
+            start += batchSize
+        }
+        let count = Double(max(samples.count, 1))
+        return lossSum.map { $0 / count }
+    }
+
+    /// A batch of samples (row-major, per-sample features as stored) in the layout the first
+    /// layer reads: channel-major for images of several channels (see `ForwardPass`).
+    func networkInput(_ x: [Float], batch: Int) -> [Float] {
+        imageLayout(
+            of: x, shape: architecture.activationShapes[0], batch: batch, toChannelMajor: true)
     }
 }
 
