@@ -170,6 +170,22 @@ extension Network {
         on samples: TrainingSamples, rankSets: [[Int]], sharingWith base: [Int],
         batchSize: Int = 32
     ) -> [Double] {
+        let batches = (samples.count + batchSize - 1) / batchSize
+        return Self.meanLosses(
+            batchLosses(
+                on: samples, rankSets: rankSets, sharingWith: base, batches: 0..<batches,
+                batchSize: batchSize),
+            sampleCount: samples.count, setCount: rankSets.count)
+    }
+
+    /// Per batch of `batches` (batch `i` holds samples `i·batchSize ..< (i+1)·batchSize`), the
+    /// summed loss of its samples at each of `rankSets`, computed as
+    /// ``losses(on:rankSets:sharingWith:batchSize:)`` does. Batch ranges are independent: a
+    /// caller may compute them on several threads and add them up with ``meanLosses``.
+    public func batchLosses(
+        on samples: TrainingSamples, rankSets: [[Int]], sharingWith base: [Int],
+        batches: Range<Int>, batchSize: Int = 32
+    ) -> [[Double]] {
         precondition(
             ([base] + rankSets).allSatisfy { ranks in
                 ranks.count == keptRanks.count
@@ -186,10 +202,9 @@ extension Network {
             return split
         }
         let points = Set(splits).sorted()
-        var lossSum = [Double](repeating: 0, count: rankSets.count)
         var noRecording: ForwardPass? = nil
-        var start = 0
-        while start < samples.count {
+        return batches.map { batch in
+            let start = batch * batchSize
             let (x, y) = samples.batch(start..<min(start + batchSize, samples.count))
             // The base's activation at the input of each split point, layer range by range.
             var inputs: [Int: [Float]] = [:]
@@ -202,17 +217,26 @@ extension Network {
                 inputs[point] = activation
                 reached = point
             }
-            for (set, ranks) in rankSets.enumerated() {
+            return rankSets.indices.map { set in
                 let logits = run(
                     layers: splits[set]..<architecture.layers.count, inputs[splits[set]]!,
-                    batch: y.count, ranks: ranks, recording: &noRecording)
+                    batch: y.count, ranks: rankSets[set], recording: &noRecording)
                 let result = SoftmaxCrossEntropy.lossAndGradient(
                     logits: logits, labels: y, classCount: architecture.classCount)
-                lossSum[set] += result.loss * Double(y.count)
+                return result.loss * Double(y.count)
             }
-            start += batchSize
         }
-        let count = Double(max(samples.count, 1))
+    }
+
+    /// Each set's mean loss from per-batch loss sums (``batchLosses``), added in batch order.
+    public static func meanLosses(_ batchLosses: [[Double]], sampleCount: Int, setCount: Int)
+        -> [Double]
+    {
+        var lossSum = [Double](repeating: 0, count: setCount)
+        for batch in batchLosses {
+            for set in 0..<setCount { lossSum[set] += batch[set] }
+        }
+        let count = Double(max(sampleCount, 1))
         return lossSum.map { $0 / count }
     }
 

@@ -169,7 +169,7 @@ func greedyPath(
             features: Array(check.features[..<(count * check.featureCount)]),
             labels: Array(check.labels[..<count]), featureCount: check.featureCount)
         return network.greedyPath(measure: measure, stoppingAt: budget) { base, candidates in
-            network.losses(on: sample, rankSets: candidates, sharingWith: base)
+            parallelLosses(network, on: sample, rankSets: candidates, sharingWith: base)
         }
     case .energy:
         var path: [(ranks: [Int], cost: Int)] = []
