@@ -178,8 +178,9 @@ extension Network {
             sampleCount: samples.count, setCount: rankSets.count)
     }
 
-    /// Per batch of `batches` (batch `i` holds samples `i·batchSize ..< (i+1)·batchSize`), the
-    /// summed loss of its samples at each of `rankSets`, computed as
+    /// Per batch of `batches`, the summed loss of its samples at each of `rankSets`.
+    ///
+    /// Batch `i` holds samples `i·batchSize ..< (i+1)·batchSize`; each is computed as
     /// ``losses(on:rankSets:sharingWith:batchSize:)`` does. Batch ranges are independent: a
     /// caller may compute them on several threads and add them up with ``meanLosses``.
     public func batchLosses(
@@ -229,9 +230,9 @@ extension Network {
     }
 
     /// Each set's mean loss from per-batch loss sums (``batchLosses``), added in batch order.
-    public static func meanLosses(_ batchLosses: [[Double]], sampleCount: Int, setCount: Int)
-        -> [Double]
-    {
+    public static func meanLosses(
+        _ batchLosses: [[Double]], sampleCount: Int, setCount: Int
+    ) -> [Double] {
         var lossSum = [Double](repeating: 0, count: setCount)
         for batch in batchLosses {
             for set in 0..<setCount { lossSum[set] += batch[set] }

@@ -53,8 +53,9 @@ extension Network {
     ///
     /// `damages(base, candidates)` returns the damage of each candidate; every candidate
     /// differs from `base` (the path's current point) in one layer, so an evaluator can run
-    /// the layers before that one once for all (``Network/losses(on:rankSets:sharingWith:batchSize:)``).
-    /// The first call asks for the kept ranks alone.
+    /// the layers before that one once for all (as
+    /// ``Network/losses(on:rankSets:sharingWith:batchSize:)`` does). The first call asks for
+    /// the kept ranks alone.
     public func greedyPath(
         measure: CostMeasure, stoppingAt budget: Int?,
         damages: (_ base: [Int], _ candidates: [[Int]]) -> [Double]

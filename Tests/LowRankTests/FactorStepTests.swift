@@ -145,7 +145,7 @@ struct FactorStepTests {
                 }
                 #expect(
                     error.squareRoot() < 1e-2 * size.squareRoot(),
-                    "seed \(seed), normalised \(normalized): lasso pull off by \(error.squareRoot()) of \(size.squareRoot())"
+                    "seed \(seed), normalised \(normalized): pull off by \(error.squareRoot())"
                 )
             }
         }

@@ -82,9 +82,9 @@ struct RankSelectionTests {
         return Network(architecture: architecture, using: &generator)
     }
 
-    static func samples(count: Int, featureCount: Int, classes: Int, seed: UInt64)
-        -> TrainingSamples
-    {
+    static func samples(
+        count: Int, featureCount: Int, classes: Int, seed: UInt64
+    ) -> TrainingSamples {
         var generator = SeededGenerator(seed: seed)
         return TrainingSamples(
             features: Tensor.randomNormal(shape: [count * featureCount], using: &generator).scalars,
@@ -136,7 +136,8 @@ struct RankSelectionTests {
             logits: pass.logits, labels: samples.labels, classCount: 4
         ).loss
         let evaluated = network.evaluate(on: samples, batchSize: 40)
-        #expect(abs(evaluated.loss - loss) < 1e-6 * max(1, abs(loss)), "\(evaluated.loss) vs \(loss)")
+        #expect(
+            abs(evaluated.loss - loss) < 1e-6 * max(1, abs(loss)), "\(evaluated.loss) vs \(loss)")
     }
 
     @Test("Shared-prefix losses equal each rank set's own evaluation, bit for bit")
