@@ -168,9 +168,7 @@ func greedyPath(
         let sample = TrainingSamples(
             features: Array(check.features[..<(count * check.featureCount)]),
             labels: Array(check.labels[..<count]), featureCount: check.featureCount)
-        return network.greedyPath(measure: measure, stoppingAt: budget) { base, candidates in
-            parallelLosses(network, on: sample, rankSets: candidates, sharingWith: base)
-        }
+        return lossGreedyPath(network, measure: measure, samples: sample, stoppingAt: budget)
     case .energy:
         var path: [(ranks: [Int], cost: Int)] = []
         var next = network.cost(ranks: network.keptRanks, measure: measure)

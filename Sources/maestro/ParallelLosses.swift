@@ -2,46 +2,48 @@ import Dispatch
 import Foundation
 import LowRank
 
-/// `Network.losses(on:rankSets:sharingWith:)` with its batches split across the processor's
-/// cores: each thread sums its own batches' losses, and the sums are added in batch order, so
-/// the result is the same on any number of threads (and equals the one-thread call's).
-func parallelLosses(
-    _ network: Network, on samples: TrainingSamples, rankSets: [[Int]],
-    sharingWith base: [Int], batchSize: Int = 32
-) -> [Double] {
-    let batches = (samples.count + batchSize - 1) / batchSize
-    let threads = max(1, min(ProcessInfo.processInfo.activeProcessorCount, batches))
-    let slots = BatchLossSlots(count: threads)
-    DispatchQueue.concurrentPerform(iterations: threads) { thread in
-        let range = (batches * thread / threads)..<(batches * (thread + 1) / threads)
-        slots.store(
-            network.batchLosses(
-                on: samples, rankSets: rankSets, sharingWith: base, batches: range,
-                batchSize: batchSize),
-            at: thread)
+/// Runs `work` on each of `ranges` on the processor's cores; the results in the ranges' order.
+func concurrentMap<Part: Sendable>(
+    _ ranges: [Range<Int>], _ work: @Sendable (Range<Int>) -> Part
+) -> [Part] {
+    let slots = Slots<Part>(count: ranges.count)
+    DispatchQueue.concurrentPerform(iterations: ranges.count) { index in
+        slots.store(work(ranges[index]), at: index)
     }
-    return Network.meanLosses(
-        slots.inOrder, sampleCount: samples.count, setCount: rankSets.count)
+    return slots.values
 }
 
-/// Per thread of `parallelLosses`, its batches' loss sums; each thread writes its own slot
-/// once, and they are read after every thread has finished.
-private final class BatchLossSlots: @unchecked Sendable {
+/// The greedy path's damages by loss on `samples`: a `PrefixLossEvaluator` whose batches are
+/// spread over the cores (each set's batch sums are added in batch order, so the result is the
+/// same on any number of threads).
+func lossGreedyPath(
+    _ network: Network, measure: CostMeasure, samples: TrainingSamples, stoppingAt budget: Int?
+) -> [(ranks: [Int], cost: Int)] {
+    var evaluator = PrefixLossEvaluator(network: network, samples: samples)
+    let threads = ProcessInfo.processInfo.activeProcessorCount
+    return network.greedyPath(measure: measure, stoppingAt: budget) { _, candidates in
+        evaluator.losses(of: candidates, chunks: threads, map: concurrentMap)
+    }
+}
+
+/// One result per thread of `concurrentMap`; each thread writes its own slot once, and they
+/// are read after every thread has finished.
+private final class Slots<Value>: @unchecked Sendable {
     private let lock = NSLock()
-    private var slots: [[[Double]]]
+    private var slots: [Value?]
 
-    init(count: Int) { slots = Array(repeating: [], count: count) }
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
 
-    func store(_ sums: [[Double]], at slot: Int) {
+    func store(_ value: Value, at slot: Int) {
         lock.lock()
         defer { lock.unlock() }
-        slots[slot] = sums
+        slots[slot] = value
     }
 
-    /// Every thread's batches, in batch order.
-    var inOrder: [[Double]] {
+    /// Every slot's value, in order (each was stored).
+    var values: [Value] {
         lock.lock()
         defer { lock.unlock() }
-        return slots.flatMap { $0 }
+        return slots.map { $0! }
     }
 }

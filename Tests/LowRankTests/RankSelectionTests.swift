@@ -179,6 +179,21 @@ struct RankSelectionTests {
             #expect(reference.count > 10)
             #expect(fast.map(\.ranks) == reference.map(\.ranks))
             #expect(fast.map(\.cost) == reference.map(\.cost))
+            // Remembering activations between steps, in one or three batch ranges, with room
+            // for everything or for a few activations only.
+            for (chunks, byteLimit) in [(1, 1 << 30), (3, 1 << 30), (3, 20_000)] {
+                var evaluator = PrefixLossEvaluator(
+                    network: network, samples: samples, byteLimit: byteLimit)
+                let remembering = network.greedyPath(measure: measure, stoppingAt: nil) {
+                    _, sets in
+                    evaluator.losses(of: sets, chunks: chunks) { ranges, work in
+                        ranges.map(work)
+                    }
+                }
+                #expect(
+                    remembering.map(\.ranks) == reference.map(\.ranks),
+                    "\(measure), \(chunks) ranges, \(byteLimit) bytes")
+            }
             let full = network.cost(ranks: network.keptRanks, measure: measure)
             for share in [1.0, 0.8, 0.5, 0.3, 0.1] {
                 let budget = Int(Double(full) * share)
