@@ -59,8 +59,10 @@ public struct PrefixLossEvaluator: Sendable {
     /// Number of batches of `batchSize` samples.
     public var batchCount: Int { (samples.count + batchSize - 1) / batchSize }
 
-    /// The mean loss of each of `rankSets`. `map` runs the given work on each batch range and
-    /// returns the parts in the ranges' order (it may run them on several threads).
+    /// The mean loss of each of `rankSets`, the batches in one range.
+    ///
+    /// `map` runs the given work on each batch range and returns the parts in the ranges'
+    /// order (it may run them on several threads).
     public mutating func losses(
         of rankSets: [[Int]],
         map: (_ ranges: [Range<Int>], _ work: @Sendable (Range<Int>) -> Part) -> [Part]
