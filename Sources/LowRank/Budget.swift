@@ -143,8 +143,8 @@ extension Network {
             var noRecording: ForwardPass? = nil
             let (x, y) = samples.batch(batches[index])
             let shared = run(
-                layers: sharedLayers, x, batch: y.count, ranks: distinct[0],
-                recording: &noRecording)
+                layers: sharedLayers, networkInput(x, batch: y.count), batch: y.count,
+                ranks: distinct[0], recording: &noRecording)
             return distinct.map { ranks in
                 let logits = run(
                     layers: sharedLayers.upperBound..<architecture.layers.count, shared,
@@ -174,6 +174,94 @@ extension Network {
                 Double(correct[set].count { $0 }) / count, lossSum[set] / count, correct[set]
             )
         }
+    }
+
+    /// The mean loss over `samples` at each of `rankSets`, each set running the layers before
+    /// its first LoD layer whose rank differs from `base`'s on `base`'s activations, computed
+    /// once per batch.
+    ///
+    /// Trying one cut per layer (a greedy search's step) then costs, per cut, only the layers
+    /// from the cut on. Results are identical to `evaluate(on:ranks:batchSize:)` of each set.
+    public func losses(
+        on samples: TrainingSamples, rankSets: [[Int]], sharingWith base: [Int],
+        batchSize: Int = 32
+    ) -> [Double] {
+        let batches = (samples.count + batchSize - 1) / batchSize
+        return Self.meanLosses(
+            batchLosses(
+                on: samples, rankSets: rankSets, sharingWith: base, batches: 0..<batches,
+                batchSize: batchSize),
+            sampleCount: samples.count, setCount: rankSets.count)
+    }
+
+    /// Per batch of `batches`, the summed loss of its samples at each of `rankSets`.
+    ///
+    /// Batch `i` holds samples `i·batchSize ..< (i+1)·batchSize`; each is computed as
+    /// ``losses(on:rankSets:sharingWith:batchSize:)`` does. Batch ranges are independent: a
+    /// caller may compute them on several threads and add them up with ``meanLosses``.
+    public func batchLosses(
+        on samples: TrainingSamples, rankSets: [[Int]], sharingWith base: [Int],
+        batches: Range<Int>, batchSize: Int = 32
+    ) -> [[Double]] {
+        precondition(
+            ([base] + rankSets).allSatisfy { ranks in
+                ranks.count == keptRanks.count
+                    && zip(ranks, keptRanks).allSatisfy { $0 >= 0 && $0 <= $1 }
+            }, "rank sets \(rankSets), base \(base) vs kept ranks \(keptRanks)")
+        let lowRank = architecture.lowRankLayerIndices
+        let depths = architecture.residualDepths
+        let splits = rankSets.map { ranks in
+            var split =
+                ranks.indices.first { ranks[$0] != base[$0] }.map { lowRank[$0] }
+                ?? architecture.layers.count
+            // Never cut inside a residual block: its second half would miss the block's input.
+            while split > 0, split < depths.count, depths[split] > 0 { split -= 1 }
+            return split
+        }
+        let points = Set(splits).sorted()
+        var noRecording: ForwardPass? = nil
+        return batches.map { batch in
+            let start = batch * batchSize
+            let (x, y) = samples.batch(start..<min(start + batchSize, samples.count))
+            // The base's activation at the input of each split point, layer range by range.
+            var inputs: [Int: [Float]] = [:]
+            var activation = networkInput(x, batch: y.count)
+            var reached = 0
+            for point in points {
+                activation = run(
+                    layers: reached..<point, activation, batch: y.count, ranks: base,
+                    recording: &noRecording)
+                inputs[point] = activation
+                reached = point
+            }
+            return rankSets.indices.map { set in
+                let logits = run(
+                    layers: splits[set]..<architecture.layers.count, inputs[splits[set]]!,
+                    batch: y.count, ranks: rankSets[set], recording: &noRecording)
+                let result = SoftmaxCrossEntropy.lossAndGradient(
+                    logits: logits, labels: y, classCount: architecture.classCount)
+                return result.loss * Double(y.count)
+            }
+        }
+    }
+
+    /// Each set's mean loss from per-batch loss sums (``batchLosses``), added in batch order.
+    public static func meanLosses(
+        _ batchLosses: [[Double]], sampleCount: Int, setCount: Int
+    ) -> [Double] {
+        var lossSum = [Double](repeating: 0, count: setCount)
+        for batch in batchLosses {
+            for set in 0..<setCount { lossSum[set] += batch[set] }
+        }
+        let count = Double(max(sampleCount, 1))
+        return lossSum.map { $0 / count }
+    }
+
+    /// A batch of samples (row-major, per-sample features as stored) in the layout the first
+    /// layer reads: channel-major for images of several channels (see `ForwardPass`).
+    func networkInput(_ x: [Float], batch: Int) -> [Float] {
+        imageLayout(
+            of: x, shape: architecture.activationShapes[0], batch: batch, toChannelMajor: true)
     }
 }
 

@@ -38,18 +38,34 @@ extension Network {
     /// The greedy path from the kept ranks down to one component per layer: each step removes
     /// a block of tail components (LoD orders them, so the tail is a layer's least important)
     /// from the layer where `damage` (for example the loss on a held-out split) grows the least
-    /// per unit of cost saved. A block is at least 1/20 of the layer's current rank and
+    /// per unit of cost saved. A block is at least 1/50 of the layer's current rank and
     /// reaches the first rank that saves cost (a layer cheaper dense saves nothing above its
     /// break-even). Every budget's choice is a point of this one path, so it is computed once.
     public func greedyPath(
         measure: CostMeasure, damage: ([Int]) -> Double
     ) -> [(ranks: [Int], cost: Int)] {
+        greedyPath(measure: measure, stoppingAt: nil) { _, candidates in candidates.map(damage) }
+    }
+
+    /// The same greedy path, with the damages of each step's candidates asked for at once and
+    /// an optional stop: the path ends at its first point that costs at most `budget`, which
+    /// is the point ``ranks(on:budget:)`` picks from the whole path.
+    ///
+    /// `damages(base, candidates)` returns the damage of each candidate; every candidate
+    /// differs from `base` (the path's current point) in one layer, so an evaluator can run
+    /// the layers before that one once for all (as
+    /// ``Network/losses(on:rankSets:sharingWith:batchSize:)`` does). The first call asks for
+    /// the kept ranks alone.
+    public func greedyPath(
+        measure: CostMeasure, stoppingAt budget: Int?,
+        damages: (_ base: [Int], _ candidates: [[Int]]) -> [Double]
+    ) -> [(ranks: [Int], cost: Int)] {
         var ranks = keptRanks
         var current = cost(ranks: ranks, measure: measure)
-        var currentDamage = damage(ranks)
+        var currentDamage = damages(ranks, [ranks])[0]
         var path = [(ranks, current)]
-        while true {
-            var best: (ranks: [Int], score: Double, cost: Int, damage: Double)?
+        while budget.map({ current > $0 }) ?? true {
+            var candidates: [(ranks: [Int], cost: Int)] = []
             for l in ranks.indices where ranks[l] > 1 {
                 var candidate = ranks
                 let step = max(1, ranks[l] / 50)
@@ -59,12 +75,16 @@ extension Network {
                     candidate[l] -= 1
                     after = cost(ranks: candidate, measure: measure)
                 }
-                let saved = current - after
-                guard saved > 0 else { continue }
-                let harm = damage(candidate)
-                let score = (harm - currentDamage) / Double(saved)
+                guard current - after > 0 else { continue }
+                candidates.append((candidate, after))
+            }
+            guard !candidates.isEmpty else { return path }
+            let harms = damages(ranks, candidates.map(\.ranks))
+            var best: (ranks: [Int], score: Double, cost: Int, damage: Double)?
+            for (candidate, harm) in zip(candidates, harms) {
+                let score = (harm - currentDamage) / Double(current - candidate.cost)
                 if best == nil || score < best!.score {
-                    best = (candidate, score, after, harm)
+                    best = (candidate.ranks, score, candidate.cost, harm)
                 }
             }
             guard let best else { return path }
@@ -73,6 +93,7 @@ extension Network {
             currentDamage = best.damage
             path.append((ranks, current))
         }
+        return path
     }
 
     /// The first point of a greedy path whose cost fits `budget`.

@@ -288,18 +288,28 @@ public struct Trainer: Sendable {
         return (loss, correct)
     }
 
+    /// Adds the group lasso's gradient, divided by each factor's step scale: the optimiser
+    /// multiplies it back, so the lasso pulls the factors as far per step as without
+    /// ``TrainingConfiguration/normalizesFactorSteps`` (the normalisation matches the task
+    /// gradient's effect on `U Vᵀ` to a dense step; λ is a pull on the factors themselves).
     private mutating func addGroupLassoGradient() {
         let layers = network.architecture.lowRankLayerIndices
         for (l, layerIndex) in layers.enumerated() where layerIndex >= configuration.frozenLayers {
             let p = network.parameterOffset(ofLayer: layerIndex)
             let kept = network.keptRanks[l]
-            GroupLasso.addGradient(
-                of: network.parameters[p], kept: kept, strength: configuration.groupLasso,
-                to: &gradients[p])
-            GroupLasso.addGradient(
-                of: network.parameters[p + 1], kept: kept, strength: configuration.groupLasso,
-                to: &gradients[p + 1])
+            for tensor in [p, p + 1] {
+                GroupLasso.addGradient(
+                    of: network.parameters[tensor], kept: kept,
+                    strength: lassoStrength(ofTensor: tensor), to: &gradients[tensor])
+            }
         }
+    }
+
+    /// λ for one factor tensor: `groupLasso / scale` under a factor step scale, else λ itself.
+    func lassoStrength(ofTensor tensor: Int) -> Float {
+        guard configuration.normalizesFactorSteps, let scale = stepScales?[tensor], scale > 0
+        else { return configuration.groupLasso }
+        return configuration.groupLasso / scale
     }
 
     /// Progressive shrinking: cuts each eligible LoD layer to the prefix whose suffix

@@ -156,9 +156,11 @@ enum Importance: String, ExpressibleByArgument, CaseIterable {
     case energy
 }
 
-/// The greedy path of `network` for `measure`, by `importance`.
+/// The greedy path of `network` for `measure`, by `importance`; with `budget`, only up to its
+/// first point that fits (the point `Network.ranks(on:budget:)` picks).
 func greedyPath(
-    _ network: Network, measure: CostMeasure, importance: Importance, check: TrainingSamples
+    _ network: Network, measure: CostMeasure, importance: Importance, check: TrainingSamples,
+    stoppingAt budget: Int? = nil
 ) -> [(ranks: [Int], cost: Int)] {
     switch importance {
     case .loss:
@@ -166,14 +168,15 @@ func greedyPath(
         let sample = TrainingSamples(
             features: Array(check.features[..<(count * check.featureCount)]),
             labels: Array(check.labels[..<count]), featureCount: check.featureCount)
-        return network.greedyPath(measure: measure) { network.evaluate(on: sample, ranks: $0).loss }
+        return lossGreedyPath(network, measure: measure, samples: sample, stoppingAt: budget)
     case .energy:
         var path: [(ranks: [Int], cost: Int)] = []
-        var budget = network.cost(ranks: network.keptRanks, measure: measure)
-        while let ranks = network.greedyRanks(budget: budget, measure: measure) {
+        var next = network.cost(ranks: network.keptRanks, measure: measure)
+        while let ranks = network.greedyRanks(budget: next, measure: measure) {
             let cost = network.cost(ranks: ranks, measure: measure)
             path.append((ranks, cost))
-            budget = cost - 1
+            if let budget, cost <= budget { break }
+            next = cost - 1
         }
         return path
     }
@@ -311,7 +314,8 @@ struct Export: ParsableCommand {
                 needsData ? try heldOutData(for: metadata, dataDirectory: dataDirectory).check : nil
             let path = greedyPath(
                 network, measure: measure, importance: importance,
-                check: held ?? TrainingSamples(features: [], labels: [], featureCount: 1))
+                check: held ?? TrainingSamples(features: [], labels: [], featureCount: 1),
+                stoppingAt: budget)
             guard let greedy = Network.ranks(on: path, budget: budget) else {
                 throw CommandError(
                     "\(file): even one component per layer costs \(network.cost(ranks: network.keptRanks.map { min($0, 1) }, measure: measure)) \(measure.rawValue), above the budget of \(budget)"

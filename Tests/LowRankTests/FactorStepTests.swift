@@ -95,4 +95,59 @@ struct FactorStepTests {
                 "seed \(seed): normalised \(normalized / dense)× the dense step")
         }
     }
+
+    /// The change of the first layer's factors (`Uᵀ` then `Vᵀ`) in one plain SGD step with
+    /// group lasso `λ`, in the compression phase.
+    static func factorStep(_ network: Network, lasso: Float, normalized: Bool) -> [Float] {
+        var configuration = TrainingConfiguration()
+        configuration.sampler = .unsampled
+        configuration.momentum = 0
+        configuration.weightDecay = 0
+        configuration.groupLasso = lasso
+        configuration.compressionPhase = 1
+        configuration.normalizesFactorSteps = normalized
+        var generator = SeededGenerator(seed: 7)
+        let x = Tensor.randomNormal(shape: [32 * 64], using: &generator).scalars
+        let y = (0..<32).map { _ in Int32(generator.next() % 10) }
+        var trainer = Trainer(
+            network: network, configuration: configuration, generator: SeededGenerator(seed: 8))
+        trainer.step(features: x, labels: y, learningRate: 1e-2)
+        return [0, 1].flatMap { tensor in
+            zip(trainer.network.parameters[tensor].scalars, network.parameters[tensor].scalars)
+                .map { $0 - $1 }
+        }
+    }
+
+    @Test("Normalised or not, the group lasso moves the factors by −η·λ·∇HGL per step")
+    func lassoPullIgnoresTheNormalisation() {
+        let (rate, lasso): (Float, Float) = (1e-2, 0.05)
+        for seed: UInt64 in [1, 2] {
+            let network = Self.lowRankNetwork(seed: seed)
+            // −η·λ·∇HGL of each factor, from the penalty's own gradient.
+            var expected: [Float] = []
+            for tensor in [0, 1] {
+                var gradient = Tensor(zeros: network.parameters[tensor].shape)
+                GroupLasso.addGradient(
+                    of: network.parameters[tensor], kept: network.keptRanks[0], strength: lasso,
+                    to: &gradient)
+                expected += gradient.scalars.map { -rate * $0 }
+            }
+            let scale = Trainer.factorStepScales(of: network)[0].scale
+            #expect(scale < 0.5, "seed \(seed): step scale \(scale)")
+            for normalized in [false, true] {
+                let with = Self.factorStep(network, lasso: lasso, normalized: normalized)
+                let without = Self.factorStep(network, lasso: 0, normalized: normalized)
+                let pull = zip(with, without).map { $0 - $1 }
+                var (error, size): (Float, Float) = (0, 0)
+                for (p, e) in zip(pull, expected) {
+                    error += (p - e) * (p - e)
+                    size += e * e
+                }
+                #expect(
+                    error.squareRoot() < 1e-2 * size.squareRoot(),
+                    "seed \(seed), normalised \(normalized): pull off by \(error.squareRoot())"
+                )
+            }
+        }
+    }
 }
