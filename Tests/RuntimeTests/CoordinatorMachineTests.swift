@@ -60,21 +60,7 @@ struct CoordinatorMachineTests {
             ("deadlineSeconds", "\((small + large) / 2)"),
         ]
         var run = try MachineHarness(overrides)
-        run.perform(run.machine.start(at: .zero))
-        for client in 0..<8 { run.register(client, at: .zero) }
-        var time = Duration.seconds(1)
-        var checkpoint: CoordinatorCheckpoint?
-        for round in 1...3 {
-            for client in run.trains.filter({ $0.round == round }).map(\.client) {
-                run.answer(client, at: time)
-            }
-            time += .seconds(10)
-            if round == 2 {
-                checkpoint = run.machine.checkpoint(
-                    statistics: TransportStatistics(), wallSeconds: 1)
-            }
-            run.perform(run.machine.committed(at: time))
-        }
+        let checkpoint = run.runThreeRoundsOfEight()
         #expect(run.finished)
         #expect(run.commits.allSatisfy { $0.droppedDeadline.count == 4 })
         let summary = run.machine.summary(statistics: TransportStatistics(), wallSeconds: 1)

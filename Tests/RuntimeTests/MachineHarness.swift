@@ -116,3 +116,27 @@ enum RegistrationOutcome: Equatable {
     /// Neither refused nor in the client table.
     case notRecorded
 }
+
+extension MachineHarness {
+    /// Three rounds of clients 0–7, returning the checkpoint taken after round 2.
+    ///
+    /// Starts the run and registers the clients; in each round every invited client answers
+    /// one second in, and the round commits ten seconds later.
+    mutating func runThreeRoundsOfEight() -> CoordinatorCheckpoint? {
+        perform(machine.start(at: .zero))
+        for client in 0..<8 { register(client, at: .zero) }
+        var time = Duration.seconds(1)
+        var checkpoint: CoordinatorCheckpoint?
+        for round in 1...3 {
+            for client in trains.filter({ $0.round == round }).map(\.client) {
+                answer(client, at: time)
+            }
+            time += .seconds(10)
+            if round == 2 {
+                checkpoint = machine.checkpoint(statistics: TransportStatistics(), wallSeconds: 1)
+            }
+            perform(machine.committed(at: time))
+        }
+        return checkpoint
+    }
+}

@@ -42,21 +42,7 @@ struct WidthCoverageRunTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let overrides = try overrides(directory: directory)
         var run = try MachineHarness(overrides)
-        run.perform(run.machine.start(at: .zero))
-        for client in 0..<8 { run.register(client, at: .zero) }
-        var time = Duration.seconds(1)
-        var checkpoint: CoordinatorCheckpoint?
-        for round in 1...3 {
-            for client in run.trains.filter({ $0.round == round }).map(\.client) {
-                run.answer(client, at: time)
-            }
-            time += .seconds(10)
-            if round == 2 {
-                checkpoint = run.machine.checkpoint(
-                    statistics: TransportStatistics(), wallSeconds: 1)
-            }
-            run.perform(run.machine.committed(at: time))
-        }
+        let checkpoint = run.runThreeRoundsOfEight()
         #expect(run.finished)
         #expect(run.commits.allSatisfy { $0.participants.count == 8 })
         let summary = run.machine.summary(statistics: TransportStatistics(), wallSeconds: 1)
