@@ -254,6 +254,18 @@ public struct ClientSession {
         if task.widthDropout && task.samplerFractions.isEmpty {
             return "width dropout needs the widths to draw from, got none"
         }
+        if let distillation = task.distillation {
+            guard task.widthDropout else {
+                return "self-distillation over widths needs width dropout (sampler 5)"
+            }
+            let (weight, temperature) = (distillation.weight, distillation.temperature)
+            if !(weight.isFinite && weight >= 0) {
+                return "distillation weight \(weight) is not a finite number ≥ 0"
+            }
+            if !(temperature.isFinite && temperature > 0) {
+                return "distillation temperature \(temperature) is not a finite number > 0"
+            }
+        }
         if task.sampler == .fixed && task.samplerFractions.count > 1 {
             return "a fixed sampler takes one fraction, got \(task.samplerFractions.count)"
         }

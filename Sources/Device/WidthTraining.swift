@@ -43,6 +43,12 @@ public enum WidthTraining {
     /// that sub-model alone: the other weights and their momentum are left as they are, so
     /// gathering, stepping and scattering back is exactly a step on the masked model.
     ///
+    /// With the task's `distillation` (weight α > 0), a step drawn below the client's own
+    /// width also runs the client's whole slice on the batch (the teacher, before the step)
+    /// and adds `α · T² · KL(teacher ‖ student)` at temperature T to the sub-model's loss; the
+    /// teacher's outputs are constants, so only the sub-model's weights get a gradient. A
+    /// step at the client's own width, and α = 0, train exactly as without distillation.
+    ///
     /// - Returns: the trained parameters (the client's slice), the mean loss per epoch and
     ///   the steps taken.
     static func orderedDropout(
@@ -76,6 +82,7 @@ public enum WidthTraining {
         let batchSize = max(Int(task.batchSize), 1)
         let (momentum, decay, rate) = (task.momentum, task.weightDecay, task.learningRate)
         let classCount = full.classCount
+        let distillation = task.distillation.flatMap { $0.weight > 0 ? $0 : nil }
         var (lossSum, steps) = (0.0, 0)
         for _ in 0..<Int(task.localEpochs) where samples.count > 0 {
             var order = Array(0..<samples.count)
@@ -91,11 +98,15 @@ public enum WidthTraining {
                 var subVelocities = isWhole ? velocities : plan.gather(velocities)
                 let network = Network(
                     architecture: plan.subArchitecture, parameters: sub, keptRanks: [])
-                let pass = network.forward(x, batch: y.count)
-                let (loss, gradient) = SoftmaxCrossEntropy.lossAndGradient(
-                    logits: pass.logits, labels: y, classCount: classCount)
-                var gradients = sub.map { Tensor(zeros: $0.shape) }
-                network.backward(pass, outputGradient: gradient, into: &gradients)
+                var teacher: (logits: [Float], distillation: TrainingTask.Distillation)?
+                if !isWhole, let distillation {
+                    let whole = Network(
+                        architecture: clientArchitecture, parameters: parameters, keptRanks: [])
+                    teacher = (whole.forward(x, batch: y.count).logits, distillation)
+                }
+                let (loss, _, gradients) = stepGradients(
+                    student: network, features: x, labels: y, classCount: classCount,
+                    teacher: teacher)
                 SGD.step(
                     &sub, velocities: &subVelocities, along: gradients, learningRate: rate,
                     momentum: momentum, weightDecay: decay)
@@ -111,5 +122,33 @@ public enum WidthTraining {
             lossSum += epochLoss / Double(samples.count)
         }
         return (parameters, lossSum / Double(max(Int(task.localEpochs), 1)), steps)
+    }
+
+    /// One local step's loss and gradients on the sub-model `student` for a batch: the label
+    /// cross-entropy and, with `teacher` (logits of the client's whole slice on the same
+    /// batch, held constant), FjORD's distillation term (`KnowledgeDistillation`).
+    ///
+    /// - Returns: the label cross-entropy (the training loss a client reports), the objective
+    ///   the step descends (the cross-entropy plus the distillation term) and its gradient
+    ///   with respect to `student.parameters`.
+    static func stepGradients(
+        student: Network, features: [Float], labels: [Int32], classCount: Int,
+        teacher: (logits: [Float], distillation: TrainingTask.Distillation)?
+    ) -> (loss: Double, objective: Double, gradients: [Tensor]) {
+        let pass = student.forward(features, batch: labels.count)
+        var (loss, gradient) = SoftmaxCrossEntropy.lossAndGradient(
+            logits: pass.logits, labels: labels, classCount: classCount)
+        var objective = loss
+        if let teacher {
+            let term = KnowledgeDistillation.lossAndGradient(
+                studentLogits: pass.logits, teacherLogits: teacher.logits, classCount: classCount,
+                weight: teacher.distillation.weight,
+                temperature: teacher.distillation.temperature)
+            objective += term.loss
+            for i in gradient.indices { gradient[i] += term.gradient[i] }
+        }
+        var gradients = student.parameters.map { Tensor(zeros: $0.shape) }
+        student.backward(pass, outputGradient: gradient, into: &gradients)
+        return (loss, objective, gradients)
     }
 }

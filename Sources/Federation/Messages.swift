@@ -220,13 +220,29 @@ public struct TrainingTask: Sendable, Equatable {
     /// Whether the client runs the convolutions forward only (no gradient, no step) and sends
     /// them back with no rows: a cheap device trains the fully connected layers alone.
     public var freezeConvolutions: Bool
+    /// FjORD's self-distillation under width dropout (option bit 2, `nil`: off): a step at a
+    /// width below the client's own also learns the softened outputs of the client's whole
+    /// slice, held constant (`KnowledgeDistillation`).
+    public var distillation: Distillation?
+
+    /// The weight α and temperature T of the distillation term `α · T² · KL(teacher ‖ student)`.
+    public struct Distillation: Sendable, Equatable {
+        public var weight: Float
+        public var temperature: Float
+
+        public init(weight: Float, temperature: Float) {
+            self.weight = weight
+            self.temperature = temperature
+        }
+    }
 
     public init(
         budgets: [UInt32], factors: [FactorPair], shared: [Tensor], localEpochs: UInt16,
         batchSize: UInt16, learningRate: Float, sampler: RankSampler.Kind, groupLasso: Float,
         seed: UInt64, momentum: Float = 0, weightDecay: Float = 0, samplerFractions: [Float] = [],
         fullBudgetProbability: Float = 0, selfDistillation: Bool = false,
-        freezeConvolutions: Bool = false, widthDropout: Bool = false
+        freezeConvolutions: Bool = false, widthDropout: Bool = false,
+        distillation: Distillation? = nil
     ) {
         self.budgets = budgets
         self.factors = factors
@@ -244,6 +260,7 @@ public struct TrainingTask: Sendable, Equatable {
         self.selfDistillation = selfDistillation
         self.freezeConvolutions = freezeConvolutions
         self.widthDropout = widthDropout
+        self.distillation = distillation
     }
 }
 

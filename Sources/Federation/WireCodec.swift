@@ -122,7 +122,8 @@ public enum WireCodec {
             return 4 + 8
                 + WireSize.text(body.modelDescription, maximum: WireLimits.modelDescriptionBytes)
         case .train(let body):
-            return 2 + 2 + 4 + 4 + 8 + 1 + 4 + 4 + 4 + 1 + 4 + 4 * body.samplerFractions.count
+            return 2 + 2 + 4 + 4 + 8 + 1 + 4 + 4 + 4 + 1 + (body.distillation == nil ? 0 : 8)
+                + 4 + 4 * body.samplerFractions.count
                 + 4 + 4 * body.budgets.count
                 + WireSize.factorsAndShared(body.factors, body.shared)
         case .update(let body):
@@ -179,7 +180,12 @@ public enum WireCodec {
             writer.write(body.weightDecay)
             writer.write(body.fullBudgetProbability)
             writer.write(
-                UInt8(body.selfDistillation ? 1 : 0) | UInt8(body.freezeConvolutions ? 2 : 0))
+                UInt8(body.selfDistillation ? 1 : 0) | UInt8(body.freezeConvolutions ? 2 : 0)
+                    | UInt8(body.distillation == nil ? 0 : 4))
+            if let distillation = body.distillation {
+                writer.write(distillation.weight)
+                writer.write(distillation.temperature)
+            }
             writer.write(count: body.samplerFractions.count)
             for fraction in body.samplerFractions { writer.write(fraction) }
             writer.write(count: body.budgets.count)
@@ -382,8 +388,14 @@ public enum WireCodec {
             let weightDecay = try reader.readFloat("train.weightDecay")
             let fullBudgetProbability = try reader.readFloat("train.fullBudgetProbability")
             let options = try reader.read(UInt8.self, "train.options")
-            guard options <= 3 else {
+            guard options <= 7 else {
                 throw .invalidValue(field: "train.options", value: UInt64(options))
+            }
+            var distillation: TrainingTask.Distillation?
+            if options & 4 != 0 {
+                distillation = TrainingTask.Distillation(
+                    weight: try reader.readFloat("train.distillationWeight"),
+                    temperature: try reader.readFloat("train.distillationTemperature"))
             }
             let fractions = try reader.readBudgets("train.samplerFractions").map(
                 Float.init(bitPattern:))
@@ -398,7 +410,7 @@ public enum WireCodec {
                     weightDecay: weightDecay,
                     samplerFractions: fractions, fullBudgetProbability: fullBudgetProbability,
                     selfDistillation: options & 1 != 0, freezeConvolutions: options & 2 != 0,
-                    widthDropout: widthDropout))
+                    widthDropout: widthDropout, distillation: distillation))
         case .update:
             let sampleCount = try reader.read(UInt32.self, "update.sampleCount")
             let trainingLoss = try reader.readFloat("update.trainingLoss")

@@ -276,14 +276,24 @@ extension Scenario.Training {
                     ("epsilon", .number(epsilon)),
                 ])
             }
-        var growth: [(String, ScenarioNode)] = []
+        var optionalKeys: [(String, ScenarioNode)] = []
         if let budgetGrowth {
-            growth.append(
+            optionalKeys.append(
                 (
                     "budgetGrowth",
                     .flow([
                         ("caps", .sequence(budgetGrowth.caps.map { .number($0) }, isFlow: true)),
                         ("until", .sequence(budgetGrowth.until.map { .number($0) }, isFlow: true)),
+                    ])
+                ))
+        }
+        if let widthDistillation {
+            optionalKeys.append(
+                (
+                    "widthDistillation",
+                    .flow([
+                        ("weight", .number(widthDistillation.weight)),
+                        ("temperature", .number(widthDistillation.temperature)),
                     ])
                 ))
         }
@@ -298,7 +308,7 @@ extension Scenario.Training {
                 ("selfDistillation", .boolean(selfDistillation)),
                 ("learningRateSchedule", .text(learningRateSchedule.rawValue)),
                 ("rankAwareServer", .boolean(rankAwareServer)),
-            ] + growth)
+            ] + optionalKeys)
     }
 }
 

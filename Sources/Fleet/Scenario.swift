@@ -275,6 +275,10 @@ extension Scenario {
         /// Caps on every tier's rank fraction in the early rounds (none: each tier trains its
         /// own fraction from round 1).
         public var budgetGrowth: BudgetGrowth?
+        /// Under `fjord`, FjORD's self-distillation over widths (none: off): a local step drawn
+        /// below the client's own width also learns the softened outputs of the client's
+        /// whole slice (docs/width-slicing.md#fjords-self-distillation).
+        public var widthDistillation: WidthDistillation?
 
         public enum LearningRateSchedule: String, Sendable, Equatable, CaseIterable {
             case constant
@@ -307,6 +311,25 @@ extension Scenario {
 
         /// The last round that trains under a cap.
         public var lastCappedRound: Int { until.last ?? 0 }
+    }
+
+    /// `training.widthDistillation`: the term `weight · temperature² · KL(teacher ‖ student)`
+    /// on softmaxes at `temperature`, added to a `fjord` step's loss below the client's width.
+    public struct WidthDistillation: Sendable, Equatable {
+        /// α ≥ 0 (0 trains exactly as without distillation).
+        public let weight: Double
+        /// T > 0.
+        public let temperature: Double
+
+        public init(weight: Double, temperature: Double) {
+            self.weight = weight
+            self.temperature = temperature
+        }
+
+        /// `weight 0.5, temperature 2`, as `scenario show` and the report print it.
+        public var summary: String {
+            "weight \(format(weight)), temperature \(format(temperature))"
+        }
     }
 
     /// Server-side progressive shrinking with a relative threshold.

@@ -272,6 +272,9 @@ public struct ScenarioReport: Sendable, Equatable {
             + "\(scenario.rounds) rounds"
         if let deadline = scenario.deadlineSeconds { line += ", deadline \(format(deadline)) s" }
         out.append(line)
+        if let distillation = scenario.training.widthDistillation {
+            out.append("Self-distillation over widths: \(distillation.summary)")
+        }
 
         out.append("")
         out.append("Fleet")

@@ -106,10 +106,14 @@ extension ScenarioValidator {
                 .some($0)
             }
         }
+        var widthDistillation: Scenario.WidthDistillation?? = .some(nil)
+        if let node = fields.node("widthDistillation") {
+            widthDistillation = self.widthDistillation(node, strategy: strategy).map { .some($0) }
+        }
         guard let localEpochs, let batchSize, let learningRate, let sampler, let groupLasso,
             let server, let momentum, let weightDecay, let fullBudgetProbability,
             let coverageDamping, let selfDistillation, let schedule, let rankAwareServer,
-            let budgetGrowth
+            let budgetGrowth, let widthDistillation
         else { return nil }
         var training = Scenario.Training(
             localEpochs: localEpochs, batchSize: batchSize, learningRate: learningRate,
@@ -122,7 +126,30 @@ extension ScenarioValidator {
         training.learningRateSchedule = schedule
         training.rankAwareServer = rankAwareServer
         training.budgetGrowth = budgetGrowth
+        training.widthDistillation = widthDistillation
         return training
+    }
+
+    /// `training.widthDistillation: {weight: 1, temperature: 2}` (temperature 1 when left
+    /// out): FjORD's self-distillation, only under `fjord`.
+    mutating func widthDistillation(
+        _ node: ScenarioNode, strategy: Scenario.Strategy?
+    ) -> Scenario.WidthDistillation? {
+        let path = "training.widthDistillation"
+        guard let fields = fields(node, at: path, known: Self.widthDistillationKeys) else {
+            return nil
+        }
+        if let strategy, strategy != .fjord {
+            report(
+                path,
+                "only with fjord, not \(strategy.rawValue): it distils a step's sampled width "
+                    + "from the client's whole width, and only fjord samples widths")
+        }
+        // Both travel in TRAIN as 32-bit floats.
+        let weight = required(fields, "weight", .number(.nonNegativeFloat))
+        let temperature = optional(fields, "temperature", .number(.positiveFloat), default: 1)
+        guard let weight, let temperature else { return nil }
+        return Scenario.WidthDistillation(weight: weight, temperature: temperature)
     }
 
     /// `training.budgetGrowth: {caps: [0.125, 0.5], until: [40, 80]}`.

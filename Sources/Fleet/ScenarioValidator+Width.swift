@@ -45,8 +45,10 @@ extension ScenarioValidator {
         if training.selfDistillation {
             report(
                 "training.selfDistillation",
-                "not supported with \(name): self-distillation is implemented for LoD rank "
-                    + "sampling only")
+                "not supported with \(name): it distils LoD rank samples"
+                    + (strategy == .fjord
+                        ? "; fjord's self-distillation over widths is training.widthDistillation"
+                        : ""))
         }
         if training.budgetGrowth != nil {
             report(

@@ -51,12 +51,13 @@ struct ScenarioValidator {
     static let trainingKeys = [
         "localEpochs", "batchSize", "learningRate", "sampler", "groupLasso", "server",
         "momentum", "weightDecay", "fullBudgetProbability", "coverageDamping", "selfDistillation",
-        "learningRateSchedule", "rankAwareServer", "budgetGrowth",
+        "learningRateSchedule", "rankAwareServer", "budgetGrowth", "widthDistillation",
     ]
     static let samplerKeys = ["kind", "fractions", "fraction", "scope"]
     static let serverKeys = ["optimizer", "learningRate", "momentum", "beta1", "beta2", "epsilon"]
     static let shrinkingKeys = ["threshold", "period", "from", "until"]
     static let budgetGrowthKeys = ["caps", "until"]
+    static let widthDistillationKeys = ["weight", "temperature"]
     static let evaluationKeys = [
         "period", "validationSamples", "deploy", "averageDecay", "deploySignificance",
     ]

@@ -61,7 +61,7 @@ public struct CompareReport: Sendable {
             let total = s.bytesUp + s.bytesDown
             lines.append("")
             lines.append(
-                "\(run.name): \(s.scenario) (\(s.strategy)), seed \(s.seed), \(s.rounds) rounds, \(formatBytes(total)), virtual \(formatTime(s.virtualSeconds))"
+                "\(run.name): \(s.scenario) (\(run.strategyLabel)), seed \(s.seed), \(s.rounds) rounds, \(formatBytes(total)), virtual \(formatTime(s.virtualSeconds))"
                     + (s.denseEquivalentBytes > 0 && !run.isDense
                         ? String(
                             format: ", %.1f%% of dense-equivalent at equal rounds",

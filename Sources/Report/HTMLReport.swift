@@ -138,7 +138,7 @@ public struct HTMLReport: Sendable {
 
     func runDescription(_ run: RunData) -> String {
         let s = run.summary
-        return "\(s.scenario), \(s.strategy), seed \(s.seed), \(s.rounds) rounds"
+        return "\(s.scenario), \(run.strategyLabel), seed \(s.seed), \(s.rounds) rounds"
     }
 
     func section(_ title: String, note: String?, body: String) -> String {

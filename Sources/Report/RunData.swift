@@ -20,6 +20,8 @@ public struct RunData: Sendable {
     /// The run's scenario as run, but for its seed (`nil` when the folder holds none): runs
     /// with the same identity and different seeds form a ``SeedGroup``.
     public var scenarioIdentity: String?
+    /// The run's `training.widthDistillation` (`nil`: off, or no scenario in the folder).
+    public var widthDistillation: Scenario.WidthDistillation?
 
     public init(
         name: String, directory: String, summary: RunSummary, rounds: [RoundMetrics],
@@ -31,6 +33,13 @@ public struct RunData: Sendable {
         self.rounds = rounds
         self.layerNames = layerNames
         self.truncation = truncation
+    }
+
+    /// The strategy as the report names it: with FjORD's self-distillation, its weight and
+    /// temperature.
+    public var strategyLabel: String {
+        guard let distillation = widthDistillation else { return summary.strategy }
+        return "\(summary.strategy) with self-distillation (\(distillation.summary))"
     }
 
     /// True for a dense FedAvg run: every tier is evaluated on the one full model.
@@ -131,6 +140,7 @@ extension RunData {
             rounds: rounds, layerNames: layerNames, truncation: truncation)
         run.scenarioTargets = scenario?.report?.targets
         run.scenarioIdentity = scenario.flatMap { try? $0.overriding([("seed", "0")]).yaml() }
+        run.widthDistillation = scenario?.training.widthDistillation
         return run
     }
 

@@ -154,6 +154,10 @@ struct RoundLogic {
                 (task.sampler, task.samplerFractions, task.widthDropout) = (
                     .unsampled, fractions, true
                 )
+                task.distillation = scenario.training.widthDistillation.map {
+                    TrainingTask.Distillation(
+                        weight: Float($0.weight), temperature: Float($0.temperature))
+                }
             }
             let frozen = scenario.frozenLayers(of: tier, architecture: global.architecture)
             let returned = frozen > 0 ? global.slice(budgets: budgets, frozenLayers: frozen) : slice
