@@ -165,6 +165,11 @@ extension TrainingTask {
         guard Int.random(in: 0..<4, using: &generator) == 0 else { return self }
         var task = self
         (task.widthDropout, task.sampler) = (true, .unsampled)
+        if Bool.random(using: &generator) {
+            task.distillation = TrainingTask.Distillation(
+                weight: Float.random(in: 0...4, using: &generator),
+                temperature: Float.random(in: 0.5...8, using: &generator))
+        }
         return task
     }
 }

@@ -203,13 +203,21 @@ struct WireMalformedTests {
                 == .invalidValue(field: "train.sampler", value: 9))
         train[20] = 4
         #expect(decodeError(handmadeFrame(type: 3, payload: train)) == nil)
-        // The options byte: bit 0 self-distillation, bit 1 frozen convolutions, no others.
+        // The options byte: bit 0 self-distillation, bit 1 frozen convolutions, bit 2 FjORD's
+        // distillation over widths (two f32 follow the byte), no others.
         train[33] = 3
         #expect(decodeError(handmadeFrame(type: 3, payload: train)) == nil)
-        train[33] = 4
+        train[33] = 8
         #expect(
             decodeError(handmadeFrame(type: 3, payload: train))
-                == .invalidValue(field: "train.options", value: 4))
+                == .invalidValue(field: "train.options", value: 8))
+        train[33] = 7
+        // Without its two floats the lists' counts are read as them and the payload ends early.
+        #expect(decodeError(handmadeFrame(type: 3, payload: train)) != nil)
+        let distilled =
+            Array(train[..<34]) + littleEndianBytes(Float(0.5).bitPattern)
+            + littleEndianBytes(Float(2).bitPattern) + Array(train[34...])
+        #expect(decodeError(handmadeFrame(type: 3, payload: distilled)) == nil)
     }
 
     @Test("Random edits behind valid checksums never crash the decoder")

@@ -48,7 +48,7 @@ struct WidthDistillationScenarioTests {
             ("true", "training.widthDistillation", "mapping"),
         ]
         for (value, key, reason) in cases {
-            let found = problems(overriding: fjord + [("training.widthDistillation", value)])
+            let found = try problems(overriding: fjord + [("training.widthDistillation", value)])
             #expect(found.map(\.keyPath) == [key], "\(value): \(found)")
             #expect(
                 found.first.map { $0.description.lowercased().contains(reason) } == true,
@@ -61,7 +61,7 @@ struct WidthDistillationScenarioTests {
         arguments: ["orderedLoD", "denseFedAvg", "heteroFL", "fedRolex", "smallModel", "fixedRank"])
     func otherStrategies(strategy: String) throws {
         let sampler = strategy == "orderedLoD" ? "perLayer" : "none"
-        let found = problems(overriding: [
+        let found = try problems(overriding: [
             ("model.strategy", strategy), ("training.sampler", sampler),
             ("training.widthDistillation", "{weight: 1, temperature: 2}"),
         ])
@@ -71,7 +71,7 @@ struct WidthDistillationScenarioTests {
 
     @Test("fjord's refusal of the LoD self-distillation names the key that distils widths")
     func lodKeyUnderFjord() throws {
-        let found = problems(overriding: fjord + [("training.selfDistillation", "true")])
+        let found = try problems(overriding: fjord + [("training.selfDistillation", "true")])
         #expect(found.map(\.keyPath) == ["training.selfDistillation"])
         #expect(found.first?.reason.contains("training.widthDistillation") == true)
     }

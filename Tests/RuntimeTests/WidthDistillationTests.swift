@@ -177,7 +177,7 @@ struct WidthDistillationTests {
         let onFrame = WireCodec.encode(.train(on), round: 3, sender: 0)
         let offFrame = WireCodec.encode(.train(off), round: 3, sender: 0)
         #expect(onFrame.count == offFrame.count + 8)
-        #expect(onFrame.count == WireLimits.headerSize + WireCodec.encodedSize(of: .train(on)))
+        #expect(onFrame.count == WireCodec.encodedSize(of: .train(on)))
         // The options byte follows the sampler byte (offset 20) and three f32.
         let options = WireLimits.headerSize + 33
         #expect(offFrame[options] == 0 && onFrame[options] == 4)
