@@ -18,27 +18,24 @@ public enum KnowledgeDistillation {
         precondition(
             studentLogits.count == teacherLogits.count, "student and teacher logits differ in size")
         precondition(classCount > 0 && studentLogits.count % classCount == 0, "ragged logits")
-        let batch = studentLogits.count / classCount
-        let scaled = { (logits: [Float]) in logits.map { $0 / temperature } }
-        let student = SoftmaxCrossEntropy.softmax(scaled(studentLogits), classCount: classCount)
-        let teacher = SoftmaxCrossEntropy.softmax(scaled(teacherLogits), classCount: classCount)
-        let studentLog = logSoftmax(scaled(studentLogits), classCount: classCount)
-        let teacherLog = logSoftmax(scaled(teacherLogits), classCount: classCount)
+        let batch = Double(max(studentLogits.count / classCount, 1))
+        // In double precision: logits divided by a small temperature stay finite.
+        let student = logSoftmax(studentLogits, temperature: temperature, classCount: classCount)
+        let teacher = logSoftmax(teacherLogits, temperature: temperature, classCount: classCount)
+        let (alpha, t) = (Double(weight), Double(temperature))
         var divergence = 0.0
-        for i in teacher.indices where teacher[i] > 0 {
-            divergence += Double(teacher[i]) * (teacherLog[i] - studentLog[i])
+        var gradient = [Float](repeating: 0, count: studentLogits.count)
+        for i in student.indices {
+            let (q, p) = (Foundation.exp(student[i]), Foundation.exp(teacher[i]))
+            if p > 0 { divergence += p * (teacher[i] - student[i]) }
+            gradient[i] = Float(alpha * t * (q - p) / batch)
         }
-        let rows = Double(max(batch, 1))
-        let loss = Double(weight) * Double(temperature) * Double(temperature) * divergence / rows
-        let scale = weight * temperature / Float(max(batch, 1))
-        var gradient = student
-        for i in gradient.indices { gradient[i] = (student[i] - teacher[i]) * scale }
-        return (loss, gradient)
+        return (alpha * t * t * divergence / batch, gradient)
     }
 
-    /// Row-wise log-softmax in double precision, numerically stable.
-    static func logSoftmax(_ logits: [Float], classCount: Int) -> [Double] {
-        var result = logits.map(Double.init)
+    /// Row-wise log-softmax of `logits / temperature` in double precision, numerically stable.
+    static func logSoftmax(_ logits: [Float], temperature: Float, classCount: Int) -> [Double] {
+        var result = logits.map { Double($0) / Double(temperature) }
         for row in 0..<(logits.count / classCount) {
             let base = row * classCount
             var peak = -Double.infinity

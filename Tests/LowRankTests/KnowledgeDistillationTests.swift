@@ -71,4 +71,17 @@ struct KnowledgeDistillationTests {
             temperature: 3)
         #expect(off.loss == 0 && off.gradient.allSatisfy { $0 == 0 })
     }
+
+    @Test("Temperatures at the ends of the accepted range give a finite term and gradient")
+    func extremeTemperatures() {
+        let student: [Float] = [3e4, -2e4, 1, 0.5]
+        let teacher: [Float] = [-1e4, 2.5e4, 0, 1]
+        for temperature: Float in [1e-30, 1e-3, 1e6, Float.greatestFiniteMagnitude] {
+            let term = KnowledgeDistillation.lossAndGradient(
+                studentLogits: student, teacherLogits: teacher, classCount: 2, weight: 1,
+                temperature: temperature)
+            #expect(term.loss.isFinite && term.loss >= 0, "T \(temperature): \(term.loss)")
+            #expect(term.gradient.allSatisfy { $0.isFinite }, "T \(temperature): \(term.gradient)")
+        }
+    }
 }
