@@ -60,8 +60,10 @@ struct WidthDistillationTests {
     func stepGradientAgainstFiniteDifferences() throws {
         let plan = try half
         let (x, y) = samples.batch(Array(0..<12)[...])
-        let teacherLogits = Network(architecture: architecture, parameters: parameters, keptRanks: [])
-            .forward(x, batch: 12).logits
+        let teacherLogits = Network(
+            architecture: architecture, parameters: parameters, keptRanks: []
+        )
+        .forward(x, batch: 12).logits
         let student = Network(
             architecture: plan.subArchitecture, parameters: plan.gather(parameters), keptRanks: [])
         let distillation = TrainingTask.Distillation(weight: 0.8, temperature: 2)
@@ -100,8 +102,10 @@ struct WidthDistillationTests {
         let trained = LocalTraining.run(one, architecture: architecture, samples: samples)
         #expect(trained.steps == 1)
         let (x, y) = samples.batch(Array(0..<12)[...])
-        let teacherLogits = Network(architecture: architecture, parameters: parameters, keptRanks: [])
-            .forward(x, batch: 12).logits
+        let teacherLogits = Network(
+            architecture: architecture, parameters: parameters, keptRanks: []
+        )
+        .forward(x, batch: 12).logits
         let student = Network(
             architecture: plan.subArchitecture, parameters: plan.gather(parameters), keptRanks: [])
         let step = WidthTraining.stepGradients(
@@ -153,7 +157,8 @@ struct WidthDistillationTests {
         let off = LocalTraining.run(
             task(fractions: [1], distillation: nil), architecture: architecture, samples: samples)
         let on = LocalTraining.run(
-            task(fractions: [1], distillation: TrainingTask.Distillation(weight: 2, temperature: 2)),
+            task(
+                fractions: [1], distillation: TrainingTask.Distillation(weight: 2, temperature: 2)),
             architecture: architecture, samples: samples)
         #expect(on.slice == off.slice)
     }
@@ -183,7 +188,8 @@ struct WidthDistillationTests {
         #expect(offFrame[options] == 0 && onFrame[options] == 4)
         #expect(Array(onFrame[(options + 1)..<(options + 5)]) == [0, 0, 0x40, 0x3F])
         #expect(Array(onFrame[(options + 5)..<(options + 9)]) == [0, 0, 0, 0x40])
-        guard case .train(let received) = try WireCodec.decode(onFrame, maximumSize: 1 << 20).message
+        guard
+            case .train(let received) = try WireCodec.decode(onFrame, maximumSize: 1 << 20).message
         else {
             Issue.record("not a TRAIN")
             return
@@ -211,7 +217,8 @@ struct WidthDistillationTests {
             refused.distillation = TrainingTask.Distillation(
                 weight: weight, temperature: temperature)
             let problem = ClientSession.problem(withSettings: refused)
-            #expect(problem?.contains(reason) == true, "\(weight), \(temperature): \(problem ?? "")")
+            #expect(
+                problem?.contains(reason) == true, "\(weight), \(temperature): \(problem ?? "")")
         }
     }
 
