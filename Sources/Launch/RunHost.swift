@@ -172,11 +172,15 @@ public func loopbackEndpoint(_ endpoint: String) -> String {
 
 extension ServerLimits {
     /// These limits with inbound frames bounded by what `scenario`'s peers legitimately send
-    /// (``InboundFrameLimit``), never above the limit already set.
+    /// (``InboundFrameLimit``), never above the limit already set, and each connection's
+    /// queue budget at least what the coordinator legitimately queues for it at once
+    /// (``InboundFrameLimit/dispatchBytes(for:)``), never below the budget already set.
     func bounding(_ scenario: Scenario) -> ServerLimits {
         var limits = self
         limits.maximumInboundFrameBytes = min(
             maximumInboundFrameBytes, InboundFrameLimit.bytes(for: scenario))
+        limits.queuedBytesPerConnection = max(
+            queuedBytesPerConnection, InboundFrameLimit.dispatchBytes(for: scenario))
         return limits
     }
 }

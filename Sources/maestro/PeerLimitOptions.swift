@@ -22,7 +22,7 @@ struct PeerLimitOptions: ParsableArguments {
     @Option(
         name: .customLong("peer-queue-mib"),
         help:
-            "Drop a connection that has not taken this many MiB of frames queued for it (default: 4)."
+            "Drop a connection that has not taken this many MiB of frames queued for it (default: 4; never below the scenario's largest TRAIN plus 2 MiB)."
     )
     var peerQueueMiB: Int?
 

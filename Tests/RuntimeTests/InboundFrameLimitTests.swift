@@ -77,3 +77,42 @@ struct InboundFrameLimitTests {
         #expect(InboundFrameLimit.bytes(for: cnn) > cnnUpdate)
     }
 }
+
+@Suite("A connection's queue budget holds what the coordinator legitimately queues for it")
+struct DispatchBudgetTests {
+    /// The full tier's TRAIN at round 1, encoded for real: the largest the coordinator sends.
+    static func largestTrain(of scenario: Scenario) -> Int {
+        let slice = InboundFrameLimit.largestSlice(of: scenario)
+        let task = CoordinatorMachine.task(
+            for: slice, scenario: scenario, round: 1, client: .max)
+        return WireCodec.encode(.train(task), round: .max, sender: .max).count
+    }
+
+    @Test(
+        "The largest TRAIN beside the small frames fits one connection's budget",
+        arguments: InboundFrameLimitTests.shipped)
+    func trainFits(name: String) throws {
+        let scenario = try Scenario.load(
+            path: scenarioFolder.appendingPathComponent("\(name).yaml").path)
+        let train = Self.largestTrain(of: scenario)
+        let budget = InboundFrameLimit.dispatchBytes(for: scenario)
+        #expect(train + InboundFrameLimit.floor <= budget, "\(name): TRAIN of \(train) B")
+    }
+
+    @Test("Small models keep the 4 MiB default; cnn.yaml's budget holds a TRAIN after rows")
+    func budgetFollowsModel() throws {
+        func load(_ name: String) throws -> Scenario {
+            try Scenario.load(path: scenarioFolder.appendingPathComponent("\(name).yaml").path)
+        }
+        let defaultBudget = 4 << 20
+        for name in ["smoke", "default", "dense-fedavg"] {
+            #expect(InboundFrameLimit.dispatchBytes(for: try load(name)) <= defaultBudget)
+        }
+        // A full-tier TRAIN of cnn.yaml queued after a guest's rows passes 4 MiB: with that
+        // budget the transport dropped the honest worker that had not yet taken the rows.
+        let cnn = try load("cnn")
+        let train = Self.largestTrain(of: cnn)
+        #expect(train > defaultBudget)
+        #expect(InboundFrameLimit.dispatchBytes(for: cnn) >= train + InboundFrameLimit.floor)
+    }
+}

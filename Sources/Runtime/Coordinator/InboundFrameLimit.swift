@@ -30,6 +30,17 @@ public enum InboundFrameLimit {
         return max(floor, update + update / 8 + (64 << 10))
     }
 
+    /// The most bytes the coordinator legitimately queues for one connection at once: one
+    /// TRAIN at its largest (a device gets one a round, a worker one at a time), with an
+    /// eighth and 64 KiB of headroom, beside ``floor`` for the small frames around it (a guest
+    /// client's rows sent just before it, a probe reply, registration replies). A queue budget
+    /// below this drops an honest worker that has not yet taken a guest's rows when the TRAIN
+    /// after them is queued.
+    public static func dispatchBytes(for scenario: Scenario) -> Int {
+        let update = largestUpdateBytes(of: scenario)
+        return update + update / 8 + (64 << 10) + floor
+    }
+
     /// The encoded size of an UPDATE of `scenario`'s whole initial model at full rank.
     public static func largestUpdateBytes(of scenario: Scenario) -> Int {
         let slice = largestSlice(of: scenario)
