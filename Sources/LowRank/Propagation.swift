@@ -258,9 +258,11 @@ extension Network {
                 y =
                     pass?.output(of: rectified ? index + 1 : index, count: outputCount)
                     ?? scratch(outputCount)
-                pass?.statistics[index] = groupNormalizationForward(
+                // Not `pass?.statistics[index] = …`: without a pass, that would skip the call.
+                let statistics = groupNormalizationForward(
                     x, channels: c, groups: groups, batch: batch, scale: parameters[p].scalars,
                     shift: parameters[p + 1].scalars, rectified: rectified, into: &y)
+                pass?.statistics[index] = statistics
                 if rectified {
                     pass?.activations.append([])
                     fusedNext = true
