@@ -197,8 +197,8 @@ extension Network {
                 let b = ranks[lowRankIndex]
                 let positions = outputCount / outputs
                 // H with a row of ones under it: the bias rides in the 1×1 stage's product.
-                var h = pass?.inner(of: index, count: (b + 1) * positions) ?? scratch(
-                    (b + 1) * positions)
+                let innerCount = (b + 1) * positions
+                var h = pass?.inner(of: index, count: innerCount) ?? scratch(innerCount)
                 var saved = pass?.spareSaved(of: index) ?? []
                 parameters[p + 1].scalars.withUnsafeBufferPointer { v in
                     filterForward(
