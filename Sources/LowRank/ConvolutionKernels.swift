@@ -224,18 +224,21 @@ extension ConvolutionGeometry {
 /// `count` filters `[count, patch]` applied to channel-major images `x`: writes the
 /// channel-major `[count, batch·outH·outW]` result into `y` and returns what
 /// `filterBackward` needs (the transposed patch matrix, the padded input, or where the
-/// batch is lowered a chunk of images at a time, the input itself).
+/// batch is lowered a chunk of images at a time, the input itself) in `saved`. On entry,
+/// `saved` may hold a previous pass's buffer, which the padded input is written into when
+/// it has the size.
 func filterForward(
     _ x: [Float], batch: Int, geometry g: ConvolutionGeometry, filters: UnsafePointer<Float>,
-    count: Int, into y: inout [Float]
-) -> [Float] {
+    count: Int, into y: inout [Float], saving saved: inout [Float]
+) {
     let positions = batch * g.outputHeight * g.outputWidth
     if usesDirectConvolution(filters: count, geometry: g) {
-        let padded = x.withUnsafeBufferPointer { xp in
+        x.withUnsafeBufferPointer { xp in
             paddedPlanes(
                 xp.baseAddress!, planes: g.channels * batch, height: g.height, width: g.width,
-                pad: g.padding)
+                pad: g.padding, into: &saved)
         }
+        let padded = saved
         padded.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
                 convolveDirect(
@@ -245,7 +248,7 @@ func filterForward(
                     into: yp.baseAddress!)
             }
         }
-        return padded
+        return
     }
     if lowersInChunks(filters: count, batch: batch, geometry: g) {
         let blas = usesBLAS(filters: count)
@@ -276,7 +279,8 @@ func filterForward(
             }
         }
         // The backward pass lowers the input again, chunk by chunk.
-        return x
+        saved = x
+        return
     }
     let cols = lower(x, batch: batch, geometry: g)
     cols.withUnsafeBufferPointer { cp in
@@ -286,7 +290,7 @@ func filterForward(
                 cp.baseAddress!, ldb: positions, yp.baseAddress!, ldc: positions)
         }
     }
-    return cols
+    saved = cols
 }
 
 /// Back through `filterForward`: writes the filters' gradient (`[count, patch]`) from the

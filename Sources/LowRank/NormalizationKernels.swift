@@ -4,13 +4,18 @@ import Tensors
 // activations `[channels, batch, height, width]`. Sums over a channel or a group run in
 // double precision, in a fixed order: the same batch gives the same bits.
 
-/// `a + b` elementwise.
-func sum(_ a: [Float], _ b: [Float]) -> [Float] {
+/// `a + b` elementwise; with `rectified`, `max(a + b, 0)` (a ReLU after a residual sum, in
+/// the same pass).
+func sum(_ a: [Float], _ b: [Float], rectified: Bool = false) -> [Float] {
     precondition(a.count == b.count, "adding \(a.count) to \(b.count) floats")
     return [Float](unsafeUninitializedCapacity: a.count) { y, initialized in
         a.withUnsafeBufferPointer { a in
             b.withUnsafeBufferPointer { b in
-                for i in 0..<a.count { y[i] = a[i] + b[i] }
+                if rectified {
+                    for i in 0..<a.count { y[i] = max(a[i] + b[i], 0) }
+                } else {
+                    for i in 0..<a.count { y[i] = a[i] + b[i] }
+                }
             }
         }
         initialized = a.count
@@ -115,62 +120,70 @@ func batchNormalizationBackward(
 }
 
 /// Group normalisation: for each sample `n` and group `g` (channels `g·C/G ..< (g+1)·C/G`),
-/// the mean and variance over its channels and positions. Returns the output, `x̂`, and the
-/// statistics, means then variances, at `n·groups + g`.
+/// the mean and variance over its channels and positions. Writes the output into `y` (with
+/// `rectified`, `max(·, 0)` of it: a ReLU after the layer, run in the same pass) and returns
+/// the statistics, means then variances, at `n·groups + g`. `x̂` is not kept: the backward
+/// pass recomputes it from `x` and the statistics, to the same bits.
 func groupNormalizationForward(
-    _ x: [Float], channels c: Int, groups: Int, batch: Int, scale: [Float], shift: [Float]
-) -> (output: [Float], normalized: [Float], statistics: [Float]) {
+    _ x: [Float], channels c: Int, groups: Int, batch: Int, scale: [Float], shift: [Float],
+    rectified: Bool, into y: inout [Float]
+) -> [Float] {
     let positions = x.count / (c * batch)
     let perGroup = c / groups
     let count = batch * groups
     var statistics = [Float](repeating: 0, count: 2 * count)
-    var normalized = scratch(x.count)
-    var y = scratch(x.count)
     x.withUnsafeBufferPointer { xp in
-        normalized.withUnsafeMutableBufferPointer { np in
-            y.withUnsafeMutableBufferPointer { yp in
-                for n in 0..<batch {
-                    for g in 0..<groups {
-                        let channels = (g * perGroup)..<((g + 1) * perGroup)
-                        var total = 0.0
-                        for ci in channels {
-                            total += DoubleSums.sum(
-                                xp.baseAddress! + (ci * batch + n) * positions, count: positions)
-                        }
-                        let elements = Double(perGroup * positions)
-                        let mean = total / elements
-                        var squares = 0.0
-                        for ci in channels {
-                            squares += DoubleSums.squaredDeviations(
-                                xp.baseAddress! + (ci * batch + n) * positions, count: positions,
-                                from: mean)
-                        }
-                        let variance = Float(squares / elements)
-                        statistics[n * groups + g] = Float(mean)
-                        statistics[count + n * groups + g] = variance
-                        let inverse = inverseDeviation(variance)
-                        for ci in channels {
-                            let start = (ci * batch + n) * positions
-                            normalize(
-                                xp.baseAddress! + start, count: positions, mean: Float(mean),
-                                inverse: inverse, scale: scale[ci], shift: shift[ci],
-                                normalized: np.baseAddress! + start,
-                                output: yp.baseAddress! + start)
+        y.withUnsafeMutableBufferPointer { yp in
+            for n in 0..<batch {
+                for g in 0..<groups {
+                    let channels = (g * perGroup)..<((g + 1) * perGroup)
+                    var total = 0.0
+                    for ci in channels {
+                        total += DoubleSums.sum(
+                            xp.baseAddress! + (ci * batch + n) * positions, count: positions)
+                    }
+                    let elements = Double(perGroup * positions)
+                    let mean = total / elements
+                    var squares = 0.0
+                    for ci in channels {
+                        squares += DoubleSums.squaredDeviations(
+                            xp.baseAddress! + (ci * batch + n) * positions, count: positions,
+                            from: mean)
+                    }
+                    let variance = Float(squares / elements)
+                    statistics[n * groups + g] = Float(mean)
+                    statistics[count + n * groups + g] = variance
+                    let inverse = inverseDeviation(variance)
+                    for ci in channels {
+                        let start = (ci * batch + n) * positions
+                        let (source, target) = (xp.baseAddress! + start, yp.baseAddress! + start)
+                        let (m, a, b) = (Float(mean), scale[ci], shift[ci])
+                        if rectified {
+                            for i in 0..<positions {
+                                target[i] = max(a * ((source[i] - m) * inverse) + b, 0)
+                            }
+                        } else {
+                            for i in 0..<positions {
+                                target[i] = a * ((source[i] - m) * inverse) + b
+                            }
                         }
                     }
                 }
             }
         }
     }
-    return (y, normalized, statistics)
+    return statistics
 }
 
-/// Back through `groupNormalizationForward`: ∂γ, ∂β per channel at `gradients[p]`,
-/// `[p + 1]`; returns ∂x (empty unless `needsInput`), per group
-/// `σ⁻¹/M · (M·∂x̂ − Σ∂x̂ − x̂·Σ∂x̂·x̂)` with `∂x̂ = γ·∂y`.
+/// Back through `groupNormalizationForward` on input `x`: ∂γ, ∂β per channel at
+/// `gradients[p]`, `[p + 1]`; returns ∂x (empty unless `needsInput`), per group
+/// `σ⁻¹/M · (M·∂x̂ − Σ∂x̂ − x̂·Σ∂x̂·x̂)` with `∂x̂ = γ·∂y`. With `rectifiedOutput` (the output
+/// of a forward pass run `rectified`), `dy` is the gradient after the ReLU, and is taken
+/// as 0 where that output is ≤ 0 (the ReLU's backward, fused).
 func groupNormalizationBackward(
-    _ dy: [Float], normalized: [Float], statistics: [Float], channels c: Int, groups: Int,
-    batch: Int, scale: [Float], gradients: inout [Tensor], at p: Int, needsInput: Bool
+    _ dy: [Float], input x: [Float], rectifiedOutput: [Float]?, statistics: [Float],
+    channels c: Int, groups: Int, batch: Int, scale: [Float], gradients: inout [Tensor],
+    at p: Int, needsInput: Bool
 ) -> [Float] {
     let positions = dy.count / (c * batch)
     let perGroup = c / groups
@@ -179,41 +192,59 @@ func groupNormalizationBackward(
     // Per plane (channel, sample): Σ∂y and Σ∂y·x̂, in one pass; the parameter gradients and
     // the groups' sums are made of them.
     var planeSums = [Double](repeating: 0, count: 2 * c * batch)
+    let gate = rectifiedOutput ?? []
     dy.withUnsafeBufferPointer { dyp in
-        normalized.withUnsafeBufferPointer { np in
-            for plane in 0..<(c * batch) {
-                let start = plane * positions
-                (planeSums[2 * plane], planeSums[2 * plane + 1]) = DoubleSums.sumAndDot(
-                    dyp.baseAddress! + start, np.baseAddress! + start, count: positions)
-            }
-            for ci in 0..<c {
-                var (shiftGradient, scaleGradient) = (0.0, 0.0)
-                for n in 0..<batch {
-                    shiftGradient += planeSums[2 * (ci * batch + n)]
-                    scaleGradient += planeSums[2 * (ci * batch + n) + 1]
+        x.withUnsafeBufferPointer { xp in
+            gate.withUnsafeBufferPointer { gp in
+                let gates = rectifiedOutput == nil ? nil : gp.baseAddress
+                for ci in 0..<c {
+                    for n in 0..<batch {
+                        let plane = ci * batch + n
+                        let start = plane * positions
+                        let group = n * groups + ci / perGroup
+                        let inverse = inverseDeviation(statistics[count + group])
+                        (planeSums[2 * plane], planeSums[2 * plane + 1]) =
+                            DoubleSums.normalizedSums(
+                                dyp.baseAddress! + start, gate: gates.map { $0 + start },
+                                input: xp.baseAddress! + start, count: positions,
+                                mean: statistics[group], inverse: inverse)
+                    }
                 }
-                gradients[p].scalars[ci] = Float(scaleGradient)
-                gradients[p + 1].scalars[ci] = Float(shiftGradient)
-            }
-            guard needsInput else { return }
-            dx.withUnsafeMutableBufferPointer { dxp in
-                for n in 0..<batch {
-                    for g in 0..<groups {
-                        let channels = (g * perGroup)..<((g + 1) * perGroup)
-                        var (s1, s2) = (0.0, 0.0)
-                        for ci in channels {
-                            let gamma = Double(scale[ci])
-                            s1 += gamma * planeSums[2 * (ci * batch + n)]
-                            s2 += gamma * planeSums[2 * (ci * batch + n) + 1]
-                        }
-                        let elements = Double(perGroup * positions)
-                        let (meanD, meanDN) = (Float(s1 / elements), Float(s2 / elements))
-                        let inverse = inverseDeviation(statistics[count + n * groups + g])
-                        for ci in channels {
-                            let start = (ci * batch + n) * positions
-                            let gamma = scale[ci]
-                            for i in start..<(start + positions) {
-                                dxp[i] = inverse * (gamma * dyp[i] - meanD - np[i] * meanDN)
+                for ci in 0..<c {
+                    var (shiftGradient, scaleGradient) = (0.0, 0.0)
+                    for n in 0..<batch {
+                        shiftGradient += planeSums[2 * (ci * batch + n)]
+                        scaleGradient += planeSums[2 * (ci * batch + n) + 1]
+                    }
+                    gradients[p].scalars[ci] = Float(scaleGradient)
+                    gradients[p + 1].scalars[ci] = Float(shiftGradient)
+                }
+                guard needsInput else { return }
+                dx.withUnsafeMutableBufferPointer { dxp in
+                    for n in 0..<batch {
+                        for g in 0..<groups {
+                            let channels = (g * perGroup)..<((g + 1) * perGroup)
+                            var (s1, s2) = (0.0, 0.0)
+                            for ci in channels {
+                                let gamma = Double(scale[ci])
+                                s1 += gamma * planeSums[2 * (ci * batch + n)]
+                                s2 += gamma * planeSums[2 * (ci * batch + n) + 1]
+                            }
+                            let elements = Double(perGroup * positions)
+                            let (meanD, meanDN) = (Float(s1 / elements), Float(s2 / elements))
+                            let mean = statistics[n * groups + g]
+                            let inverse = inverseDeviation(statistics[count + n * groups + g])
+                            for ci in channels {
+                                let start = (ci * batch + n) * positions
+                                let gamma = scale[ci]
+                                let (d, source, target) = (
+                                    dyp.baseAddress! + start, xp.baseAddress! + start,
+                                    dxp.baseAddress! + start
+                                )
+                                inputGradient(
+                                    d, gate: gates.map { $0 + start }, input: source,
+                                    count: positions, mean: mean, inverse: inverse, scale: gamma,
+                                    meanGradient: meanD, meanProduct: meanDN, into: target)
                             }
                         }
                     }
@@ -222,6 +253,36 @@ func groupNormalizationBackward(
         }
     }
     return dx
+}
+
+/// Group normalisation's input gradient over one plane: `∂x[i] = σ⁻¹·(γ·d[i] − mean∂ −
+/// x̂[i]·mean∂x̂)`, with `x̂[i] = (x[i] − mean)·σ⁻¹` recomputed and `d[i] = dy[i]`, or 0 where
+/// `gate[i] ≤ 0`. Eight lanes at a time (the select does not vectorize as a scalar loop);
+/// the same operations in the same order per entry, so the same bits as one at a time.
+@inline(__always)
+private func inputGradient(
+    _ dy: UnsafePointer<Float>, gate: UnsafePointer<Float>?, input x: UnsafePointer<Float>,
+    count: Int, mean: Float, inverse: Float, scale gamma: Float, meanGradient meanD: Float,
+    meanProduct meanDN: Float, into dx: UnsafeMutablePointer<Float>
+) {
+    @inline(__always) func load(_ p: UnsafePointer<Float>, _ i: Int) -> SIMD8<Float> {
+        UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+    }
+    var i = 0
+    while i + 8 <= count {
+        let v = (load(x, i) - mean) * inverse
+        var d = load(dy, i)
+        if let gate { d.replace(with: 0, where: load(gate, i) .<= 0) }
+        let result = inverse * (gamma * d - meanD - v * meanDN)
+        UnsafeMutableRawPointer(dx + i).storeBytes(of: result, as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < count {
+        let v = (x[i] - mean) * inverse
+        let d = gate.map { $0[i] <= 0 } ?? false ? 0 : dy[i]
+        dx[i] = inverse * (gamma * d - meanD - v * meanDN)
+        i += 1
+    }
 }
 
 /// `size×size` average pooling, stride `size`, of `planes` planes of `height × width`.

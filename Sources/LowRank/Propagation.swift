@@ -7,7 +7,9 @@ import Tensors
 /// (height, width, channels) are channel-major, `[channels, batch, height, width]`, so that
 /// convolution, ReLU and pooling all stream contiguous rows (see `im2colChannelMajor`).
 /// `flatten` turns them back into per-image (height, width, channel) order, the order
-/// dense weights are stored in.
+/// dense weights are stored in. A layer whose output the next one consumed in the same pass
+/// (a ReLU fused into the group normalisation or residual sum before it, or into the max
+/// pooling after it) has that output recorded as empty.
 public struct ForwardPass: Sendable {
     public let batch: Int
     /// Rank each LoD layer ran at.
@@ -21,14 +23,47 @@ public struct ForwardPass: Sendable {
     /// Per layer: for max pooling, the flat input index each output came from.
     var poolSources: [[Int32]]
     /// Per layer: the statistics a normalisation used, mean then variance (batch norm: per
-    /// channel; group norm: per sample and group). Empty otherwise.
+    /// channel; group norm: per sample and group, from which its backward pass recomputes
+    /// `x̂`). Empty otherwise.
     public internal(set) var statistics: [[Float]]
     /// Whether batch normalisation used the batch's statistics (training) rather than the
     /// running ones (evaluation).
     public let usesBatchStatistics: Bool
+    /// A previous pass's buffers (outputs, inner activations, saved inputs by layer), which
+    /// this pass writes into where a layer's buffer has the size it needs, instead of
+    /// allocating: a trainer's steady-state step allocates none for them.
+    var spareActivations: [[Float]] = []
+    var spareInner: [[Float]] = []
+    var sparePatches: [[Float]] = []
 
     /// The network output, `[batch, classCount]`.
     public var logits: [Float] { activations[activations.count - 1] }
+
+    /// Layer `index`'s output buffer of `count` floats: the spare one if it has that size,
+    /// else a new one (its contents are undefined either way: the kernel writes every entry).
+    mutating func output(of index: Int, count: Int) -> [Float] {
+        ForwardPass.take(&spareActivations, index + 1, count: count)
+    }
+
+    /// The same for layer `index`'s inner activation.
+    mutating func inner(of index: Int, count: Int) -> [Float] {
+        ForwardPass.take(&spareInner, index, count: count)
+    }
+
+    /// Layer `index`'s spare saved input (`filterForward` checks its size), or an empty array.
+    mutating func spareSaved(of index: Int) -> [Float] {
+        guard index < sparePatches.count else { return [] }
+        var buffer: [Float] = []
+        swap(&buffer, &sparePatches[index])
+        return buffer
+    }
+
+    private static func take(_ spares: inout [[Float]], _ slot: Int, count: Int) -> [Float] {
+        guard slot < spares.count, spares[slot].count == count else { return scratch(count) }
+        var buffer: [Float] = []
+        swap(&buffer, &spares[slot])
+        return buffer
+    }
 }
 
 extension Network {
@@ -41,6 +76,18 @@ extension Network {
     ///     in training), or with the running ones in `state` (as in evaluation).
     public func forward(
         _ input: [Float], batch: Int, ranks: [Int]? = nil, batchStatistics: Bool = true
+    ) -> ForwardPass {
+        var none: ForwardPass? = nil
+        return forward(
+            input, batch: batch, ranks: ranks, batchStatistics: batchStatistics, reusing: &none)
+    }
+
+    /// `forward` that writes into the buffers of `spare`, a previous pass of this network
+    /// (taken: `spare` is `nil` after the call). Buffers something else still holds are
+    /// copied before they are written, so results never depend on the spare.
+    public func forward(
+        _ input: [Float], batch: Int, ranks: [Int]? = nil, batchStatistics: Bool = true,
+        reusing spare: inout ForwardPass?
     ) -> ForwardPass {
         let ranks = ranks ?? keptRanks
         precondition(
@@ -62,9 +109,27 @@ extension Network {
             poolSources: Array(repeating: [], count: layerCount),
             statistics: Array(repeating: [], count: layerCount),
             usesBatchStatistics: batchStatistics)
+        if var previous = spare.take(), previous.activations.count == layerCount + 1 {
+            swap(&pass.spareActivations, &previous.activations)
+            swap(&pass.spareInner, &previous.inner)
+            swap(&pass.sparePatches, &previous.patches)
+            // Outputs that are another layer's buffer (a residual block's input, a flat
+            // input passed on): written into, they would be copied first.
+            for (index, layer) in architecture.layers.enumerated() {
+                switch layer {
+                case .residualStart, .residualShortcut, .flatten:
+                    pass.spareActivations[index + 1] = []
+                default: break
+                }
+            }
+        }
         pass.activations.reserveCapacity(layerCount + 1)
         var recording: ForwardPass? = consume pass
         _ = run(layers: 0..<layerCount, input, batch: batch, ranks: ranks, recording: &recording)
+        // Spares no layer took are not kept.
+        recording!.spareActivations = []
+        recording!.spareInner = []
+        recording!.sparePatches = []
         return recording!
     }
 
@@ -82,7 +147,8 @@ extension Network {
         let offsets = architecture.parameterOffsets
         var lowRankIndex = architecture.layers[..<range.lowerBound].count(where: \.isLowRank)
         var x = input
-        var fusedPool = false
+        // The layer before ran this one (a ReLU) in its own pass.
+        var fusedNext = false
         let batchStatistics = pass?.usesBatchStatistics ?? false
         let stateOffsets = architecture.stateOffsets
         // Per open residual block: its input, then (after the body) the body's output.
@@ -95,9 +161,8 @@ extension Network {
             return pass.activations[body ? block.shortcut : block.start]
         }
         for index in range {
-            if fusedPool {
-                // Done with the ReLU before it.
-                fusedPool = false
+            if fusedNext {
+                fusedNext = false
                 continue
             }
             let layer = architecture.layers[index]
@@ -119,11 +184,12 @@ extension Network {
                 pass?.inner[index] = inner
                 lowRankIndex += 1
             case .convolution(let g, let outputs):
-                y = scratch(outputCount)
-                let saved = parameters[p].scalars.withUnsafeBufferPointer { w in
+                y = pass?.output(of: index, count: outputCount) ?? scratch(outputCount)
+                var saved = pass?.spareSaved(of: index) ?? []
+                parameters[p].scalars.withUnsafeBufferPointer { w in
                     filterForward(
                         x, batch: batch, geometry: g, filters: w.baseAddress!, count: outputs,
-                        into: &y)
+                        into: &y, saving: &saved)
                 }
                 addBias(parameters[p + 1].scalars, length: outputCount / outputs, to: &y)
                 pass?.patches[index] = saved
@@ -131,16 +197,18 @@ extension Network {
                 let b = ranks[lowRankIndex]
                 let positions = outputCount / outputs
                 // H with a row of ones under it: the bias rides in the 1×1 stage's product.
-                var h = scratch((b + 1) * positions)
-                let saved = parameters[p + 1].scalars.withUnsafeBufferPointer { v in
+                let innerCount = (b + 1) * positions
+                var h = pass?.inner(of: index, count: innerCount) ?? scratch(innerCount)
+                var saved = pass?.spareSaved(of: index) ?? []
+                parameters[p + 1].scalars.withUnsafeBufferPointer { v in
                     filterForward(
                         x, batch: batch, geometry: g, filters: v.baseAddress!, count: b,
-                        into: &h)
+                        into: &h, saving: &saved)
                 }
                 h.withUnsafeMutableBufferPointer {
                     ($0.baseAddress! + b * positions).update(repeating: 1, count: positions)
                 }
-                y = scratch(outputCount)
+                y = pass?.output(of: index, count: outputCount) ?? scratch(outputCount)
                 expandRank(
                     h, positions: positions, outputs: outputs, rank: b, up: parameters[p],
                     bias: parameters[p + 2], into: &y)
@@ -161,7 +229,7 @@ extension Network {
                     pass?.poolSources[index + 1] = sources
                     pass?.activations.append(pooled)
                     x = pooled
-                    fusedPool = true
+                    fusedNext = true
                     continue
                 }
                 y = rectify(x)
@@ -182,12 +250,23 @@ extension Network {
                 pass?.inner[index] = result.normalized
                 pass?.statistics[index] = result.statistics
             case .groupNormalization(let c, let groups):
-                let result = groupNormalizationForward(
+                // A ReLU after it runs in the same pass: the normalisation's own output is
+                // never stored (its recorded activation is empty, which the backward pass
+                // reads as fused).
+                let rectified = fusesRectifier(after: index, within: range)
+                // Fused, its output is the ReLU's (recorded one layer on).
+                y =
+                    pass?.output(of: rectified ? index + 1 : index, count: outputCount)
+                    ?? scratch(outputCount)
+                // Not `pass?.statistics[index] = …`: without a pass, that would skip the call.
+                let statistics = groupNormalizationForward(
                     x, channels: c, groups: groups, batch: batch, scale: parameters[p].scalars,
-                    shift: parameters[p + 1].scalars)
-                y = result.output
-                pass?.inner[index] = result.normalized
-                pass?.statistics[index] = result.statistics
+                    shift: parameters[p + 1].scalars, rectified: rectified, into: &y)
+                pass?.statistics[index] = statistics
+                if rectified {
+                    pass?.activations.append([])
+                    fusedNext = true
+                }
             case .averagePool(let h, let w, let c, let size):
                 y = averagePoolForward(x, planes: c * batch, height: h, width: w, size: size)
             case .globalAveragePool(let h, let w, let c):
@@ -200,7 +279,13 @@ extension Network {
                 saved.append(x)
                 y = blockInput
             case .residualEnd:
-                y = sum(savedOrRecorded(index, body: true), x)
+                // A ReLU after the sum runs in the same pass, as after a group normalisation.
+                let rectified = fusesRectifier(after: index, within: range)
+                y = sum(savedOrRecorded(index, body: true), x, rectified: rectified)
+                if rectified {
+                    pass?.activations.append([])
+                    fusedNext = true
+                }
             }
             pass?.activations.append(y)
             x = consume y
@@ -256,6 +341,10 @@ extension Network {
     ) -> [Float] {
         switch architecture.layers[index] {
         case .residualEnd:
+            // Fused with the ReLU after it (an empty output): its gate applies here.
+            let dy =
+                pass.activations[index + 1].isEmpty
+                ? rectifierBackward(dy, output: pass.activations[index + 2]) : dy
             pending.append(dy)
             return dy
         case .residualShortcut:
@@ -331,8 +420,9 @@ extension Network {
             }
         case .relu:
             guard needsInput else { return [] }
-            // Fused with the pooling after it, whose backward pass applied the ReLU's.
-            if pass.activations[index + 1].isEmpty { return dy }
+            // Fused with the pooling after it, or the normalisation or sum before it, whose
+            // backward pass applies the ReLU's.
+            if pass.activations[index + 1].isEmpty || x.isEmpty { return dy }
             return rectifierBackward(dy, output: pass.activations[index + 1])
         case .maxPool(let h, let w, let c):
             guard needsInput else { return [] }
@@ -361,10 +451,12 @@ extension Network {
                 batchStatistics: pass.usesBatchStatistics, scale: parameters[p].scalars,
                 gradients: &gradients, at: p, needsInput: needsInput)
         case .groupNormalization(let c, let groups):
+            let fused = pass.activations[index + 1].isEmpty
             return groupNormalizationBackward(
-                dy, normalized: pass.inner[index], statistics: pass.statistics[index], channels: c,
-                groups: groups, batch: batch, scale: parameters[p].scalars, gradients: &gradients,
-                at: p, needsInput: needsInput)
+                dy, input: x, rectifiedOutput: fused ? pass.activations[index + 2] : nil,
+                statistics: pass.statistics[index], channels: c, groups: groups, batch: batch,
+                scale: parameters[p].scalars, gradients: &gradients, at: p,
+                needsInput: needsInput)
         case .averagePool(let h, let w, let c, let size):
             guard needsInput else { return [] }
             return averagePoolBackward(dy, planes: c * batch, height: h, width: w, size: size)
@@ -392,7 +484,9 @@ extension Network {
         var rows: [(layers: Range<Int>, name: String, forward: Double, backward: Double)] = []
         var index = 0
         while index < architecture.layers.count {
-            let span = fusesRectifierWithPooling(at: index) ? 2 : 1
+            let span =
+                fusesRectifierWithPooling(at: index)
+                    || fusesRectifier(after: index, within: index..<(index + 2)) ? 2 : 1
             let layers = index..<(index + span)
             var recording: ForwardPass? = pass
             let forwardTime = measure {
@@ -405,7 +499,8 @@ extension Network {
             let dy = pass.activations[index + span]
             if architecture.layers[index].isResidualMarker {
                 // Bookkeeping (and the sum at a block's end); its backward is a hand-over.
-                rows.append((layers, architecture.layers[index].kindName, forwardTime, 0))
+                let name = layers.map { architecture.layers[$0].kindName }.joined(separator: "+")
+                rows.append((layers, name, forwardTime, 0))
                 index += span
                 continue
             }
@@ -423,6 +518,19 @@ extension Network {
             index += span
         }
         return rows
+    }
+
+    /// Whether layer `index` is a group normalisation or a residual sum that a forward pass
+    /// running layers `range` runs together with the ReLU after it.
+    func fusesRectifier(after index: Int, within range: Range<Int>) -> Bool {
+        let layers = architecture.layers
+        guard index + 1 < range.upperBound, index + 1 < layers.count,
+            case .relu = layers[index + 1]
+        else { return false }
+        switch layers[index] {
+        case .groupNormalization, .residualEnd: return true
+        default: return false
+        }
     }
 
     /// Whether layer `index` is a ReLU that a forward pass runs together with the max

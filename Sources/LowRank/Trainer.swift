@@ -127,6 +127,8 @@ public struct Trainer: Sendable {
     public var generator: SeededGenerator
     public private(set) var epoch = 0
     private var gradients: [Tensor]
+    /// The last step's forward pass, whose buffers the next step's pass writes into.
+    private var spare: ForwardPass?
     /// Per parameter tensor, 0 for the frozen layers' tensors (`nil`: none frozen).
     private var stepScales: [Float]?
 
@@ -249,7 +251,7 @@ public struct Trainer: Sendable {
         } else {
             ranks = fineTuneSampling.nextRanks(limits: network.keptRanks, using: &generator)
         }
-        let pass = network.forward(x, batch: y.count, ranks: ranks)
+        let pass = network.forward(x, batch: y.count, ranks: ranks, reusing: &spare)
         network.updateRunningStatistics(from: pass)
         var (loss, outputGradient) = SoftmaxCrossEntropy.lossAndGradient(
             logits: pass.logits, labels: y, classCount: classCount)
@@ -285,6 +287,7 @@ public struct Trainer: Sendable {
         if isCompressing && configuration.groupLasso > 0 { addGroupLassoGradient() }
         optimizer.update(
             &network.parameters, along: gradients, learningRate: learningRate, scales: stepScales)
+        spare = consume pass
         return (loss, correct)
     }
 

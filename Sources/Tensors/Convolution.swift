@@ -168,6 +168,7 @@ private func im2colStrided(
     var target = patches
     for ky in 0..<k {
         for kx in 0..<k {
+            let (first, end) = stridedColumns(kx, geometry: g)
             for ci in 0..<c {
                 for n in range {
                     let plane = images + (ci * batch + n) * h * w
@@ -176,11 +177,11 @@ private func im2colStrided(
                         if y < 0 || y >= h {
                             target.update(repeating: 0, count: ow)
                         } else {
-                            let row = plane + y * w
-                            for ox in 0..<ow {
-                                let x = ox * s + kx - p
-                                target[ox] = x >= 0 && x < w ? row[x] : 0
-                            }
+                            // No test per entry: the columns inside the image are a range.
+                            let row = plane + y * w + kx - p
+                            target.update(repeating: 0, count: first)
+                            for ox in first..<end { target[ox] = row[ox * s] }
+                            (target + end).update(repeating: 0, count: ow - end)
                         }
                         target += ow
                     }
@@ -188,6 +189,18 @@ private func im2colStrided(
             }
         }
     }
+}
+
+/// The output columns `first..<end` whose input column `ox·stride + kx − padding` lies inside
+/// the image.
+private func stridedColumns(_ kx: Int, geometry g: ConvolutionGeometry) -> (Int, Int) {
+    let (s, ow) = (g.stride, g.outputWidth)
+    // ox·s ≥ p − kx and ox·s ≤ w − 1 + p − kx.
+    let low = g.padding - kx
+    let first = min(ow, max(0, low <= 0 ? 0 : (low + s - 1) / s))
+    let high = g.width - 1 + g.padding - kx
+    let end = max(first, min(ow, high < 0 ? 0 : high / s + 1))
+    return (first, end)
 }
 
 /// The adjoint of `im2colStrided`: accumulates each patch entry onto its input value.
@@ -200,17 +213,15 @@ private func col2imStrided(
     var source = patches
     for ky in 0..<k {
         for kx in 0..<k {
+            let (first, end) = stridedColumns(kx, geometry: g)
             for ci in 0..<c {
                 for n in range {
                     let plane = images + (ci * batch + n) * h * w
                     for oy in 0..<oh {
                         let y = oy * s + ky - p
                         if y >= 0 && y < h {
-                            let row = plane + y * w
-                            for ox in 0..<ow {
-                                let x = ox * s + kx - p
-                                if x >= 0 && x < w { row[x] += source[ox] }
-                            }
+                            let row = plane + y * w + kx - p
+                            for ox in first..<end { row[ox * s] += source[ox] }
                         }
                         source += ow
                     }
@@ -299,6 +310,24 @@ public func paddedPlanes(
         maestro_pad_planes(x, planes, height, width, pad, buffer.baseAddress!)
         (buffer.baseAddress! + count).initialize(repeating: 0, count: slack)
         initialized = count + slack
+    }
+}
+
+/// `paddedPlanes` written into `buffer`, which is replaced by a new array unless it already
+/// holds the padded planes' size (as when it held the same layer's planes on the last step).
+public func paddedPlanes(
+    _ x: UnsafePointer<Float>, planes: Int, height: Int, width: Int, pad: Int,
+    into buffer: inout [Float]
+) {
+    let count = planes * (height + 2 * pad) * (width + 2 * pad)
+    let slack = Int(MAESTRO_DIRECT_SLACK)
+    guard buffer.count == count + slack else {
+        buffer = paddedPlanes(x, planes: planes, height: height, width: width, pad: pad)
+        return
+    }
+    buffer.withUnsafeMutableBufferPointer {
+        maestro_pad_planes(x, planes, height, width, pad, $0.baseAddress!)
+        ($0.baseAddress! + count).update(repeating: 0, count: slack)
     }
 }
 

@@ -36,4 +36,17 @@ public enum DoubleSums {
         maestro_double_sums(a, b, count, 0, &sum, &second, portable ? 1 : 0)
         return (sum, second)
     }
+
+    /// `(Σ d[i], Σ d[i]·x̂[i])` over one plane of group normalisation's backward pass, with
+    /// `x̂[i] = (x[i] − mean)·inverse` recomputed in single precision and `d[i] = dy[i]`, or
+    /// 0 where `gate[i] ≤ 0` (see `maestro_normalized_sums`).
+    @inline(__always)
+    public static func normalizedSums(
+        _ dy: UnsafePointer<Float>, gate: UnsafePointer<Float>?, input x: UnsafePointer<Float>,
+        count: Int, mean: Float, inverse: Float, portable: Bool = false
+    ) -> (sum: Double, dot: Double) {
+        var (sum, dot) = (0.0, 0.0)
+        maestro_normalized_sums(dy, gate, x, count, mean, inverse, &sum, &dot, portable ? 1 : 0)
+        return (sum, dot)
+    }
 }

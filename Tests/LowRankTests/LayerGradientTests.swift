@@ -284,6 +284,32 @@ struct ResidualModelTests {
         #expect(network.state != network.architecture.initialState)
     }
 
+    @Test("A pass that writes into a previous pass's buffers gives the same bits")
+    func reusedBuffers() {
+        let network = Self.trained(seed: 8)
+        var generator = SeededGenerator(seed: 12)
+        let (first, second) = (
+            Tensor.randomNormal(shape: [4 * 36], using: &generator).scalars,
+            Tensor.randomNormal(shape: [4 * 36], using: &generator).scalars
+        )
+        let fresh = network.forward(second, batch: 4)
+        for ranks in [network.keptRanks, network.keptRanks.map { max(1, $0 / 2) }] {
+            var previous: ForwardPass? = network.forward(first, batch: 4, ranks: ranks)
+            let reused = network.forward(second, batch: 4, reusing: &previous)
+            #expect(previous == nil)
+            #expect(reused.activations == fresh.activations, "previous ranks \(ranks)")
+            #expect(reused.statistics == fresh.statistics)
+            var (a, b) = (
+                network.parameters.map { Tensor(zeros: $0.shape) },
+                network.parameters.map { Tensor(zeros: $0.shape) }
+            )
+            let dy = [Float](repeating: 0.25, count: fresh.logits.count)
+            network.backward(fresh, outputGradient: dy, into: &a)
+            network.backward(reused, outputGradient: dy, into: &b)
+            #expect(a == b)
+        }
+    }
+
     @Test("A model file round-trips every layer type, state included")
     func modelFileRoundTrip() throws {
         let network = Self.trained(seed: 7)

@@ -59,4 +59,44 @@ struct DoubleSumsTests {
             }
         }
     }
+
+    @Test(
+        "Group normalisation's backward sums equal sumAndDot on the stored x̂ and gated ∂y",
+        arguments: counts)
+    func normalizedSums(count: Int) {
+        var generator = SeededGenerator(seed: 43)
+        let x = Tensor.randomNormal(shape: [count], using: &generator).scalars.map { $0 * 2 + 1 }
+        let dy = Tensor.randomNormal(shape: [count], using: &generator).scalars
+        // A ReLU output: zero (and negative zero) on about half the entries.
+        var gate = Tensor.randomNormal(shape: [count], using: &generator).scalars.map {
+            max($0, 0)
+        }
+        if count > 3 { gate[3] = -0.0 }
+        let (mean, inverse): (Float, Float) = (0.875, 1 / Float(2.5).squareRoot())
+        let normalized = x.map { ($0 - mean) * inverse }
+        let gated = zip(dy, gate).map { $1 <= 0 ? 0 : $0 }
+        for (gates, expectedGradient) in [(gate as [Float]?, gated), (nil, dy)] {
+            let expected = expectedGradient.withUnsafeBufferPointer { d in
+                normalized.withUnsafeBufferPointer { n in
+                    DoubleSums.sumAndDot(d.baseAddress!, n.baseAddress!, count: count)
+                }
+            }
+            for portable in [false, true] {
+                let got = dy.withUnsafeBufferPointer { d in
+                    x.withUnsafeBufferPointer { xp in
+                        (gates ?? []).withUnsafeBufferPointer { g in
+                            DoubleSums.normalizedSums(
+                                d.baseAddress!, gate: gates == nil ? nil : g.baseAddress,
+                                input: xp.baseAddress!, count: count, mean: mean,
+                                inverse: inverse, portable: portable)
+                        }
+                    }
+                }
+                #expect(
+                    got.sum.bitPattern == expected.sum.bitPattern
+                        && got.dot.bitPattern == expected.dot.bitPattern,
+                    "gated \(gates != nil), portable \(portable)")
+            }
+        }
+    }
 }

@@ -68,3 +68,12 @@ void maestro_convolve_filter_gradient_portable(
 void maestro_double_sums(
     const float *a, const float *b, ptrdiff_t n, double mean, double *sum, double *second,
     int portable);
+
+/// Group normalisation's backward sums over one plane of `n` floats, in double precision and
+/// the order of `maestro_double_sums`: `*sum = Σ d[i]` and `*dot = Σ d[i]·x̂[i]`, where
+/// `x̂[i] = (x[i] − mean)·inverse` is recomputed in single precision (the bits the forward
+/// pass normalised with) and `d[i]` is `dy[i]`, or 0 where `gate[i] ≤ 0` when `gate` is not
+/// NULL (the output of a ReLU run fused after the normalisation).
+void maestro_normalized_sums(
+    const float *dy, const float *gate, const float *x, ptrdiff_t n, float mean, float inverse,
+    double *sum, double *dot, int portable);
