@@ -17,6 +17,18 @@ struct Evaluate: ParsableCommand {
     var rankFractions: String = "0.0625,0.125,0.25,0.5,1"
 
     @Option(
+        help:
+            "Per-layer ranks to evaluate instead of fractions, as R1/R2/... (one per LoD layer, each at most its kept rank); repeat for several sets."
+    )
+    var ranks: [String] = []
+
+    @Option(
+        help:
+            "What to evaluate on: test (the test set) or check (the last 5000 training samples, the split export's choices are made on)."
+    )
+    var split: EvaluationSplit = .test
+
+    @Option(
         name: .customLong("data-dir"),
         help: "Folder of the test files (default: where the model was trained from).")
     var dataDirectory: String?
@@ -45,20 +57,31 @@ struct Evaluate: ParsableCommand {
     func run() throws {
         let fractions = try parseFractions(rankFractions)
         let (network, metadata) = try loadModel(file)
+        let rankSets = try ranks.map { try parseRanks($0, keptRanks: network.keptRanks) }
         let data = try heldOutData(for: metadata, dataDirectory: dataDirectory)
-        let test = data.test
         if pareto {
-            try printFrontier(network: network, test: test, check: data.check)
+            try printFrontier(network: network, test: data.test, check: data.check)
             return
         }
+        let samples = split == .test ? data.test : data.check
+        // Given ranks: their share of the kept ranks (the smallest over layers) stands in the
+        // fraction column.
+        let sets: [(fraction: Double, ranks: [Int])] =
+            rankSets.isEmpty
+            ? fractions.map { ($0, network.ranks(atFraction: $0)) }
+            : rankSets.map { ranks in
+                let shares = zip(ranks, network.keptRanks).map { Double($0) / Double(max($1, 1)) }
+                return (shares.min() ?? 1, ranks)
+            }
+        let results = network.evaluate(
+            on: samples, rankSets: sets.map(\.ranks),
+            threads: ProcessInfo.processInfo.activeProcessorCount)
         var rows: [[String: Any]] = []
-        for fraction in fractions {
-            let ranks = network.ranks(atFraction: fraction)
-            let accuracy = network.evaluate(on: test, ranks: ranks).accuracy
+        for (set, result) in zip(sets, results) {
             rows.append([
-                "rank_fraction": fraction, "accuracy": accuracy,
-                "parameters": network.parameterCount(ranks: ranks),
-                "macs": network.macs(ranks: ranks), "ranks": ranks,
+                "rank_fraction": set.fraction, "accuracy": result.accuracy, "loss": result.loss,
+                "parameters": network.parameterCount(ranks: set.ranks),
+                "macs": network.macs(ranks: set.ranks), "ranks": set.ranks,
             ])
         }
         if json {
@@ -69,12 +92,13 @@ struct Evaluate: ParsableCommand {
             print(
                 "\(file): \(metadata["variant"] ?? "?") \(metadata["model"] ?? network.architecture.name), kept ranks \(formatRanks(network.keptRanks))"
             )
-            print("fraction  accuracy  parameters        MACs  ranks")
+            print("fraction  accuracy    loss  parameters        MACs  ranks")
             for row in rows {
                 print(
                     String(
-                        format: "%8.4f  %7.2f%%  %10d  %10d  %@", row["rank_fraction"] as! Double,
-                        100 * (row["accuracy"] as! Double),
+                        format: "%8.4f  %7.2f%%  %6.4f  %10d  %10d  %@",
+                        row["rank_fraction"] as! Double, 100 * (row["accuracy"] as! Double),
+                        row["loss"] as! Double,
                         row["parameters"] as! Int, row["macs"] as! Int,
                         formatRanks(row["ranks"] as! [Int])))
             }
@@ -164,11 +188,8 @@ func greedyPath(
 ) -> [(ranks: [Int], cost: Int)] {
     switch importance {
     case .loss:
-        let count = min(5000, check.count)
-        let sample = TrainingSamples(
-            features: Array(check.features[..<(count * check.featureCount)]),
-            labels: Array(check.labels[..<count]), featureCount: check.featureCount)
-        return lossGreedyPath(network, measure: measure, samples: sample, stoppingAt: budget)
+        return lossGreedyPath(
+            network, measure: measure, samples: lossSample(check), stoppingAt: budget)
     case .energy:
         var path: [(ranks: [Int], cost: Int)] = []
         var next = network.cost(ranks: network.keptRanks, measure: measure)
@@ -180,6 +201,14 @@ func greedyPath(
         }
         return path
     }
+}
+
+/// The first 5000 samples of `check`: the samples a loss-driven rank choice measures.
+func lossSample(_ check: TrainingSamples) -> TrainingSamples {
+    let count = min(5000, check.count)
+    return TrainingSamples(
+        features: Array(check.features[..<(count * check.featureCount)]),
+        labels: Array(check.labels[..<count]), featureCount: check.featureCount)
 }
 
 /// The test split (and the last 5000 training samples, the check split) of the data a model
@@ -324,21 +353,35 @@ struct Export: ParsableCommand {
             var chosen = greedy
             var how = "greedy per-layer (\(importance.rawValue))"
             if check, let held {
-                let greedyAccuracy = network.evaluate(on: held, ranks: greedy).accuracy
-                var line = String(
-                    format: "check split (%d samples): greedy %.2f%%", held.count,
-                    100 * greedyAccuracy)
+                // Each candidate's accuracy on the check split; the first most accurate is kept.
+                var candidates = [(how, greedy, "greedy \(formatRanks(greedy))")]
                 if let uniform = network.uniformRanks(budget: budget, measure: measure) {
-                    let uniformAccuracy = network.evaluate(on: held, ranks: uniform.ranks).accuracy
-                    line += String(
-                        format: ", uniform fraction %.4f %.2f%%", uniform.fraction,
-                        100 * uniformAccuracy)
-                    if uniformAccuracy > greedyAccuracy {
-                        chosen = uniform.ranks
-                        how = "uniform fraction \(uniform.fraction)"
-                    }
+                    candidates.append(
+                        (
+                            "uniform fraction \(uniform.fraction)", uniform.ranks,
+                            String(format: "uniform fraction %.4f", uniform.fraction)
+                                + " \(formatRanks(uniform.ranks))"
+                        ))
                 }
-                print(line + "; keeping the \(how) ranks")
+                if let curves = layerCurveRanks(
+                    network, measure: measure, samples: lossSample(held), budget: budget)
+                {
+                    candidates.append(
+                        ("layer curves", curves, "layer curves \(formatRanks(curves))"))
+                }
+                let accuracies = network.evaluate(
+                    on: held, rankSets: candidates.map(\.1),
+                    threads: ProcessInfo.processInfo.activeProcessorCount
+                ).map(\.accuracy)
+                var best = 0
+                for index in candidates.indices where accuracies[index] > accuracies[best] {
+                    best = index
+                }
+                (how, chosen) = (candidates[best].0, candidates[best].1)
+                let line = zip(candidates, accuracies).map { candidate, accuracy in
+                    candidate.2 + String(format: " %.2f%%", 100 * accuracy)
+                }.joined(separator: ", ")
+                print("check split (\(held.count) samples): \(line); keeping the \(how) ranks")
             }
             ranks = chosen
             newMetadata["exportedBudget"] = "\(budget) \(measure.rawValue)"
@@ -355,6 +398,32 @@ struct Export: ParsableCommand {
         print(
             "wrote \(out): \(smaller.parameterCount(ranks: smaller.keptRanks)) parameters (from \(network.parameterCount(ranks: network.keptRanks))), \(network.macs(ranks: ranks)) MACs (from \(network.macs(ranks: network.keptRanks))), \(bytes.count) bytes, kept ranks \(formatRanks(smaller.keptRanks)) (of \(formatRanks(network.keptRanks)))"
         )
+    }
+}
+
+/// The data `eval` measures on.
+enum EvaluationSplit: String, ExpressibleByArgument, CaseIterable {
+    /// The test set.
+    case test
+    /// The last 5000 training samples (what `export --check` and the greedy path measure).
+    case check
+}
+
+/// Per-layer ranks written R1/R2/..., one per LoD layer, each from 1 to its kept rank.
+func parseRanks(_ text: String, keptRanks: [Int]) throws -> [Int] {
+    let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+    guard parts.count == keptRanks.count else {
+        throw ValidationError(
+            "--ranks \(text): \(parts.count) ranks for \(keptRanks.count) LoD layers (kept ranks \(formatRanks(keptRanks)))"
+        )
+    }
+    return try zip(parts, keptRanks).map { part, kept in
+        guard let rank = Int(part.trimmingCharacters(in: .whitespaces)), rank >= 1, rank <= kept
+        else {
+            throw ValidationError(
+                "--ranks \(text): '\(part)' is not a rank from 1 to its layer's kept \(kept)")
+        }
+        return rank
     }
 }
 

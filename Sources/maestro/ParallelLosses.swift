@@ -26,6 +26,28 @@ func lossGreedyPath(
     }
 }
 
+/// The layer-curve choice for `budget` (`Network.layerCurveRanks`), each layer's damage the
+/// rise of the mean loss on `samples` with that layer alone cut. One sweep per layer: the
+/// layers before it run once per batch for all of its cuts (`Network.evaluate(on:rankSets:)`).
+func layerCurveRanks(
+    _ network: Network, measure: CostMeasure, samples: TrainingSamples, budget: Int
+) -> [Int]? {
+    let threads = ProcessInfo.processInfo.activeProcessorCount
+    let cuts = network.singleLayerCuts(measure: measure)
+    var damages = Array(repeating: [Int: Double](), count: network.keptRanks.count)
+    for l in damages.indices {
+        let layerCuts = cuts.filter { $0.layer == l }.map(\.ranks)
+        guard !layerCuts.isEmpty else { continue }
+        let losses = network.evaluate(
+            on: samples, rankSets: [network.keptRanks] + layerCuts, threads: threads
+        ).map(\.loss)
+        for (ranks, loss) in zip(layerCuts, losses.dropFirst()) {
+            damages[l][ranks[l]] = loss - losses[0]
+        }
+    }
+    return network.layerCurveRanks(budget: budget, measure: measure, damages: damages)
+}
+
 /// One result per thread of `concurrentMap`; each thread writes its own slot once, and they
 /// are read after every thread has finished.
 private final class Slots<Value>: @unchecked Sendable {

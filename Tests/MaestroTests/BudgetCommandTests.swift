@@ -35,7 +35,26 @@ struct BudgetCommandTests {
         ])
         #expect(exported.status == 0, "\(exported.error)")
         #expect(exported.output.contains("check split (5000 samples)"), "\(exported.output)")
+        #expect(exported.output.contains(", layer curves "), "\(exported.output)")
         #expect(try macs(of: small) <= full / 3)
+        // The kept ranks, evaluated by eval --ranks, cost what eval says at the full fraction.
+        let kept = try #require(
+            exported.output.components(separatedBy: "(of ").last?.split(separator: ")").first)
+        let byRanks = try maestro(["eval", model, "--ranks", String(kept), "--json"])
+        #expect(byRanks.status == 0, "\(byRanks.error)")
+        let rows =
+            try JSONSerialization.jsonObject(with: Data(byRanks.output.utf8)) as! [[String: Any]]
+        #expect(rows.count == 1 && rows[0]["macs"] as? Int == full)
+        let onCheck = try maestro(["eval", model, "--ranks", String(kept), "--split", "check"])
+        #expect(onCheck.status == 0 && onCheck.output.contains("loss"), "\(onCheck.error)")
+        let wrongCount = try maestro(["eval", model, "--ranks", "1"])
+        #expect(wrongCount.status != 0 && wrongCount.error.contains("LoD layers"))
+        let tooHigh = try maestro([
+            "eval", model, "--ranks",
+            kept.split(separator: "/").map { _ in "100000" }
+                .joined(separator: "/"),
+        ])
+        #expect(tooHigh.status != 0 && tooHigh.error.contains("is not a rank from 1"))
         let byParameters = try maestro([
             "export", model, "--parameters", "60000", "--importance", "energy", "--out",
             "\(directory)/p.maestro",
