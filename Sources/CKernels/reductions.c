@@ -69,6 +69,18 @@ static void normalized_sums_portable(
 
 #if defined(__x86_64__)
 
+// The eight lanes of (s0, s1) and of (t0, t1), each combined as `combined` combines them.
+__attribute__((target("avx2"))) static inline void combined_lanes(
+    __m256d s0, __m256d s1, __m256d t0, __m256d t1, double *total, double *products) {
+    double s[8], t[8];
+    _mm256_storeu_pd(s, s0);
+    _mm256_storeu_pd(s + 4, s1);
+    _mm256_storeu_pd(t, t0);
+    _mm256_storeu_pd(t + 4, t1);
+    *total = combined(s);
+    *products = combined(t);
+}
+
 __attribute__((target("avx2"))) static void sums_avx2(
     const float *a, const float *b, ptrdiff_t n, double mean, double *sum, double *second) {
     const __m256d m = _mm256_set1_pd(mean);
@@ -90,12 +102,8 @@ __attribute__((target("avx2"))) static void sums_avx2(
         t0 = _mm256_add_pd(t0, p0);
         t1 = _mm256_add_pd(t1, p1);
     }
-    double s[8], t[8];
-    _mm256_storeu_pd(s, s0);
-    _mm256_storeu_pd(s + 4, s1);
-    _mm256_storeu_pd(t, t0);
-    _mm256_storeu_pd(t + 4, t1);
-    double total = combined(s), products = combined(t);
+    double total, products;
+    combined_lanes(s0, s1, t0, t1, &total, &products);
     for (; i < n; i++) {
         const double x = (double)a[i] - mean;
         const double y = b ? (double)b[i] : x;
@@ -129,12 +137,8 @@ __attribute__((target("avx2"))) static void normalized_sums_avx2(
         t0 = _mm256_add_pd(t0, p0);
         t1 = _mm256_add_pd(t1, p1);
     }
-    double s[8], t[8];
-    _mm256_storeu_pd(s, s0);
-    _mm256_storeu_pd(s + 4, s1);
-    _mm256_storeu_pd(t, t0);
-    _mm256_storeu_pd(t + 4, t1);
-    double total = combined(s), products = combined(t);
+    double total, products;
+    combined_lanes(s0, s1, t0, t1, &total, &products);
     for (; i < n; i++) {
         const float g = gate && gate[i] <= 0 ? 0 : dy[i];
         const float v = (x[i] - mean) * inverse;
